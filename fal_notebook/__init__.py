@@ -1,0 +1,51 @@
+"""fal-notebook: from a notebook cell to fal's runners, and back as a typed Playground.
+
+``%load_ext fal_notebook`` registers the magics; the same operations are available as functions.
+Public names are imported lazily so that ``import fal_notebook`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .capture import capture  # binds the function over the subpackage of the same name
+
+_PUBLIC = {
+    "export_notebook": "fal_notebook.capture.notebook",
+    "AppProject": "fal_notebook.generate.project",
+    "AppConfig": "fal_notebook.config",
+    "FalNotebookError": "fal_notebook.errors",
+    "ConfigError": "fal_notebook.errors",
+    "CaptureError": "fal_notebook.errors",
+    "ProjectConflictError": "fal_notebook.errors",
+    "DeployError": "fal_notebook.errors",
+}
+
+__all__ = sorted([*_PUBLIC, "capture", "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .capture.notebook import export_notebook
+    from .config import AppConfig
+    from .errors import CaptureError, ConfigError, DeployError, FalNotebookError, ProjectConflictError
+    from .generate.project import AppProject
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fal_notebook' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext fal_notebook``: register the magics."""
+    from .magics import FalMagics
+
+    ipython.register_magics(FalMagics)

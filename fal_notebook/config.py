@@ -1,0 +1,248 @@
+"""AppConfig: the one description of an app's configuration, validated once.
+
+Every key of fal's ``[tool.fal.apps.<name>]`` table is a field here under the same name; the
+magic's flags, the CLI, the panel's form and the generated TOML are views of this model. fal
+passes many of these values through unchecked, so they are checked here, where the error can name
+the key while the user is still in the notebook.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+CPU_MACHINE_TYPES = ("XS", "S", "M", "L")
+GPU_MACHINE_TYPES = ("GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200")
+MachineType = Literal["XS", "S", "M", "L", "GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200"]
+Region = Literal["us-west", "us-central", "us-east", "eu-north", "eu-west"]
+AuthMode = Literal["private", "public", "shared"]
+RetryCondition = Literal["timeout", "server_error", "connection_error"]
+Mode = Literal["app", "server"]
+
+APP_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
+AppName = Annotated[str, StringConstraints(pattern=APP_NAME_RE.pattern)]
+EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[int, Field(gt=0)]
+Count = Annotated[int, Field(ge=0)]
+
+#: Port a fal.App listens on inside a runner, and its metrics port (fal's fixed values).
+FAL_APP_PORT = 8080
+FAL_METRICS_PORT = 9090
+DEFAULT_SERVER_PORT = 8000
+
+# Fields that describe the project rather than a fal TOML key.
+PROJECT_FIELDS = ("name", "mode", "class_name", "entry", "cmd", "base_image", "requirements")
+# Command-line spelling of fields whose flag differs from "--" + name with dashes.
+FLAG_NAMES = {"exposed_port": "--port", "secrets": "--secret", "class_name": "--class", "auth": "--auth"}
+
+
+def kernel_python_version() -> str:
+    """The running interpreter's ``major.minor`` (fal needs the same minor version remotely)."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def flag_for(field: str) -> str:
+    """The magic's / CLI's flag for a config field."""
+    return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HealthCheck(_Strict):
+    """``health_check`` table: how fal probes a runner."""
+
+    path: Annotated[str, StringConstraints(pattern=r"^/")]
+    start_period_seconds: Count | None = None
+    timeout_seconds: Seconds | None = None
+    failure_threshold: Annotated[int, Field(ge=1)] | None = None
+    call_regularly: bool | None = None
+    method: Literal["GET", "POST", "HEAD"] | None = None
+
+
+class RetryEntry(_Strict):
+    retries: Count
+
+
+class ImageConfig(_Strict):
+    """``image`` table (Direct Server Mode). Registry credentials are deliberately not modelled:
+    they would end up in a generated file."""
+
+    dockerfile: str | None = None
+    image: str | None = None
+    build_args: dict[str, str] | None = None
+    secrets: list[EnvVarName] | None = None
+    entrypoint: list[str] | str | None = None
+    cmd: list[str] | str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageConfig:
+        if (self.dockerfile is None) == (self.image is None):
+            raise ValueError("image needs exactly one of 'dockerfile' or 'image'")
+        if self.image is not None and (self.build_args or self.secrets):
+            raise ValueError("image.build_args and image.secrets need image.dockerfile")
+        return self
+
+
+class AppConfig(_Strict):
+    """Everything that configures one app: the project fields and every fal TOML key."""
+
+    # -- the project -------------------------------------------------------------------------
+    name: AppName
+    mode: Mode
+    class_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*$")] | None = None
+    entry: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*$")] = "app"
+    cmd: Annotated[str, StringConstraints(min_length=1)] | None = None
+    base_image: Annotated[str, StringConstraints(min_length=1)] | None = None
+    requirements: list[Annotated[str, StringConstraints(min_length=1)]] = []
+
+    # -- fal keys (same names as in [tool.fal.apps.<name>]) ------------------------------------
+    auth: AuthMode | None = None
+    deployment_strategy: Literal["rolling", "recreate"] | None = None
+    team: str | None = None
+    python_version: Annotated[str, StringConstraints(pattern=r"^3\.\d{1,2}$")] | None = None
+    machine_type: list[MachineType] | None = None
+    num_gpus: Annotated[int, Field(ge=1, le=8)] | None = None
+    min_concurrency: Count | None = None
+    max_concurrency: Count | None = None
+    max_multiplexing: Annotated[int, Field(ge=1)] | None = None
+    concurrency_buffer: Count | None = None
+    concurrency_buffer_perc: Annotated[int, Field(ge=0, le=100)] | None = None
+    scaling_delay: Count | None = None
+    request_timeout: Seconds | None = None
+    startup_timeout: Seconds | None = None
+    keep_alive: Count | None = None
+    termination_grace_period_seconds: Count | None = None
+    regions: list[Region] | None = None
+    secrets: list[EnvVarName] | None = None
+    data_mounts: list[Annotated[str, StringConstraints(pattern=r"^/data(/|$)")]] | None = None
+    app_files: list[str] | None = None
+    app_files_ignore: list[str] | None = None
+    exposed_port: Port | None = None
+    metrics_port: Port | None = None
+    health_check: HealthCheck | None = None
+    app_scale_settings: bool | None = None
+    image: ImageConfig | None = None
+    skip_retry_conditions: list[RetryCondition] | None = None
+    retry_config: dict[RetryCondition, RetryEntry] | None = None
+
+    @field_validator("machine_type", mode="before")
+    @classmethod
+    def _machine_type_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("secrets", "regions", "skip_retry_conditions", mode="before")
+    @classmethod
+    def _str_to_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AppConfig:
+        if self.mode == "app":
+            if self.exposed_port is not None:
+                raise ValueError(
+                    "exposed_port (--port) is for Direct Server Mode only: a fal.App always "
+                    f"listens on {FAL_APP_PORT} inside the runner. Remove it, or use --mode server"
+                )
+            if self.cmd is not None:
+                raise ValueError("cmd (--cmd) is for Direct Server Mode only; remove it in app mode")
+            if self.image is not None:
+                raise ValueError("image is for Direct Server Mode; a fal.App sets `image` on its class")
+        else:
+            if self.exposed_port is None:
+                raise ValueError(
+                    "Direct Server Mode needs the port the server listens on: set exposed_port "
+                    f"(--port, e.g. --port {DEFAULT_SERVER_PORT})"
+                )
+            if self.app_files:
+                raise ValueError("app_files cannot be used with a container image (Direct Server Mode)")
+        if (
+            self.min_concurrency is not None
+            and self.max_concurrency is not None
+            and self.min_concurrency > self.max_concurrency
+        ):
+            raise ValueError(
+                f"min_concurrency ({self.min_concurrency}) is greater than max_concurrency "
+                f"({self.max_concurrency}); lower --min-concurrency or raise --max-concurrency"
+            )
+        if self.num_gpus is not None and not self.is_gpu:
+            raise ValueError("num_gpus (--num-gpus) needs a GPU machine_type such as GPU-H100")
+        return self
+
+    # -- derived views ----------------------------------------------------------------------
+    @property
+    def is_gpu(self) -> bool:
+        return any(m in GPU_MACHINE_TYPES for m in self.machine_type or ())
+
+    @property
+    def port(self) -> int:
+        """Port the app listens on in its container: the user's port, or fal's 8080 for an App."""
+        return self.exposed_port if self.mode == "server" else FAL_APP_PORT
+
+    @property
+    def effective_python_version(self) -> str:
+        return self.python_version or kernel_python_version()
+
+    def fal_keys(self) -> dict[str, Any]:
+        """The configured fal keys (unset ones omitted), as plain TOML-ready values."""
+        data = self.model_dump(exclude_none=True, exclude=set(PROJECT_FIELDS))
+        if data.get("machine_type") and len(data["machine_type"]) == 1:
+            data["machine_type"] = data["machine_type"][0]
+        return data
+
+    # -- construction with errors a user can act on -------------------------------------------
+    @classmethod
+    def build(cls, values: dict[str, Any], *, where: str = "") -> AppConfig:
+        """Validate ``values`` into an AppConfig, or raise ConfigError naming each bad key."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, where=where)) from None
+
+    def updated(self, **changes: Any) -> AppConfig:
+        """A copy with ``changes`` applied and validated as a whole."""
+        return AppConfig.build({**self.model_dump(exclude_none=True), **changes})
+
+
+def describe_validation_error(exc: ValidationError, *, where: str = "") -> str:
+    """One readable paragraph for a pydantic error on AppConfig: key, flag, value, rule."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        if not loc:  # a model-level rule; its message already names the keys
+            parts.append(err["msg"].removeprefix("Value error, "))
+            continue
+        key = ".".join(loc)
+        top = loc[0]
+        flag = f" ({flag_for(top)})" if top in AppConfig.model_fields else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "literal_error":
+            allowed = err.get("ctx", {}).get("expected", "")
+            msg = f"must be one of {allowed}"
+        elif err["type"] == "string_pattern_mismatch" and top == "name":
+            msg = (
+                "must be lowercase letters, digits, '-' or '_', start with a letter or digit, "
+                "at most 63 characters (e.g. 'text-stats')"
+            )
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a fal configuration key"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) or err["type"] == "missing" else f", got {value!r}"
+        parts.append(f"`{key}`{flag} {msg}{shown}")
+    prefix = f"Invalid configuration{' in ' + where if where else ''}: "
+    return prefix + "; ".join(parts) + "."

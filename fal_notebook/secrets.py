@@ -1,0 +1,39 @@
+"""Keep credentials out of everything fal-notebook writes or shows."""
+
+from __future__ import annotations
+
+import os
+import re
+
+_SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+_MIN_SECRET_LENGTH = 8
+REDACTED = "***"
+
+
+def secret_values() -> dict[str, str]:
+    """Environment variables that hold credentials (``FAL_KEY`` first), by name."""
+    found = {}
+    for name, value in os.environ.items():
+        if name.startswith("FAL_KEY") or _SECRET_NAME.search(name):
+            if len(value) >= _MIN_SECRET_LENGTH:
+                found[name] = value
+    key = os.environ.get("FAL_KEY", "")
+    if ":" in key:  # FAL_KEY is "<id>:<secret>"; either half alone is still a credential
+        key_id, key_secret = key.split(":", 1)
+        if len(key_secret) >= _MIN_SECRET_LENGTH:
+            found["FAL_KEY (secret part)"] = key_secret
+        if len(key_id) >= _MIN_SECRET_LENGTH:
+            found["FAL_KEY (id part)"] = key_id
+    return found
+
+
+def secrets_in(text: str) -> list[str]:
+    """Names of the credentials whose values appear in ``text``."""
+    return [name for name, value in secret_values().items() if value in text]
+
+
+def redact(text: str) -> str:
+    """``text`` with every known credential value replaced by ``***``."""
+    for value in sorted(secret_values().values(), key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text

@@ -1,0 +1,78 @@
+"""Where fal-notebook keeps its state (``FAL_NOTEBOOK_HOME``) and which projects it knows."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .errors import NotFoundError
+
+
+def home() -> Path:
+    """``FAL_NOTEBOOK_HOME``, default the user's data directory; created private to the user."""
+    path = Path(os.environ.get("FAL_NOTEBOOK_HOME") or platformdirs.user_data_dir("fal-notebook"))
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:
+    """Write JSON so that readers see the old or the new file, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+
+
+def _projects_file() -> Path:
+    return home() / "projects.json"
+
+
+def register_project(name: str, path: Path) -> None:
+    """Remember that app ``name`` lives in ``path`` (the last capture wins)."""
+    projects = read_json(_projects_file(), {})
+    projects[name] = str(Path(path).resolve())
+    write_json_atomic(_projects_file(), projects)
+
+
+def registered_projects() -> dict[str, Path]:
+    """Captured apps whose folder still exists, by name."""
+    projects = read_json(_projects_file(), {})
+    return {name: Path(p) for name, p in sorted(projects.items()) if (Path(p) / "pyproject.toml").is_file()}
+
+
+def resolve_project(name_or_path: str | os.PathLike) -> Path:
+    """The project folder for an app name or a folder path."""
+    candidate = Path(name_or_path).expanduser()
+    if (candidate / "pyproject.toml").is_file():
+        return candidate.resolve()
+    name = str(name_or_path)
+    known = registered_projects()
+    if name in known:
+        return known[name]
+    local = Path("fal_apps") / name
+    if (local / "pyproject.toml").is_file():
+        return local.resolve()
+    hint = f" Known apps: {', '.join(known)}." if known else ""
+    raise NotFoundError(
+        f"No captured app or project folder named {name!r}. Run its `%%fal_app {name}` cell "
+        f"(or `fal-notebook export NOTEBOOK.ipynb`) first, or pass the project folder's path.{hint}"
+    )

@@ -35,3 +35,11 @@ class DeployError(FalNotebookError):
 
 class NotFoundError(FalNotebookError, LookupError):
     """No captured or deployed app has that name."""
+
+
+class InputError(FalNotebookError, ValueError):
+    """Values for an app's input do not fit its schema; the message names the fields."""
+
+    def __init__(self, message: str, issues: list | tuple = ()):
+        super().__init__(message)
+        self.issues = list(issues)

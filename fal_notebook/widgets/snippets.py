@@ -1,0 +1,120 @@
+"""Ready-to-paste code for exactly one call: Python, JavaScript and cURL.
+
+For an app on fal (endpoint id ``owner/app``) the snippets use the official clients, ``fal_client``
+and ``@fal-ai/client``, and fal's hosts. For the local gateway (``local/<name>``) they call the
+gateway's plain-HTTP URL directly (``httpx``, ``fetch``, ``curl``): the official clients only
+build ``https://`` URLs, and the gateway serves HTTP on 127.0.0.1, so a fal-client snippet would
+not run as pasted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+LANGUAGES = ("Python", "JavaScript", "cURL")
+_WIDTH = 88
+
+
+def snippets(endpoint_id: str, path: str, arguments: Any, *, local_url: str | None = None,
+             streaming: bool = False, key_header: bool = True) -> dict[str, str]:
+    """The three snippets for a call of ``path`` (query string included) with ``arguments``.
+    ``local_url`` is the gateway's sync URL of the app; ``key_header`` adds
+    ``Authorization: Key $FAL_KEY``."""
+    call = _Call(endpoint_id, path, arguments, local_url, streaming, key_header)
+    return {"Python": call.python(), "JavaScript": call.javascript(), "cURL": call.curl()}
+
+
+class _Call:
+    def __init__(self, endpoint_id: str, path: str, arguments: Any, local_url: str | None, streaming: bool,
+                 key_header: bool):
+        self.app, self.arguments, self.local_url = endpoint_id.strip("/"), arguments, local_url
+        self.path = "" if path in ("", "/") else "/" + path.lstrip("/")
+        self.streaming, self.key_header = streaming, key_header
+
+    @property
+    def url(self) -> str:
+        if self.local_url:
+            return self.local_url.rstrip("/") + self.path
+        return f"https://fal.run/{self.app}{self.path}"
+
+    # -- Python -------------------------------------------------------------------------------
+    def python(self) -> str:
+        if self.local_url:
+            return self._python_http()
+        args = py_literal(self.arguments, 4)
+        path = f'    path="{self.path}",\n' if self.path else ""
+        if self.streaming:
+            return ("import fal_client\n\n"
+                    f'for event in fal_client.stream(\n    "{self.app}",\n    arguments={args},\n{path}):\n'
+                    "    print(event)\n")
+        return ("import fal_client\n\n"
+                f'result = fal_client.subscribe(\n    "{self.app}",\n    arguments={args},\n{path}'
+                "    with_logs=True,\n)\nprint(result)\n")
+
+    def _python_http(self) -> str:
+        headers = '    headers={"Authorization": f"Key {os.environ[\'FAL_KEY\']}"},\n' if self.key_header else ""
+        imports = "import os\n\n" if self.key_header else ""
+        args = py_literal(self.arguments, 4)
+        if self.streaming:
+            return (f"{imports}import json\n\nimport httpx\n\n"
+                    f'with httpx.stream(\n    "POST",\n    "{self.url}",\n    json={args},\n{headers}'
+                    "    timeout=None,\n) as response:\n    response.raise_for_status()\n"
+                    "    for line in response.iter_lines():\n"
+                    '        if line.startswith("data:"):\n            print(json.loads(line[5:]))\n')
+        return (f"{imports}import httpx\n\n"
+                f'response = httpx.post(\n    "{self.url}",\n    json={args},\n{headers}    timeout=None,\n)\n'
+                "response.raise_for_status()\nresult = response.json()\nprint(result)\n")
+
+    # -- JavaScript ---------------------------------------------------------------------------
+    def javascript(self) -> str:
+        body = _indent(json.dumps(self.arguments, indent=2), 2)
+        if self.local_url:
+            headers = '"Content-Type": "application/json"'
+            if self.key_header:
+                headers += ", Authorization: `Key ${process.env.FAL_KEY}`"
+            call = (f'const response = await fetch("{self.url}", {{\n  method: "POST",\n'
+                    f"  headers: {{ {headers} }},\n  body: JSON.stringify({body}),\n}});\n")
+            if self.streaming:
+                return (call + "const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();\n"
+                        "for (let chunk; !(chunk = await reader.read()).done; ) console.log(chunk.value);\n")
+            return call + "const result = await response.json();\nconsole.log(result);\n"
+        app = self.app + self.path
+        if self.streaming:
+            return ('import { fal } from "@fal-ai/client";\n\n'
+                    f'const stream = await fal.stream("{app}", {{\n  input: {body},\n}});\n'
+                    "for await (const event of stream) console.log(event);\n"
+                    "console.log(await stream.done());\n")
+        return ('import { fal } from "@fal-ai/client";\n\n'
+                f'const result = await fal.subscribe("{app}", {{\n  input: {body},\n  logs: true,\n}});\n'
+                "console.log(result.data);\n")
+
+    # -- cURL ---------------------------------------------------------------------------------
+    def curl(self) -> str:
+        lines = [f"curl {'-N ' if self.streaming else ''}-X POST {_shell_quote(self.url)}"]
+        if self.key_header:
+            lines.append('-H "Authorization: Key $FAL_KEY"')
+        lines.append("-H 'Content-Type: application/json'")
+        lines.append("-d " + _shell_quote(json.dumps(self.arguments, indent=2)))
+        return " \\\n  ".join(lines) + "\n"
+
+
+def py_literal(value: Any, indent: int = 0) -> str:
+    """``value`` as Python source (``True``/``None``, not ``true``/``null``), wrapped like black."""
+    flat = repr(value)
+    if len(flat) + indent <= _WIDTH or not isinstance(value, (dict, list)) or not value:
+        return flat
+    pad = " " * (indent + 4)
+    if isinstance(value, dict):
+        items = [f"{pad}{k!r}: {py_literal(v, indent + 4)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + ",\n" + " " * indent + "}"
+    items = [pad + py_literal(v, indent + 4) for v in value]
+    return "[\n" + ",\n".join(items) + ",\n" + " " * indent + "]"
+
+
+def _indent(text: str, by: int) -> str:
+    return text.replace("\n", "\n" + " " * by)
+
+
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"

@@ -21,6 +21,8 @@ _PUBLIC = {
     "CaptureError": "fal_notebook.errors",
     "ProjectConflictError": "fal_notebook.errors",
     "DeployError": "fal_notebook.errors",
+    "InputError": "fal_notebook.errors",
+    "Playground": "fal_notebook.widgets.playground",
 }
 
 __all__ = sorted([*_PUBLIC, "capture", "__version__"])
@@ -28,8 +30,9 @@ __all__ = sorted([*_PUBLIC, "capture", "__version__"])
 if TYPE_CHECKING:  # pragma: no cover
     from .capture.notebook import export_notebook
     from .config import AppConfig
-    from .errors import CaptureError, ConfigError, DeployError, FalNotebookError, ProjectConflictError
+    from .errors import CaptureError, ConfigError, DeployError, FalNotebookError, InputError, ProjectConflictError
     from .generate.project import AppProject
+    from .widgets.playground import Playground
 
 
 def __getattr__(name: str) -> Any:

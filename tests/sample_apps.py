@@ -7,6 +7,7 @@ from typing import Literal, Optional, Union
 
 import fal
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from fal.toolkit import File, Image, Video
 from fal.toolkit.image import ImageSize, ImageSizePreset
 from fal.toolkit.pydantic import AudioField, FalBaseModel, FileField, Hidden, ImageField
@@ -191,3 +192,23 @@ OPENAPI_30 = {
         },
     },
 }
+
+
+class Question(BaseModel):
+    question: str = Field(examples=["why is the sky blue?"])
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+class ChatApp(fal.App):
+    """A streaming endpoint next to a plain one (schema only)."""
+
+    @fal.endpoint("/")
+    def ask(self, input: Question) -> Answer:
+        raise NotImplementedError
+
+    @fal.endpoint("/stream")
+    def stream(self, input: Question) -> StreamingResponse:
+        raise NotImplementedError

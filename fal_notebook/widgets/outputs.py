@@ -156,10 +156,10 @@ def _json_type(value: Any) -> str:
 def _short(value: Any) -> str:
     if isinstance(value, str):
         if value.startswith("data:") and len(value) > 80:
-            return json.dumps(f"{value.split(',', 1)[0]},… ({size_text(len(value) * 3 // 4)})")
-        if len(value) > _TREE_MAX_TEXT:
-            return json.dumps(value[:_TREE_MAX_TEXT] + f"… ({len(value)} characters)")
-    return json.dumps(value)
+            value = f"{value.split(',', 1)[0]},… ({size_text(len(value) * 3 // 4)})"
+        elif len(value) > _TREE_MAX_TEXT:
+            value = value[:_TREE_MAX_TEXT] + f"… ({len(value)} characters)"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def timing_text(total: float | None, metrics: Mapping[str, Any] | None = None) -> str:

@@ -60,7 +60,8 @@ class Playground:
         self._handle: Any = None
         self._cancelled = threading.Event()
         self._logs: list[str] = []
-        self._state = ("Ready", "idle")
+        self._state = "Ready"
+        self._started = time.monotonic()
         self._build()
         self.select(endpoint)
 
@@ -140,8 +141,9 @@ class Playground:
 
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
-        title = W.HTML(f'<span class="fal-pg-title">{html.escape(self.name or "Playground")}</span> '
-                       f'<code class="fal-pg-name">{html.escape(self.endpoint_id)}</code>')
+        endpoint_id = f' <code class="fal-pg-name">{html.escape(self.endpoint_id)}</code>'
+        title = W.HTML(f'<span class="fal-pg-title">{html.escape(self.name or "Playground")}</span>'
+                       + (endpoint_id if self.endpoint_id != self.name else ""))
         self._picker = W.Dropdown(options=[(_endpoint_label(e), e.path) for e in self.schema.endpoints],
                                   layout=W.Layout(width="auto", max_width="50%"))
         self._picker.observe(lambda change: self.select(change["new"]) if change["new"] != self._endpoint.path
@@ -217,9 +219,11 @@ class Playground:
         self._log_view.value = ""
         self._output_box.children = []
         self._tabs.selected_index = 0
-        ticker = threading.Thread(target=self._tick, args=(call, started), daemon=True)
-        self._state = ("Submitting…", "running")
-        ticker.start()
+        self._started = started
+        self._set_state(call, "Submitting…")
+        threading.Thread(target=self._tick, args=(call,), daemon=True).start()
+        output: Any = None
+        failure: Exception | None = None
         try:
             path, body = endpoint.request(call.arguments)
             if endpoint.streaming:
@@ -230,17 +234,20 @@ class Playground:
             call.finish("CANCELLED" if cancelled else "COMPLETED", output=output)
             if not cancelled:
                 self.result = output
-            self._show_output(output, endpoint, time.monotonic() - started, call.metrics)
-            future.set_result(output)
+            self._show_output(output, endpoint)
         except Exception as e:  # shown in the widget and given to the future's owner
+            failure = e
             call.finish("CANCELLED" if self._cancelled.is_set() else "FAILED", error=_describe(e))
             self._show_failure(e, call)
-            future.set_exception(e)
         finally:
             self._handle = None
             with self._lock:
                 self._running = None
             self._finish(call, time.monotonic() - started)
+        if failure is not None:
+            future.set_exception(failure)
+        else:
+            future.set_result(output)
 
     def _queue(self, call: Call, endpoint: Endpoint, path: str, body: Any) -> Any:
         handle = self._handle = self.client.submit(body, path=path)
@@ -251,16 +258,16 @@ class Playground:
             kind = type(event).__name__
             if kind == "Queued":
                 position = getattr(event, "position", None)
-                self._state = (f"In queue{f' (position {position})' if position is not None else ''}", "running")
+                self._set_state(call, f"In queue{f' (position {position})' if position is not None else ''}")
             elif kind == "InProgress":
-                self._state = ("Running", "running")
+                self._set_state(call, "Running")
             elif kind == "Completed":
                 call.metrics = dict(getattr(event, "metrics", None) or {})
             self._add_logs(getattr(event, "logs", None) or [])
         return handle.result()
 
     def _stream(self, call: Call, endpoint: Endpoint, path: str, body: Any) -> Any:
-        self._state = ("Streaming", "running")
+        self._set_state(call, "Streaming")
         output = None
         for partial in self.client.stream(body, path=path):
             output = partial
@@ -269,13 +276,19 @@ class Playground:
                 break
         return output
 
-    def _tick(self, call: Call, started: float) -> None:
-        while True:
-            with self._lock:  # never after _finish has written the final status
-                if self._running is not call:
-                    return
-                text, state = self._state
-                self._status(f"{text} · {time.monotonic() - started:.1f} s", state)
+    def _set_state(self, call: Call, text: str) -> None:
+        self._state = text
+        self._show_state(call)
+
+    def _show_state(self, call: Call) -> bool:
+        with self._lock:  # never after _finish has written the final status
+            if self._running is not call:
+                return False
+            self._status(f"{self._state} · {time.monotonic() - self._started:.1f} s", "running")
+            return True
+
+    def _tick(self, call: Call) -> None:
+        while self._show_state(call):
             time.sleep(_TICK)
 
     def _add_logs(self, entries: Iterable[Any]) -> None:
@@ -292,9 +305,8 @@ class Playground:
             self._log_view.value = f'<pre class="fal-pg-logs">{html.escape(shown)}</pre>'
 
     # -- showing results ----------------------------------------------------------------------
-    def _show_output(self, output: Any, endpoint: Endpoint, total: float, metrics: Mapping[str, Any]) -> None:
-        timing = W.HTML(f'<div class="fal-pg-help">{html.escape(timing_text(total, metrics))}</div>')
-        self._output_box.children = [render_output(output, endpoint.output), timing]
+    def _show_output(self, output: Any, endpoint: Endpoint) -> None:
+        self._output_box.children = [render_output(output, endpoint.output)]
 
     def _show_failure(self, error: Exception, call: Call) -> None:
         status = getattr(error, "status_code", None)

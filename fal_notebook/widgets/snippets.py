@@ -42,7 +42,7 @@ class _Call:
     def python(self) -> str:
         if self.local_url:
             return self._python_http()
-        args = py_literal(self.arguments, 4)
+        args = py_literal(self.arguments, 4, len("arguments=,"))
         path = f'    path="{self.path}",\n' if self.path else ""
         if self.streaming:
             return ("import fal_client\n\n"
@@ -55,7 +55,7 @@ class _Call:
     def _python_http(self) -> str:
         headers = '    headers={"Authorization": f"Key {os.environ[\'FAL_KEY\']}"},\n' if self.key_header else ""
         imports = "import os\n\n" if self.key_header else ""
-        args = py_literal(self.arguments, 4)
+        args = py_literal(self.arguments, 4, len("json=,"))
         if self.streaming:
             return (f"{imports}import json\n\nimport httpx\n\n"
                     f'with httpx.stream(\n    "POST",\n    "{self.url}",\n    json={args},\n{headers}'
@@ -99,17 +99,28 @@ class _Call:
         return " \\\n  ".join(lines) + "\n"
 
 
-def py_literal(value: Any, indent: int = 0) -> str:
-    """``value`` as Python source (``True``/``None``, not ``true``/``null``), wrapped like black."""
-    flat = repr(value)
-    if len(flat) + indent <= _WIDTH or not isinstance(value, (dict, list)) or not value:
+def py_literal(value: Any, indent: int = 0, lead: int = 0) -> str:
+    """``value`` as Python source (``True``/``None``, not ``true``/``null``), wrapped like black:
+    on one line when ``indent`` + ``lead`` (text before it on its line) + its length fits."""
+    flat = _py_flat(value)
+    if indent + lead + len(flat) <= _WIDTH or not isinstance(value, (dict, list)) or not value:
         return flat
     pad = " " * (indent + 4)
     if isinstance(value, dict):
-        items = [f"{pad}{k!r}: {py_literal(v, indent + 4)}" for k, v in value.items()]
+        items = [f"{pad}{_py_flat(k)}: {py_literal(v, indent + 4, len(_py_flat(k)) + 3)}" for k, v in value.items()]
         return "{\n" + ",\n".join(items) + ",\n" + " " * indent + "}"
-    items = [pad + py_literal(v, indent + 4) for v in value]
+    items = [pad + py_literal(v, indent + 4, 1) for v in value]
     return "[\n" + ",\n".join(items) + ",\n" + " " * indent + "]"
+
+
+def _py_flat(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid Python literal
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_py_flat(k)}: {_py_flat(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_py_flat(v) for v in value) + "]"
+    return repr(value)
 
 
 def _indent(text: str, by: int) -> str:

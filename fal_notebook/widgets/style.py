@@ -9,6 +9,8 @@ CSS = """
 .fal-pg { color: var(--jp-ui-font-color1, currentColor); font-family: var(--jp-ui-font-family, inherit);
   border: 1px solid var(--jp-border-color2, currentColor); border-radius: 6px; padding: 10px 12px;
   background: var(--jp-layout-color1, transparent); max-width: 100%; }
+.fal-pg .widget-html > .widget-html-content { height: auto; min-height: 0; line-height: 1.4; }
+.fal-pg .widget-html:has(> .widget-html-content:empty) { display: none; }
 .fal-pg-title { font-size: var(--jp-ui-font-size2, 1.1em); font-weight: 600; }
 .fal-pg code, .fal-pg-code, .fal-pg-code textarea, .fal-pg pre {
   font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 0.9em); }
@@ -18,6 +20,7 @@ CSS = """
 .fal-pg-item { border: 1px solid var(--jp-border-color2, currentColor); border-left-width: 3px;
   border-radius: 4px; padding: 4px 6px; }
 .fal-pg-row.fal-pg-invalid, .fal-pg-item.fal-pg-invalid { border-left-color: var(--jp-error-color1, currentColor); }
+.fal-pg-row .widget-inline-hbox { max-width: calc(100% - 4px); box-sizing: border-box; }
 .fal-pg-label { font-weight: 600; }
 .fal-pg-required { color: var(--jp-error-color1, currentColor); font-weight: 700; }
 .fal-pg-help { color: var(--jp-ui-font-color2, currentColor); font-size: var(--jp-ui-font-size0, 0.85em);
@@ -52,7 +55,8 @@ CSS = """
 .fal-pg-json-number { color: var(--jp-mirror-editor-number-color, currentColor); }
 .fal-pg-json-literal { color: var(--jp-mirror-editor-keyword-color, currentColor); }
 .fal-pg pre.fal-pg-snippet { background: var(--jp-layout-color2, transparent); padding: 8px 10px; border-radius: 4px;
-  overflow: auto; max-height: 420px; color: var(--jp-content-font-color1, currentColor); user-select: text; }
+  overflow: auto; max-height: 420px; color: var(--jp-content-font-color1, currentColor); user-select: text;
+  white-space: pre; }
 .fal-pg-history-entry { border-bottom: 1px solid var(--jp-border-color2, currentColor); padding: 4px 0; }
 """
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 class FalNotebookError(Exception):
     """Base of every error fal-notebook shows to a user (displayed without a traceback)."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the message is the whole story."""
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
 
 class ConfigError(FalNotebookError, ValueError):
     """A configuration value is invalid; the message names the key."""

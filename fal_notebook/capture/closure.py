@@ -109,7 +109,7 @@ def constant_code(name: str, value: Any) -> str | None:
     """``name = <literal>`` when ``value`` is a small literal that round-trips, else None."""
     if not _is_literal(value):
         return None
-    text = repr(value)
+    text = _stable_repr(value)
     if len(text) > MAX_CONSTANT_CHARS:
         return None
     try:
@@ -118,6 +118,24 @@ def constant_code(name: str, value: Any) -> str | None:
     except (ValueError, SyntaxError):
         return None
     return f"{name} = {text}"
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` with set elements sorted, so that regenerating gives the same file."""
+    if type(value) in (set, frozenset) and value:
+        try:
+            items = ", ".join(_stable_repr(v) for v in sorted(value))
+        except TypeError:
+            return repr(value)
+        return f"{{{items}}}" if type(value) is set else f"frozenset({{{items}}})"
+    if type(value) in (list, tuple):
+        items = [_stable_repr(v) for v in value]
+        if type(value) is tuple:
+            return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+        return f"[{', '.join(items)}]"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{_stable_repr(k)}: {_stable_repr(v)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 def _is_literal(value: Any, depth: int = 0) -> bool:
@@ -244,8 +262,9 @@ class KernelResolver:
         if inspect.isfunction(value) or inspect.isclass(value):
             return self._source_of(name, value)
         kind = type(value).__qualname__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
         raise CaptureError(
-            f"The cell uses `{name}`, a {kind} object that exists only in the kernel's memory, so it "
+            f"The cell uses `{name}`, {article} {kind} object that exists only in the kernel's memory, so it "
             f"cannot be written into the deployed app. {SUGGESTION}"
         )
 

@@ -47,6 +47,31 @@ class AppProject:
     def module_file(self) -> str:
         return "app.py" if self.mode == "app" else "server.py"
 
+    def summary(self) -> str:
+        """What was captured, where, what it needs, and what to run next."""
+        what = f"fal.App `{self.config.class_name}`" if self.mode == "app" else "Direct Server Mode"
+        if self.mode == "server":
+            what += f" (`{self.config.cmd}`)" if self.config.cmd else f" (`{self.config.entry}`)"
+            what += f", port {self.config.exposed_port}"
+        if len(self.changed) == len(self.files):
+            changed = " — written"
+        else:
+            changed = f" — changed: {', '.join(self.changed)}" if self.changed else " — unchanged"
+        lines = [
+            f"Captured {self.name}: {what} → {_shown(self.path)}",
+            f"Files: {', '.join(self.files)}{changed}",
+            f"Requirements (pinned): {', '.join(self.requirements) or 'none'}",
+            *(f"Note: {note}" for note in self.notes),
+            f"Next: %fal_deploy {self.name}   (or, in {_shown(self.path)}: fal deploy {self.name})",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"{line}  " for line in self.summary().splitlines())
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> AppProject:
         """Read a generated project folder; ``pyproject.toml`` (which users may edit) wins over
@@ -71,6 +96,13 @@ class AppProject:
         config = AppConfig.build(values, where=f"{path / PYPROJECT}")
         files = {name: (path / name).read_text() for name in manifest["files"] if (path / name).is_file()}
         return cls(config=config, path=path, files=files, requirements=manifest["requirements"])
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def config_from_table(table: dict[str, Any]) -> dict[str, Any]:

@@ -46,10 +46,12 @@ class Resolver(Protocol):
 
 
 def free_names(source: str) -> set[str]:
-    """Global names that ``source`` reads but never binds (builtins excluded)."""
-    table = symtable.symtable(source, "<cell>", "exec")
+    """Global names that ``source`` reads but never binds (builtins excluded), including names
+    in annotations, which pydantic and fal evaluate even under ``from __future__ import annotations``."""
+    tree = ast.parse(source)
+    table = symtable.symtable(_evaluated_annotations(source, tree), "<cell>", "exec")
     bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
-    used: set[str] = set()
+    used = _string_annotation_names(tree)
 
     def walk(t: symtable.SymbolTable, top: bool) -> None:
         for sym in t.get_symbols():
@@ -65,6 +67,31 @@ def free_names(source: str) -> set[str]:
 
     walk(table, True)
     return {n for n in used - bound if not hasattr(builtins, n)}
+
+
+def _evaluated_annotations(source: str, tree: ast.Module) -> str:
+    """``source`` without ``from __future__ import annotations``, so symtable sees annotation names."""
+    lines = source.splitlines()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for i in range(node.lineno - 1, node.end_lineno):
+                lines[i] = ""
+    return "\n".join(lines)
+
+
+def _string_annotation_names(tree: ast.Module) -> set[str]:
+    """Names inside string annotations such as ``x: "Input"``."""
+    annotations = [n.annotation for n in ast.walk(tree) if isinstance(n, (ast.arg, ast.AnnAssign))]
+    annotations += [n.returns for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    names = set()
+    for ann in filter(None, annotations):
+        for node in ast.walk(ann):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                try:
+                    names |= {n.id for n in ast.walk(ast.parse(node.value, mode="eval")) if isinstance(n, ast.Name)}
+                except SyntaxError:
+                    pass
+    return names
 
 
 def first_use(source: str, name: str) -> int | None:

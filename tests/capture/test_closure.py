@@ -114,3 +114,14 @@ def test_cli_export_of_the_quickstart(workdir):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (workdir / "x").iterdir()) == ["hello-server", "text-stats"]
     assert "Captured text-stats" in done.stdout
+
+
+def test_annotations_are_resolved_even_when_postponed(shell):
+    shell.run("from pydantic import BaseModel\nclass Input(BaseModel):\n    text: str\n")
+    cell = ('from __future__ import annotations\nimport fal\n\nclass A(fal.App):\n'
+            '    @fal.endpoint("/")\n    def run(self, inp: Input) -> "Input":\n        return inp\n')
+    project = shell.run("%%fal_app ann\n" + cell).value
+    source = (project.path / "app.py").read_text()
+    assert source.startswith("# Generated") and "\nfrom __future__ import annotations\n" in source
+    assert source.index("from __future__") < source.index("class Input(BaseModel)")
+    compile(source, "app.py", "exec")

@@ -12,17 +12,27 @@ from ..errors import ConfigError
 MAGIC = "%%fal_app"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would exit the kernel
-        raise ConfigError(f"{MAGIC}: {message}. Usage: {self.format_usage().strip()}")
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises ConfigError instead of exiting (which would end the kernel)."""
+
+    def error(self, message: str) -> None:
+        raise ConfigError(f"{self.prog}: {message}. Usage: {self.format_usage().strip()}")
+
+
+def parse_words(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace:
+    """Split a magic's line like a shell would and parse it."""
+    try:
+        return parser.parse_args(shlex.split(line))
+    except ValueError as exc:
+        raise ConfigError(f"{parser.prog} {line}: {exc} (check the quotes).") from None
 
 
 def _requirements(value: str) -> list[str]:
     return [r for r in value.replace(",", " ").split() if r]
 
 
-def _parser() -> _Parser:
-    p = _Parser(prog=MAGIC, add_help=False)
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog=MAGIC, add_help=False)
     p.add_argument("name", nargs="?")
     p.add_argument("--mode")
     p.add_argument("--class", dest="class_name")
@@ -61,11 +71,7 @@ def parse_magic_line(line: str) -> MagicLine:
     line = line.strip()
     if line.startswith(MAGIC):
         line = line[len(MAGIC):]
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise ConfigError(f"{MAGIC} {line}: {exc} (check the quotes).") from None
-    args = vars(_parser().parse_args(words))
+    args = vars(parse_words(_parser(), line))
     name, dir_, no_run, force = (args.pop(k) for k in ("name", "dir", "no_run", "force"))
     options = {k: v for k, v in args.items() if v is not None}
     return MagicLine(name=name, options=options, dir=dir_, run=not no_run, force=force)

@@ -10,7 +10,6 @@ requests and read the same answers with :mod:`fal_notebook.protocol`: only the I
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import time
@@ -147,9 +146,11 @@ class EndpointClient:
                 response.read()
                 raise self._error(response)
             parser = SSEParser()
-            for line in itertools.chain(response.iter_lines(), [""]):
+            for line in response.iter_lines():
                 if (event := parser.feed(line)) is not None:
                     yield self._stream_event(*event)
+            if (event := parser.feed("")) is not None:  # a last event without its blank line
+                yield self._stream_event(*event)
         finally:
             response.close()
 
@@ -207,10 +208,10 @@ class EndpointClient:
     def _request(self, method: str, url: str, *, json: Any = None, params: dict[str, str] | None = None,
                  headers: dict[str, str] | None = None, timeout: httpx.Timeout | None = None,
                  accept: str = "application/json") -> httpx.Request:
-        all_headers = {"Accept": accept, "User-Agent": f"fal-notebook/{__version__}"}
+        all_headers = httpx.Headers({"Accept": accept, "User-Agent": f"fal-notebook/{__version__}"})
         if self._key:
             all_headers["Authorization"] = f"Key {self._key}"
-        all_headers.update(headers or {})
+        all_headers.update(headers or {})  # the caller's headers win, whatever their case
         return httpx.Request(method, url, json=json, params=params, headers=all_headers,
                              extensions={"timeout": (timeout or self._timeout).as_dict()})
 
@@ -261,14 +262,16 @@ class EndpointClient:
         except ValueError:
             payload, is_json = data, False
         if name == "error":
-            raise make_error(self._address, f"the stream failed: {render_detail(payload)}.", "", key=self._key,
+            detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
+            raise make_error(self._address, f"the stream failed: {render_detail(detail)}.", "", key=self._key,
                              detail=payload)
         if not is_json:
             raise make_error(self._address, f"streamed an event that is not JSON: {data[:200]!r}.",
                              "Each event's data must be one JSON object.", key=self._key, detail=data)
         return payload
 
-    def _protocol_error(self, problem: str, response: httpx.Response, request_id: str | None = None) -> RequestError:
+    def _protocol_error(self, problem: str, response: httpx.Response,
+                        request_id: str | None = None) -> RequestError:
         return make_error(self._address, problem, "It does not speak fal's protocol: check the endpoint.",
                           key=self._key, status_code=response.status_code, detail=response.text[:2000],
                           request_id=request_id)
@@ -412,7 +415,7 @@ class _Handle:
     def _interval(self, interval: float | None) -> float:
         return self._client._poll_interval if interval is None else interval
 
-    def _timed_out(self, timeout: float | None) -> RequestTimeoutError:
+    def _timed_out(self, timeout: float | None) -> RequestError:
         client = self._client
         return make_error(client._address, f"no result within {timeout:g} s.",
                           "The request keeps running: call result() again to wait longer, or cancel() to stop it.",

@@ -374,10 +374,13 @@ def response_detail(response: httpx.Response) -> Any:
 
 def request_error(response: httpx.Response, address: Address, *, key: str | None,
                   request_id: str | None = None, attempts: int = 1) -> RequestError:
-    """The error for an HTTP error answer: endpoint, status code, detail, request id and what to do."""
+    """The error for an HTTP error answer: endpoint, status code, detail, request id and what to do.
+
+    ``request_id``: the queued request the answer is about (a 404 then means that request is unknown);
+    ``attempts``: how often a retryable answer was tried.
+    """
     status, detail = response.status_code, response_detail(response)
-    request_id = request_id or response.headers.get("x-fal-request-id")
-    where = f"{response.request.method} {httpx.URL(str(response.request.url)).copy_with(query=None)}"
+    where = f"{response.request.method} {response.request.url.copy_with(query=None)}"
     if status == 422:
         problem = f"invalid input (HTTP 422) for {where}:\n{render_validation(detail)}"
         todo = "Fix these fields and call again."
@@ -390,7 +393,7 @@ def request_error(response: httpx.Response, address: Address, *, key: str | None
                 "Unknown app or path: check the endpoint id and the path (openapi() lists the app's paths; "
                 "%fal_apps lists local apps).")
     elif status in RETRY_STATUSES or status in GATEWAY_STATUSES:
-        tries = f", still after {attempts} tries" if attempts > 1 else ""
+        tries = f", still after {attempts} tries" if attempts > 1 and retryable_response(response) else ""
         problem = f"unavailable (HTTP {status}{tries}): {render_detail(detail)}."
         todo = "The app may be starting, overloaded or stopped: check it (%fal_apps, %fal_logs) and try again."
     elif status >= 500:
@@ -400,7 +403,8 @@ def request_error(response: httpx.Response, address: Address, *, key: str | None
         problem = f"HTTP {status} for {where}: {render_detail(detail)}."
         todo = ""
     return make_error(address, problem, todo, key=key, status_code=status, detail=detail,
-                      request_id=request_id, error_type=_error_type(response))
+                      request_id=request_id or response.headers.get("x-fal-request-id"),
+                      error_type=_error_type(response))
 
 
 def transport_error(error: Exception, address: Address, url: str, *, key: str | None,
@@ -418,7 +422,7 @@ def transport_error(error: Exception, address: Address, url: str, *, key: str | 
 
 def make_error(address: Address, problem: str, todo: str, *, key: str | None, status_code: int | None = None,
                detail: Any = None, request_id: str | None = None, error_type: str | None = None,
-               cls: type[RequestError] = RequestError) -> Any:
+               cls: type[RequestError] = RequestError) -> RequestError:
     """A ``cls`` error whose message reads ``<endpoint>: <problem> <todo> (request id <id>)``, key-free."""
     suffix = f" (request id {request_id})" if request_id else ""
     message = scrub(f"{address.endpoint_id}: {problem} {todo}".rstrip() + suffix, key)
@@ -441,7 +445,9 @@ def render_validation(detail: Any) -> str:
 
 def render_location(loc: list[Any]) -> str:
     """``["body", "images", 0, "url"]`` → ``images[0].url``; query parameters are named as such."""
-    source, rest = (loc[0], list(loc[1:])) if loc and loc[0] in ("body", "query", "path", "header") else ("body", list(loc))
+    source, rest = "body", list(loc)
+    if rest and rest[0] in ("body", "query", "path", "header"):
+        source, rest = rest[0], rest[1:]
     text = ""
     for part in rest:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

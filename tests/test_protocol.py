@@ -18,6 +18,7 @@ from fal_notebook.protocol import (
     default_key,
     queued_request,
     render_location,
+    request_error,
     resolve_address,
     retry_wait,
 )
@@ -61,7 +62,8 @@ def clean_env(monkeypatch, tmp_path):
 )
 def test_addresses(target, endpoint_id, url, queue_url, kind):
     address = resolve_address(target)
-    assert (address.endpoint_id, address.url, address.queue_url, address.kind) == (endpoint_id, url, queue_url, kind)
+    found = (address.endpoint_id, address.url, address.queue_url, address.kind)
+    assert found == (endpoint_id, url, queue_url, kind)
 
 
 def test_the_app_root_excludes_the_endpoint_path():
@@ -81,7 +83,7 @@ def test_environment_overrides(monkeypatch):
     assert resolve_address("https://run.example.org/o/a/x").queue_url == "https://127.0.0.1:8765/queue/o/a/x"
 
 
-@pytest.mark.parametrize("bad", ["echo", "", "  ", "local/", "a b/c", "ftp://host/x", "https://fal.run/only-owner"])
+@pytest.mark.parametrize("bad", ["echo", "", "  ", "local/", "a b/c", "ftp://host/x", "https://fal.run/owner"])
 def test_bad_endpoints_say_what_is_accepted(bad):
     with pytest.raises(ConfigError) as info:
         resolve_address(bad)
@@ -261,3 +263,30 @@ def test_sse_parser():
 )
 def test_render_location(loc, text):
     assert render_location(loc) == text
+
+
+def _error_for(status: int, body: object, address: str = "local/echo", *, key: str | None = None,
+               request_id: str | None = None, **headers: str):
+    request = httpx.Request("POST", "http://127.0.0.1:8765/local/echo/generate?x=1")
+    response = httpx.Response(status, json=body, headers=headers, request=request)
+    return request_error(response, resolve_address(address), key=key, request_id=request_id, attempts=8)
+
+
+def test_error_messages_say_what_to_do():
+    missing_key = _error_for(401, {"detail": "Unauthorized"})
+    assert "No key was sent" in str(missing_key) and "gateway" in str(missing_key)
+    fal = _error_for(403, {"detail": "Forbidden"}, "me/app", key="some-id:some-secret-value")
+    assert "The key sent was refused" in str(fal) and "FAL_KEY" in str(fal)
+    assert "some-secret-value" not in str(fal)
+    # a sync call's 404 is about the path, even when fal tags the answer with a request id
+    unknown_path = _error_for(404, {"detail": "Not Found"}, **{"x-fal-request-id": "r1"})
+    assert "Unknown app or path" in str(unknown_path) and "POST http://127.0.0.1:8765/local/echo/generate:" in str(
+        unknown_path)
+    assert unknown_path.request_id == "r1" and str(unknown_path).endswith("(request id r1)")
+    unknown_request = _error_for(404, {"detail": "Request not found"}, request_id="r2")
+    assert "No request with this id" in str(unknown_request)
+    assert "still after 8 tries" in str(_error_for(503, {"detail": "no runner"}))
+    from_the_app = _error_for(503, {"detail": "overloaded"}, **{"x-fal-request-id": "r3"})
+    assert "tries" not in str(from_the_app) and "overloaded" in str(from_the_app)
+    failed = _error_for(500, {"detail": "CUDA out of memory", "error_type": "RuntimeError"})
+    assert "the app failed (HTTP 500): CUDA out of memory" in str(failed) and failed.error_type == "RuntimeError"

@@ -68,7 +68,7 @@ Priority = Literal["normal", "low"]
 def connect(endpoint_id_or_url: str, key: str | None = None, *,
             transport: httpx.BaseTransport | None = None,
             async_transport: httpx.AsyncBaseTransport | None = None,
-            timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy | None = None,
+            timeout: float | None = DEFAULT_TIMEOUT, retry: RetryPolicy | None = None,
             poll_interval: float = POLL_INTERVAL) -> EndpointClient:
     """A client for an endpoint: ``local/<name>``, ``<owner>/<app>[/<path>]`` (fal) or an http(s) URL.
 
@@ -151,6 +151,8 @@ class EndpointClient:
                     yield self._stream_event(*event)
             if (event := parser.feed("")) is not None:  # a last event without its blank line
                 yield self._stream_event(*event)
+        except httpx.TransportError as exc:
+            raise self._broken_stream(exc, response) from exc
         finally:
             response.close()
 
@@ -195,6 +197,8 @@ class EndpointClient:
                     yield self._stream_event(*event)
             if (event := parser.feed("")) is not None:
                 yield self._stream_event(*event)
+        except httpx.TransportError as exc:
+            raise self._broken_stream(exc, response) from exc
         finally:
             await response.aclose()
 
@@ -269,6 +273,11 @@ class EndpointClient:
             raise make_error(self._address, f"streamed an event that is not JSON: {data[:200]!r}.",
                              "Each event's data must be one JSON object.", key=self._key, detail=data)
         return payload
+
+    def _broken_stream(self, error: httpx.TransportError, response: httpx.Response) -> RequestError:
+        return make_error(self._address, f"the stream from {response.request.url} broke off: {error!r}.",
+                          "Call stream() again; the app's logs may say why.", key=self._key,
+                          status_code=response.status_code, detail=str(error))
 
     def _protocol_error(self, problem: str, response: httpx.Response,
                         request_id: str | None = None) -> RequestError:

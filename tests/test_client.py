@@ -534,6 +534,19 @@ def test_stream():
     assert info.value.detail == {"detail": "out of memory"}
 
 
+def test_a_stream_that_breaks_off():
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self):
+            yield b'data: {"i": 0}\n\n'
+            raise httpx.RemoteProtocolError("peer closed connection")
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=Broken()))
+    stream = connect("local/echo", transport=transport).stream({})
+    assert next(stream) == {"i": 0}
+    with pytest.raises(RequestError, match="broke off"):
+        next(stream)
+
+
 def test_stream_http_error():
     client = fake_client(FakeFal(key=KEY))
     with pytest.raises(RequestError) as info:

@@ -29,15 +29,7 @@ from fal_notebook.errors import ConfigError
 
 KEY = "key-id-1234:key-secret-abcdefgh"
 NO_WAIT = RetryPolicy(base_delay=0.0)
-FAL_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST",
-           "FAL_NOTEBOOK_GATEWAY_PORT")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for name in FAL_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("fal_env")
 
 
 @pytest.fixture
@@ -71,13 +63,25 @@ EXPECTED_EVENTS = [
 ]
 
 
+def guarded(handler):
+    """Record the request, and refuse it without the fake's key (as the gateway does for private apps)."""
+
+    async def endpoint(self: FakeFal, request: Request):
+        self.seen.append(request)
+        if self.key is not None and request.headers.get("authorization") != f"Key {self.key}":
+            return JSONResponse({"detail": "Missing or invalid key"}, 401)
+        return await handler(self, request)
+
+    return endpoint
+
+
 class FakeFal:
     """One app, ``local/echo``, served with fal's protocol shapes; requests advance one step per poll."""
 
     def __init__(self, key: str | None = None):
         self.key = key
         self.requests: dict[str, dict] = {}
-        self.seen: list[httpx.Request | Request] = []
+        self.seen: list[Request] = []
         prefix = "/queue/local/echo/requests/{request_id}"
         self.app = Starlette(routes=[
             Route("/local/echo/openapi.json", self.openapi, methods=["GET"]),
@@ -91,10 +95,6 @@ class FakeFal:
             Route("/queue/local/echo", self.submit, methods=["POST"]),
             Route("/queue/local/echo/{path:path}", self.submit, methods=["POST"]),
         ])
-
-    def authorized(self, request: Request) -> bool:
-        self.seen.append(request)
-        return self.key is None or request.headers.get("authorization") == f"Key {self.key}"
 
     @staticmethod
     def output(body: dict, path: str) -> tuple[int, dict]:
@@ -110,15 +110,13 @@ class FakeFal:
             return 500, {"detail": "Internal Server Error"}
         return 200, {"echo": body["prompt"], "path": "/" + path}
 
+    @guarded
     async def run(self, request: Request):
-        if not self.authorized(request):
-            return JSONResponse({"detail": "Missing or invalid key"}, 401)
         status, output = self.output(await request.json(), request.path_params.get("path", ""))
         return JSONResponse(output, status)
 
+    @guarded
     async def stream(self, request: Request):
-        if not self.authorized(request):
-            return JSONResponse({"detail": "Missing or invalid key"}, 401)
         body = await request.json()
 
         async def events():
@@ -131,14 +129,12 @@ class FakeFal:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @guarded
     async def openapi(self, request: Request):
-        if not self.authorized(request):
-            return JSONResponse({"detail": "Missing or invalid key"}, 401)
         return JSONResponse({"openapi": "3.1.0", "paths": {"/": {"post": {}}}})
 
+    @guarded
     async def submit(self, request: Request):
-        if not self.authorized(request):
-            return JSONResponse({"detail": "Missing or invalid key"}, 401)
         request_id = str(uuid.uuid4())
         self.requests[request_id] = {"input": await request.json(), "path": request.path_params.get("path", ""),
                                      "polls": 0, "cancelled": False}
@@ -155,9 +151,8 @@ class FakeFal:
             answer.update(error="The app failed", error_type="AppError")
         return answer
 
+    @guarded
     async def status(self, request: Request):
-        if not self.authorized(request):
-            return JSONResponse({"detail": "Missing or invalid key"}, 401)
         entry = self.requests.get(request.path_params["request_id"])
         if entry is None:
             return JSONResponse({"detail": "Request not found"}, 404)
@@ -167,9 +162,8 @@ class FakeFal:
             answer.pop("logs", None)
         return JSONResponse(answer, 200 if answer["status"] == "COMPLETED" else 202)
 
+    @guarded
     async def result(self, request: Request):
-        if not self.authorized(request):
-            return JSONResponse({"detail": "Missing or invalid key"}, 401)
         entry = self.requests.get(request.path_params["request_id"])
         if entry is None:
             return JSONResponse({"detail": "Request not found"}, 404)
@@ -178,9 +172,8 @@ class FakeFal:
         status, output = self.output(entry["input"], entry["path"])
         return JSONResponse(output, status, headers={"x-fal-request-id": request.path_params["request_id"]})
 
+    @guarded
     async def cancel(self, request: Request):
-        if not self.authorized(request):
-            return JSONResponse({"detail": "Missing or invalid key"}, 401)
         entry = self.requests.get(request.path_params["request_id"])
         if entry is None:
             return JSONResponse({"status": "NOT_FOUND"}, 404)

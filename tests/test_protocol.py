@@ -23,15 +23,7 @@ from fal_notebook.protocol import (
     retry_wait,
 )
 
-FAL_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST",
-           "FAL_NOTEBOOK_GATEWAY_PORT")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for name in FAL_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("fal_env")
 
 
 # -- addresses ------------------------------------------------------------------------------------

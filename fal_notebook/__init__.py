@@ -61,3 +61,8 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import FalMagics
 
     ipython.register_magics(FalMagics)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The jupyter-server extension: REST routes for the JupyterLab panel."""
+    return [{"module": "fal_notebook.server"}]

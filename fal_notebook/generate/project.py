@@ -175,6 +175,38 @@ silently.
 """
 
 
+#: Fields that only the cell can change (they change the generated source).
+CELL_FIELDS = ("name", "mode", "class_name", "entry", "requirements")
+
+
+def reconfigure(path: str | os.PathLike, changes: dict[str, Any], *, force: bool = False) -> AppProject:
+    """Change fal keys of a captured app (as the panel's form does) and regenerate its files.
+
+    ``changes`` maps AppConfig fields to new values (None unsets a key). Fields that the cell's
+    source determines cannot be changed here.
+    """
+    project = AppProject.load(path)
+    locked = sorted(set(changes) & set(CELL_FIELDS))
+    if locked:
+        raise ConfigError(
+            f"{', '.join(locked)} of {project.name} come from its notebook cell: change the cell "
+            "and run it again."
+        )
+    values = project.config.model_dump(exclude_none=True)
+    values.update(changes)
+    config = AppConfig.build({k: v for k, v in values.items() if v is not None}, where=f"{project.name}'s config")
+    module = project.files[project.module_file]
+    standard = {project.module_file, "requirements.txt", "Dockerfile", ".dockerignore", PYPROJECT, "README.md"}
+    extra = {n: t for n, t in project.files.items() if n not in standard}
+    existing, previous = existing_state(project.path)
+    files = render_files(
+        config, module, project.requirements, extra, existing_pyproject=existing, previous_toml=previous
+    )
+    updated = AppProject(config=config, path=project.path, files=files, requirements=project.requirements)
+    updated.changed = write_project(updated, force=force)
+    return updated
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

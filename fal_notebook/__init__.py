@@ -21,7 +21,10 @@ _PUBLIC = {
     "CaptureError": "fal_notebook.errors",
     "ProjectConflictError": "fal_notebook.errors",
     "DeployError": "fal_notebook.errors",
+    "RequestError": "fal_notebook.errors",
+    "RequestTimeoutError": "fal_notebook.errors",
     "InputError": "fal_notebook.errors",
+    "connect": "fal_notebook.client",
     "Playground": "fal_notebook.widgets.playground",
 }
 
@@ -29,8 +32,18 @@ __all__ = sorted([*_PUBLIC, "capture", "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
     from .capture.notebook import export_notebook
+    from .client import connect
     from .config import AppConfig
-    from .errors import CaptureError, ConfigError, DeployError, FalNotebookError, InputError, ProjectConflictError
+    from .errors import (
+        CaptureError,
+        ConfigError,
+        DeployError,
+        FalNotebookError,
+        InputError,
+        ProjectConflictError,
+        RequestError,
+        RequestTimeoutError,
+    )
     from .generate.project import AppProject
     from .widgets.playground import Playground
 
@@ -52,3 +65,8 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import FalMagics
 
     ipython.register_magics(FalMagics)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The jupyter-server extension: REST routes for the JupyterLab panel."""
+    return [{"module": "fal_notebook.server"}]

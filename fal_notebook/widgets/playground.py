@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 import ipywidgets as W
 
 from ..errors import FalNotebookError, InputError
+from ..protocol import Completed, InProgress, Queued, gateway_key_file
 from ..schema import AppSchema, Endpoint, Issue, issues_from_422, parse_openapi, prune, validate_object
 from .fields import FieldRow, ObjectControl, Uploader, data_uri
 from .history import Call, HistoryStore
@@ -133,8 +134,9 @@ class Playground:
     def code(self, language: str = "Python") -> str:
         """The snippet for the current form values (``Python``, ``JavaScript`` or ``cURL``)."""
         path, body = self.endpoint.request(self.arguments)
+        key_file = gateway_key_file() if self.local else None
         return snippets(self.endpoint_id, path, body, local_url=self.local_url, streaming=self.endpoint.streaming,
-                        key_header=not self.local)[language]
+                        key_file=str(key_file) if key_file and key_file.is_file() else None)[language]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -255,21 +257,20 @@ class Playground:
         if self._cancelled.is_set():
             handle.cancel()
         for event in handle.iter_events(logs=True):
-            kind = type(event).__name__
-            if kind == "Queued":
-                position = getattr(event, "position", None)
-                self._set_state(call, f"In queue{f' (position {position})' if position is not None else ''}")
-            elif kind == "InProgress":
+            if isinstance(event, Queued):
+                self._set_state(call, f"In queue (position {event.position})")
+                continue
+            if isinstance(event, InProgress):
                 self._set_state(call, "Running")
-            elif kind == "Completed":
-                call.metrics = dict(getattr(event, "metrics", None) or {})
-            self._add_logs(getattr(event, "logs", None) or [])
+            elif isinstance(event, Completed):
+                call.metrics = dict(event.metrics)
+            self._add_logs(event.logs)
         return handle.result()
 
     def _stream(self, call: Call, endpoint: Endpoint, path: str, body: Any) -> Any:
         self._set_state(call, "Streaming")
         output = None
-        for partial in self.client.stream(body, path=path):
+        for partial in self.client.stream(body, path=path.removesuffix("stream")):  # the client adds /stream
             output = partial
             self._output_box.children = [render_output(partial, endpoint.output)]
             if self._cancelled.is_set():
@@ -291,18 +292,12 @@ class Playground:
         while self._show_state(call):
             time.sleep(_TICK)
 
-    def _add_logs(self, entries: Iterable[Any]) -> None:
-        changed = False
-        for entry in entries:
-            message = entry.get("message") if isinstance(entry, Mapping) else getattr(entry, "message", entry)
-            stamp = entry.get("timestamp", "") if isinstance(entry, Mapping) else getattr(entry, "timestamp", "")
-            line = f"{str(stamp)[11:19]} {message}".strip() if stamp else str(message)
-            if line not in self._logs[-_MAX_LOG_LINES:]:  # the status log list is a moving window
-                self._logs.append(line)
-                changed = True
-        if changed:
-            shown = "\n".join(self._logs[-_MAX_LOG_LINES:])
-            self._log_view.value = f'<pre class="fal-pg-logs">{html.escape(shown)}</pre>'
+    def _add_logs(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        """New log entries (the client yields each one once) at the end of the log view."""
+        lines = [f"{str(e.get('timestamp', ''))[11:19]} {e.get('message', '')}".strip() for e in entries]
+        if lines:
+            self._logs = (self._logs + lines)[-_MAX_LOG_LINES:]
+            self._log_view.value = f'<pre class="fal-pg-logs">{html.escape(chr(10).join(self._logs))}</pre>'
 
     # -- showing results ----------------------------------------------------------------------
     def _show_output(self, output: Any, endpoint: Endpoint) -> None:
@@ -320,8 +315,9 @@ class Playground:
                 text += ": " + "; ".join(_issue_text(i) for i in left)
         else:
             text = _describe(error)
-        if call.request_id:
-            text += f" — request {call.request_id}"
+        request_id = getattr(error, "request_id", None) or call.request_id
+        if request_id and request_id not in text:
+            text += f" (request id {request_id})"
         self._message.value = _error_html(text)
 
     def _show_issues(self, issues: list[Issue]) -> list[Issue]:
@@ -421,10 +417,8 @@ def _issue_text(issue: Issue) -> str:
 
 
 def _describe(error: Exception) -> str:
-    status = getattr(error, "status_code", None)
-    detail = getattr(error, "detail", None)
-    text = f"HTTP {status}: " if status else f"{type(error).__name__}: "
-    return text + (str(detail) if detail not in (None, "") else str(error))
+    """fal-notebook's errors already say what, where and what to do; others get their type."""
+    return str(error) if isinstance(error, FalNotebookError) else f"{type(error).__name__}: {error}"
 
 
 def _error_html(text: str) -> str:

@@ -1,10 +1,11 @@
 """Ready-to-paste code for exactly one call: Python, JavaScript and cURL.
 
 For an app on fal (endpoint id ``owner/app``) the snippets use the official clients, ``fal_client``
-and ``@fal-ai/client``, and fal's hosts. For the local gateway (``local/<name>``) they call the
-gateway's plain-HTTP URL directly (``httpx``, ``fetch``, ``curl``): the official clients only
-build ``https://`` URLs, and the gateway serves HTTP on 127.0.0.1, so a fal-client snippet would
-not run as pasted.
+and ``@fal-ai/client`` (both read ``FAL_KEY``), and fal's hosts. For the local gateway
+(``local/<name>``) they call the gateway's plain-HTTP URL directly (``httpx``, ``fetch``, ``curl``)
+with the gateway's key read from its file: the official clients only build ``https://`` URLs, and the
+gateway serves HTTP on 127.0.0.1, so a fal-client snippet would not run as pasted. No snippet
+contains a key.
 """
 
 from __future__ import annotations
@@ -17,20 +18,19 @@ _WIDTH = 88
 
 
 def snippets(endpoint_id: str, path: str, arguments: Any, *, local_url: str | None = None,
-             streaming: bool = False, key_header: bool = True) -> dict[str, str]:
+             key_file: str | None = None, streaming: bool = False) -> dict[str, str]:
     """The three snippets for a call of ``path`` (query string included) with ``arguments``.
-    ``local_url`` is the gateway's sync URL of the app; ``key_header`` adds
-    ``Authorization: Key $FAL_KEY``."""
-    call = _Call(endpoint_id, path, arguments, local_url, streaming, key_header)
+    ``local_url`` is the gateway's sync URL of the app, ``key_file`` the file with the gateway's key."""
+    call = _Call(endpoint_id, path, arguments, local_url, key_file, streaming)
     return {"Python": call.python(), "JavaScript": call.javascript(), "cURL": call.curl()}
 
 
 class _Call:
-    def __init__(self, endpoint_id: str, path: str, arguments: Any, local_url: str | None, streaming: bool,
-                 key_header: bool):
-        self.app, self.arguments, self.local_url = endpoint_id.strip("/"), arguments, local_url
+    def __init__(self, endpoint_id: str, path: str, arguments: Any, local_url: str | None, key_file: str | None,
+                 streaming: bool):
+        self.app, self.arguments, self.local_url, self.key_file = endpoint_id.strip("/"), arguments, local_url, key_file
         self.path = "" if path in ("", "/") else "/" + path.lstrip("/")
-        self.streaming, self.key_header = streaming, key_header
+        self.streaming = streaming
 
     @property
     def url(self) -> str:
@@ -53,17 +53,18 @@ class _Call:
                 "    with_logs=True,\n)\nprint(result)\n")
 
     def _python_http(self) -> str:
-        headers = '    headers={"Authorization": f"Key {os.environ[\'FAL_KEY\']}"},\n' if self.key_header else ""
-        imports = "import os\n\n" if self.key_header else ""
+        stdlib = (["import json"] if self.streaming else []) + (["from pathlib import Path"] if self.key_file else [])
+        head = "".join(f"{line}\n" for line in stdlib) + ("\n" if stdlib else "") + "import httpx\n\n"
+        if self.key_file:
+            head += f"key = Path({json.dumps(self.key_file)}).read_text().strip()\n"
+        headers = '    headers={"Authorization": f"Key {key}"},\n' if self.key_file else ""
         args = py_literal(self.arguments, 4, len("json=,"))
         if self.streaming:
-            return (f"{imports}import json\n\nimport httpx\n\n"
-                    f'with httpx.stream(\n    "POST",\n    "{self.url}",\n    json={args},\n{headers}'
+            return (f'{head}with httpx.stream(\n    "POST",\n    "{self.url}",\n    json={args},\n{headers}'
                     "    timeout=None,\n) as response:\n    response.raise_for_status()\n"
                     "    for line in response.iter_lines():\n"
                     '        if line.startswith("data:"):\n            print(json.loads(line[5:]))\n')
-        return (f"{imports}import httpx\n\n"
-                f'response = httpx.post(\n    "{self.url}",\n    json={args},\n{headers}    timeout=None,\n)\n'
+        return (f'{head}response = httpx.post(\n    "{self.url}",\n    json={args},\n{headers}    timeout=None,\n)\n'
                 "response.raise_for_status()\nresult = response.json()\nprint(result)\n")
 
     # -- JavaScript ---------------------------------------------------------------------------
@@ -71,16 +72,20 @@ class _Call:
         body = _indent(json.dumps(self.arguments, indent=2), 2)
         if self.local_url:
             headers = '"Content-Type": "application/json"'
-            if self.key_header:
-                headers += ", Authorization: `Key ${process.env.FAL_KEY}`"
-            call = (f'const response = await fetch("{self.url}", {{\n  method: "POST",\n'
+            preamble = ""
+            if self.key_file:
+                headers += ", Authorization: `Key ${key}`"
+                preamble = ('import { readFileSync } from "node:fs";\n\n'
+                            f'const key = readFileSync({json.dumps(self.key_file)}, "utf8").trim();\n')
+            call = (f'{preamble}const response = await fetch("{self.url}", {{\n  method: "POST",\n'
                     f"  headers: {{ {headers} }},\n  body: JSON.stringify({body}),\n}});\n")
             if self.streaming:
                 return (call + "const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();\n"
                         "for (let chunk; !(chunk = await reader.read()).done; ) console.log(chunk.value);\n")
             return call + "const result = await response.json();\nconsole.log(result);\n"
         app = self.app + self.path
-        if self.streaming:
+        if self.streaming:  # @fal-ai/client adds /stream itself
+            app = self.app + self.path.removesuffix("/stream")
             return ('import { fal } from "@fal-ai/client";\n\n'
                     f'const stream = await fal.stream("{app}", {{\n  input: {body},\n}});\n'
                     "for await (const event of stream) console.log(event);\n"
@@ -92,7 +97,9 @@ class _Call:
     # -- cURL ---------------------------------------------------------------------------------
     def curl(self) -> str:
         lines = [f"curl {'-N ' if self.streaming else ''}-X POST {_shell_quote(self.url)}"]
-        if self.key_header:
+        if self.local_url and self.key_file:
+            lines.append(f'-H "Authorization: Key $(cat {_shell_quote(self.key_file)})"')
+        elif not self.local_url:
             lines.append('-H "Authorization: Key $FAL_KEY"')
         lines.append("-H 'Content-Type: application/json'")
         lines.append("-d " + _shell_quote(json.dumps(self.arguments, indent=2)))

@@ -1,36 +1,21 @@
 """A stand-in for fal_notebook.client in widget unit tests: exactly the interface the Playground uses
-(``openapi``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``), answering
-from a function. The integration tests use the real client against the local gateway."""
+(``openapi``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``), with the
+client's own event and error classes, answering from a function (each log entry yielded once, as
+the client's ``iter_events`` does). The integration tests use the real client against the local gateway."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-
-@dataclass
-class Queued:
-    position: int
+from fal_notebook.errors import RequestError
+from fal_notebook.protocol import Completed, InProgress, Queued
 
 
-@dataclass
-class InProgress:
-    logs: list = field(default_factory=list)
-
-
-@dataclass
-class Completed:
-    logs: list = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
-    error: str | None = None
-    error_type: str | None = None
-
-
-class RequestError(Exception):
-    def __init__(self, status_code: int, detail: Any, request_id: str = ""):
-        super().__init__(f"HTTP {status_code}: {detail}")
-        self.status_code, self.detail, self.request_id = status_code, detail, request_id
+def request_error(status_code: int, detail: Any, request_id: str = "") -> RequestError:
+    suffix = f" (request id {request_id})" if request_id else ""
+    return RequestError(f"alice/painter: the app failed (HTTP {status_code}): {detail}.{suffix}",
+                        status_code=status_code, detail=detail, request_id=request_id)
 
 
 def log(message: str, second: int = 0) -> dict:
@@ -46,18 +31,18 @@ class FakeHandle:
         yield Queued(position=2)
         yield Queued(position=0)
         yield InProgress(logs=[log("loading model", 1)])
-        yield InProgress(logs=[log("loading model", 1), log("step 1/2", 2)])  # a moving window
+        yield InProgress(logs=[log("step 1/2", 2)])
         if self.client.gate is not None:
             self.client.started.set()
             while not self.client.gate.wait(0.01):
                 if self.cancelled.is_set():
                     yield Completed(logs=[], metrics={}, error="cancelled", error_type="Cancelled")
                     return
-        yield Completed(logs=[log("step 1/2", 2), log("done", 3)], metrics={"inference_time": 0.25})
+        yield Completed(logs=[log("done", 3)], metrics={"inference_time": 0.25})
 
     def result(self, timeout: float | None = None) -> Any:
         if self.cancelled.is_set():
-            raise RequestError(499, "Request cancelled", self.request_id)
+            raise request_error(499, "Request cancelled", self.request_id)
         return self.client.respond(self.path, self.arguments)
 
     def cancel(self) -> None:
@@ -84,7 +69,8 @@ class FakeClient:
         self.calls.append((path, arguments))
         return FakeHandle(self, f"req-{len(self.calls)}", path, arguments)
 
-    def stream(self, arguments: Any, path: str = "/stream"):
+    def stream(self, arguments: Any, path: str = "/"):
+        path = path.rstrip("/") + "/stream"  # as the client: POST <path>/stream
         self.calls.append((path, arguments))
         for partial in self.respond(path, arguments):
             yield partial

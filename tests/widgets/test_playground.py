@@ -10,12 +10,12 @@ import ipywidgets as W
 import pytest
 
 from fal_notebook.backends.base import Deployment
-from fal_notebook.errors import FalNotebookError, InputError
+from fal_notebook.errors import FalNotebookError, InputError, RequestError
 from fal_notebook.widgets.fields import data_uri
 from fal_notebook.widgets.playground import Playground, default_uploader
 
 from .. import sample_apps
-from .fake_client import FakeClient, RequestError
+from .fake_client import FakeClient, request_error
 
 IMAGES = {"images": [{"url": "https://cdn.example/out.png", "content_type": "image/png", "width": 8, "height": 8}],
           "seed": 7, "caption": "a cat, drawn"}
@@ -65,7 +65,7 @@ def test_run_sends_the_minimal_input_and_renders_the_output(client):
     assert '<img src="https://cdn.example/out.png"' in page and "a cat, drawn" in page
     assert "Completed · inference 0.25 s · total" in pg._status_line.value and "fal-pg-status-completed" in pg._status_line.value
     logs = pg._log_view.value
-    assert logs.count("loading model") == 1 and "step 1/2" in logs and "done" in logs  # de-duplicated
+    assert "12:00:01 loading model\n12:00:02 step 1/2\n12:00:03 done" in logs
     assert not pg._run.disabled and pg._cancel.disabled
     (call,) = pg.history
     assert (call.status, call.request_id, call.arguments["prompt"]) == ("COMPLETED", "req-1", "a dog")
@@ -98,7 +98,7 @@ def test_run_button_shows_invalid_input_without_raising(client):
 
 def test_a_422_is_mapped_onto_the_fields(client):
     def reject(path, args):
-        raise RequestError(422, {"detail": [
+        raise request_error(422, {"detail": [
             {"loc": ["body", "prompt"], "msg": "String should not mention dogs", "type": "value_error"},
             {"loc": ["body", "size", "width"], "msg": "too wide for this model", "type": "value_error"},
             {"loc": ["body", "unknown"], "msg": "the server knows more", "type": "value_error"},
@@ -112,19 +112,19 @@ def test_a_422_is_mapped_onto_the_fields(client):
     assert "too wide" in pg.fields["size"].control.rows["width"].slot.error.value
     assert pg.fields["size"].body.selected_index == 0  # opened to show it
     message = pg._message.value
-    assert "HTTP 422" in message and "unknown the server knows more" in message and "req-1" in message
+    assert "HTTP 422" in message and "unknown the server knows more" in message and "request id req-1" in message
     assert pg.history[-1].status == "FAILED" and "Failed" in pg._status_line.value
 
 
 def test_other_errors_show_status_detail_and_request_id(client):
     def crash(path, args):
-        raise RequestError(500, "Internal Server Error", "req-1")
+        raise request_error(500, "Internal Server Error", "req-1")
 
     client.respond = crash
     pg = Playground(client)
     with pytest.raises(RequestError):
         run(pg)
-    assert "HTTP 500: Internal Server Error — request req-1" in pg._message.value
+    assert "the app failed (HTTP 500): Internal Server Error. (request id req-1)" in pg._message.value
 
 
 def test_run_does_not_block_and_cancel_cancels_the_request(client):
@@ -211,7 +211,7 @@ def test_history_reloads_into_the_form_and_persists(client, home):
     assert (home / "history" / "alice_painter.json").is_file()
 
 
-def test_deployment_on_the_local_gateway(monkeypatch):
+def test_deployment_on_the_local_gateway(monkeypatch, home):
     client = FakeClient(sample_apps.fal_document(sample_apps.ImageApp), lambda p, a: IMAGES, endpoint_id="local/p")
     deployment = Deployment(name="painter", target="local", endpoint_id="local/painter",
                             url="http://127.0.0.1:4321/local/painter",
@@ -220,7 +220,12 @@ def test_deployment_on_the_local_gateway(monkeypatch):
     pg = deployment.playground()
     assert pg.name == "painter" and pg.local_url == "http://127.0.0.1:4321/local/painter"
     code = pg.code("Python")
-    assert "http://127.0.0.1:4321/local/painter" in code and "fal_client" not in code
+    assert "http://127.0.0.1:4321/local/painter" in code and "fal_client" not in code and "Key" not in code
+    key_file = home / "gateway" / "key"
+    key_file.parent.mkdir()
+    key_file.write_text("id:secret-of-the-gateway")
+    code = pg.code("Python")
+    assert str(key_file) in code and "secret-of-the-gateway" not in code
     assert pg.uploader is data_uri
 
 

@@ -29,8 +29,7 @@ def test_python_path_and_query():
 
 
 def test_python_for_the_local_gateway_uses_plain_http():
-    code = snippets("local/painter", "/edit", ARGS, local_url="http://127.0.0.1:9999/local/painter",
-                    key_header=False)["Python"]
+    code = snippets("local/painter", "/edit", ARGS, local_url="http://127.0.0.1:9999/local/painter")["Python"]
     tree = ast.parse(code)
     assert "fal_client" not in code and "import httpx" in code and "Authorization" not in code
     post = tree.body[1].value
@@ -38,10 +37,13 @@ def test_python_for_the_local_gateway_uses_plain_http():
     assert ast.literal_eval(post.keywords[0].value) == ARGS
 
 
-def test_python_key_header_reads_fal_key_from_the_environment():
-    code = snippets("local/p", "/", {}, local_url="http://h/local/p", key_header=True)["Python"]
-    ast.parse(code)
-    assert "os.environ['FAL_KEY']" in code
+def test_local_snippets_read_the_gateway_key_from_its_file():
+    found = snippets("local/p", "/", {}, local_url="http://h/local/p", key_file="/home/u/gateway/key")
+    ast.parse(found["Python"])
+    assert 'key = Path("/home/u/gateway/key").read_text().strip()' in found["Python"]
+    assert 'headers={"Authorization": f"Key {key}"}' in found["Python"]
+    assert 'readFileSync("/home/u/gateway/key", "utf8")' in found["JavaScript"]
+    assert "Authorization: Key $(cat '/home/u/gateway/key')" in found["cURL"]
 
 
 def test_javascript_for_fal_and_local():
@@ -49,7 +51,7 @@ def test_javascript_for_fal_and_local():
     assert 'import { fal } from "@fal-ai/client";' in code and 'fal.subscribe("alice/painter/edit"' in code
     body = code[code.index("input: ") + 7: code.index(",\n  logs: true")]
     assert json.loads(body) == ARGS
-    local = snippets("local/p", "/", ARGS, local_url="http://127.0.0.1:1/local/p", key_header=False)["JavaScript"]
+    local = snippets("local/p", "/", ARGS, local_url="http://127.0.0.1:1/local/p")["JavaScript"]
     assert 'fetch("http://127.0.0.1:1/local/p"' in local and "@fal-ai/client" not in local
 
 
@@ -65,7 +67,7 @@ def test_streaming_snippets():
     python = snippets("alice/chat", "/stream", {"q": 1}, streaming=True)["Python"]
     ast.parse(python)
     assert "fal_client.stream(" in python and 'path="/stream"' in python
-    assert "fal.stream(" in snippets("alice/chat", "/stream", {}, streaming=True)["JavaScript"]
+    assert 'fal.stream("alice/chat", {' in snippets("alice/chat", "/stream", {}, streaming=True)["JavaScript"]
     assert snippets("alice/chat", "/stream", {}, streaming=True)["cURL"].startswith("curl -N ")
 
 

@@ -293,51 +293,55 @@ def media_html(media: str, url: str) -> str:
 
 
 class _Slot:
-    """A control with a place for its own error message (list items, field rows)."""
+    """A control with a place for its own error message (list items, field rows); the message's
+    widget is made when there is a first message (most fields never have one)."""
 
     def __init__(self, control: Control, frame: W.Box):
         self.control, self.frame = control, frame
-        self.error = W.HTML()
-        self.error.add_class("fal-pg-error")
+        self.error: W.HTML | None = None
 
     def show_issues(self, issues: list[Issue]) -> None:
         own = [message for path, message in issues if not path]
         nested = self.control.show_issues([(path, message) for path, message in issues if path])
         own += [f"{'.'.join(map(str, path))} {message}" for path, message in nested]
         if own:
+            if self.error is None:
+                self.error = W.HTML()
+                self.error.add_class("fal-pg-error")
+                self.frame.children = (*self.frame.children, self.error)
             self.error.value = "<br>".join(html.escape(m) for m in own)
             self.frame.add_class("fal-pg-invalid")
 
     def clear_issues(self) -> None:
-        self.error.value = ""
+        if self.error is not None:
+            self.error.value = ""
         self.frame.remove_class("fal-pg-invalid")
         self.control.clear_issues()
 
 
 class FieldRow(W.VBox):
-    """A named field: label (``*`` if required), the JSON key, a "set" toggle for optional fields
-    without a default, help text, the control, and the error message."""
+    """A named field: label (``*`` if required), the JSON key, help text, a "set" toggle for
+    optional fields without a default, the control, and (when there is one) the error message."""
 
     def __init__(self, field: Field, uploader: Uploader):
         self.field = field
         self.control = build_control(field.shape, uploader)
         self.slot = _Slot(self.control, self)
         optional = not field.required and field.default in (MISSING, None)
-        self.toggle = W.Checkbox(value=False, description="set", indent=False,
-                                 layout=W.Layout(width="auto")) if optional else None
         mark = ' <span class="fal-pg-required" title="required">*</span>' if field.required else ""
+        help_text = f'<div class="fal-pg-help">{html.escape(field.description)}</div>' if field.description else ""
         label = W.HTML(f'<span class="fal-pg-label">{html.escape(field.label)}</span>{mark}'
-                       f' <code class="fal-pg-name">{html.escape(field.name)}</code>')
-        header = W.HBox([label, self.toggle] if self.toggle else [label])
-        header.add_class("fal-pg-header")
-        parts: list[W.Widget] = [header]
-        if field.description:
-            parts.append(W.HTML(f'<div class="fal-pg-help">{html.escape(field.description)}</div>'))
+                       f' <code class="fal-pg-name">{html.escape(field.name)}</code>{help_text}')
+        self.toggle = None
+        header: W.Widget = label
+        if optional:
+            self.toggle = W.Checkbox(value=False, description="set", indent=False, layout=W.Layout(width="auto"))
+            header = W.HBox([label, self.toggle])
+            header.add_class("fal-pg-header")
         self.body = self.control.widget
         if isinstance(self.control, ObjectControl):
             self.body = W.Accordion([self.control.widget], titles=(" · ".join(self.control.rows) or "fields",))
-        parts += [self.body, self.slot.error]
-        super().__init__(parts)
+        super().__init__([header, self.body])
         self.add_class("fal-pg-row")
         if field.initial is not MISSING:
             self.control.set(field.initial)
@@ -460,7 +464,7 @@ class ListControl(Control):
             _button("arrow-down", "Move down", lambda: self.move(slot, 1)),
             _button("trash", "Remove", lambda: self.remove(slot)),
         ])
-        frame.children = [W.HBox([W.Box([control.widget], layout=W.Layout(flex="1 1 auto")), buttons]), slot.error]
+        frame.children = [W.HBox([W.Box([control.widget], layout=W.Layout(flex="1 1 auto")), buttons])]
         self.slots.append(slot)
         self._render()
 

@@ -8,7 +8,7 @@ import datetime
 import ipywidgets as W
 import pytest
 
-from fal_notebook.schema import MISSING, Field, Invalid, Shape, parse_openapi
+from fal_notebook.schema import MISSING, Invalid, Shape, parse_openapi
 from fal_notebook.widgets.fields import (
     BooleanControl,
     EnumControl,
@@ -226,13 +226,13 @@ def test_fields_with_defaults_have_no_toggle(image_form):
 
 def test_row_marks_required_shows_help_and_prefills_the_first_example(image_form):
     row = FieldRow(image_form.field("prompt"), data_uri)
-    header, help_text = row.children[0], row.children[1]
-    label = header.children[0].value
+    label = row.children[0].value
     assert "Prompt" in label and "fal-pg-required" in label and "<code" in label and "prompt" in label
-    assert "What to draw." in help_text.value
+    assert '<div class="fal-pg-help">What to draw.</div>' in label
     assert row.value == "a cat in a hat"
     optional = FieldRow(image_form.field("negative_prompt"), data_uri)
-    assert "fal-pg-required" not in optional.children[0].children[0].value
+    assert "fal-pg-required" not in optional.children[0].value
+    assert row.slot.error is None  # made with the first message
 
 
 def test_row_shows_and_clears_issues(image_form):

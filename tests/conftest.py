@@ -1,0 +1,46 @@
+"""Fixtures for every test folder: what the machine must provide (`.ci/provision` provides it).
+
+A missing tool skips a test on a developer's machine and fails it in CI (``CI`` set to a true
+value), where everything is provisioned and a skip would hide a broken set-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import docker
+import pytest
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _unavailable(what: str) -> NoReturn:
+    message = f"{what}. Run .ci/provision to install and start what the tests need."
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def unavailable() -> Callable[[str], NoReturn]:
+    """``unavailable("Chromium is not installed")``: skip the test, or fail it in CI."""
+    return _unavailable
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A client of the machine's Docker engine (the ``docker`` SDK)."""
+    error = ""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        error = str(exc)
+    if error:  # outside the except block, so that the report is not a chained traceback
+        _unavailable(f"No Docker engine answers ({error})")
+    yield client
+    client.close()

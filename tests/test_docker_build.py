@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 import fal_notebook
+from fal_notebook.generate.dockerfile import base_image
 
 pytestmark = pytest.mark.docker
 
@@ -67,7 +68,7 @@ class Running:
 
 
 @pytest.fixture
-def serve(docker_client, tmp_path, monkeypatch) -> Iterator[Callable[..., Running]]:
+def serve(docker_client, unavailable, tmp_path, monkeypatch) -> Iterator[Callable[..., Running]]:
     """``serve(cell, name, **options)``: capture the cell, build its image, run it, and return
     its URL once it answers ``ready_path``. Images and containers are removed afterwards."""
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
@@ -77,6 +78,11 @@ def serve(docker_client, tmp_path, monkeypatch) -> Iterator[Callable[..., Runnin
 
     def run(cell: str, name: str, *, ready_path: str, timeout: float = 120, **options) -> Running:
         project = fal_notebook.capture(cell, name, dir=tmp_path / name, search_dir=tmp_path, **options)
+        base = base_image(project.config)
+        try:
+            docker_client.images.get(base)
+        except docker.errors.ImageNotFound:
+            unavailable(f"The base image {base} is not on this machine (no registry to pull it from)")
         tag = f"fal-notebook-test/{project.name}:{uuid.uuid4().hex[:12]}"
         started = time.monotonic()
         try:

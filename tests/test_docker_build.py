@@ -159,3 +159,18 @@ def test_cmd_server_image_runs_the_command_on_port(serve):
     listing = httpx.get(running.url + "/")
     assert listing.status_code == 200
     assert "server.py" in listing.text  # it serves the project folder copied into the image
+
+
+def test_cmd_server_gets_sigterm_on_stop(serve):
+    running = serve(
+        FASTAPI_CELL,
+        "uvicorn-cmd",
+        cmd="uvicorn server:app --host 0.0.0.0 --port $PORT",
+        requirements=["uvicorn"],
+        ready_path="/hello",
+    )
+    # the command runs as PID 1 (exec, not under sh), so `docker stop`'s SIGTERM reaches uvicorn,
+    # which shuts down cleanly instead of being killed when the timeout ends (exit code 137)
+    running.container.stop(timeout=20)
+    running.container.reload()
+    assert running.container.attrs["State"]["ExitCode"] == 0

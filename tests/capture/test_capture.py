@@ -146,7 +146,7 @@ def test_cmd_server_needs_a_port_or_PORT(workdir):
     assert not (workdir / "fal_apps").exists()
     project = capture("", "cmd-app", cmd="python -m http.server $PORT")
     assert project.config.exposed_port == 8000
-    assert '"sh", "-c", "python -m http.server $PORT"' in project.files["Dockerfile"]
+    assert '"sh", "-c", "exec python -m http.server $PORT"' in project.files["Dockerfile"]
 
 
 def test_no_run_captures_without_executing(shell):

@@ -122,14 +122,17 @@ class Playground:
 
     def cancel(self) -> None:
         """Cancel the running call (the queue request too)."""
+        call = self._running
+        if call is None:
+            return
         self._cancelled.set()
+        self._set_state(call, "Cancelling…")
         handle = self._handle
         if handle is not None:
             try:
                 handle.cancel()
             except Exception as e:  # the call may have finished meanwhile; say so, do not fail
                 self._message.value = _error_html(f"Cancel failed: {e}")
-        self._status("Cancelling…", "running")
 
     def code(self, language: str = "Python") -> str:
         """The snippet for the current form values (``Python``, ``JavaScript`` or ``cURL``)."""

@@ -16,7 +16,8 @@ from typing import Any, Callable, Mapping
 
 import ipywidgets as W
 
-from ..schema import MISSING, Field, Invalid, Issue, Shape, validate
+from ..schema import MISSING, Field, Shape
+from ..validation import Invalid, Issue, validate
 
 Uploader = Callable[[bytes, str, str], str]
 """(content, content type, file name) → the URL (or ``data:`` URI) an app receives."""

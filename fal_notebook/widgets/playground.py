@@ -19,7 +19,8 @@ import ipywidgets as W
 
 from ..errors import FalNotebookError, InputError
 from ..protocol import Completed, InProgress, Queued, gateway_key_file
-from ..schema import AppSchema, Endpoint, Issue, issues_from_422, parse_openapi, prune, validate_object
+from ..schema import AppSchema, Endpoint, parse_openapi
+from ..validation import Issue, issues_from_422, prune, validate_object
 from .fields import FieldRow, ObjectControl, Uploader, data_uri
 from .history import Call, HistoryStore
 from .outputs import json_tree, render_output, timing_text

@@ -8,7 +8,8 @@ import datetime
 import ipywidgets as W
 import pytest
 
-from fal_notebook.schema import MISSING, Invalid, Shape, parse_openapi
+from fal_notebook.schema import MISSING, Shape, parse_openapi
+from fal_notebook.validation import Invalid
 from fal_notebook.widgets.fields import (
     BooleanControl,
     EnumControl,

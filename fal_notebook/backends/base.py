@@ -75,6 +75,12 @@ class Deployment:
 
         return Playground(self, endpoint=endpoint)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        from ..widgets.deployment import deployment_view
+
+        bundle = deployment_view(self)._repr_mimebundle_(**kwargs)
+        return {**bundle, "text/plain": repr(self)}
+
     def __repr__(self) -> str:
         return (
             f"Deployment(name={self.name!r}, target={self.target!r}, status={self.status!r}, "

@@ -1,0 +1,1 @@
+"""ipywidgets front ends: the Playground and the fal login form."""

@@ -61,7 +61,9 @@ def _read_config() -> dict:
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"fal's config file {config_path()} is not valid TOML ({exc}); fix or remove it.") from None
+        raise ConfigError(
+            f"fal's config file {config_path()} is not valid TOML ({exc}); fix or remove it."
+        ) from None
 
 
 def active_profile(config: dict | None = None) -> str | None:
@@ -110,7 +112,8 @@ def find_credentials() -> FalCredentials | None:
     if colab:
         return _split(colab, "the Colab secret FAL_KEY")
     if os.environ.get("FAL_KEY_ID") and os.environ.get("FAL_KEY_SECRET"):
-        return FalCredentials(os.environ["FAL_KEY_ID"], os.environ["FAL_KEY_SECRET"], "FAL_KEY_ID and FAL_KEY_SECRET")
+        key_id, key_secret = os.environ["FAL_KEY_ID"], os.environ["FAL_KEY_SECRET"]
+        return FalCredentials(key_id, key_secret, "FAL_KEY_ID and FAL_KEY_SECRET")
     return None
 
 

@@ -103,7 +103,9 @@ class FalBackend(Backend):
         say(f"Deployed {deployment.endpoint_id} (revision {deployment.detail['revision']}): {deployment.url}")
         return deployment
 
-    def _apply_scaling(self, deployment: Deployment, new: dict, old: dict, key: str | None, say: Progress) -> bool:
+    def _apply_scaling(
+        self, deployment: Deployment, new: dict, old: dict, key: str | None, say: Progress
+    ) -> bool:
         for removed in sorted(set(old) - set(new)):
             say(f"`{removed}` is no longer set in the cell; fal keeps the deployed value ({old[removed]}).")
         changed = {k: v for k, v in new.items() if old.get(k) != v}
@@ -114,7 +116,8 @@ class FalBackend(Backend):
         say(f"Scaling values changed since the last deploy: $ {command_line(args)}")
         run = run_fal(args, key=key, progress=say, timeout=self.timeout)
         if not run.ok:
-            say(f"The app is deployed, but its new scaling values were not applied: {explain(run, app=deployment.name, folder=deployment.path, deploying=False)}")
+            error = explain(run, app=deployment.name, folder=deployment.path, deploying=False)
+            say(f"The app is deployed, but its new scaling values were not applied: {error}")
         return run.ok
 
     def logs(self, deployment: Deployment, *, follow: bool = False) -> Iterator[str]:
@@ -177,7 +180,9 @@ def deployment_from_report(run: FalRun, project: AppProject, *, environment: str
     result = parse_deploy_json(run.lines) or {}
     urls = report.get("urls", {})
     if not urls.get("sync") or not urls.get("async"):
-        raise DeployError(f"fal deployed revision {report.get('revision')} but reported no URLs; see `fal apps list`.")
+        raise DeployError(
+            f"fal deployed revision {report.get('revision')} but reported no URLs; see `fal apps list`."
+        )
     url, queue_url = base_url(urls["sync"]), base_url(urls["async"])
     return Deployment(
         name=project.name,
@@ -196,9 +201,13 @@ def deployment_from_report(run: FalRun, project: AppProject, *, environment: str
             "log_url": report.get("log_url"),
             "environment": environment,
             "team": project.config.team,
-            "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "deployed_at": _now(),
         },
     )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _previous(name: str) -> Deployment | None:
@@ -296,7 +305,8 @@ def _json_lines(lines: Iterator[str]) -> Iterator[dict]:
 
 
 def format_log(entry: dict[str, Any]) -> str:
-    return redact(f"{entry.get('timestamp', '')} [{str(entry.get('level', '')).lower()}] {entry.get('message', '')}")
+    level = str(entry.get("level", "")).lower()
+    return redact(f"{entry.get('timestamp', '')} [{level}] {entry.get('message', '')}")
 
 
 def revisions(name: str) -> list[dict[str, str]]:
@@ -311,7 +321,7 @@ def rollback(name: str, revision: str) -> Deployment | None:
     _checked(set_rev_args(app, revision, env=env, team=team), name, _key())
     if record is not None:
         record.detail.pop("module_source", None)  # the live code is no longer the last deployed cell
-        record.detail.update(revision=revision, rolled_back_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        record.detail.update(revision=revision, rolled_back_at=_now())
         record.save()
     return record
 
@@ -334,5 +344,6 @@ def logs(name: str, *, follow: bool = False) -> Iterator[str]:
     """The app's log lines from its recent runners (``fal runners logs``)."""
     record, app, env, team = _scope(name)
     if record is None:
-        record = Deployment(name, "fal", "", "", "", "ready", "", {"app_name": app, "environment": env, "team": team})
+        scope = {"app_name": app, "environment": env, "team": team}
+        record = Deployment(name, "fal", "", "", "", "ready", "", scope)
     return FalBackend().logs(record, follow=follow)

@@ -127,7 +127,8 @@ def local_environment_python(requirements: list[str]) -> Path | None:
 def resolver_command(python_version: str) -> tuple[list[str], bool]:
     """A dry-run resolution of requirements read from stdin for fal's platform; uv when present,
     else pip (for the kernel's platform). The flag says whether it is uv."""
-    uv = shutil.which("uv", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    uv = shutil.which("uv", path=search)
     if uv:
         return [uv, "pip", "compile", "-", "--python-version", python_version,
                 "--python-platform", FAL_PLATFORM, "--quiet", "--no-header", "-o", os.devnull], True
@@ -145,7 +146,8 @@ def check_requirements(
     if local_environment_python(requirements) is not None:
         progress("Requirements: already installed in the local target's environment.")
         return
-    command, is_uv = resolver_command(python_version or kernel_python_version())
+    python_version = python_version or kernel_python_version()
+    command, is_uv = resolver_command(python_version)
     try:
         done = subprocess.run(
             command, input="\n".join(requirements) + "\n", capture_output=True, text=True, timeout=CHECK_TIMEOUT
@@ -154,7 +156,7 @@ def check_requirements(
         progress(f"Requirements: not checked (no answer from the package index in {CHECK_TIMEOUT} s).")
         return
     if done.returncode == 0:
-        progress(f"Requirements: {len(requirements)} resolve for Python {python_version or kernel_python_version()}.")
+        progress(f"Requirements: {len(requirements)} resolve for Python {python_version}.")
         return
     unsatisfiable = (
         "No solution found" in done.stderr
@@ -162,7 +164,7 @@ def check_requirements(
         else re.search(r"ResolutionImpossible|No matching distribution|Could not find a version", done.stderr)
     )
     if not unsatisfiable:
-        progress(f"Requirements: not checked (the package index could not be reached):\n{_tail(done.stderr, 3)}")
+        progress(f"Requirements: not checked (the package index did not answer):\n{_tail(done.stderr, 3)}")
         return
     raise DeployError(
         f"The requirements of {project.name} cannot be installed, so fal's build would fail; nothing was "

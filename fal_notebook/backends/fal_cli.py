@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterator
 from ..credentials import redact
 
 RESULT_MARKER = "fal-notebook-deploy-result: "
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 #: ``python -c`` program: fal's CLI (``fal <argv>``), reporting the full deploy result on one line.
 DEPLOY_PROGRAM = f"""
@@ -89,13 +91,15 @@ def set_rev_args(app: str, revision: str, *, env: str | None = None, team: str |
     return ["apps", "set-rev", app, revision, *_scope(env, team)]
 
 
-def scale_args(app: str, values: dict[str, Any], *, env: str | None = None, team: str | None = None) -> list[str]:
+def scale_args(
+    app: str, values: dict[str, Any], *, env: str | None = None, team: str | None = None
+) -> list[str]:
     """``fal apps scale``; ``values`` are AppConfig scaling keys (see ``SCALE_FLAGS``)."""
     args = ["apps", "scale", app]
     for key, value in values.items():
         if key not in SCALE_FLAGS:
             raise ValueError(f"fal apps scale has no option for {key!r}")
-        args += [SCALE_FLAGS[key], *map(str, value)] if isinstance(value, list) else [SCALE_FLAGS[key], str(value)]
+        args += [SCALE_FLAGS[key], *map(str, value if isinstance(value, list) else [value])]
     return args + _scope(env, team)
 
 
@@ -104,7 +108,8 @@ def runners_args(app: str, *, env: str | None = None, team: str | None = None) -
 
 
 def runner_logs_args(runner_id: str, *, follow: bool = False, team: str | None = None) -> list[str]:
-    return ["runners", "logs", runner_id, "--output", "json", *(["--follow"] if follow else []), *_scope(None, team)]
+    follow_flag = ["--follow"] if follow else []
+    return ["runners", "logs", runner_id, "--output", "json", *follow_flag, *_scope(None, team)]
 
 
 def runner_stop_args(runner_id: str, *, team: str | None = None) -> list[str]:
@@ -136,10 +141,11 @@ class FalRun:
         return "\n".join(self.lines)
 
 
-def fal_environment(key: str | None) -> dict[str, str]:
+def fal_environment(args: list[str], key: str | None) -> dict[str, str]:
     """The subprocess environment: the kernel's, plus the key fal-notebook found (it may come from
-    Colab or a session login that a subprocess would not see), wide tables, no colours."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8", COLUMNS="4096", NO_COLOR="1")
+    Colab or a session login that a subprocess would not see); tables wide enough to parse."""
+    width = "4096" if args[:2] == ["apps", "list-rev"] else "100"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8", COLUMNS=width, NO_COLOR="1")
     if key:
         env["FAL_KEY"] = key
     return env
@@ -155,8 +161,8 @@ def iter_fal(args: list[str], *, cwd: Path | None = None, key: str | None = None
     """Run ``fal`` and yield its redacted output lines as they come (for ``--follow``)."""
     proc = _start(args, cwd, key)
     try:
-        for line in proc.stdout:
-            yield redact(line.rstrip("\n"))
+        for raw in proc.stdout:
+            yield clean(raw)
     finally:
         _end(proc)
 
@@ -178,7 +184,7 @@ def run_fal(
         timer.start()
     try:
         for raw in proc.stdout:
-            line = redact(raw.rstrip("\n"))
+            line = clean(raw)
             if line.startswith(RESULT_MARKER):
                 run.report = json.loads(line[len(RESULT_MARKER):])
                 continue
@@ -197,7 +203,7 @@ def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Pop
     return subprocess.Popen(
         fal_command(args),
         cwd=cwd,
-        env=fal_environment(key),
+        env=fal_environment(args, key),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -207,6 +213,11 @@ def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Pop
         bufsize=1,
         start_new_session=True,  # its own process group: a timeout or interrupt ends all of it
     )
+
+
+def clean(raw: str) -> str:
+    """An output line as shown and parsed: no colour codes, no credentials."""
+    return redact(_ANSI.sub("", raw.rstrip("\n")))
 
 
 def _kill(proc: subprocess.Popen) -> None:

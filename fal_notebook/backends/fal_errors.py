@@ -30,7 +30,11 @@ _KEY_REJECTED = re.compile(
     r"not authori[sz]ed|unauthori[sz]ed|forbidden|Invalid key format",
     re.IGNORECASE,
 )
-_STEP = re.compile(r"^\s*(Step \d+/\d+|#\d+ \[|\[\d+/\d+\]|RUN |Collecting |Building wheel|Installing )")
+_STEP = re.compile(
+    r"Step \d+/\d+ :|#\d+ \[|\[\d+/\d+\] |\bRUN |Collecting |Building wheel|Installing collected"
+)
+#: fal's log prefix: ``2026-11-28 12:00:00.000 [info     ] ``.
+_LOG_PREFIX = re.compile(r"^\s*\d{4}-\d\d-\d\d[ T][\d:.]+\s+\[\s*\w+\s*\]\s*")
 _ERROR = re.compile(r"error|failed|failure|no matching distribution|could not find|not found", re.IGNORECASE)
 
 
@@ -44,7 +48,7 @@ def fal_error(lines: list[str]) -> str:
 
 
 def _tail(lines: list[str], n: int = TAIL) -> str:
-    kept = [line for line in lines if line.strip()][-n:]
+    kept = [line for line in lines if line.strip().strip("─━")][-n:]  # no blank lines, no rules
     return "\n".join("    " + line for line in kept)
 
 
@@ -60,7 +64,7 @@ def failing_step(build_lines: list[str]) -> str | None:
     step = None
     for line in build_lines:
         if _STEP.search(line):
-            step = line.strip()
+            step = _LOG_PREFIX.sub("", line).strip()
         elif _ERROR.search(line) and step:
             return step
     return step
@@ -115,7 +119,8 @@ def explain(run: FalRun, *, app: str, folder: str, deploying: bool = True) -> De
             "builds locally with `%fal_deploy --target docker`, and deploy again."
         )
     if deploying and built:
-        runtime = next((_after(lines, h) for h in reversed(RUNTIME_HEADERS) if h in text), _after(lines, BUILD_DONE))
+        header = next((h for h in reversed(RUNTIME_HEADERS) if h in text), BUILD_DONE)
+        runtime = _after(lines, header)
         return DeployError(
             "The app was built but failed to start on fal (setup() or the server crashed, or it never "
             f"answered its health check). The previous revision, if any, keeps serving. Its log:\n"

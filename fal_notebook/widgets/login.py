@@ -59,7 +59,8 @@ class LoginForm:
 
     def _say(self, message: str, *, error: bool = False) -> None:
         color = "var(--jp-error-color1, #c62828)" if error else "var(--jp-ui-font-color1, inherit)"
-        self.status.value = f'<span style="color: {color}">{html.escape(credentials.redact(message))}</span>'
+        text = html.escape(credentials.redact(message), quote=False)
+        self.status.value = f'<span style="color: {color}">{text}</span>'
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

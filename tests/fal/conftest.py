@@ -68,6 +68,12 @@ def fal_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def cell():
+    """The source of a notebook cell defining a small fal.App."""
+    return CELL
+
+
+@pytest.fixture
 def project(fal_env, tmp_path):
     return capture(CELL, "text-stats", dir=tmp_path / "apps" / "text-stats", search_dir=tmp_path,
                    min_concurrency=0, max_concurrency=2)

@@ -112,7 +112,7 @@ def _install(scenario: str) -> None:
 
     def list_alias_runners(self, alias, start_time=None, environment_name=None):
         revisions = _revisions(alias)
-        return [RunnerInfo("runner-1", 0, None, timedelta(seconds=30), {}, revisions[-1], alias, RunnerState.RUNNING)]
+        return [RunnerInfo("runner-1", 0, None, timedelta(seconds=30), {}, revisions[-1], alias, RunnerState.RUNNING, "S")]
 
     def stop_runner(self, runner_id, replace_first=False):
         _record("stop_runner", runner_id=runner_id)

@@ -21,14 +21,26 @@ _PUBLIC = {
     "CaptureError": "fal_notebook.errors",
     "ProjectConflictError": "fal_notebook.errors",
     "DeployError": "fal_notebook.errors",
+    "RequestError": "fal_notebook.errors",
+    "RequestTimeoutError": "fal_notebook.errors",
+    "connect": "fal_notebook.client",
 }
 
 __all__ = sorted([*_PUBLIC, "capture", "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
     from .capture.notebook import export_notebook
+    from .client import connect
     from .config import AppConfig
-    from .errors import CaptureError, ConfigError, DeployError, FalNotebookError, ProjectConflictError
+    from .errors import (
+        CaptureError,
+        ConfigError,
+        DeployError,
+        FalNotebookError,
+        ProjectConflictError,
+        RequestError,
+        RequestTimeoutError,
+    )
     from .generate.project import AppProject
 
 
@@ -49,3 +61,8 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import FalMagics
 
     ipython.register_magics(FalMagics)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The jupyter-server extension: REST routes for the JupyterLab panel."""
+    return [{"module": "fal_notebook.server"}]

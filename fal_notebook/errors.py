@@ -6,6 +6,10 @@ from __future__ import annotations
 class FalNotebookError(Exception):
     """Base of every error fal-notebook shows to a user (displayed without a traceback)."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the message is the whole story."""
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
 
 class ConfigError(FalNotebookError, ValueError):
     """A configuration value is invalid; the message names the key."""
@@ -35,3 +39,24 @@ class DeployError(FalNotebookError):
 
 class NotFoundError(FalNotebookError, LookupError):
     """No captured or deployed app has that name."""
+
+
+class RequestError(FalNotebookError):
+    """A call to an endpoint failed; the message names the endpoint, the status, the detail and what to do.
+
+    ``detail`` is the app's own ``detail`` (for 422, pydantic's list of ``{loc, msg, type}``);
+    ``status_code`` is None when the endpoint could not be reached at all.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, detail=None, request_id: str | None = None,
+                 endpoint_id: str | None = None, error_type: str | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail
+        self.request_id = request_id
+        self.endpoint_id = endpoint_id
+        self.error_type = error_type
+
+
+class RequestTimeoutError(RequestError, TimeoutError):
+    """No answer in the time the caller allowed; a queued request keeps running (``handle.cancel()`` stops it)."""

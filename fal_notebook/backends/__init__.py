@@ -6,7 +6,7 @@ import os
 from importlib import import_module
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FalNotebookError
 from .base import Backend, Deployment, Progress, Target
 
 BACKENDS = {
@@ -15,7 +15,7 @@ BACKENDS = {
     "fal": "fal_notebook.backends.fal:FalBackend",
 }
 
-__all__ = ["Backend", "Deployment", "deploy", "get_backend"]
+__all__ = ["Backend", "Deployment", "deploy", "get_backend", "get_deployment", "list_apps"]
 
 
 def get_backend(target: str) -> Backend:
@@ -37,3 +37,32 @@ def deploy(app, target: Target = "local", wait: bool = True, progress: Progress 
 
 def _as_str(app) -> str:
     return os.fspath(app) if isinstance(app, Path) else str(app)
+
+
+def get_deployment(name: str) -> Deployment:
+    """The recorded deployment of app ``name``, with its current status."""
+    from ..errors import NotFoundError
+
+    deployment = Deployment.load(name)
+    if deployment is None:
+        raise NotFoundError(f"{name!r} has not been deployed. Deploy it with `%fal_deploy {name}`.")
+    return deployment.backend.refresh(deployment)
+
+
+def list_apps() -> list[dict]:
+    """Every captured or deployed app: name, mode, path, target, status, endpoint_id."""
+    from ..generate.project import AppProject
+    from ..state import registered_projects
+
+    rows: dict[str, dict] = {}
+    for name, path in registered_projects().items():
+        try:
+            mode = AppProject.load(path).mode
+        except (FalNotebookError, OSError, ValueError, KeyError):  # a broken folder still shows up
+            mode = "unreadable"
+        rows[name] = {"name": name, "mode": mode, "path": str(path), "target": None, "status": "captured", "endpoint_id": None}
+    for deployment in Deployment.all():
+        deployment = deployment.backend.refresh(deployment)
+        row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})
+        row.update(target=deployment.target, status=deployment.status, endpoint_id=deployment.endpoint_id)
+    return [rows[name] for name in sorted(rows)]

@@ -35,6 +35,7 @@ def capture(
     notebook_cells: Iterable[tuple[str, str]] = (),
     search_dir: str | os.PathLike | None = None,
     dir: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike = "fal_apps",
     force: bool = False,
     where: str = "the cell",
     **options: Any,
@@ -44,7 +45,8 @@ def capture(
     ``namespace`` is the kernel's namespace the cell ran in (names the cell uses but does not
     define are resolved there); without it they are resolved from ``notebook_cells``, the
     ``(label, source)`` of the notebook's other cells. ``options`` are AppConfig fields (the
-    magic's flags): they win over the App class's own attributes. Nothing is written on error.
+    magic's flags): they win over the App class's own attributes. The project goes to ``dir``,
+    default ``<out_dir>/<name>``. Nothing is written on error.
     """
     from ..generate.project import AppProject, existing_state, render_files, write_project
     from ..generate.source import module_source, requirements_block
@@ -80,7 +82,7 @@ def capture(
             module += f"{config.class_name}.local_python_modules = {sorted(inferred.local_modules)!r}\n"
     _check_module(module, config, where)
 
-    project_dir = Path(dir) if dir is not None else Path("fal_apps") / config.name
+    project_dir = Path(dir) if dir is not None else Path(out_dir) / config.name
     existing, previous = existing_state(project_dir)
     files = render_files(
         config,

@@ -46,10 +46,12 @@ class Resolver(Protocol):
 
 
 def free_names(source: str) -> set[str]:
-    """Global names that ``source`` reads but never binds (builtins excluded)."""
-    table = symtable.symtable(source, "<cell>", "exec")
+    """Global names that ``source`` reads but never binds (builtins excluded), including names
+    in annotations, which pydantic and fal evaluate even under ``from __future__ import annotations``."""
+    tree = ast.parse(source)
+    table = symtable.symtable(_evaluated_annotations(source, tree), "<cell>", "exec")
     bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
-    used: set[str] = set()
+    used = _string_annotation_names(tree)
 
     def walk(t: symtable.SymbolTable, top: bool) -> None:
         for sym in t.get_symbols():
@@ -65,6 +67,31 @@ def free_names(source: str) -> set[str]:
 
     walk(table, True)
     return {n for n in used - bound if not hasattr(builtins, n)}
+
+
+def _evaluated_annotations(source: str, tree: ast.Module) -> str:
+    """``source`` without ``from __future__ import annotations``, so symtable sees annotation names."""
+    lines = source.splitlines()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for i in range(node.lineno - 1, node.end_lineno):
+                lines[i] = ""
+    return "\n".join(lines)
+
+
+def _string_annotation_names(tree: ast.Module) -> set[str]:
+    """Names inside string annotations such as ``x: "Input"``."""
+    annotations = [n.annotation for n in ast.walk(tree) if isinstance(n, (ast.arg, ast.AnnAssign))]
+    annotations += [n.returns for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    names = set()
+    for ann in filter(None, annotations):
+        for node in ast.walk(ann):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                try:
+                    names |= {n.id for n in ast.walk(ast.parse(node.value, mode="eval")) if isinstance(n, ast.Name)}
+                except SyntaxError:
+                    pass
+    return names
 
 
 def first_use(source: str, name: str) -> int | None:
@@ -109,7 +136,7 @@ def constant_code(name: str, value: Any) -> str | None:
     """``name = <literal>`` when ``value`` is a small literal that round-trips, else None."""
     if not _is_literal(value):
         return None
-    text = repr(value)
+    text = _stable_repr(value)
     if len(text) > MAX_CONSTANT_CHARS:
         return None
     try:
@@ -118,6 +145,24 @@ def constant_code(name: str, value: Any) -> str | None:
     except (ValueError, SyntaxError):
         return None
     return f"{name} = {text}"
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` with set elements sorted, so that regenerating gives the same file."""
+    if type(value) in (set, frozenset) and value:
+        try:
+            items = ", ".join(_stable_repr(v) for v in sorted(value))
+        except TypeError:
+            return repr(value)
+        return f"{{{items}}}" if type(value) is set else f"frozenset({{{items}}})"
+    if type(value) in (list, tuple):
+        items = [_stable_repr(v) for v in value]
+        if type(value) is tuple:
+            return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+        return f"[{', '.join(items)}]"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{_stable_repr(k)}: {_stable_repr(v)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 def _is_literal(value: Any, depth: int = 0) -> bool:
@@ -244,8 +289,9 @@ class KernelResolver:
         if inspect.isfunction(value) or inspect.isclass(value):
             return self._source_of(name, value)
         kind = type(value).__qualname__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
         raise CaptureError(
-            f"The cell uses `{name}`, a {kind} object that exists only in the kernel's memory, so it "
+            f"The cell uses `{name}`, {article} {kind} object that exists only in the kernel's memory, so it "
             f"cannot be written into the deployed app. {SUGGESTION}"
         )
 

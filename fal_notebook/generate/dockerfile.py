@@ -71,7 +71,7 @@ def dockerfile(
         ]
         lines += ["", f"EXPOSE {config.port}", f"CMD {json.dumps(cmd)}"]
     else:
-        command = ["sh", "-c", config.cmd] if config.cmd else ["python", module]
+        command = ["sh", "-c", shell_command(config.cmd)] if config.cmd else ["python", module]
         lines += [
             "",
             f"# The server binds 0.0.0.0:$PORT; fal forwards traffic to exposed_port ({config.port}).",
@@ -80,6 +80,14 @@ def dockerfile(
             f"CMD {json.dumps(command)}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def shell_command(cmd: str) -> str:
+    """``exec <cmd>`` for a single command, so the server is PID 1 and gets SIGTERM on stop
+    (a ``sh`` in between would ignore it); compound commands are left as they are."""
+    if any(op in cmd for op in (";", "&", "|", "\n", "exec ")):
+        return cmd
+    return f"exec {cmd}"
 
 
 def dockerignore() -> str:

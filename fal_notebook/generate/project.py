@@ -47,6 +47,31 @@ class AppProject:
     def module_file(self) -> str:
         return "app.py" if self.mode == "app" else "server.py"
 
+    def summary(self) -> str:
+        """What was captured, where, what it needs, and what to run next."""
+        what = f"fal.App `{self.config.class_name}`" if self.mode == "app" else "Direct Server Mode"
+        if self.mode == "server":
+            what += f" (`{self.config.cmd}`)" if self.config.cmd else f" (`{self.config.entry}`)"
+            what += f", port {self.config.exposed_port}"
+        if len(self.changed) == len(self.files):
+            changed = " — written"
+        else:
+            changed = f" — changed: {', '.join(self.changed)}" if self.changed else " — unchanged"
+        lines = [
+            f"Captured {self.name}: {what} → {_shown(self.path)}",
+            f"Files: {', '.join(self.files)}{changed}",
+            f"Requirements (pinned): {', '.join(self.requirements) or 'none'}",
+            *(f"Note: {note}" for note in self.notes),
+            f"Next: %fal_deploy {self.name}   (or, in {_shown(self.path)}: fal deploy {self.name})",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"{line}  " for line in self.summary().splitlines())
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> AppProject:
         """Read a generated project folder; ``pyproject.toml`` (which users may edit) wins over
@@ -71,6 +96,13 @@ class AppProject:
         config = AppConfig.build(values, where=f"{path / PYPROJECT}")
         files = {name: (path / name).read_text() for name in manifest["files"] if (path / name).is_file()}
         return cls(config=config, path=path, files=files, requirements=manifest["requirements"])
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def config_from_table(table: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +173,38 @@ Or from the notebook: `%fal_deploy {config.name}` (local runners), `--target doc
 Change the app in the notebook cell and run it again: files you edit here are never overwritten
 silently.
 """
+
+
+#: Fields that only the cell can change (they change the generated source).
+CELL_FIELDS = ("name", "mode", "class_name", "entry", "requirements")
+
+
+def reconfigure(path: str | os.PathLike, changes: dict[str, Any], *, force: bool = False) -> AppProject:
+    """Change fal keys of a captured app (as the panel's form does) and regenerate its files.
+
+    ``changes`` maps AppConfig fields to new values (None unsets a key). Fields that the cell's
+    source determines cannot be changed here.
+    """
+    project = AppProject.load(path)
+    locked = sorted(set(changes) & set(CELL_FIELDS))
+    if locked:
+        raise ConfigError(
+            f"{', '.join(locked)} of {project.name} come from its notebook cell: change the cell "
+            "and run it again."
+        )
+    values = project.config.model_dump(exclude_none=True)
+    values.update(changes)
+    config = AppConfig.build({k: v for k, v in values.items() if v is not None}, where=f"{project.name}'s config")
+    module = project.files[project.module_file]
+    standard = {project.module_file, "requirements.txt", "Dockerfile", ".dockerignore", PYPROJECT, "README.md"}
+    extra = {n: t for n, t in project.files.items() if n not in standard}
+    existing, previous = existing_state(project.path)
+    files = render_files(
+        config, module, project.requirements, extra, existing_pyproject=existing, previous_toml=previous
+    )
+    updated = AppProject(config=config, path=project.path, files=files, requirements=project.requirements)
+    updated.changed = write_project(updated, force=force)
+    return updated
 
 
 def _digest(text: str) -> str:

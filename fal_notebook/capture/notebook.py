@@ -1,0 +1,60 @@
+"""``export_notebook``: every ``%%fal_app`` cell of a saved notebook, captured without a kernel."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+
+from ..errors import CaptureError, FalNotebookError
+from .options import parse_magic_line, split_magic_cell
+
+
+def export_notebook(path: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list:
+    """Write ``<out_dir>/<name>/`` (default ``./fal_apps``) for each ``%%fal_app`` cell of the
+    notebook at ``path``. Names a cell uses are resolved statically from the cells above it.
+    Apps that capture cleanly are written even if another cell fails; the failures are then
+    raised together, each naming its cell."""
+    from . import capture
+
+    path = Path(path)
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except (OSError, ValueError) as exc:
+        raise FalNotebookError(f"Cannot read notebook {path}: {exc}") from None
+    base = Path(out_dir) if out_dir is not None else Path("fal_apps")
+    earlier: list[tuple[str, str]] = []
+    projects, failures = [], []
+    for index, cell in enumerate(notebook.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        label = f"cell {index} of {path.name}"
+        magic = split_magic_cell(cell.source)
+        if magic is None:
+            earlier.append((label, cell.source))
+            continue
+        line, body = magic
+        try:
+            parsed = parse_magic_line(line)
+            project = capture(
+                body,
+                parsed.name,
+                notebook_cells=list(earlier),
+                search_dir=path.parent,
+                dir=parsed.dir,
+                out_dir=base,
+                force=parsed.force,
+                where=label,
+                **parsed.options,
+            )
+            projects.append(project)
+        except FalNotebookError as exc:
+            failures.append(str(exc))
+        earlier.append((label, body))
+    if failures:
+        written = f" Written: {', '.join(p.name for p in projects)}." if projects else ""
+        raise CaptureError(" ".join(failures) + written)
+    if not projects:
+        raise CaptureError(f"{path} has no %%fal_app cell to export.")
+    return projects

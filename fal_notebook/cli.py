@@ -1,0 +1,136 @@
+"""``fal-notebook`` command line: parse arguments, call the Python API, print. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import ConfigError, FalNotebookError
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .capture.notebook import export_notebook
+
+    for project in export_notebook(args.notebook, out_dir=args.out):
+        print(project.summary(), end="\n\n")
+
+
+def _deploy(args: argparse.Namespace) -> None:
+    from .backends import deploy
+
+    quiet = args.json
+    deployment = deploy(args.app, target=args.target, progress=(lambda _line: None) if quiet else print)
+    if args.json:
+        print(json.dumps(_deployment_json(deployment)))
+    else:
+        print(f"{deployment.name}: {deployment.status} on {deployment.target}")
+        print(f"  endpoint id: {deployment.endpoint_id}\n  url:         {deployment.url}\n  queue url:   {deployment.queue_url}")
+
+
+def _deployment_json(deployment) -> dict:
+    keys = ("name", "target", "endpoint_id", "url", "queue_url", "status", "path")
+    return {k: getattr(deployment, k) for k in keys}
+
+
+def _apps(args: argparse.Namespace) -> None:
+    from .backends import list_apps
+
+    rows = list_apps()
+    if args.json:
+        print(json.dumps(rows))
+        return
+    if not rows:
+        print("No apps yet: capture one with %%fal_app in a notebook, or `fal-notebook export NOTEBOOK`.")
+    for row in rows:
+        print(f"{row['name']:<24} {row['mode'] or '-':<7} {row['target'] or '-':<7} {row['status']:<10} {row['endpoint_id'] or '-'}")
+
+
+def _logs(args: argparse.Namespace) -> None:
+    from .backends import get_deployment
+
+    for line in get_deployment(args.name).logs(follow=args.follow):
+        print(line, flush=True)
+
+
+def _stop(args: argparse.Namespace) -> None:
+    from .backends import get_deployment
+
+    deployment = get_deployment(args.name)
+    deployment.stop()
+    print(f"{deployment.name}: stopped")
+
+
+def _call(args: argparse.Namespace) -> None:
+    from .client import connect
+
+    try:
+        arguments = json.loads(args.input)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--input is not valid JSON ({exc}); e.g. --input '{{\"text\": \"hi\"}}'.") from None
+    client = connect(args.endpoint_id)
+    if args.queue:
+        handle = client.submit(arguments, path=args.path)
+        print(f"request {handle.request_id}", file=sys.stderr)
+        for event in handle.iter_events(logs=True):
+            for entry in getattr(event, "logs", None) or []:
+                print(entry.get("message", entry), file=sys.stderr)
+        output = handle.result()
+    else:
+        output = client.run(arguments, path=args.path)
+    print(json.dumps(output, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fal-notebook", description="Capture notebook cells as apps, deploy them, call them."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser("export", help="capture every %%%%fal_app cell of a notebook")
+    export.add_argument("notebook")
+    export.add_argument("--out", default=None, help="folder for the projects (default ./fal_apps)")
+    export.set_defaults(func=_export)
+
+    deploy = commands.add_parser("deploy", help="deploy a captured app")
+    deploy.add_argument("app", help="the app's name or its project folder")
+    deploy.add_argument("--target", default="local", choices=["local", "docker", "fal"])
+    deploy.add_argument("--json", action="store_true", help="print the deployment as JSON")
+    deploy.set_defaults(func=_deploy)
+
+    apps = commands.add_parser("apps", help="captured and deployed apps")
+    apps.add_argument("--json", action="store_true")
+    apps.set_defaults(func=_apps)
+
+    logs = commands.add_parser("logs", help="an app's logs")
+    logs.add_argument("name")
+    logs.add_argument("--follow", action="store_true")
+    logs.set_defaults(func=_logs)
+
+    stop = commands.add_parser("stop", help="stop an app's runners")
+    stop.add_argument("name")
+    stop.set_defaults(func=_stop)
+
+    call = commands.add_parser("call", help="call an endpoint")
+    call.add_argument("endpoint_id", help="local/<name>, <owner>/<app>, or a URL")
+    call.add_argument("--path", default="/")
+    call.add_argument("--input", required=True, help="the input as JSON")
+    call.add_argument("--queue", action="store_true", help="go through the queue (with logs)")
+    call.set_defaults(func=_call)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except FalNotebookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,487 @@
+"""One client for fal's protocol: apps behind the local gateway (local and Docker targets) and on fal.
+
+``connect("local/echo")``, ``connect("fal-ai/flux/dev")`` or ``connect("http://127.0.0.1:8765/local/echo")``
+give an :class:`EndpointClient`; ``submit`` gives a :class:`RequestHandle` on fal's queue. The sync
+flavour is plain httpx (safe inside a running event loop, as in a notebook); the async twins
+(``run_async``, ``submit_async``, ``stream_async``, :class:`AsyncRequestHandle`) build the same
+requests and read the same answers with :mod:`fal_notebook.protocol`: only the I/O differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, AsyncIterator, Iterator, Literal
+
+import httpx
+
+from ._version import __version__
+from .errors import ConfigError, RequestError, RequestTimeoutError
+from .protocol import (
+    Address,
+    Completed,
+    EventFilter,
+    InProgress,
+    Queued,
+    QueuedRequest,
+    RetryPolicy,
+    SSEParser,
+    Status,
+    cancel_answer,
+    decode_status,
+    default_key,
+    join_url,
+    make_error,
+    queued_request,
+    render_detail,
+    request_error,
+    resolve_address,
+    retry_wait,
+    transport_error,
+)
+
+__all__ = [
+    "connect",
+    "EndpointClient",
+    "RequestHandle",
+    "AsyncRequestHandle",
+    "Queued",
+    "InProgress",
+    "Completed",
+    "Status",
+    "RetryPolicy",
+    "RequestError",
+    "RequestTimeoutError",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 120.0  # seconds, for submit, status, result, cancel and openapi
+CONNECT_TIMEOUT = 30.0
+POLL_INTERVAL = 0.1  # seconds between status polls, as fal_client
+PRIORITIES = ("normal", "low")
+Priority = Literal["normal", "low"]
+
+
+def connect(endpoint_id_or_url: str, key: str | None = None, *,
+            transport: httpx.BaseTransport | None = None,
+            async_transport: httpx.AsyncBaseTransport | None = None,
+            timeout: float | None = DEFAULT_TIMEOUT, retry: RetryPolicy | None = None,
+            poll_interval: float = POLL_INTERVAL) -> EndpointClient:
+    """A client for an endpoint: ``local/<name>``, ``<owner>/<app>[/<path>]`` (fal) or an http(s) URL.
+
+    Without ``key``, the local gateway's key (``<FAL_NOTEBOOK_HOME>/gateway/key``) is sent to the local
+    gateway and ``FAL_KEY`` (or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``) to fal; other URLs get no key.
+    ``transport``/``async_transport`` replace httpx's network transports (tests use them).
+    """
+    address = resolve_address(endpoint_id_or_url)
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
+    return EndpointClient(address, key if key is not None else default_key(address), transport=transport,
+                          async_transport=async_transport, timeout=timeout, retry=retry or RetryPolicy(),
+                          poll_interval=poll_interval)
+
+
+def _timeout(seconds: float | None) -> httpx.Timeout:
+    """``seconds`` for every phase (None: unbounded), but never more than CONNECT_TIMEOUT to connect."""
+    return httpx.Timeout(seconds, connect=CONNECT_TIMEOUT if seconds is None else min(seconds, CONNECT_TIMEOUT))
+
+
+class EndpointClient:
+    """Calls one endpoint: ``run`` (sync), ``submit`` (queue), ``stream`` (SSE), ``openapi``; async twins."""
+
+    def __init__(self, address: Address, key: str | None, *, transport: httpx.BaseTransport | None = None,
+                 async_transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float | None = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
+                 poll_interval: float = POLL_INTERVAL):
+        self._address = address
+        self._key = key or None
+        self._transport = transport
+        self._async_transport = async_transport
+        self._timeout = _timeout(timeout)
+        self._retry = retry
+        self._poll_interval = poll_interval
+        self._http: httpx.Client | None = None
+        self._async_http: httpx.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def endpoint_id(self) -> str:
+        return self._address.endpoint_id
+
+    @property
+    def url(self) -> str:
+        """The sync base: ``run(args, path)`` posts to ``url + path``."""
+        return self._address.url
+
+    @property
+    def queue_url(self) -> str:
+        """The queue base: ``submit(args, path)`` posts to ``queue_url + path``."""
+        return self._address.queue_url
+
+    def __repr__(self) -> str:
+        return f"EndpointClient({self.endpoint_id!r}, url={self.url!r}, key={'set' if self._key else 'none'})"
+
+    # -- sync ------------------------------------------------------------------------------------
+    def run(self, arguments: Any, path: str = "/", *, timeout: float | None = None,
+            headers: dict[str, str] | None = None) -> Any:
+        """POST ``arguments`` to the endpoint and return its JSON output (no queue; waits ``timeout`` s)."""
+        request = self._request("POST", join_url(self.url, path), json=arguments, headers=headers,
+                                timeout=_timeout(timeout))
+        return self._json(self._send(request, bounded=timeout is not None))
+
+    def submit(self, arguments: Any, path: str = "/", *, webhook_url: str | None = None,
+               priority: Priority | None = None, headers: dict[str, str] | None = None) -> RequestHandle:
+        """Put a request on the endpoint's queue; the handle follows it."""
+        return RequestHandle(self, self._queued(self._send(self._submit_request(
+            arguments, path, webhook_url, priority, headers))))
+
+    def stream(self, arguments: Any, path: str = "/", *, headers: dict[str, str] | None = None) -> Iterator[Any]:
+        """POST to ``<path>/stream`` and yield each server-sent event's JSON object."""
+        response = self._send(self._stream_request(arguments, path, headers), stream=True)
+        try:
+            if response.is_error:
+                response.read()
+                raise self._error(response)
+            parser = SSEParser()
+            for line in response.iter_lines():
+                if (event := parser.feed(line)) is not None:
+                    yield self._stream_event(*event)
+            if (event := parser.feed("")) is not None:  # a last event without its blank line
+                yield self._stream_event(*event)
+        except httpx.TransportError as exc:
+            raise self._broken_stream(exc, response) from exc
+        finally:
+            response.close()
+
+    def openapi(self) -> dict[str, Any]:
+        """The app's OpenAPI document (``GET <app>/openapi.json``)."""
+        return self._schema(self._send(self._request("GET", join_url(self._address.app_url, "openapi.json"))))
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> EndpointClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- async -----------------------------------------------------------------------------------
+    async def run_async(self, arguments: Any, path: str = "/", *, timeout: float | None = None,
+                        headers: dict[str, str] | None = None) -> Any:
+        request = self._request("POST", join_url(self.url, path), json=arguments, headers=headers,
+                                timeout=_timeout(timeout))
+        return self._json(await self._send_async(request, bounded=timeout is not None))
+
+    async def submit_async(self, arguments: Any, path: str = "/", *, webhook_url: str | None = None,
+                           priority: Priority | None = None,
+                           headers: dict[str, str] | None = None) -> AsyncRequestHandle:
+        return AsyncRequestHandle(self, self._queued(await self._send_async(self._submit_request(
+            arguments, path, webhook_url, priority, headers))))
+
+    async def stream_async(self, arguments: Any, path: str = "/", *,
+                           headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+        response = await self._send_async(self._stream_request(arguments, path, headers), stream=True)
+        try:
+            if response.is_error:
+                await response.aread()
+                raise self._error(response)
+            parser = SSEParser()
+            async for line in response.aiter_lines():
+                if (event := parser.feed(line)) is not None:
+                    yield self._stream_event(*event)
+            if (event := parser.feed("")) is not None:
+                yield self._stream_event(*event)
+        except httpx.TransportError as exc:
+            raise self._broken_stream(exc, response) from exc
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._async_http is not None:
+            await self._async_http.aclose()
+            self._async_http = None
+
+    # -- requests (shared by both flavours) ------------------------------------------------------
+    def _request(self, method: str, url: str, *, json: Any = None, params: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None, timeout: httpx.Timeout | None = None,
+                 accept: str = "application/json") -> httpx.Request:
+        all_headers = httpx.Headers({"Accept": accept, "User-Agent": f"fal-notebook/{__version__}"})
+        if self._key:
+            all_headers["Authorization"] = f"Key {self._key}"
+        all_headers.update(headers or {})  # the caller's headers win, whatever their case
+        return httpx.Request(method, url, json=json, params=params, headers=all_headers,
+                             extensions={"timeout": (timeout or self._timeout).as_dict()})
+
+    def _submit_request(self, arguments: Any, path: str, webhook_url: str | None, priority: str | None,
+                        headers: dict[str, str] | None) -> httpx.Request:
+        extra = dict(headers or {})
+        if priority is not None:
+            if priority not in PRIORITIES:
+                raise ConfigError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}.")
+            extra["X-Fal-Queue-Priority"] = priority
+        params = {"fal_webhook": webhook_url} if webhook_url else None
+        return self._request("POST", join_url(self.queue_url, path), json=arguments, params=params, headers=extra)
+
+    def _stream_request(self, arguments: Any, path: str, headers: dict[str, str] | None) -> httpx.Request:
+        return self._request("POST", join_url(self.url, path, "stream"), json=arguments, headers=headers,
+                             timeout=_timeout(None), accept="text/event-stream")
+
+    # -- answers (shared) ------------------------------------------------------------------------
+    def _error(self, response: httpx.Response, request_id: str | None = None) -> RequestError:
+        return request_error(response, self._address, key=self._key, request_id=request_id,
+                             attempts=self._retry.attempts)
+
+    def _json(self, response: httpx.Response, request_id: str | None = None) -> Any:
+        if response.is_error:
+            raise self._error(response, request_id)
+        try:
+            return response.json()
+        except ValueError:
+            raise self._protocol_error(f"answered {response.request.url} with something that is not JSON: "
+                                       f"{response.text[:200]!r}.", response, request_id) from None
+
+    def _schema(self, response: httpx.Response) -> dict[str, Any]:
+        schema = self._json(response)
+        if not isinstance(schema, dict) or "paths" not in schema:
+            raise self._protocol_error("serves no OpenAPI document at openapi.json.", response)
+        return schema
+
+    def _queued(self, response: httpx.Response) -> QueuedRequest:
+        try:
+            return queued_request(self._json(response), self._address)
+        except ValueError as exc:
+            raise self._protocol_error(f"gave no request to follow ({exc}); is {self.queue_url} a queue?",
+                                       response) from None
+
+    def _stream_event(self, name: str, data: str) -> Any:
+        try:
+            payload, is_json = json.loads(data), True
+        except ValueError:
+            payload, is_json = data, False
+        if name == "error":
+            detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
+            raise make_error(self._address, f"the stream failed: {render_detail(detail)}.", "", key=self._key,
+                             detail=payload)
+        if not is_json:
+            raise make_error(self._address, f"streamed an event that is not JSON: {data[:200]!r}.",
+                             "Each event's data must be one JSON object.", key=self._key, detail=data)
+        return payload
+
+    def _broken_stream(self, error: httpx.TransportError, response: httpx.Response) -> RequestError:
+        return make_error(self._address, f"the stream from {response.request.url} broke off: {error!r}.",
+                          "Call stream() again; the app's logs may say why.", key=self._key,
+                          status_code=response.status_code, detail=str(error))
+
+    def _protocol_error(self, problem: str, response: httpx.Response,
+                        request_id: str | None = None) -> RequestError:
+        return make_error(self._address, problem, "It does not speak fal's protocol: check the endpoint.",
+                          key=self._key, status_code=response.status_code, detail=response.text[:2000],
+                          request_id=request_id)
+
+    def _unreachable(self, error: httpx.TransportError, request: httpx.Request, attempts: int,
+                     bounded: bool) -> RequestError:
+        if bounded and isinstance(error, httpx.TimeoutException):
+            seconds = request.extensions["timeout"]["read"]
+            return make_error(self._address, f"no answer within {seconds:g} s from {request.url}.",
+                              "Pass a larger timeout= (or none), or submit() it to the queue.",
+                              key=self._key, detail=str(error), cls=RequestTimeoutError)
+        return transport_error(error, self._address, str(request.url), key=self._key, attempts=attempts)
+
+    # -- I/O: the only part that differs between the flavours --------------------------------------
+    def _client_options(self) -> dict[str, Any]:
+        # Loopback traffic (the local gateway) never goes through a proxy from the environment.
+        return {"timeout": self._timeout, "trust_env": not self._address.loopback}
+
+    def _sync_http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(transport=self._transport, **self._client_options())
+        return self._http
+
+    def _async_client(self) -> httpx.AsyncClient:
+        # An AsyncClient's connections belong to one event loop: a new loop gets a new client.
+        loop = asyncio.get_running_loop()
+        if self._async_http is None or self._async_loop is not loop:
+            self._async_http = httpx.AsyncClient(transport=self._async_transport, **self._client_options())
+            self._async_loop = loop
+        return self._async_http
+
+    def _send(self, request: httpx.Request, *, bounded: bool = False, stream: bool = False) -> httpx.Response:
+        http = self._sync_http()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if (wait := retry_wait(self._retry, attempt, error=exc, bounded=bounded)) is None:
+                    raise self._unreachable(exc, request, attempt, bounded) from exc
+                self._log_retry(request, attempt, wait, repr(exc))
+            else:
+                if (wait := retry_wait(self._retry, attempt, response=response)) is None:
+                    return response
+                response.close()
+                self._log_retry(request, attempt, wait, f"HTTP {response.status_code}")
+            time.sleep(wait)
+
+    async def _send_async(self, request: httpx.Request, *, bounded: bool = False,
+                          stream: bool = False) -> httpx.Response:
+        http = self._async_client()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if (wait := retry_wait(self._retry, attempt, error=exc, bounded=bounded)) is None:
+                    raise self._unreachable(exc, request, attempt, bounded) from exc
+                self._log_retry(request, attempt, wait, repr(exc))
+            else:
+                if (wait := retry_wait(self._retry, attempt, response=response)) is None:
+                    return response
+                await response.aclose()
+                self._log_retry(request, attempt, wait, f"HTTP {response.status_code}")
+            await asyncio.sleep(wait)
+
+    def _log_retry(self, request: httpx.Request, attempt: int, wait: float, reason: str) -> None:
+        log.debug("%s %s: %s; try %d of %d in %.2f s", request.method, request.url, reason, attempt + 1,
+                  self._retry.attempts, wait)
+
+
+class _Deadline:
+    """The pauses between polls, until ``timeout`` seconds have passed (then RequestTimeoutError)."""
+
+    def __init__(self, handle: _Handle, timeout: float | None):
+        self._handle, self._timeout = handle, timeout
+        self._end = None if timeout is None else time.monotonic() + timeout
+
+    def pause(self, interval: float) -> float:
+        if self._end is None:
+            return interval
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise self._handle._timed_out(self._timeout)
+        return min(interval, left)
+
+
+class _Handle:
+    """What both handle flavours share: the request's URLs, the requests to send, the answers' meaning."""
+
+    def __init__(self, client: EndpointClient, queued: QueuedRequest):
+        self._client = client
+        self._queued = queued
+
+    @property
+    def request_id(self) -> str:
+        return self._queued.request_id
+
+    @property
+    def status_url(self) -> str:
+        return self._queued.status_url
+
+    @property
+    def response_url(self) -> str:
+        return self._queued.response_url
+
+    @property
+    def cancel_url(self) -> str:
+        return self._queued.cancel_url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._client.endpoint_id!r}, request_id={self.request_id!r})"
+
+    def _status_request(self, logs: bool) -> httpx.Request:
+        return self._client._request("GET", self.status_url, params={"logs": "1"} if logs else None)
+
+    def _result_request(self) -> httpx.Request:
+        return self._client._request("GET", self.response_url)
+
+    def _cancel_request(self) -> httpx.Request:
+        return self._client._request("PUT", self.cancel_url)
+
+    def _status(self, response: httpx.Response) -> Status:
+        data = self._client._json(response, self.request_id)
+        try:
+            return decode_status(data)
+        except ValueError as exc:
+            raise self._client._protocol_error(f"answered the status of a request with {exc}.", response,
+                                               self.request_id) from None
+
+    def _result(self, response: httpx.Response) -> Any:
+        return self._client._json(response, self.request_id)
+
+    def _cancelled(self, response: httpx.Response) -> str:
+        if (answer := cancel_answer(response)) is None:
+            raise self._client._error(response, self.request_id)
+        return answer
+
+    def _interval(self, interval: float | None) -> float:
+        return self._client._poll_interval if interval is None else interval
+
+    def _timed_out(self, timeout: float | None) -> RequestError:
+        client = self._client
+        return make_error(client._address, f"no result within {timeout:g} s.",
+                          "The request keeps running: call result() again to wait longer, or cancel() to stop it.",
+                          key=client._key, request_id=self.request_id, cls=RequestTimeoutError)
+
+
+class RequestHandle(_Handle):
+    """A request on the queue: ``status``, ``iter_events``, ``result``, ``cancel``."""
+
+    def status(self, logs: bool = False) -> Status:
+        """``Queued(position)``, ``InProgress(logs)`` or ``Completed(logs, metrics, error, error_type)``."""
+        return self._status(self._client._send(self._status_request(logs)))
+
+    def iter_events(self, logs: bool = True, interval: float | None = None) -> Iterator[Status]:
+        """Poll the status and yield each change until Completed; each log entry comes exactly once."""
+        events = EventFilter()
+        while True:
+            status = self.status(logs=logs)
+            if (event := events(status)) is not None:
+                yield event
+            if isinstance(status, Completed):
+                return
+            time.sleep(self._interval(interval))
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for completion (at most ``timeout`` s), then the output; raises RequestError on the app's error."""
+        deadline = _Deadline(self, timeout)
+        while not isinstance(self.status(), Completed):
+            time.sleep(deadline.pause(self._interval(None)))
+        return self._result(self._client._send(self._result_request()))
+
+    def cancel(self) -> str:
+        """Ask the queue to cancel; its answer: ``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED``..."""
+        return self._cancelled(self._client._send(self._cancel_request()))
+
+
+class AsyncRequestHandle(_Handle):
+    """:class:`RequestHandle` with coroutine methods (and an async ``iter_events``)."""
+
+    async def status(self, logs: bool = False) -> Status:
+        return self._status(await self._client._send_async(self._status_request(logs)))
+
+    async def iter_events(self, logs: bool = True, interval: float | None = None) -> AsyncIterator[Status]:
+        events = EventFilter()
+        while True:
+            status = await self.status(logs=logs)
+            if (event := events(status)) is not None:
+                yield event
+            if isinstance(status, Completed):
+                return
+            await asyncio.sleep(self._interval(interval))
+
+    async def result(self, timeout: float | None = None) -> Any:
+        deadline = _Deadline(self, timeout)
+        while not isinstance(await self.status(), Completed):
+            await asyncio.sleep(deadline.pause(self._interval(None)))
+        return self._result(await self._client._send_async(self._result_request()))
+
+    async def cancel(self) -> str:
+        return self._cancelled(await self._client._send_async(self._cancel_request()))

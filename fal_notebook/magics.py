@@ -1,0 +1,90 @@
+"""IPython magics: parse the line, call the Python API, display the result. Nothing else."""
+
+from __future__ import annotations
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import display
+
+from . import backends
+from .capture import capture
+from .capture.options import ArgumentParser, parse_magic_line, parse_words
+
+
+def _parser(prog: str, *arguments: tuple[tuple[str, ...], dict]) -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, add_help=False)
+    for flags, kwargs in arguments:
+        parser.add_argument(*flags, **kwargs)
+    return parser
+
+
+NAME = (("name",), {})
+DEPLOY = _parser(
+    "%fal_deploy", NAME, (("--target",), {"default": "local"}), (("--no-wait",), {"action": "store_true"})
+)
+PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
+LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
+STOP = _parser("%fal_stop", NAME)
+
+
+@magics_class
+class FalMagics(Magics):
+    @cell_magic
+    def fal_app(self, line: str, cell: str):
+        """%%fal_app [NAME] [options] — run the cell, then capture it as a deployable app."""
+        parsed = parse_magic_line(line)
+        if parsed.run:
+            result = self.shell.run_cell(cell)
+            if not result.success:
+                return None
+        return capture(
+            cell,
+            parsed.name,
+            namespace=self.shell.user_ns,
+            dir=parsed.dir,
+            force=parsed.force,
+            **parsed.options,
+        )
+
+    @line_magic
+    def fal_deploy(self, line: str):
+        """%fal_deploy NAME [--target local|docker|fal] [--no-wait] — deploy a captured app."""
+        args = parse_words(DEPLOY, line)
+        return backends.deploy(args.name, target=args.target, wait=not args.no_wait)
+
+    @line_magic
+    def fal_playground(self, line: str):
+        """%fal_playground NAME_OR_ENDPOINT [--endpoint /path] — the Playground widget."""
+        from .widgets.playground import Playground
+
+        args = parse_words(PLAYGROUND, line)
+        try:
+            target = backends.get_deployment(args.name)
+        except LookupError:
+            from .client import connect
+
+            target = connect(args.name)
+        return Playground(target, endpoint=args.endpoint)
+
+    @line_magic
+    def fal_apps(self, line: str):
+        """%fal_apps — captured and deployed apps."""
+        from .widgets.tables import apps_table
+
+        display(apps_table(backends.list_apps()))
+
+    @line_magic
+    def fal_logs(self, line: str):
+        """%fal_logs NAME [--follow] — the app's logs (--follow: until interrupted)."""
+        args = parse_words(LOGS, line)
+        try:
+            for log_line in backends.get_deployment(args.name).logs(follow=args.follow):
+                print(log_line)
+        except KeyboardInterrupt:
+            pass
+
+    @line_magic
+    def fal_stop(self, line: str):
+        """%fal_stop NAME — stop the app's runners."""
+        deployment = backends.get_deployment(parse_words(STOP, line).name)
+        deployment.stop()
+        return deployment

@@ -1,0 +1,57 @@
+"""Fixtures for every test folder: a clean fal environment, and what the machine must provide.
+
+A missing tool skips a test on a developer's machine and fails it in CI (``CI`` set to a true
+value), where `.ci/provision` installs everything and a skip would hide a broken set-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import docker
+import pytest
+
+FAL_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST",
+           "FAL_NOTEBOOK_GATEWAY_PORT")
+
+
+@pytest.fixture
+def fal_env(monkeypatch, tmp_path):
+    """No fal credentials or hosts from the developer's environment, and a fresh FAL_NOTEBOOK_HOME."""
+    for name in FAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _unavailable(what: str) -> NoReturn:
+    message = f"{what}. Run .ci/provision to install and start what the tests need."
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def unavailable() -> Callable[[str], NoReturn]:
+    """``unavailable("Chromium is not installed")``: skip the test, or fail it in CI."""
+    return _unavailable
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A client of the machine's Docker engine (the ``docker`` SDK)."""
+    error = ""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        error = str(exc)
+    if error:  # outside the except block, so that the report is not a chained traceback
+        _unavailable(f"No Docker engine answers ({error})")
+    yield client
+    client.close()

@@ -1,0 +1,4 @@
+import fal
+
+class TextStats(fal.App):
+    pass

@@ -1,0 +1,99 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from fal_notebook.config import AppConfig
+from fal_notebook.errors import ConfigError
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "fal-platform.md"
+
+
+def app(**values):
+    return AppConfig.build({"name": "demo", "mode": "app", "class_name": "Demo", **values})
+
+
+def server(**values):
+    return AppConfig.build({"name": "demo", "mode": "server", "exposed_port": 8000, **values})
+
+
+def test_every_key_of_the_platform_table_is_a_field():
+    keys = {"python_version", "machine_type", "num_gpus", "min_concurrency", "max_concurrency",
+            "max_multiplexing", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay",
+            "request_timeout", "startup_timeout", "keep_alive", "termination_grace_period_seconds",
+            "regions", "secrets", "data_mounts", "app_files", "app_files_ignore", "exposed_port",
+            "metrics_port", "health_check", "app_scale_settings", "image", "auth",
+            "deployment_strategy", "team", "requirements"}
+    if SPEC.is_file():  # the spec's table, when the shared folder is beside the checkout
+        table = SPEC.read_text().split("## 4.")[1].split("## 5.")[0]
+        keys |= set(re.findall(r"`([a-z_]+)`", table.split("| key | notes |")[1])) - {
+            "ref", "python_entry_point", "name", "true", "path", "method", "dockerfile",
+            "build_args", "registries", "entrypoint", "cmd", "username", "password",
+            "start_period_seconds", "timeout_seconds", "failure_threshold", "call_regularly",
+            "rolling", "recreate", "private", "public", "shared", "GET"}
+    assert keys <= set(AppConfig.model_fields)
+
+
+def test_machine_type_single_and_fallbacks():
+    assert app(machine_type="GPU-H100").fal_keys()["machine_type"] == "GPU-H100"
+    assert app(machine_type=["GPU-H100", "GPU-A100"]).fal_keys()["machine_type"] == ["GPU-H100", "GPU-A100"]
+    assert app(machine_type="GPU-H100").is_gpu and not app(machine_type="M").is_gpu
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"machine_type": "GPU-X1"}, r"`machine_type.0` \(--machine-type\) must be one of .*'GPU-H100'.*got 'GPU-X1'"),
+        ({"min_concurrency": 3, "max_concurrency": 1}, r"min_concurrency \(3\) is greater than max_concurrency \(1\)"),
+        ({"request_timeout": -5}, r"`request_timeout` \(--request-timeout\) .*greater than 0.*-5"),
+        ({"startup_timeout": 0}, r"`startup_timeout`"),
+        ({"keep_alive": -1}, r"`keep_alive` \(--keep-alive\)"),
+        ({"min_concurrency": -1}, r"`min_concurrency`"),
+        ({"regions": ["mars"]}, r"`regions.0` .*'us-west'"),
+        ({"auth": "everyone"}, r"`auth` \(--auth\) must be one of 'private', 'public' or 'shared'"),
+        ({"secrets": ["MY-KEY"]}, r"`secrets.0` \(--secret\)"),
+        ({"num_gpus": 2}, r"num_gpus \(--num-gpus\) needs a GPU machine_type"),
+        ({"exposed_port": 8000}, r"exposed_port \(--port\) is for Direct Server Mode only"),
+        ({"python_version": "3"}, r"`python_version`"),
+        ({"data_mounts": ["/tmp"]}, r"`data_mounts.0`"),
+        ({"skip_retry_conditions": ["sometimes"]}, r"`skip_retry_conditions.0`"),
+        ({"bogus": 1}, r"`bogus` is not a fal configuration key"),
+    ],
+)
+def test_bad_values_name_the_key(values, expected):
+    with pytest.raises(ConfigError, match=expected):
+        app(**values)
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1])
+def test_ports_are_1_to_65535(port):
+    with pytest.raises(ConfigError, match=r"`exposed_port` \(--port\)"):
+        server(exposed_port=port)
+
+
+@pytest.mark.parametrize("name", ["My App", "../evil", "a/b", "-x", "", "UPPER", "x" * 64])
+def test_app_names_follow_fal_rules(name):
+    with pytest.raises(ConfigError, match=r"`name` \(the NAME argument\) must be lowercase letters"):
+        AppConfig.build({"name": name, "mode": "app", "class_name": "A"})
+
+
+def test_server_mode_needs_a_port_and_no_app_files():
+    with pytest.raises(ConfigError, match="needs the port the server listens on"):
+        AppConfig.build({"name": "s", "mode": "server"})
+    with pytest.raises(ConfigError, match="app_files cannot be used"):
+        server(app_files=["data.txt"])
+
+
+def test_health_check_and_image_tables():
+    cfg = server(health_check={"path": "/healthz", "timeout_seconds": 5}, image={"dockerfile": "Dockerfile"})
+    assert cfg.fal_keys()["health_check"] == {"path": "/healthz", "timeout_seconds": 5}
+    with pytest.raises(ConfigError, match="exactly one of 'dockerfile' or 'image'"):
+        server(image={"dockerfile": "Dockerfile", "image": "x:1"})
+    with pytest.raises(ConfigError, match="health_check.path"):
+        server(health_check={"path": "healthz"})
+
+
+def test_port_and_python_version_views():
+    assert app().port == 8080
+    assert server(exposed_port=9000).port == 9000
+    assert re.fullmatch(r"3\.\d+", app().effective_python_version)

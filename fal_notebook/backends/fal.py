@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..config import AppConfig
 from ..credentials import find_credentials, redact
-from ..errors import DeployError
+from ..errors import DeployError, FalNotebookError
 from ..generate.project import AppProject
 from . import fal_checks
 from .base import Backend, Deployment, Progress
@@ -146,10 +146,14 @@ class FalBackend(Backend):
                 _checked(runner_stop_args(runner["runner_id"], team=detail.get("team")), deployment, key)
 
     def refresh(self, deployment: Deployment) -> Deployment:
-        """``ready`` once a runner of the revision is up, ``failed`` if its runners crash at start."""
+        """A detached rollout (``deploying``) is ``ready`` once a runner of its revision is up, and
+        ``failed`` if they crash at start. Other states stay as recorded: fal scales apps from
+        zero, so an app without runners is no news (and listing apps stays fast)."""
+        if deployment.status != "deploying":
+            return deployment
         try:
             runners = _runners(deployment, _key())
-        except DeployError:
+        except FalNotebookError:
             return deployment
         states = {r.get("state") for r in runners if r.get("revision") == deployment.detail.get("revision")}
         if states & READY_STATES:

@@ -52,15 +52,15 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def fal_env(tmp_path, monkeypatch):
-    """A user with no fal credentials: empty HOME, no FAL_* variables; fal's API host is a closed
-    local port, so a call that gets past the credentials fails as "unreachable", fast and locally."""
-    home = tmp_path / "home"
+def fal_env(fal_env, tmp_path, monkeypatch):
+    """The suite's clean fal environment, and a user with no fal credentials: an empty HOME, no
+    FAL_* variables; fal's API host is a closed local port, so a call that gets past the
+    credentials fails as "unreachable", fast and locally. Returns the user's HOME."""
+    home = tmp_path / "user"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     for var in (*CREDENTIAL_VARS, *HOST_VARS, "FAKE_FAL_CLOUD"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "fal-notebook-home"))
     host = f"127.0.0.1:{closed_port()}"
     monkeypatch.setenv("FAL_GRPC_HOST", host)
     monkeypatch.setenv("FAL_REST_HOST", host)

@@ -69,3 +69,8 @@ def test_refresh_sees_a_running_runner_of_the_revision(deployed):
 def test_operations_without_network_say_so(project, fake_key):
     with pytest.raises(DeployError, match="fal could not be reached from this machine, so `fal apps list-rev`"):
         fal_target.revisions("text-stats")
+
+
+def test_refresh_of_a_ready_app_asks_fal_nothing(deployed, monkeypatch):
+    monkeypatch.setattr(fal_target, "run_fal", lambda *a, **k: pytest.fail("refresh ran fal"))
+    assert FalBackend().refresh(deployed).status == "ready"

@@ -32,7 +32,8 @@ def key_source(request, fal_env, monkeypatch):
     return request.param
 
 
-def test_nothing_a_deploy_produces_contains_the_key(project, key_source, fake_cloud, tmp_path, monkeypatch):
+def test_nothing_a_deploy_produces_contains_the_key(project, key_source, fal_env, fake_cloud, tmp_path,
+                                                    monkeypatch):
     shown: list[str] = []
     backend = FalBackend(timeout=120)
 
@@ -54,13 +55,9 @@ def test_nothing_a_deploy_produces_contains_the_key(project, key_source, fake_cl
     shown += [str(err.value), repr(err.value), repr(Deployment.load("text-stats"))]
 
     assert leaks("\n".join(shown)) == []
-    fal_config = fal_env_config(tmp_path)
+    fal_config = fal_env / ".fal" / "config.toml"  # fal's own config: the one place a saved key belongs
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p != fal_config and p != fake_cloud.log]
     assert any(p.name == "text-stats.json" for p in written)  # the Deployment record is among them
     assert any(p.name == "app.py" for p in written)
     assert {str(p): leaks(p.read_text(errors="replace")) for p in written if leaks(p.read_text(errors="replace"))} == {}
 
-
-def fal_env_config(tmp_path):
-    """fal's own config file: the one place a saved key belongs."""
-    return tmp_path / "home" / ".fal" / "config.toml"

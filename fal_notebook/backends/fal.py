@@ -86,9 +86,7 @@ class FalBackend(Backend):
         key = credentials.key if credentials else None
         run = run_fal(args, cwd=project.path, key=key, progress=say, timeout=self.timeout)
         if not run.ok or run.report is None:
-            error = explain(run, app=config.name, folder=str(project.path)) if not run.ok else DeployError(
-                f"`fal deploy {config.name}` ended without reporting a deployment; check `fal apps list`."
-            )
+            error = _failure(run, project)
             _record_failure(previous, project, str(error))
             raise error
 
@@ -100,7 +98,8 @@ class FalBackend(Backend):
             applied = self._apply_scaling(deployment, scaling, last.get("scaling", {}), key, say)
             deployment.detail["scaling"] = scaling if applied else last.get("scaling", {})
         deployment.save()
-        say(f"Deployed {deployment.endpoint_id} (revision {deployment.detail['revision']}): {deployment.url}")
+        done = "Deployed" if deployment.status == "ready" else "Rolling out"
+        say(f"{done} {deployment.endpoint_id} (revision {deployment.detail['revision']}): {deployment.url}")
         return deployment
 
     def _apply_scaling(
@@ -217,6 +216,12 @@ def _now() -> str:
 def _previous(name: str) -> Deployment | None:
     previous = Deployment.load(name)
     return previous if previous and previous.target == "fal" and previous.detail.get("revision") else None
+
+
+def _failure(run: FalRun, project: AppProject) -> DeployError:
+    if run.ok:  # fal exited cleanly but never reached the end of a deployment
+        return DeployError(f"`fal deploy {project.name}` ended without deploying; see `fal apps list`.")
+    return explain(run, app=project.name, folder=str(project.path))
 
 
 def _record_failure(previous: Deployment | None, project: AppProject, error: str) -> None:

@@ -50,9 +50,9 @@ def _python(program: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         ) from None
 
 
-def _tail(text: str, n: int = 12) -> str:
+def _tail(text: str, n: int = 12, width: int = 300) -> str:
     lines = [line for line in redact(text).splitlines() if line.strip()][-n:]
-    return "\n".join("    " + line for line in lines)
+    return "\n".join("    " + (line if len(line) <= width else line[: width - 1] + "…") for line in lines)
 
 
 def check_credentials() -> FalCredentials | None:

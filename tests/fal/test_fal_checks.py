@@ -93,10 +93,15 @@ def test_the_local_targets_environment_is_reused(fal_env, cell, tmp_path, monkey
     assert "pydantic==1.0.0.0.1" in seen[0] and not any(r.startswith("fal==") for r in seen[0])
 
 
-def test_without_uv_pip_resolves(fal_env, tmp_path, monkeypatch):
+def test_without_uv_pip_resolves(fal_env, cell, tmp_path, monkeypatch):
     monkeypatch.setattr(fal_checks.shutil, "which", lambda *a, **k: None)
     command, is_uv = fal_checks.resolver_command("3.11")
     assert not is_uv and command[:6] == [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed"]
+    project = capture(cell, "text-stats", dir=tmp_path / "p", search_dir=tmp_path,
+                      requirements=["pydantic==1.0.0.0.1"])
+    with pytest.raises(DeployError, match="cannot be installed") as err:
+        fal_checks.check_requirements(project, progress=lambda line: None)
+    assert "pydantic==1.0.0.0.1" in str(err.value)
 
 
 def test_module_that_does_not_import_is_caught(project):

@@ -23,7 +23,9 @@ _PUBLIC = {
     "DeployError": "fal_notebook.errors",
     "RequestError": "fal_notebook.errors",
     "RequestTimeoutError": "fal_notebook.errors",
+    "InputError": "fal_notebook.errors",
     "connect": "fal_notebook.client",
+    "Playground": "fal_notebook.widgets.playground",
 }
 
 __all__ = sorted([*_PUBLIC, "capture", "__version__"])
@@ -37,11 +39,13 @@ if TYPE_CHECKING:  # pragma: no cover
         ConfigError,
         DeployError,
         FalNotebookError,
+        InputError,
         ProjectConflictError,
         RequestError,
         RequestTimeoutError,
     )
     from .generate.project import AppProject
+    from .widgets.playground import Playground
 
 
 def __getattr__(name: str) -> Any:

@@ -60,3 +60,11 @@ class RequestError(FalNotebookError):
 
 class RequestTimeoutError(RequestError, TimeoutError):
     """No answer in the time the caller allowed; a queued request keeps running (``handle.cancel()`` stops it)."""
+
+
+class InputError(FalNotebookError, ValueError):
+    """Values for an app's input do not fit its schema; the message names the fields."""
+
+    def __init__(self, message: str, issues: list | tuple = ()):
+        super().__init__(message)
+        self.issues = list(issues)

@@ -1,1 +1,3 @@
-"""ipywidgets front ends: the Playground and the fal login form."""
+"""The Playground widget: playground.py (the whole), fields.py (one control per field kind),
+outputs.py (media and JSON), snippets.py (code), history.py, style.py (theme-aware CSS);
+login.py is the ``%fal_login`` form."""

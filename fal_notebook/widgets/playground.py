@@ -1,0 +1,432 @@
+"""The Playground: a typed form from an app's schema, Run/Cancel, live status and logs, the rendered
+output, code snippets and a history of calls — in the notebook.
+
+Calls run in a worker thread through the client (``submit`` → ``iter_events`` → ``result``, or
+``stream`` for streaming endpoints), so the kernel and the widgets stay responsive while they run.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+import time
+from concurrent.futures import Future
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+import ipywidgets as W
+
+from ..errors import FalNotebookError, InputError
+from ..protocol import Completed, InProgress, Queued, gateway_key_file
+from ..schema import AppSchema, Endpoint, parse_openapi
+from ..validation import Issue, issues_from_422, prune, validate_object
+from .fields import FieldRow, ObjectControl, Uploader, data_uri
+from .history import Call, HistoryStore
+from .outputs import json_tree, render_output, timing_text
+from .snippets import LANGUAGES, snippets
+from .style import stylesheet
+
+_MAX_LOG_LINES = 500
+_SHOWN_HISTORY = 20
+_SNIPPET_SHOWN = 20_000
+_TICK = 0.5
+
+
+class Playground:
+    """``Playground(client_or_deployment, endpoint="/")``: the app's form and its calls.
+
+    ``.widget`` is the root widget (a Playground also displays itself), ``.fields`` maps input names
+    to their :class:`FieldRow` (``.value`` reads and writes JSON), ``.set_values(dict)`` fills the
+    form, ``.submit()`` validates and starts a call (returns a ``Future`` of the output),
+    ``.result`` is the last output, ``.history`` the calls made (newest last).
+    """
+
+    def __init__(self, client_or_deployment: Any, endpoint: str = "/", *, uploader: Uploader | None = None,
+                 history_limit: int = 50):
+        self.client, self.deployment = _client_and_deployment(client_or_deployment)
+        source = self.deployment or self.client
+        self.endpoint_id: str = getattr(source, "endpoint_id", "") or ""
+        self.name: str = getattr(self.deployment, "name", "") or self.endpoint_id
+        self.local = self.endpoint_id.startswith("local/")
+        self.local_url: str | None = (getattr(source, "url", None) or None) if self.local else None
+        self.schema: AppSchema = parse_openapi(self.client.openapi())
+        if not self.schema.endpoints:
+            raise FalNotebookError(f"{self.name}: the app's schema has no POST endpoint to call.")
+        self.uploader = uploader or default_uploader(self.endpoint_id)
+        self.store = HistoryStore(self.name or "app", history_limit)
+        self.history: list[Call] = self.store.load()
+        self.result: Any = None
+        self._lock = threading.Lock()
+        self._running: Call | None = None
+        self._handle: Any = None
+        self._cancelled = threading.Event()
+        self._logs: list[str] = []
+        self._state = "Ready"
+        self._started = time.monotonic()
+        self._build()
+        self.select(endpoint)
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._endpoint
+
+    @property
+    def fields(self) -> dict[str, FieldRow]:
+        return self.form.rows
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """What Run would send now: the form's values without optional fields left at their default."""
+        return prune(self.endpoint.form, self.form.get())
+
+    def select(self, endpoint: str) -> None:
+        """Show the form of another endpoint (``"/"``, ``"/stream"``...)."""
+        self._endpoint = self.schema.endpoint(endpoint)
+        self.form = ObjectControl(self._endpoint.form, self.uploader, split=_crowded(self._endpoint))
+        self._form_box.children = [self.form.widget]
+        self._message.value = ""
+        if self._picker.value != self._endpoint.path:
+            self._picker.value = self._endpoint.path
+        self._watch(self.form.widget)
+        self._refresh_code()
+
+    def set_values(self, values: Mapping[str, Any], *, reset: bool = False) -> None:
+        """Fill the form: the named fields take the values (JSON); with ``reset`` the others go
+        back to their defaults."""
+        try:
+            self.form.set(dict(values), partial=not reset)
+        except ValueError as e:
+            raise InputError(f"Cannot put these values into the {self.endpoint.path} form: {e}") from None
+        self.form.clear_issues()
+        self._refresh_code()
+
+    def submit(self) -> Future:
+        """Validate the form and start the call in the background. Raises :class:`InputError`
+        (and marks the fields) when the values do not fit the schema: nothing is sent then."""
+        values = self.form.get()
+        issues = validate_object(self.endpoint.fields, values)
+        self._show_issues(issues)
+        if issues:
+            raise InputError("The input is invalid: " + "; ".join(_issue_text(i) for i in issues), issues)
+        with self._lock:
+            if self._running is not None:
+                raise FalNotebookError("A call is already running: wait for it or press Cancel.")
+            call = self._running = Call(self.endpoint.path, prune(self.endpoint.form, values))
+        future: Future = Future()
+        self._cancelled.clear()
+        self._set_busy(True)
+        threading.Thread(target=self._execute, args=(call, self.endpoint, future), daemon=True,
+                         name="fal-playground").start()
+        return future
+
+    def cancel(self) -> None:
+        """Cancel the running call (the queue request too)."""
+        call = self._running
+        if call is None:
+            return
+        self._cancelled.set()
+        self._set_state(call, "Cancelling…")
+        handle = self._handle
+        if handle is not None:
+            try:
+                handle.cancel()
+            except Exception as e:  # the call may have finished meanwhile; say so, do not fail
+                self._message.value = _error_html(f"Cancel failed: {e}")
+
+    def code(self, language: str = "Python") -> str:
+        """The snippet for the current form values (``Python``, ``JavaScript`` or ``cURL``)."""
+        path, body = self.endpoint.request(self.arguments)
+        key_file = gateway_key_file() if self.local else None
+        return snippets(self.endpoint_id, path, body, local_url=self.local_url, streaming=self.endpoint.streaming,
+                        key_file=str(key_file) if key_file and key_file.is_file() else None)[language]
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        endpoint_id = f' <code class="fal-pg-name">{html.escape(self.endpoint_id)}</code>'
+        title = W.HTML(f'<span class="fal-pg-title">{html.escape(self.name or "Playground")}</span>'
+                       + (endpoint_id if self.endpoint_id != self.name else ""))
+        self._picker = W.Dropdown(options=[(_endpoint_label(e), e.path) for e in self.schema.endpoints],
+                                  layout=W.Layout(width="auto", max_width="50%"))
+        self._picker.observe(lambda change: self.select(change["new"]) if change["new"] != self._endpoint.path
+                             else None, "value")
+        header = W.HBox([title, self._picker], layout=W.Layout(justify_content="space-between", width="100%"))
+        header.add_class("fal-pg-header")
+
+        self._form_box = W.VBox()
+        self._message = W.HTML()
+        self._message.add_class("fal-pg-message")
+        self._run = W.Button(description="Run", icon="play", button_style="primary")
+        self._cancel = W.Button(description="Cancel", icon="stop", disabled=True)
+        self._reset = W.Button(description="Reset", icon="undo", tooltip="Back to the examples and defaults")
+        self._run.on_click(lambda _: self._clicked_run())
+        self._cancel.on_click(lambda _: self.cancel())
+        self._reset.on_click(lambda _: self.select(self.endpoint.path))
+        buttons = W.HBox([self._run, self._cancel, self._reset])
+        form_column = W.VBox([self._form_box, self._message, buttons],
+                             layout=W.Layout(flex="1 1 380px", min_width="300px", padding="0 8px 0 0"))
+
+        self._status_line = W.HTML()
+        self._log_view = W.HTML()
+        self._output_box = W.VBox()
+        result_tab = W.VBox([self._status_line, self._log_view, self._output_box])
+        self._language = W.ToggleButtons(options=LANGUAGES, style={"button_width": "auto"})
+        self._language.observe(lambda _: self._refresh_code(), "value")
+        self._code_view = W.HTML()
+        code_tab = W.VBox([self._language, self._code_view])
+        self._history_box = W.VBox()
+        self._tabs = W.Tab([result_tab, code_tab, self._history_box], titles=("Result", "Code", "History"))
+        self._tabs.observe(lambda _: self._refresh_code(), "selected_index")
+        result_column = W.VBox([self._tabs], layout=W.Layout(flex="1 1 380px", min_width="300px"))
+
+        columns = W.HBox([form_column, result_column], layout=W.Layout(flex_flow="row wrap", width="100%"))
+        self.widget = W.VBox([stylesheet(), header, columns])
+        self.widget.add_class("fal-pg")
+        self._status("Ready", "idle")
+        self._render_history()
+
+    def _watch(self, widget: W.Widget) -> None:
+        """Keep the Code tab in step with the form while it is shown."""
+        if "value" in widget.keys and not isinstance(widget, W.FileUpload):
+            widget.observe(lambda _: self._refresh_code(), "value")
+        for child in getattr(widget, "children", ()):
+            self._watch(child)
+
+    def _refresh_code(self) -> None:
+        if self._tabs.selected_index != 1:
+            return
+        values = self.form.get()
+        broken = validate_object(self.endpoint.fields, values)
+        if broken:
+            items = "".join(f"<li>{html.escape(_issue_text(i))}</li>" for i in broken)
+            self._code_view.value = f'<div class="fal-pg-error">Fix the form to get code:<ul>{items}</ul></div>'
+            return
+        text = self.code(self._language.value)
+        if len(text) > _SNIPPET_SHOWN:
+            text = text[:_SNIPPET_SHOWN] + f"\n… ({len(text)} characters: Playground.code() gives all of it)"
+        self._code_view.value = f'<pre class="fal-pg-snippet">{html.escape(text)}</pre>'
+
+    # -- running a call -----------------------------------------------------------------------
+    def _clicked_run(self) -> None:
+        try:
+            self.submit()
+        except InputError:
+            pass  # the fields show what is wrong
+        except FalNotebookError as e:
+            self._message.value = _error_html(str(e))
+
+    def _execute(self, call: Call, endpoint: Endpoint, future: Future) -> None:
+        started = time.monotonic()
+        self._logs = []
+        self._log_view.value = ""
+        self._output_box.children = []
+        self._tabs.selected_index = 0
+        self._started = started
+        self._set_state(call, "Submitting…")
+        threading.Thread(target=self._tick, args=(call,), daemon=True).start()
+        output: Any = None
+        failure: Exception | None = None
+        try:
+            path, body = endpoint.request(call.arguments)
+            if endpoint.streaming:
+                output = self._stream(call, endpoint, path, body)
+            else:
+                output = self._queue(call, endpoint, path, body)
+            cancelled = self._cancelled.is_set()
+            call.finish("CANCELLED" if cancelled else "COMPLETED", output=output)
+            if not cancelled:
+                self.result = output
+            self._show_output(output, endpoint)
+        except Exception as e:  # shown in the widget and given to the future's owner
+            failure = e
+            call.finish("CANCELLED" if self._cancelled.is_set() else "FAILED", error=_describe(e))
+            self._show_failure(e, call)
+        finally:
+            self._handle = None
+            with self._lock:
+                self._running = None
+            self._finish(call, time.monotonic() - started)
+        if failure is not None:
+            future.set_exception(failure)
+        else:
+            future.set_result(output)
+
+    def _queue(self, call: Call, endpoint: Endpoint, path: str, body: Any) -> Any:
+        handle = self._handle = self.client.submit(body, path=path)
+        call.request_id = str(getattr(handle, "request_id", "") or "")
+        if self._cancelled.is_set():
+            handle.cancel()
+        for event in handle.iter_events(logs=True):
+            if isinstance(event, Queued):
+                self._set_state(call, f"In queue (position {event.position})")
+                continue
+            if isinstance(event, InProgress):
+                self._set_state(call, "Running")
+            elif isinstance(event, Completed):
+                call.metrics = dict(event.metrics)
+            self._add_logs(event.logs)
+        return handle.result()
+
+    def _stream(self, call: Call, endpoint: Endpoint, path: str, body: Any) -> Any:
+        self._set_state(call, "Streaming")
+        output = None
+        for partial in self.client.stream(body, path=path.removesuffix("stream")):  # the client adds /stream
+            output = partial
+            self._output_box.children = [render_output(partial, endpoint.output)]
+            if self._cancelled.is_set():
+                break
+        return output
+
+    def _set_state(self, call: Call, text: str) -> None:
+        self._state = text
+        self._show_state(call)
+
+    def _show_state(self, call: Call) -> bool:
+        with self._lock:  # never after _finish has written the final status
+            if self._running is not call:
+                return False
+            self._status(f"{self._state} · {time.monotonic() - self._started:.1f} s", "running")
+            return True
+
+    def _tick(self, call: Call) -> None:
+        while self._show_state(call):
+            time.sleep(_TICK)
+
+    def _add_logs(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        """New log entries (the client yields each one once) at the end of the log view."""
+        lines = [f"{str(e.get('timestamp', ''))[11:19]} {e.get('message', '')}".strip() for e in entries]
+        if lines:
+            self._logs = (self._logs + lines)[-_MAX_LOG_LINES:]
+            self._log_view.value = f'<pre class="fal-pg-logs">{html.escape(chr(10).join(self._logs))}</pre>'
+
+    # -- showing results ----------------------------------------------------------------------
+    def _show_output(self, output: Any, endpoint: Endpoint) -> None:
+        self._output_box.children = [render_output(output, endpoint.output)]
+
+    def _show_failure(self, error: Exception, call: Call) -> None:
+        status = getattr(error, "status_code", None)
+        detail = getattr(error, "detail", None)
+        if isinstance(detail, Mapping) and "detail" in detail:
+            detail = detail["detail"]
+        if status == 422 and detail:
+            left = self._show_issues(issues_from_422(detail))
+            text = "The app rejected the input (HTTP 422)"
+            if left:
+                text += ": " + "; ".join(_issue_text(i) for i in left)
+        else:
+            text = _describe(error)
+        request_id = getattr(error, "request_id", None) or call.request_id
+        if request_id and request_id not in text:
+            text += f" (request id {request_id})"
+        self._message.value = _error_html(text)
+
+    def _show_issues(self, issues: list[Issue]) -> list[Issue]:
+        """Mark the fields; the issues no field takes are shown under the form (and returned)."""
+        self.form.clear_issues()
+        left = self.form.show_issues(issues)
+        self._message.value = _error_html("; ".join(_issue_text(i) for i in left)) if left else ""
+        return left
+
+    def _finish(self, call: Call, total: float) -> None:
+        self._set_busy(False)
+        words = {"COMPLETED": "Completed", "FAILED": "Failed", "CANCELLED": "Cancelled"}
+        extra = timing_text(total, call.metrics)
+        self._status(f"{words.get(call.status, call.status)} · {extra}", call.status.lower())
+        self.history.append(call)
+        try:
+            self.store.save(self.history)
+        except OSError as e:
+            self._message.value = _error_html(f"History not saved: {e}")
+        self._render_history()
+
+    def _set_busy(self, busy: bool) -> None:
+        self._run.disabled = busy
+        self._cancel.disabled = not busy
+
+    def _status(self, text: str, state: str) -> None:
+        self._status_line.value = f'<div class="fal-pg-status fal-pg-status-{state}">{html.escape(text)}</div>'
+
+    # -- history ------------------------------------------------------------------------------
+    def _render_history(self) -> None:
+        calls = self.history[::-1][:_SHOWN_HISTORY]
+        if not calls:
+            self._history_box.children = [W.HTML('<div class="fal-pg-help">No calls yet.</div>')]
+            return
+        self._history_box.children = [self._history_entry(c) for c in calls]
+
+    def _history_entry(self, call: Call) -> W.Widget:
+        when = datetime.fromtimestamp(call.started).strftime("%Y-%m-%d %H:%M:%S")
+        duration = f" · {call.duration:.2f} s" if call.duration is not None else ""
+        request = f" · <code>{html.escape(call.request_id)}</code>" if call.request_id else ""
+        summary = (f'<span class="fal-pg-status-{call.status.lower()}">{call.status.lower()}</span> '
+                   f'<code>{html.escape(call.endpoint)}</code> · {when}{duration}{request}')
+        load = W.Button(description="Load", icon="upload", tooltip="Put these inputs back into the form",
+                        layout=W.Layout(width="auto"))
+        load.on_click(lambda _: self.load(call))
+        details = json_tree({"input": call.arguments, "output": call.output} if not call.error
+                            else {"input": call.arguments, "error": call.error})
+        body = W.HTML(f'<div class="fal-pg-json"><details><summary>{summary}</summary>{details}</details></div>',
+                      layout=W.Layout(flex="1 1 auto"))
+        entry = W.HBox([body, load])
+        entry.add_class("fal-pg-history-entry")
+        return entry
+
+    def load(self, call: Call) -> None:
+        """Put an earlier call's endpoint and inputs back into the form."""
+        self.select(call.endpoint)
+        self.set_values(call.arguments, reset=True)
+
+
+def _client_and_deployment(source: Any) -> tuple[Any, Any]:
+    """A Deployment gives its client; anything with ``openapi`` and ``submit`` is a client."""
+    if callable(getattr(source, "client", None)) and hasattr(source, "target"):
+        return source.client(), source
+    if not callable(getattr(source, "openapi", None)):
+        raise FalNotebookError(
+            f"Playground needs a Deployment (fal_notebook.deploy(...)) or a client (fal_notebook.connect(...)), "
+            f"not {type(source).__name__}."
+        )
+    return source, None
+
+
+def default_uploader(endpoint_id: str) -> Uploader:
+    """Apps on fal get uploads through fal's storage (with ``FAL_KEY`` and fal-client installed);
+    everything else gets ``data:`` URIs, which fal's File/Image inputs accept."""
+    if endpoint_id and not endpoint_id.startswith("local/") and os.environ.get("FAL_KEY"):
+        try:
+            import fal_client
+        except ImportError:
+            return data_uri
+        return lambda content, content_type, name: fal_client.upload(
+            content, content_type or "application/octet-stream", name)
+    return data_uri
+
+
+def _crowded(endpoint: Endpoint) -> bool:
+    """Long forms (or apps that mark ``ui.important``) keep optional fields under "Additional settings"."""
+    return len(endpoint.fields) > 8 or any(f.important for f in endpoint.fields)
+
+
+def _endpoint_label(endpoint: Endpoint) -> str:
+    return f"{endpoint.path} — {endpoint.summary}" if endpoint.summary else endpoint.path
+
+
+def _issue_text(issue: Issue) -> str:
+    path, message = issue
+    return f"{'.'.join(map(str, path))} {message}" if path else message
+
+
+def _describe(error: Exception) -> str:
+    """fal-notebook's errors already say what, where and what to do; others get their type."""
+    return str(error) if isinstance(error, FalNotebookError) else f"{type(error).__name__}: {error}"
+
+
+def _error_html(text: str) -> str:
+    return f'<div class="fal-pg-error">{html.escape(text)}</div>' if text else ""
+
+
+__all__ = ["Playground"]

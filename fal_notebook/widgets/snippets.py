@@ -1,0 +1,138 @@
+"""Ready-to-paste code for exactly one call: Python, JavaScript and cURL.
+
+For an app on fal (endpoint id ``owner/app``) the snippets use the official clients, ``fal_client``
+and ``@fal-ai/client`` (both read ``FAL_KEY``), and fal's hosts. For the local gateway
+(``local/<name>``) they call the gateway's plain-HTTP URL directly (``httpx``, ``fetch``, ``curl``)
+with the gateway's key read from its file: the official clients only build ``https://`` URLs, and the
+gateway serves HTTP on 127.0.0.1, so a fal-client snippet would not run as pasted. No snippet
+contains a key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+LANGUAGES = ("Python", "JavaScript", "cURL")
+_WIDTH = 88
+
+
+def snippets(endpoint_id: str, path: str, arguments: Any, *, local_url: str | None = None,
+             key_file: str | None = None, streaming: bool = False) -> dict[str, str]:
+    """The three snippets for a call of ``path`` (query string included) with ``arguments``.
+    ``local_url`` is the gateway's sync URL of the app, ``key_file`` the file with the gateway's key."""
+    call = _Call(endpoint_id, path, arguments, local_url, key_file, streaming)
+    return {"Python": call.python(), "JavaScript": call.javascript(), "cURL": call.curl()}
+
+
+class _Call:
+    def __init__(self, endpoint_id: str, path: str, arguments: Any, local_url: str | None, key_file: str | None,
+                 streaming: bool):
+        self.app, self.arguments, self.local_url, self.key_file = endpoint_id.strip("/"), arguments, local_url, key_file
+        self.path = "" if path in ("", "/") else "/" + path.lstrip("/")
+        self.streaming = streaming
+
+    @property
+    def url(self) -> str:
+        if self.local_url:
+            return self.local_url.rstrip("/") + self.path
+        return f"https://fal.run/{self.app}{self.path}"
+
+    # -- Python -------------------------------------------------------------------------------
+    def python(self) -> str:
+        if self.local_url:
+            return self._python_http()
+        args = py_literal(self.arguments, 4, len("arguments=,"))
+        path = f'    path="{self.path}",\n' if self.path else ""
+        if self.streaming:
+            return ("import fal_client\n\n"
+                    f'for event in fal_client.stream(\n    "{self.app}",\n    arguments={args},\n{path}):\n'
+                    "    print(event)\n")
+        return ("import fal_client\n\n"
+                f'result = fal_client.subscribe(\n    "{self.app}",\n    arguments={args},\n{path}'
+                "    with_logs=True,\n)\nprint(result)\n")
+
+    def _python_http(self) -> str:
+        stdlib = (["import json"] if self.streaming else []) + (["from pathlib import Path"] if self.key_file else [])
+        head = "".join(f"{line}\n" for line in stdlib) + ("\n" if stdlib else "") + "import httpx\n\n"
+        if self.key_file:
+            head += f"key = Path({json.dumps(self.key_file)}).read_text().strip()\n"
+        headers = '    headers={"Authorization": f"Key {key}"},\n' if self.key_file else ""
+        args = py_literal(self.arguments, 4, len("json=,"))
+        if self.streaming:
+            return (f'{head}with httpx.stream(\n    "POST",\n    "{self.url}",\n    json={args},\n{headers}'
+                    "    timeout=None,\n) as response:\n    response.raise_for_status()\n"
+                    "    for line in response.iter_lines():\n"
+                    '        if line.startswith("data:"):\n            print(json.loads(line[5:]))\n')
+        return (f'{head}response = httpx.post(\n    "{self.url}",\n    json={args},\n{headers}    timeout=None,\n)\n'
+                "response.raise_for_status()\nresult = response.json()\nprint(result)\n")
+
+    # -- JavaScript ---------------------------------------------------------------------------
+    def javascript(self) -> str:
+        body = _indent(json.dumps(self.arguments, indent=2), 2)
+        if self.local_url:
+            headers = '"Content-Type": "application/json"'
+            preamble = ""
+            if self.key_file:
+                headers += ", Authorization: `Key ${key}`"
+                preamble = ('import { readFileSync } from "node:fs";\n\n'
+                            f'const key = readFileSync({json.dumps(self.key_file)}, "utf8").trim();\n')
+            call = (f'{preamble}const response = await fetch("{self.url}", {{\n  method: "POST",\n'
+                    f"  headers: {{ {headers} }},\n  body: JSON.stringify({body}),\n}});\n")
+            if self.streaming:
+                return (call + "const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();\n"
+                        "for (let chunk; !(chunk = await reader.read()).done; ) console.log(chunk.value);\n")
+            return call + "const result = await response.json();\nconsole.log(result);\n"
+        app = self.app + self.path
+        if self.streaming:  # @fal-ai/client adds /stream itself
+            app = self.app + self.path.removesuffix("/stream")
+            return ('import { fal } from "@fal-ai/client";\n\n'
+                    f'const stream = await fal.stream("{app}", {{\n  input: {body},\n}});\n'
+                    "for await (const event of stream) console.log(event);\n"
+                    "console.log(await stream.done());\n")
+        return ('import { fal } from "@fal-ai/client";\n\n'
+                f'const result = await fal.subscribe("{app}", {{\n  input: {body},\n  logs: true,\n}});\n'
+                "console.log(result.data);\n")
+
+    # -- cURL ---------------------------------------------------------------------------------
+    def curl(self) -> str:
+        lines = [f"curl {'-N ' if self.streaming else ''}-X POST {_shell_quote(self.url)}"]
+        if self.local_url and self.key_file:
+            lines.append(f'-H "Authorization: Key $(cat {_shell_quote(self.key_file)})"')
+        elif not self.local_url:
+            lines.append('-H "Authorization: Key $FAL_KEY"')
+        lines.append("-H 'Content-Type: application/json'")
+        lines.append("-d " + _shell_quote(json.dumps(self.arguments, indent=2)))
+        return " \\\n  ".join(lines) + "\n"
+
+
+def py_literal(value: Any, indent: int = 0, lead: int = 0) -> str:
+    """``value`` as Python source (``True``/``None``, not ``true``/``null``), wrapped like black:
+    on one line when ``indent`` + ``lead`` (text before it on its line) + its length fits."""
+    flat = _py_flat(value)
+    if indent + lead + len(flat) <= _WIDTH or not isinstance(value, (dict, list)) or not value:
+        return flat
+    pad = " " * (indent + 4)
+    if isinstance(value, dict):
+        items = [f"{pad}{_py_flat(k)}: {py_literal(v, indent + 4, len(_py_flat(k)) + 3)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + ",\n" + " " * indent + "}"
+    items = [pad + py_literal(v, indent + 4, 1) for v in value]
+    return "[\n" + ",\n".join(items) + ",\n" + " " * indent + "]"
+
+
+def _py_flat(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid Python literal
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_py_flat(k)}: {_py_flat(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_py_flat(v) for v in value) + "]"
+    return repr(value)
+
+
+def _indent(text: str, by: int) -> str:
+    return text.replace("\n", "\n" + " " * by)
+
+
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"

@@ -1,0 +1,76 @@
+"""A stand-in for fal_notebook.client in widget unit tests: exactly the interface the Playground uses
+(``openapi``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``), with the
+client's own event and error classes, answering from a function (each log entry yielded once, as
+the client's ``iter_events`` does). The integration tests use the real client against the local gateway."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from fal_notebook.errors import RequestError
+from fal_notebook.protocol import Completed, InProgress, Queued
+
+
+def request_error(status_code: int, detail: Any, request_id: str = "") -> RequestError:
+    suffix = f" (request id {request_id})" if request_id else ""
+    return RequestError(f"alice/painter: the app failed (HTTP {status_code}): {detail}.{suffix}",
+                        status_code=status_code, detail=detail, request_id=request_id)
+
+
+def log(message: str, second: int = 0) -> dict:
+    return {"timestamp": f"2026-11-28T12:00:{second:02d}.000000", "message": message, "level": "INFO"}
+
+
+class FakeHandle:
+    def __init__(self, client: FakeClient, request_id: str, path: str, arguments: Any):
+        self.client, self.request_id, self.path, self.arguments = client, request_id, path, arguments
+        self.cancelled = threading.Event()
+
+    def iter_events(self, logs: bool = True):
+        yield Queued(position=2)
+        yield Queued(position=0)
+        yield InProgress(logs=[log("loading model", 1)])
+        yield InProgress(logs=[log("step 1/2", 2)])
+        if self.client.gate is not None:
+            self.client.started.set()
+            while not self.client.gate.wait(0.01):
+                if self.cancelled.is_set():
+                    yield Completed(logs=[], metrics={}, error="cancelled", error_type="Cancelled")
+                    return
+        yield Completed(logs=[log("done", 3)], metrics={"inference_time": 0.25})
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self.cancelled.is_set():
+            raise request_error(499, "Request cancelled", self.request_id)
+        return self.client.respond(self.path, self.arguments)
+
+    def cancel(self) -> None:
+        self.client.cancels.append(self.request_id)
+        self.cancelled.set()
+
+
+class FakeClient:
+    """``respond(path, arguments)`` returns the output or raises; ``gate`` (an Event) holds the call
+    in progress until set."""
+
+    def __init__(self, document: dict, respond: Callable[[str, Any], Any], endpoint_id: str = "alice/painter",
+                 url: str | None = None):
+        self.document, self.respond, self.endpoint_id, self.url = document, respond, endpoint_id, url
+        self.calls: list[tuple[str, Any]] = []
+        self.cancels: list[str] = []
+        self.gate: threading.Event | None = None
+        self.started = threading.Event()
+
+    def openapi(self) -> dict:
+        return self.document
+
+    def submit(self, arguments: Any, path: str = "/") -> FakeHandle:
+        self.calls.append((path, arguments))
+        return FakeHandle(self, f"req-{len(self.calls)}", path, arguments)
+
+    def stream(self, arguments: Any, path: str = "/"):
+        path = path.rstrip("/") + "/stream"  # as the client: POST <path>/stream
+        self.calls.append((path, arguments))
+        for partial in self.respond(path, arguments):
+            yield partial

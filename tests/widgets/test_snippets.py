@@ -1,0 +1,77 @@
+"""Code snippets for exactly the form's values."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shlex
+
+from fal_notebook.widgets.snippets import py_literal, snippets
+
+ARGS = {"prompt": "it's a cat", "steps": 4, "enhance": True, "seed": None,
+        "sizes": [{"width": 64, "height": 64}, {"width": 128, "height": 128}], "note": "x" * 70}
+
+
+def test_python_for_fal_uses_fal_client():
+    code = snippets("alice/painter", "/", ARGS)["Python"]
+    tree = ast.parse(code)  # valid Python
+    call = tree.body[1].value
+    assert ast.unparse(call.func) == "fal_client.subscribe"
+    assert ast.literal_eval(call.args[0]) == "alice/painter"
+    assert ast.literal_eval(call.keywords[0].value) == ARGS
+    assert "path=" not in code and "with_logs=True" in code
+
+
+def test_python_path_and_query():
+    code = snippets("alice/painter", "/count?text=a+b", {})["Python"]
+    call = ast.parse(code).body[1].value
+    assert {k.arg: ast.literal_eval(k.value) for k in call.keywords}["path"] == "/count?text=a+b"
+
+
+def test_python_for_the_local_gateway_uses_plain_http():
+    code = snippets("local/painter", "/edit", ARGS, local_url="http://127.0.0.1:9999/local/painter")["Python"]
+    tree = ast.parse(code)
+    assert "fal_client" not in code and "import httpx" in code and "Authorization" not in code
+    post = tree.body[1].value
+    assert ast.literal_eval(post.args[0]) == "http://127.0.0.1:9999/local/painter/edit"
+    assert ast.literal_eval(post.keywords[0].value) == ARGS
+
+
+def test_local_snippets_read_the_gateway_key_from_its_file():
+    found = snippets("local/p", "/", {}, local_url="http://h/local/p", key_file="/home/u/gateway/key")
+    ast.parse(found["Python"])
+    assert 'key = Path("/home/u/gateway/key").read_text().strip()' in found["Python"]
+    assert 'headers={"Authorization": f"Key {key}"}' in found["Python"]
+    assert 'readFileSync("/home/u/gateway/key", "utf8")' in found["JavaScript"]
+    assert "Authorization: Key $(cat '/home/u/gateway/key')" in found["cURL"]
+
+
+def test_javascript_for_fal_and_local():
+    code = snippets("alice/painter", "/edit", ARGS)["JavaScript"]
+    assert 'import { fal } from "@fal-ai/client";' in code and 'fal.subscribe("alice/painter/edit"' in code
+    body = code[code.index("input: ") + 7: code.index(",\n  logs: true")]
+    assert json.loads(body) == ARGS
+    local = snippets("local/p", "/", ARGS, local_url="http://127.0.0.1:1/local/p")["JavaScript"]
+    assert 'fetch("http://127.0.0.1:1/local/p"' in local and "@fal-ai/client" not in local
+
+
+def test_curl_is_one_shell_command_with_the_exact_json():
+    code = snippets("alice/painter", "/", ARGS)["cURL"]
+    words = shlex.split(code.replace("\\\n", " "))
+    assert words[:4] == ["curl", "-X", "POST", "https://fal.run/alice/painter"]
+    assert "Authorization: Key $FAL_KEY" in words
+    assert json.loads(words[words.index("-d") + 1]) == ARGS  # the apostrophe survived quoting
+
+
+def test_streaming_snippets():
+    python = snippets("alice/chat", "/stream", {"q": 1}, streaming=True)["Python"]
+    ast.parse(python)
+    assert "fal_client.stream(" in python and 'path="/stream"' in python
+    assert 'fal.stream("alice/chat", {' in snippets("alice/chat", "/stream", {}, streaming=True)["JavaScript"]
+    assert snippets("alice/chat", "/stream", {}, streaming=True)["cURL"].startswith("curl -N ")
+
+
+def test_py_literal_round_trips_and_wraps():
+    text = py_literal(ARGS)
+    assert ast.literal_eval(text) == ARGS and max(map(len, text.splitlines())) <= 88
+    assert py_literal({"a": 1, "b": [True, None, 'it\'s']}) == '{"a": 1, "b": [True, None, "it\'s"]}'

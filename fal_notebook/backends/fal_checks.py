@@ -114,14 +114,17 @@ def requirements_for_fal(project: AppProject) -> list[str]:
     return list(project.requirements)
 
 
-def local_environment_python(requirements: list[str]) -> Path | None:
-    """The interpreter of the local target's isolated environment built for exactly these
-    requirements, if there is one: having been built, they are installable."""
+def local_environment_python(project: AppProject) -> Path | None:
+    """The interpreter of the isolated environment the local target built for this project's
+    requirements (same hash), if there is one: having been built, they are installable."""
     try:
-        from .local import environment_python  # the local backend's lookup by requirements hash
-    except ImportError:
+        from ..gateway.envs import READY_MARKER, env_python, environment_key
+        from ..gateway.paths import envs_dir
+        from ..gateway.prepare import requirements
+    except ImportError:  # no local target in this installation
         return None
-    return environment_python(requirements)
+    folder = envs_dir() / environment_key(sys.executable, requirements(project))
+    return env_python(folder) if (folder / READY_MARKER).is_file() else None
 
 
 def resolver_command(python_version: str) -> tuple[list[str], bool]:
@@ -143,7 +146,7 @@ def check_requirements(
     requirements = requirements_for_fal(project)
     if not requirements:
         return
-    if local_environment_python(requirements) is not None:
+    if local_environment_python(project) is not None:
         progress("Requirements: already installed in the local target's environment.")
         return
     python_version = python_version or kernel_python_version()

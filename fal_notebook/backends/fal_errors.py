@@ -75,6 +75,7 @@ def explain(run: FalRun, *, app: str, folder: str, deploying: bool = True) -> De
     lines, text, verdict = run.lines, run.output, fal_error(run.lines)
     command = f"`fal {run.args[0]} {run.args[1]}`" if len(run.args) > 1 else "`fal`"
     built = BUILD_DONE in text
+    nothing = "Nothing was deployed." if deploying else "Nothing was changed on fal."
     if _CONFIRMATION in text:
         return DeployError(
             f"Your fal team requires confirming each deployment after reviewing a summary, which a "
@@ -87,16 +88,16 @@ def explain(run: FalRun, *, app: str, folder: str, deploying: bool = True) -> De
         return DeployError(
             "fal refused the Python version: the app's code is pickled by this kernel's Python and "
             "must be unpickled by the same minor version on fal, and the app's `python_version` "
-            f"differs. Nothing was deployed. fal said: {verdict or _tail(lines, 4)}\nCapture the cell again in "
-            "this kernel (its python_version follows the kernel), or deploy from a kernel with the "
-            "app's Python version."
+            f"differs. {nothing} fal said: {verdict or _tail(lines, 4)}\nCapture the cell again in this "
+            "kernel (its python_version follows the kernel), or deploy from a kernel with the app's "
+            "Python version."
         )
     if run.timed_out or _UNREACHABLE.search(verdict):
         cause = "did not answer in time" if run.timed_out else "could not be reached"
         outcome = (
-            "Nothing was deployed."
-            if not built or not deploying
-            else "The build had finished, so the rollout may be incomplete: check `fal apps list`."
+            "The build had finished, so the rollout may be incomplete: check `fal apps list`."
+            if built and deploying
+            else nothing
         )
         return DeployError(
             f"fal {cause} from this machine, so {command} stopped. {outcome} Check the network "
@@ -104,9 +105,9 @@ def explain(run: FalRun, *, app: str, folder: str, deploying: bool = True) -> De
         )
     if _KEY_REJECTED.search(verdict):
         return DeployError(
-            "fal rejected the key: it may have been revoked or mistyped, or it lacks the permission "
-            f"for this (deploying needs an ADMIN key). Nothing was deployed. Create a key at {KEYS_PAGE} "
-            f"and log in again with `%fal_login`. fal said: {verdict}"
+            "fal rejected the key: it may have been revoked or mistyped, or lack the permission for "
+            f"this (deploying and managing apps needs a key with the ADMIN scope). {nothing} Create a "
+            f"key at {KEYS_PAGE} and log in again with `%fal_login`. fal said: {verdict}"
         )
     if deploying and BUILD_HEADER in text and not built:
         build = _after(lines, BUILD_HEADER)
@@ -115,8 +116,8 @@ def explain(run: FalRun, *, app: str, folder: str, deploying: bool = True) -> De
         return DeployError(
             f"fal could not build the app's environment{where}Nothing was deployed; the previous "
             f"revision, if any, keeps serving. The end of the build log:\n{_tail(build)}\nFix the "
-            "requirement it names (in the cell's imports or with --requirements), check the image "
-            "builds locally with `%fal_deploy --target docker`, and deploy again."
+            "requirement it names (in the cell's imports or with --requirements), check that the image "
+            f"builds locally with `%fal_deploy {app} --target docker`, and deploy again."
         )
     if deploying and built:
         header = next((h for h in reversed(RUNTIME_HEADERS) if h in text), BUILD_DONE)

@@ -66,3 +66,10 @@ def test_failing_step_is_the_step_before_the_first_error():
              "2026-11-28 12:00:09.000 [error    ] ERROR: No matching distribution found for nope==1",
              "#7 [4/4] COPY app.py ./"]
     assert failing_step(build) == "#6 [3/4] RUN python -m pip install -r requirements.txt"
+
+
+def test_a_rejected_key_during_an_operation_changed_nothing():
+    run = failed("✘ No user found for Key ID and Secret", args=("apps", "scale", "a"))
+    error = str(explain(run, app="a", folder="", deploying=False))
+    assert error.startswith("fal rejected the key") and "Nothing was changed on fal." in error
+    assert "Nothing was deployed" not in error

@@ -81,6 +81,31 @@ def _call(args: argparse.Namespace) -> None:
     print(json.dumps(output, indent=2))
 
 
+def _revisions(args: argparse.Namespace) -> None:
+    from .backends.fal import revisions
+
+    rows = revisions(args.name)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    for row in rows:
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def _rollback(args: argparse.Namespace) -> None:
+    from .backends.fal import rollback
+
+    rollback(args.name, args.revision)
+    print(f"{args.name}: now serving revision {args.revision}")
+
+
+def _scale(args: argparse.Namespace) -> None:
+    from .backends.fal import scale
+
+    scale(args.name, min=args.min, max=args.max, keep_alive=args.keep_alive)
+    print(f"{args.name}: scaling updated")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-notebook", description="Capture notebook cells as apps, deploy them, call them."
@@ -117,6 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--input", required=True, help="the input as JSON")
     call.add_argument("--queue", action="store_true", help="go through the queue (with logs)")
     call.set_defaults(func=_call)
+
+    revisions = commands.add_parser("revisions", help="an app's revisions on fal")
+    revisions.add_argument("name")
+    revisions.add_argument("--json", action="store_true")
+    revisions.set_defaults(func=_revisions)
+
+    rollback = commands.add_parser("rollback", help="serve an earlier revision on fal")
+    rollback.add_argument("name")
+    rollback.add_argument("revision")
+    rollback.set_defaults(func=_rollback)
+
+    scale = commands.add_parser("scale", help="change an app's scaling on fal now")
+    scale.add_argument("name")
+    scale.add_argument("--min", type=int, help="min_concurrency")
+    scale.add_argument("--max", type=int, help="max_concurrency")
+    scale.add_argument("--keep-alive", type=int)
+    scale.set_defaults(func=_scale)
     return parser
 
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
-from .secrets import REDACTED
-from .secrets import redact as redact_environment
 
 DEFAULT_CONFIG_PATH = "~/.fal/config.toml"
 DEFAULT_HOME_DIR = "~/.fal"
@@ -173,18 +171,3 @@ def save_to_profile(credentials: FalCredentials, profile: str | None = None) -> 
         config.set("key", credentials.key)
     path.chmod(0o600)
     return name
-
-
-def redact(text: str) -> str:
-    """``text`` without credentials: those in the environment and the fal key in use (which may
-    come from fal's config file or Colab rather than the environment)."""
-    text = redact_environment(text)
-    try:
-        credentials = find_credentials()
-    except ConfigError:
-        return text
-    if credentials:
-        for value in (credentials.key, credentials.key_secret, credentials.key_id):
-            if len(value) >= 8:
-                text = text.replace(value, REDACTED)
-    return text

@@ -24,6 +24,7 @@ DEPLOY = _parser(
 PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
 LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
 STOP = _parser("%fal_stop", NAME)
+LOGIN = _parser("%fal_login", (("--save",), {"action": "store_true"}), (("--profile",), {}))
 
 
 @magics_class
@@ -88,3 +89,11 @@ class FalMagics(Magics):
         deployment = backends.get_deployment(parse_words(STOP, line).name)
         deployment.stop()
         return deployment
+
+    @line_magic
+    def fal_login(self, line: str):
+        """%fal_login [--save] [--profile P] — enter a fal key (kept for this session, or saved)."""
+        from .widgets.login import fal_login
+
+        args = parse_words(LOGIN, line)
+        return fal_login(save=args.save, profile=args.profile)

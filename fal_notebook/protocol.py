@@ -156,11 +156,10 @@ def gateway_key() -> str | None:
 
 
 def fal_key() -> str | None:
-    """fal credentials from the environment: ``FAL_KEY``, else ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``."""
-    if key := os.environ.get("FAL_KEY", "").strip():
-        return key
-    key_id, key_secret = os.environ.get("FAL_KEY_ID", "").strip(), os.environ.get("FAL_KEY_SECRET", "").strip()
-    return f"{key_id}:{key_secret}" if key_id and key_secret else None
+    """The fal key fal itself would use (environment, fal's profile config, Colab, ``%fal_login``)."""
+    from .credentials import fal_key as credentials_key
+
+    return credentials_key()
 
 
 def default_key(address: Address) -> str | None:

@@ -11,8 +11,9 @@ REDACTED = "***"
 
 
 def secret_values() -> dict[str, str]:
-    """Environment variables that hold credentials (``FAL_KEY`` first), by name."""
-    found = {}
+    """Credentials by name: environment variables that hold them, and the fal key in use (which
+    may come from fal's profile config or a Colab secret rather than the environment)."""
+    found = _fal_key_in_use()
     for name, value in os.environ.items():
         if name.startswith("FAL_KEY") or _SECRET_NAME.search(name):
             if len(value) >= _MIN_SECRET_LENGTH:
@@ -25,6 +26,20 @@ def secret_values() -> dict[str, str]:
         if len(key_id) >= _MIN_SECRET_LENGTH:
             found["FAL_KEY (id part)"] = key_id
     return found
+
+
+def _fal_key_in_use() -> dict[str, str]:
+    from .credentials import find_credentials
+    from .errors import ConfigError
+
+    try:
+        credentials = find_credentials()
+    except ConfigError:  # a malformed key is still a secret, but the environment scan below finds it
+        return {}
+    if credentials is None:
+        return {}
+    parts = {"fal key": credentials.key, "fal key secret": credentials.key_secret, "fal key id": credentials.key_id}
+    return {name: value for name, value in parts.items() if len(value) >= _MIN_SECRET_LENGTH}
 
 
 def secrets_in(text: str) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .credentials import fal_key, logged_in_as_user, not_logged_in_message, redact
+from .credentials import fal_key, logged_in_as_user, not_logged_in_message
+from .secrets import redact
 from .errors import FalNotebookError
 
 

@@ -17,7 +17,8 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from ..config import AppConfig
-from ..credentials import find_credentials, redact
+from ..credentials import find_credentials
+from ..secrets import redact
 from ..errors import DeployError, FalNotebookError
 from ..generate.project import AppProject
 from . import fal_checks

@@ -17,7 +17,8 @@ from typing import Callable
 
 from ..capture.requirements import requirement_name
 from ..config import kernel_python_version
-from ..credentials import FalCredentials, find_credentials, logged_in_as_user, not_logged_in_message, redact
+from ..credentials import FalCredentials, find_credentials, logged_in_as_user, not_logged_in_message
+from ..secrets import redact
 from ..errors import ConfigError, DeployError
 from ..generate.project import PYPROJECT, AppProject
 

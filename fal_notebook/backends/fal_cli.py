@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..credentials import redact
+from ..secrets import redact
 
 RESULT_MARKER = "fal-notebook-deploy-result: "
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -11,6 +11,7 @@ import ipywidgets as widgets
 
 from .. import credentials
 from ..errors import FalNotebookError
+from ..secrets import redact
 
 
 class LoginForm:
@@ -59,7 +60,7 @@ class LoginForm:
 
     def _say(self, message: str, *, error: bool = False) -> None:
         color = "var(--jp-error-color1, #c62828)" if error else "var(--jp-ui-font-color1, inherit)"
-        text = html.escape(credentials.redact(message), quote=False)
+        text = html.escape(redact(message), quote=False)
         self.status.value = f'<span style="color: {color}">{text}</span>'
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:

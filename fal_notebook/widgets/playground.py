@@ -8,7 +8,6 @@ Calls run in a worker thread through the client (``submit`` → ``iter_events`` 
 from __future__ import annotations
 
 import html
-import os
 import threading
 import time
 from concurrent.futures import Future
@@ -394,15 +393,14 @@ def _client_and_deployment(source: Any) -> tuple[Any, Any]:
 
 
 def default_uploader(endpoint_id: str) -> Uploader:
-    """Apps on fal get uploads through fal's storage (with ``FAL_KEY`` and fal-client installed);
-    everything else gets ``data:`` URIs, which fal's File/Image inputs accept."""
-    if endpoint_id and not endpoint_id.startswith("local/") and os.environ.get("FAL_KEY"):
-        try:
-            import fal_client
-        except ImportError:
-            return data_uri
-        return lambda content, content_type, name: fal_client.upload(
-            content, content_type or "application/octet-stream", name)
+    """Apps on fal get uploads through fal's storage (when fal credentials are found); everything
+    else gets ``data:`` URIs, which fal's File/Image inputs accept."""
+    from ..credentials import fal_key
+
+    if endpoint_id and not endpoint_id.startswith("local/") and fal_key():
+        from ..uploads import upload_file
+
+        return lambda content, content_type, name: upload_file(content, content_type, file_name=name)
     return data_uri
 
 

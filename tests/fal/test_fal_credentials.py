@@ -12,6 +12,7 @@ from fal.auth import key_credentials
 
 from fal_notebook import credentials
 from fal_notebook.errors import ConfigError
+from fal_notebook.secrets import redact
 
 FAKE_KEY_ID = "fnbkeyid-0001"
 FAKE_KEY_SECRET = "fnb-secret-Q7x9-DO-NOT-LEAK-5521"
@@ -167,5 +168,5 @@ def test_saving_into_an_existing_profile_keeps_its_other_settings(fal_env, monke
 def test_redact_covers_a_key_that_is_not_in_the_environment(fal_env):
     write_config(fal_env / ".fal" / "config.toml", f'[__internal__]\nprofile = "p"\n\n[p]\nkey = "{FAKE_KEY}"\n')
     text = f"header Authorization: Key {FAKE_KEY}; secret {FAKE_KEY_SECRET}; id {FAKE_KEY_ID}"
-    cleaned = credentials.redact(text)
+    cleaned = redact(text)
     assert FAKE_KEY_SECRET not in cleaned and FAKE_KEY_ID not in cleaned

@@ -234,12 +234,14 @@ def test_not_a_client():
         Playground(object())
 
 
-def test_default_uploader(monkeypatch):
+def test_default_uploader(fal_env, monkeypatch):
+    import fal_notebook.uploads
+
     assert default_uploader("local/x") is data_uri
-    assert default_uploader("alice/x") is data_uri  # no FAL_KEY
+    assert default_uploader("alice/x") is data_uri  # no fal credentials
     monkeypatch.setenv("FAL_KEY", "id:secret-value")
     uploads = []
-    fake = types.SimpleNamespace(upload=lambda data, ctype, name: uploads.append((data, ctype, name)) or "https://v3/x")
-    monkeypatch.setitem(sys.modules, "fal_client", fake)
+    monkeypatch.setattr(fal_notebook.uploads, "upload_file",
+                        lambda data, ctype, file_name: uploads.append((data, ctype, file_name)) or "https://v3/x")
     assert default_uploader("alice/x")(b"1", "image/png", "a.png") == "https://v3/x"
     assert uploads == [(b"1", "image/png", "a.png")]

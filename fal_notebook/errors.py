@@ -35,3 +35,7 @@ class DeployError(FalNotebookError):
 
 class NotFoundError(FalNotebookError, LookupError):
     """No captured or deployed app has that name."""
+
+
+class GatewayError(FalNotebookError):
+    """The local gateway cannot start or does not answer; the message says why and what to do."""

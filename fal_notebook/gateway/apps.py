@@ -159,11 +159,9 @@ class AppRuntime:
                 self.event("Note: " + note)
             if rev.launch.fixed_port is not None:
                 await self._free_fixed_port(rev.launch.fixed_port)
-            runner = await self._start_runner(rev)
+            runner = await self._boot(self._new_runner(rev), rev)
             rev.openapi = await self._fetch_openapi(runner)
             self._promote(rev)
-            for _ in range(max(0, rev.settings.min_concurrency - 1)):
-                self._spawn_runner(rev)
         except asyncio.CancelledError:
             raise
         except (RunnerStartError, EnvBuildError, FalNotebookError, OSError) as exc:
@@ -252,30 +250,38 @@ class AppRuntime:
         return [r for r in self.runners if r.revision == number]
 
     def _spawn_runner(self, rev: Revision) -> None:
-        async def start() -> None:
+        """Start a runner in the background (counted as live at once, so scaling never overshoots)."""
+        runner = self._new_runner(rev)
+
+        async def boot() -> None:
             try:
-                await self._start_runner(rev)
+                await self._boot(runner, rev)
             except RunnerStartError as exc:
-                self._count_failure(str(exc))
+                if rev is self.current:
+                    self._count_failure(str(exc))
 
-        asyncio.create_task(start())
+        asyncio.create_task(boot())
 
-    async def _start_runner(self, rev: Revision) -> Runner:
+    def _new_runner(self, rev: Revision) -> Runner:
         assert rev.launch is not None
         runner = Runner(f"{self.name}-r{rev.number}-{next(self._runner_seq)}", rev.number, rev.launch, self._on_output)
         self.runners.append(runner)
         self.event(f"Starting runner {runner.id}.")
+        return runner
+
+    async def _boot(self, runner: Runner, rev: Revision) -> Runner:
         try:
             await runner.start(self.gw.http, state_id=self.gw.state_id)
         except BaseException:
             runner.state = "dead"
-            self.runners.remove(runner)
+            if runner in self.runners:
+                self.runners.remove(runner)
             await runner.stop(grace=1.0)
             raise
         took = time.monotonic() - runner.started
         self.event(f"Runner {runner.id} is ready on port {runner.port} ({took:.1f} s).")
         asyncio.create_task(self._monitor(runner))
-        if runner.state == "ready" and rev is not self.current and rev is not self.rolling:
+        if rev is not self.current and rev is not self.rolling:
             asyncio.create_task(self._stop_runner(runner))  # its revision was replaced meanwhile
         self.pump()
         return runner
@@ -310,7 +316,7 @@ class AppRuntime:
             self.event(f"Crash loop: {self.failures} runners in a row failed; no more restarts until a redeploy.")
             self.fail(f"crash loop, {self.failures} runners in a row failed. The last one: {message}")
         else:
-            self.retry_at = time.monotonic() + min(2.0**self.failures, 30.0)
+            self.retry_at = time.monotonic() + min(0.5 * 2.0**self.failures, 30.0)
 
     def _clean_snapshots(self) -> None:
         keep = {r.revision for r in self.runners} | {

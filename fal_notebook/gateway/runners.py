@@ -23,7 +23,9 @@ from typing import Callable
 import httpx
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
-TAIL_LINES = 40
+TAIL_LINES = 200
+SHOWN_LINES = 40
+_EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48", re.IGNORECASE)
 _allocated: set[int] = set()
 
@@ -124,7 +126,11 @@ class Runner:
         return not self.exited.is_set() and self.state not in ("stopping", "dead")
 
     def tail_text(self) -> str:
-        return "\n".join(self.tail) or "(no output)"
+        """The runner's last output lines, led by the exception it raised, if any."""
+        lines = list(self.tail)
+        raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+        shown = "\n".join(lines[-SHOWN_LINES:]) or "(no output)"
+        return f"{raised[0]}\n...\n{shown}" if raised and raised[0] not in lines[-SHOWN_LINES:] else shown
 
     async def start(self, http: httpx.AsyncClient, *, state_id: str) -> None:
         """Spawn the process and wait until it answers; RunnerStartError otherwise."""

@@ -51,7 +51,9 @@ class LocalBackend(Backend):
             else:
                 missing.append(name)
         if missing:
-            progress(f"Note: secret {', '.join(missing)} is not set in this environment; the runners will not have it.")
+            progress(
+                f"Note: secret {', '.join(missing)} is not set in this environment; the runners will not have it."
+            )
         spec = {"path": str(project.path), "env": env, "python": sys.executable, "secrets": secrets}
         with admin() as client:
             response = client.put(f"/_fal_notebook/apps/{project.name}", json=spec)
@@ -61,7 +63,9 @@ class LocalBackend(Backend):
         deployment = _deployment(project.name, str(project.path), info, env=env)
         deployment.save()
         if not wait:
-            progress(f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready.")
+            progress(
+                f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready."
+            )
             return deployment
         return self.wait(deployment, info["requested"], progress=progress)
 
@@ -83,7 +87,9 @@ class LocalBackend(Backend):
                 kept = "" if info["revision"] is None else f" Revision {info['revision']} keeps serving."
                 raise DeployError(f"Deploying {deployment.name} failed: {latest.get('error')}{kept}")
             if latest.get("number", 0) > revision:
-                progress(f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one.")
+                progress(
+                    f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one."
+                )
                 break
             time.sleep(POLL_INTERVAL)
         updated = _deployment(deployment.name, deployment.path, info, env=deployment.detail.get("env"))
@@ -150,7 +156,9 @@ def _deployment(name: str, path: str, info: dict[str, Any], *, env: str | None) 
         endpoint_id=f"local/{name}",
         url=f"{base}/local/{name}",
         queue_url=f"{base}/queue/local/{name}",
-        status=info["status"] if info["status"] in ("deploying", "ready", "failed", "stopped") else "deploying",
+        status=info["status"]
+        if info["status"] in ("deploying", "ready", "failed", "stopped")
+        else "deploying",
         path=path,
         detail={
             "revision": info.get("revision"),

@@ -147,14 +147,17 @@ class AppRuntime:
         self.rolling = None
 
     async def _roll_out(self, rev: Revision, *, copy: bool) -> None:
-        self.event(f"Deploying revision {rev.number} of {self.name} from {rev.spec.path}.")
+        source = rev.spec.path if copy else "its snapshot, after a gateway restart"
+        self.event(f"Deploying revision {rev.number} of {self.name} from {source}.")
         try:
             if copy:
                 await asyncio.to_thread(snapshot, Path(rev.spec.path), rev.snapshot)
             project = await asyncio.to_thread(AppProject.load, rev.snapshot)
             rev.config = project.config
             rev.launch, rev.notes = await prepare(project, rev.spec, self.event)
-            rev.settings = Settings.from_config(project.config, single_runner=rev.launch.fixed_port is not None)
+            rev.settings = Settings.from_config(
+                project.config, single_runner=rev.launch.fixed_port is not None
+            )
             for note in rev.notes:
                 self.event("Note: " + note)
             if rev.launch.fixed_port is not None:
@@ -235,7 +238,10 @@ class AppRuntime:
                 if not work.waiter.done():
                     work.waiter.set_exception(Unavailable(detail))
             else:
-                self._finish(work.request_id, Outcome(503, error_body(detail, error_type), error=detail, error_type=error_type))
+                self._finish(
+                    work.request_id,
+                    Outcome(503, error_body(detail, error_type), error=detail, error_type=error_type),
+                )
         self.queued.clear()
 
     async def _fetch_openapi(self, runner: Runner) -> bytes | None:
@@ -264,7 +270,9 @@ class AppRuntime:
 
     def _new_runner(self, rev: Revision) -> Runner:
         assert rev.launch is not None
-        runner = Runner(f"{self.name}-r{rev.number}-{next(self._runner_seq)}", rev.number, rev.launch, self._on_output)
+        runner = Runner(
+            f"{self.name}-r{rev.number}-{next(self._runner_seq)}", rev.number, rev.launch, self._on_output
+        )
         self.runners.append(runner)
         self.event(f"Starting runner {runner.id}.")
         return runner
@@ -298,7 +306,9 @@ class AppRuntime:
                 f"Its last output:\n{runner.tail_text()}"
             )
             if runner.served == 0 and not runner.in_flight:
-                self._count_failure(f"Runner {runner.id} exited with code {runner.returncode}:\n{runner.tail_text()}")
+                self._count_failure(
+                    f"Runner {runner.id} exited with code {runner.returncode}:\n{runner.tail_text()}"
+                )
         self._clean_snapshots()
         self.scale()
 
@@ -313,7 +323,9 @@ class AppRuntime:
     def _count_failure(self, message: str) -> None:
         self.failures += 1
         if self.failures >= CRASH_LOOP and self.status == "ready":
-            self.event(f"Crash loop: {self.failures} runners in a row failed; no more restarts until a redeploy.")
+            self.event(
+                f"Crash loop: {self.failures} runners in a row failed; no more restarts until a redeploy."
+            )
             self.fail(f"crash loop, {self.failures} runners in a row failed. The last one: {message}")
         else:
             self.retry_at = time.monotonic() + min(0.5 * 2.0**self.failures, 30.0)
@@ -346,10 +358,14 @@ class AppRuntime:
         elif len(live) > desired:
             idle = [r for r in live if r.state == "ready" and not r.in_flight]
             now = time.monotonic()
-            expired = sorted((r for r in idle if now - r.idle_since >= rev.settings.keep_alive), key=lambda r: r.idle_since)
+            expired = sorted(
+                (r for r in idle if now - r.idle_since >= rev.settings.keep_alive), key=lambda r: r.idle_since
+            )
             for runner in expired[: len(live) - desired]:
                 runner.state = "stopping"
-                self.event(f"Runner {runner.id} idle for keep_alive={rev.settings.keep_alive:g} s: stopping it.")
+                self.event(
+                    f"Runner {runner.id} idle for keep_alive={rev.settings.keep_alive:g} s: stopping it."
+                )
                 asyncio.create_task(self._stop_runner(runner))
 
     def expire_deadlines(self) -> None:
@@ -363,10 +379,20 @@ class AppRuntime:
                     if not work.waiter.done():
                         work.waiter.set_exception(TimeoutError(detail))
                 else:
-                    self._finish(work.request_id, Outcome(504, error_body(detail, "request_timeout"), error=detail, error_type="request_timeout"))
+                    self._finish(
+                        work.request_id,
+                        Outcome(
+                            504,
+                            error_body(detail, "request_timeout"),
+                            error=detail,
+                            error_type="request_timeout",
+                        ),
+                    )
 
     # -- work --------------------------------------------------------------------------------
-    def enqueue(self, request_id: str, *, priority: int = 0, order: float | None = None, deadline: float | None = None) -> None:
+    def enqueue(
+        self, request_id: str, *, priority: int = 0, order: float | None = None, deadline: float | None = None
+    ) -> None:
         if self.status in ("failed", "stopped"):
             raise Unavailable(self.unavailable_reason())
         work = Work(priority, order if order is not None else time.time(), request_id, deadline=deadline)
@@ -467,7 +493,9 @@ class AppRuntime:
             return
         if cancelled and outcome.status >= 500:
             detail = "Request cancelled."
-            outcome = Outcome(499, error_body(detail, "client_cancelled"), error=detail, error_type="client_cancelled")
+            outcome = Outcome(
+                499, error_body(detail, "client_cancelled"), error=detail, error_type="client_cancelled"
+            )
         elif cancelled and outcome.status == 499:
             outcome.error_type = outcome.error_type or "client_cancelled"
         self._finish(row["id"], outcome)
@@ -488,7 +516,14 @@ class AppRuntime:
         self.gw.notify(request_id)
 
     async def send(
-        self, runner: Runner, method: str, path: str, body: bytes, headers: dict[str, str], *, stream: bool = False
+        self,
+        runner: Runner,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        stream: bool = False,
     ) -> httpx.Response | Outcome:
         """Send one request to a runner; an Outcome when it times out or the runner is lost."""
         timeout = self.current.settings.request_timeout if self.current else None
@@ -500,13 +535,25 @@ class AppRuntime:
         except TimeoutError:
             detail = f"Request timed out after request_timeout={timeout:g} s."
             self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
-            return Outcome(504, error_body(detail, "request_timeout"), error=detail, error_type="request_timeout",
-                           retry="timeout", elapsed=time.monotonic() - started)
+            return Outcome(
+                504,
+                error_body(detail, "request_timeout"),
+                error=detail,
+                error_type="request_timeout",
+                retry="timeout",
+                elapsed=time.monotonic() - started,
+            )
         except httpx.HTTPError as exc:
             detail = f"Runner {runner.id} disconnected during the request ({type(exc).__name__})."
             self.retire(runner, f"{detail} It is replaced. Its last output:\n{runner.tail_text()}")
-            return Outcome(503, error_body(detail, "runner_disconnected"), error=detail, error_type="runner_disconnected",
-                           retry="connection_error", elapsed=time.monotonic() - started)
+            return Outcome(
+                503,
+                error_body(detail, "runner_disconnected"),
+                error=detail,
+                error_type="runner_disconnected",
+                retry="connection_error",
+                elapsed=time.monotonic() - started,
+            )
         if response.status_code == 503:  # fal terminates a runner that answers 503
             self.retire(runner, f"Runner {runner.id} answered 503: it is replaced.")
         return response
@@ -518,15 +565,21 @@ class AppRuntime:
             runner.state = "stopping"
             asyncio.create_task(self._stop_runner(runner))
 
-    async def call(self, runner: Runner, method: str, path: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    async def call(
+        self, runner: Runner, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> Outcome:
         """One request to a runner, classified the way fal's queue does."""
         started = time.monotonic()
         response = await self.send(runner, method, path, body, headers)
         if isinstance(response, Outcome):
             return response
         status = response.status_code
-        outcome = Outcome(status, response.content, response.headers.get("content-type", "application/json"),
-                          elapsed=time.monotonic() - started)
+        outcome = Outcome(
+            status,
+            response.content,
+            response.headers.get("content-type", "application/json"),
+            elapsed=time.monotonic() - started,
+        )
         if status >= 400:
             outcome.error = _detail(response)
             outcome.error_type = response.headers.get("x-fal-error-type")
@@ -553,7 +606,9 @@ class AppRuntime:
                 self.gw.notify(request_id)
 
     def request_log(self, request_id: str, message: str) -> None:
-        self.gw.store.add_log(request_id, {"timestamp": now_iso(), "message": message, "level": "WARNING", "source": "GATEWAY"})
+        self.gw.store.add_log(
+            request_id, {"timestamp": now_iso(), "message": message, "level": "WARNING", "source": "GATEWAY"}
+        )
 
     def event(self, message: str) -> None:
         """A deploy/runtime event: shown by the deploying front end and written to the app's log."""
@@ -578,7 +633,9 @@ class AppRuntime:
             "error": self.error,
             "revision": self.current.number if self.current else None,
             "deploying": self.rolling.number if self.rolling else None,
-            "latest": {"number": latest.number, "status": latest.status, "error": latest.error} if latest else None,
+            "latest": {"number": latest.number, "status": latest.status, "error": latest.error}
+            if latest
+            else None,
             "mode": self.current.config.mode if self.current and self.current.config else None,
             "auth": self.auth,
             "env": self.spec.env if self.spec else None,
@@ -586,8 +643,14 @@ class AppRuntime:
             "notes": self.current.notes if self.current else [],
             "queued": sum(1 for w in self.pending if not w.cancelled and w.waiter is None),
             "runners": [
-                {"id": r.id, "revision": r.revision, "state": r.state, "port": r.port,
-                 "pid": r.process.pid if r.process else None, "in_flight": len(r.in_flight)}
+                {
+                    "id": r.id,
+                    "revision": r.revision,
+                    "state": r.state,
+                    "port": r.port,
+                    "pid": r.process.pid if r.process else None,
+                    "in_flight": len(r.in_flight),
+                }
                 for r in self.runners
             ],
             "events": [e for e in self.events if e["seq"] > since],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from typing import Any, Iterator
@@ -12,7 +11,7 @@ from typing import Any, Iterator
 import httpx
 
 from ..generate.project import AppProject
-from .apps import AppRuntime, Outcome, Unavailable, error_body, now_iso
+from .apps import AppRuntime, Unavailable, error_body
 from .paths import db_path
 from .prepare import DeploySpec, digest
 from .runners import kill_orphans
@@ -63,7 +62,12 @@ class Gateway:
                 if runtime.status == "stopped":
                     self._end(row["id"], f"App {name} is stopped.")
                 else:
-                    runtime.enqueue(row["id"], priority=row["priority"], order=row["created"], deadline=row["start_deadline"])
+                    runtime.enqueue(
+                        row["id"],
+                        priority=row["priority"],
+                        order=row["created"],
+                        deadline=row["start_deadline"],
+                    )
         self.store.purge()
         self._housekeeping = asyncio.create_task(self._keep_house())
 
@@ -74,7 +78,9 @@ class Gateway:
         for runtime in self.apps.values():
             if runtime._rollout is not None:
                 runtime._rollout.cancel()
-        await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
+        await asyncio.gather(
+            *(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True
+        )
         for runtime in self.apps.values():
             runtime.close_log()
         await self.http.aclose()
@@ -92,8 +98,14 @@ class Gateway:
                 last_purge = time.monotonic()
 
     def _end(self, request_id: str, detail: str) -> None:
-        self.store.complete(request_id, 503, error_body(detail, "runner_disconnected"), "application/json",
-                            error=detail, error_type="runner_disconnected")
+        self.store.complete(
+            request_id,
+            503,
+            error_body(detail, "runner_disconnected"),
+            "application/json",
+            error=detail,
+            error_type="runner_disconnected",
+        )
 
     # -- apps --------------------------------------------------------------------------------
     def deploy(self, name: str, spec: DeploySpec) -> dict[str, Any]:
@@ -126,7 +138,9 @@ class Gateway:
             "error": runtime.error,
             "revision": current.number if current else None,
             "digest": current.digest if current else None,
-            "spec": (current.spec if current else runtime.spec).public() if (current or runtime.spec) else None,
+            "spec": (current.spec if current else runtime.spec).public()
+            if (current or runtime.spec)
+            else None,
             "updated": time.time(),
         }
         self._records[runtime.name] = record
@@ -153,14 +167,23 @@ class Gateway:
 
     # -- the queue ---------------------------------------------------------------------------
     def submit(
-        self, runtime: AppRuntime, path: str, body: bytes, headers: dict[str, str], *, priority: int, timeout: float | None
+        self,
+        runtime: AppRuntime,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        priority: int,
+        timeout: float | None,
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in ("failed", "stopped"):
             raise Unavailable(runtime.unavailable_reason())
         request_id = str(uuid.uuid4())
         deadline = time.time() + timeout if timeout else None
-        self.store.add_request(request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline)
+        self.store.add_request(
+            request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline
+        )
         runtime.enqueue(request_id, priority=priority, deadline=deadline)
         return request_id
 
@@ -168,10 +191,19 @@ class Gateway:
         """fal's status object: 202 while queued or running, 200 once completed."""
         logs = self.store.logs(row["id"]) if with_logs else None
         if row["status"] == IN_QUEUE:
-            return 202, {"status": IN_QUEUE, "queue_position": self.store.queue_position(row), "response_url": response_url}
+            return 202, {
+                "status": IN_QUEUE,
+                "queue_position": self.store.queue_position(row),
+                "response_url": response_url,
+            }
         if row["status"] == IN_PROGRESS:
             return 202, {"status": IN_PROGRESS, "logs": logs, "response_url": response_url}
-        body: dict[str, Any] = {"status": COMPLETED, "logs": logs, "response_url": response_url, "metrics": {}}
+        body: dict[str, Any] = {
+            "status": COMPLETED,
+            "logs": logs,
+            "response_url": response_url,
+            "metrics": {},
+        }
         if row["inference_time"] is not None:
             body["metrics"]["inference_time"] = row["inference_time"]
         if row["error"] is not None:
@@ -185,8 +217,14 @@ class Gateway:
             return 400, {"status": "ALREADY_COMPLETED"}
         if runtime is not None and row["status"] == IN_QUEUE and runtime.cancel_queued(row["id"]):
             detail = "Request cancelled while in the queue."
-            self.store.complete(row["id"], 499, error_body(detail, "client_cancelled"), "application/json",
-                                error=detail, error_type="client_cancelled")
+            self.store.complete(
+                row["id"],
+                499,
+                error_body(detail, "client_cancelled"),
+                "application/json",
+                error=detail,
+                error_type="client_cancelled",
+            )
             self.notify(row["id"])
             return 202, {"status": "CANCELLATION_REQUESTED"}
         self.store.request_cancel(row["id"])
@@ -214,6 +252,3 @@ def stored_headers(headers: Any) -> dict[str, str]:
         if lower == "content-type" or lower.startswith("x-fal-") and lower not in ("x-fal-request-id",):
             keep[lower] = value
     return keep
-
-
-__all__ = ["Gateway", "Outcome", "Unavailable", "now_iso", "stored_headers", "json"]

@@ -41,7 +41,9 @@ def main() -> int:
         return 1
     app = build_app(key=ensure_key(), state_id=state_id(), home=str(home()), port=port)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+        uvicorn.Config(
+            app, host=HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+        )
     )
     app.state.server = server
     write_json_atomic(pid_path(), {"pid": os.getpid(), "port": port})

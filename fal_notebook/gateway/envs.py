@@ -74,7 +74,15 @@ async def ensure_environment(python: str, requirements: list[str], on_line: OnLi
         else:
             steps = [
                 [python, "-m", "venv", str(folder)],
-                [str(env_python(folder)), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(reqs)],
+                [
+                    str(env_python(folder)),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(reqs),
+                ],
             ]
         with log.open("w") as log_file:
             for argv in steps:
@@ -94,7 +102,10 @@ async def _run(argv: list[str], log_file, on_line: OnLine) -> str | None:
     """Run one build step, streaming its output; ``None`` on success, else the output's tail."""
     log_file.write(f"$ {' '.join(argv)}\n")
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
     )
     tail: deque[str] = deque(maxlen=30)
     assert proc.stdout is not None
@@ -106,4 +117,3 @@ async def _run(argv: list[str], log_file, on_line: OnLine) -> str | None:
         on_line("  " + line)
     code = await proc.wait()
     return None if code == 0 else "\n".join(tail)
-

@@ -51,13 +51,19 @@ def snapshot(source: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(
-        source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".ipynb_checkpoints")
+        source,
+        target,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".ipynb_checkpoints"),
     )
 
 
 def requirements(project: AppProject) -> list[str]:
     """The runner environment: requirements.txt as on disk, then fal's runtime packages (app mode)."""
-    text = (project.path / "requirements.txt").read_text() if (project.path / "requirements.txt").is_file() else ""
+    text = (
+        (project.path / "requirements.txt").read_text()
+        if (project.path / "requirements.txt").is_file()
+        else ""
+    )
     reqs = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if project.mode == "app":
         _, runtime = split_fal_runtime(project.requirements)
@@ -88,11 +94,15 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     if project.mode == "app":
         argv = [python, "-m", "fal", "run", "--local", f"app.py::{config.class_name}"]
         argv += ["--exposed-port", "{port}", "--exposed-metrics-port", "{metrics_port}"]
-        launch = Launch(argv, project.path, env, health_path="/health", startup_timeout=timeout, needs_metrics_port=True)
+        launch = Launch(
+            argv, project.path, env, health_path="/health", startup_timeout=timeout, needs_metrics_port=True
+        )
         return launch, notes
     health = config.health_check.path if config.health_check else None
     if config.cmd is None:
-        return Launch([python, "server.py"], project.path, env, health_path=health, startup_timeout=timeout), notes
+        return Launch(
+            [python, "server.py"], project.path, env, health_path=health, startup_timeout=timeout
+        ), notes
     fixed = None
     if not uses_port_variable(config.cmd):
         fixed = config.exposed_port
@@ -100,5 +110,13 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
             f"--cmd does not read $PORT, so the server always listens on {fixed}: this app is limited to one "
             "local runner (max_concurrency 1). Let the command use $PORT to run several."
         )
-    launch = Launch([config.cmd], project.path, env, shell=True, fixed_port=fixed, health_path=health, startup_timeout=timeout)
+    launch = Launch(
+        [config.cmd],
+        project.path,
+        env,
+        shell=True,
+        fixed_port=fixed,
+        health_path=health,
+        startup_timeout=timeout,
+    )
     return launch, notes

@@ -56,7 +56,9 @@ class BodyTooLarge(Exception):
     pass
 
 
-def error(status: int, detail: Any, error_type: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error(
+    status: int, detail: Any, error_type: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """An error in fal's shape: ``{"detail": ...}`` (+ ``error_type`` and ``X-Fal-Error-Type``)."""
     body: dict[str, Any] = {"detail": detail}
     headers = dict(headers or {})
@@ -135,7 +137,11 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
         except ValueError:
             value = 0.0
         if value <= 0.1:
-            return error(400, f"X-Fal-Request-Timeout must be a number of seconds above 0.1, got {raw!r}.", "bad_request")
+            return error(
+                400,
+                f"X-Fal-Request-Timeout must be a number of seconds above 0.1, got {raw!r}.",
+                "bad_request",
+            )
         return value
 
     # -- sync ------------------------------------------------------------------------------
@@ -180,7 +186,9 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
                     except StopAsyncIteration:
                         return
                     except TimeoutError:
-                        runtime.retire(runner, f"Request timed out after request_timeout={deadline:g} s mid-response.")
+                        runtime.retire(
+                            runner, f"Request timed out after request_timeout={deadline:g} s mid-response."
+                        )
                         return
                     except httpx.HTTPError:
                         return
@@ -208,8 +216,15 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
                 json.loads(body or b"null")
             except ValueError as exc:
                 pos = getattr(exc, "pos", 0)
-                detail = [{"type": "json_invalid", "loc": ["body", pos], "msg": "JSON decode error",
-                           "input": {}, "ctx": {"error": getattr(exc, "msg", str(exc))}}]
+                detail = [
+                    {
+                        "type": "json_invalid",
+                        "loc": ["body", pos],
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": getattr(exc, "msg", str(exc))},
+                    }
+                ]
                 return error(422, detail)
         timeout = start_timeout(request)
         if isinstance(timeout, Response):
@@ -226,8 +241,14 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
         row = gateway(request).store.get(request_id)
         position = gateway(request).store.queue_position(row) if row["status"] == "IN_QUEUE" else 0
         return JSONResponse(
-            {"status": "IN_QUEUE", "request_id": request_id, "response_url": url, "status_url": url + "/status",
-             "cancel_url": url + "/cancel", "queue_position": position},
+            {
+                "status": "IN_QUEUE",
+                "request_id": request_id,
+                "response_url": url,
+                "status_url": url + "/status",
+                "cancel_url": url + "/cancel",
+                "queue_position": position,
+            },
             headers={"x-fal-request-id": request_id},
         )
 
@@ -235,7 +256,9 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
         name, request_id = request.path_params["name"], request.path_params["request_id"]
         row = gateway(request).store.get(request_id)
         if row is None or row["app"] != name:
-            return error(404, f"Request {request_id} of local/{name} not found (results are kept for one hour).")
+            return error(
+                404, f"Request {request_id} of local/{name} not found (results are kept for one hour)."
+            )
         runtime = gateway(request).apps.get(name)
         if (runtime is None or runtime.auth != "public") and not has_key(request):
             return unauthorized()
@@ -280,7 +303,9 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
                     except TimeoutError:
                         pass
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"x-fal-request-id": request_id})
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"x-fal-request-id": request_id}
+        )
 
     async def result(request: Request) -> Response:
         found = find_request(request)
@@ -292,7 +317,9 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
         headers = {"x-fal-request-id": row["id"]}
         if row["error_type"]:
             headers["X-Fal-Error-Type"] = row["error_type"]
-        return Response(row["result_body"], row["result_status"], media_type=row["result_type"], headers=headers)
+        return Response(
+            row["result_body"], row["result_status"], media_type=row["result_type"], headers=headers
+        )
 
     async def cancel(request: Request) -> Response:
         name, request_id = request.path_params["name"], request.path_params["request_id"]
@@ -319,14 +346,22 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
     # -- admin -----------------------------------------------------------------------------
     async def identity(request: Request) -> Response:
         return JSONResponse(
-            {"service": SERVICE, "state_id": state_id, "home": home, "pid": os.getpid(), "port": port,
-             "version": __version__}
+            {
+                "service": SERVICE,
+                "state_id": state_id,
+                "home": home,
+                "pid": os.getpid(),
+                "port": port,
+                "version": __version__,
+            }
         )
 
     def admin(handler):
         async def guarded(request: Request) -> Response:
             if not has_key(request):
-                return error(401, "The admin API needs `Authorization: Key <id>:<secret>` (the gateway's key).")
+                return error(
+                    401, "The admin API needs `Authorization: Key <id>:<secret>` (the gateway's key)."
+                )
             return await handler(request)
 
         return guarded
@@ -355,7 +390,9 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
         if spec.env not in ENV_KINDS:
             return error(422, f"env must be one of {', '.join(ENV_KINDS)}, got {spec.env!r}.")
         if not spec.python:
-            return error(422, "'python' (the interpreter runners use or build their environment from) is required.")
+            return error(
+                422, "'python' (the interpreter runners use or build their environment from) is required."
+            )
         try:
             info = gateway(request).deploy(request.path_params["name"], spec)
         except (FalNotebookError, ValueError, OSError) as exc:

@@ -88,7 +88,17 @@ class Store:
         self.db.execute(
             "INSERT INTO requests (id, app, path, body, headers, priority, status, created, start_deadline)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, app, path, body, json.dumps(headers), priority, IN_QUEUE, time.time(), start_deadline),
+            (
+                request_id,
+                app,
+                path,
+                body,
+                json.dumps(headers),
+                priority,
+                IN_QUEUE,
+                time.time(),
+                start_deadline,
+            ),
         )
 
     def get(self, request_id: str) -> sqlite3.Row | None:
@@ -139,7 +149,17 @@ class Store:
         self.db.execute(
             "UPDATE requests SET status = ?, completed = ?, result_status = ?, result_body = ?,"
             " result_type = ?, error = ?, error_type = ?, inference_time = ?, runner = NULL WHERE id = ?",
-            (COMPLETED, time.time(), status_code, body, content_type, error, error_type, inference_time, request_id),
+            (
+                COMPLETED,
+                time.time(),
+                status_code,
+                body,
+                content_type,
+                error,
+                error_type,
+                inference_time,
+                request_id,
+            ),
         )
 
     def purge(self, older_than: float = RESULT_TTL) -> int:
@@ -175,4 +195,6 @@ class Store:
         )
 
     def apps(self) -> dict[str, dict[str, Any]]:
-        return {r["name"]: json.loads(r["record"]) for r in self.db.execute("SELECT * FROM apps ORDER BY name")}
+        return {
+            r["name"]: json.loads(r["record"]) for r in self.db.execute("SELECT * FROM apps ORDER BY name")
+        }

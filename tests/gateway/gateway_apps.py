@@ -1,6 +1,6 @@
 """Small real apps the gateway tests deploy (cell sources, captured like the magic does)."""
 
-ECHO = '''
+ECHO = """
 import asyncio
 import json
 import os
@@ -65,7 +65,7 @@ class Echo(fal.App):
                 yield f"data: {json.dumps({'word': word})}\\n\\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
-'''
+"""
 
 
 def echo(version: int = 1) -> str:
@@ -73,7 +73,7 @@ def echo(version: int = 1) -> str:
     return f"VERSION = {version}\n" + ECHO
 
 
-SERVER = '''
+SERVER = """
 import os
 
 from fastapi import FastAPI
@@ -90,9 +90,9 @@ class Item(BaseModel):
 def create(item: Item) -> dict:
     print(f"creating {item.name}")
     return {"created": item.name, "pid": os.getpid()}
-'''
+"""
 
-CRASHING = '''
+CRASHING = """
 import os
 import threading
 
@@ -107,9 +107,9 @@ class Crashing(fal.App):
     @fal.endpoint("/")
     def run(self) -> dict:
         return {}
-'''
+"""
 
-BROKEN = '''
+BROKEN = """
 import fal
 
 
@@ -120,4 +120,21 @@ class Broken(fal.App):
     @fal.endpoint("/")
     def run(self) -> dict:
         return {}
-'''
+"""
+
+ENV_PROBE = """
+import sys
+
+import fal
+from pydantic import BaseModel
+
+
+class Where(BaseModel):
+    prefix: str
+
+
+class EnvProbe(fal.App):
+    @fal.endpoint("/")
+    def where(self) -> Where:
+        return Where(prefix=sys.prefix)
+"""

@@ -97,7 +97,9 @@ def test_invalid_json_and_schema_violations_are_422(client, app):
     missing = client.post("/local/echo", json={"txt": "a"})
     assert missing.status_code == 422
     assert missing.json()["detail"][0]["loc"] == ["body", "text"]
-    queued_bad_json = client.post("/queue/local/echo", content=b"{bad", headers={"content-type": "application/json"})
+    queued_bad_json = client.post(
+        "/queue/local/echo", content=b"{bad", headers={"content-type": "application/json"}
+    )
     assert queued_bad_json.status_code == 422
     assert queued_bad_json.json()["detail"][0]["type"] == "json_invalid"
 
@@ -153,9 +155,13 @@ def test_queue_position_while_waiting(gateway, client, app):
     first = client.post("/queue/local/echo/slow", json={"text": "a", "delay": 1.5}).json()
     second = client.post("/queue/local/echo", json={"text": "b"}).json()
     third = client.post("/queue/local/echo", json={"text": "c"}).json()
-    gateway.wait_for(lambda: client.get(first["status_url"]).json()["status"] == "IN_PROGRESS", what="first running")
+    gateway.wait_for(
+        lambda: client.get(first["status_url"]).json()["status"] == "IN_PROGRESS", what="first running"
+    )
     assert client.get(second["status_url"]).json() == {
-        "status": "IN_QUEUE", "queue_position": 0, "response_url": second["response_url"]
+        "status": "IN_QUEUE",
+        "queue_position": 0,
+        "response_url": second["response_url"],
     }
     assert client.get(third["status_url"]).json()["queue_position"] == 1
     for handle in (first, second, third):
@@ -185,7 +191,7 @@ def test_status_stream_sends_events_until_completed(client, app):
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             if line.startswith("data: "):
-                events.append(json.loads(line[len("data: "):]))
+                events.append(json.loads(line[len("data: ") :]))
     assert events[-1]["status"] == "COMPLETED"
     assert any(e["status"] == "IN_PROGRESS" for e in events)
     assert [entry["message"] for entry in events[-1]["logs"]] == ["counting 'x y'", "done counting"]
@@ -270,4 +276,3 @@ def test_logs_and_stop(gateway, client):
     assert client.post("/local/echo-logs", json={"text": "a"}).status_code == 404
     assert LocalBackend().refresh(dep).status == "stopped"
     assert gateway.info("echo-logs")["runners"] == []
-

@@ -25,7 +25,9 @@ def live_runners(gateway, name):
 
 def test_scales_up_to_max_concurrency_and_down_after_keep_alive(gateway, client):
     gateway.deploy(echo(), "scaled", auth="public", max_concurrency=3, keep_alive=2)
-    handles = [client.post("/queue/local/scaled", json={"text": f"w{i}", "delay": 2.0}).json() for i in range(6)]
+    handles = [
+        client.post("/queue/local/scaled", json={"text": f"w{i}", "delay": 2.0}).json() for i in range(6)
+    ]
     peak = gateway.wait_for(lambda: len(live_runners(gateway, "scaled")) == 3 or None, what="3 runners")
     assert peak
     time.sleep(0.5)
@@ -51,7 +53,10 @@ def test_min_concurrency_keeps_runners_warm(gateway):
 def test_max_multiplexing_runs_requests_side_by_side_on_one_runner(gateway, client):
     gateway.deploy(echo(), "multiplexed", auth="public", max_multiplexing=3, max_concurrency=1)
     started = time.monotonic()
-    handles = [client.post("/queue/local/multiplexed/slow", json={"text": "a", "delay": 1.5}).json() for _ in range(3)]
+    handles = [
+        client.post("/queue/local/multiplexed/slow", json={"text": "a", "delay": 1.5}).json()
+        for _ in range(3)
+    ]
     for handle in handles:
         gateway.wait_completed(client, handle["status_url"])
     assert time.monotonic() - started < 4.0  # three 1.5 s requests at once, not one after the other
@@ -88,7 +93,9 @@ def test_request_timeout_is_enforced(gateway, client):
 def test_redeploy_replaces_runners_without_dropping_accepted_requests(gateway, client):
     gateway.deploy(echo(version=1), "rolling", auth="public")
     old_pid = gateway.info("rolling")["runners"][0]["pid"]
-    handles = [client.post("/queue/local/rolling", json={"text": f"r{i}", "delay": 0.5}).json() for i in range(4)]
+    handles = [
+        client.post("/queue/local/rolling", json={"text": f"r{i}", "delay": 0.5}).json() for i in range(4)
+    ]
     dep = gateway.deploy(echo(version=2), "rolling", auth="public")
     assert dep.detail["revision"] == 2
     versions = []
@@ -99,7 +106,9 @@ def test_redeploy_replaces_runners_without_dropping_accepted_requests(gateway, c
     assert set(versions) <= {1, 2}
     after = client.post("/local/rolling", json={"text": "after"}).json()
     assert after["version"] == 2 and after["pid"] != old_pid
-    gateway.wait_for(lambda: all(r["revision"] == 2 for r in gateway.info("rolling")["runners"]), what="old runner gone")
+    gateway.wait_for(
+        lambda: all(r["revision"] == 2 for r in gateway.info("rolling")["runners"]), what="old runner gone"
+    )
 
 
 def test_runner_that_never_becomes_ready_fails_the_deploy_with_its_logs(gateway):
@@ -123,7 +132,9 @@ def test_startup_timeout_bounds_readiness(gateway):
 def test_crash_loop_is_reported_and_restarts_stop(gateway, client):
     gateway.deploy(CRASHING, "crashing", auth="public", min_concurrency=1)
     info = gateway.wait_for(
-        lambda: (i := gateway.info("crashing"))["status"] == "failed" and i, timeout=60, what="crash loop detected"
+        lambda: (i := gateway.info("crashing"))["status"] == "failed" and i,
+        timeout=60,
+        what="crash loop detected",
     )
     assert "crash loop" in info["error"] and "loading the model" in info["error"]
     time.sleep(2)
@@ -145,7 +156,9 @@ def test_hard_coded_port_command_is_limited_to_one_runner(gateway, client):
 
 def test_port_variable_command_runs_several_runners(gateway, client):
     cmd = "python -m http.server $PORT --bind 127.0.0.1"
-    gateway.deploy("", "static-many", mode="server", cmd=cmd, auth="public", min_concurrency=2, max_concurrency=2)
+    gateway.deploy(
+        "", "static-many", mode="server", cmd=cmd, auth="public", min_concurrency=2, max_concurrency=2
+    )
     gateway.wait_for(lambda: len(live_runners(gateway, "static-many")) == 2, what="two runners")
     ports = {r["port"] for r in gateway.info("static-many")["runners"]}
     assert len(ports) == 2

@@ -39,7 +39,11 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    app = build_app(key=ensure_key(), state_id=state_id(), home=str(home()), port=port)
+
+    def forget_pid() -> None:  # also on SIGTERM, which uvicorn re-raises after the graceful shutdown
+        pid_path().unlink(missing_ok=True)
+
+    app = build_app(key=ensure_key(), state_id=state_id(), home=str(home()), port=port, on_stop=forget_pid)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10
@@ -50,5 +54,5 @@ def main() -> int:
     try:
         server.run()
     finally:
-        pid_path().unlink(missing_ok=True)
+        forget_pid()
     return 0

@@ -69,7 +69,16 @@ async def ensure_environment(python: str, requirements: list[str], on_line: OnLi
         if uv:
             steps = [
                 [uv, "venv", "--python", python, str(folder)],
-                [uv, "pip", "install", "--python", str(env_python(folder)), "-r", str(reqs)],
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--compile-bytecode",
+                    "--python",
+                    str(env_python(folder)),
+                    "-r",
+                    str(reqs),
+                ],
             ]
         else:
             steps = [

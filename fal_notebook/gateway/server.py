@@ -29,7 +29,7 @@ import os
 import time
 import uuid
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import httpx
 from starlette.applications import Starlette
@@ -49,6 +49,8 @@ SERVICE = "fal-notebook-gateway"
 ADMIN = "/_fal_notebook"
 MAX_BODY_VARIABLE = "FAL_NOTEBOOK_GATEWAY_MAX_BODY"
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
+#: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
+BUFFERED_BODY = 1024 * 1024
 _RESPONSE_SKIP = {"content-length", "connection", "transfer-encoding", "keep-alive", "date", "server"}
 
 
@@ -80,15 +82,20 @@ def max_body() -> int:
     return int(raw) if raw.isdigit() else DEFAULT_MAX_BODY
 
 
-def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
+def build_app(
+    *, key: str, state_id: str, home: str, port: int, on_stop: Callable[[], None] = lambda: None
+) -> Starlette:
     limit = max_body()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.gateway = Gateway(key=key, state_id=state_id)
         await app.state.gateway.start()
-        yield
-        await app.state.gateway.close()
+        try:
+            yield
+        finally:
+            await app.state.gateway.close()
+            on_stop()
 
     def gateway(request: Request) -> Gateway:
         return request.app.state.gateway
@@ -174,6 +181,24 @@ def build_app(*, key: str, state_id: str, home: str, port: int) -> Starlette:
         out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_SKIP}
         out_headers["x-fal-request-id"] = request_id
         deadline = runtime.current.settings.request_timeout if runtime.current else None
+        declared = upstream.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) <= BUFFERED_BODY:  # small answers in one piece
+            try:
+                async with asyncio.timeout(deadline):
+                    content = b"".join([chunk async for chunk in upstream.aiter_raw()])
+            except TimeoutError:
+                runtime.retire(
+                    runner, f"Request timed out after request_timeout={deadline:g} s mid-response."
+                )
+                return error(504, "Request timed out.", "request_timeout")
+            except httpx.HTTPError:
+                return error(
+                    503, f"Runner {runner.id} disconnected during the response.", "runner_disconnected"
+                )
+            finally:
+                await upstream.aclose()
+                runtime.release(runner, request_id)
+            return Response(content, upstream.status_code, headers=out_headers)
 
         async def relay() -> AsyncIterator[bytes]:
             chunks = upstream.aiter_raw()

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import httpx
 
-from ..errors import ConfigError, DeployError
+from ..errors import ConfigError, DeployError, GatewayError
 from ..gateway.control import _identity, admin, start_gateway
-from ..gateway.paths import app_log_path, base_url, gateway_port
+from ..gateway.paths import app_log_path, base_url, gateway_port, log_path
 from ..gateway.prepare import ENV_KINDS
 from .base import Backend, Deployment, Progress
 
@@ -102,8 +102,9 @@ class LocalBackend(Backend):
         path = app_log_path(deployment.name)
         if not path.exists():
             return
-        with path.open(errors="replace") as f:
-            partial = ""
+        f = path.open(errors="replace")
+        partial = ""
+        try:
             while True:
                 chunk = f.readline()
                 if chunk.endswith("\n"):
@@ -115,7 +116,12 @@ class LocalBackend(Backend):
                     if partial:
                         yield partial
                     return
+                if path.exists() and os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:  # rotated
+                    f.close()
+                    f = path.open(errors="replace")
                 time.sleep(POLL_INTERVAL)
+        finally:
+            f.close()
 
     def stop(self, deployment: Deployment) -> None:
         if _identity(gateway_port()) is None:
@@ -141,8 +147,14 @@ class LocalBackend(Backend):
 
 
 def _app_info(name: str, since: int) -> dict[str, Any]:
-    with admin() as client:
-        response = client.get(f"/_fal_notebook/apps/{name}", params={"since": since})
+    try:
+        with admin() as client:
+            response = client.get(f"/_fal_notebook/apps/{name}", params={"since": since})
+    except httpx.TransportError:
+        raise GatewayError(
+            f"The gateway stopped answering (its log: {log_path()}). `fal-notebook gateway start` restarts "
+            "it with the deployed apps."
+        ) from None
     if response.status_code != 200:
         raise DeployError(f"The gateway does not know {name}: {_detail(response)}")
     return response.json()

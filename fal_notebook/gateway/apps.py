@@ -38,6 +38,8 @@ CRASH_LOOP = 3
 #: Time for a runner's last output lines to arrive after its response, before a request completes.
 LOG_SETTLE = 0.02
 EVENTS_KEPT = 500
+#: The app's log file is rotated (to ``<name>.log.1``) beyond this size.
+LOG_ROTATE_BYTES = 20 * 1024 * 1024
 _ACCESS_LINE = re.compile(r'^INFO:\s+\S+:\d+ - "[A-Z]+ ')
 _LEVEL_PREFIX = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)[:\s]")
 _HOP_HEADERS = {"host", "content-length", "connection", "authorization", "transfer-encoding", "keep-alive"}
@@ -116,7 +118,8 @@ class AppRuntime:
         self._event_seq = itertools.count(1)
         self._runner_seq = itertools.count(1)
         self._rollout: asyncio.Task | None = None
-        self._log = app_log_path(name).open("a", buffering=1)
+        self._log_path = app_log_path(name)
+        self._log = self._log_path.open("a", buffering=1)
 
     # -- deploy ------------------------------------------------------------------------------
     def deploy(self, spec: DeploySpec, digest: str, *, number: int | None = None, copy: bool = True) -> int:
@@ -594,7 +597,7 @@ class AppRuntime:
         line = redact(line)
         for value in self.spec.secrets.values() if self.spec else ():
             line = line.replace(value, "***")
-        self._log.write(f"{now_iso()} [{runner.id}] {line}\n")
+        self._write_log(f"[{runner.id}] {line}")
         if _ACCESS_LINE.match(line) or not runner.in_flight:
             return
         prefix = _LEVEL_PREFIX.match(line)
@@ -614,7 +617,14 @@ class AppRuntime:
         """A deploy/runtime event: shown by the deploying front end and written to the app's log."""
         self.events.append({"seq": next(self._event_seq), "time": time.time(), "message": message})
         del self.events[:-EVENTS_KEPT]
-        self._log.write(f"{now_iso()} [gateway] {message}\n")
+        self._write_log(f"[gateway] {message}")
+
+    def _write_log(self, line: str) -> None:
+        self._log.write(f"{now_iso()} {line}\n")
+        if self._log.tell() > LOG_ROTATE_BYTES:
+            self._log.close()
+            self._log_path.replace(self._log_path.with_name(self._log_path.name + ".1"))
+            self._log = self._log_path.open("a", buffering=1)
 
     def close_log(self) -> None:
         self._log.close()

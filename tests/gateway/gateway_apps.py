@@ -58,6 +58,11 @@ class Echo(fal.App):
             task.cancel()
         return {"cancelled": task is not None}
 
+    @fal.endpoint("/crash")
+    def crash(self) -> dict:
+        print("this request kills its runner")
+        os._exit(1)
+
     @fal.endpoint("/stream")
     def stream(self, data: Words):
         def events():
@@ -137,4 +142,18 @@ class EnvProbe(fal.App):
     @fal.endpoint("/")
     def where(self) -> Where:
         return Where(prefix=sys.prefix)
+"""
+
+SECRET_SERVER = """
+import os
+
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.post("/")
+def leak() -> dict:
+    print("the token is", os.environ["MY_SERVICE_TOKEN"])
+    return {"length": len(os.environ["MY_SERVICE_TOKEN"])}
 """

@@ -8,7 +8,7 @@ import stat
 import time
 
 import pytest
-from gateway_apps import SERVER, echo
+from gateway_apps import SECRET_SERVER, SERVER, echo
 
 from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.local import LocalBackend
@@ -168,6 +168,17 @@ def test_queue_position_while_waiting(gateway, client, app):
         assert gateway.wait_completed(client, handle["status_url"])["status"] == "COMPLETED"
 
 
+def test_request_that_cannot_start_in_time_ends_with_504(gateway, client, app):
+    busy = client.post("/queue/local/echo/slow", json={"text": "a", "delay": 2}).json()
+    late = client.post(
+        "/queue/local/echo", json={"text": "b"}, headers={"X-Fal-Request-Timeout": "0.5"}
+    ).json()
+    status = gateway.wait_completed(client, late["status_url"])
+    assert status["error_type"] == "request_timeout"
+    assert client.get(late["response_url"]).status_code == 504
+    gateway.wait_completed(client, busy["status_url"])
+
+
 def test_failed_request_completes_with_the_apps_error(gateway, client, app):
     data = client.post("/queue/local/echo", json={"txt": "wrong field"}).json()
     status = gateway.wait_completed(client, data["status_url"])
@@ -271,8 +282,29 @@ def test_logs_and_stop(gateway, client):
     lines = dep.logs()
     assert any("counting 'written to the log'" in line for line in lines)
     assert any("[gateway] Revision 1 is serving" in line for line in lines)
+    follow = dep.logs(follow=True)
+    assert any("Revision 1 is serving" in line for line in follow)
+    client.post("/local/echo-logs", json={"text": "followed later"})
+    assert any("counting 'followed later'" in line for line in follow)
+    follow.close()
     dep.stop()
     assert Deployment.load("echo-logs").status == "stopped"
     assert client.post("/local/echo-logs", json={"text": "a"}).status_code == 404
     assert LocalBackend().refresh(dep).status == "stopped"
     assert gateway.info("echo-logs")["runners"] == []
+
+
+def test_secrets_reach_the_runners_and_stay_out_of_logs(gateway, client, monkeypatch):
+    value = "s3cr3t-value-for-the-gateway-test"
+    monkeypatch.setenv("MY_SERVICE_TOKEN", value)
+    dep = gateway.deploy(
+        SECRET_SERVER, "secretive", mode="server", auth="public", secrets=["MY_SERVICE_TOKEN"]
+    )
+    data = client.post("/queue/local/secretive", json={}).json()
+    status = gateway.wait_completed(client, data["status_url"])
+    assert client.get(data["response_url"]).json() == {"length": len(value)}
+    assert [entry["message"] for entry in status["logs"]] == ["the token is ***"]
+    assert not any(value in line for line in dep.logs())
+    state = gateway.home / "gateway"
+    for stored in [*state.glob("gateway.sqlite3*"), *(state / "logs").iterdir()]:
+        assert value.encode() not in stored.read_bytes(), stored

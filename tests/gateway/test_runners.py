@@ -163,3 +163,15 @@ def test_port_variable_command_runs_several_runners(gateway, client):
     ports = {r["port"] for r in gateway.info("static-many")["runners"]}
     assert len(ports) == 2
     assert client.get("/local/static-many/").status_code == 200
+
+
+def test_request_that_kills_its_runner_ends_with_an_error_after_its_retries(gateway, client):
+    gateway.deploy(echo(), "fatal", auth="public", retry_config={"connection_error": {"retries": 1}})
+    data = client.post("/queue/local/fatal/crash", json={}).json()
+    status = gateway.wait_completed(client, data["status_url"], timeout=60)
+    assert status["error_type"] == "runner_disconnected"
+    logs = [entry["message"] for entry in status["logs"]]
+    assert logs.count("this request kills its runner") == 2
+    assert sum("retrying" in message for message in logs) == 1
+    assert client.get(data["response_url"]).status_code == 503
+    assert client.post("/local/fatal", json={"text": "still serving"}).json()["words"] == 2

@@ -95,6 +95,11 @@ class LocalBackend(Backend):
         updated = _deployment(deployment.name, deployment.path, info, env=deployment.detail.get("env"))
         updated.save()
         progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
+        if updated.detail.get("auth") != "public":
+            progress(
+                f"{updated.endpoint_id} is {updated.detail.get('auth')}: callers send `Authorization: Key <key>` "
+                "with the gateway's key (fal_notebook.gateway.gateway_key())."
+            )
         return updated
 
     def logs(self, deployment: Deployment, *, follow: bool = False) -> Iterator[str]:

@@ -146,7 +146,7 @@ class AppRuntime:
             self._rollout.cancel()
         rev.status = "superseded"
         for runner in self._runners_of(rev.number):
-            asyncio.create_task(self._stop_runner(runner))
+            self._stop_later(runner)
         self.rolling = None
 
     async def _roll_out(self, rev: Revision, *, copy: bool) -> None:
@@ -196,7 +196,7 @@ class AppRuntime:
             if runner.revision != rev.number and runner.state in ("starting", "ready"):
                 runner.state = "draining"
                 if not runner.in_flight:
-                    asyncio.create_task(self._stop_runner(runner))
+                    self._stop_later(runner)
         self.gw.save_app(self)
         replaced = f" (replacing revision {old.number})" if old else ""
         self.event(f"Revision {rev.number} is serving{replaced}: local/{self.name}")
@@ -206,7 +206,7 @@ class AppRuntime:
         rev.status, rev.error = "failed", message
         self.rolling = None
         for runner in self._runners_of(rev.number):
-            asyncio.create_task(self._stop_runner(runner))
+            self._stop_later(runner)
         self.event(f"Deploy of revision {rev.number} failed: {message}")
         if self.current is None:
             self.fail(message)
@@ -219,7 +219,7 @@ class AppRuntime:
         """Stop serving (crash loop, failed first deploy): every waiting request ends with the reason."""
         self.status, self.error = "failed", message
         for runner in list(self.runners):
-            asyncio.create_task(self._stop_runner(runner))
+            self._stop_later(runner)
         self._drop_pending(f"App {self.name} failed: {message}", "runner_scheduling_failure")
         self.gw.save_app(self)
 
@@ -293,7 +293,7 @@ class AppRuntime:
         self.event(f"Runner {runner.id} is ready on port {runner.port} ({took:.1f} s).")
         asyncio.create_task(self._monitor(runner))
         if rev is not self.current and rev is not self.rolling:
-            asyncio.create_task(self._stop_runner(runner))  # its revision was replaced meanwhile
+            self._stop_later(runner)  # its revision was replaced meanwhile
         self.pump()
         return runner
 
@@ -314,6 +314,12 @@ class AppRuntime:
                 )
         self._clean_snapshots()
         self.scale()
+
+    def _stop_later(self, runner: Runner) -> None:
+        """Stop a runner in the background; it takes no more work from now on."""
+        if runner.state not in ("stopping", "dead"):
+            runner.state = "stopping"
+            asyncio.create_task(self._stop_runner(runner))
 
     async def _stop_runner(self, runner: Runner) -> None:
         if runner.state == "dead":
@@ -348,10 +354,12 @@ class AppRuntime:
         """Start runners for the work there is, stop idle ones after keep_alive, drain old ones."""
         for runner in list(self.runners):
             if runner.state == "draining" and not runner.in_flight:
-                asyncio.create_task(self._stop_runner(runner))
+                self._stop_later(runner)
         rev = self.current
         if rev is None or self.status != "ready" or rev.launch is None:
             return
+        if self.rolling is not None and self.rolling.launch is not None and self.rolling.launch.fixed_port:
+            return  # the old runners make way for the new one on the fixed port
         live = [r for r in self._runners_of(rev.number) if r.state in ("starting", "ready")]
         work = sum(1 for w in self.pending if not w.cancelled) + sum(len(r.in_flight) for r in live)
         desired = rev.settings.desired_runners(work)
@@ -365,11 +373,10 @@ class AppRuntime:
                 (r for r in idle if now - r.idle_since >= rev.settings.keep_alive), key=lambda r: r.idle_since
             )
             for runner in expired[: len(live) - desired]:
-                runner.state = "stopping"
                 self.event(
                     f"Runner {runner.id} idle for keep_alive={rev.settings.keep_alive:g} s: stopping it."
                 )
-                asyncio.create_task(self._stop_runner(runner))
+                self._stop_later(runner)
 
     def expire_deadlines(self) -> None:
         now = time.time()
@@ -431,7 +438,7 @@ class AppRuntime:
         if not runner.in_flight:
             runner.idle_since = time.monotonic()
             if runner.state == "draining":
-                asyncio.create_task(self._stop_runner(runner))
+                self._stop_later(runner)
         self.pump()
 
     def cancel_queued(self, request_id: str) -> bool:
@@ -565,8 +572,7 @@ class AppRuntime:
         """Take a runner out of service (it is stuck or lost); scaling replaces it."""
         if runner.state in ("starting", "ready", "draining"):
             self.event(message)
-            runner.state = "stopping"
-            asyncio.create_task(self._stop_runner(runner))
+            self._stop_later(runner)
 
     async def call(
         self, runner: Runner, method: str, path: str, body: bytes, headers: dict[str, str]

@@ -67,6 +67,7 @@ def free_port() -> int:
 
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no conflict
         try:
             s.bind(("0.0.0.0", port))
         except OSError:
@@ -135,6 +136,8 @@ class Runner:
     async def start(self, http: httpx.AsyncClient, *, state_id: str) -> None:
         """Spawn the process and wait until it answers; RunnerStartError otherwise."""
         for attempt in range(3):
+            if self.state != "starting":
+                raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
             self._take_ports()
             await self._spawn(state_id)
             try:
@@ -145,6 +148,8 @@ class Runner:
                     self.exited = asyncio.Event()
                     continue
                 raise
+            if self.state != "starting":
+                raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
             self.state = "ready"
             self.idle_since = time.monotonic()
             return
@@ -163,7 +168,8 @@ class Runner:
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
         }
-        argv = [a.format(port=self.port, metrics_port=self.metrics_port) for a in self.launch.argv]
+        values = {"{port}": str(self.port), "{metrics_port}": str(self.metrics_port)}
+        argv = self.launch.argv if self.launch.shell else [values.get(a, a) for a in self.launch.argv]
         if self.launch.shell:
             argv = ["/bin/sh", "-c", argv[0]]
         self.process = await asyncio.create_subprocess_exec(

@@ -155,7 +155,7 @@ def test_hard_coded_port_command_is_limited_to_one_runner(gateway, client):
 
 
 def test_port_variable_command_runs_several_runners(gateway, client):
-    cmd = "python -m http.server $PORT --bind 127.0.0.1"
+    cmd = "python -m http.server ${PORT} --bind 127.0.0.1"
     gateway.deploy(
         "", "static-many", mode="server", cmd=cmd, auth="public", min_concurrency=2, max_concurrency=2
     )

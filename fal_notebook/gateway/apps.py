@@ -115,6 +115,7 @@ class AppRuntime:
         self.failures = 0
         self.retry_at = 0.0
         self.spec: DeploySpec | None = None
+        self.closing = False  # the gateway shuts down: no new runners
         self._event_seq = itertools.count(1)
         self._runner_seq = itertools.count(1)
         self._rollout: asyncio.Task | None = None
@@ -356,7 +357,7 @@ class AppRuntime:
             if runner.state == "draining" and not runner.in_flight:
                 self._stop_later(runner)
         rev = self.current
-        if rev is None or self.status != "ready" or rev.launch is None:
+        if rev is None or self.status != "ready" or rev.launch is None or self.closing:
             return
         if self.rolling is not None and self.rolling.launch is not None and self.rolling.launch.fixed_port:
             return  # the old runners make way for the new one on the fixed port

@@ -76,6 +76,7 @@ class Gateway:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         for runtime in self.apps.values():
+            runtime.closing = True
             if runtime._rollout is not None:
                 runtime._rollout.cancel()
         await asyncio.gather(

@@ -152,6 +152,11 @@ def test_hard_coded_port_command_is_limited_to_one_runner(gateway, client):
     dep = gateway.deploy("", "static", mode="server", cmd=cmd, port=port, auth="public", max_concurrency=3)
     assert any("limited to one" in note for note in dep.detail["notes"])
     assert client.get("/local/static/").status_code == 200
+    # a redeploy hands the fixed port over: the old runner goes first, then the new one starts
+    again = gateway.deploy("", "static", mode="server", cmd=cmd + " --directory .", port=port, auth="public")
+    assert again.status == "ready" and again.detail["revision"] == 2
+    assert client.get("/local/static/").status_code == 200
+    assert [r["revision"] for r in gateway.info("static")["runners"]] == [2]
 
 
 def test_port_variable_command_runs_several_runners(gateway, client):

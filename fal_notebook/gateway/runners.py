@@ -27,6 +27,7 @@ TAIL_LINES = 200
 SHOWN_LINES = 40
 _EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48", re.IGNORECASE)
+_SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
 
@@ -73,6 +74,12 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def shell_command(cmd: str) -> str:
+    """A simple command replaces the shell (``exec``), so it is the runner process itself and dies
+    with the gateway; a compound one keeps its shell (leftovers are cleaned at the next start)."""
+    return cmd if _SHELL_SYNTAX.search(cmd) else "exec " + cmd
 
 
 def _release_port(port: int | None) -> None:
@@ -171,7 +178,7 @@ class Runner:
         values = {"{port}": str(self.port), "{metrics_port}": str(self.metrics_port)}
         argv = self.launch.argv if self.launch.shell else [values.get(a, a) for a in self.launch.argv]
         if self.launch.shell:
-            argv = ["/bin/sh", "-c", argv[0]]
+            argv = ["/bin/sh", "-c", shell_command(argv[0])]
         self.process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=self.launch.cwd,

@@ -24,6 +24,9 @@ def alive(pid: int) -> bool:
 def test_gateway_killed_with_requests_queued_completes_them_after_restart(gateway):
     gateway.deploy(echo(), "durable", auth="public", max_concurrency=1)
     runner_pid = gateway.info("durable")["runners"][0]["pid"]
+    cmd = "python -m http.server $PORT --bind 127.0.0.1"
+    gateway.deploy("", "static", mode="server", cmd=cmd, auth="public")
+    server_pid = gateway.info("static")["runners"][0]["pid"]
     with gateway.http() as client:
         handles = [
             client.post("/queue/local/durable", json={"text": f"job {i}", "delay": 1.0}).json()
@@ -43,6 +46,7 @@ def test_gateway_killed_with_requests_queued_completes_them_after_restart(gatewa
     os.kill(gateway_pid, signal.SIGKILL)
     gateway.wait_for(lambda: not alive(gateway_pid), what="the gateway to die")
     gateway.wait_for(lambda: not alive(runner_pid), what="its runner to die with it")
+    gateway.wait_for(lambda: not alive(server_pid), what="the --cmd server to die with it")
 
     assert start_gateway().pid != gateway_pid
     with gateway.http() as client:

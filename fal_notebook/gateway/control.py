@@ -19,10 +19,19 @@ import httpx
 
 from ..errors import GatewayError
 from ..state import home, read_json
-from .paths import HOST, base_url, ensure_key, gateway_dir, gateway_port, log_path, pid_path, state_id
+from .paths import (
+    HOST,
+    IDENTITY_PATH,
+    SERVICE,
+    base_url,
+    ensure_key,
+    gateway_dir,
+    gateway_port,
+    log_path,
+    pid_path,
+    state_id,
+)
 
-SERVICE = "fal-notebook-gateway"
-IDENTITY = "/_fal_notebook/identity"
 START_TIMEOUT = 30.0
 
 
@@ -49,7 +58,7 @@ def gateway_key() -> str:
 def _identity(port: int) -> dict[str, Any] | None:
     """What answers on the port: the gateway's identity, ``None`` if nothing listens."""
     try:
-        response = httpx.get(f"http://{HOST}:{port}{IDENTITY}", timeout=2.0)
+        response = httpx.get(f"http://{HOST}:{port}{IDENTITY_PATH}", timeout=2.0)
     except httpx.TimeoutException:
         raise GatewayError(
             f"Something on {HOST}:{port} accepts connections but does not answer. Free the port, or choose "

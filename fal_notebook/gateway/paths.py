@@ -13,6 +13,9 @@ from ..state import home
 DEFAULT_PORT = 8765
 PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_PORT"
 HOST = "127.0.0.1"
+#: What the gateway's identity endpoint calls itself, so that other programs on the port are told apart.
+SERVICE = "fal-notebook-gateway"
+IDENTITY_PATH = "/_fal_notebook/identity"
 
 
 def gateway_dir() -> Path:

@@ -22,12 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from conftest import free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from gateway_apps import echo
+from gateway_helpers import free_port
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request

@@ -6,9 +6,9 @@ import http.server
 import threading
 
 import pytest
-from conftest import free_port
+from gateway_helpers import free_port
 
-from fal_notebook.errors import GatewayError
+from fal_notebook.errors import ConfigError, GatewayError
 from fal_notebook.gateway import gateway_status, start_gateway, stop_gateway
 
 
@@ -52,8 +52,6 @@ def test_port_used_by_another_program_is_refused(tmp_path, monkeypatch):
 
 
 def test_bad_port_setting_is_a_config_error(monkeypatch):
-    from fal_notebook.errors import ConfigError
-
     monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", "eighty")
     with pytest.raises(ConfigError, match="FAL_NOTEBOOK_GATEWAY_PORT"):
         start_gateway()

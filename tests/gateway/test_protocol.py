@@ -9,6 +9,7 @@ import time
 
 import pytest
 from gateway_apps import SECRET_SERVER, SERVER, echo
+from gateway_helpers import TEST_MAX_BODY
 
 from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.local import LocalBackend
@@ -105,8 +106,6 @@ def test_invalid_json_and_schema_violations_are_422(client, app):
 
 
 def test_oversized_body_is_413(client, app):
-    from conftest import TEST_MAX_BODY
-
     big = {"text": "x" * (TEST_MAX_BODY + 10)}
     assert client.post("/local/echo", json=big).status_code == 413
     response = client.post("/queue/local/echo", json=big)

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from gateway_apps import BROKEN, CRASHING, echo
+from gateway_helpers import free_port
 
 from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import DeployError
@@ -145,8 +146,6 @@ def test_crash_loop_is_reported_and_restarts_stop(gateway, client):
 
 
 def test_hard_coded_port_command_is_limited_to_one_runner(gateway, client):
-    from conftest import free_port
-
     port = free_port()
     cmd = f"python -m http.server {port} --bind 127.0.0.1"
     dep = gateway.deploy("", "static", mode="server", cmd=cmd, port=port, auth="public", max_concurrency=3)

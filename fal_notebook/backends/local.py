@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Default runner environment: "isolated" (a virtualenv from requirements.txt) or "kernel".
 ENV_VARIABLE = "FAL_NOTEBOOK_LOCAL_ENV"
-POLL_INTERVAL = 0.2
+POLL_INTERVAL = 0.1
 
 
 class LocalBackend(Backend):

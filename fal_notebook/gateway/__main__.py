@@ -2,4 +2,7 @@ import sys
 
 from .daemon import main
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except KeyboardInterrupt:  # Ctrl-C in the foreground: uvicorn has already shut down cleanly
+    sys.exit(130)

@@ -46,8 +46,15 @@ class Gateway:
                 runtime.status = "stopped"
                 continue
             spec = DeploySpec(**record["spec"])
+            secrets = record.get("secret_names") or []
+            if secrets:  # their values live in memory only: the next deploy brings them back
+                runtime.event(
+                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners see the "
+                    "gateway's own environment until the app is deployed again."
+                )
             if record.get("revision"):
-                runtime.deploy(spec, record["digest"], number=record["revision"], copy=False)
+                digest = record["digest"] + ("-without-secrets" if secrets else "")
+                runtime.deploy(spec, digest, number=record["revision"], copy=False)
             else:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
@@ -134,14 +141,14 @@ class Gateway:
 
     def save_app(self, runtime: AppRuntime) -> None:
         current = runtime.current
+        spec = current.spec if current else runtime.spec
         record = {
             "status": runtime.status,
             "error": runtime.error,
             "revision": current.number if current else None,
             "digest": current.digest if current else None,
-            "spec": (current.spec if current else runtime.spec).public()
-            if (current or runtime.spec)
-            else None,
+            "spec": spec.public() if spec else None,
+            "secret_names": sorted(spec.secrets) if spec else [],
             "updated": time.time(),
         }
         self._records[runtime.name] = record

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..capture.requirements import requirement_name, split_fal_runtime
+from ..config import kernel_python_version
 from ..generate.project import AppProject
 from .envs import OnLine, ensure_environment
 from .runners import Launch
@@ -81,6 +82,15 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     """The Launch for the project's runners, building the environment if needed, and notes."""
     config = project.config
     notes: list[str] = []
+    if config.machine_type:
+        notes.append(
+            f"machine_type {', '.join(config.machine_type)} applies on fal; local runners use this machine."
+        )
+    if config.python_version and config.python_version != kernel_python_version():
+        notes.append(
+            f"python_version {config.python_version} applies on fal; local runners use Python "
+            f"{kernel_python_version()}."
+        )
     if spec.env == "kernel":
         python = spec.python
         on_line(f"Runners use the kernel's Python environment ({python}).")

@@ -139,7 +139,11 @@ SCRIPT = textwrap.dedent(
     out["get"] = handle.get()
 
     slow = fal_client.submit(app, {"text": "x", "delay": 30}, path="/slow")
-    while not isinstance(slow.status(), fal_client.InProgress):
+    def started():  # IN_PROGRESS means handed to a runner; the app logs when its task runs
+        logs = getattr(slow.status(with_logs=True), "logs", None) or []
+        return "slow work started" in [entry["message"] for entry in logs]
+
+    while not started():
         time.sleep(0.05)
     fal_client.cancel(app, slow.request_id)
     try:

@@ -222,7 +222,12 @@ def test_cancel_a_queued_request(gateway, client, app):
 
 def test_cancel_an_in_progress_request_is_forwarded_to_the_app(gateway, client, app):
     data = client.post("/queue/local/echo/slow", json={"text": "a", "delay": 30}).json()
-    gateway.wait_for(lambda: client.get(data["status_url"]).json()["status"] == "IN_PROGRESS", what="running")
+
+    def started() -> bool:  # IN_PROGRESS means handed to the runner; the app logs when its task runs
+        logs = client.get(data["status_url"], params={"logs": 1}).json().get("logs") or []
+        return "slow work started" in [entry["message"] for entry in logs]
+
+    gateway.wait_for(started, what="the app to start the work")
     started = time.monotonic()
     assert client.put(data["cancel_url"]).status_code == 202
     status = gateway.wait_completed(client, data["status_url"], timeout=10)

@@ -11,6 +11,7 @@ import pytest
 from gateway_apps import SECRET_SERVER, SERVER, echo
 from gateway_helpers import TEST_MAX_BODY
 
+from fal_notebook.backends import deploy
 from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.local import LocalBackend
 
@@ -312,3 +313,8 @@ def test_secrets_reach_the_runners_and_stay_out_of_logs(gateway, client, monkeyp
     state = gateway.home / "gateway"
     for stored in [*state.glob("gateway.sqlite3*"), *(state / "logs").iterdir()]:
         assert value.encode() not in stored.read_bytes(), stored
+
+
+def test_deploy_by_name_through_the_backends_api(gateway, app):
+    again = deploy("echo", target="local", progress=lambda line: None, env="kernel")
+    assert again.url == app.url and again.detail["revision"] == app.detail["revision"]

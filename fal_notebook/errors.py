@@ -68,3 +68,7 @@ class InputError(FalNotebookError, ValueError):
     def __init__(self, message: str, issues: list | tuple = ()):
         super().__init__(message)
         self.issues = list(issues)
+
+
+class GatewayError(FalNotebookError):
+    """The local gateway cannot start or does not answer; the message says why and what to do."""

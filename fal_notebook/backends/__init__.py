@@ -25,14 +25,17 @@ def get_backend(target: str) -> Backend:
     return getattr(import_module(module), cls)()
 
 
-def deploy(app, target: Target = "local", wait: bool = True, progress: Progress = print) -> Deployment:
-    """Deploy a captured app (its name, its project folder's path, or an AppProject)."""
+def deploy(app, target: Target = "local", wait: bool = True, progress: Progress = print, **options) -> Deployment:
+    """Deploy a captured app (its name, its project folder's path, or an AppProject).
+
+    ``options`` go to the target's backend, e.g. ``env="kernel"`` for local runners in the
+    kernel's own Python environment."""
     from ..generate.project import AppProject
     from ..state import resolve_project
 
     backend = get_backend(target)
     project = app if isinstance(app, AppProject) else AppProject.load(resolve_project(_as_str(app)))
-    return backend.deploy(project, wait=wait, progress=progress)
+    return backend.deploy(project, wait=wait, progress=progress, **options)
 
 
 def _as_str(app) -> str:

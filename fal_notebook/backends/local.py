@@ -1,0 +1,195 @@
+"""The embedded default target: runner processes behind the local gateway (``local/<name>``).
+
+The kernel only asks the gateway to deploy and polls its progress; environment builds, runner
+start-up and health checks happen in the gateway and its subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+import httpx
+
+from ..errors import ConfigError, DeployError, GatewayError
+from ..gateway.control import _identity, admin, start_gateway
+from ..gateway.paths import app_log_path, base_url, gateway_port, log_path
+from ..gateway.prepare import ENV_KINDS
+from .base import Backend, Deployment, Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..generate.project import AppProject
+
+#: Default runner environment: "isolated" (a virtualenv from requirements.txt) or "kernel".
+ENV_VARIABLE = "FAL_NOTEBOOK_LOCAL_ENV"
+POLL_INTERVAL = 0.1
+
+
+class LocalBackend(Backend):
+    """Deploys to local runners. ``env="kernel"`` runs them in the kernel's own Python environment
+    (fast, nothing installed); the default ``"isolated"`` builds a cached virtualenv from the
+    project's requirements, so a missing requirement fails here rather than after a cloud build."""
+
+    target = "local"
+
+    def __init__(self, env: str | None = None):
+        self.env = env
+
+    def deploy(
+        self, project: AppProject, *, wait: bool = True, progress: Progress = print, env: str | None = None
+    ) -> Deployment:
+        env = env or self.env or os.environ.get(ENV_VARIABLE) or "isolated"
+        if env not in ENV_KINDS:
+            raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(ENV_KINDS)}.")
+        start_gateway()
+        secrets, missing = {}, []
+        for name in project.config.secrets or ():
+            if name in os.environ:
+                secrets[name] = os.environ[name]
+            else:
+                missing.append(name)
+        if missing:
+            progress(
+                f"Note: secret {', '.join(missing)} is not set in this environment; the runners will not have it."
+            )
+        spec = {"path": str(project.path), "env": env, "python": sys.executable, "secrets": secrets}
+        with admin() as client:
+            response = client.put(f"/_fal_notebook/apps/{project.name}", json=spec)
+        if response.status_code != 202:
+            raise DeployError(f"The gateway refused to deploy {project.name}: {_detail(response)}")
+        info = response.json()
+        deployment = _deployment(project.name, str(project.path), info, env=env)
+        deployment.save()
+        if not wait:
+            progress(
+                f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready."
+            )
+            return deployment
+        return self.wait(deployment, info["requested"], progress=progress)
+
+    def wait(self, deployment: Deployment, revision: int, *, progress: Progress = print) -> Deployment:
+        """Show the gateway's progress until ``revision`` serves (or fails: DeployError)."""
+        since = 0
+        while True:
+            info = _app_info(deployment.name, since)
+            for event in info["events"]:
+                progress(event["message"])
+                since = event["seq"]
+            latest = info["latest"] or {}
+            if info["status"] == "ready" and (info["revision"] or 0) >= revision:
+                break
+            if latest.get("number") == revision and latest.get("status") == "failed":
+                deployment.status = "failed" if info["revision"] is None else "ready"
+                deployment.detail["error"] = latest.get("error")
+                deployment.save()
+                kept = "" if info["revision"] is None else f" Revision {info['revision']} keeps serving."
+                raise DeployError(f"Deploying {deployment.name} failed: {latest.get('error')}{kept}")
+            if latest.get("number", 0) > revision:
+                progress(
+                    f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one."
+                )
+                break
+            time.sleep(POLL_INTERVAL)
+        updated = _deployment(deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+        updated.save()
+        progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
+        if updated.detail.get("auth") != "public":
+            progress(
+                f"{updated.endpoint_id} is {updated.detail.get('auth')}: callers send `Authorization: Key <key>` "
+                "with the gateway's key (fal_notebook.gateway.gateway_key())."
+            )
+        return updated
+
+    def logs(self, deployment: Deployment, *, follow: bool = False) -> Iterator[str]:
+        """The app's log: runner output, deploy and scaling events (with ``follow``, until interrupted)."""
+        path = app_log_path(deployment.name)
+        if not path.exists():
+            return
+        f = path.open(errors="replace")
+        partial = ""
+        try:
+            while True:
+                chunk = f.readline()
+                if chunk.endswith("\n"):
+                    yield (partial + chunk).rstrip("\n")
+                    partial = ""
+                    continue
+                partial += chunk
+                if not follow:
+                    if partial:
+                        yield partial
+                    return
+                if path.exists() and os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:  # rotated
+                    f.close()
+                    f = path.open(errors="replace")
+                time.sleep(POLL_INTERVAL)
+        finally:
+            f.close()
+
+    def stop(self, deployment: Deployment) -> None:
+        if _identity(gateway_port()) is None:
+            return
+        with admin() as client:
+            response = client.delete(f"/_fal_notebook/apps/{deployment.name}")
+        if response.status_code not in (200, 404):
+            raise DeployError(f"Stopping {deployment.name} failed: {_detail(response)}")
+
+    def refresh(self, deployment: Deployment) -> Deployment:
+        if _identity(gateway_port()) is None:
+            deployment.status = "stopped"
+            deployment.detail["gateway"] = "not running (fal-notebook gateway start restores deployed apps)"
+            return deployment
+        try:
+            info = _app_info(deployment.name, since=1 << 62)
+        except DeployError:
+            deployment.status = "stopped"
+            return deployment
+        updated = _deployment(deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+        updated.save()
+        return updated
+
+
+def _app_info(name: str, since: int) -> dict[str, Any]:
+    try:
+        with admin() as client:
+            response = client.get(f"/_fal_notebook/apps/{name}", params={"since": since})
+    except httpx.TransportError:
+        raise GatewayError(
+            f"The gateway stopped answering (its log: {log_path()}). `fal-notebook gateway start` restarts "
+            "it with the deployed apps."
+        ) from None
+    if response.status_code != 200:
+        raise DeployError(f"The gateway does not know {name}: {_detail(response)}")
+    return response.json()
+
+
+def _deployment(name: str, path: str, info: dict[str, Any], *, env: str | None) -> Deployment:
+    base = base_url()
+    return Deployment(
+        name=name,
+        target="local",
+        endpoint_id=f"local/{name}",
+        url=f"{base}/local/{name}",
+        queue_url=f"{base}/queue/local/{name}",
+        status=info["status"]
+        if info["status"] in ("deploying", "ready", "failed", "stopped")
+        else "deploying",
+        path=path,
+        detail={
+            "revision": info.get("revision"),
+            "env": env,
+            "auth": info.get("auth"),
+            "runners": len(info.get("runners", [])),
+            "notes": info.get("notes", []),
+            "error": info.get("error"),
+        },
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except (ValueError, AttributeError):
+        return response.text

@@ -1,0 +1,109 @@
+"""The admin API the LocalBackend uses (all key-protected, except the identity)::
+
+GET    /_fal_notebook/identity                    which state directory this gateway serves
+GET    /_fal_notebook/apps                        every app's state
+PUT    /_fal_notebook/apps/<name>                 deploy/redeploy {"path", "env", "python", "secrets"}
+GET    /_fal_notebook/apps/<name>[?since=<seq>]   state, runners, deploy events after <seq>
+DELETE /_fal_notebook/apps/<name>                 stop the app's runners
+POST   /_fal_notebook/shutdown                    stop the gateway
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._version import __version__
+from ..errors import FalNotebookError
+from .paths import IDENTITY_PATH, SERVICE
+from .prepare import ENV_KINDS, DeploySpec
+from .web import error, gateway_of, has_key, unauthorized
+
+PREFIX = "/_fal_notebook"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(handler: Handler) -> Handler:
+    async def checked(request: Request) -> Response:
+        if not has_key(request):
+            return unauthorized("the admin API needs the gateway's key")
+        return await handler(request)
+
+    return checked
+
+
+async def identity(request: Request) -> Response:
+    state = request.app.state
+    return JSONResponse(
+        {
+            "service": SERVICE,
+            "state_id": state.state_id,
+            "home": state.home,
+            "pid": os.getpid(),
+            "port": state.port,
+            "version": __version__,
+        }
+    )
+
+
+async def list_apps(request: Request) -> Response:
+    return JSONResponse([{**rt.info(), "events": []} for rt in gateway_of(request).apps.values()])
+
+
+async def get_app(request: Request) -> Response:
+    runtime = gateway_of(request).apps.get(request.path_params["name"])
+    if runtime is None:
+        return error(404, f"No app named {request.path_params['name']!r} was deployed here.")
+    since = request.query_params.get("since", "0")
+    return JSONResponse(runtime.info(int(since) if since.isdigit() else 0))
+
+
+async def put_app(request: Request) -> Response:
+    try:
+        data = await request.json()
+        spec = DeploySpec(
+            path=str(data["path"]),
+            env=data.get("env", "isolated"),
+            python=str(data.get("python") or ""),
+            secrets={str(k): str(v) for k, v in (data.get("secrets") or {}).items()},
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return error(422, f"Expected a JSON body with 'path', 'env', 'python', 'secrets': {exc}")
+    if spec.env not in ENV_KINDS:
+        return error(422, f"env must be one of {', '.join(ENV_KINDS)}, got {spec.env!r}.")
+    if not spec.python:
+        return error(
+            422, "'python' (the interpreter runners use or build their environment from) is required."
+        )
+    try:
+        info = gateway_of(request).deploy(request.path_params["name"], spec)
+    except (FalNotebookError, ValueError, OSError) as exc:
+        return error(422, str(exc))
+    return JSONResponse(info, 202)
+
+
+async def delete_app(request: Request) -> Response:
+    if not await gateway_of(request).remove(request.path_params["name"]):
+        return error(404, f"No app named {request.path_params['name']!r} was deployed here.")
+    return JSONResponse({"name": request.path_params["name"], "status": "stopped"})
+
+
+async def shutdown(request: Request) -> Response:
+    server = getattr(request.app.state, "server", None)
+    if server is not None:
+        server.should_exit = True
+    return JSONResponse({"status": "stopping"})
+
+
+ROUTES = [
+    Route(IDENTITY_PATH, identity, methods=["GET"]),
+    Route(f"{PREFIX}/apps", guarded(list_apps), methods=["GET"]),
+    Route(f"{PREFIX}/apps/{{name}}", guarded(get_app), methods=["GET"]),
+    Route(f"{PREFIX}/apps/{{name}}", guarded(put_app), methods=["PUT"]),
+    Route(f"{PREFIX}/apps/{{name}}", guarded(delete_app), methods=["DELETE"]),
+    Route(f"{PREFIX}/shutdown", guarded(shutdown), methods=["POST"]),
+]

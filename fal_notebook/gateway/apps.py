@@ -1,0 +1,689 @@
+"""One deployed app inside the gateway: its revisions, its runners, its pending work, its scaling.
+
+Work (queued requests from SQLite and in-flight sync calls) waits in one priority queue and is
+handed to the least busy ready runner of the serving revision. A redeploy starts the new
+revision's runners first; the old ones drain and stop, so no accepted request is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ..errors import FalNotebookError
+from ..generate.project import AppProject
+from ..secrets import redact
+from .envs import EnvBuildError
+from .paths import app_log_path, snapshots_dir
+from .prepare import DeploySpec, prepare, snapshot
+from .runners import Launch, Runner, RunnerStartError, port_is_free
+from .settings import Settings
+from .store import COMPLETED
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import Gateway
+
+#: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
+CRASH_LOOP = 3
+#: Time for a runner's last output lines to arrive after its response, before a request completes.
+LOG_SETTLE = 0.02
+EVENTS_KEPT = 500
+#: The app's log file is rotated (to ``<name>.log.1``) beyond this size.
+LOG_ROTATE_BYTES = 20 * 1024 * 1024
+_ACCESS_LINE = re.compile(r'^INFO:\s+\S+:\d+ - "[A-Z]+ ')
+_LEVEL_PREFIX = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)[:\s]")
+_HOP_HEADERS = {"host", "content-length", "connection", "authorization", "transfer-encoding", "keep-alive"}
+
+
+class Unavailable(Exception):
+    """The app cannot take work (failed or stopped); ``str()`` says why."""
+
+
+@dataclass
+class Revision:
+    number: int
+    digest: str
+    spec: DeploySpec
+    snapshot: Path
+    config: Any = None
+    settings: Settings = field(default_factory=Settings)
+    launch: Launch | None = None
+    openapi: bytes | None = None
+    status: str = "deploying"  # deploying | ready | failed | superseded
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(order=True)
+class Work:
+    priority: int
+    order: float
+    request_id: str = field(compare=False)
+    waiter: asyncio.Future | None = field(default=None, compare=False)  # sync calls: gets the Runner
+    deadline: float | None = field(default=None, compare=False)  # X-Fal-Request-Timeout (time.time())
+    cancelled: bool = field(default=False, compare=False)
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    error: str | None = None
+    error_type: str | None = None
+    retry: str | None = None  # the retry condition this failure falls under
+    elapsed: float = 0.0
+
+
+def error_body(detail: str, error_type: str | None = None) -> bytes:
+    return json.dumps({"detail": detail, **({"error_type": error_type} if error_type else {})}).encode()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def forwarded_headers(headers: dict[str, str], request_id: str) -> dict[str, str]:
+    out = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
+    out["x-fal-request-id"] = request_id
+    return out
+
+
+class AppRuntime:
+    def __init__(self, name: str, gateway: Gateway):
+        self.name = name
+        self.gw = gateway
+        self.status = "deploying"  # deploying | ready | failed | stopped
+        self.error: str | None = None
+        self.current: Revision | None = None
+        self.rolling: Revision | None = None
+        self.revisions: dict[int, Revision] = {}
+        self.runners: list[Runner] = []
+        self.pending: list[Work] = []
+        self.queued: dict[str, Work] = {}
+        self.events: list[dict[str, Any]] = []
+        self.failures = 0
+        self.retry_at = 0.0
+        self.spec: DeploySpec | None = None
+        self.closing = False  # the gateway shuts down: no new runners
+        self._event_seq = itertools.count(1)
+        self._runner_seq = itertools.count(1)
+        self._rollout: asyncio.Task | None = None
+        self._log_path = app_log_path(name)
+        self._log = self._log_path.open("a", buffering=1)
+
+    # -- deploy ------------------------------------------------------------------------------
+    def deploy(self, spec: DeploySpec, digest: str, *, number: int | None = None, copy: bool = True) -> int:
+        """Start rolling out ``spec`` (idempotent: the same digest returns the same revision)."""
+        if self.rolling is not None and self.rolling.digest == digest:
+            return self.rolling.number
+        if self.rolling is None and self.current is not None and self.current.digest == digest:
+            if self.status == "ready":
+                return self.current.number
+        if self.rolling is not None:
+            self._supersede(self.rolling)
+        number = number or max([0, *self.revisions, self.gw.last_revision(self.name)]) + 1
+        rev = Revision(number, digest, spec, snapshots_dir(self.name) / f"rev-{number}")
+        self.revisions[number] = rev
+        self.rolling, self.spec = rev, spec
+        if self.status in ("failed", "stopped") or self.current is None:
+            self.status, self.error = "deploying", None
+        self.failures, self.retry_at = 0, 0.0
+        self._rollout = asyncio.create_task(self._roll_out(rev, copy=copy))
+        return number
+
+    def _supersede(self, rev: Revision) -> None:
+        if self._rollout is not None:
+            self._rollout.cancel()
+        rev.status = "superseded"
+        for runner in self._runners_of(rev.number):
+            self._stop_later(runner)
+        self.rolling = None
+
+    async def _roll_out(self, rev: Revision, *, copy: bool) -> None:
+        source = rev.spec.path if copy else "its snapshot, after a gateway restart"
+        self.event(f"Deploying revision {rev.number} of {self.name} from {source}.")
+        try:
+            if copy:
+                await asyncio.to_thread(snapshot, Path(rev.spec.path), rev.snapshot)
+            project = await asyncio.to_thread(AppProject.load, rev.snapshot)
+            rev.config = project.config
+            rev.launch, rev.notes = await prepare(project, rev.spec, self.event)
+            rev.settings = Settings.from_config(
+                project.config, single_runner=rev.launch.fixed_port is not None
+            )
+            for note in rev.notes:
+                self.event("Note: " + note)
+            if rev.launch.fixed_port is not None:
+                await self._free_fixed_port(rev.launch.fixed_port)
+            runner = await self._boot(self._new_runner(rev), rev)
+            rev.openapi = await self._fetch_openapi(runner)
+            self._promote(rev)
+        except asyncio.CancelledError:
+            raise
+        except (RunnerStartError, EnvBuildError, FalNotebookError, OSError) as exc:
+            self._rollout_failed(rev, str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported to the deploying user, never swallowed
+            self._rollout_failed(rev, f"{type(exc).__name__}: {exc}")
+
+    async def _free_fixed_port(self, port: int) -> None:
+        """A server pinned to one port: the old runners must go before the new one can start."""
+        for runner in [r for r in self.runners if r.port == port]:
+            runner.state = "draining"
+            self.event(f"Waiting for runner {runner.id} to finish its requests (both listen on port {port}).")
+            while runner.in_flight and runner.alive:
+                await asyncio.sleep(0.05)
+            await self._stop_runner(runner)
+        if not port_is_free(port):
+            raise FalNotebookError(
+                f"Port {port} (exposed_port, --port) is in use by another process, and the app's --cmd "
+                "listens on it. Stop that process, choose another --port, or let the command read $PORT."
+            )
+
+    def _promote(self, rev: Revision) -> None:
+        old, self.current, self.rolling = self.current, rev, None
+        rev.status, self.status, self.error = "ready", "ready", None
+        for runner in self.runners:
+            if runner.revision != rev.number and runner.state in ("starting", "ready"):
+                runner.state = "draining"
+                if not runner.in_flight:
+                    self._stop_later(runner)
+        self.gw.save_app(self)
+        replaced = f" (replacing revision {old.number})" if old else ""
+        self.event(f"Revision {rev.number} is serving{replaced}: local/{self.name}")
+        self.pump()
+
+    def _rollout_failed(self, rev: Revision, message: str) -> None:
+        rev.status, rev.error = "failed", message
+        self.rolling = None
+        for runner in self._runners_of(rev.number):
+            self._stop_later(runner)
+        self.event(f"Deploy of revision {rev.number} failed: {message}")
+        if self.current is None:
+            self.fail(message)
+        else:
+            self.event(f"Revision {self.current.number} keeps serving.")
+            self.status = "ready"
+        self.gw.save_app(self)
+
+    def fail(self, message: str) -> None:
+        """Stop serving (crash loop, failed first deploy): every waiting request ends with the reason."""
+        self.status, self.error = "failed", message
+        for runner in list(self.runners):
+            self._stop_later(runner)
+        self._drop_pending(f"App {self.name} failed: {message}", "runner_scheduling_failure")
+        self.gw.save_app(self)
+
+    async def stop(self) -> None:
+        if self.rolling is not None:
+            self._supersede(self.rolling)
+        self.status, self.error = "stopped", None
+        self._drop_pending(f"App {self.name} was stopped.", "runner_scheduling_failure")
+        await asyncio.gather(*(self._stop_runner(r) for r in list(self.runners)))
+        self.event(f"Stopped {self.name}.")
+        self.gw.save_app(self)
+
+    def _drop_pending(self, detail: str, error_type: str) -> None:
+        while self.pending:
+            work = heapq.heappop(self.pending)
+            if work.cancelled:
+                continue
+            if work.waiter is not None:
+                if not work.waiter.done():
+                    work.waiter.set_exception(Unavailable(detail))
+            else:
+                self._finish(
+                    work.request_id,
+                    Outcome(503, error_body(detail, error_type), error=detail, error_type=error_type),
+                )
+        self.queued.clear()
+
+    async def _fetch_openapi(self, runner: Runner) -> bytes | None:
+        try:
+            response = await self.gw.http.get(runner.url + "/openapi.json", timeout=10)
+        except httpx.HTTPError:
+            return None
+        return response.content if response.status_code == 200 else None
+
+    # -- runners -----------------------------------------------------------------------------
+    def _runners_of(self, number: int) -> list[Runner]:
+        return [r for r in self.runners if r.revision == number]
+
+    def _spawn_runner(self, rev: Revision) -> None:
+        """Start a runner in the background (counted as live at once, so scaling never overshoots)."""
+        runner = self._new_runner(rev)
+
+        async def boot() -> None:
+            try:
+                await self._boot(runner, rev)
+            except RunnerStartError as exc:
+                if rev is self.current:
+                    self._count_failure(str(exc))
+
+        asyncio.create_task(boot())
+
+    def _new_runner(self, rev: Revision) -> Runner:
+        assert rev.launch is not None
+        runner = Runner(
+            f"{self.name}-r{rev.number}-{next(self._runner_seq)}", rev.number, rev.launch, self._on_output
+        )
+        self.runners.append(runner)
+        self.event(f"Starting runner {runner.id}.")
+        return runner
+
+    async def _boot(self, runner: Runner, rev: Revision) -> Runner:
+        try:
+            await runner.start(self.gw.http, state_id=self.gw.state_id)
+        except BaseException:
+            runner.state = "dead"
+            if runner in self.runners:
+                self.runners.remove(runner)
+            await runner.stop(grace=1.0)
+            raise
+        took = time.monotonic() - runner.started
+        self.event(f"Runner {runner.id} is ready on port {runner.port} ({took:.1f} s).")
+        asyncio.create_task(self._monitor(runner))
+        if rev is not self.current and rev is not self.rolling:
+            self._stop_later(runner)  # its revision was replaced meanwhile
+        self.pump()
+        return runner
+
+    async def _monitor(self, runner: Runner) -> None:
+        await runner.exited.wait()
+        expected = runner.state in ("stopping", "dead")
+        if runner in self.runners:
+            self.runners.remove(runner)
+        await runner.stop(grace=0)
+        if not expected:
+            self.event(
+                f"Runner {runner.id} exited unexpectedly (code {runner.returncode}); it will be replaced. "
+                f"Its last output:\n{runner.tail_text()}"
+            )
+            if runner.served == 0 and not runner.in_flight:
+                self._count_failure(
+                    f"Runner {runner.id} exited with code {runner.returncode}:\n{runner.tail_text()}"
+                )
+        self._clean_snapshots()
+        self.scale()
+
+    def _stop_later(self, runner: Runner) -> None:
+        """Stop a runner in the background; it takes no more work from now on."""
+        if runner.state not in ("stopping", "dead"):
+            runner.state = "stopping"
+            asyncio.create_task(self._stop_runner(runner))
+
+    async def _stop_runner(self, runner: Runner) -> None:
+        if runner.state == "dead":
+            return
+        await runner.stop()
+        if runner in self.runners:
+            self.runners.remove(runner)
+        self.event(f"Runner {runner.id} stopped.")
+
+    def _count_failure(self, message: str) -> None:
+        self.failures += 1
+        if self.failures >= CRASH_LOOP and self.status == "ready":
+            self.event(
+                f"Crash loop: {self.failures} runners in a row failed; no more restarts until a redeploy."
+            )
+            self.fail(f"crash loop, {self.failures} runners in a row failed. The last one: {message}")
+        else:
+            self.retry_at = time.monotonic() + min(0.5 * 2.0**self.failures, 30.0)
+
+    def _clean_snapshots(self) -> None:
+        keep = {r.revision for r in self.runners} | {
+            rev.number for rev in (self.current, self.rolling) if rev is not None
+        }
+        for number, rev in list(self.revisions.items()):
+            if number not in keep and rev.status != "deploying":
+                del self.revisions[number]
+                if rev.snapshot.is_dir():
+                    asyncio.create_task(asyncio.to_thread(_remove_tree, rev.snapshot))
+
+    # -- scaling -----------------------------------------------------------------------------
+    def scale(self) -> None:
+        """Start runners for the work there is, stop idle ones after keep_alive, drain old ones."""
+        for runner in list(self.runners):
+            if runner.state == "draining" and not runner.in_flight:
+                self._stop_later(runner)
+        rev = self.current
+        if rev is None or self.status != "ready" or rev.launch is None or self.closing:
+            return
+        if self.rolling is not None and self.rolling.launch is not None and self.rolling.launch.fixed_port:
+            return  # the old runners make way for the new one on the fixed port
+        live = [r for r in self._runners_of(rev.number) if r.state in ("starting", "ready")]
+        work = sum(1 for w in self.pending if not w.cancelled) + sum(len(r.in_flight) for r in live)
+        desired = rev.settings.desired_runners(work)
+        if len(live) < desired and time.monotonic() >= self.retry_at:
+            for _ in range(desired - len(live)):
+                self._spawn_runner(rev)
+        elif len(live) > desired:
+            idle = [r for r in live if r.state == "ready" and not r.in_flight]
+            now = time.monotonic()
+            expired = sorted(
+                (r for r in idle if now - r.idle_since >= rev.settings.keep_alive), key=lambda r: r.idle_since
+            )
+            for runner in expired[: len(live) - desired]:
+                self.event(
+                    f"Runner {runner.id} idle for keep_alive={rev.settings.keep_alive:g} s: stopping it."
+                )
+                self._stop_later(runner)
+
+    def expire_deadlines(self) -> None:
+        now = time.time()
+        for work in self.pending:
+            if not work.cancelled and work.deadline is not None and now > work.deadline:
+                work.cancelled = True
+                self.queued.pop(work.request_id, None)
+                detail = "Request did not start within its X-Fal-Request-Timeout."
+                if work.waiter is not None:
+                    if not work.waiter.done():
+                        work.waiter.set_exception(TimeoutError(detail))
+                else:
+                    self._finish(
+                        work.request_id,
+                        Outcome(
+                            504,
+                            error_body(detail, "request_timeout"),
+                            error=detail,
+                            error_type="request_timeout",
+                        ),
+                    )
+
+    # -- work --------------------------------------------------------------------------------
+    def enqueue(
+        self, request_id: str, *, priority: int = 0, order: float | None = None, deadline: float | None = None
+    ) -> None:
+        if self.status in ("failed", "stopped"):
+            raise Unavailable(self.unavailable_reason())
+        work = Work(priority, order if order is not None else time.time(), request_id, deadline=deadline)
+        self.queued[request_id] = work
+        heapq.heappush(self.pending, work)
+        self.pump()
+
+    def unavailable_reason(self) -> str:
+        if self.status == "stopped":
+            return f"App {self.name} is stopped; deploy it again."
+        return f"App {self.name} failed: {self.error}"
+
+    async def acquire(self, request_id: str, *, deadline: float | None = None) -> Runner:
+        """A runner slot for a sync call; give it back with ``release``."""
+        if self.status in ("failed", "stopped"):
+            raise Unavailable(self.unavailable_reason())
+        waiter = asyncio.get_running_loop().create_future()
+        work = Work(0, time.time(), request_id, waiter=waiter, deadline=deadline)
+        heapq.heappush(self.pending, work)
+        self.pump()
+        try:
+            return await waiter
+        except BaseException:
+            work.cancelled = True
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result(), request_id)
+            raise
+
+    def release(self, runner: Runner, request_id: str, *, served: bool = True) -> None:
+        if runner.in_flight.pop(request_id, None) is None:
+            return
+        runner.served += int(served)
+        if not runner.in_flight:
+            runner.idle_since = time.monotonic()
+            if runner.state == "draining":
+                self._stop_later(runner)
+        self.pump()
+
+    def cancel_queued(self, request_id: str) -> bool:
+        work = self.queued.pop(request_id, None)
+        if work is None:
+            return False
+        work.cancelled = True
+        return True
+
+    def runner_of(self, request_id: str) -> Runner | None:
+        return next((r for r in self.runners if request_id in r.in_flight), None)
+
+    def pump(self) -> None:
+        """Hand pending work to free runners of the serving revision."""
+        rev = self.current
+        while self.pending and rev is not None and self.status == "ready":
+            work = self.pending[0]
+            if work.cancelled or (work.waiter is not None and work.waiter.done()):
+                heapq.heappop(self.pending)
+                continue
+            runner = self._free_runner(rev)
+            if runner is None:
+                break
+            heapq.heappop(self.pending)
+            runner.in_flight[work.request_id] = work.waiter is None
+            if work.waiter is not None:
+                work.waiter.set_result(runner)
+            else:
+                self.queued.pop(work.request_id, None)
+                asyncio.create_task(self._execute(work, runner))
+        self.scale()
+
+    def _free_runner(self, rev: Revision) -> Runner | None:
+        free = [
+            r
+            for r in self._runners_of(rev.number)
+            if r.state == "ready" and r.alive and len(r.in_flight) < rev.settings.max_multiplexing
+        ]
+        return min(free, key=lambda r: len(r.in_flight), default=None)
+
+    async def _execute(self, work: Work, runner: Runner) -> None:
+        """Run one queued request on ``runner``: retry it per fal's conditions, or complete it."""
+        store = self.gw.store
+        row = store.get(work.request_id)
+        if row is None or row["status"] == COMPLETED:
+            self.release(runner, work.request_id, served=False)
+            return
+        attempts = row["attempts"] + 1
+        store.start(row["id"], attempts, runner.id)
+        self.gw.notify(row["id"])
+        headers = forwarded_headers(json.loads(row["headers"]), row["id"])
+        outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
+        await asyncio.sleep(LOG_SETTLE)
+        cancelled = bool(store.get(row["id"])["cancel_requested"])
+        allowed = self.current.settings.attempts.get(outcome.retry or "", 1) if self.current else 1
+        if outcome.retry and not cancelled and attempts < allowed and self.status == "ready":
+            self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); retrying on a runner.")
+            store.requeue(row["id"])
+            self.gw.notify(row["id"])
+            self.release(runner, row["id"], served=False)
+            self.enqueue(row["id"], priority=row["priority"], order=row["created"], deadline=None)
+            return
+        if cancelled and outcome.status >= 500:
+            detail = "Request cancelled."
+            outcome = Outcome(
+                499, error_body(detail, "client_cancelled"), error=detail, error_type="client_cancelled"
+            )
+        elif cancelled and outcome.status == 499:
+            outcome.error_type = outcome.error_type or "client_cancelled"
+        self._finish(row["id"], outcome)
+        if outcome.status < 500:
+            self.failures = 0
+        self.release(runner, row["id"], served=True)
+
+    def _finish(self, request_id: str, outcome: Outcome) -> None:
+        self.gw.store.complete(
+            request_id,
+            outcome.status,
+            outcome.body,
+            outcome.content_type,
+            error=outcome.error,
+            error_type=outcome.error_type,
+            inference_time=outcome.elapsed or None,
+        )
+        self.gw.notify(request_id)
+
+    async def send(
+        self,
+        runner: Runner,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        stream: bool = False,
+    ) -> httpx.Response | Outcome:
+        """Send one request to a runner; an Outcome when it times out or the runner is lost."""
+        timeout = self.current.settings.request_timeout if self.current else None
+        started = time.monotonic()
+        request = self.gw.http.build_request(method, runner.url + path, content=body, headers=headers)
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.gw.http.send(request, stream=stream)
+        except TimeoutError:
+            detail = f"Request timed out after request_timeout={timeout:g} s."
+            self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
+            return Outcome(
+                504,
+                error_body(detail, "request_timeout"),
+                error=detail,
+                error_type="request_timeout",
+                retry="timeout",
+                elapsed=time.monotonic() - started,
+            )
+        except httpx.HTTPError as exc:
+            detail = f"Runner {runner.id} disconnected during the request ({type(exc).__name__})."
+            self.retire(runner, f"{detail} It is replaced. Its last output:\n{runner.tail_text()}")
+            return Outcome(
+                503,
+                error_body(detail, "runner_disconnected"),
+                error=detail,
+                error_type="runner_disconnected",
+                retry="connection_error",
+                elapsed=time.monotonic() - started,
+            )
+        if response.status_code == 503:  # fal terminates a runner that answers 503
+            self.retire(runner, f"Runner {runner.id} answered 503: it is replaced.")
+        return response
+
+    def retire(self, runner: Runner, message: str) -> None:
+        """Take a runner out of service (it is stuck or lost); scaling replaces it."""
+        if runner.state in ("starting", "ready", "draining"):
+            self.event(message)
+            self._stop_later(runner)
+
+    async def call(
+        self, runner: Runner, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> Outcome:
+        """One request to a runner, classified the way fal's queue does."""
+        started = time.monotonic()
+        response = await self.send(runner, method, path, body, headers)
+        if isinstance(response, Outcome):
+            return response
+        status = response.status_code
+        outcome = Outcome(
+            status,
+            response.content,
+            response.headers.get("content-type", "application/json"),
+            elapsed=time.monotonic() - started,
+        )
+        if status >= 400:
+            outcome.error = _detail(response)
+            outcome.error_type = response.headers.get("x-fal-error-type")
+        if status == 503:
+            outcome.retry = "server_error"
+        elif status == 504:
+            outcome.retry = "timeout"
+        return outcome
+
+    # -- logs and events ---------------------------------------------------------------------
+    def _on_output(self, runner: Runner, stream: str, line: str) -> None:
+        line = redact(line)
+        for value in self.spec.secrets.values() if self.spec else ():
+            line = line.replace(value, "***")
+        self._write_log(f"[{runner.id}] {line}")
+        if _ACCESS_LINE.match(line) or not runner.in_flight:
+            return
+        prefix = _LEVEL_PREFIX.match(line)
+        level = prefix.group(1) if prefix else ("STDERR" if stream == "stderr" else "STDOUT")
+        entry = {"timestamp": now_iso(), "message": line, "level": level, "source": "USER"}
+        for request_id, keep in list(runner.in_flight.items()):
+            if keep:
+                self.gw.store.add_log(request_id, entry)
+                self.gw.notify(request_id)
+
+    def request_log(self, request_id: str, message: str) -> None:
+        self.gw.store.add_log(
+            request_id, {"timestamp": now_iso(), "message": message, "level": "WARNING", "source": "GATEWAY"}
+        )
+
+    def event(self, message: str) -> None:
+        """A deploy/runtime event: shown by the deploying front end and written to the app's log."""
+        self.events.append({"seq": next(self._event_seq), "time": time.time(), "message": message})
+        del self.events[:-EVENTS_KEPT]
+        self._write_log(f"[gateway] {message}")
+
+    def _write_log(self, line: str) -> None:
+        self._log.write(f"{now_iso()} {line}\n")
+        if self._log.tell() > LOG_ROTATE_BYTES:
+            self._log.close()
+            self._log_path.replace(self._log_path.with_name(self._log_path.name + ".1"))
+            self._log = self._log_path.open("a", buffering=1)
+
+    def close_log(self) -> None:
+        self._log.close()
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def auth(self) -> str:
+        config = (self.current or self.rolling).config if (self.current or self.rolling) else None
+        return (config.auth if config is not None else None) or "private"
+
+    def info(self, since: int = 0) -> dict[str, Any]:
+        latest = max(self.revisions.values(), key=lambda r: r.number, default=None)
+        return {
+            "name": self.name,
+            "status": self.status,
+            "error": self.error,
+            "revision": self.current.number if self.current else None,
+            "deploying": self.rolling.number if self.rolling else None,
+            "latest": {"number": latest.number, "status": latest.status, "error": latest.error}
+            if latest
+            else None,
+            "mode": self.current.config.mode if self.current and self.current.config else None,
+            "auth": self.auth,
+            "env": self.spec.env if self.spec else None,
+            "path": self.spec.path if self.spec else None,
+            "notes": self.current.notes if self.current else [],
+            "queued": sum(1 for w in self.pending if not w.cancelled and w.waiter is None),
+            "runners": [
+                {
+                    "id": r.id,
+                    "revision": r.revision,
+                    "state": r.state,
+                    "port": r.port,
+                    "pid": r.process.pid if r.process else None,
+                    "in_flight": len(r.in_flight),
+                }
+                for r in self.runners
+            ],
+            "events": [e for e in self.events if e["seq"] > since],
+        }
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:2000]
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return detail if isinstance(detail, str) else json.dumps(detail)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,197 @@
+"""Start, stop and query the gateway process from the kernel or the CLI, and talk to its admin API.
+
+Nothing here waits long: the gateway and the runners do the work in their own processes; the
+caller only polls.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..errors import GatewayError
+from ..state import home, read_json
+from .paths import (
+    HOST,
+    IDENTITY_PATH,
+    SERVICE,
+    base_url,
+    ensure_key,
+    gateway_dir,
+    gateway_port,
+    log_path,
+    pid_path,
+    state_id,
+)
+
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class GatewayInfo:
+    running: bool
+    port: int
+    url: str
+    home: str
+    pid: int | None = None
+    apps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def gateway_url() -> str:
+    """Base URL of this user's gateway, e.g. ``http://127.0.0.1:8765``."""
+    return base_url()
+
+
+def gateway_key() -> str:
+    """The key (``<id>:<secret>``) that private local apps and the admin API require."""
+    return ensure_key()
+
+
+def _identity(port: int) -> dict[str, Any] | None:
+    """What answers on the port: the gateway's identity, ``None`` if nothing listens."""
+    try:
+        response = httpx.get(f"http://{HOST}:{port}{IDENTITY_PATH}", timeout=2.0)
+    except httpx.TimeoutException:
+        raise GatewayError(
+            f"Something on {HOST}:{port} accepts connections but does not answer. Free the port, or choose "
+            "another with FAL_NOTEBOOK_GATEWAY_PORT."
+        ) from None
+    except httpx.TransportError:
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("service") != SERVICE:
+        raise GatewayError(
+            f"Port {port} on {HOST} is used by another program, not a fal-notebook gateway. Stop it, or choose "
+            "another port with FAL_NOTEBOOK_GATEWAY_PORT."
+        )
+    return data
+
+
+def _ours(identity: dict[str, Any], port: int) -> dict[str, Any]:
+    if identity.get("state_id") != state_id():
+        raise GatewayError(
+            f"The gateway on port {port} belongs to another state directory ({identity.get('home')}), not "
+            f"{home()}. Use that FAL_NOTEBOOK_HOME, or give this one its own port with FAL_NOTEBOOK_GATEWAY_PORT."
+        )
+    return identity
+
+
+def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
+    """Make sure this user's gateway runs (starting it in the background if needed)."""
+    port = gateway_port()
+    identity = _identity(port)
+    if identity is not None:
+        _ours(identity, port)
+        return gateway_status()
+    recorded = read_json(pid_path(), None)
+    if recorded and recorded.get("port") != port and _alive(recorded.get("pid")):
+        raise GatewayError(
+            f"The gateway of {home()} already runs on port {recorded['port']} (pid {recorded['pid']}); set "
+            f"FAL_NOTEBOOK_GATEWAY_PORT={recorded['port']}, or stop it with `fal-notebook gateway stop` first."
+        )
+    ensure_key()
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "FAL_NOTEBOOK_HOME": str(home()),
+        "FAL_NOTEBOOK_GATEWAY_PORT": str(port),
+        "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
+    }
+    with log_path().open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fal_notebook.gateway"],
+            cwd=gateway_dir(),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise GatewayError(
+                f"The gateway exited with code {process.returncode}. Its log ({log_path()}):\n{_tail()}"
+            )
+        identity = _identity(port)
+        if identity is not None:
+            _ours(identity, port)
+            return gateway_status()
+        time.sleep(0.1)
+    raise GatewayError(f"The gateway did not answer on port {port} within {timeout:g} s. Its log:\n{_tail()}")
+
+
+def stop_gateway(*, timeout: float = 20.0) -> bool:
+    """Stop this user's gateway and its runners; ``False`` if it was not running."""
+    port = gateway_port()
+    identity = _identity(port)
+    if identity is None:
+        return False
+    _ours(identity, port)
+    pid = identity.get("pid")
+    try:
+        with admin() as client:
+            client.post("/_fal_notebook/shutdown")
+    except httpx.HTTPError:
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid) and _identity(port) is None:
+            return True
+        time.sleep(0.1)
+    if pid and _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def gateway_status() -> GatewayInfo:
+    """Whether the gateway runs, where, and its apps."""
+    port = gateway_port()
+    identity = _identity(port)
+    info = GatewayInfo(running=False, port=port, url=base_url(port), home=str(home()))
+    if identity is None:
+        return info
+    _ours(identity, port)
+    info.running, info.pid = True, identity.get("pid")
+    with admin() as client:
+        info.apps = client.get("/_fal_notebook/apps").json()
+    return info
+
+
+def admin() -> httpx.Client:
+    """An httpx client for the admin API, with the key (use it as a context manager)."""
+    return httpx.Client(base_url=base_url(), headers={"Authorization": f"Key {ensure_key()}"}, timeout=30.0)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own child, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _tail(lines: int = 30) -> str:
+    try:
+        return "\n".join(log_path().read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -1,0 +1,262 @@
+"""The gateway's state in one object: apps, the durable queue, change notifications, housekeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any, Iterator
+
+import httpx
+
+from ..generate.project import AppProject
+from .apps import AppRuntime, Unavailable, error_body
+from .paths import db_path
+from .prepare import DeploySpec, digest
+from .runners import kill_orphans
+from .settings import DEFAULT_ATTEMPTS
+from .store import COMPLETED, IN_PROGRESS, IN_QUEUE, Store
+
+TICK = 0.25
+PURGE_EVERY = 60.0
+
+
+class Gateway:
+    def __init__(self, *, key: str, state_id: str):
+        self.key = key
+        self.state_id = state_id
+        self.store = Store(db_path())
+        self.http = httpx.AsyncClient(
+            timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=200)
+        )
+        self.apps: dict[str, AppRuntime] = {}
+        self._records = self.store.apps()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._housekeeping: asyncio.Task | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Restore the deployed apps and the queue after a (re)start."""
+        kill_orphans(self.state_id)
+        for name, record in self._records.items():
+            runtime = AppRuntime(name, self)
+            self.apps[name] = runtime
+            if record["status"] == "stopped" or not record.get("spec"):
+                runtime.status = "stopped"
+                continue
+            spec = DeploySpec(**record["spec"])
+            secrets = record.get("secret_names") or []
+            if secrets:  # their values live in memory only: the next deploy brings them back
+                runtime.event(
+                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners see the "
+                    "gateway's own environment until the app is deployed again."
+                )
+            if record.get("revision"):
+                digest = record["digest"] + ("-without-secrets" if secrets else "")
+                runtime.deploy(spec, digest, number=record["revision"], copy=False)
+            else:
+                runtime.deploy(spec, "restored", copy=True)
+        for row in self.store.in_progress():
+            runtime = self.apps.get(row["app"])
+            if runtime is None or runtime.status == "stopped" or row["attempts"] >= DEFAULT_ATTEMPTS:
+                self._end(row["id"], "The gateway restarted while the request ran, and it cannot be retried.")
+                continue
+            self.store.requeue(row["id"])
+            runtime.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
+        for name, runtime in self.apps.items():
+            for row in self.store.queued(name):
+                if runtime.status == "stopped":
+                    self._end(row["id"], f"App {name} is stopped.")
+                else:
+                    runtime.enqueue(
+                        row["id"],
+                        priority=row["priority"],
+                        order=row["created"],
+                        deadline=row["start_deadline"],
+                    )
+        self.store.purge()
+        self._housekeeping = asyncio.create_task(self._keep_house())
+
+    async def close(self) -> None:
+        """Stop every runner; the apps stay deployed and come back with the next start."""
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        for runtime in self.apps.values():
+            runtime.closing = True
+            if runtime._rollout is not None:
+                runtime._rollout.cancel()
+        await asyncio.gather(
+            *(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True
+        )
+        for runtime in self.apps.values():
+            runtime.close_log()
+        await self.http.aclose()
+        self.store.close()
+
+    async def _keep_house(self) -> None:
+        last_purge = time.monotonic()
+        while True:
+            await asyncio.sleep(TICK)
+            for runtime in list(self.apps.values()):
+                runtime.expire_deadlines()
+                runtime.scale()
+            if time.monotonic() - last_purge > PURGE_EVERY:
+                self.store.purge()
+                last_purge = time.monotonic()
+
+    def _end(self, request_id: str, detail: str) -> None:
+        self.store.complete(
+            request_id,
+            503,
+            error_body(detail, "runner_disconnected"),
+            "application/json",
+            error=detail,
+            error_type="runner_disconnected",
+        )
+
+    # -- apps --------------------------------------------------------------------------------
+    def deploy(self, name: str, spec: DeploySpec) -> dict[str, Any]:
+        """Register or replace app ``name``; returns its info with the revision being rolled out."""
+        project = AppProject.load(spec.path)
+        if project.name != name:
+            raise ValueError(f"The project in {spec.path} is app {project.name!r}, not {name!r}.")
+        runtime = self.apps.get(name)
+        if runtime is None:
+            runtime = self.apps[name] = AppRuntime(name, self)
+        number = runtime.deploy(spec, digest(project, spec, self.key))
+        self.save_app(runtime)
+        return {**runtime.info(), "requested": number}
+
+    async def remove(self, name: str) -> bool:
+        runtime = self.apps.get(name)
+        if runtime is None:
+            return False
+        await runtime.stop()
+        return True
+
+    def serving(self, name: str) -> AppRuntime | None:
+        runtime = self.apps.get(name)
+        return runtime if runtime is not None and runtime.status != "stopped" else None
+
+    def save_app(self, runtime: AppRuntime) -> None:
+        current = runtime.current
+        spec = current.spec if current else runtime.spec
+        record = {
+            "status": runtime.status,
+            "error": runtime.error,
+            "revision": current.number if current else None,
+            "digest": current.digest if current else None,
+            "spec": spec.public() if spec else None,
+            "secret_names": sorted(spec.secrets) if spec else [],
+            "updated": time.time(),
+        }
+        self._records[runtime.name] = record
+        self.store.save_app(runtime.name, record)
+
+    def last_revision(self, name: str) -> int:
+        return (self._records.get(name) or {}).get("revision") or 0
+
+    # -- change notifications ----------------------------------------------------------------
+    def notify(self, request_id: str) -> None:
+        for event in self._watchers.get(request_id, ()):
+            event.set()
+
+    @contextlib.contextmanager
+    def watch(self, request_id: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._watchers.setdefault(request_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            self._watchers[request_id].discard(event)
+            if not self._watchers[request_id]:
+                del self._watchers[request_id]
+
+    # -- the queue ---------------------------------------------------------------------------
+    def submit(
+        self,
+        runtime: AppRuntime,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        priority: int,
+        timeout: float | None,
+    ) -> str:
+        """Store the request (durably, before anyone is told about it) and queue it."""
+        if runtime.status in ("failed", "stopped"):
+            raise Unavailable(runtime.unavailable_reason())
+        request_id = str(uuid.uuid4())
+        deadline = time.time() + timeout if timeout else None
+        self.store.add_request(
+            request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline
+        )
+        runtime.enqueue(request_id, priority=priority, deadline=deadline)
+        return request_id
+
+    def status(self, row: Any, *, with_logs: bool, response_url: str) -> tuple[int, dict[str, Any]]:
+        """fal's status object: 202 while queued or running, 200 once completed."""
+        logs = self.store.logs(row["id"]) if with_logs else None
+        if row["status"] == IN_QUEUE:
+            return 202, {
+                "status": IN_QUEUE,
+                "queue_position": self.store.queue_position(row),
+                "response_url": response_url,
+            }
+        if row["status"] == IN_PROGRESS:
+            return 202, {"status": IN_PROGRESS, "logs": logs, "response_url": response_url}
+        body: dict[str, Any] = {
+            "status": COMPLETED,
+            "logs": logs,
+            "response_url": response_url,
+            "metrics": {},
+        }
+        if row["inference_time"] is not None:
+            body["metrics"]["inference_time"] = row["inference_time"]
+        if row["error"] is not None:
+            body["error"] = row["error"]
+            body["error_type"] = row["error_type"]
+        return 200, body
+
+    async def cancel(self, runtime: AppRuntime | None, row: Any) -> tuple[int, dict[str, str]]:
+        """Queued: removed, ends with 499. Running: forwarded to the app's ``<path>/cancel``."""
+        if row["status"] == COMPLETED:
+            return 400, {"status": "ALREADY_COMPLETED"}
+        if runtime is not None and row["status"] == IN_QUEUE and runtime.cancel_queued(row["id"]):
+            detail = "Request cancelled while in the queue."
+            self.store.complete(
+                row["id"],
+                499,
+                error_body(detail, "client_cancelled"),
+                "application/json",
+                error=detail,
+                error_type="client_cancelled",
+            )
+            self.notify(row["id"])
+            return 202, {"status": "CANCELLATION_REQUESTED"}
+        self.store.request_cancel(row["id"])
+        runner = runtime.runner_of(row["id"]) if runtime is not None else None
+        if runner is not None:
+            asyncio.create_task(self._forward_cancel(runtime, runner.url, row["path"], row["id"]))
+        return 202, {"status": "CANCELLATION_REQUESTED"}
+
+    async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
+        target = url + path.rstrip("/") + "/cancel"
+        try:
+            response = await self.http.post(target, headers={"x-fal-request-id": request_id}, timeout=10)
+            outcome = f"the app answered {response.status_code}"
+        except httpx.HTTPError as exc:
+            outcome = f"it failed ({type(exc).__name__})"
+        runtime.request_log(request_id, f"Cancellation forwarded to {path.rstrip('/')}/cancel: {outcome}.")
+        self.notify(request_id)
+
+
+def stored_headers(headers: Any) -> dict[str, str]:
+    """The request headers worth keeping with a queued request (content type and fal's own)."""
+    keep = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower == "content-type" or lower.startswith("x-fal-") and lower not in ("x-fal-request-id",):
+            keep[lower] = value
+    return keep

@@ -1,0 +1,128 @@
+"""Runner environments: an isolated virtualenv per set of requirements, cached by their hash.
+
+Built with ``uv`` when it is available (much faster), else with ``venv`` + pip. A missing or
+conflicting requirement fails here, locally, with the installer's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from .paths import envs_dir
+
+READY_MARKER = ".fal-notebook-ready"
+OnLine = Callable[[str], None]
+
+_locks: dict[str, asyncio.Lock] = {}
+
+
+class EnvBuildError(Exception):
+    """The environment could not be built; the message ends with the installer's last lines."""
+
+
+def uv_binary() -> str | None:
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return None
+
+
+def environment_key(python: str, requirements: list[str]) -> str:
+    data = json.dumps({"python": python, "requirements": sorted(requirements)})
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def env_python(folder: Path) -> Path:
+    return folder / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+async def ensure_environment(python: str, requirements: list[str], on_line: OnLine) -> Path:
+    """The Python interpreter of an environment with ``requirements``, built on first use."""
+    key = environment_key(python, requirements)
+    folder = envs_dir() / key
+    async with _locks.setdefault(key, asyncio.Lock()):
+        if (folder / READY_MARKER).is_file():
+            on_line(f"Using the cached environment {key} ({len(requirements)} requirements).")
+            return env_python(folder)
+        if folder.exists():
+            shutil.rmtree(folder)  # an earlier build was interrupted
+        log = envs_dir() / f"{key}.log"
+        reqs = envs_dir() / f"{key}.requirements.txt"
+        reqs.write_text("".join(r + "\n" for r in requirements))
+        uv = uv_binary()
+        tool = "uv" if uv else "pip"
+        on_line(f"Building environment {key} with {tool}: {len(requirements)} requirements (log: {log}).")
+        started = time.monotonic()
+        if uv:
+            steps = [
+                [uv, "venv", "--python", python, str(folder)],
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--compile-bytecode",
+                    "--python",
+                    str(env_python(folder)),
+                    "-r",
+                    str(reqs),
+                ],
+            ]
+        else:
+            steps = [
+                [python, "-m", "venv", str(folder)],
+                [
+                    str(env_python(folder)),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(reqs),
+                ],
+            ]
+        with log.open("w") as log_file:
+            for argv in steps:
+                tail = await _run(argv, log_file, on_line)
+                if tail is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise EnvBuildError(
+                        f"Building the environment failed ({' '.join(argv[:3])} ...). Check the "
+                        f"requirements (requirements.txt, --requirements). Last lines of {log}:\n" + tail
+                    )
+        (folder / READY_MARKER).write_text(json.dumps({"python": python, "requirements": requirements}))
+        on_line(f"Environment {key} built in {time.monotonic() - started:.1f} s.")
+        return env_python(folder)
+
+
+async def _run(argv: list[str], log_file, on_line: OnLine) -> str | None:
+    """Run one build step, streaming its output; ``None`` on success, else the output's tail."""
+    log_file.write(f"$ {' '.join(argv)}\n")
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    tail: deque[str] = deque(maxlen=30)
+    assert proc.stdout is not None
+    async for raw in proc.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        log_file.write(line + "\n")
+        log_file.flush()
+        tail.append(line)
+        on_line("  " + line)
+    code = await proc.wait()
+    return None if code == 0 else "\n".join(tail)

@@ -1,0 +1,97 @@
+"""Where the gateway keeps its state (``<FAL_NOTEBOOK_HOME>/gateway``) and the key that guards it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..state import home
+
+DEFAULT_PORT = 8765
+PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_PORT"
+HOST = "127.0.0.1"
+#: What the gateway's identity endpoint calls itself, so that other programs on the port are told apart.
+SERVICE = "fal-notebook-gateway"
+IDENTITY_PATH = "/_fal_notebook/identity"
+
+
+def gateway_dir() -> Path:
+    path = home() / "gateway"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def gateway_port() -> int:
+    """The port from ``FAL_NOTEBOOK_GATEWAY_PORT`` (default 8765)."""
+    raw = os.environ.get(PORT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_PORT
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"{PORT_VARIABLE}={raw!r} is not a port number; use an integer from 1 to 65535.")
+    return int(raw)
+
+
+def base_url(port: int | None = None) -> str:
+    return f"http://{HOST}:{port or gateway_port()}"
+
+
+def state_id() -> str:
+    """Identifies this state directory, so that a gateway of another one is recognised."""
+    return hashlib.sha256(str(gateway_dir().resolve()).encode()).hexdigest()[:16]
+
+
+def key_path() -> Path:
+    return gateway_dir() / "key"
+
+
+def ensure_key() -> str:
+    """The gateway's key ``<id>:<secret>``, created on first use, readable only by the user."""
+    path = key_path()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_key()
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{secrets.token_hex(8)}:{secrets.token_urlsafe(32)}\n")
+    return read_key()
+
+
+def read_key() -> str:
+    return key_path().read_text().strip()
+
+
+def db_path() -> Path:
+    return gateway_dir() / "gateway.sqlite3"
+
+
+def pid_path() -> Path:
+    return gateway_dir() / "gateway.pid"
+
+
+def log_path() -> Path:
+    return gateway_dir() / "gateway.log"
+
+
+def lock_path() -> Path:
+    return gateway_dir() / "gateway.lock"
+
+
+def app_log_path(name: str) -> Path:
+    folder = gateway_dir() / "logs"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    return folder / f"{name}.log"
+
+
+def envs_dir() -> Path:
+    folder = gateway_dir() / "envs"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    return folder
+
+
+def snapshots_dir(name: str) -> Path:
+    folder = gateway_dir() / "apps" / name
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder

@@ -1,0 +1,132 @@
+"""From a project folder to how its runners start: the environment, the command, the ports."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from ..capture.requirements import requirement_name, split_fal_runtime
+from ..config import kernel_python_version
+from ..generate.project import AppProject
+from .envs import OnLine, ensure_environment
+from .runners import Launch
+
+EnvKind = Literal["isolated", "kernel"]
+ENV_KINDS = ("isolated", "kernel")
+
+
+@dataclass
+class DeploySpec:
+    """What a deploy asks for: the project folder, the runners' environment, the kernel's Python,
+    and the values of the app's secrets (kept in the gateway's memory only)."""
+
+    path: str
+    env: EnvKind = "isolated"
+    python: str = ""
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def public(self) -> dict[str, str]:
+        return {"path": self.path, "env": self.env, "python": self.python}
+
+
+def digest(project: AppProject, spec: DeploySpec, key: str) -> str:
+    """Changes whenever a redeploy must replace the runners (keyed, as it covers secret values)."""
+    data = {
+        "config": project.config.model_dump(mode="json", exclude_none=True),
+        "files": {name: text for name, text in sorted(project.files.items())},
+        "spec": spec.public(),
+        "secrets": sorted(spec.secrets.items()),
+    }
+    return hmac.new(key.encode(), json.dumps(data, sort_keys=True).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def snapshot(source: Path, target: Path) -> None:
+    """Copy the project, so runners started later run the deployed code, not later edits."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(
+        source,
+        target,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".ipynb_checkpoints"),
+    )
+
+
+def requirements(project: AppProject) -> list[str]:
+    """The runner environment: requirements.txt as on disk, then fal's runtime packages (app mode)."""
+    text = (
+        (project.path / "requirements.txt").read_text()
+        if (project.path / "requirements.txt").is_file()
+        else ""
+    )
+    reqs = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if project.mode == "app":
+        _, runtime = split_fal_runtime(project.requirements)
+        reqs += runtime
+        if "fal" not in {requirement_name(r) for r in reqs}:
+            reqs.append(f"fal=={metadata.version('fal')}")
+    return reqs
+
+
+def uses_port_variable(cmd: str) -> bool:
+    return "$PORT" in cmd or "${PORT}" in cmd
+
+
+async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tuple[Launch, list[str]]:
+    """The Launch for the project's runners, building the environment if needed, and notes."""
+    config = project.config
+    notes: list[str] = []
+    if config.machine_type:
+        notes.append(
+            f"machine_type {', '.join(config.machine_type)} applies on fal; local runners use this machine."
+        )
+    if config.python_version and config.python_version != kernel_python_version():
+        notes.append(
+            f"python_version {config.python_version} applies on fal; local runners use Python "
+            f"{kernel_python_version()}."
+        )
+    if spec.env == "kernel":
+        python = spec.python
+        on_line(f"Runners use the kernel's Python environment ({python}).")
+    else:
+        python = str(await ensure_environment(spec.python, requirements(project), on_line))
+    bin_dir = str(Path(python).parent)
+    env = {**os.environ, **spec.secrets, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    if spec.env == "isolated":
+        env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
+    timeout = float(config.startup_timeout or 600)
+    if project.mode == "app":
+        argv = [python, "-m", "fal", "run", "--local", f"app.py::{config.class_name}"]
+        argv += ["--exposed-port", "{port}", "--exposed-metrics-port", "{metrics_port}"]
+        launch = Launch(
+            argv, project.path, env, health_path="/health", startup_timeout=timeout, needs_metrics_port=True
+        )
+        return launch, notes
+    health = config.health_check.path if config.health_check else None
+    if config.cmd is None:
+        return Launch(
+            [python, "server.py"], project.path, env, health_path=health, startup_timeout=timeout
+        ), notes
+    fixed = None
+    if not uses_port_variable(config.cmd):
+        fixed = config.exposed_port
+        notes.append(
+            f"--cmd does not read $PORT, so the server always listens on {fixed}: this app is limited to one "
+            "local runner (max_concurrency 1). Let the command use $PORT to run several."
+        )
+    launch = Launch(
+        [config.cmd],
+        project.path,
+        env,
+        shell=True,
+        fixed_port=fixed,
+        health_path=health,
+        startup_timeout=timeout,
+    )
+    return launch, notes

@@ -1,0 +1,312 @@
+"""fal's protocol for ``local/<name>`` (spec/fal-platform.md section 7)::
+
+POST /local/<name>[/<path>]                       sync call (streamed through; /stream is SSE)
+GET  /local/<name>/openapi.json                   the app's schema
+POST /queue/local/<name>[/<path>]                 submit
+GET  /queue/local/<name>/requests/<id>/status     [?logs=1]  202 queued/running, 200 completed
+GET  /queue/local/<name>/requests/<id>/status/stream           server-sent status events
+GET  /queue/local/<name>/requests/<id>            the result, with the app's status code
+PUT  /queue/local/<name>/requests/<id>/cancel
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any, AsyncIterator
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .apps import AppRuntime, Outcome, Unavailable, forwarded_headers
+from .core import stored_headers
+from .runners import Runner
+from .store import COMPLETED, IN_QUEUE
+from .web import BodyTooLarge, error, gateway_of, has_key, read_body, too_large, unauthorized
+
+#: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
+BUFFERED_BODY = 1024 * 1024
+_RESPONSE_SKIP = {"content-length", "connection", "transfer-encoding", "keep-alive", "date", "server"}
+
+
+def lookup(request: Request) -> AppRuntime | Response:
+    """The serving app named in the path, if the caller may use it; else the error response."""
+    name = request.path_params["name"]
+    runtime = gateway_of(request).serving(name)
+    if runtime is None:
+        return error(404, f"Application 'local/{name}' not found: deploy it first (%fal_deploy {name}).")
+    if runtime.auth != "public" and not has_key(request):
+        return unauthorized()
+    return runtime
+
+
+def start_timeout(request: Request) -> float | None | Response:
+    """``X-Fal-Request-Timeout``: seconds a request may wait before a runner starts it."""
+    raw = request.headers.get("x-fal-request-timeout")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0.1:
+        return error(400, f"X-Fal-Request-Timeout must be seconds above 0.1, got {raw!r}.", "bad_request")
+    return value
+
+
+def app_path(request: Request) -> str:
+    return "/" + request.path_params["path"].lstrip("/")
+
+
+# -- sync -------------------------------------------------------------------------------------
+async def run_sync(request: Request) -> Response:
+    runtime = lookup(request)
+    if isinstance(runtime, Response):
+        return runtime
+    try:
+        body = await read_body(request)
+    except BodyTooLarge:
+        return too_large(request)
+    timeout = start_timeout(request)
+    if isinstance(timeout, Response):
+        return timeout
+    request_id = str(uuid.uuid4())
+    try:
+        runner = await runtime.acquire(request_id, deadline=time.time() + timeout if timeout else None)
+    except Unavailable as exc:
+        return error(503, str(exc), "runner_scheduling_failure", {"x-fal-request-id": request_id})
+    except TimeoutError as exc:
+        return error(504, str(exc), "request_timeout", {"X-Fal-Request-Timeout-Type": "user"})
+    path = app_path(request) + (f"?{request.url.query}" if request.url.query else "")
+    headers = forwarded_headers(dict(request.headers), request_id)
+    upstream = await runtime.send(runner, request.method, path, body, headers, stream=True)
+    if isinstance(upstream, Outcome):
+        runtime.release(runner, request_id, served=False)
+        headers = {"x-fal-request-id": request_id}
+        if upstream.error_type:
+            headers["X-Fal-Error-Type"] = upstream.error_type
+        return Response(upstream.body, upstream.status, media_type=upstream.content_type, headers=headers)
+    return await relay(runtime, runner, request_id, upstream)
+
+
+async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: httpx.Response) -> Response:
+    """The runner's answer to the caller: small ones in one piece, others (SSE...) as they come.
+    The runner's slot is released when the answer is through, or the caller went away."""
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_SKIP}
+    headers["x-fal-request-id"] = request_id
+    timeout = runtime.current.settings.request_timeout if runtime.current else None
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + timeout if timeout else None
+
+    def timed_out() -> None:
+        runtime.retire(runner, f"Request timed out after request_timeout={timeout:g} s mid-response.")
+
+    declared = upstream.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) <= BUFFERED_BODY:
+        try:
+            async with asyncio.timeout_at(ends):
+                content = b"".join([chunk async for chunk in upstream.aiter_raw()])
+        except TimeoutError:
+            timed_out()
+            return error(504, "Request timed out.", "request_timeout")
+        except httpx.HTTPError:
+            return error(503, f"Runner {runner.id} disconnected during the response.", "runner_disconnected")
+        finally:
+            await upstream.aclose()
+            runtime.release(runner, request_id)
+        return Response(content, upstream.status_code, headers=headers)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        raw = upstream.aiter_raw()
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(raw), ends - loop.time() if ends else None)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    timed_out()
+                    return
+                except httpx.HTTPError:
+                    return
+                yield chunk
+        finally:
+            await upstream.aclose()
+            runtime.release(runner, request_id)
+
+    return StreamingResponse(chunks(), upstream.status_code, headers=headers)
+
+
+# -- queue ------------------------------------------------------------------------------------
+def request_url(request: Request, name: str, request_id: str) -> str:
+    return f"{str(request.base_url).rstrip('/')}/queue/local/{name}/requests/{request_id}"
+
+
+def invalid_json(body: bytes) -> list[dict[str, Any]] | None:
+    """pydantic's detail for a body that is not JSON (what the app would answer), else None."""
+    try:
+        json.loads(body or b"null")
+    except ValueError as exc:
+        ctx = {"error": getattr(exc, "msg", str(exc))}
+        return [
+            {
+                "type": "json_invalid",
+                "loc": ["body", getattr(exc, "pos", 0)],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": ctx,
+            }
+        ]
+    return None
+
+
+async def submit(request: Request) -> Response:
+    runtime = lookup(request)
+    if isinstance(runtime, Response):
+        return runtime
+    try:
+        body = await read_body(request)
+    except BodyTooLarge:
+        return too_large(request)
+    if "json" in request.headers.get("content-type", "application/json"):
+        detail = invalid_json(body)
+        if detail is not None:
+            return error(422, detail)
+    timeout = start_timeout(request)
+    if isinstance(timeout, Response):
+        return timeout
+    priority = 1 if request.headers.get("x-fal-queue-priority", "").lower() == "low" else 0
+    gateway = gateway_of(request)
+    try:
+        request_id = gateway.submit(
+            runtime,
+            app_path(request),
+            body,
+            stored_headers(request.headers),
+            priority=priority,
+            timeout=timeout,
+        )
+    except Unavailable as exc:
+        return error(503, str(exc), "runner_scheduling_failure")
+    url = request_url(request, runtime.name, request_id)
+    row = gateway.store.get(request_id)
+    position = gateway.store.queue_position(row) if row["status"] == IN_QUEUE else 0
+    return JSONResponse(
+        {
+            "status": IN_QUEUE,
+            "request_id": request_id,
+            "response_url": url,
+            "status_url": url + "/status",
+            "cancel_url": url + "/cancel",
+            "queue_position": position,
+        },
+        headers={"x-fal-request-id": request_id},
+    )
+
+
+def find_request(request: Request) -> tuple[AppRuntime | None, Any] | Response:
+    name, request_id = request.path_params["name"], request.path_params["request_id"]
+    gateway = gateway_of(request)
+    row = gateway.store.get(request_id)
+    if row is None or row["app"] != name:
+        return error(404, f"Request {request_id} of local/{name} not found (results are kept for one hour).")
+    runtime = gateway.apps.get(name)
+    if (runtime is None or runtime.auth != "public") and not has_key(request):
+        return unauthorized()
+    return runtime, row
+
+
+def wants_logs(request: Request) -> bool:
+    return request.query_params.get("logs", "0").lower() in ("1", "true", "yes")
+
+
+async def status(request: Request) -> Response:
+    found = find_request(request)
+    if isinstance(found, Response):
+        return found
+    _, row = found
+    url = request_url(request, row["app"], row["id"])
+    code, body = gateway_of(request).status(row, with_logs=wants_logs(request), response_url=url)
+    return JSONResponse(body, code, headers={"x-fal-request-id": row["id"]})
+
+
+async def status_stream(request: Request) -> Response:
+    found = find_request(request)
+    if isinstance(found, Response):
+        return found
+    _, row = found
+    gateway, request_id, logs = gateway_of(request), row["id"], wants_logs(request)
+    url = request_url(request, row["app"], request_id)
+
+    async def events() -> AsyncIterator[str]:
+        last = None
+        with gateway.watch(request_id) as changed:
+            while True:
+                changed.clear()
+                current = gateway.store.get(request_id)
+                if current is None:
+                    return
+                _, body = gateway.status(current, with_logs=logs, response_url=url)
+                if body != last:
+                    yield f"data: {json.dumps(body)}\n\n"
+                    last = body
+                if current["status"] == COMPLETED:
+                    return
+                try:  # woken by changes; the timeout refreshes the queue position
+                    await asyncio.wait_for(changed.wait(), 0.5)
+                except TimeoutError:
+                    pass
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"x-fal-request-id": request_id}
+    )
+
+
+async def result(request: Request) -> Response:
+    found = find_request(request)
+    if isinstance(found, Response):
+        return found
+    _, row = found
+    headers = {"x-fal-request-id": row["id"]}
+    if row["status"] != COMPLETED:
+        return error(400, "Request is still in progress", headers=headers)
+    if row["error_type"]:
+        headers["X-Fal-Error-Type"] = row["error_type"]
+    return Response(row["result_body"], row["result_status"], media_type=row["result_type"], headers=headers)
+
+
+async def cancel(request: Request) -> Response:
+    row = gateway_of(request).store.get(request.path_params["request_id"])
+    if row is None or row["app"] != request.path_params["name"]:
+        return JSONResponse({"status": "NOT_FOUND"}, 404)
+    found = find_request(request)
+    if isinstance(found, Response):
+        return found
+    code, body = await gateway_of(request).cancel(*found)
+    return JSONResponse(body, code)
+
+
+async def openapi(request: Request) -> Response:
+    runtime = lookup(request)
+    if isinstance(runtime, Response):
+        return runtime
+    if runtime.current is None:
+        return error(503, f"local/{runtime.name} is still deploying; try again when it is ready.")
+    if runtime.current.openapi is None:
+        return error(404, f"local/{runtime.name} does not serve /openapi.json.")
+    return Response(runtime.current.openapi, media_type="application/json")
+
+
+ROUTES = [
+    Route("/queue/local/{name}/requests/{request_id}/status", status, methods=["GET"]),
+    Route("/queue/local/{name}/requests/{request_id}/status/stream", status_stream, methods=["GET"]),
+    Route("/queue/local/{name}/requests/{request_id}", result, methods=["GET"]),
+    Route("/queue/local/{name}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
+    Route("/queue/local/{name}{path:path}", submit, methods=["POST"]),
+    Route("/local/{name}/openapi.json", openapi, methods=["GET"]),
+    Route("/local/{name}{path:path}", run_sync, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+]

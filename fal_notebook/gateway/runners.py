@@ -1,0 +1,303 @@
+"""Runner processes: one OS process per runner, on ports of its own, with its output captured.
+
+App mode runs the real fal SDK (``fal run --local``); server mode runs the server's own command.
+Runners live in their own process group and (on Linux) die with the gateway, so a killed gateway
+leaves no runner behind holding a port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
+TAIL_LINES = 200
+SHOWN_LINES = 40
+_EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
+_PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48", re.IGNORECASE)
+_SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
+_allocated: set[int] = set()
+
+
+class RunnerStartError(Exception):
+    """A runner did not become ready; the message ends with its last output lines."""
+
+    def __init__(self, message: str, *, port_conflict: bool = False):
+        super().__init__(message)
+        self.port_conflict = port_conflict
+
+
+@dataclass
+class Launch:
+    """How to start the runners of one app revision. ``argv`` may contain ``{port}`` and
+    ``{metrics_port}``; with ``shell`` it is one shell command that reads ``$PORT``."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    shell: bool = False
+    fixed_port: int | None = None
+    health_path: str | None = None
+    startup_timeout: float = 600.0
+    needs_metrics_port: bool = False
+
+
+def free_port() -> int:
+    """A port nothing listens on (on any interface: fal's runner binds 0.0.0.0), not handed out yet."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("0.0.0.0", 0))
+            port = s.getsockname()[1]
+        if port not in _allocated:
+            _allocated.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no conflict
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def shell_command(cmd: str) -> str:
+    """A simple command replaces the shell (``exec``), so it is the runner process itself and dies
+    with the gateway; a compound one keeps its shell (leftovers are cleaned at the next start)."""
+    return cmd if _SHELL_SYNTAX.search(cmd) else "exec " + cmd
+
+
+def _release_port(port: int | None) -> None:
+    if port is not None:
+        _allocated.discard(port)
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to kill the runner when the gateway dies (PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def hook() -> None:
+        prctl(1, signal.SIGKILL)
+
+    return hook
+
+
+_PRE_EXEC = _die_with_parent_hook()
+
+OnOutput = Callable[["Runner", str, str], None]
+
+
+@dataclass(eq=False)
+class Runner:
+    id: str
+    revision: int
+    launch: Launch
+    on_output: OnOutput
+    state: str = "starting"  # starting | ready | draining | stopping | dead
+    port: int | None = None
+    metrics_port: int | None = None
+    process: asyncio.subprocess.Process | None = None
+    in_flight: dict[str, bool] = field(default_factory=dict)  # request id -> keep its logs
+    idle_since: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+    served: int = 0
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    returncode: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return not self.exited.is_set() and self.state not in ("stopping", "dead")
+
+    def tail_text(self) -> str:
+        """The runner's last output lines, led by the exception it raised, if any."""
+        lines = list(self.tail)
+        raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+        shown = "\n".join(lines[-SHOWN_LINES:]) or "(no output)"
+        return f"{raised[0]}\n...\n{shown}" if raised and raised[0] not in lines[-SHOWN_LINES:] else shown
+
+    async def start(self, http: httpx.AsyncClient, *, state_id: str) -> None:
+        """Spawn the process and wait until it answers; RunnerStartError otherwise."""
+        for attempt in range(3):
+            if self.state != "starting":
+                raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
+            self._take_ports()
+            await self._spawn(state_id)
+            try:
+                await self._wait_ready(http)
+            except RunnerStartError as exc:
+                if exc.port_conflict and self.launch.fixed_port is None and attempt < 2:
+                    self.tail.clear()
+                    self.exited = asyncio.Event()
+                    continue
+                raise
+            if self.state != "starting":
+                raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
+            self.state = "ready"
+            self.idle_since = time.monotonic()
+            return
+
+    def _take_ports(self) -> None:
+        _release_port(self.port)
+        _release_port(self.metrics_port)
+        self.port = self.launch.fixed_port or free_port()
+        self.metrics_port = free_port() if self.launch.needs_metrics_port else None
+
+    async def _spawn(self, state_id: str) -> None:
+        env = {
+            **self.launch.env,
+            "PORT": str(self.port),
+            RUNNER_MARKER: f"{state_id}/{self.id}",
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+        }
+        values = {"{port}": str(self.port), "{metrics_port}": str(self.metrics_port)}
+        argv = self.launch.argv if self.launch.shell else [values.get(a, a) for a in self.launch.argv]
+        if self.launch.shell:
+            argv = ["/bin/sh", "-c", shell_command(argv[0])]
+        self.process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=self.launch.cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_PRE_EXEC,
+            limit=1 << 20,
+        )
+        self.started = time.monotonic()
+        readers = [
+            asyncio.create_task(self._read(self.process.stdout, "stdout")),
+            asyncio.create_task(self._read(self.process.stderr, "stderr")),
+        ]
+        asyncio.create_task(self._watch(self.process, readers))
+
+    async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
+        assert stream is not None
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the limit: take what is buffered
+                raw = await stream.read(1 << 20)
+            if not raw:
+                return
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            self.tail.append(line)
+            self.on_output(self, name, line)
+
+    async def _watch(self, process: asyncio.subprocess.Process, readers: list[asyncio.Task]) -> None:
+        code = await process.wait()
+        await asyncio.wait(readers, timeout=1.0)
+        if process is self.process:
+            self.returncode = code
+            self.exited.set()
+
+    async def _wait_ready(self, http: httpx.AsyncClient) -> None:
+        deadline = time.monotonic() + self.launch.startup_timeout
+        while True:
+            if self.exited.is_set():
+                text = self.tail_text()
+                raise RunnerStartError(
+                    f"Runner {self.id} exited with code {self.returncode} before it was ready. "
+                    f"Its last output:\n{text}",
+                    port_conflict=bool(_PORT_IN_USE.search(text)),
+                )
+            if time.monotonic() > deadline:
+                await self.stop(grace=2.0)
+                raise RunnerStartError(
+                    f"Runner {self.id} was not ready within startup_timeout={self.launch.startup_timeout:g} s "
+                    f"(--startup-timeout). Its last output:\n{self.tail_text()}"
+                )
+            if await self._answers(http):
+                return
+            try:
+                await asyncio.wait_for(self.exited.wait(), 0.1)
+            except TimeoutError:
+                pass
+
+    async def _answers(self, http: httpx.AsyncClient) -> bool:
+        if self.launch.health_path:
+            try:
+                response = await http.get(self.url + self.launch.health_path, timeout=2.0)
+            except httpx.HTTPError:
+                return False
+            return response.status_code < 500
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 1.0)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM the runner's process group, SIGKILL after ``grace`` seconds."""
+        if self.state != "dead":
+            self.state = "stopping"
+        if self.process is not None and not self.exited.is_set():
+            self._signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.exited.wait(), grace)
+            except TimeoutError:
+                self._signal(signal.SIGKILL)
+                await self.exited.wait()
+        self.state = "dead"
+        _release_port(self.port)
+        _release_port(self.metrics_port)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_orphans(state_id: str) -> int:
+    """Kill runners a previous gateway of this state directory left behind (Linux, via /proc)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0
+    marker = f"{RUNNER_MARKER}={state_id}/".encode()
+    killed = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed

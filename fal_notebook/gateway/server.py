@@ -1,0 +1,45 @@
+"""The gateway's ASGI app: fal's protocol (protocol.py) and the admin API (admin.py) on Starlette."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import admin, protocol
+from .core import Gateway
+from .web import error, max_body
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error(exc.status_code, exc.detail)
+
+
+def build_app(
+    *, key: str, state_id: str, home: str, port: int, on_stop: Callable[[], None] = lambda: None
+) -> Starlette:
+    """The gateway for one state directory; its Gateway starts and stops with the app's lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.gateway = Gateway(key=key, state_id=state_id)
+        await app.state.gateway.start()
+        try:
+            yield
+        finally:
+            await app.state.gateway.close()
+            on_stop()
+
+    app = Starlette(
+        routes=[*admin.ROUTES, *protocol.ROUTES],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.key, app.state.state_id, app.state.home, app.state.port = key, state_id, home, port
+    app.state.max_body = max_body()
+    return app

@@ -1,0 +1,200 @@
+"""The gateway's durable state in SQLite: queued requests, their results and logs, deployed apps.
+
+A request is committed before the gateway answers its submission, so it survives a crash of the
+gateway process (WAL journal: a commit is durable against a killed process).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
+#: How long results stay retrievable, as on fal.
+RESULT_TTL = 3600.0
+#: Logs returned per status call (a moving window, as on fal; clients de-duplicate).
+LOG_WINDOW = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    app TEXT NOT NULL,
+    path TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    runner TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    completed REAL,
+    start_deadline REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    result_status INTEGER,
+    result_body BLOB,
+    result_type TEXT,
+    error TEXT,
+    error_type TEXT,
+    inference_time REAL
+);
+CREATE INDEX IF NOT EXISTS requests_queue ON requests (app, status, priority, seq);
+CREATE INDEX IF NOT EXISTS requests_completed ON requests (completed);
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    level TEXT NOT NULL,
+    source TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_request ON logs (request_id, id);
+CREATE TABLE IF NOT EXISTS apps (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+"""
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(_SCHEMA)
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- requests ----------------------------------------------------------------------------
+    def add_request(
+        self,
+        request_id: str,
+        app: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        priority: int = 0,
+        start_deadline: float | None = None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO requests (id, app, path, body, headers, priority, status, created, start_deadline)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                request_id,
+                app,
+                path,
+                body,
+                json.dumps(headers),
+                priority,
+                IN_QUEUE,
+                time.time(),
+                start_deadline,
+            ),
+        )
+
+    def get(self, request_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+
+    def queued(self, app: str) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT * FROM requests WHERE app = ? AND status = ? ORDER BY priority, seq", (app, IN_QUEUE)
+        ).fetchall()
+
+    def in_progress(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM requests WHERE status = ?", (IN_PROGRESS,)).fetchall()
+
+    def queue_position(self, row: sqlite3.Row) -> int:
+        (ahead,) = self.db.execute(
+            "SELECT COUNT(*) FROM requests WHERE app = ? AND status = ? AND (priority < ? OR "
+            "(priority = ? AND seq < ?))",
+            (row["app"], IN_QUEUE, row["priority"], row["priority"], row["seq"]),
+        ).fetchone()
+        return ahead
+
+    def start(self, request_id: str, attempts: int, runner: str) -> None:
+        self.db.execute(
+            "UPDATE requests SET status = ?, attempts = ?, runner = ?, started = ? WHERE id = ?",
+            (IN_PROGRESS, attempts, runner, time.time(), request_id),
+        )
+
+    def requeue(self, request_id: str, *, attempts: int | None = None) -> None:
+        self.db.execute(
+            "UPDATE requests SET status = ?, runner = NULL, attempts = COALESCE(?, attempts) WHERE id = ?",
+            (IN_QUEUE, attempts, request_id),
+        )
+
+    def request_cancel(self, request_id: str) -> None:
+        self.db.execute("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,))
+
+    def complete(
+        self,
+        request_id: str,
+        status_code: int,
+        body: bytes,
+        content_type: str,
+        *,
+        error: str | None = None,
+        error_type: str | None = None,
+        inference_time: float | None = None,
+    ) -> None:
+        self.db.execute(
+            "UPDATE requests SET status = ?, completed = ?, result_status = ?, result_body = ?,"
+            " result_type = ?, error = ?, error_type = ?, inference_time = ?, runner = NULL WHERE id = ?",
+            (
+                COMPLETED,
+                time.time(),
+                status_code,
+                body,
+                content_type,
+                error,
+                error_type,
+                inference_time,
+                request_id,
+            ),
+        )
+
+    def purge(self, older_than: float = RESULT_TTL) -> int:
+        """Forget completed requests (and their logs) older than ``older_than`` seconds."""
+        cutoff = time.time() - older_than
+        ids = [r[0] for r in self.db.execute("SELECT id FROM requests WHERE completed < ?", (cutoff,))]
+        if ids:
+            marks = ",".join("?" * len(ids))
+            self.db.execute(f"DELETE FROM logs WHERE request_id IN ({marks})", ids)
+            self.db.execute(f"DELETE FROM requests WHERE id IN ({marks})", ids)
+        return len(ids)
+
+    # -- logs --------------------------------------------------------------------------------
+    def add_log(self, request_id: str, entry: dict[str, str]) -> None:
+        self.db.execute(
+            "INSERT INTO logs (request_id, timestamp, level, source, message) VALUES (?, ?, ?, ?, ?)",
+            (request_id, entry["timestamp"], entry["level"], entry["source"], entry["message"]),
+        )
+
+    def logs(self, request_id: str) -> list[dict[str, str]]:
+        rows = self.db.execute(
+            "SELECT timestamp, level, source, message FROM (SELECT * FROM logs WHERE request_id = ?"
+            " ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (request_id, LOG_WINDOW),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    # -- apps --------------------------------------------------------------------------------
+    def save_app(self, name: str, record: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO apps (name, record) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record",
+            (name, json.dumps(record)),
+        )
+
+    def apps(self) -> dict[str, dict[str, Any]]:
+        return {
+            r["name"]: json.loads(r["record"]) for r in self.db.execute("SELECT * FROM apps ORDER BY name")
+        }

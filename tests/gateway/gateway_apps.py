@@ -1,0 +1,159 @@
+"""Small real apps the gateway tests deploy (cell sources, captured like the magic does)."""
+
+ECHO = """
+import asyncio
+import json
+import os
+import time
+
+import fal
+from fal.exceptions import RequestCancelledException
+from fastapi import Header
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+
+class Words(BaseModel):
+    text: str
+    delay: float = 0.0
+
+
+class Counted(BaseModel):
+    words: int
+    pid: int
+    version: int = VERSION
+
+
+class Echo(fal.App):
+    keep_alive = 300
+
+    def setup(self):
+        self.tasks = {}
+
+    @fal.endpoint("/")
+    def count(self, data: Words) -> Counted:
+        print(f"counting {data.text!r}")
+        time.sleep(data.delay)
+        print("done counting")
+        return Counted(words=len(data.text.split()), pid=os.getpid())
+
+    @fal.endpoint("/slow")
+    async def slow(self, data: Words, x_fal_request_id: str | None = Header(None)) -> Counted:
+        task = asyncio.create_task(asyncio.sleep(data.delay))
+        self.tasks[x_fal_request_id] = task
+        print("slow work started")
+        try:
+            await task
+        except asyncio.CancelledError:
+            print("cancelled by the caller")
+            raise RequestCancelledException("cancelled by the caller")
+        finally:
+            self.tasks.pop(x_fal_request_id, None)
+        return Counted(words=len(data.text.split()), pid=os.getpid())
+
+    @fal.endpoint("/slow/cancel")
+    async def cancel_slow(self, x_fal_request_id: str | None = Header(None)) -> dict:
+        task = self.tasks.get(x_fal_request_id)
+        if task is not None:
+            task.cancel()
+        return {"cancelled": task is not None}
+
+    @fal.endpoint("/crash")
+    def crash(self) -> dict:
+        print("this request kills its runner")
+        os._exit(1)
+
+    @fal.endpoint("/stream")
+    def stream(self, data: Words):
+        def events():
+            for word in data.text.split():
+                yield f"data: {json.dumps({'word': word})}\\n\\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+"""
+
+
+def echo(version: int = 1) -> str:
+    """The Echo app; ``version`` changes its code (a redeploy must replace the runners)."""
+    return f"VERSION = {version}\n" + ECHO
+
+
+SERVER = """
+import os
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+app = FastAPI()
+
+
+class Item(BaseModel):
+    name: str
+
+
+@app.post("/")
+def create(item: Item) -> dict:
+    print(f"creating {item.name}")
+    return {"created": item.name, "pid": os.getpid()}
+"""
+
+CRASHING = """
+import os
+import threading
+
+import fal
+
+
+class Crashing(fal.App):
+    def setup(self):
+        print("loading the model")
+        threading.Timer(1.0, os._exit, (3,)).start()
+
+    @fal.endpoint("/")
+    def run(self) -> dict:
+        return {}
+"""
+
+BROKEN = """
+import fal
+
+
+class Broken(fal.App):
+    def setup(self):
+        raise RuntimeError("the weights are missing")
+
+    @fal.endpoint("/")
+    def run(self) -> dict:
+        return {}
+"""
+
+ENV_PROBE = """
+import sys
+
+import fal
+from pydantic import BaseModel
+
+
+class Where(BaseModel):
+    prefix: str
+
+
+class EnvProbe(fal.App):
+    @fal.endpoint("/")
+    def where(self) -> Where:
+        return Where(prefix=sys.prefix)
+"""
+
+SECRET_SERVER = """
+import os
+
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.post("/")
+def leak() -> dict:
+    print("the token is", os.environ["MY_SERVICE_TOKEN"])
+    return {"length": len(os.environ["MY_SERVICE_TOKEN"])}
+"""

@@ -1,0 +1,77 @@
+"""Helpers for the gateway tests: free ports, and a handle on a test gateway that captures and deploys
+small real apps (in the kernel's environment, for speed) and polls its state."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import fal_notebook
+from fal_notebook.backends.base import Deployment
+from fal_notebook.backends.local import LocalBackend
+from fal_notebook.gateway import gateway_key
+
+#: Bodies above this size are refused with 413 in the tests' gateways.
+TEST_MAX_BODY = 1 << 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalGateway:
+    home: Path
+    port: int
+    apps_dir: Path
+    progress: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def key(self) -> str:
+        return gateway_key()
+
+    def http(self, *, key: bool = True) -> httpx.Client:
+        headers = {"Authorization": f"Key {self.key}"} if key else {}
+        return httpx.Client(base_url=self.base, headers=headers, timeout=60.0)
+
+    def capture(self, source: str, name: str, **options: Any):
+        return fal_notebook.capture(source, name, dir=self.apps_dir / name, **options)
+
+    def deploy(self, source: str, name: str, *, env: str = "kernel", **options: Any) -> Deployment:
+        self.progress.clear()
+        project = self.capture(source, name, **options)
+        return LocalBackend(env=env).deploy(project, progress=self.progress.append)
+
+    def info(self, name: str) -> dict[str, Any]:
+        with self.http() as client:
+            return client.get(f"/_fal_notebook/apps/{name}").json()
+
+    def wait_completed(self, client: httpx.Client, status_url: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = client.get(status_url, params={"logs": 1})
+            if response.status_code == 200:
+                return response.json()
+            assert response.status_code == 202, response.text
+            time.sleep(0.05)
+        raise AssertionError(f"{status_url} did not complete within {timeout} s")
+
+    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")

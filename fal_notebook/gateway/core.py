@@ -242,6 +242,7 @@ class Gateway:
         return 202, {"status": "CANCELLATION_REQUESTED"}
 
     async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
+        path = path.split("?", 1)[0]  # the query string was the call's, not the cancel's
         target = url + path.rstrip("/") + "/cancel"
         try:
             response = await self.http.post(target, headers={"x-fal-request-id": request_id}, timeout=10)

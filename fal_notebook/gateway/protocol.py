@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from typing import Any, AsyncIterator
+from urllib.parse import urlencode
 
 import httpx
 from starlette.requests import Request
@@ -62,6 +63,13 @@ def app_path(request: Request) -> str:
     return "/" + request.path_params["path"].lstrip("/")
 
 
+def app_query(request: Request) -> str:
+    """The query string for the app (``?a=1``, or empty): scalar endpoint parameters travel in it.
+    ``fal_webhook`` is the queue's own parameter, never the app's."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "fal_webhook"]
+    return "?" + urlencode(params) if params else ""
+
+
 # -- sync -------------------------------------------------------------------------------------
 async def run_sync(request: Request) -> Response:
     runtime = lookup(request)
@@ -81,7 +89,7 @@ async def run_sync(request: Request) -> Response:
         return error(503, str(exc), "runner_scheduling_failure", {"x-fal-request-id": request_id})
     except TimeoutError as exc:
         return error(504, str(exc), "request_timeout", {"X-Fal-Request-Timeout-Type": "user"})
-    path = app_path(request) + (f"?{request.url.query}" if request.url.query else "")
+    path = app_path(request) + app_query(request)
     headers = forwarded_headers(dict(request.headers), request_id)
     upstream = await runtime.send(runner, request.method, path, body, headers, stream=True)
     if isinstance(upstream, Outcome):
@@ -184,7 +192,7 @@ async def submit(request: Request) -> Response:
     try:
         request_id = gateway.submit(
             runtime,
-            app_path(request),
+            app_path(request) + app_query(request),
             body,
             stored_headers(request.headers),
             priority=priority,

@@ -58,6 +58,10 @@ class Echo(fal.App):
             task.cancel()
         return {"cancelled": task is not None}
 
+    @fal.endpoint("/repeat")
+    def repeat(self, word: str, times: int = 1) -> dict:
+        return {"words": [word] * times}
+
     @fal.endpoint("/crash")
     def crash(self) -> dict:
         print("this request kills its runner")

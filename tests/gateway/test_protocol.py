@@ -208,6 +208,14 @@ def test_status_stream_sends_events_until_completed(client, app):
     assert [entry["message"] for entry in events[-1]["logs"]] == ["counting 'x y'", "done counting"]
 
 
+def test_query_parameters_reach_the_app_sync_and_queued(gateway, client, app):
+    """Scalar endpoint parameters are query parameters; the queue keeps them (but not fal_webhook)."""
+    assert client.post("/local/echo/repeat?word=hi&times=2").json() == {"words": ["hi", "hi"]}
+    data = client.post("/queue/local/echo/repeat", params={"word": "yo", "times": 3, "fal_webhook": "x"}).json()
+    gateway.wait_completed(client, data["status_url"])
+    assert client.get(data["response_url"]).json() == {"words": ["yo", "yo", "yo"]}
+
+
 def test_cancel_a_queued_request(gateway, client, app):
     busy = client.post("/queue/local/echo/slow", json={"text": "a", "delay": 1.5}).json()
     waiting = client.post("/queue/local/echo", json={"text": "never runs"}).json()

@@ -1,4 +1,4 @@
-"""Fixtures for every test folder: a clean fal environment, and what the machine must provide.
+"""Fixtures for every test folder: a clean fal environment, a real gateway, and what the machine must provide.
 
 A missing tool skips a test on a developer's machine and fails it in CI (``CI`` set to a true
 value), where `.ci/provision` installs everything and a skip would hide a broken set-up.
@@ -13,6 +13,10 @@ from typing import NoReturn
 import docker
 import pytest
 
+from fal_notebook.gateway import start_gateway, stop_gateway
+
+from .gateway_helpers import TEST_MAX_BODY, LocalGateway, free_port
+
 FAL_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST",
            "FAL_NOTEBOOK_GATEWAY_PORT")
 
@@ -23,6 +27,22 @@ def fal_env(monkeypatch, tmp_path):
     for name in FAL_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
+    """A gateway process of its own (state dir, port) for the test module; stopped at its end."""
+    home = tmp_path_factory.mktemp("home")
+    port = free_port()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAL_NOTEBOOK_HOME", str(home))
+        mp.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(port))
+        mp.setenv("FAL_NOTEBOOK_GATEWAY_MAX_BODY", str(TEST_MAX_BODY))
+        start_gateway()
+        try:
+            yield LocalGateway(home=home, port=port, apps_dir=tmp_path_factory.mktemp("apps"))
+        finally:
+            stop_gateway()
 
 
 def in_ci() -> bool:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from gateway_apps import echo
-from gateway_helpers import free_port
+from tests.gateway_helpers import free_port
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request

@@ -6,7 +6,7 @@ import http.server
 import threading
 
 import pytest
-from gateway_helpers import free_port
+from tests.gateway_helpers import free_port
 
 from fal_notebook.errors import ConfigError, GatewayError
 from fal_notebook.gateway import gateway_status, start_gateway, stop_gateway

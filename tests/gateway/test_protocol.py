@@ -9,7 +9,7 @@ import time
 
 import pytest
 from gateway_apps import SECRET_SERVER, SERVER, echo
-from gateway_helpers import TEST_MAX_BODY
+from tests.gateway_helpers import TEST_MAX_BODY
 
 from fal_notebook.backends import deploy
 from fal_notebook.backends.base import Deployment

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from gateway_apps import BROKEN, CRASHING, echo
-from gateway_helpers import free_port
+from tests.gateway_helpers import free_port
 
 from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import DeployError

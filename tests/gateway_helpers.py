@@ -1,5 +1,6 @@
-"""Helpers for the gateway tests: free ports, and a handle on a test gateway that captures and deploys
-small real apps (in the kernel's environment, for speed) and polls its state."""
+"""Helpers for the tests that run a real gateway (tests/gateway, tests/widgets): free ports, and a handle on
+a test gateway that captures and deploys small real apps (in the kernel's environment, for speed) and
+polls its state. The ``gateway`` fixture (tests/conftest.py) gives one per test module."""
 
 from __future__ import annotations
 

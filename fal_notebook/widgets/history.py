@@ -1,5 +1,8 @@
 """The Playground's history: one record per call, kept in memory and persisted per app (the last
-``limit`` calls) under the state directory, so a new Playground of the same app shows them again."""
+``limit`` calls) under the state directory, so a new Playground of the same app shows them again.
+
+The file lives in ``FAL_NOTEBOOK_HOME`` next to the gateway's state (``gateway/``) rather than inside
+it: the kernel writes it, not the gateway process, and apps on fal have a history too."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ class Call:
 
 
 class HistoryStore:
-    """``<FAL_NOTEBOOK_HOME>/history/<app>.json``: the last ``limit`` calls of one app."""
+    """``<FAL_NOTEBOOK_HOME>/history/<endpoint id>.json``: the last ``limit`` calls of one app."""
 
     def __init__(self, app: str, limit: int = 50):
         self.path = home() / "history" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', app) or 'app'}.json"
@@ -48,6 +51,10 @@ class HistoryStore:
             return []  # a damaged history is not worth failing a Playground for
         known = Call.__dataclass_fields__
         return [Call(**{k: v for k, v in r.items() if k in known}) for r in records if isinstance(r, dict)]
+
+    def add(self, call: Call) -> None:
+        """Append one call to what the file holds now (other Playgrounds of the app may have added some)."""
+        self.save([*self.load(), call])
 
     def save(self, calls: list[Call]) -> None:
         records = [compact(asdict(c)) for c in calls[-self.limit:]]

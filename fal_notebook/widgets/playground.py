@@ -53,7 +53,7 @@ class Playground:
         if not self.schema.endpoints:
             raise FalNotebookError(f"{self.name}: the app's schema has no POST endpoint to call.")
         self.uploader = uploader or default_uploader(self.endpoint_id)
-        self.store = HistoryStore(self.name or "app", history_limit)
+        self.store = HistoryStore(self.endpoint_id or self.name or "app", history_limit)
         self.history: list[Call] = self.store.load()
         self.result: Any = None
         self._lock = threading.Lock()
@@ -235,10 +235,12 @@ class Playground:
                 output = self._stream(call, endpoint, path, body)
             else:
                 output = self._queue(call, endpoint, path, body)
-            cancelled = self._cancelled.is_set()
-            call.finish("CANCELLED" if cancelled else "COMPLETED", output=output)
-            if not cancelled:
+            stopped = endpoint.streaming and self._cancelled.is_set()  # a partial output
+            call.finish("CANCELLED" if stopped else "COMPLETED", output=output)
+            if not stopped:
                 self.result = output
+            if self._cancelled.is_set() and not stopped:
+                self._message.value = _note_html("The app finished the call before the cancellation reached it.")
             self._show_output(output, endpoint)
         except Exception as e:  # shown in the widget and given to the future's owner
             failure = e
@@ -316,12 +318,15 @@ class Playground:
             text = "The app rejected the input (HTTP 422)"
             if left:
                 text += ": " + "; ".join(_issue_text(i) for i in left)
+        elif call.status == "CANCELLED":
+            reason = str(detail).rstrip(".") if isinstance(detail, str) and detail else "the request was stopped"
+            text = f"Cancelled: {reason}."
         else:
             text = _describe(error)
         request_id = getattr(error, "request_id", None) or call.request_id
         if request_id and request_id not in text:
             text += f" (request id {request_id})"
-        self._message.value = _error_html(text)
+        self._message.value = _note_html(text) if call.status == "CANCELLED" else _error_html(text)
 
     def _show_issues(self, issues: list[Issue]) -> list[Issue]:
         """Mark the fields; the issues no field takes are shown under the form (and returned)."""
@@ -337,7 +342,7 @@ class Playground:
         self._status(f"{words.get(call.status, call.status)} · {extra}", call.status.lower())
         self.history.append(call)
         try:
-            self.store.save(self.history)
+            self.store.add(call)
         except OSError as e:
             self._message.value = _error_html(f"History not saved: {e}")
         self._render_history()
@@ -425,6 +430,10 @@ def _describe(error: Exception) -> str:
 
 def _error_html(text: str) -> str:
     return f'<div class="fal-pg-error">{html.escape(text)}</div>' if text else ""
+
+
+def _note_html(text: str) -> str:
+    return f'<div class="fal-pg-help">{html.escape(text)}</div>' if text else ""
 
 
 __all__ = ["Playground"]

@@ -15,7 +15,7 @@ from fal_notebook.widgets.fields import data_uri
 from fal_notebook.widgets.playground import Playground, default_uploader
 
 from .. import sample_apps
-from .fake_client import FakeClient, request_error
+from .fake_client import FakeClient, FakeHandle, request_error
 
 IMAGES = {"images": [{"url": "https://cdn.example/out.png", "content_type": "image/png", "width": 8, "height": 8}],
           "seed": 7, "caption": "a cat, drawn"}
@@ -142,6 +142,20 @@ def test_run_does_not_block_and_cancel_cancels_the_request(client):
     assert client.cancels == ["req-1"]
     assert pg.history[-1].status == "CANCELLED" and "Cancelled" in pg._status_line.value
     assert pg.result is None
+
+
+def test_a_call_the_app_finishes_despite_cancel_counts_as_completed(client, monkeypatch):
+    monkeypatch.setattr(FakeHandle, "cancel", lambda handle: client.cancels.append(handle.request_id))
+    client.gate = __import__("threading").Event()
+    pg = Playground(client)
+    future = pg.submit()
+    assert client.started.wait(5)
+    pg.cancel()
+    client.gate.set()
+    assert future.result(timeout=5) == IMAGES == pg.result
+    assert client.cancels == ["req-1"] and pg.history[-1].status == "COMPLETED"
+    assert "finished the call before the cancellation reached it" in pg._message.value
+    assert "a cat, drawn" in html_of(pg._output_box)
 
 
 def test_query_parameter_endpoint(client):

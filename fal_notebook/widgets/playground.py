@@ -142,7 +142,10 @@ class Playground:
                         key_file=str(key_file) if key_file and key_file.is_file() else None)[language]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        return {**self.widget._repr_mimebundle_(**kwargs), "text/plain": repr(self)}
+
+    def __repr__(self) -> str:
+        return f"Playground({self.endpoint_id or self.name!r}, endpoint={self.endpoint.path!r})"
 
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:

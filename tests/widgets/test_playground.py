@@ -52,7 +52,9 @@ def test_layout_picker_and_fields(client):
     assert list(pg.fields)[:2] == ["prompt", "image_url"] and "debug" not in pg.fields
     assert pg.fields["prompt"].value == "a cat in a hat"
     assert pg._tabs.titles == ("Result", "Code", "History")
-    assert pg._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"] == pg.widget.model_id
+    bundle = pg._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == pg.widget.model_id
+    assert bundle["text/plain"] == "Playground('alice/painter', endpoint='/')"
 
 
 def test_run_sends_the_minimal_input_and_renders_the_output(client):

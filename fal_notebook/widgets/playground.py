@@ -188,6 +188,7 @@ class Playground:
         columns = W.HBox([form_column, result_column], layout=W.Layout(flex_flow="row wrap", width="100%"))
         self.widget = W.VBox([stylesheet(), header, columns])
         self.widget.add_class("fal-pg")
+        self.widget.add_class("fal-pg-playground")
         self._status("Ready", "idle")
         self._render_history()
 

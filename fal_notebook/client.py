@@ -234,13 +234,14 @@ class EndpointClient:
                              timeout=_timeout(None), accept="text/event-stream")
 
     # -- answers (shared) ------------------------------------------------------------------------
-    def _error(self, response: httpx.Response, request_id: str | None = None) -> RequestError:
+    def _error(self, response: httpx.Response, request_id: str | None = None, *,
+               from_app: bool = False) -> RequestError:
         return request_error(response, self._address, key=self._key, request_id=request_id,
-                             attempts=self._retry.attempts)
+                             attempts=self._retry.attempts, from_app=from_app)
 
-    def _json(self, response: httpx.Response, request_id: str | None = None) -> Any:
+    def _json(self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False) -> Any:
         if response.is_error:
-            raise self._error(response, request_id)
+            raise self._error(response, request_id, from_app=from_app)
         try:
             return response.json()
         except ValueError:
@@ -414,7 +415,8 @@ class _Handle:
                                                self.request_id) from None
 
     def _result(self, response: httpx.Response) -> Any:
-        return self._client._json(response, self.request_id)
+        # Asked once the request completed: an error answer is the app's (a 404: its unknown path).
+        return self._client._json(response, self.request_id, from_app=True)
 
     def _cancelled(self, response: httpx.Response) -> str:
         if (answer := cancel_answer(response)) is None:

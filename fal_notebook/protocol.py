@@ -372,10 +372,11 @@ def response_detail(response: httpx.Response) -> Any:
 
 
 def request_error(response: httpx.Response, address: Address, *, key: str | None,
-                  request_id: str | None = None, attempts: int = 1) -> RequestError:
+                  request_id: str | None = None, attempts: int = 1, from_app: bool = False) -> RequestError:
     """The error for an HTTP error answer: endpoint, status code, detail, request id and what to do.
 
-    ``request_id``: the queued request the answer is about (a 404 then means that request is unknown);
+    ``request_id``: the queued request the answer is about (a 404 from the queue then means that
+    request is unknown); ``from_app``: the answer is the app's own, the result of a completed request;
     ``attempts``: how often a retryable answer was tried.
     """
     status, detail = response.status_code, response_detail(response)
@@ -388,7 +389,7 @@ def request_error(response: httpx.Response, address: Address, *, key: str | None
         todo = _auth_hint(address, key)
     elif status == 404:
         problem = f"not found (HTTP 404) for {where}: {render_detail(detail)}."
-        todo = ("No request with this id: it is unknown, or its result expired." if request_id else
+        todo = ("No request with this id: it is unknown, or its result expired." if request_id and not from_app else
                 "Unknown app or path: check the endpoint id and the path (openapi() lists the app's paths; "
                 "%fal_apps lists local apps).")
     elif status in RETRY_STATUSES or status in GATEWAY_STATUSES:
@@ -456,8 +457,10 @@ def render_location(loc: list[Any]) -> str:
 
 
 def render_detail(detail: Any) -> str:
+    """The detail as text for a sentence: at most 1000 characters, without a final full stop."""
     text = detail if isinstance(detail, str) else json.dumps(detail, default=str)
-    return (text[:1000] + "...") if len(text) > 1000 else (text or "no detail")
+    text = (text[:1000] + "...") if len(text) > 1000 else (text or "no detail")
+    return text.removesuffix(".")
 
 
 def _error_type(response: httpx.Response) -> str | None:

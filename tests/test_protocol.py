@@ -258,10 +258,11 @@ def test_render_location(loc, text):
 
 
 def _error_for(status: int, body: object, address: str = "local/echo", *, key: str | None = None,
-               request_id: str | None = None, **headers: str):
+               request_id: str | None = None, from_app: bool = False, **headers: str):
     request = httpx.Request("POST", "http://127.0.0.1:8765/local/echo/generate?x=1")
     response = httpx.Response(status, json=body, headers=headers, request=request)
-    return request_error(response, resolve_address(address), key=key, request_id=request_id, attempts=8)
+    return request_error(response, resolve_address(address), key=key, request_id=request_id, attempts=8,
+                         from_app=from_app)
 
 
 def test_error_messages_say_what_to_do():
@@ -277,8 +278,13 @@ def test_error_messages_say_what_to_do():
     assert unknown_path.request_id == "r1" and str(unknown_path).endswith("(request id r1)")
     unknown_request = _error_for(404, {"detail": "Request not found"}, request_id="r2")
     assert "No request with this id" in str(unknown_request)
+    # the result of a completed request is the app's answer: its 404 is about the path
+    app_404 = _error_for(404, {"detail": "Not Found"}, request_id="r2", from_app=True)
+    assert "Unknown app or path" in str(app_404) and "No request" not in str(app_404)
     assert "still after 8 tries" in str(_error_for(503, {"detail": "no runner"}))
     from_the_app = _error_for(503, {"detail": "overloaded"}, **{"x-fal-request-id": "r3"})
     assert "tries" not in str(from_the_app) and "overloaded" in str(from_the_app)
+    refused = _error_for(401, {"detail": "Unauthorized: this app is private."})
+    assert "this app is private. " in str(refused) and ".." not in str(refused)
     failed = _error_for(500, {"detail": "CUDA out of memory", "error_type": "RuntimeError"})
     assert "the app failed (HTTP 500): CUDA out of memory" in str(failed) and failed.error_type == "RuntimeError"

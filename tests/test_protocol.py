@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 
@@ -16,6 +18,7 @@ from fal_notebook.protocol import (
     cancel_answer,
     decode_status,
     default_key,
+    fal_address,
     queued_request,
     render_location,
     request_error,
@@ -73,6 +76,18 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv("FAL_QUEUE_RUN_HOST", "127.0.0.1:8765/queue")
     assert resolve_address("o/a").queue_url == "https://127.0.0.1:8765/queue/o/a"
     assert resolve_address("https://run.example.org/o/a/x").queue_url == "https://127.0.0.1:8765/queue/o/a/x"
+
+
+def test_a_fal_endpoint_whose_owner_is_local_stays_on_fal(monkeypatch):
+    monkeypatch.setenv("FAL_RUN_HOST", "127.0.0.1:9443")
+    monkeypatch.setenv("FAL_QUEUE_RUN_HOST", "127.0.0.1:9443/queue")
+    address = fal_address("local/words/count")
+    assert (address.kind, address.endpoint_id, address.path) == ("fal", "local/words/count", "/count")
+    assert (address.url, address.queue_url) == (
+        "https://127.0.0.1:9443/local/words/count", "https://127.0.0.1:9443/queue/local/words/count")
+    assert resolve_address("local/words").kind == "local"  # an endpoint id alone means the gateway
+    with pytest.raises(ConfigError, match="an app on fal"):
+        fal_address("words")
 
 
 @pytest.mark.parametrize("bad", ["echo", "", "  ", "local/", "a b/c", "ftp://host/x", "https://fal.run/owner"])
@@ -133,6 +148,16 @@ def test_transport_errors_are_retried_but_a_callers_timeout_is_final():
     assert retry_wait(policy, 1, error=httpx.ReadTimeout("slow")) is not None
     assert retry_wait(policy, 1, error=httpx.ReadTimeout("slow"), bounded=True) is None
     assert retry_wait(policy, 1, error=httpx.ConnectError("refused"), bounded=True) is not None
+
+
+def test_a_refused_certificate_is_final():
+    try:
+        try:
+            raise ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+        except ssl.SSLError as exc:
+            raise httpx.ConnectError(str(exc)) from exc
+    except httpx.ConnectError as error:
+        assert retry_wait(RetryPolicy(), 1, error=error) is None
 
 
 def test_attempts_are_bounded():

@@ -129,6 +129,6 @@ def serve_tls(upstream: str, folder: Path):
     assert server.started, "the TLS terminator did not start"
     try:
         yield terminator
-    finally:
-        server.should_exit = True
+    finally:  # without waiting for idle keep-alive connections of clients a test left open
+        server.should_exit = server.force_exit = True
         thread.join(10)

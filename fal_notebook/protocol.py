@@ -415,7 +415,8 @@ def request_error(response: httpx.Response, address: Address, *, key: str | None
         todo = _auth_hint(address, key)
     elif status == 404:
         problem = f"not found (HTTP 404) for {where}: {render_detail(detail)}."
-        todo = ("No request with this id: it is unknown, or its result expired." if request_id and not from_app else
+        unknown_request = request_id and not from_app
+        todo = ("No request with this id: it is unknown, or its result expired." if unknown_request else
                 "Unknown app or path: check the endpoint id and the path (openapi() lists the app's paths; "
                 "%fal_apps lists local apps).")
     elif status in RETRY_STATUSES or status in GATEWAY_STATUSES:

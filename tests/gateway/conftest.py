@@ -3,6 +3,8 @@ process on them (helpers in gateway_helpers.py), and a TLS terminator in front (
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from gateway_helpers import TEST_MAX_BODY, LocalGateway, free_port
 from tls_terminator import serve_tls
@@ -30,3 +32,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory):
 def tls(gateway, tmp_path_factory):
     """HTTPS (self-signed, its certificate in ``cert_file``) in front of the module's gateway."""
     yield from serve_tls(gateway.base, tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def gate(tmp_path):
+    """A file path a ``/hold`` request of the WORDS app waits for; created at the test's end at the latest."""
+    path = tmp_path / f"gate-{uuid.uuid4().hex[:8]}"
+    yield path
+    path.touch()

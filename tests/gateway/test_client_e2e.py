@@ -9,15 +9,14 @@ public). No sleeps: tests wait on statuses and log lines.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from pathlib import Path
 
 import pytest
 from gateway_apps import EVENTS_SERVER, WORDS
+from gateway_helpers import hold, messages
 
 from fal_notebook.backends import deploy
 from fal_notebook.backends.base import Deployment
-from fal_notebook.client import Completed, InProgress, Queued, RequestError, RequestHandle, connect
+from fal_notebook.client import Completed, InProgress, Queued, RequestError, connect
 
 
 @pytest.fixture(scope="module")
@@ -30,30 +29,6 @@ def words(gateway) -> Deployment:
 def events(gateway) -> Deployment:
     project = gateway.capture(EVENTS_SERVER, "events", mode="server", auth="public")
     return deploy(project, target="local", env="kernel", progress=gateway.progress.append)
-
-
-@pytest.fixture
-def gate(tmp_path) -> Path:
-    """A file a ``/hold`` request waits for; created at the end of the test at the latest."""
-    path = tmp_path / f"gate-{uuid.uuid4().hex[:8]}"
-    yield path
-    path.touch()
-
-
-def messages(logs: list[dict]) -> list[str]:
-    return [entry["message"] for entry in logs]
-
-
-def logged(handle: RequestHandle, line: str) -> bool:
-    status = handle.status(logs=True)
-    return line in messages(getattr(status, "logs", []))
-
-
-def hold(gateway, client, gate: Path) -> RequestHandle:
-    """A request that occupies the app's only runner until ``gate`` exists."""
-    handle = client.submit({"path": str(gate)}, path="/hold")
-    gateway.wait_for(lambda: logged(handle, f"holding until {gate.name} exists"), what="the hold to start")
-    return handle
 
 
 # -- calls ----------------------------------------------------------------------------------------

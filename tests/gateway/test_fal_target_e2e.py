@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
 
 import pytest
 from gateway_apps import WORDS
+from gateway_helpers import hold, messages
 
 import fal_notebook
 from fal_notebook.backends import deploy
 from fal_notebook.backends.fal import deployment_from_report
 from fal_notebook.backends.fal_cli import FalRun
-from fal_notebook.client import Completed, InProgress, Queued, RequestError
+from fal_notebook.client import Completed, Queued, RequestError
 
 NAME = "words-on-fal"
 
@@ -66,17 +66,6 @@ def on_fal(gateway, tls, monkeypatch):
     return tls
 
 
-@pytest.fixture
-def gate(tmp_path):
-    path = tmp_path / f"gate-{uuid.uuid4().hex[:8]}"
-    yield path
-    path.touch()
-
-
-def messages(logs) -> list[str]:
-    return [entry["message"] for entry in logs]
-
-
 def test_the_record_names_fal(fal_deployment):
     assert fal_deployment.target == "fal" and fal_deployment.endpoint_id == f"local/{NAME}"
     assert fal_deployment.url == f"https://fal.run/local/{NAME}"
@@ -87,18 +76,12 @@ def sent_keys(tls) -> set[str | None]:
     return {seen.authorization for seen in tls.seen}
 
 
-def hold_started(handle) -> bool:
-    status = handle.status(logs=True)
-    return isinstance(status, InProgress) and any(line.startswith("holding until") for line in messages(status.logs))
-
-
 def test_full_queue_flow_through_fal_hosts(gateway, fal_deployment, on_fal, gate):
     with fal_deployment.client() as client:
         assert client.url == f"https://{on_fal.host}/local/{NAME}"
         assert client.queue_url == f"https://{on_fal.host}/queue/local/{NAME}"
 
-        held = client.submit({"path": str(gate)}, path="/hold")
-        gateway.wait_for(lambda: hold_started(held), what="the hold to start")
+        held = hold(gateway, client, gate)
         queued = client.submit({"text": "one two three"})
         doomed = client.submit({"text": "never"})
         assert queued.status() == Queued(position=0) and doomed.status() == Queued(position=1)
@@ -115,8 +98,7 @@ def test_full_queue_flow_through_fal_hosts(gateway, fal_deployment, on_fal, gate
         assert lines == ["word 0: one", "word 1: two", "word 2: three", "counted"]
         assert queued.result(timeout=60) == {"words": 3}
 
-        running = client.submit({"path": str(gate) + "-never"}, path="/hold")
-        gateway.wait_for(lambda: hold_started(running), what="the second hold to start")
+        running = hold(gateway, client, gate.with_name(gate.name + "-never"))
         assert running.cancel() == "CANCELLATION_REQUESTED"
         with pytest.raises(RequestError) as caught:
             running.result(timeout=60)
@@ -130,8 +112,8 @@ def test_full_queue_flow_through_fal_hosts(gateway, fal_deployment, on_fal, gate
     assert sent_keys(on_fal) == {f"Key {os.environ['FAL_KEY']}"}
     assert all(seen.path.startswith((f"/local/{NAME}", f"/queue/local/{NAME}")) for seen in on_fal.seen)
     assert {"POST", "GET", "PUT"} <= {seen.method for seen in on_fal.seen}
-    status_polls = [seen for seen in on_fal.seen if seen.path.endswith(f"/requests/{queued.request_id}/status")]
-    assert status_polls, "the status URLs the queue handed out lead back through fal's host"
+    status_path = f"/queue/local/{NAME}/requests/{queued.request_id}/status"
+    assert any(seen.path == status_path for seen in on_fal.seen)  # the queue's URLs lead back through it
 
 
 def test_async_flow_through_fal_hosts(fal_deployment, on_fal):
@@ -157,6 +139,7 @@ def test_playground_calls_the_fal_deployment(fal_deployment, on_fal):
     finally:
         playground.client.close()
     assert playground.result == {"words": 3} and playground.history[-1].status == "COMPLETED"
+    assert "fal_client" in playground.code("Python")  # fal code, not the gateway's URL
     assert any(seen.path.startswith(f"/queue/local/{NAME}") for seen in on_fal.seen)
     assert sent_keys(on_fal) == {f"Key {os.environ['FAL_KEY']}"}
 

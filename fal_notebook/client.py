@@ -65,7 +65,7 @@ PRIORITIES = ("normal", "low")
 Priority = Literal["normal", "low"]
 
 
-def connect(endpoint_id_or_url: str, key: str | None = None, *,
+def connect(endpoint_id_or_url: str | Address, key: str | None = None, *,
             transport: httpx.BaseTransport | None = None,
             async_transport: httpx.AsyncBaseTransport | None = None,
             timeout: float | None = DEFAULT_TIMEOUT, retry: RetryPolicy | None = None,
@@ -74,9 +74,12 @@ def connect(endpoint_id_or_url: str, key: str | None = None, *,
 
     Without ``key``, the local gateway's key (``<FAL_NOTEBOOK_HOME>/gateway/key``) is sent to the local
     gateway and ``FAL_KEY`` (or ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``) to fal; other URLs get no key.
-    ``transport``/``async_transport`` replace httpx's network transports (tests use them).
+    ``transport``/``async_transport`` replace httpx's network transports (tests use them). An
+    :class:`~fal_notebook.protocol.Address` is taken as it is (``Deployment.client()`` passes one).
     """
-    address = resolve_address(endpoint_id_or_url)
+    address = endpoint_id_or_url
+    if not isinstance(address, Address):
+        address = resolve_address(address)
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
     return EndpointClient(address, key if key is not None else default_key(address), transport=transport,
@@ -234,13 +237,14 @@ class EndpointClient:
                              timeout=_timeout(None), accept="text/event-stream")
 
     # -- answers (shared) ------------------------------------------------------------------------
-    def _error(self, response: httpx.Response, request_id: str | None = None) -> RequestError:
+    def _error(self, response: httpx.Response, request_id: str | None = None, *,
+               from_app: bool = False) -> RequestError:
         return request_error(response, self._address, key=self._key, request_id=request_id,
-                             attempts=self._retry.attempts)
+                             attempts=self._retry.attempts, from_app=from_app)
 
-    def _json(self, response: httpx.Response, request_id: str | None = None) -> Any:
+    def _json(self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False) -> Any:
         if response.is_error:
-            raise self._error(response, request_id)
+            raise self._error(response, request_id, from_app=from_app)
         try:
             return response.json()
         except ValueError:
@@ -296,8 +300,12 @@ class EndpointClient:
 
     # -- I/O: the only part that differs between the flavours --------------------------------------
     def _client_options(self) -> dict[str, Any]:
-        # Loopback traffic (the local gateway) never goes through a proxy from the environment.
-        return {"timeout": self._timeout, "trust_env": not self._address.loopback}
+        # Loopback traffic (the local gateway, or fal's hosts pointed at a local TLS proxy) never goes
+        # through a proxy from the environment, but its TLS trusts SSL_CERT_FILE/SSL_CERT_DIR as usual.
+        options: dict[str, Any] = {"timeout": self._timeout, "trust_env": not self._address.loopback}
+        if self._address.loopback and self._address.app_url.startswith("https://"):
+            options["verify"] = httpx.create_ssl_context(trust_env=True)
+        return options
 
     def _sync_http(self) -> httpx.Client:
         if self._http is None:
@@ -414,7 +422,8 @@ class _Handle:
                                                self.request_id) from None
 
     def _result(self, response: httpx.Response) -> Any:
-        return self._client._json(response, self.request_id)
+        # Asked once the request completed: an error answer is the app's (a 404: its unknown path).
+        return self._client._json(response, self.request_id, from_app=True)
 
     def _cancelled(self, response: httpx.Response) -> str:
         if (answer := cancel_answer(response)) is None:

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import ssl
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -88,16 +89,29 @@ def resolve_address(target: str) -> Address:
     target = target.strip()
     if "://" in target:
         return _address_of_url(target)
-    segments = target.strip("/").split("/")
-    app_length = 3 if segments[0] in NAMESPACES else 2
-    if len(segments) < app_length or not all(_SEGMENT.fullmatch(s) for s in segments):
-        raise ConfigError(f"{target!r} is not an endpoint: use {_ACCEPTED_FORMS}.")
-    app, path = "/".join(segments[:app_length]), join_path(*segments[app_length:])
-    if segments[0] == "local":
+    app, path = _app_and_path(target, _ACCEPTED_FORMS)
+    if app.startswith("local/"):
         origin = gateway_origin()
         return Address(target, f"{origin}/{app}", f"{origin}/queue/{app}", path, "local")
+    return fal_address(target)
+
+
+def fal_address(endpoint_id: str) -> Address:
+    """The address of ``<owner>/<app>[/<path>]`` on fal (``FAL_RUN_HOST``, ``FAL_QUEUE_RUN_HOST``),
+    whatever the owner is called: a fal deployment's id names fal even when its owner is ``local``."""
+    endpoint_id = endpoint_id.strip()
+    app, path = _app_and_path(endpoint_id, "'<owner>/<app>[/<path>]' (an app on fal)")
     run_host, queue_host = fal_hosts()
-    return Address(target, f"https://{run_host}/{app}", f"https://{queue_host}/{app}", path, "fal")
+    return Address(endpoint_id, f"https://{run_host}/{app}", f"https://{queue_host}/{app}", path, "fal")
+
+
+def _app_and_path(endpoint_id: str, accepted: str) -> tuple[str, str]:
+    """``("owner/app", "/path")`` of an endpoint id (three app segments for fal's namespaces)."""
+    segments = endpoint_id.strip("/").split("/")
+    app_length = 3 if segments[0] in NAMESPACES else 2
+    if len(segments) < app_length or not all(_SEGMENT.fullmatch(s) for s in segments):
+        raise ConfigError(f"{endpoint_id!r} is not an endpoint: use {accepted}.")
+    return "/".join(segments[:app_length]), join_path(*segments[app_length:])
 
 
 def _address_of_url(url: str) -> Address:
@@ -221,13 +235,25 @@ def retry_wait(policy: RetryPolicy, attempt: int, *, response: httpx.Response | 
                error: httpx.TransportError | None = None, bounded: bool = False) -> float | None:
     """Seconds to wait before trying again, or None when the answer (or error) is final.
 
-    ``bounded``: the caller set its own timeout, so a timeout is final rather than retried.
+    ``bounded``: the caller set its own timeout, so a timeout is final rather than retried. A refused
+    certificate is final too: trying again cannot change it.
     """
     if attempt >= policy.attempts:
         return None
     if error is not None:
-        return None if bounded and isinstance(error, httpx.TimeoutException) else policy.delay(attempt)
+        final = (bounded and isinstance(error, httpx.TimeoutException)) or certificate_refused(error)
+        return None if final else policy.delay(attempt)
     return policy.delay(attempt, response) if response is not None and retryable_response(response) else None
+
+
+def certificate_refused(error: BaseException) -> bool:
+    """Whether the TLS certificate check failed somewhere in the error's chain of causes."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 # -- statuses and logs ----------------------------------------------------------------------------
@@ -372,10 +398,11 @@ def response_detail(response: httpx.Response) -> Any:
 
 
 def request_error(response: httpx.Response, address: Address, *, key: str | None,
-                  request_id: str | None = None, attempts: int = 1) -> RequestError:
+                  request_id: str | None = None, attempts: int = 1, from_app: bool = False) -> RequestError:
     """The error for an HTTP error answer: endpoint, status code, detail, request id and what to do.
 
-    ``request_id``: the queued request the answer is about (a 404 then means that request is unknown);
+    ``request_id``: the queued request the answer is about (a 404 from the queue then means that
+    request is unknown); ``from_app``: the answer is the app's own, the result of a completed request;
     ``attempts``: how often a retryable answer was tried.
     """
     status, detail = response.status_code, response_detail(response)
@@ -388,7 +415,8 @@ def request_error(response: httpx.Response, address: Address, *, key: str | None
         todo = _auth_hint(address, key)
     elif status == 404:
         problem = f"not found (HTTP 404) for {where}: {render_detail(detail)}."
-        todo = ("No request with this id: it is unknown, or its result expired." if request_id else
+        unknown_request = request_id and not from_app
+        todo = ("No request with this id: it is unknown, or its result expired." if unknown_request else
                 "Unknown app or path: check the endpoint id and the path (openapi() lists the app's paths; "
                 "%fal_apps lists local apps).")
     elif status in RETRY_STATUSES or status in GATEWAY_STATUSES:
@@ -456,8 +484,10 @@ def render_location(loc: list[Any]) -> str:
 
 
 def render_detail(detail: Any) -> str:
+    """The detail as text for a sentence: at most 1000 characters, without a final full stop."""
     text = detail if isinstance(detail, str) else json.dumps(detail, default=str)
-    return (text[:1000] + "...") if len(text) > 1000 else (text or "no detail")
+    text = (text[:1000] + "...") if len(text) > 1000 else (text or "no detail")
+    return text.removesuffix(".")
 
 
 def _error_type(response: httpx.Response) -> str | None:

@@ -76,3 +76,18 @@ class LocalGateway:
                 return value
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}")
+
+
+def messages(logs: list[dict[str, Any]]) -> list[str]:
+    """The messages of a status's log entries."""
+    return [entry["message"] for entry in logs]
+
+
+def hold(gateway: LocalGateway, client: Any, gate: Path) -> Any:
+    """Submit a ``/hold`` request to the WORDS app (gateway_apps.py) and wait until it occupies a
+    runner: the app logs when it starts to wait for ``gate`` to exist."""
+    handle = client.submit({"path": str(gate)}, path="/hold")
+    started = f"holding until {gate.name} exists"
+    gateway.wait_for(lambda: started in messages(getattr(handle.status(logs=True), "logs", [])),
+                     what=f"the app to log {started!r}")
+    return handle

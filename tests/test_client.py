@@ -25,7 +25,9 @@ from fal_notebook.client import (
     RetryPolicy,
     connect,
 )
+from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import ConfigError
+from fal_notebook.protocol import fal_address
 
 KEY = "key-id-1234:key-secret-abcdefgh"
 NO_WAIT = RetryPolicy(base_delay=0.0)
@@ -284,6 +286,22 @@ def test_fal_hosts_from_the_environment(monkeypatch):
     client.submit({})
     assert [str(r.url) for r in seen] == ["https://127.0.0.1:8765/me/app", "https://127.0.0.1:8765/queue/me/app"]
     assert seen[0].headers["authorization"] == "Key id:secret"
+
+
+def test_a_fal_deployment_owned_by_local_is_called_on_fal(monkeypatch, tmp_path):
+    """The record of a fal deployment names fal, even when its owner is called ``local``."""
+    monkeypatch.setenv("FAL_KEY", "fal-key-id:fal-key-secret-xyz")
+    monkeypatch.setenv("FAL_RUN_HOST", "127.0.0.1:9443")
+    monkeypatch.setenv("FAL_QUEUE_RUN_HOST", "127.0.0.1:9443/queue")
+    record = Deployment("words", "fal", "local/words", "https://fal.run/local/words",
+                        "https://queue.fal.run/local/words", "ready")
+    client = record.client()
+    assert (client.url, client.queue_url) == ("https://127.0.0.1:9443/local/words",
+                                              "https://127.0.0.1:9443/queue/local/words")
+    transport, seen = recording(body={"request_id": "r1"})
+    connect(fal_address(record.endpoint_id), transport=transport).submit({})
+    assert str(seen[0].url) == "https://127.0.0.1:9443/queue/local/words"
+    assert seen[0].headers["authorization"] == "Key fal-key-id:fal-key-secret-xyz"
 
 
 def test_explicit_key_wins_and_urls_keep_their_layout(monkeypatch):

@@ -25,11 +25,10 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(free_port()))
     shutil.copy(path, tmp_path / path.name)
     nb = nbformat.read(tmp_path / path.name, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     try:
-        client.execute()
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     finally:
-        stop_gateway()  # the one a %fal_deploy started for this notebook's FAL_NOTEBOOK_HOME and port
+        stop_gateway()  # the gateway outlives the kernel by design; this test's one is stopped here
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert (tmp_path / "fal_apps").is_dir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 
@@ -16,6 +18,7 @@ from fal_notebook.protocol import (
     cancel_answer,
     decode_status,
     default_key,
+    fal_address,
     queued_request,
     render_location,
     request_error,
@@ -73,6 +76,18 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv("FAL_QUEUE_RUN_HOST", "127.0.0.1:8765/queue")
     assert resolve_address("o/a").queue_url == "https://127.0.0.1:8765/queue/o/a"
     assert resolve_address("https://run.example.org/o/a/x").queue_url == "https://127.0.0.1:8765/queue/o/a/x"
+
+
+def test_a_fal_endpoint_whose_owner_is_local_stays_on_fal(monkeypatch):
+    monkeypatch.setenv("FAL_RUN_HOST", "127.0.0.1:9443")
+    monkeypatch.setenv("FAL_QUEUE_RUN_HOST", "127.0.0.1:9443/queue")
+    address = fal_address("local/words/count")
+    assert (address.kind, address.endpoint_id, address.path) == ("fal", "local/words/count", "/count")
+    assert (address.url, address.queue_url) == (
+        "https://127.0.0.1:9443/local/words/count", "https://127.0.0.1:9443/queue/local/words/count")
+    assert resolve_address("local/words").kind == "local"  # an endpoint id alone means the gateway
+    with pytest.raises(ConfigError, match="an app on fal"):
+        fal_address("words")
 
 
 @pytest.mark.parametrize("bad", ["echo", "", "  ", "local/", "a b/c", "ftp://host/x", "https://fal.run/owner"])
@@ -133,6 +148,16 @@ def test_transport_errors_are_retried_but_a_callers_timeout_is_final():
     assert retry_wait(policy, 1, error=httpx.ReadTimeout("slow")) is not None
     assert retry_wait(policy, 1, error=httpx.ReadTimeout("slow"), bounded=True) is None
     assert retry_wait(policy, 1, error=httpx.ConnectError("refused"), bounded=True) is not None
+
+
+def test_a_refused_certificate_is_final():
+    try:
+        try:
+            raise ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+        except ssl.SSLError as exc:
+            raise httpx.ConnectError(str(exc)) from exc
+    except httpx.ConnectError as error:
+        assert retry_wait(RetryPolicy(), 1, error=error) is None
 
 
 def test_attempts_are_bounded():
@@ -258,10 +283,11 @@ def test_render_location(loc, text):
 
 
 def _error_for(status: int, body: object, address: str = "local/echo", *, key: str | None = None,
-               request_id: str | None = None, **headers: str):
+               request_id: str | None = None, from_app: bool = False, **headers: str):
     request = httpx.Request("POST", "http://127.0.0.1:8765/local/echo/generate?x=1")
     response = httpx.Response(status, json=body, headers=headers, request=request)
-    return request_error(response, resolve_address(address), key=key, request_id=request_id, attempts=8)
+    return request_error(response, resolve_address(address), key=key, request_id=request_id, attempts=8,
+                         from_app=from_app)
 
 
 def test_error_messages_say_what_to_do():
@@ -277,8 +303,13 @@ def test_error_messages_say_what_to_do():
     assert unknown_path.request_id == "r1" and str(unknown_path).endswith("(request id r1)")
     unknown_request = _error_for(404, {"detail": "Request not found"}, request_id="r2")
     assert "No request with this id" in str(unknown_request)
+    # the result of a completed request is the app's answer: its 404 is about the path
+    app_404 = _error_for(404, {"detail": "Not Found"}, request_id="r2", from_app=True)
+    assert "Unknown app or path" in str(app_404) and "No request" not in str(app_404)
     assert "still after 8 tries" in str(_error_for(503, {"detail": "no runner"}))
     from_the_app = _error_for(503, {"detail": "overloaded"}, **{"x-fal-request-id": "r3"})
     assert "tries" not in str(from_the_app) and "overloaded" in str(from_the_app)
+    refused = _error_for(401, {"detail": "Unauthorized: this app is private."})
+    assert "this app is private. " in str(refused) and ".." not in str(refused)
     failed = _error_for(500, {"detail": "CUDA out of memory", "error_type": "RuntimeError"})
     assert "the app failed (HTTP 500): CUDA out of memory" in str(failed) and failed.error_type == "RuntimeError"

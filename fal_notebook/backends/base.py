@@ -66,9 +66,11 @@ class Deployment:
         self.save()
 
     def client(self, key: str | None = None):
+        """A client of the app: on fal through fal's hosts with FAL_KEY, else through the gateway."""
         from ..client import connect
+        from ..protocol import fal_address
 
-        return connect(self.endpoint_id if self.target == "fal" else self.url, key=key)
+        return connect(fal_address(self.endpoint_id) if self.target == "fal" else self.url, key=key)
 
     def playground(self, endpoint: str = "/"):
         from ..widgets.playground import Playground

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -107,14 +108,29 @@ async def ensure_environment(python: str, requirements: list[str], on_line: OnLi
         return env_python(folder)
 
 
+# Installer chatter that the log keeps but the notebook does not need: one line per package,
+# and hints about activating the environment.
+_QUIET_PREFIXES = (
+    "+ ", "- ", "~ ", "Activate with", "Using CPython", "Using Python", "Creating virtual environment",
+    "Collecting ", "Downloading ", "Using cached ", "Requirement already satisfied", "Obtaining ",
+)
+
+
+def _worth_showing(line: str) -> bool:
+    text = line.strip()
+    return bool(text) and not text.startswith(_QUIET_PREFIXES)
+
+
 async def _run(argv: list[str], log_file, on_line: OnLine) -> str | None:
-    """Run one build step, streaming its output; ``None`` on success, else the output's tail."""
+    """Run one build step, logging all its output and showing the summary lines; ``None`` on
+    success, else the output's tail."""
     log_file.write(f"$ {' '.join(argv)}\n")
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "NO_COLOR": "1"},
     )
     tail: deque[str] = deque(maxlen=30)
     assert proc.stdout is not None
@@ -123,6 +139,7 @@ async def _run(argv: list[str], log_file, on_line: OnLine) -> str | None:
         log_file.write(line + "\n")
         log_file.flush()
         tail.append(line)
-        on_line("  " + line)
+        if _worth_showing(line):
+            on_line("  " + line.strip())
     code = await proc.wait()
     return None if code == 0 else "\n".join(tail)

@@ -47,7 +47,9 @@ class Playground:
         source = self.deployment or self.client
         self.endpoint_id: str = getattr(source, "endpoint_id", "") or ""
         self.name: str = getattr(self.deployment, "name", "") or self.endpoint_id
-        self.local = self.endpoint_id.startswith("local/")
+        # On the local gateway; a fal deployment's id names fal, even when its owner is called "local".
+        on_fal = getattr(self.deployment, "target", None) == "fal"
+        self.local = self.endpoint_id.startswith("local/") and not on_fal
         self.local_url: str | None = (getattr(source, "url", None) or None) if self.local else None
         self.schema: AppSchema = parse_openapi(self.client.openapi())
         if not self.schema.endpoints:

@@ -161,3 +161,118 @@ def leak() -> dict:
     print("the token is", os.environ["MY_SERVICE_TOKEN"])
     return {"length": len(os.environ["MY_SERVICE_TOKEN"])}
 """
+
+WORDS = '''
+import asyncio
+import json
+import os
+
+import fal
+from fal.exceptions import RequestCancelledException
+from fastapi import Header, HTTPException
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+
+class Words(BaseModel):
+    text: str = Field(description="The words to count")
+    repeat: int = Field(default=1, ge=1, le=5)
+
+
+class Counted(BaseModel):
+    words: int
+
+
+class Gate(BaseModel):
+    path: str = Field(description="The request holds its runner until this file exists")
+
+
+class WordCount(fal.App):
+    keep_alive = 300
+
+    def setup(self):
+        self.holds = {}
+
+    @fal.endpoint("/")
+    def count(self, data: Words) -> Counted:
+        words = data.text.split() * data.repeat
+        for number, word in enumerate(words):
+            print(f"word {number}: {word}")
+        print("counted")
+        return Counted(words=len(words))
+
+    @fal.endpoint("/hold")
+    async def hold(self, gate: Gate, x_fal_request_id: str | None = Header(None)) -> dict:
+        print(f"holding until {os.path.basename(gate.path)} exists")
+        task = asyncio.create_task(self.wait_for(gate.path))
+        self.holds[x_fal_request_id] = task
+        try:
+            await task
+        except asyncio.CancelledError:
+            print("hold cancelled")
+            raise RequestCancelledException("cancelled by the caller")
+        finally:
+            self.holds.pop(x_fal_request_id, None)
+        print("released")
+        return {"released": True}
+
+    @fal.endpoint("/hold/cancel")
+    async def cancel_hold(self, x_fal_request_id: str | None = Header(None)) -> dict:
+        task = self.holds.get(x_fal_request_id)
+        if task is not None:
+            task.cancel()
+        return {"cancelled": task is not None}
+
+    @staticmethod
+    async def wait_for(path: str) -> None:
+        while not os.path.exists(path):
+            await asyncio.sleep(0.02)
+
+    @fal.endpoint("/fail")
+    def fail(self, data: Words) -> Counted:
+        print(f"failing on {data.text!r}")
+        if data.repeat > 1:
+            raise HTTPException(500, f"cannot count {data.text!r} {data.repeat} times")
+        raise ValueError(f"cannot count {data.text!r}")
+
+    @fal.endpoint("/stream")
+    def stream(self, data: Words):
+        def events():
+            for word in data.text.split():
+                yield f"data: {json.dumps({'word': word})}\\n\\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+'''
+
+EVENTS_SERVER = """
+import json
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+app = FastAPI()
+
+
+class Item(BaseModel):
+    name: str
+
+
+class Countdown(BaseModel):
+    start: int
+
+
+@app.post("/")
+def create(item: Item) -> dict:
+    print(f"creating {item.name}")
+    return {"created": item.name}
+
+
+@app.post("/countdown/stream")
+def countdown(body: Countdown):
+    def events():
+        for n in range(body.start, 0, -1):
+            yield f"data: {json.dumps({'n': n})}\\n\\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+"""

@@ -1,121 +1,20 @@
 """The unmodified official `fal_client` against the local gateway, behind a TLS terminator.
 
-fal_client always speaks https to ``FAL_RUN_HOST`` / ``FAL_QUEUE_RUN_HOST``; the terminator
-below (a test-only HTTPS reverse proxy with a self-signed certificate) stands where fal's ingress
-stands, and ``SSL_CERT_FILE`` makes the client trust it. fal_client reads its hosts at import, so
-it runs in a subprocess with that environment.
+fal_client always speaks https to ``FAL_RUN_HOST`` / ``FAL_QUEUE_RUN_HOST``; the terminator (the
+``tls`` fixture: a test-only HTTPS reverse proxy with a self-signed certificate) stands where fal's
+ingress stands, and ``SSL_CERT_FILE`` makes the client trust it. fal_client reads its hosts at
+import, so it runs in a subprocess with that environment.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import threading
-import time
-from pathlib import Path
 
-import httpx
-import pytest
-import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from gateway_apps import echo
-from tests.gateway_helpers import free_port
-from starlette.applications import Starlette
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import StreamingResponse
-from starlette.routing import Route
-
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
-
-
-def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
-
-
-def terminator_app(upstream: str) -> Starlette:
-    """HTTPS in, HTTP to the gateway out: the Host header is kept and X-Forwarded-Proto added, so
-    the URLs the gateway hands out (status_url...) point back at the terminator."""
-    client = httpx.AsyncClient(base_url=upstream, timeout=None)
-
-    async def forward(request: Request) -> StreamingResponse:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers["x-forwarded-proto"] = "https"
-        outgoing = client.build_request(
-            request.method,
-            request.url.path,
-            params=request.query_params,
-            headers=headers,
-            content=await request.body(),
-        )
-        response = await client.send(outgoing, stream=True)
-        out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-        return StreamingResponse(
-            response.aiter_raw(),
-            response.status_code,
-            headers=out_headers,
-            background=BackgroundTask(response.aclose),
-        )
-
-    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
-    return Starlette(routes=[Route("/{path:path}", forward, methods=methods)])
-
-
-@pytest.fixture(scope="module")
-def tls(gateway, tmp_path_factory):
-    cert_file, key_file = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    port = free_port()
-    config = uvicorn.Config(
-        terminator_app(gateway.base),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        ssl_certfile=str(cert_file),
-        ssl_keyfile=str(key_file),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield port, cert_file
-    server.should_exit = True
-    thread.join(10)
-
 
 SCRIPT = textwrap.dedent(
     """
@@ -160,14 +59,13 @@ SCRIPT = textwrap.dedent(
 
 def test_official_fal_client_works_against_the_gateway(gateway, tls, tmp_path):
     gateway.deploy(echo(), "conformance")  # private: fal_client sends FAL_KEY
-    port, cert_file = tls
     script = tmp_path / "conformance.py"
     script.write_text(SCRIPT)
     env = {
         **os.environ,
-        "FAL_RUN_HOST": f"127.0.0.1:{port}",
-        "FAL_QUEUE_RUN_HOST": f"127.0.0.1:{port}/queue",
-        "SSL_CERT_FILE": str(cert_file),
+        "FAL_RUN_HOST": tls.host,
+        "FAL_QUEUE_RUN_HOST": f"{tls.host}/queue",
+        "SSL_CERT_FILE": str(tls.cert_file),
         "FAL_KEY": gateway.key,
     }
     done = subprocess.run(

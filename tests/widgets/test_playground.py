@@ -245,6 +245,19 @@ def test_deployment_on_the_local_gateway(monkeypatch, home):
     assert pg.uploader is data_uri
 
 
+def test_a_fal_deployment_owned_by_local_shows_fal_code(monkeypatch, home):
+    client = FakeClient(sample_apps.fal_document(sample_apps.ImageApp), lambda p, a: IMAGES,
+                        endpoint_id="local/painter")
+    deployment = Deployment(name="painter", target="fal", endpoint_id="local/painter",
+                            url="https://fal.run/local/painter",
+                            queue_url="https://queue.fal.run/local/painter", status="ready")
+    monkeypatch.setattr(Deployment, "client", lambda self, key=None: client)
+    pg = deployment.playground()
+    assert not pg.local and pg.local_url is None
+    code = pg.code("Python")
+    assert "fal_client" in code and '"local/painter"' in code and "127.0.0.1" not in code
+
+
 def test_not_a_client():
     with pytest.raises(FalNotebookError, match="needs a Deployment"):
         Playground(object())

@@ -102,14 +102,13 @@ def test_an_uploaded_file_reaches_the_app_as_a_data_uri(file_info):
 
 def test_cancel_a_running_call(text_app):
     pg = Playground(text_app, endpoint="/slow")
-    started = time.monotonic()
     future = pg.submit()
     wait_until(lambda: "waiting started" in pg._log_view.value, "the app to start waiting")
     assert "Running" in pg._status_line.value
     pg._cancel.click()
     with pytest.raises(RequestError) as failure:
         future.result(timeout=TIMEOUT)
-    assert failure.value.status_code == 499 and time.monotonic() - started < 20
+    assert failure.value.status_code == 499  # not the {"waited": 30} of a call that ran to its end
     wait_until(lambda: not pg._run.disabled, "the Run button to come back")
     assert pg.history[-1].status == "CANCELLED" and "Cancelled" in pg._status_line.value
     assert "waiting cancelled" in pg._log_view.value

@@ -66,9 +66,11 @@ def test_type_into_the_playground_click_run_and_see_the_output(lab, chromium, ar
         playground.scroll_into_view_if_needed()
         page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
         page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+        page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=TIMEOUT_MS)
         playground.screenshot(path=str(artifacts / "playground-dark.png"))
         page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
         page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
+        page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=TIMEOUT_MS)
     finally:
         if page.locator(".fal-pg-playground").count():
             page.locator(".fal-pg-playground").scroll_into_view_if_needed()

@@ -1,4 +1,5 @@
 """The embedded default target: runner processes behind the local gateway (``local/<name>``).
+The docker target (docker.py) is the same with containers for runners.
 
 The kernel only asks the gateway to deploy and polls its progress; environment builds, runner
 start-up and health checks happen in the gateway and its subprocesses.
@@ -73,11 +74,14 @@ class LocalBackend(Backend):
                 f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready."
             )
             return deployment
-        return self.wait(deployment, info["requested"], progress=progress)
+        earlier = max((event["seq"] for event in info.get("events", ())), default=0)
+        return self.wait(deployment, info["requested"], progress=progress, since=earlier)
 
-    def wait(self, deployment: Deployment, revision: int, *, progress: Progress = print) -> Deployment:
-        """Show the gateway's progress until ``revision`` serves (or fails: DeployError)."""
-        since = 0
+    def wait(
+        self, deployment: Deployment, revision: int, *, progress: Progress = print, since: int = 0
+    ) -> Deployment:
+        """Show the gateway's progress (events after ``since``) until ``revision`` serves, or fails:
+        DeployError."""
         while True:
             info = _app_info(deployment.name, since)
             for event in info["events"]:
@@ -98,7 +102,9 @@ class LocalBackend(Backend):
                 )
                 break
             time.sleep(POLL_INTERVAL)
-        updated = _deployment(self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+        updated = _deployment(
+            self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env")
+        )
         updated.save()
         progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
         if updated.detail.get("auth") != "public":
@@ -152,7 +158,9 @@ class LocalBackend(Backend):
         except DeployError:
             deployment.status = "stopped"
             return deployment
-        updated = _deployment(self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+        updated = _deployment(
+            self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env")
+        )
         updated.save()
         return updated
 
@@ -171,7 +179,9 @@ def _app_info(name: str, since: int) -> dict[str, Any]:
     return response.json()
 
 
-def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, env: str | None) -> Deployment:
+def _deployment(
+    target: Target, name: str, path: str, info: dict[str, Any], *, env: str | None
+) -> Deployment:
     base = base_url()
     return Deployment(
         name=name,

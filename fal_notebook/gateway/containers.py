@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import shutil
 import threading
 from collections import deque
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -37,6 +39,8 @@ ENGINE_HINT = (
 _FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 #: Build output that says nothing about the app: the builder's bookkeeping, pip's progress bars.
 _BOOKKEEPING = re.compile(r"^( ---> |Removing intermediate container |Successfully (built|tagged) |\s*[━╸])")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_COMMITTED = re.compile(r"^ ---> ([0-9a-f]{12,})$")
 OUTPUT_SHOWN = 40
 
 
@@ -78,10 +82,51 @@ def context_files(context: Path) -> list[str]:
     return sorted(p for p in exclude_paths(str(context), patterns, dockerfile="Dockerfile") if (context / p).is_file())
 
 
+def copied_sources(dockerfile: str) -> list[str]:
+    """The context paths (or patterns) that the Dockerfile's COPY and ADD instructions read."""
+    sources = []
+    for instruction in re.sub(r"\\\n", " ", dockerfile).splitlines():
+        words = instruction.split(None, 1)
+        if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        rest = words[1].strip()
+        while rest.startswith("--"):
+            flag, _, rest = rest.partition(" ")
+            if flag.startswith("--from"):
+                break
+            rest = rest.strip()
+        else:
+            args = _json_list(rest) or rest.split()
+            sources += [source.removeprefix("./") or "." for source in args[:-1]]
+    return sources
+
+
+def _json_list(text: str) -> list[str] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def image_files(context: Path) -> list[str]:
+    """The context files the image is made of: the Dockerfile and what it copies."""
+    sources = copied_sources((context / "Dockerfile").read_text())
+
+    def copied(path: str) -> bool:
+        return any(
+            source in (".", "*") or path == source or path.startswith(source.rstrip("/") + "/") or fnmatch(path, source)
+            for source in sources
+        )
+
+    return ["Dockerfile", *(path for path in context_files(context) if path != "Dockerfile" and copied(path))]
+
+
 def image_tag(name: str, context: Path, base_ids: list[str]) -> str:
-    """``fal-notebook/<name>:<hash of the context and the base images>``: unchanged code, same tag."""
+    """``fal-notebook/<name>:<hash>`` of the base images and the files the image copies: the same
+    code gives the same tag (a change of scaling keys in pyproject.toml does not rebuild)."""
     digest = hashlib.sha256("\n".join(base_ids).encode())
-    for relative in context_files(context):
+    for relative in image_files(context):
         digest.update(b"\0" + relative.encode() + b"\0" + (context / relative).read_bytes())
     return f"{repository(name)}:{digest.hexdigest()[:16]}"
 
@@ -111,7 +156,7 @@ def ensure_base_images(client: docker.DockerClient, dockerfile: str, where: Path
 def build_lines(client: docker.DockerClient, context: Path, tag: str, app: str, stop: threading.Event) -> Iterator[str]:
     """Build the image (legacy builder, intermediate containers removed), yielding its progress
     lines; a DeployError with the failing step and its output when it fails."""
-    step, output = "", deque(maxlen=OUTPUT_SHOWN)
+    step, output, last_image = "", deque(maxlen=OUTPUT_SHOWN), None
     chunks = client.api.build(
         path=str(context), tag=tag, rm=True, forcerm=True, decode=True, labels={APP_LABEL: app}
     )
@@ -120,12 +165,15 @@ def build_lines(client: docker.DockerClient, context: Path, tag: str, app: str, 
             chunks.close()
             return
         if "error" in chunk:
+            _remove_untagged(client, last_image)
             shown = "\n".join(output) or "(no output)"
             raise DeployError(
                 f"docker build of {app} failed at {step or 'its start'}\n{shown}\n{chunk['error'].strip()}\n"
                 "Fix the cell (or its --requirements) and deploy again."
             )
-        for line in chunk.get("stream", "").splitlines():
+        for line in _ANSI.sub("", chunk.get("stream", "")).splitlines():
+            committed = _COMMITTED.match(line)
+            last_image = committed.group(1) if committed else last_image
             if line.startswith("Step "):
                 step = line
                 output.clear()
@@ -134,6 +182,17 @@ def build_lines(client: docker.DockerClient, context: Path, tag: str, app: str, 
             else:
                 output.append(line)
             yield line
+
+
+def _remove_untagged(client: docker.DockerClient, image_id: str | None) -> None:
+    """Remove what a failed build committed (the legacy builder leaves it as an untagged image)."""
+    if image_id is None:
+        return
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id)
+    except docker.errors.APIError:  # gone, or the parent of something else: leave it
+        pass
 
 
 async def ensure_image(project: AppProject, dockerfile_shown: Path, on_line: Callable[[str], None]) -> str:

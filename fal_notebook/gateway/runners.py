@@ -294,6 +294,8 @@ class Runner:
         try:
             process = await asyncio.create_subprocess_exec(
                 *self._expand(self.launch.cleanup or []),
+                cwd=self.launch.cwd,
+                env=self.launch.env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,

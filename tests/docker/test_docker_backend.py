@@ -33,6 +33,8 @@ from fal_notebook.state import read_json
 pytestmark = pytest.mark.docker
 
 SERVER_CELL = """\
+import os
+
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -47,7 +49,7 @@ app = FastAPI()
 @app.post("/")
 def stats(body: Text) -> dict:
     print(f"counting {len(body.text)} characters", flush=True)
-    return {"words": len(body.text.split()), "version": 1}
+    return {"words": len(body.text.split()), "version": 1, "token": os.environ.get("DK_TOKEN")}
 """
 
 FAL_APP_CELL = """\
@@ -184,9 +186,9 @@ def test_server_cell_deploys_as_a_container_behind_the_gateway(gw, server):
     assert Deployment.load(deployment.name).target == "docker"
 
     client = fal_notebook.connect(deployment.endpoint_id)
-    assert client.run({"text": "three little words"}) == {"words": 3, "version": 1}
+    assert client.run({"text": "three little words"}) == {"words": 3, "version": 1, "token": None}
     handle = client.submit({"text": "four words in queue"})
-    assert handle.result(timeout=60) == {"words": 4, "version": 1}
+    assert handle.result(timeout=60) == {"words": 4, "version": 1, "token": None}
     assert "/" in client.openapi()["paths"]
 
     logs = deployment.logs()
@@ -246,11 +248,33 @@ def test_config_change_reuses_the_image_code_change_builds_a_new_one(gw, server)
     changed, lines = gw.deploy(SERVER_CELL.replace('"version": 1', '"version": 2'), name, auth="public")
     assert changed.detail["image"] != first.detail["image"]
     assert any(line.startswith("Building the image") for line in lines)
-    assert fal_notebook.connect(f"local/{name}").run({"text": "new code"}) == {"words": 2, "version": 2}
+    assert fal_notebook.connect(f"local/{name}").run({"text": "new code"}) == {"words": 2, "version": 2, "token": None}
     container = gw.only_container(name)
     assert container.image.tags == [changed.detail["image"]]
     # the revisions before are gone, and with them their image
     wait_for(lambda: gw.images(name) == [changed.detail["image"]], what="the old image removed")
+
+
+def test_secrets_reach_the_container_but_not_its_command_line(gw, server, monkeypatch):
+    name = server[0].name
+    monkeypatch.setenv("DK_TOKEN", "s3cret-value-for-docker")
+    deployment, lines = gw.deploy(SERVER_CELL, name, auth="public", secrets=["DK_TOKEN"])
+    assert fal_notebook.connect(f"local/{name}").run({"text": "x"})["token"] == "s3cret-value-for-docker"
+    [runner] = [r for r in gw.info(name)["runners"] if r["state"] == "ready"]
+    command_line = Path(f"/proc/{runner['pid']}/cmdline").read_bytes().decode()
+    assert "DK_TOKEN" in command_line and "s3cret-value-for-docker" not in command_line
+    assert not any("s3cret-value-for-docker" in line for line in [*lines, *deployment.logs()])
+
+
+def test_a_killed_docker_client_takes_its_container_along(gw, server):
+    name = server[0].name
+    gw.deploy(SERVER_CELL, name, auth="public")
+    container = gw.only_container(name)
+    [runner] = gw.info(name)["runners"]
+    os.kill(runner["pid"], signal.SIGKILL)  # the `docker run` client, not the container
+    wait_for(lambda: container.id not in [c.id for c in gw.containers(name)], what="its container removed")
+    assert fal_notebook.connect(f"local/{name}").run({"text": "on a new runner"})["words"] == 4
+    assert gw.only_container(name).id != container.id
 
 
 def test_stop_removes_the_containers(gw, server):

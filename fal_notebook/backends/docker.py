@@ -3,7 +3,7 @@
 A docker deployment is a local deployment whose runners are containers: the same endpoint
 (``local/<name>``), protocol, queue, scaling, retries, logs and auth. The gateway builds the image
 (``fal-notebook/<name>:<content hash>``, so unchanged code is never rebuilt) and runs one
-``docker run`` per runner (see ``fal_notebook/gateway/containers.py``); this class only checks that an
+``docker run`` per runner (``gateway/images.py``, ``gateway/containers.py``); this class only checks that an
 engine answers and hands the deploy to the gateway.
 """
 

@@ -23,8 +23,8 @@ import httpx
 from ..errors import FalNotebookError
 from ..generate.project import AppProject
 from ..secrets import redact
-from .containers import remove_image
 from .envs import EnvBuildError
+from .images import remove_image
 from .paths import app_log_path, snapshots_dir
 from .prepare import DeploySpec, prepare, snapshot
 from .runners import Launch, Runner, RunnerStartError, port_is_free

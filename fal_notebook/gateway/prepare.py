@@ -15,8 +15,9 @@ from typing import Literal
 from ..capture.requirements import requirement_name, split_fal_runtime
 from ..config import kernel_python_version
 from ..generate.project import AppProject
-from . import containers
+from .containers import launch as docker_launch
 from .envs import OnLine, ensure_environment
+from .images import ensure_image
 from .paths import state_id
 from .runners import Launch
 
@@ -91,8 +92,9 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         )
     timeout = float(config.startup_timeout or 600)
     if spec.env == "docker":
-        image = await containers.ensure_image(project, Path(spec.path) / "Dockerfile", on_line)
-        return containers.launch(project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout), notes
+        image = await ensure_image(project, Path(spec.path) / "Dockerfile", on_line)
+        launch = docker_launch(project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout)
+        return launch, notes
     if config.python_version and config.python_version != kernel_python_version():
         notes.append(
             f"python_version {config.python_version} applies on fal; local runners use Python "

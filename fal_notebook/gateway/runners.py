@@ -28,7 +28,10 @@ RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
 TAIL_LINES = 200
 SHOWN_LINES = 40
 _EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
-_PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE)
+_PORT_IN_USE = re.compile(
+    r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE
+)
+_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
@@ -179,8 +182,8 @@ class Runner:
         self.metrics_port = free_port() if self.launch.needs_metrics_port else None
 
     def _expand(self, template: list[str]) -> list[str]:
-        values = {"{port}": str(self.port), "{metrics_port}": str(self.metrics_port), "{instance}": self.instance}
-        return [re.sub(r"\{(port|metrics_port|instance)\}", lambda m: values[m.group(0)], a) for a in template]
+        values = {"port": str(self.port), "metrics_port": str(self.metrics_port), "instance": self.instance}
+        return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
     async def _spawn(self, state_id: str) -> None:
         self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"

@@ -26,7 +26,8 @@ from fal_notebook.backends import deploy, get_deployment
 from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import DeployError
 from fal_notebook.gateway import gateway_key, start_gateway, stop_gateway
-from fal_notebook.gateway.containers import APP_LABEL, STATE_LABEL, repository
+from fal_notebook.gateway.containers import APP_LABEL, STATE_LABEL
+from fal_notebook.gateway.images import repository
 from fal_notebook.gateway.paths import pid_path, state_id
 from fal_notebook.state import read_json
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import fal_notebook
-from fal_notebook.gateway.containers import base_images, copied_sources, image_files, image_tag, repository
+from fal_notebook.gateway.images import base_images, copied_sources, image_files, image_tag, repository
 from fal_notebook.gateway.runners import Launch, Runner
 
 SERVER_CELL = "from fastapi import FastAPI\n\napp = FastAPI()\n"

@@ -104,7 +104,7 @@ class DockerGateway:
 
     def containers(self, name: str | None = None) -> list:
         labels = [f"{STATE_LABEL}={state_id()}"] + ([f"{APP_LABEL}={name}"] if name else [])
-        return self.docker.containers.list(all=True, filters={"label": labels})
+        return self.docker.containers.list(all=True, sparse=True, filters={"label": labels})
 
     def only_container(self, name: str):
         """The app's one container, once the runners of its earlier revisions are gone."""
@@ -228,8 +228,11 @@ def test_magic_deploys_with_target_docker(gw, fal_app):
 
     deployment, _ = fal_app
     shell = InteractiveShell.instance()
-    shell.extension_manager.load_extension("fal_notebook")
-    again = shell.run_line_magic("fal_deploy", f"{deployment.name} --target docker")
+    try:
+        shell.extension_manager.load_extension("fal_notebook")
+        again = shell.run_line_magic("fal_deploy", f"{deployment.name} --target docker")
+    finally:
+        InteractiveShell.clear_instance()
     assert again.target == "docker" and again.status == "ready"
     assert again.detail["image"] == deployment.detail["image"]
     assert again.detail["revision"] == deployment.detail["revision"]
@@ -332,3 +335,9 @@ def test_no_engine_is_a_deploy_error_that_says_what_to_do(gw, monkeypatch):
     with pytest.raises(DeployError, match="No Docker engine answers") as failed:
         deploy(project, target="docker", progress=lambda line: None)
     assert "Start the Docker engine" in str(failed.value) and "DOCKER_HOST" in str(failed.value)
+
+
+def test_stopping_the_gateway_removes_every_container(gw, server, fal_app):
+    assert gw.containers()  # the apps above still run
+    stop_gateway()
+    assert gw.containers() == []

@@ -265,7 +265,7 @@ class Runner:
                 response = await http.get(self.url + (self.launch.health_path or "/"), timeout=2.0)
             except httpx.HTTPError:
                 return False
-            return response.status_code < 500 or not self.launch.health_path
+            return response.status_code < 500 or not self.launch.health_path  # the probe: any answer
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 1.0)
         except (OSError, TimeoutError):

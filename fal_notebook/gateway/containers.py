@@ -37,10 +37,26 @@ def engine(timeout: float = 60.0) -> docker.DockerClient:
     return client
 
 
+def gpu_runtime() -> bool:
+    """Whether the engine can give containers GPUs (it has NVIDIA's runtime)."""
+    client = engine(timeout=10)
+    try:
+        return "nvidia" in (client.info().get("Runtimes") or {})
+    finally:
+        client.close()
+
+
 def launch(
-    project: AppProject, image: str, secrets: dict[str, str], *, state_id: str, startup_timeout: float
+    project: AppProject,
+    image: str,
+    secrets: dict[str, str],
+    *,
+    state_id: str,
+    startup_timeout: float,
+    gpus: int = 0,
 ) -> Launch:
-    """Runners run the image with the app's port published on ``127.0.0.1:{port}``."""
+    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` (and ``gpus``
+    GPUs, for a GPU machine type on an engine that has them)."""
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise DeployError(
@@ -53,6 +69,8 @@ def launch(
         "--label", f"{STATE_LABEL}={state_id}", "--label", f"{APP_LABEL}={project.name}",
         "--publish", f"127.0.0.1:{{port}}:{config.port}", "--env", f"PORT={config.port}",
     ]
+    if gpus:
+        argv += ["--gpus", str(gpus)]
     for name in sorted(secrets):  # values come from the client's environment, never its command line
         argv += ["--env", name]
     argv.append(image)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ from typing import Literal
 from ..capture.requirements import requirement_name, split_fal_runtime
 from ..config import kernel_python_version
 from ..generate.project import AppProject
+from .containers import gpu_runtime
 from .containers import launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
@@ -93,7 +95,12 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     timeout = float(config.startup_timeout or 600)
     if spec.env == "docker":
         image = await ensure_image(project, Path(spec.path) / "Dockerfile", on_line)
-        launch = docker_launch(project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout)
+        gpus = (config.num_gpus or 1) if config.is_gpu and await asyncio.to_thread(gpu_runtime) else 0
+        if config.is_gpu and not gpus:
+            notes.append("This Docker engine has no NVIDIA runtime: the containers run without GPUs.")
+        launch = docker_launch(
+            project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout, gpus=gpus
+        )
         return launch, notes
     if config.python_version and config.python_version != kernel_python_version():
         notes.append(

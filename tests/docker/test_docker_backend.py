@@ -24,6 +24,7 @@ import fal_notebook
 from fal_notebook import cli
 from fal_notebook.backends import deploy, get_deployment
 from fal_notebook.backends.base import Deployment
+from fal_notebook.config import kernel_python_version
 from fal_notebook.errors import DeployError
 from fal_notebook.gateway import gateway_key, start_gateway, stop_gateway
 from fal_notebook.gateway.containers import APP_LABEL, STATE_LABEL
@@ -268,6 +269,18 @@ def test_secrets_reach_the_container_but_not_its_command_line(gw, server, monkey
     command_line = Path(f"/proc/{runner['pid']}/cmdline").read_bytes().decode()
     assert "DK_TOKEN" in command_line and "s3cret-value-for-docker" not in command_line
     assert not any("s3cret-value-for-docker" in line for line in [*lines, *deployment.logs()])
+
+
+def test_gpu_machine_type_without_nvidia_runtime_runs_without_gpus(gw, server):
+    if "nvidia" in (gw.docker.info().get("Runtimes") or {}):
+        pytest.skip("this engine has NVIDIA's runtime")
+    cpu_base = f"python:{kernel_python_version()}-slim"  # a GPU app's default base image cannot be pulled here
+    deployment, lines = gw.deploy(
+        SERVER_CELL, server[0].name, auth="public", machine_type=["GPU-A100"], base_image=cpu_base
+    )
+    assert deployment.detail["image"] == server[0].detail["image"]  # the same Dockerfile: no rebuild
+    assert any("no NVIDIA runtime" in line for line in lines)
+    assert fal_notebook.connect(deployment.endpoint_id).run({"text": "no gpu here"})["words"] == 3
 
 
 def test_a_killed_docker_client_takes_its_container_along(gw, server):

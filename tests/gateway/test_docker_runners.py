@@ -1,5 +1,5 @@
-"""What the docker target reads from a project without an engine: base images, what the image
-copies, the content tag; and the runners' cleanup command (run once the runner process ended)."""
+"""The docker target without an engine: base images, what the image copies, the content tag, the
+``docker run`` command; and the runners' cleanup command (run once the runner process ended)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import fal_notebook
+from fal_notebook.gateway.containers import launch
 from fal_notebook.gateway.images import base_images, copied_sources, image_files, image_tag, repository
 from fal_notebook.gateway.runners import Launch, Runner
 
@@ -60,6 +61,20 @@ def test_copying_the_whole_folder_hashes_what_docker_sends(project):
     files = image_files(path)
     assert "pyproject.toml" in files and "server.py" in files
     assert ".fal-notebook.json" not in files  # .dockerignore'd
+
+
+def test_runner_command_publishes_the_app_port_and_passes_secrets_by_name(project):
+    docker_launch = launch(
+        project, "fal-notebook/tagged:abc", {"API_TOKEN": "v4lue"}, state_id="s1", startup_timeout=60, gpus=2
+    )
+    argv = docker_launch.argv
+    assert argv[1:3] == ["run", "--rm"] and argv[-1] == "fal-notebook/tagged:abc"
+    assert "127.0.0.1:{port}:8000" in argv and "PORT=8000" in argv
+    assert argv[argv.index("--gpus") + 1] == "2"
+    assert argv[argv.index("API_TOKEN") - 1] == "--env" and "v4lue" not in " ".join(argv)
+    assert docker_launch.env["API_TOKEN"] == "v4lue"  # the client passes it on from its environment
+    assert docker_launch.cleanup[-3:] == ["rm", "--force", "{instance}"]
+    assert docker_launch.http_probe and docker_launch.fixed_port is None
 
 
 def test_repository_names_are_valid_for_docker():

@@ -1,4 +1,5 @@
 """The embedded default target: runner processes behind the local gateway (``local/<name>``).
+The docker target (docker.py) is the same with containers for runners.
 
 The kernel only asks the gateway to deploy and polls its progress; environment builds, runner
 start-up and health checks happen in the gateway and its subprocesses.
@@ -16,14 +17,14 @@ import httpx
 from ..errors import ConfigError, DeployError, GatewayError
 from ..gateway.control import _identity, admin, start_gateway
 from ..gateway.paths import app_log_path, base_url, gateway_port, log_path
-from ..gateway.prepare import ENV_KINDS
-from .base import Backend, Deployment, Progress
+from .base import Backend, Deployment, Progress, Target
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..generate.project import AppProject
 
 #: Default runner environment: "isolated" (a virtualenv from requirements.txt) or "kernel".
 ENV_VARIABLE = "FAL_NOTEBOOK_LOCAL_ENV"
+LOCAL_ENVS = ("isolated", "kernel")
 POLL_INTERVAL = 0.1
 
 
@@ -41,8 +42,14 @@ class LocalBackend(Backend):
         self, project: AppProject, *, wait: bool = True, progress: Progress = print, env: str | None = None
     ) -> Deployment:
         env = env or self.env or os.environ.get(ENV_VARIABLE) or "isolated"
-        if env not in ENV_KINDS:
-            raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(ENV_KINDS)}.")
+        if env not in LOCAL_ENVS:
+            raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(LOCAL_ENVS)}.")
+        return self._deploy(project, env, sys.executable, wait=wait, progress=progress)
+
+    def _deploy(
+        self, project: AppProject, env: str, python: str, *, wait: bool, progress: Progress
+    ) -> Deployment:
+        """Ask the gateway to run the project's runners in ``env``, and follow its progress."""
         start_gateway()
         secrets, missing = {}, []
         for name in project.config.secrets or ():
@@ -54,24 +61,27 @@ class LocalBackend(Backend):
             progress(
                 f"Note: secret {', '.join(missing)} is not set in this environment; the runners will not have it."
             )
-        spec = {"path": str(project.path), "env": env, "python": sys.executable, "secrets": secrets}
+        spec = {"path": str(project.path), "env": env, "python": python, "secrets": secrets}
         with admin() as client:
             response = client.put(f"/_fal_notebook/apps/{project.name}", json=spec)
         if response.status_code != 202:
             raise DeployError(f"The gateway refused to deploy {project.name}: {_detail(response)}")
         info = response.json()
-        deployment = _deployment(project.name, str(project.path), info, env=env)
+        deployment = _deployment(self.target, project.name, str(project.path), info, env=env)
         deployment.save()
         if not wait:
             progress(
                 f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready."
             )
             return deployment
-        return self.wait(deployment, info["requested"], progress=progress)
+        earlier = max((event["seq"] for event in info.get("events", ())), default=0)
+        return self.wait(deployment, info["requested"], progress=progress, since=earlier)
 
-    def wait(self, deployment: Deployment, revision: int, *, progress: Progress = print) -> Deployment:
-        """Show the gateway's progress until ``revision`` serves (or fails: DeployError)."""
-        since = 0
+    def wait(
+        self, deployment: Deployment, revision: int, *, progress: Progress = print, since: int = 0
+    ) -> Deployment:
+        """Show the gateway's progress (events after ``since``) until ``revision`` serves, or fails:
+        DeployError."""
         while True:
             info = _app_info(deployment.name, since)
             for event in info["events"]:
@@ -92,7 +102,9 @@ class LocalBackend(Backend):
                 )
                 break
             time.sleep(POLL_INTERVAL)
-        updated = _deployment(deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+        updated = _deployment(
+            self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env")
+        )
         updated.save()
         progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
         if updated.detail.get("auth") != "public":
@@ -146,7 +158,9 @@ class LocalBackend(Backend):
         except DeployError:
             deployment.status = "stopped"
             return deployment
-        updated = _deployment(deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+        updated = _deployment(
+            self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env")
+        )
         updated.save()
         return updated
 
@@ -165,11 +179,13 @@ def _app_info(name: str, since: int) -> dict[str, Any]:
     return response.json()
 
 
-def _deployment(name: str, path: str, info: dict[str, Any], *, env: str | None) -> Deployment:
+def _deployment(
+    target: Target, name: str, path: str, info: dict[str, Any], *, env: str | None
+) -> Deployment:
     base = base_url()
     return Deployment(
         name=name,
-        target="local",
+        target=target,
         endpoint_id=f"local/{name}",
         url=f"{base}/local/{name}",
         queue_url=f"{base}/queue/local/{name}",
@@ -182,6 +198,7 @@ def _deployment(name: str, path: str, info: dict[str, Any], *, env: str | None) 
             "env": env,
             "auth": info.get("auth"),
             "runners": len(info.get("runners", [])),
+            **({"image": info["image"]} if info.get("image") else {}),
             "notes": info.get("notes", []),
             "error": info.get("error"),
         },

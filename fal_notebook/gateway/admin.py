@@ -3,6 +3,7 @@
 GET    /_fal_notebook/identity                    which state directory this gateway serves
 GET    /_fal_notebook/apps                        every app's state
 PUT    /_fal_notebook/apps/<name>                 deploy/redeploy {"path", "env", "python", "secrets"}
+                                                  (env: isolated | kernel | docker)
 GET    /_fal_notebook/apps/<name>[?since=<seq>]   state, runners, deploy events after <seq>
 DELETE /_fal_notebook/apps/<name>                 stop the app's runners
 POST   /_fal_notebook/shutdown                    stop the gateway
@@ -75,7 +76,7 @@ async def put_app(request: Request) -> Response:
         return error(422, f"Expected a JSON body with 'path', 'env', 'python', 'secrets': {exc}")
     if spec.env not in ENV_KINDS:
         return error(422, f"env must be one of {', '.join(ENV_KINDS)}, got {spec.env!r}.")
-    if not spec.python:
+    if not spec.python and spec.env != "docker":
         return error(
             422, "'python' (the interpreter runners use or build their environment from) is required."
         )

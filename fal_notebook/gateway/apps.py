@@ -24,6 +24,7 @@ from ..errors import FalNotebookError
 from ..generate.project import AppProject
 from ..secrets import redact
 from .envs import EnvBuildError
+from .images import remove_image
 from .paths import app_log_path, snapshots_dir
 from .prepare import DeploySpec, prepare, snapshot
 from .runners import Launch, Runner, RunnerStartError, port_is_free
@@ -341,6 +342,7 @@ class AppRuntime:
             self.retry_at = time.monotonic() + min(0.5 * 2.0**self.failures, 30.0)
 
     def _clean_snapshots(self) -> None:
+        """Forget revisions that neither serve nor have runners: their snapshots and images go."""
         keep = {r.revision for r in self.runners} | {
             rev.number for rev in (self.current, self.rolling) if rev is not None
         }
@@ -349,6 +351,9 @@ class AppRuntime:
                 del self.revisions[number]
                 if rev.snapshot.is_dir():
                     asyncio.create_task(asyncio.to_thread(_remove_tree, rev.snapshot))
+                image = rev.launch.image if rev.launch else None
+                if image and image not in {r.launch.image for r in self.revisions.values() if r.launch}:
+                    asyncio.create_task(asyncio.to_thread(remove_image, image))
 
     # -- scaling -----------------------------------------------------------------------------
     def scale(self) -> None:
@@ -656,6 +661,7 @@ class AppRuntime:
             "mode": self.current.config.mode if self.current and self.current.config else None,
             "auth": self.auth,
             "env": self.spec.env if self.spec else None,
+            "image": self.current.launch.image if self.current and self.current.launch else None,
             "path": self.spec.path if self.spec else None,
             "notes": self.current.notes if self.current else [],
             "queued": sum(1 for w in self.pending if not w.cancelled and w.waiter is None),

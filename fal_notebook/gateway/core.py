@@ -12,6 +12,7 @@ import httpx
 
 from ..generate.project import AppProject
 from .apps import AppRuntime, Unavailable, error_body
+from .containers import remove_containers
 from .paths import db_path
 from .prepare import DeploySpec, digest
 from .runners import kill_orphans
@@ -39,6 +40,8 @@ class Gateway:
     async def start(self) -> None:
         """Restore the deployed apps and the queue after a (re)start."""
         kill_orphans(self.state_id)
+        if any((record.get("spec") or {}).get("env") == "docker" for record in self._records.values()):
+            await asyncio.to_thread(remove_containers, self.state_id)
         for name, record in self._records.items():
             runtime = AppRuntime(name, self)
             self.apps[name] = runtime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -15,17 +16,22 @@ from typing import Literal
 from ..capture.requirements import requirement_name, split_fal_runtime
 from ..config import kernel_python_version
 from ..generate.project import AppProject
+from .containers import gpu_runtime
+from .containers import launch as docker_launch
 from .envs import OnLine, ensure_environment
+from .images import ensure_image
+from .paths import state_id
 from .runners import Launch
 
-EnvKind = Literal["isolated", "kernel"]
-ENV_KINDS = ("isolated", "kernel")
+EnvKind = Literal["isolated", "kernel", "docker"]
+#: Where runners run: a cached virtualenv, the kernel's own environment, or a Docker container.
+ENV_KINDS = ("isolated", "kernel", "docker")
 
 
 @dataclass
 class DeploySpec:
-    """What a deploy asks for: the project folder, the runners' environment, the kernel's Python,
-    and the values of the app's secrets (kept in the gateway's memory only)."""
+    """What a deploy asks for: the project folder, the runners' environment, the kernel's Python
+    (not used by docker runners), and the values of the app's secrets (kept in memory only)."""
 
     path: str
     env: EnvKind = "isolated"
@@ -86,6 +92,16 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         notes.append(
             f"machine_type {', '.join(config.machine_type)} applies on fal; local runners use this machine."
         )
+    timeout = float(config.startup_timeout or 600)
+    if spec.env == "docker":
+        image = await ensure_image(project, Path(spec.path) / "Dockerfile", on_line)
+        gpus = (config.num_gpus or 1) if config.is_gpu and await asyncio.to_thread(gpu_runtime) else 0
+        if config.is_gpu and not gpus:
+            notes.append("This Docker engine has no NVIDIA runtime: the containers run without GPUs.")
+        launch = docker_launch(
+            project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout, gpus=gpus
+        )
+        return launch, notes
     if config.python_version and config.python_version != kernel_python_version():
         notes.append(
             f"python_version {config.python_version} applies on fal; local runners use Python "
@@ -100,7 +116,6 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     env = {**os.environ, **spec.secrets, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     if spec.env == "isolated":
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
-    timeout = float(config.startup_timeout or 600)
     if project.mode == "app":
         argv = [python, "-m", "fal", "run", "--local", f"app.py::{config.class_name}"]
         argv += ["--exposed-port", "{port}", "--exposed-metrics-port", "{metrics_port}"]

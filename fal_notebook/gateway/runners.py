@@ -1,8 +1,10 @@
 """Runner processes: one OS process per runner, on ports of its own, with its output captured.
 
-App mode runs the real fal SDK (``fal run --local``); server mode runs the server's own command.
-Runners live in their own process group and (on Linux) die with the gateway, so a killed gateway
-leaves no runner behind holding a port.
+App mode runs the real fal SDK (``fal run --local``); server mode runs the server's own command;
+a docker deployment runs ``docker run`` in attached mode (containers.py). Runners live in their own
+process group and (on Linux) die with the gateway, so a killed gateway leaves no runner behind
+holding a port; what a runner leaves outside its process (a container) its launch's ``cleanup``
+command removes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
 TAIL_LINES = 200
 SHOWN_LINES = 40
 _EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
-_PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48", re.IGNORECASE)
+_PORT_IN_USE = re.compile(
+    r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE
+)
+_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
@@ -41,8 +46,11 @@ class RunnerStartError(Exception):
 
 @dataclass
 class Launch:
-    """How to start the runners of one app revision. ``argv`` may contain ``{port}`` and
-    ``{metrics_port}``; with ``shell`` it is one shell command that reads ``$PORT``."""
+    """How to start the runners of one app revision. ``argv`` may contain ``{port}``,
+    ``{metrics_port}`` and ``{instance}`` (a name unique to the runner on this machine); with
+    ``shell`` it is one shell command that reads ``$PORT``. ``cleanup`` (same placeholders) runs
+    once the runner's process has ended. ``http_probe``: ready only once the port answers HTTP
+    (a port forwarder accepts connections before the app listens)."""
 
     argv: list[str]
     cwd: Path
@@ -52,6 +60,9 @@ class Launch:
     health_path: str | None = None
     startup_timeout: float = 600.0
     needs_metrics_port: bool = False
+    cleanup: list[str] | None = None
+    http_probe: bool = False
+    image: str | None = None  # the docker image the runners run, if any
 
 
 def free_port() -> int:
@@ -124,6 +135,8 @@ class Runner:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     returncode: int | None = None
+    instance: str = ""
+    cleaned: bool = True
 
     @property
     def url(self) -> str:
@@ -151,6 +164,7 @@ class Runner:
                 await self._wait_ready(http)
             except RunnerStartError as exc:
                 if exc.port_conflict and self.launch.fixed_port is None and attempt < 2:
+                    await self._clean_up()
                     self.tail.clear()
                     self.exited = asyncio.Event()
                     continue
@@ -167,7 +181,13 @@ class Runner:
         self.port = self.launch.fixed_port or free_port()
         self.metrics_port = free_port() if self.launch.needs_metrics_port else None
 
+    def _expand(self, template: list[str]) -> list[str]:
+        values = {"port": str(self.port), "metrics_port": str(self.metrics_port), "instance": self.instance}
+        return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
+
     async def _spawn(self, state_id: str) -> None:
+        self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
+        self.cleaned = not self.launch.cleanup
         env = {
             **self.launch.env,
             "PORT": str(self.port),
@@ -175,8 +195,7 @@ class Runner:
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
         }
-        values = {"{port}": str(self.port), "{metrics_port}": str(self.metrics_port)}
-        argv = self.launch.argv if self.launch.shell else [values.get(a, a) for a in self.launch.argv]
+        argv = self.launch.argv if self.launch.shell else self._expand(self.launch.argv)
         if self.launch.shell:
             argv = ["/bin/sh", "-c", shell_command(argv[0])]
         self.process = await asyncio.create_subprocess_exec(
@@ -241,12 +260,12 @@ class Runner:
                 pass
 
     async def _answers(self, http: httpx.AsyncClient) -> bool:
-        if self.launch.health_path:
+        if self.launch.health_path or self.launch.http_probe:
             try:
-                response = await http.get(self.url + self.launch.health_path, timeout=2.0)
+                response = await http.get(self.url + (self.launch.health_path or "/"), timeout=2.0)
             except httpx.HTTPError:
                 return False
-            return response.status_code < 500
+            return response.status_code < 500 or not self.launch.health_path  # the probe: any answer
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 1.0)
         except (OSError, TimeoutError):
@@ -265,9 +284,28 @@ class Runner:
             except TimeoutError:
                 self._signal(signal.SIGKILL)
                 await self.exited.wait()
+        await self._clean_up()
         self.state = "dead"
         _release_port(self.port)
         _release_port(self.metrics_port)
+
+    async def _clean_up(self) -> None:
+        """Run the launch's cleanup command once per spawn (its output and exit code are ignored)."""
+        if self.cleaned:
+            return
+        self.cleaned = True
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._expand(self.launch.cleanup or []),
+                cwd=self.launch.cwd,
+                env=self.launch.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await process.wait()
+        except OSError:
+            pass
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)

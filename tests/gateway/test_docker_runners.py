@@ -1,0 +1,102 @@
+"""The docker target without an engine: base images, what the image copies, the content tag, the
+``docker run`` command; and the runners' cleanup command (run once the runner process ended)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+import fal_notebook
+from fal_notebook.gateway.containers import launch
+from fal_notebook.gateway.images import base_images, copied_sources, image_files, image_tag, repository
+from fal_notebook.gateway.runners import Launch, Runner
+
+SERVER_CELL = "from fastapi import FastAPI\n\napp = FastAPI()\n"
+
+
+@pytest.fixture
+def project(fal_env, tmp_path):
+    return fal_notebook.capture(SERVER_CELL, "tagged", dir=tmp_path / "tagged", search_dir=tmp_path)
+
+
+def test_base_images_skip_stages_and_scratch():
+    dockerfile = (
+        "FROM --platform=linux/amd64 python:3.11-slim AS build\nRUN pip wheel .\n"
+        "FROM build AS test\nFROM scratch\nfrom falai/base:3.11-12.1.0\nCOPY --from=build /w /w\n"
+    )
+    assert base_images(dockerfile) == ["python:3.11-slim", "falai/base:3.11-12.1.0"]
+
+
+def test_copied_sources_read_copy_and_add_but_not_other_stages():
+    dockerfile = (
+        "COPY requirements.txt .\nCOPY --chown=app:app server.py helpers.py ./\n"
+        'ADD ["data dir/", "/data/"]\nCOPY --from=build /wheels /wheels\nCOPY \\\n  ./extra.py /app/\n'
+    )
+    assert copied_sources(dockerfile) == ["requirements.txt", "server.py", "helpers.py", "data dir/", "extra.py"]
+
+
+def test_tag_changes_with_the_code_not_with_scaling_keys(project):
+    path = project.path
+    tag = image_tag("tagged", path, ["sha256:base"])
+    assert tag.startswith("fal-notebook/tagged:")
+    assert image_files(path) == ["Dockerfile", "requirements.txt", "server.py"]
+
+    (path / "pyproject.toml").write_text((path / "pyproject.toml").read_text() + "\nkeep_alive = 30\n")
+    (path / "README.md").write_text("notes")
+    assert image_tag("tagged", path, ["sha256:base"]) == tag  # the image does not copy them
+    assert image_tag("tagged", path, ["sha256:rebuilt-base"]) != tag
+
+    (path / "server.py").write_text(SERVER_CELL + "# edited\n")
+    assert image_tag("tagged", path, ["sha256:base"]) != tag
+
+
+def test_copying_the_whole_folder_hashes_what_docker_sends(project):
+    path = project.path
+    dockerfile = path / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("COPY server.py ./", "COPY . ./"))
+    files = image_files(path)
+    assert "pyproject.toml" in files and "server.py" in files
+    assert ".fal-notebook.json" not in files  # .dockerignore'd
+
+
+def test_runner_command_publishes_the_app_port_and_passes_secrets_by_name(project):
+    docker_launch = launch(
+        project, "fal-notebook/tagged:abc", {"API_TOKEN": "v4lue"}, state_id="s1", startup_timeout=60, gpus=2
+    )
+    argv = docker_launch.argv
+    assert argv[1:3] == ["run", "--rm"] and argv[-1] == "fal-notebook/tagged:abc"
+    assert "127.0.0.1:{port}:8000" in argv and "PORT=8000" in argv
+    assert argv[argv.index("--gpus") + 1] == "2"
+    assert argv[argv.index("API_TOKEN") - 1] == "--env" and "v4lue" not in " ".join(argv)
+    assert docker_launch.env["API_TOKEN"] == "v4lue"  # the client passes it on from its environment
+    assert docker_launch.cleanup[-3:] == ["rm", "--force", "{instance}"]
+    assert docker_launch.http_probe and docker_launch.fixed_port is None
+
+
+def test_repository_names_are_valid_for_docker():
+    assert repository("text-stats") == "fal-notebook/text-stats"
+    assert repository("odd_-name_") == "fal-notebook/odd-name"
+
+
+def test_runner_cleanup_runs_once_with_the_runner_instance_name(tmp_path: Path):
+    launch = Launch(
+        [sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1"],
+        tmp_path,
+        {},
+        cleanup=[sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('x')", "{instance}.cleaned"],
+    )
+    runner = Runner("app-r1-1", 1, launch, lambda *_: None)
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as http:
+            await runner.start(http, state_id="0123456789abcdef")
+            await runner.stop(grace=5)
+            await runner.stop(grace=5)
+
+    asyncio.run(run())
+    assert runner.instance == "fal-notebook-app-r1-1-01234567"
+    assert (tmp_path / f"{runner.instance}.cleaned").read_text() == "x"

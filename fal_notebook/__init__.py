@@ -24,22 +24,43 @@ _PUBLIC = {
     "RequestError": "fal_notebook.errors",
     "RequestTimeoutError": "fal_notebook.errors",
     "InputError": "fal_notebook.errors",
+    "GatewayError": "fal_notebook.errors",
+    "NotFoundError": "fal_notebook.errors",
     "connect": "fal_notebook.client",
+    "EndpointClient": "fal_notebook.client",
+    "RequestHandle": "fal_notebook.client",
+    "AsyncRequestHandle": "fal_notebook.client",
+    "Queued": "fal_notebook.client",
+    "InProgress": "fal_notebook.client",
+    "Completed": "fal_notebook.client",
+    "deploy": "fal_notebook.backends",
+    "Deployment": "fal_notebook.backends",
     "Playground": "fal_notebook.widgets.playground",
 }
 
 __all__ = sorted([*_PUBLIC, "capture", "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .backends import Deployment, deploy
     from .capture.notebook import export_notebook
-    from .client import connect
+    from .client import (
+        AsyncRequestHandle,
+        Completed,
+        EndpointClient,
+        InProgress,
+        Queued,
+        RequestHandle,
+        connect,
+    )
     from .config import AppConfig
     from .errors import (
         CaptureError,
         ConfigError,
         DeployError,
         FalNotebookError,
+        GatewayError,
         InputError,
+        NotFoundError,
         ProjectConflictError,
         RequestError,
         RequestTimeoutError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -106,6 +107,26 @@ def _scale(args: argparse.Namespace) -> None:
     print(f"{args.name}: scaling updated")
 
 
+def _gateway(args: argparse.Namespace) -> None:
+    from .gateway import gateway_status, start_gateway, stop_gateway
+
+    if args.action == "start":
+        info = start_gateway()
+        print(f"gateway running at {info.url} (pid {info.pid}, state in {info.home})")
+    elif args.action == "stop":
+        print("gateway stopped" if stop_gateway() else "gateway was not running")
+    else:
+        info = gateway_status()
+        if args.json:
+            print(json.dumps(dataclasses.asdict(info)))
+        elif not info.running:
+            print(f"gateway not running (would listen on {info.url}; state in {info.home})")
+        else:
+            print(f"gateway running at {info.url} (pid {info.pid}, state in {info.home})")
+            for app in info.apps:
+                print(f"  {app.get('name')}: {app.get('status')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-notebook", description="Capture notebook cells as apps, deploy them, call them."
@@ -159,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--max", type=int, help="max_concurrency")
     scale.add_argument("--keep-alive", type=int)
     scale.set_defaults(func=_scale)
+
+    gateway = commands.add_parser("gateway", help="the local gateway (start, stop, status)")
+    gateway.add_argument("action", choices=["start", "stop", "status"])
+    gateway.add_argument("--json", action="store_true", help="status as JSON")
+    gateway.set_defaults(func=_gateway)
     return parser
 
 

@@ -259,7 +259,9 @@ def test_mode_switch_removes_stale_generated_files(workdir):
 
 
 def test_public_api_names():
-    assert {"capture", "export_notebook", "AppProject", "AppConfig"} <= set(fal_notebook.__all__)
+    interface = {"capture", "export_notebook", "deploy", "connect", "Playground", "AppProject", "AppConfig",
+                 "Deployment", "EndpointClient", "RequestHandle"}
+    assert interface <= set(fal_notebook.__all__)
     for name in fal_notebook.__all__:
         assert getattr(fal_notebook, name) is not None
 

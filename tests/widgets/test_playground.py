@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import sys
-import types
 
 import ipywidgets as W
 import pytest

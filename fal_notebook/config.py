@@ -26,7 +26,7 @@ from .errors import ConfigError
 
 CPU_MACHINE_TYPES = ("XS", "S", "M", "L")
 GPU_MACHINE_TYPES = ("GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200")
-MachineType = Literal["XS", "S", "M", "L", "GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200"]
+MachineType = Literal[CPU_MACHINE_TYPES + GPU_MACHINE_TYPES]  # type: ignore[valid-type]
 Region = Literal["us-west", "us-central", "us-east", "eu-north", "eu-west"]
 AuthMode = Literal["private", "public", "shared"]
 RetryCondition = Literal["timeout", "server_error", "connection_error"]

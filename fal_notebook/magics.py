@@ -58,13 +58,7 @@ class FalMagics(Magics):
         from .widgets.playground import Playground
 
         args = parse_words(PLAYGROUND, line)
-        try:
-            target = backends.get_deployment(args.name)
-        except LookupError:
-            from .client import connect
-
-            target = connect(args.name)
-        return Playground(target, endpoint=args.endpoint)
+        return Playground(args.name, endpoint=args.endpoint)
 
     @line_magic
     def fal_apps(self, line: str):

@@ -33,7 +33,8 @@ _TICK = 0.5
 
 
 class Playground:
-    """``Playground(client_or_deployment, endpoint="/")``: the app's form and its calls.
+    """``Playground(client_or_deployment, endpoint="/")``: the app's form and its calls (a string
+    names a deployed app, or is an endpoint id such as ``"owner/app"``).
 
     ``.widget`` is the root widget (a Playground also displays itself), ``.fields`` maps input names
     to their :class:`FieldRow` (``.value`` reads and writes JSON), ``.set_values(dict)`` fills the
@@ -392,7 +393,16 @@ class Playground:
 
 
 def _client_and_deployment(source: Any) -> tuple[Any, Any]:
-    """A Deployment gives its client; anything with ``openapi`` and ``submit`` is a client."""
+    """A Deployment gives its client; anything with ``openapi`` and ``submit`` is a client; a string
+    is a deployed app's name, else an endpoint id or URL to connect to."""
+    if isinstance(source, str):
+        from ..backends import get_deployment
+        from ..client import connect
+
+        try:
+            source = get_deployment(source)
+        except LookupError:
+            source = connect(source)
     if callable(getattr(source, "client", None)) and hasattr(source, "target"):
         return source.client(), source
     if not callable(getattr(source, "openapi", None)):

@@ -7,7 +7,6 @@ published on 127.0.0.1 and talks to it over HTTP.
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ import pytest
 
 import fal_notebook
 from fal_notebook.generate.dockerfile import base_image
+from tests.gateway_helpers import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -52,11 +52,6 @@ class WordCount(fal.App):
         return Output(words=len(request.text.split()))
 """
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

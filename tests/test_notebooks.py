@@ -1,7 +1,6 @@
 """The example notebooks run from top to bottom in a real kernel (nbclient)."""
 
 import shutil
-import socket
 from pathlib import Path
 
 import nbformat
@@ -9,14 +8,10 @@ import pytest
 from nbclient import NotebookClient
 
 from fal_notebook.gateway import stop_gateway
+from tests.gateway_helpers import free_port
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from fal_notebook.gateway.containers import APP_LABEL, STATE_LABEL
 from fal_notebook.gateway.images import repository
 from fal_notebook.gateway.paths import pid_path, state_id
 from fal_notebook.state import read_json
+from tests.gateway_helpers import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -74,11 +74,6 @@ class TextStats(fal.App):
         return Output(words=len(request.text.split()), characters=len(request.text))
 """
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

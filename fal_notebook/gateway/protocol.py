@@ -45,6 +45,17 @@ def lookup(request: Request) -> AppRuntime | Response:
     return runtime
 
 
+async def lookup_with_body(request: Request) -> tuple[AppRuntime, bytes] | Response:
+    """The serving app and the request's body, or the error response (404, 401, 413)."""
+    runtime = lookup(request)
+    if isinstance(runtime, Response):
+        return runtime
+    try:
+        return runtime, await read_body(request)
+    except BodyTooLarge:
+        return too_large(request)
+
+
 def start_timeout(request: Request) -> float | None | Response:
     """``X-Fal-Request-Timeout``: seconds a request may wait before a runner starts it."""
     raw = request.headers.get("x-fal-request-timeout")
@@ -72,13 +83,10 @@ def app_query(request: Request) -> str:
 
 # -- sync -------------------------------------------------------------------------------------
 async def run_sync(request: Request) -> Response:
-    runtime = lookup(request)
-    if isinstance(runtime, Response):
-        return runtime
-    try:
-        body = await read_body(request)
-    except BodyTooLarge:
-        return too_large(request)
+    found = await lookup_with_body(request)
+    if isinstance(found, Response):
+        return found
+    runtime, body = found
     timeout = start_timeout(request)
     if isinstance(timeout, Response):
         return timeout
@@ -173,13 +181,10 @@ def invalid_json(body: bytes) -> list[dict[str, Any]] | None:
 
 
 async def submit(request: Request) -> Response:
-    runtime = lookup(request)
-    if isinstance(runtime, Response):
-        return runtime
-    try:
-        body = await read_body(request)
-    except BodyTooLarge:
-        return too_large(request)
+    found = await lookup_with_body(request)
+    if isinstance(found, Response):
+        return found
+    runtime, body = found
     if "json" in request.headers.get("content-type", "application/json"):
         detail = invalid_json(body)
         if detail is not None:

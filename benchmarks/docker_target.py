@@ -37,8 +37,7 @@ def deploy_to_first_response(backend, project, image: str, rounds: int) -> None:
         port, name = free_port(), f"fal-notebook-bench-{uuid.uuid4().hex[:8]}"
         started = time.perf_counter()
         subprocess.run(
-            ["docker", "run", "--rm", "--init", "--detach", "--name", name, "-p", f"127.0.0.1:{port}:8080"]
-            + [image],
+            ["docker", "run", "--rm", "--init", "--detach", "--name", name, "-p", f"127.0.0.1:{port}:8080"] + [image],
             check=True,
             capture_output=True,
         )

@@ -26,7 +26,9 @@ def _deploy(args: argparse.Namespace) -> None:
         print(json.dumps(_deployment_json(deployment)))
     else:
         print(f"{deployment.name}: {deployment.status} on {deployment.target}")
-        print(f"  endpoint id: {deployment.endpoint_id}\n  url:         {deployment.url}\n  queue url:   {deployment.queue_url}")
+        print(
+            f"  endpoint id: {deployment.endpoint_id}\n  url:         {deployment.url}\n  queue url:   {deployment.queue_url}"
+        )
 
 
 def _deployment_json(deployment) -> dict:
@@ -44,7 +46,9 @@ def _apps(args: argparse.Namespace) -> None:
     if not rows:
         print("No apps yet: capture one with %%fal_app in a notebook, or `fal-notebook export NOTEBOOK`.")
     for row in rows:
-        print(f"{row['name']:<24} {row['mode'] or '-':<7} {row['target'] or '-':<7} {row['status']:<10} {row['endpoint_id'] or '-'}")
+        print(
+            f"{row['name']:<24} {row['mode'] or '-':<7} {row['target'] or '-':<7} {row['status']:<10} {row['endpoint_id'] or '-'}"
+        )
 
 
 def _logs(args: argparse.Namespace) -> None:
@@ -68,7 +72,7 @@ def _call(args: argparse.Namespace) -> None:
     try:
         arguments = json.loads(args.input)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--input is not valid JSON ({exc}); e.g. --input '{{\"text\": \"hi\"}}'.") from None
+        raise ConfigError(f'--input is not valid JSON ({exc}); e.g. --input \'{{"text": "hi"}}\'.') from None
     client = connect(args.endpoint_id)
     if args.queue:
         handle = client.submit(arguments, path=args.path)

@@ -13,7 +13,8 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, AsyncIterator, Iterator, Literal
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
 
 import httpx
 
@@ -65,11 +66,16 @@ PRIORITIES = ("normal", "low")
 Priority = Literal["normal", "low"]
 
 
-def connect(endpoint_id_or_url: str | Address, key: str | None = None, *,
-            transport: httpx.BaseTransport | None = None,
-            async_transport: httpx.AsyncBaseTransport | None = None,
-            timeout: float | None = DEFAULT_TIMEOUT, retry: RetryPolicy | None = None,
-            poll_interval: float = POLL_INTERVAL) -> EndpointClient:
+def connect(
+    endpoint_id_or_url: str | Address,
+    key: str | None = None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    async_transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
+    poll_interval: float = POLL_INTERVAL,
+) -> EndpointClient:
     """A client for an endpoint: ``local/<name>``, ``<owner>/<app>[/<path>]`` (fal) or an http(s) URL.
 
     Without ``key``, the local gateway's key (``<FAL_NOTEBOOK_HOME>/gateway/key``) is sent to the local
@@ -82,9 +88,15 @@ def connect(endpoint_id_or_url: str | Address, key: str | None = None, *,
         address = resolve_address(address)
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
-    return EndpointClient(address, key if key is not None else default_key(address), transport=transport,
-                          async_transport=async_transport, timeout=timeout, retry=retry or RetryPolicy(),
-                          poll_interval=poll_interval)
+    return EndpointClient(
+        address,
+        key if key is not None else default_key(address),
+        transport=transport,
+        async_transport=async_transport,
+        timeout=timeout,
+        retry=retry or RetryPolicy(),
+        poll_interval=poll_interval,
+    )
 
 
 def _timeout(seconds: float | None) -> httpx.Timeout:
@@ -95,10 +107,17 @@ def _timeout(seconds: float | None) -> httpx.Timeout:
 class EndpointClient:
     """Calls one endpoint: ``run`` (sync), ``submit`` (queue), ``stream`` (SSE), ``openapi``; async twins."""
 
-    def __init__(self, address: Address, key: str | None, *, transport: httpx.BaseTransport | None = None,
-                 async_transport: httpx.AsyncBaseTransport | None = None,
-                 timeout: float | None = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
-                 poll_interval: float = POLL_INTERVAL):
+    def __init__(
+        self,
+        address: Address,
+        key: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = RetryPolicy(),
+        poll_interval: float = POLL_INTERVAL,
+    ):
         self._address = address
         self._key = key or None
         self._transport = transport
@@ -128,18 +147,28 @@ class EndpointClient:
         return f"EndpointClient({self.endpoint_id!r}, url={self.url!r}, key={'set' if self._key else 'none'})"
 
     # -- sync ------------------------------------------------------------------------------------
-    def run(self, arguments: Any, path: str = "/", *, timeout: float | None = None,
-            headers: dict[str, str] | None = None) -> Any:
+    def run(
+        self, arguments: Any, path: str = "/", *, timeout: float | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
         """POST ``arguments`` to the endpoint and return its JSON output (no queue; waits ``timeout`` s)."""
-        request = self._request("POST", join_url(self.url, path), json=arguments, headers=headers,
-                                timeout=_timeout(timeout))
+        request = self._request(
+            "POST", join_url(self.url, path), json=arguments, headers=headers, timeout=_timeout(timeout)
+        )
         return self._json(self._send(request, bounded=timeout is not None))
 
-    def submit(self, arguments: Any, path: str = "/", *, webhook_url: str | None = None,
-               priority: Priority | None = None, headers: dict[str, str] | None = None) -> RequestHandle:
+    def submit(
+        self,
+        arguments: Any,
+        path: str = "/",
+        *,
+        webhook_url: str | None = None,
+        priority: Priority | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> RequestHandle:
         """Put a request on the endpoint's queue; the handle follows it."""
-        return RequestHandle(self, self._queued(self._send(self._submit_request(
-            arguments, path, webhook_url, priority, headers))))
+        return RequestHandle(
+            self, self._queued(self._send(self._submit_request(arguments, path, webhook_url, priority, headers)))
+        )
 
     def stream(self, arguments: Any, path: str = "/", *, headers: dict[str, str] | None = None) -> Iterator[Any]:
         """POST to ``<path>/stream`` and yield each server-sent event's JSON object."""
@@ -175,20 +204,31 @@ class EndpointClient:
         self.close()
 
     # -- async -----------------------------------------------------------------------------------
-    async def run_async(self, arguments: Any, path: str = "/", *, timeout: float | None = None,
-                        headers: dict[str, str] | None = None) -> Any:
-        request = self._request("POST", join_url(self.url, path), json=arguments, headers=headers,
-                                timeout=_timeout(timeout))
+    async def run_async(
+        self, arguments: Any, path: str = "/", *, timeout: float | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        request = self._request(
+            "POST", join_url(self.url, path), json=arguments, headers=headers, timeout=_timeout(timeout)
+        )
         return self._json(await self._send_async(request, bounded=timeout is not None))
 
-    async def submit_async(self, arguments: Any, path: str = "/", *, webhook_url: str | None = None,
-                           priority: Priority | None = None,
-                           headers: dict[str, str] | None = None) -> AsyncRequestHandle:
-        return AsyncRequestHandle(self, self._queued(await self._send_async(self._submit_request(
-            arguments, path, webhook_url, priority, headers))))
+    async def submit_async(
+        self,
+        arguments: Any,
+        path: str = "/",
+        *,
+        webhook_url: str | None = None,
+        priority: Priority | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> AsyncRequestHandle:
+        return AsyncRequestHandle(
+            self,
+            self._queued(await self._send_async(self._submit_request(arguments, path, webhook_url, priority, headers))),
+        )
 
-    async def stream_async(self, arguments: Any, path: str = "/", *,
-                           headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+    async def stream_async(
+        self, arguments: Any, path: str = "/", *, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[Any]:
         response = await self._send_async(self._stream_request(arguments, path, headers), stream=True)
         try:
             if response.is_error:
@@ -212,18 +252,33 @@ class EndpointClient:
             self._async_http = None
 
     # -- requests (shared by both flavours) ------------------------------------------------------
-    def _request(self, method: str, url: str, *, json: Any = None, params: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None, timeout: httpx.Timeout | None = None,
-                 accept: str = "application/json") -> httpx.Request:
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+        accept: str = "application/json",
+    ) -> httpx.Request:
         all_headers = httpx.Headers({"Accept": accept, "User-Agent": f"fal-notebook/{__version__}"})
         if self._key:
             all_headers["Authorization"] = f"Key {self._key}"
         all_headers.update(headers or {})  # the caller's headers win, whatever their case
-        return httpx.Request(method, url, json=json, params=params, headers=all_headers,
-                             extensions={"timeout": (timeout or self._timeout).as_dict()})
+        return httpx.Request(
+            method,
+            url,
+            json=json,
+            params=params,
+            headers=all_headers,
+            extensions={"timeout": (timeout or self._timeout).as_dict()},
+        )
 
-    def _submit_request(self, arguments: Any, path: str, webhook_url: str | None, priority: str | None,
-                        headers: dict[str, str] | None) -> httpx.Request:
+    def _submit_request(
+        self, arguments: Any, path: str, webhook_url: str | None, priority: str | None, headers: dict[str, str] | None
+    ) -> httpx.Request:
         extra = dict(headers or {})
         if priority is not None:
             if priority not in PRIORITIES:
@@ -233,14 +288,27 @@ class EndpointClient:
         return self._request("POST", join_url(self.queue_url, path), json=arguments, params=params, headers=extra)
 
     def _stream_request(self, arguments: Any, path: str, headers: dict[str, str] | None) -> httpx.Request:
-        return self._request("POST", join_url(self.url, path, "stream"), json=arguments, headers=headers,
-                             timeout=_timeout(None), accept="text/event-stream")
+        return self._request(
+            "POST",
+            join_url(self.url, path, "stream"),
+            json=arguments,
+            headers=headers,
+            timeout=_timeout(None),
+            accept="text/event-stream",
+        )
 
     # -- answers (shared) ------------------------------------------------------------------------
-    def _error(self, response: httpx.Response, request_id: str | None = None, *,
-               from_app: bool = False) -> RequestError:
-        return request_error(response, self._address, key=self._key, request_id=request_id,
-                             attempts=self._retry.attempts, from_app=from_app)
+    def _error(
+        self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False
+    ) -> RequestError:
+        return request_error(
+            response,
+            self._address,
+            key=self._key,
+            request_id=request_id,
+            attempts=self._retry.attempts,
+            from_app=from_app,
+        )
 
     def _json(self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False) -> Any:
         if response.is_error:
@@ -248,8 +316,11 @@ class EndpointClient:
         try:
             return response.json()
         except ValueError:
-            raise self._protocol_error(f"answered {response.request.url} with something that is not JSON: "
-                                       f"{response.text[:200]!r}.", response, request_id) from None
+            raise self._protocol_error(
+                f"answered {response.request.url} with something that is not JSON: {response.text[:200]!r}.",
+                response,
+                request_id,
+            ) from None
 
     def _schema(self, response: httpx.Response) -> dict[str, Any]:
         schema = self._json(response)
@@ -261,8 +332,9 @@ class EndpointClient:
         try:
             return queued_request(self._json(response), self._address)
         except ValueError as exc:
-            raise self._protocol_error(f"gave no request to follow ({exc}); is {self.queue_url} a queue?",
-                                       response) from None
+            raise self._protocol_error(
+                f"gave no request to follow ({exc}); is {self.queue_url} a queue?", response
+            ) from None
 
     def _stream_event(self, name: str, data: str) -> Any:
         try:
@@ -271,31 +343,53 @@ class EndpointClient:
             payload, is_json = data, False
         if name == "error":
             detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
-            raise make_error(self._address, f"the stream failed: {render_detail(detail)}.", "", key=self._key,
-                             detail=payload)
+            raise make_error(
+                self._address, f"the stream failed: {render_detail(detail)}.", "", key=self._key, detail=payload
+            )
         if not is_json:
-            raise make_error(self._address, f"streamed an event that is not JSON: {data[:200]!r}.",
-                             "Each event's data must be one JSON object.", key=self._key, detail=data)
+            raise make_error(
+                self._address,
+                f"streamed an event that is not JSON: {data[:200]!r}.",
+                "Each event's data must be one JSON object.",
+                key=self._key,
+                detail=data,
+            )
         return payload
 
     def _broken_stream(self, error: httpx.TransportError, response: httpx.Response) -> RequestError:
-        return make_error(self._address, f"the stream from {response.request.url} broke off: {error!r}.",
-                          "Call stream() again; the app's logs may say why.", key=self._key,
-                          status_code=response.status_code, detail=str(error))
+        return make_error(
+            self._address,
+            f"the stream from {response.request.url} broke off: {error!r}.",
+            "Call stream() again; the app's logs may say why.",
+            key=self._key,
+            status_code=response.status_code,
+            detail=str(error),
+        )
 
-    def _protocol_error(self, problem: str, response: httpx.Response,
-                        request_id: str | None = None) -> RequestError:
-        return make_error(self._address, problem, "It does not speak fal's protocol: check the endpoint.",
-                          key=self._key, status_code=response.status_code, detail=response.text[:2000],
-                          request_id=request_id)
+    def _protocol_error(self, problem: str, response: httpx.Response, request_id: str | None = None) -> RequestError:
+        return make_error(
+            self._address,
+            problem,
+            "It does not speak fal's protocol: check the endpoint.",
+            key=self._key,
+            status_code=response.status_code,
+            detail=response.text[:2000],
+            request_id=request_id,
+        )
 
-    def _unreachable(self, error: httpx.TransportError, request: httpx.Request, attempts: int,
-                     bounded: bool) -> RequestError:
+    def _unreachable(
+        self, error: httpx.TransportError, request: httpx.Request, attempts: int, bounded: bool
+    ) -> RequestError:
         if bounded and isinstance(error, httpx.TimeoutException):
             seconds = request.extensions["timeout"]["read"]
-            return make_error(self._address, f"no answer within {seconds:g} s from {request.url}.",
-                              "Pass a larger timeout= (or none), or submit() it to the queue.",
-                              key=self._key, detail=str(error), cls=RequestTimeoutError)
+            return make_error(
+                self._address,
+                f"no answer within {seconds:g} s from {request.url}.",
+                "Pass a larger timeout= (or none), or submit() it to the queue.",
+                key=self._key,
+                detail=str(error),
+                cls=RequestTimeoutError,
+            )
         return transport_error(error, self._address, str(request.url), key=self._key, attempts=attempts)
 
     # -- I/O: the only part that differs between the flavours --------------------------------------
@@ -338,8 +432,9 @@ class EndpointClient:
                 self._log_retry(request, attempt, wait, f"HTTP {response.status_code}")
             time.sleep(wait)
 
-    async def _send_async(self, request: httpx.Request, *, bounded: bool = False,
-                          stream: bool = False) -> httpx.Response:
+    async def _send_async(
+        self, request: httpx.Request, *, bounded: bool = False, stream: bool = False
+    ) -> httpx.Response:
         http = self._async_client()
         attempt = 0
         while True:
@@ -358,8 +453,15 @@ class EndpointClient:
             await asyncio.sleep(wait)
 
     def _log_retry(self, request: httpx.Request, attempt: int, wait: float, reason: str) -> None:
-        log.debug("%s %s: %s; try %d of %d in %.2f s", request.method, request.url, reason, attempt + 1,
-                  self._retry.attempts, wait)
+        log.debug(
+            "%s %s: %s; try %d of %d in %.2f s",
+            request.method,
+            request.url,
+            reason,
+            attempt + 1,
+            self._retry.attempts,
+            wait,
+        )
 
 
 class _Deadline:
@@ -418,8 +520,9 @@ class _Handle:
         try:
             return decode_status(data)
         except ValueError as exc:
-            raise self._client._protocol_error(f"answered the status of a request with {exc}.", response,
-                                               self.request_id) from None
+            raise self._client._protocol_error(
+                f"answered the status of a request with {exc}.", response, self.request_id
+            ) from None
 
     def _result(self, response: httpx.Response) -> Any:
         # Asked once the request completed: an error answer is the app's (a 404: its unknown path).
@@ -435,9 +538,14 @@ class _Handle:
 
     def _timed_out(self, timeout: float | None) -> RequestError:
         client = self._client
-        return make_error(client._address, f"no result within {timeout:g} s.",
-                          "The request keeps running: call result() again to wait longer, or cancel() to stop it.",
-                          key=client._key, request_id=self.request_id, cls=RequestTimeoutError)
+        return make_error(
+            client._address,
+            f"no result within {timeout:g} s.",
+            "The request keeps running: call result() again to wait longer, or cancel() to stop it.",
+            key=client._key,
+            request_id=self.request_id,
+            cls=RequestTimeoutError,
+        )
 
 
 class RequestHandle(_Handle):

@@ -47,7 +47,13 @@ DEFAULT_SERVER_PORT = 8000
 # Fields that describe the project rather than a fal TOML key.
 PROJECT_FIELDS = ("name", "mode", "class_name", "entry", "cmd", "base_image", "requirements")
 # Command-line spelling of fields whose flag differs from "--" + name with dashes.
-FLAG_NAMES = {"name": "the NAME argument", "exposed_port": "--port", "secrets": "--secret", "class_name": "--class", "auth": "--auth"}
+FLAG_NAMES = {
+    "name": "the NAME argument",
+    "exposed_port": "--port",
+    "secrets": "--secret",
+    "class_name": "--class",
+    "auth": "--auth",
+}
 
 
 def kernel_python_version() -> str:

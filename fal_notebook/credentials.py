@@ -59,9 +59,7 @@ def _read_config() -> dict:
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"fal's config file {config_path()} is not valid TOML ({exc}); fix or remove it."
-        ) from None
+        raise ConfigError(f"fal's config file {config_path()} is not valid TOML ({exc}); fix or remove it.") from None
 
 
 def active_profile(config: dict | None = None) -> str | None:

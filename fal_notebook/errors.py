@@ -48,8 +48,16 @@ class RequestError(FalNotebookError):
     ``status_code`` is None when the endpoint could not be reached at all.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None, detail=None, request_id: str | None = None,
-                 endpoint_id: str | None = None, error_type: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        detail=None,
+        request_id: str | None = None,
+        endpoint_id: str | None = None,
+        error_type: str | None = None,
+    ):
         super().__init__(message)
         self.status_code = status_code
         self.detail = detail

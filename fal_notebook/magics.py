@@ -18,9 +18,7 @@ def _parser(prog: str, *arguments: tuple[tuple[str, ...], dict]) -> ArgumentPars
 
 
 NAME = (("name",), {})
-DEPLOY = _parser(
-    "%fal_deploy", NAME, (("--target",), {"default": "local"}), (("--no-wait",), {"action": "store_true"})
-)
+DEPLOY = _parser("%fal_deploy", NAME, (("--target",), {"default": "local"}), (("--no-wait",), {"action": "store_true"}))
 PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
 LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
 STOP = _parser("%fal_stop", NAME)

@@ -27,8 +27,7 @@ DEFAULT_GATEWAY_PORT = 8765
 NAMESPACES = ("workflows", "comfy")  # fal endpoint ids with a namespace have three app segments
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ACCEPTED_FORMS = (
-    "'local/<name>' (an app on the local gateway), '<owner>/<app>[/<path>]' (an app on fal), "
-    "or an http(s):// URL"
+    "'local/<name>' (an app on the local gateway), '<owner>/<app>[/<path>]' (an app on fal), or an http(s):// URL"
 )
 Kind = Literal["local", "fal", "url"]
 
@@ -139,8 +138,7 @@ def _address_of_url(url: str) -> Address:
         app, path = "/".join(segments[:app_length]), join_path(*segments[app_length:])
         queue = queue_host if host == run_host else f"queue.{host}"
         scheme = parsed.scheme
-        return Address(_endpoint_id(app, path), f"{scheme}://{host}/{app}", f"{scheme}://{queue}/{app}", path,
-                       "fal")
+        return Address(_endpoint_id(app, path), f"{scheme}://{host}/{app}", f"{scheme}://{queue}/{app}", path, "fal")
     # Any other server: the whole URL is the app, and its queue follows the gateway's layout.
     return Address(url, join_url(origin, *segments), join_url(origin, "queue", *segments), "/", "url")
 
@@ -227,12 +225,21 @@ def retryable_response(response: httpx.Response) -> bool:
         return True
     # 502-504 carrying a request id come from the app (or a timeout the caller set): they are final.
     headers = response.headers
-    return (response.status_code in GATEWAY_STATUSES and "x-fal-request-id" not in headers
-            and "x-fal-request-timeout-type" not in headers)
+    return (
+        response.status_code in GATEWAY_STATUSES
+        and "x-fal-request-id" not in headers
+        and "x-fal-request-timeout-type" not in headers
+    )
 
 
-def retry_wait(policy: RetryPolicy, attempt: int, *, response: httpx.Response | None = None,
-               error: httpx.TransportError | None = None, bounded: bool = False) -> float | None:
+def retry_wait(
+    policy: RetryPolicy,
+    attempt: int,
+    *,
+    response: httpx.Response | None = None,
+    error: httpx.TransportError | None = None,
+    bounded: bool = False,
+) -> float | None:
     """Seconds to wait before trying again, or None when the answer (or error) is final.
 
     ``bounded``: the caller set its own timeout, so a timeout is final rather than retried. A refused
@@ -292,8 +299,12 @@ def decode_status(data: Any) -> Status:
     if state == "IN_PROGRESS":
         return InProgress(logs=list(data.get("logs") or []))
     if state == "COMPLETED":
-        return Completed(logs=list(data.get("logs") or []), metrics=dict(data.get("metrics") or {}),
-                         error=data.get("error"), error_type=data.get("error_type"))
+        return Completed(
+            logs=list(data.get("logs") or []),
+            metrics=dict(data.get("metrics") or {}),
+            error=data.get("error"),
+            error_type=data.get("error_type"),
+        )
     raise ValueError(f"unknown request status {state!r}")
 
 
@@ -346,8 +357,12 @@ def queued_request(data: Any, address: Address) -> QueuedRequest:
         raise ValueError("the submit answer has no request_id")
     request_id = data["request_id"]
     base = join_url(address.app_queue_url, "requests", request_id)
-    return QueuedRequest(request_id, data.get("status_url") or f"{base}/status",
-                         data.get("response_url") or base, data.get("cancel_url") or f"{base}/cancel")
+    return QueuedRequest(
+        request_id,
+        data.get("status_url") or f"{base}/status",
+        data.get("response_url") or base,
+        data.get("cancel_url") or f"{base}/cancel",
+    )
 
 
 CANCEL_ANSWERS = frozenset({"OK", "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"})
@@ -397,8 +412,15 @@ def response_detail(response: httpx.Response) -> Any:
     return body["detail"] if isinstance(body, dict) and "detail" in body else body
 
 
-def request_error(response: httpx.Response, address: Address, *, key: str | None,
-                  request_id: str | None = None, attempts: int = 1, from_app: bool = False) -> RequestError:
+def request_error(
+    response: httpx.Response,
+    address: Address,
+    *,
+    key: str | None,
+    request_id: str | None = None,
+    attempts: int = 1,
+    from_app: bool = False,
+) -> RequestError:
     """The error for an HTTP error answer: endpoint, status code, detail, request id and what to do.
 
     ``request_id``: the queued request the answer is about (a 404 from the queue then means that
@@ -416,9 +438,12 @@ def request_error(response: httpx.Response, address: Address, *, key: str | None
     elif status == 404:
         problem = f"not found (HTTP 404) for {where}: {render_detail(detail)}."
         unknown_request = request_id and not from_app
-        todo = ("No request with this id: it is unknown, or its result expired." if unknown_request else
-                "Unknown app or path: check the endpoint id and the path (openapi() lists the app's paths; "
-                "%fal_apps lists local apps).")
+        todo = (
+            "No request with this id: it is unknown, or its result expired."
+            if unknown_request
+            else "Unknown app or path: check the endpoint id and the path (openapi() lists the app's paths; "
+            "%fal_apps lists local apps)."
+        )
     elif status in RETRY_STATUSES or status in GATEWAY_STATUSES:
         tries = f", still after {attempts} tries" if attempts > 1 and retryable_response(response) else ""
         problem = f"unavailable (HTTP {status}{tries}): {render_detail(detail)}."
@@ -429,17 +454,25 @@ def request_error(response: httpx.Response, address: Address, *, key: str | None
     else:
         problem = f"HTTP {status} for {where}: {render_detail(detail)}."
         todo = ""
-    return make_error(address, problem, todo, key=key, status_code=status, detail=detail,
-                      request_id=request_id or response.headers.get("x-fal-request-id"),
-                      error_type=_error_type(response))
+    return make_error(
+        address,
+        problem,
+        todo,
+        key=key,
+        status_code=status,
+        detail=detail,
+        request_id=request_id or response.headers.get("x-fal-request-id"),
+        error_type=_error_type(response),
+    )
 
 
-def transport_error(error: Exception, address: Address, url: str, *, key: str | None,
-                    attempts: int) -> RequestError:
+def transport_error(error: Exception, address: Address, url: str, *, key: str | None, attempts: int) -> RequestError:
     """The error when the endpoint could not be reached at all."""
     if address.kind == "local":
-        todo = ("Is the local gateway running? Deploy the app (%fal_deploy NAME) or start it with "
-                "`fal-notebook gateway start`.")
+        todo = (
+            "Is the local gateway running? Deploy the app (%fal_deploy NAME) or start it with "
+            "`fal-notebook gateway start`."
+        )
     else:
         todo = "Check the URL and your network connection."
     tries = f" ({attempts} tries)" if attempts > 1 else ""
@@ -447,14 +480,29 @@ def transport_error(error: Exception, address: Address, url: str, *, key: str | 
     return make_error(address, problem, todo, key=key, detail=str(error))
 
 
-def make_error(address: Address, problem: str, todo: str, *, key: str | None, status_code: int | None = None,
-               detail: Any = None, request_id: str | None = None, error_type: str | None = None,
-               cls: type[RequestError] = RequestError) -> RequestError:
+def make_error(
+    address: Address,
+    problem: str,
+    todo: str,
+    *,
+    key: str | None,
+    status_code: int | None = None,
+    detail: Any = None,
+    request_id: str | None = None,
+    error_type: str | None = None,
+    cls: type[RequestError] = RequestError,
+) -> RequestError:
     """A ``cls`` error whose message reads ``<endpoint>: <problem> <todo> (request id <id>)``, key-free."""
     suffix = f" (request id {request_id})" if request_id else ""
     message = scrub(f"{address.endpoint_id}: {problem} {todo}".rstrip() + suffix, key)
-    return cls(message, status_code=status_code, detail=_scrub_value(detail, key),
-               request_id=request_id, endpoint_id=address.endpoint_id, error_type=error_type)
+    return cls(
+        message,
+        status_code=status_code,
+        detail=_scrub_value(detail, key),
+        request_id=request_id,
+        endpoint_id=address.endpoint_id,
+        error_type=error_type,
+    )
 
 
 def render_validation(detail: Any) -> str:
@@ -502,12 +550,16 @@ def _error_type(response: httpx.Response) -> str | None:
 def _auth_hint(address: Address, key: str | None) -> str:
     sent = "The key sent was refused." if key else "No key was sent."
     if address.kind == "local":
-        return (f"{sent} This app is private: the local gateway wants its own key, which connect() reads from "
-                f"{gateway_key_file()} when no key= is given (the gateway writes it when it starts; "
-                "FAL_NOTEBOOK_HOME must be the gateway's).")
+        return (
+            f"{sent} This app is private: the local gateway wants its own key, which connect() reads from "
+            f"{gateway_key_file()} when no key= is given (the gateway writes it when it starts; "
+            "FAL_NOTEBOOK_HOME must be the gateway's)."
+        )
     if address.kind == "fal":
-        return (f"{sent} Set FAL_KEY to your fal key ('<key_id>:<key_secret>') or pass key= to connect(); "
-                "if it is set, it is wrong or has no access to this app.")
+        return (
+            f"{sent} Set FAL_KEY to your fal key ('<key_id>:<key_secret>') or pass key= to connect(); "
+            "if it is set, it is wrong or has no access to this app."
+        )
     return f"{sent} Pass the app's key: connect(url, key=...)."
 
 

@@ -11,8 +11,9 @@ definition (a recursive model) becomes a free-form JSON shape there, so nothing 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from .errors import FalNotebookError
@@ -233,8 +234,15 @@ class _Parser:
         for param in op.get("parameters") or []:
             param = self.resolve(param)
             if param.get("in") == "query" and not _hidden(param.get("schema") or {}):
-                fields.append(self.field(param["name"], param.get("schema") or {}, bool(param.get("required")),
-                                         location="query", outer=param))
+                fields.append(
+                    self.field(
+                        param["name"],
+                        param.get("schema") or {},
+                        bool(param.get("required")),
+                        location="query",
+                        outer=param,
+                    )
+                )
         return Endpoint(
             path=path,
             summary=str(op.get("summary", "")),
@@ -376,8 +384,15 @@ class _Parser:
         required = set(schema.get("required") or [])
         return tuple(self.field(name, props[name], name in required) for name in order if not _hidden(props[name]))
 
-    def field(self, name: str, schema: Any, required: bool, *, location: Location = "body",
-              outer: Mapping[str, Any] | None = None) -> Field:
+    def field(
+        self,
+        name: str,
+        schema: Any,
+        required: bool,
+        *,
+        location: Location = "body",
+        outer: Mapping[str, Any] | None = None,
+    ) -> Field:
         schema = schema if isinstance(schema, Mapping) else {}
         meta = {**self.resolve(schema), **schema} if "$ref" in schema else dict(schema)
         meta.update({k: v for k, v in (outer or {}).items() if k in ("description", "example", "examples")})
@@ -464,8 +479,12 @@ def _hidden(schema: Any) -> bool:
 
 def _is_empty_object(schema: Any) -> bool:
     """A model without properties (``class Input(BaseModel): pass``): its body is ``{}``."""
-    return (isinstance(schema, Mapping) and schema.get("type") == "object"
-            and not schema.get("properties") and not schema.get("additionalProperties"))
+    return (
+        isinstance(schema, Mapping)
+        and schema.get("type") == "object"
+        and not schema.get("properties")
+        and not schema.get("additionalProperties")
+    )
 
 
 def _produces(op: Mapping[str, Any], media_type: str) -> bool:

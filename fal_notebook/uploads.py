@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from .credentials import fal_key, logged_in_as_user, not_logged_in_message
-from .secrets import redact
 from .errors import FalNotebookError
+from .secrets import redact
 
 
 def upload_file(

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .schema import Field, Shape
+
 
 @dataclass(frozen=True)
 class Invalid:
@@ -85,8 +87,10 @@ def _is_int(value: Any) -> bool:
 _TYPE_CHECKS = {
     "string": (lambda v: isinstance(v, str), "must be text"),
     "integer": (_is_int, "must be a whole number"),
-    "number": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-               "must be a number"),
+    "number": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+        "must be a number",
+    ),
     "boolean": (lambda v: isinstance(v, bool), "must be true or false"),
     "array": (lambda v: isinstance(v, list), "must be a list"),
     "object": (lambda v: isinstance(v, Mapping), "must be an object"),

@@ -17,8 +17,7 @@ from fal_notebook.gateway import start_gateway, stop_gateway
 
 from .gateway_helpers import TEST_MAX_BODY, LocalGateway, free_port
 
-FAL_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST",
-           "FAL_NOTEBOOK_GATEWAY_PORT")
+FAL_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST", "FAL_NOTEBOOK_GATEWAY_PORT")
 
 
 @pytest.fixture

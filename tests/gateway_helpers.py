@@ -88,6 +88,7 @@ def hold(gateway: LocalGateway, client: Any, gate: Path) -> Any:
     runner: the app logs when it starts to wait for ``gate`` to exist."""
     handle = client.submit({"path": str(gate)}, path="/hold")
     started = f"holding until {gate.name} exists"
-    gateway.wait_for(lambda: started in messages(getattr(handle.status(logs=True), "logs", [])),
-                     what=f"the app to log {started!r}")
+    gateway.wait_for(
+        lambda: started in messages(getattr(handle.status(logs=True), "logs", [])), what=f"the app to log {started!r}"
+    )
     return handle

@@ -3,14 +3,14 @@ the fal SDK (``App(_allow_init=True).openapi()``) and by FastAPI, and hand-writt
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Literal
 
 import fal
-from fastapi import FastAPI
-from fastapi.responses import StreamingResponse
 from fal.toolkit import File, Image, Video
 from fal.toolkit.image import ImageSize, ImageSizePreset
 from fal.toolkit.pydantic import AudioField, FalBaseModel, FileField, Hidden, ImageField
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 
@@ -28,8 +28,8 @@ class ImageInput(FalBaseModel):
     style: Literal["photo", "anime", "sketch"] = "photo"
     steps: int = Field(20, ge=1, le=50, description="Inference steps.")
     guidance: float = Field(7.5, gt=0, lt=20)
-    seed: Optional[int] = Field(None, ge=0, le=2**31, description="Same seed, same image.")
-    image_size: Union[ImageSize, ImageSizePreset] = "square_hd"
+    seed: int | None = Field(None, ge=0, le=2**31, description="Same seed, same image.")
+    image_size: ImageSize | ImageSizePreset = "square_hd"
     size: Size = Size()
     tags: list[str] = []
     sizes: list[Size] = []
@@ -58,16 +58,16 @@ class ImageApp(fal.App):
 class FileInput(BaseModel):
     document_url: str = FileField(description="A PDF or text file.")
     voice_url: str = AudioField(None)
-    video: Optional[Video] = Field(None, description="A clip to transcribe.")
+    video: Video | None = Field(None, description="A clip to transcribe.")
     reference_image_urls: list[str] = Field(default_factory=list)
     picture: Image = Field(description="A picture as fal's Image model.")
-    language: Optional[Literal["en", "de", "fr"]] = None
+    language: Literal["en", "de", "fr"] | None = None
 
 
 class FileOutput(BaseModel):
     text: str
     file: File
-    thumbnail: Optional[Image] = None
+    thumbnail: Image | None = None
 
 
 class FileApp(fal.App):
@@ -88,7 +88,7 @@ server = FastAPI(title="summarizer", version="2.0")
 class Summarize(BaseModel):
     text: str = Field(..., max_length=10_000)
     sentences: int = Field(3, ge=1, le=20)
-    language: Optional[str] = None
+    language: str | None = None
     keywords: list[str] = Field(default_factory=list, max_length=5)
 
 
@@ -137,8 +137,13 @@ OPENAPI_30 = {
         },
         "/list": {
             "post": {
-                "requestBody": {"content": {"application/json": {
-                    "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Point"}}}}},
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Point"}}
+                        }
+                    }
+                },
                 "parameters": [{"$ref": "#/components/parameters/Verbose"}],
                 "responses": {"200": {"description": "ok"}},
             }
@@ -149,7 +154,10 @@ OPENAPI_30 = {
             "Verbose": {"name": "verbose", "in": "query", "schema": {"type": "boolean"}, "example": True},
         },
         "responses": {
-            "Ok": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Out"}}}},
+            "Ok": {
+                "description": "ok",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Out"}}},
+            },
         },
         "schemas": {
             "In": {
@@ -161,12 +169,21 @@ OPENAPI_30 = {
                     "ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1},
                     "point": {"allOf": [{"$ref": "#/components/schemas/Point"}], "description": "Where."},
                     "mode": {"anyOf": [{"const": "fast"}, {"const": "slow"}], "default": "fast"},
-                    "shape": {"oneOf": [{"$ref": "#/components/schemas/Circle"}, {"$ref": "#/components/schemas/Square"}]},
+                    "shape": {
+                        "oneOf": [{"$ref": "#/components/schemas/Circle"}, {"$ref": "#/components/schemas/Square"}]
+                    },
                     "matrix": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-                    "groups": {"type": "array", "minItems": 1, "items": {
-                        "type": "object", "properties": {
-                            "label": {"type": "string"},
-                            "points": {"type": "array", "items": {"$ref": "#/components/schemas/Point"}}}}},
+                    "groups": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "label": {"type": "string"},
+                                "points": {"type": "array", "items": {"$ref": "#/components/schemas/Point"}},
+                            },
+                        },
+                    },
                     "meta": {"type": "object", "additionalProperties": {"type": "string"}},
                     "notes": {"type": "string", "format": "textarea"},
                     "level": {"type": "integer", "enum": [1, 2, 3]},

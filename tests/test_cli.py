@@ -9,7 +9,7 @@ import nbformat
 
 from tests.gateway_helpers import free_port
 
-SERVER = '''%%fal_app echo-server --port 9000 --auth public --max-concurrency 1
+SERVER = """%%fal_app echo-server --port 9000 --auth public --max-concurrency 1
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -19,7 +19,7 @@ app = FastAPI()
 def echo(body: dict):
     print("echoing", body)
     return {"echo": body}
-'''
+"""
 
 
 def cli(*args, env, check=True):
@@ -32,8 +32,12 @@ def cli(*args, env, check=True):
 
 
 def test_cli_from_notebook_to_call_and_back(tmp_path):
-    env = {**os.environ, "FAL_NOTEBOOK_HOME": str(tmp_path / "home"),
-           "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()), "FAL_NOTEBOOK_LOCAL_ENV": "kernel"}
+    env = {
+        **os.environ,
+        "FAL_NOTEBOOK_HOME": str(tmp_path / "home"),
+        "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
+        "FAL_NOTEBOOK_LOCAL_ENV": "kernel",
+    }
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(SERVER)]
     nbformat.write(nb, tmp_path / "demo.ipynb")

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from fal_notebook.backends.base import Deployment
 from fal_notebook.client import (
     AsyncRequestHandle,
     Completed,
@@ -25,7 +26,6 @@ from fal_notebook.client import (
     RetryPolicy,
     connect,
 )
-from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import ConfigError
 from fal_notebook.protocol import fal_address
 
@@ -40,8 +40,12 @@ def anyio_backend():
 
 
 def _log(n: int, message: str | None = None) -> dict:
-    return {"timestamp": f"2025-01-01T00:00:{n:02d}", "message": message or f"step {n}", "level": "INFO",
-            "source": "user"}
+    return {
+        "timestamp": f"2025-01-01T00:00:{n:02d}",
+        "message": message or f"step {n}",
+        "level": "INFO",
+        "source": "user",
+    }
 
 
 # The status answers of one request, one per poll: the log list is a moving window.
@@ -85,18 +89,20 @@ class FakeFal:
         self.requests: dict[str, dict] = {}
         self.seen: list[Request] = []
         prefix = "/queue/local/echo/requests/{request_id}"
-        self.app = Starlette(routes=[
-            Route("/local/echo/openapi.json", self.openapi, methods=["GET"]),
-            Route("/local/echo/stream", self.stream, methods=["POST"]),
-            Route("/local/echo/{path:path}/stream", self.stream, methods=["POST"]),
-            Route("/local/echo", self.run, methods=["POST"]),
-            Route("/local/echo/{path:path}", self.run, methods=["POST"]),
-            Route(prefix + "/status", self.status, methods=["GET"]),
-            Route(prefix + "/cancel", self.cancel, methods=["PUT"]),
-            Route(prefix, self.result, methods=["GET"]),
-            Route("/queue/local/echo", self.submit, methods=["POST"]),
-            Route("/queue/local/echo/{path:path}", self.submit, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/local/echo/openapi.json", self.openapi, methods=["GET"]),
+                Route("/local/echo/stream", self.stream, methods=["POST"]),
+                Route("/local/echo/{path:path}/stream", self.stream, methods=["POST"]),
+                Route("/local/echo", self.run, methods=["POST"]),
+                Route("/local/echo/{path:path}", self.run, methods=["POST"]),
+                Route(prefix + "/status", self.status, methods=["GET"]),
+                Route(prefix + "/cancel", self.cancel, methods=["PUT"]),
+                Route(prefix, self.result, methods=["GET"]),
+                Route("/queue/local/echo", self.submit, methods=["POST"]),
+                Route("/queue/local/echo/{path:path}", self.submit, methods=["POST"]),
+            ]
+        )
 
     @staticmethod
     def output(body: dict, path: str) -> tuple[int, dict]:
@@ -104,8 +110,14 @@ class FakeFal:
         if not isinstance(body.get("prompt"), str):
             errors.append({"type": "missing", "loc": ["body", "prompt"], "msg": "Field required", "input": body})
         if "steps" in body and not isinstance(body["steps"], int):
-            errors.append({"type": "int_parsing", "loc": ["body", "steps"],
-                           "msg": "Input should be a valid integer", "input": body["steps"]})
+            errors.append(
+                {
+                    "type": "int_parsing",
+                    "loc": ["body", "steps"],
+                    "msg": "Input should be a valid integer",
+                    "input": body["steps"],
+                }
+            )
         if errors:
             return 422, {"detail": errors}
         if body.get("fail"):
@@ -138,16 +150,33 @@ class FakeFal:
     @guarded
     async def submit(self, request: Request):
         request_id = str(uuid.uuid4())
-        self.requests[request_id] = {"input": await request.json(), "path": request.path_params.get("path", ""),
-                                     "polls": 0, "cancelled": False}
+        self.requests[request_id] = {
+            "input": await request.json(),
+            "path": request.path_params.get("path", ""),
+            "polls": 0,
+            "cancelled": False,
+        }
         base = f"{request.base_url}queue/local/echo/requests/{request_id}"
-        return JSONResponse({"request_id": request_id, "status_url": f"{base}/status", "response_url": base,
-                             "cancel_url": f"{base}/cancel", "queue_position": 1}, 202)
+        return JSONResponse(
+            {
+                "request_id": request_id,
+                "status_url": f"{base}/status",
+                "response_url": base,
+                "cancel_url": f"{base}/cancel",
+                "queue_position": 1,
+            },
+            202,
+        )
 
     def current(self, entry: dict) -> dict:
         if entry["cancelled"]:
-            return {"status": "COMPLETED", "logs": [], "metrics": {}, "error": "Request cancelled",
-                    "error_type": "RequestCancelled"}
+            return {
+                "status": "COMPLETED",
+                "logs": [],
+                "metrics": {},
+                "error": "Request cancelled",
+                "error_type": "RequestCancelled",
+            }
         answer = dict(SCRIPT[min(entry["polls"], len(SCRIPT) - 1)])
         if answer["status"] == "COMPLETED" and self.output(entry["input"], entry["path"])[0] != 200:
             answer.update(error="The app failed", error_type="AppError")
@@ -200,8 +229,14 @@ class SyncASGITransport(httpx.BaseTransport):
 
 
 def fake_client(fake: FakeFal, target: str = "local/echo", **options) -> EndpointClient:
-    return connect(target, transport=SyncASGITransport(fake.app), async_transport=httpx.ASGITransport(fake.app),
-                   retry=NO_WAIT, poll_interval=0, **options)
+    return connect(
+        target,
+        transport=SyncASGITransport(fake.app),
+        async_transport=httpx.ASGITransport(fake.app),
+        retry=NO_WAIT,
+        poll_interval=0,
+        **options,
+    )
 
 
 def recording(status: int = 200, body: object = None, **headers: str) -> tuple[httpx.MockTransport, list]:
@@ -243,13 +278,18 @@ def test_local_endpoint_urls_and_gateway_key(monkeypatch, tmp_path):
     transport, seen = recording(body={"request_id": "r1"})
     client = connect("local/echo", transport=transport)
     assert (client.endpoint_id, client.url, client.queue_url) == (
-        "local/echo", "http://127.0.0.1:9911/local/echo", "http://127.0.0.1:9911/queue/local/echo")
+        "local/echo",
+        "http://127.0.0.1:9911/local/echo",
+        "http://127.0.0.1:9911/queue/local/echo",
+    )
     client.run({"prompt": "hi"})
     client.run({"prompt": "hi"}, path="/generate")
     handle = client.submit({"prompt": "hi"}, path="generate")
-    assert [str(r.url) for r in seen] == ["http://127.0.0.1:9911/local/echo",
-                                          "http://127.0.0.1:9911/local/echo/generate",
-                                          "http://127.0.0.1:9911/queue/local/echo/generate"]
+    assert [str(r.url) for r in seen] == [
+        "http://127.0.0.1:9911/local/echo",
+        "http://127.0.0.1:9911/local/echo/generate",
+        "http://127.0.0.1:9911/queue/local/echo/generate",
+    ]
     assert {r.headers["authorization"] for r in seen} == {f"Key {KEY}"}  # the gateway's key, never FAL_KEY
     assert json.loads(seen[0].content) == {"prompt": "hi"}
     assert handle.status_url == "http://127.0.0.1:9911/queue/local/echo/requests/r1/status"
@@ -293,11 +333,14 @@ def test_a_fal_deployment_owned_by_local_is_called_on_fal(monkeypatch, tmp_path)
     monkeypatch.setenv("FAL_KEY", "fal-key-id:fal-key-secret-xyz")
     monkeypatch.setenv("FAL_RUN_HOST", "127.0.0.1:9443")
     monkeypatch.setenv("FAL_QUEUE_RUN_HOST", "127.0.0.1:9443/queue")
-    record = Deployment("words", "fal", "local/words", "https://fal.run/local/words",
-                        "https://queue.fal.run/local/words", "ready")
+    record = Deployment(
+        "words", "fal", "local/words", "https://fal.run/local/words", "https://queue.fal.run/local/words", "ready"
+    )
     client = record.client()
-    assert (client.url, client.queue_url) == ("https://127.0.0.1:9443/local/words",
-                                              "https://127.0.0.1:9443/queue/local/words")
+    assert (client.url, client.queue_url) == (
+        "https://127.0.0.1:9443/local/words",
+        "https://127.0.0.1:9443/queue/local/words",
+    )
     transport, seen = recording(body={"request_id": "r1"})
     connect(fal_address(record.endpoint_id), transport=transport).submit({})
     assert str(seen[0].url) == "https://127.0.0.1:9443/queue/local/words"
@@ -433,8 +476,9 @@ def test_the_key_stays_out_of_reprs_and_errors():
 
 def test_a_server_echoing_the_key_does_not_leak_it():
     def echo_headers(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(403, json={"detail": f"refused {request.headers['authorization']}",
-                                         "seen": {"secret": KEY.split(":")[1]}})
+        return httpx.Response(
+            403, json={"detail": f"refused {request.headers['authorization']}", "seen": {"secret": KEY.split(":")[1]}}
+        )
 
     client = connect("http://127.0.0.1:8000", key=KEY, transport=httpx.MockTransport(echo_headers))
     with pytest.raises(RequestError) as info:
@@ -482,7 +526,11 @@ def test_result_waits_without_logs():
 def test_iter_events_without_logs_reports_changes_only():
     handle = fake_client(FakeFal()).submit({"prompt": "hi"})
     assert list(handle.iter_events(logs=False, interval=0)) == [
-        Queued(1), Queued(0), InProgress([]), Completed([], {"inference_time": 0.25})]
+        Queued(1),
+        Queued(0),
+        InProgress([]),
+        Completed([], {"inference_time": 0.25}),
+    ]
 
 
 def test_result_timeout_leaves_the_request_running():
@@ -526,8 +574,12 @@ def test_cancel():
 
 def test_unknown_request():
     client = fake_client(FakeFal())
-    handle = RequestHandle(client, client._queued(httpx.Response(
-        200, json={"request_id": "gone"}, request=httpx.Request("POST", client.queue_url))))
+    handle = RequestHandle(
+        client,
+        client._queued(
+            httpx.Response(200, json={"request_id": "gone"}, request=httpx.Request("POST", client.queue_url))
+        ),
+    )
     with pytest.raises(RequestError, match="No request with this id") as info:
         handle.status()
     assert info.value.status_code == 404
@@ -677,8 +729,10 @@ async def test_over_the_network_async(served, tmp_path):
     client = connect(f"{base}/local/echo", poll_interval=0)
     handle = await client.submit_async({"prompt": "net"})
     assert await handle.result(timeout=30) == {"echo": "net", "path": "/"}
-    assert [e async for e in client.stream_async({"count": 1})] == [{"i": 0, "path": "/local/echo/stream"},
-                                                                   {"done": True}]
+    assert [e async for e in client.stream_async({"count": 1})] == [
+        {"i": 0, "path": "/local/echo/stream"},
+        {"done": True},
+    ]
     await client.aclose()
 
 

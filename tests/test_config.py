@@ -18,19 +18,62 @@ def server(**values):
 
 
 def test_every_key_of_the_platform_table_is_a_field():
-    keys = {"python_version", "machine_type", "num_gpus", "min_concurrency", "max_concurrency",
-            "max_multiplexing", "concurrency_buffer", "concurrency_buffer_perc", "scaling_delay",
-            "request_timeout", "startup_timeout", "keep_alive", "termination_grace_period_seconds",
-            "regions", "secrets", "data_mounts", "app_files", "app_files_ignore", "exposed_port",
-            "metrics_port", "health_check", "app_scale_settings", "image", "auth",
-            "deployment_strategy", "team", "requirements"}
+    keys = {
+        "python_version",
+        "machine_type",
+        "num_gpus",
+        "min_concurrency",
+        "max_concurrency",
+        "max_multiplexing",
+        "concurrency_buffer",
+        "concurrency_buffer_perc",
+        "scaling_delay",
+        "request_timeout",
+        "startup_timeout",
+        "keep_alive",
+        "termination_grace_period_seconds",
+        "regions",
+        "secrets",
+        "data_mounts",
+        "app_files",
+        "app_files_ignore",
+        "exposed_port",
+        "metrics_port",
+        "health_check",
+        "app_scale_settings",
+        "image",
+        "auth",
+        "deployment_strategy",
+        "team",
+        "requirements",
+    }
     if SPEC.is_file():  # the spec's table, when the shared folder is beside the checkout
         table = SPEC.read_text().split("## 4.")[1].split("## 5.")[0]
         keys |= set(re.findall(r"`([a-z_]+)`", table.split("| key | notes |")[1])) - {
-            "ref", "python_entry_point", "name", "true", "path", "method", "dockerfile",
-            "build_args", "registries", "entrypoint", "cmd", "username", "password",
-            "start_period_seconds", "timeout_seconds", "failure_threshold", "call_regularly",
-            "rolling", "recreate", "private", "public", "shared", "GET"}
+            "ref",
+            "python_entry_point",
+            "name",
+            "true",
+            "path",
+            "method",
+            "dockerfile",
+            "build_args",
+            "registries",
+            "entrypoint",
+            "cmd",
+            "username",
+            "password",
+            "start_period_seconds",
+            "timeout_seconds",
+            "failure_threshold",
+            "call_regularly",
+            "rolling",
+            "recreate",
+            "private",
+            "public",
+            "shared",
+            "GET",
+        }
     assert keys <= set(AppConfig.model_fields)
 
 

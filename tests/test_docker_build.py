@@ -53,7 +53,6 @@ class WordCount(fal.App):
 """
 
 
-
 @dataclass
 class Running:
     url: str

@@ -33,26 +33,71 @@ pytestmark = pytest.mark.usefixtures("fal_env")
 @pytest.mark.parametrize(
     "target, endpoint_id, url, queue_url, kind",
     [
-        ("local/echo", "local/echo", "http://127.0.0.1:8765/local/echo",
-         "http://127.0.0.1:8765/queue/local/echo", "local"),
-        ("local/echo/generate", "local/echo/generate", "http://127.0.0.1:8765/local/echo/generate",
-         "http://127.0.0.1:8765/queue/local/echo/generate", "local"),
+        (
+            "local/echo",
+            "local/echo",
+            "http://127.0.0.1:8765/local/echo",
+            "http://127.0.0.1:8765/queue/local/echo",
+            "local",
+        ),
+        (
+            "local/echo/generate",
+            "local/echo/generate",
+            "http://127.0.0.1:8765/local/echo/generate",
+            "http://127.0.0.1:8765/queue/local/echo/generate",
+            "local",
+        ),
         ("fal-ai/flux", "fal-ai/flux", "https://fal.run/fal-ai/flux", "https://queue.fal.run/fal-ai/flux", "fal"),
-        ("fal-ai/flux/dev", "fal-ai/flux/dev", "https://fal.run/fal-ai/flux/dev",
-         "https://queue.fal.run/fal-ai/flux/dev", "fal"),
-        ("workflows/me/flow/run", "workflows/me/flow/run", "https://fal.run/workflows/me/flow/run",
-         "https://queue.fal.run/workflows/me/flow/run", "fal"),
-        ("http://127.0.0.1:9000/local/echo", "local/echo", "http://127.0.0.1:9000/local/echo",
-         "http://127.0.0.1:9000/queue/local/echo", "local"),
-        ("http://127.0.0.1:9000/queue/local/echo/gen", "local/echo/gen", "http://127.0.0.1:9000/local/echo/gen",
-         "http://127.0.0.1:9000/queue/local/echo/gen", "local"),
+        (
+            "fal-ai/flux/dev",
+            "fal-ai/flux/dev",
+            "https://fal.run/fal-ai/flux/dev",
+            "https://queue.fal.run/fal-ai/flux/dev",
+            "fal",
+        ),
+        (
+            "workflows/me/flow/run",
+            "workflows/me/flow/run",
+            "https://fal.run/workflows/me/flow/run",
+            "https://queue.fal.run/workflows/me/flow/run",
+            "fal",
+        ),
+        (
+            "http://127.0.0.1:9000/local/echo",
+            "local/echo",
+            "http://127.0.0.1:9000/local/echo",
+            "http://127.0.0.1:9000/queue/local/echo",
+            "local",
+        ),
+        (
+            "http://127.0.0.1:9000/queue/local/echo/gen",
+            "local/echo/gen",
+            "http://127.0.0.1:9000/local/echo/gen",
+            "http://127.0.0.1:9000/queue/local/echo/gen",
+            "local",
+        ),
         ("https://fal.run/me/app", "me/app", "https://fal.run/me/app", "https://queue.fal.run/me/app", "fal"),
-        ("https://queue.fal.run/me/app/sub", "me/app/sub", "https://fal.run/me/app/sub",
-         "https://queue.fal.run/me/app/sub", "fal"),
-        ("http://127.0.0.1:8000", "http://127.0.0.1:8000", "http://127.0.0.1:8000", "http://127.0.0.1:8000/queue",
-         "url"),
-        ("https://gpu.example.com/local/echo", "local/echo", "https://gpu.example.com/local/echo",
-         "https://gpu.example.com/queue/local/echo", "url"),
+        (
+            "https://queue.fal.run/me/app/sub",
+            "me/app/sub",
+            "https://fal.run/me/app/sub",
+            "https://queue.fal.run/me/app/sub",
+            "fal",
+        ),
+        (
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8000/queue",
+            "url",
+        ),
+        (
+            "https://gpu.example.com/local/echo",
+            "local/echo",
+            "https://gpu.example.com/local/echo",
+            "https://gpu.example.com/queue/local/echo",
+            "url",
+        ),
     ],
 )
 def test_addresses(target, endpoint_id, url, queue_url, kind):
@@ -64,7 +109,10 @@ def test_addresses(target, endpoint_id, url, queue_url, kind):
 def test_the_app_root_excludes_the_endpoint_path():
     address = resolve_address("fal-ai/flux/dev")
     assert (address.app_url, address.app_queue_url, address.path) == (
-        "https://fal.run/fal-ai/flux", "https://queue.fal.run/fal-ai/flux", "/dev")
+        "https://fal.run/fal-ai/flux",
+        "https://queue.fal.run/fal-ai/flux",
+        "/dev",
+    )
 
 
 def test_environment_overrides(monkeypatch):
@@ -84,7 +132,9 @@ def test_a_fal_endpoint_whose_owner_is_local_stays_on_fal(monkeypatch):
     address = fal_address("local/words/count")
     assert (address.kind, address.endpoint_id, address.path) == ("fal", "local/words/count", "/count")
     assert (address.url, address.queue_url) == (
-        "https://127.0.0.1:9443/local/words/count", "https://127.0.0.1:9443/queue/local/words/count")
+        "https://127.0.0.1:9443/local/words/count",
+        "https://127.0.0.1:9443/queue/local/words/count",
+    )
     assert resolve_address("local/words").kind == "local"  # an endpoint id alone means the gateway
     with pytest.raises(ConfigError, match="an app on fal"):
         fal_address("words")
@@ -189,8 +239,15 @@ def test_decode_statuses():
     log = {"timestamp": "t", "message": "m", "level": "INFO"}
     assert decode_status({"status": "IN_PROGRESS", "logs": [log]}) == InProgress(logs=[log])
     assert decode_status({"status": "IN_PROGRESS", "logs": None}) == InProgress(logs=[])
-    done = decode_status({"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 1.5},
-                          "error": "boom", "error_type": "RuntimeError"})
+    done = decode_status(
+        {
+            "status": "COMPLETED",
+            "logs": [],
+            "metrics": {"inference_time": 1.5},
+            "error": "boom",
+            "error_type": "RuntimeError",
+        }
+    )
     assert done == Completed(logs=[], metrics={"inference_time": 1.5}, error="boom", error_type="RuntimeError")
     assert decode_status({"status": "COMPLETED"}) == Completed()  # legacy apps send no metrics
     with pytest.raises(ValueError, match="LOST"):
@@ -198,8 +255,12 @@ def test_decode_statuses():
 
 
 def _log(n: int, message: str | None = None) -> dict:
-    return {"timestamp": f"2025-01-01T00:00:{n:02d}", "message": message or f"line {n}", "level": "INFO",
-            "source": "user"}
+    return {
+        "timestamp": f"2025-01-01T00:00:{n:02d}",
+        "message": message or f"line {n}",
+        "level": "INFO",
+        "source": "user",
+    }
 
 
 def test_overlapping_log_windows_yield_each_entry_once():
@@ -239,8 +300,12 @@ def test_completed_logs_are_deduplicated_too():
 # -- queue answers --------------------------------------------------------------------------------
 def test_queue_urls_come_from_the_answer_or_follow_the_layout():
     address = resolve_address("local/echo/generate")
-    given = {"request_id": "r1", "status_url": "http://s/status", "response_url": "http://s/r",
-             "cancel_url": "http://s/cancel"}
+    given = {
+        "request_id": "r1",
+        "status_url": "http://s/status",
+        "response_url": "http://s/r",
+        "cancel_url": "http://s/cancel",
+    }
     assert queued_request(given, address).status_url == "http://s/status"
     derived = queued_request({"request_id": "r1"}, address)
     assert derived.response_url == "http://127.0.0.1:8765/queue/local/echo/requests/r1"  # no endpoint path
@@ -252,11 +317,13 @@ def test_queue_urls_come_from_the_answer_or_follow_the_layout():
 
 @pytest.mark.parametrize(
     "status, body, answer",
-    [(202, {"status": "CANCELLATION_REQUESTED"}, "CANCELLATION_REQUESTED"),
-     (400, {"status": "ALREADY_COMPLETED"}, "ALREADY_COMPLETED"),
-     (404, {"status": "NOT_FOUND"}, "NOT_FOUND"),
-     (200, "OK", "OK"),
-     (404, {"detail": "Not Found"}, None)],
+    [
+        (202, {"status": "CANCELLATION_REQUESTED"}, "CANCELLATION_REQUESTED"),
+        (400, {"status": "ALREADY_COMPLETED"}, "ALREADY_COMPLETED"),
+        (404, {"status": "NOT_FOUND"}, "NOT_FOUND"),
+        (200, "OK", "OK"),
+        (404, {"detail": "Not Found"}, None),
+    ],
 )
 def test_cancel_answers(status, body, answer):
     response = httpx.Response(status, json=body, request=httpx.Request("PUT", "http://x/cancel"))
@@ -266,8 +333,18 @@ def test_cancel_answers(status, body, answer):
 # -- server-sent events ---------------------------------------------------------------------------
 def test_sse_parser():
     parser = SSEParser()
-    lines = [": keep-alive", "data: {\"a\": 1}", "", "event: progress", "id: 7", "data: {\"b\":", "data: 2}", "",
-             "", "data:{\"c\": 3}"]
+    lines = [
+        ": keep-alive",
+        'data: {"a": 1}',
+        "",
+        "event: progress",
+        "id: 7",
+        'data: {"b":',
+        "data: 2}",
+        "",
+        "",
+        'data:{"c": 3}',
+    ]
     events = [event for line in [*lines, ""] if (event := parser.feed(line)) is not None]
     assert events == [("message", '{"a": 1}'), ("progress", '{"b":\n2}'), ("message", '{"c": 3}')]
 
@@ -275,19 +352,33 @@ def test_sse_parser():
 # -- error rendering ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "loc, text",
-    [(["body", "prompt"], "prompt"), (["body", "images", 0, "url"], "images[0].url"),
-     (["query", "steps"], "query parameter steps"), (["body"], "the request body"), (["seed"], "seed")],
+    [
+        (["body", "prompt"], "prompt"),
+        (["body", "images", 0, "url"], "images[0].url"),
+        (["query", "steps"], "query parameter steps"),
+        (["body"], "the request body"),
+        (["seed"], "seed"),
+    ],
 )
 def test_render_location(loc, text):
     assert render_location(loc) == text
 
 
-def _error_for(status: int, body: object, address: str = "local/echo", *, key: str | None = None,
-               request_id: str | None = None, from_app: bool = False, **headers: str):
+def _error_for(
+    status: int,
+    body: object,
+    address: str = "local/echo",
+    *,
+    key: str | None = None,
+    request_id: str | None = None,
+    from_app: bool = False,
+    **headers: str,
+):
     request = httpx.Request("POST", "http://127.0.0.1:8765/local/echo/generate?x=1")
     response = httpx.Response(status, json=body, headers=headers, request=request)
-    return request_error(response, resolve_address(address), key=key, request_id=request_id, attempts=8,
-                         from_app=from_app)
+    return request_error(
+        response, resolve_address(address), key=key, request_id=request_id, attempts=8, from_app=from_app
+    )
 
 
 def test_error_messages_say_what_to_do():
@@ -299,7 +390,8 @@ def test_error_messages_say_what_to_do():
     # a sync call's 404 is about the path, even when fal tags the answer with a request id
     unknown_path = _error_for(404, {"detail": "Not Found"}, **{"x-fal-request-id": "r1"})
     assert "Unknown app or path" in str(unknown_path) and "POST http://127.0.0.1:8765/local/echo/generate:" in str(
-        unknown_path)
+        unknown_path
+    )
     assert unknown_path.request_id == "r1" and str(unknown_path).endswith("(request id r1)")
     unknown_request = _error_for(404, {"detail": "Request not found"}, request_id="r2")
     assert "No request with this id" in str(unknown_request)

@@ -41,15 +41,28 @@ def test_endpoints_follow_x_fal_order_paths_and_skip_health(image_app):
 def test_fields_follow_field_orders_and_hidden_fields_are_left_out(image_app):
     names = [f.name for f in image_app.endpoint("/").fields]
     assert names[:2] == ["prompt", "image_url"]  # FIELD_ORDERS moved them before the declared order
-    assert names == ["prompt", "image_url", "negative_prompt", "style", "steps", "guidance", "seed", "image_size",
-                     "size", "tags", "sizes", "enhance"]
+    assert names == [
+        "prompt",
+        "image_url",
+        "negative_prompt",
+        "style",
+        "steps",
+        "guidance",
+        "seed",
+        "image_size",
+        "size",
+        "tags",
+        "sizes",
+        "enhance",
+    ]
     assert "debug" not in names  # Hidden(Field(...)) → ui.hidden
 
 
 def test_x_fal_order_properties_wins_over_document_order():
     doc = copy.deepcopy(sample_apps.OPENAPI_30)
     doc["components"]["schemas"]["Out"] = {
-        "type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}, "c": {"type": "string"}},
+        "type": "object",
+        "properties": {"a": {"type": "string"}, "b": {"type": "string"}, "c": {"type": "string"}},
         "x-fal-order-properties": ["c", "a"],
     }
     out = parse_openapi(doc).endpoint("/").output
@@ -107,7 +120,10 @@ def test_nested_model_and_lists(image_app):
 def test_query_parameter_endpoint(image_app):
     e = image_app.endpoint("count")
     assert [(f.name, f.location, f.required) for f in e.fields] == [
-        ("text", "query", True), ("limit", "query", False), ("exact", "query", False)]
+        ("text", "query", True),
+        ("limit", "query", False),
+        ("exact", "query", False),
+    ]
     assert e.request({"text": "a b", "limit": 2, "exact": True}) == ("/count?text=a+b&limit=2&exact=true", {})
 
 
@@ -211,7 +227,24 @@ def test_not_a_document():
 
 
 def test_type_list_3_1():
-    doc = {"openapi": "3.1.0", "paths": {"/": {"post": {"requestBody": {"content": {"application/json": {"schema": {
-        "type": "object", "properties": {"n": {"type": ["integer", "null"], "maximum": 3}}}}}}}}}}
+    doc = {
+        "openapi": "3.1.0",
+        "paths": {
+            "/": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"n": {"type": ["integer", "null"], "maximum": 3}},
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    }
     n = parse_openapi(doc).endpoint("/").field("n").shape
     assert n.kind == "integer" and n.nullable and n.maximum == 3

@@ -17,10 +17,20 @@ def image_app():
 
 def test_validation_messages_name_the_fields(image_app):
     e = image_app.endpoint("/")
-    issues = validate_object(e.fields, {
-        "prompt": "", "steps": 0, "guidance": 20, "style": "oil", "seed": -1, "size": {"width": 10},
-        "sizes": [{"height": "tall"}], "tags": "x", "image_size": "huge",
-    })
+    issues = validate_object(
+        e.fields,
+        {
+            "prompt": "",
+            "steps": 0,
+            "guidance": 20,
+            "style": "oil",
+            "seed": -1,
+            "size": {"width": 10},
+            "sizes": [{"height": "tall"}],
+            "tags": "x",
+            "image_size": "huge",
+        },
+    )
     assert dict(issues) == {
         ("prompt",): "is required",
         ("image_url",): "is required",
@@ -29,7 +39,7 @@ def test_validation_messages_name_the_fields(image_app):
         ("guidance",): "must be less than 20",
         ("seed",): "must be at least 0",
         ("image_size",): "must be one of 'square_hd', 'square', 'portrait_4_3', 'portrait_16_9', "
-                         "'landscape_4_3', 'landscape_16_9'",
+        "'landscape_4_3', 'landscape_16_9'",
         ("size", "width"): "must be at least 64",
         ("tags",): "must be a list",
         ("sizes", 0, "height"): "must be a whole number",
@@ -44,15 +54,21 @@ def test_union_messages_follow_the_value_type(image_app):
 
 def test_valid_input_has_no_issues(image_app):
     e = image_app.endpoint("/")
-    assert validate_object(e.fields, {"prompt": "p", "image_url": "https://x/y.png", "seed": None,
-                                      "image_size": {"width": 100, "height": 100}}) == []
+    assert (
+        validate_object(
+            e.fields,
+            {"prompt": "p", "image_url": "https://x/y.png", "seed": None, "image_size": {"width": 100, "height": 100}},
+        )
+        == []
+    )
 
 
 def test_validation_of_strings_counts_and_invalid_markers():
     assert validate(Shape(kind="string", pattern="^[a-z]+$"), "Ab") == [((), "must match the pattern ^[a-z]+$")]
     assert validate(Shape(kind="string", max_length=2), "abc") == [((), "must be at most 2 characters (it has 3)")]
     assert validate(Shape(kind="array", min_items=1, items=Shape(kind="integer")), []) == [
-        ((), "needs at least 1 item")]
+        ((), "needs at least 1 item")
+    ]
     assert validate(Shape(kind="number", multiple_of=0.5), 0.75) == [((), "must be a multiple of 0.5")]
     assert validate(Shape(kind="integer"), True) == [((), "must be a whole number")]
     assert validate(Shape(kind="boolean", enum=(True,)), 1) == [((), "must be one of true")]
@@ -79,9 +95,18 @@ def test_issues_from_a_422_detail():
 
 def test_prune_drops_optional_values_equal_to_their_default(image_app):
     form = image_app.endpoint("/").form
-    values = {"prompt": "p", "image_url": "u", "negative_prompt": "", "steps": 20, "guidance": 7.5,
-              "size": {"width": 512, "height": 512}, "sizes": [{"width": 100, "height": 512}], "tags": [],
-              "image_size": "square_hd", "style": "anime"}
+    values = {
+        "prompt": "p",
+        "image_url": "u",
+        "negative_prompt": "",
+        "steps": 20,
+        "guidance": 7.5,
+        "size": {"width": 512, "height": 512},
+        "sizes": [{"width": 100, "height": 512}],
+        "tags": [],
+        "image_size": "square_hd",
+        "style": "anime",
+    }
     assert prune(form, values) == {"prompt": "p", "image_url": "u", "sizes": [{"width": 100}], "style": "anime"}
     assert prune(form, {"size": {"width": 600, "height": 512}}) == {"size": {"width": 600}}
 

@@ -63,7 +63,14 @@ def list_apps() -> list[dict]:
             mode = AppProject.load(path).mode
         except (FalNotebookError, OSError, ValueError, KeyError):  # a broken folder still shows up
             mode = "unreadable"
-        rows[name] = {"name": name, "mode": mode, "path": str(path), "target": None, "status": "captured", "endpoint_id": None}
+        rows[name] = {
+            "name": name,
+            "mode": mode,
+            "path": str(path),
+            "target": None,
+            "status": "captured",
+            "endpoint_id": None,
+        }
     for deployment in Deployment.all():
         deployment = deployment.backend.refresh(deployment)
         row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})

@@ -12,15 +12,16 @@ import ast
 import difflib
 import json
 import os
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import AppConfig
 from ..credentials import find_credentials
-from ..secrets import redact
 from ..errors import DeployError, FalNotebookError
 from ..generate.project import AppProject
+from ..secrets import redact
 from . import fal_checks
 from .base import Backend, Deployment, Progress
 from .fal_cli import (
@@ -103,9 +104,7 @@ class FalBackend(Backend):
         say(f"{done} {deployment.endpoint_id} (revision {deployment.detail['revision']}): {deployment.url}")
         return deployment
 
-    def _apply_scaling(
-        self, deployment: Deployment, new: dict, old: dict, key: str | None, say: Progress
-    ) -> bool:
+    def _apply_scaling(self, deployment: Deployment, new: dict, old: dict, key: str | None, say: Progress) -> bool:
         for removed in sorted(set(old) - set(new)):
             say(f"`{removed}` is no longer set in the cell; fal keeps the deployed value ({old[removed]}).")
         changed = {k: v for k, v in new.items() if old.get(k) != v}
@@ -139,8 +138,13 @@ class FalBackend(Backend):
         """Scale the app to zero and stop its runners; it stays deployed (a request starts it again,
         ``fal apps delete`` removes it)."""
         detail, key = deployment.detail, _key()
-        _checked(scale_args(detail["app_name"], {"min_concurrency": 0}, env=detail.get("environment"),
-                            team=detail.get("team")), deployment, key)
+        _checked(
+            scale_args(
+                detail["app_name"], {"min_concurrency": 0}, env=detail.get("environment"), team=detail.get("team")
+            ),
+            deployment,
+            key,
+        )
         for runner in _runners(deployment, key):
             if runner.get("state") not in ("TERMINATED", "DEAD", "TERMINATING"):
                 _checked(runner_stop_args(runner["runner_id"], team=detail.get("team")), deployment, key)
@@ -184,9 +188,7 @@ def deployment_from_report(run: FalRun, project: AppProject, *, environment: str
     result = parse_deploy_json(run.lines) or {}
     urls = report.get("urls", {})
     if not urls.get("sync") or not urls.get("async"):
-        raise DeployError(
-            f"fal deployed revision {report.get('revision')} but reported no URLs; see `fal apps list`."
-        )
+        raise DeployError(f"fal deployed revision {report.get('revision')} but reported no URLs; see `fal apps list`.")
     url, queue_url = base_url(urls["sync"]), base_url(urls["async"])
     return Deployment(
         name=project.name,
@@ -211,7 +213,7 @@ def deployment_from_report(run: FalRun, project: AppProject, *, environment: str
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _previous(name: str) -> Deployment | None:

@@ -12,15 +12,15 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..capture.requirements import requirement_name
 from ..config import kernel_python_version
 from ..credentials import FalCredentials, find_credentials, logged_in_as_user, not_logged_in_message
-from ..secrets import redact
 from ..errors import ConfigError, DeployError
 from ..generate.project import PYPROJECT, AppProject
+from ..secrets import redact
 
 CHECK_TIMEOUT = 180
 #: fal's own pyproject validator, as ``fal deploy <name>`` calls it (it finds the file from cwd).
@@ -42,7 +42,11 @@ def _python(program: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(
             [sys.executable, "-c", program, *args],
-            cwd=cwd, capture_output=True, text=True, timeout=CHECK_TIMEOUT, stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=CHECK_TIMEOUT,
+            stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
         raise DeployError(
@@ -134,10 +138,31 @@ def resolver_command(python_version: str) -> tuple[list[str], bool]:
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     uv = shutil.which("uv", path=search)
     if uv:
-        return [uv, "pip", "compile", "-", "--python-version", python_version,
-                "--python-platform", FAL_PLATFORM, "--quiet", "--no-header", "-o", os.devnull], True
-    return [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-            "-r", "/dev/stdin"], False
+        return [
+            uv,
+            "pip",
+            "compile",
+            "-",
+            "--python-version",
+            python_version,
+            "--python-platform",
+            FAL_PLATFORM,
+            "--quiet",
+            "--no-header",
+            "-o",
+            os.devnull,
+        ], True
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "-r",
+        "/dev/stdin",
+    ], False
 
 
 def check_requirements(
@@ -173,7 +198,7 @@ def check_requirements(
     raise DeployError(
         f"The requirements of {project.name} cannot be installed, so fal's build would fail; nothing was "
         f"deployed. The resolver said:\n{_tail(done.stderr, 6)}\nFix the version (--requirements "
-        "\"pkg==x.y\" overrides an inferred pin) and run the cell again."
+        '"pkg==x.y" overrides an inferred pin) and run the cell again.'
     )
 
 

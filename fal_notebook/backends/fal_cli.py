@@ -18,9 +18,10 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..secrets import redact
 
@@ -91,9 +92,7 @@ def set_rev_args(app: str, revision: str, *, env: str | None = None, team: str |
     return ["apps", "set-rev", app, revision, *_scope(env, team)]
 
 
-def scale_args(
-    app: str, values: dict[str, Any], *, env: str | None = None, team: str | None = None
-) -> list[str]:
+def scale_args(app: str, values: dict[str, Any], *, env: str | None = None, team: str | None = None) -> list[str]:
     """``fal apps scale``; ``values`` are AppConfig scaling keys (see ``SCALE_FLAGS``)."""
     args = ["apps", "scale", app]
     for key, value in values.items():
@@ -186,7 +185,7 @@ def run_fal(
         for raw in proc.stdout:
             line = clean(raw)
             if line.startswith(RESULT_MARKER):
-                run.report = json.loads(line[len(RESULT_MARKER):])
+                run.report = json.loads(line[len(RESULT_MARKER) :])
                 continue
             run.lines.append(line)
             if progress is not None:

@@ -30,9 +30,7 @@ _KEY_REJECTED = re.compile(
     r"not authori[sz]ed|unauthori[sz]ed|forbidden|Invalid key format",
     re.IGNORECASE,
 )
-_STEP = re.compile(
-    r"Step \d+/\d+ :|#\d+ \[|\[\d+/\d+\] |\bRUN |Collecting |Building wheel|Installing collected"
-)
+_STEP = re.compile(r"Step \d+/\d+ :|#\d+ \[|\[\d+/\d+\] |\bRUN |Collecting |Building wheel|Installing collected")
 #: fal's log prefix: ``2026-11-28 12:00:00.000 [info     ] ``.
 _LOG_PREFIX = re.compile(r"^\s*\d{4}-\d\d-\d\d[ T][\d:.]+\s+\[\s*\w+\s*\]\s*")
 _ERROR = re.compile(r"error|failed|failure|no matching distribution|could not find|not found", re.IGNORECASE)

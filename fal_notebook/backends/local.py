@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -46,9 +47,7 @@ class LocalBackend(Backend):
             raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(LOCAL_ENVS)}.")
         return self._deploy(project, env, sys.executable, wait=wait, progress=progress)
 
-    def _deploy(
-        self, project: AppProject, env: str, python: str, *, wait: bool, progress: Progress
-    ) -> Deployment:
+    def _deploy(self, project: AppProject, env: str, python: str, *, wait: bool, progress: Progress) -> Deployment:
         """Ask the gateway to run the project's runners in ``env``, and follow its progress."""
         start_gateway()
         secrets, missing = {}, []
@@ -58,9 +57,7 @@ class LocalBackend(Backend):
             else:
                 missing.append(name)
         if missing:
-            progress(
-                f"Note: secret {', '.join(missing)} is not set in this environment; the runners will not have it."
-            )
+            progress(f"Note: secret {', '.join(missing)} is not set in this environment; the runners will not have it.")
         spec = {"path": str(project.path), "env": env, "python": python, "secrets": secrets}
         with admin() as client:
             response = client.put(f"/_fal_notebook/apps/{project.name}", json=spec)
@@ -70,16 +67,12 @@ class LocalBackend(Backend):
         deployment = _deployment(self.target, project.name, str(project.path), info, env=env)
         deployment.save()
         if not wait:
-            progress(
-                f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready."
-            )
+            progress(f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready.")
             return deployment
         earlier = max((event["seq"] for event in info.get("events", ())), default=0)
         return self.wait(deployment, info["requested"], progress=progress, since=earlier)
 
-    def wait(
-        self, deployment: Deployment, revision: int, *, progress: Progress = print, since: int = 0
-    ) -> Deployment:
+    def wait(self, deployment: Deployment, revision: int, *, progress: Progress = print, since: int = 0) -> Deployment:
         """Show the gateway's progress (events after ``since``) until ``revision`` serves, or fails:
         DeployError."""
         while True:
@@ -97,14 +90,10 @@ class LocalBackend(Backend):
                 kept = "" if info["revision"] is None else f" Revision {info['revision']} keeps serving."
                 raise DeployError(f"Deploying {deployment.name} failed: {latest.get('error')}{kept}")
             if latest.get("number", 0) > revision:
-                progress(
-                    f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one."
-                )
+                progress(f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one.")
                 break
             time.sleep(POLL_INTERVAL)
-        updated = _deployment(
-            self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env")
-        )
+        updated = _deployment(self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
         updated.save()
         progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
         if updated.detail.get("auth") != "public":
@@ -158,9 +147,7 @@ class LocalBackend(Backend):
         except DeployError:
             deployment.status = "stopped"
             return deployment
-        updated = _deployment(
-            self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env")
-        )
+        updated = _deployment(self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
         updated.save()
         return updated
 
@@ -179,9 +166,7 @@ def _app_info(name: str, since: int) -> dict[str, Any]:
     return response.json()
 
 
-def _deployment(
-    target: Target, name: str, path: str, info: dict[str, Any], *, env: str | None
-) -> Deployment:
+def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, env: str | None) -> Deployment:
     base = base_url()
     return Deployment(
         name=name,
@@ -189,9 +174,7 @@ def _deployment(
         endpoint_id=f"local/{name}",
         url=f"{base}/local/{name}",
         queue_url=f"{base}/queue/local/{name}",
-        status=info["status"]
-        if info["status"] in ("deploying", "ready", "failed", "stopped")
-        else "deploying",
+        status=info["status"] if info["status"] in ("deploying", "ready", "failed", "stopped") else "deploying",
         path=path,
         detail={
             "revision": info.get("revision"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version
 from ..errors import CaptureError, ConfigError
@@ -176,7 +177,7 @@ def _server_values(tree, namespace, options, where) -> tuple[dict[str, Any], str
         if "$PORT" not in cmd and "${PORT}" not in cmd:
             raise ConfigError(
                 f"--cmd {cmd!r}: which port does the server listen on? Pass it with --port N, or "
-                "let the command read $PORT (e.g. `--cmd \"python -m http.server $PORT\"`)."
+                'let the command read $PORT (e.g. `--cmd "python -m http.server $PORT"`).'
             )
         values["exposed_port"] = DEFAULT_SERVER_PORT
     return values, interface
@@ -200,4 +201,3 @@ def _local_module_files(local_modules: dict[str, Path]) -> dict[str, str]:
                 if "__pycache__" not in py.parts:
                     files[str(Path(name) / py.relative_to(path))] = py.read_text()
     return files
-

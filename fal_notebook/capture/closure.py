@@ -13,8 +13,9 @@ import builtins
 import inspect
 import symtable
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import CaptureError
 from .classify import _MAGIC_LINE
@@ -96,9 +97,7 @@ def _string_annotation_names(tree: ast.Module) -> set[str]:
 
 def first_use(source: str, name: str) -> int | None:
     """Line of the first read of ``name`` in ``source``."""
-    lines = [
-        n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name) and n.id == name
-    ]
+    lines = [n.lineno for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name) and n.id == name]
     return min(lines) if lines else None
 
 
@@ -213,8 +212,7 @@ class NotebookResolver:
         found = self._defs.get(name)
         if isinstance(found, str):
             raise CaptureError(
-                f"`{name}` is computed in {found} and cannot be resolved without running the "
-                f"notebook. {SUGGESTION}"
+                f"`{name}` is computed in {found} and cannot be resolved without running the notebook. {SUGGESTION}"
             )
         return found
 
@@ -222,7 +220,10 @@ class NotebookResolver:
 def _definitions_of(node: ast.stmt, lines: list[str], label: str) -> list[tuple[str, Definition | str]]:
     if isinstance(node, ast.Import):
         return [
-            ((a.asname or a.name.split(".")[0]), Definition(a.asname or a.name.split(".")[0], "import", _import_code(a), label))
+            (
+                (a.asname or a.name.split(".")[0]),
+                Definition(a.asname or a.name.split(".")[0], "import", _import_code(a), label),
+            )
             for a in node.names
         ]
     if isinstance(node, ast.ImportFrom):
@@ -243,9 +244,7 @@ def _definitions_of(node: ast.stmt, lines: list[str], label: str) -> list[tuple[
             except ValueError:
                 return [(name, f"{label} (line {node.lineno}: `{lines[node.lineno - 1].strip()}`)")]
             return [(name, Definition(name, "constant", statement_source(lines, node), label))]
-    bound = {
-        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-    }
+    bound = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     return [(n, f"{label} (line {node.lineno})") for n in bound]
 
 

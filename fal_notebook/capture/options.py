@@ -43,8 +43,14 @@ def _parser() -> ArgumentParser:
     p.add_argument("--secret", dest="secrets", action="append")
     p.add_argument("--requirements", type=_requirements)
     for flag in (
-        "num-gpus", "keep-alive", "min-concurrency", "max-concurrency", "concurrency-buffer",
-        "max-multiplexing", "request-timeout", "startup-timeout",
+        "num-gpus",
+        "keep-alive",
+        "min-concurrency",
+        "max-concurrency",
+        "concurrency-buffer",
+        "max-multiplexing",
+        "request-timeout",
+        "startup-timeout",
     ):
         p.add_argument(f"--{flag}", type=int)
     for flag in ("auth", "python-version", "base-image"):
@@ -70,7 +76,7 @@ def parse_magic_line(line: str) -> MagicLine:
     """Parse the arguments after ``%%fal_app`` (the line may include the magic itself)."""
     line = line.strip()
     if line.startswith(MAGIC):
-        line = line[len(MAGIC):]
+        line = line[len(MAGIC) :]
     args = vars(parse_words(_parser(), line))
     name, dir_, no_run, force = (args.pop(k) for k in ("name", "dir", "no_run", "force"))
     options = {k: v for k, v in args.items() if v is not None}
@@ -80,7 +86,7 @@ def parse_magic_line(line: str) -> MagicLine:
 def split_magic_cell(source: str) -> tuple[str, str] | None:
     """``(magic line, body)`` when ``source`` is a ``%%fal_app`` cell, else None."""
     stripped = source.lstrip()
-    if not stripped.startswith(MAGIC) or stripped[len(MAGIC):len(MAGIC) + 1] not in ("", " ", "\t", "\n"):
+    if not stripped.startswith(MAGIC) or stripped[len(MAGIC) : len(MAGIC) + 1] not in ("", " ", "\t", "\n"):
         return None
     line, _, body = stripped.partition("\n")
     return line, body

@@ -48,9 +48,7 @@ def distribution_of(module: str, dotted: str) -> list[str]:
     candidates = sorted(set(_packages_distributions().get(module, [])))
     if len(candidates) > 1 and "." in dotted:
         prefix = dotted.replace(".", "/") + "/"
-        narrowed = [
-            d for d in candidates if any(str(f).startswith(prefix) for f in (metadata.files(d) or ()))
-        ]
+        narrowed = [d for d in candidates if any(str(f).startswith(prefix) for f in (metadata.files(d) or ()))]
         candidates = narrowed or candidates
     return candidates
 

@@ -12,7 +12,7 @@ POST   /_fal_notebook/shutdown                    stop the gateway
 from __future__ import annotations
 
 import os
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -77,9 +77,7 @@ async def put_app(request: Request) -> Response:
     if spec.env not in ENV_KINDS:
         return error(422, f"env must be one of {', '.join(ENV_KINDS)}, got {spec.env!r}.")
     if not spec.python and spec.env != "docker":
-        return error(
-            422, "'python' (the interpreter runners use or build their environment from) is required."
-        )
+        return error(422, "'python' (the interpreter runners use or build their environment from) is required.")
     try:
         info = gateway_of(request).deploy(request.path_params["name"], spec)
     except (FalNotebookError, ValueError, OSError) as exc:

@@ -14,7 +14,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +91,7 @@ def error_body(detail: str, error_type: str | None = None) -> bytes:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def forwarded_headers(headers: dict[str, str], request_id: str) -> dict[str, str]:
@@ -160,9 +160,7 @@ class AppRuntime:
             project = await asyncio.to_thread(AppProject.load, rev.snapshot)
             rev.config = project.config
             rev.launch, rev.notes = await prepare(project, rev.spec, self.event)
-            rev.settings = Settings.from_config(
-                project.config, single_runner=rev.launch.fixed_port is not None
-            )
+            rev.settings = Settings.from_config(project.config, single_runner=rev.launch.fixed_port is not None)
             for note in rev.notes:
                 self.event("Note: " + note)
             if rev.launch.fixed_port is not None:
@@ -174,7 +172,7 @@ class AppRuntime:
             raise
         except (RunnerStartError, EnvBuildError, FalNotebookError, OSError) as exc:
             self._rollout_failed(rev, str(exc))
-        except Exception as exc:  # noqa: BLE001 - reported to the deploying user, never swallowed
+        except Exception as exc:
             self._rollout_failed(rev, f"{type(exc).__name__}: {exc}")
 
     async def _free_fixed_port(self, port: int) -> None:
@@ -275,9 +273,7 @@ class AppRuntime:
 
     def _new_runner(self, rev: Revision) -> Runner:
         assert rev.launch is not None
-        runner = Runner(
-            f"{self.name}-r{rev.number}-{next(self._runner_seq)}", rev.number, rev.launch, self._on_output
-        )
+        runner = Runner(f"{self.name}-r{rev.number}-{next(self._runner_seq)}", rev.number, rev.launch, self._on_output)
         self.runners.append(runner)
         self.event(f"Starting runner {runner.id}.")
         return runner
@@ -311,9 +307,7 @@ class AppRuntime:
                 f"Its last output:\n{runner.tail_text()}"
             )
             if runner.served == 0 and not runner.in_flight:
-                self._count_failure(
-                    f"Runner {runner.id} exited with code {runner.returncode}:\n{runner.tail_text()}"
-                )
+                self._count_failure(f"Runner {runner.id} exited with code {runner.returncode}:\n{runner.tail_text()}")
         self._clean_snapshots()
         self.scale()
 
@@ -334,9 +328,7 @@ class AppRuntime:
     def _count_failure(self, message: str) -> None:
         self.failures += 1
         if self.failures >= CRASH_LOOP and self.status == "ready":
-            self.event(
-                f"Crash loop: {self.failures} runners in a row failed; no more restarts until a redeploy."
-            )
+            self.event(f"Crash loop: {self.failures} runners in a row failed; no more restarts until a redeploy.")
             self.fail(f"crash loop, {self.failures} runners in a row failed. The last one: {message}")
         else:
             self.retry_at = time.monotonic() + min(0.5 * 2.0**self.failures, 30.0)
@@ -379,9 +371,7 @@ class AppRuntime:
                 (r for r in idle if now - r.idle_since >= rev.settings.keep_alive), key=lambda r: r.idle_since
             )
             for runner in expired[: len(live) - desired]:
-                self.event(
-                    f"Runner {runner.id} idle for keep_alive={rev.settings.keep_alive:g} s: stopping it."
-                )
+                self.event(f"Runner {runner.id} idle for keep_alive={rev.settings.keep_alive:g} s: stopping it.")
                 self._stop_later(runner)
 
     def expire_deadlines(self) -> None:
@@ -509,9 +499,7 @@ class AppRuntime:
             return
         if cancelled and outcome.status >= 500:
             detail = "Request cancelled."
-            outcome = Outcome(
-                499, error_body(detail, "client_cancelled"), error=detail, error_type="client_cancelled"
-            )
+            outcome = Outcome(499, error_body(detail, "client_cancelled"), error=detail, error_type="client_cancelled")
         elif cancelled and outcome.status == 499:
             outcome.error_type = outcome.error_type or "client_cancelled"
         self._finish(row["id"], outcome)
@@ -580,9 +568,7 @@ class AppRuntime:
             self.event(message)
             self._stop_later(runner)
 
-    async def call(
-        self, runner: Runner, method: str, path: str, body: bytes, headers: dict[str, str]
-    ) -> Outcome:
+    async def call(self, runner: Runner, method: str, path: str, body: bytes, headers: dict[str, str]) -> Outcome:
         """One request to a runner, classified the way fal's queue does."""
         started = time.monotonic()
         response = await self.send(runner, method, path, body, headers)
@@ -655,9 +641,7 @@ class AppRuntime:
             "error": self.error,
             "revision": self.current.number if self.current else None,
             "deploying": self.rolling.number if self.rolling else None,
-            "latest": {"number": latest.number, "status": latest.status, "error": latest.error}
-            if latest
-            else None,
+            "latest": {"number": latest.number, "status": latest.status, "error": latest.error} if latest else None,
             "mode": self.current.config.mode if self.current and self.current.config else None,
             "auth": self.auth,
             "env": self.spec.env if self.spec else None,

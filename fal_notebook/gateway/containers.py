@@ -65,9 +65,22 @@ def launch(
         )
     config = project.config
     argv = [
-        docker_cli, "run", "--rm", "--init", "--pull", "never", "--name", "{instance}",
-        "--label", f"{STATE_LABEL}={state_id}", "--label", f"{APP_LABEL}={project.name}",
-        "--publish", f"127.0.0.1:{{port}}:{config.port}", "--env", f"PORT={config.port}",
+        docker_cli,
+        "run",
+        "--rm",
+        "--init",
+        "--pull",
+        "never",
+        "--name",
+        "{instance}",
+        "--label",
+        f"{STATE_LABEL}={state_id}",
+        "--label",
+        f"{APP_LABEL}={project.name}",
+        "--publish",
+        f"127.0.0.1:{{port}}:{config.port}",
+        "--env",
+        f"PORT={config.port}",
     ]
     if gpus:
         argv += ["--gpus", str(gpus)]

@@ -121,9 +121,7 @@ def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise GatewayError(
-                f"The gateway exited with code {process.returncode}. Its log ({log_path()}):\n{_tail()}"
-            )
+            raise GatewayError(f"The gateway exited with code {process.returncode}. Its log ({log_path()}):\n{_tail()}")
         identity = _identity(port)
         if identity is not None:
             _ours(identity, port)

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -89,9 +90,7 @@ class Gateway:
             runtime.closing = True
             if runtime._rollout is not None:
                 runtime._rollout.cancel()
-        await asyncio.gather(
-            *(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True
-        )
+        await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
         for runtime in self.apps.values():
             runtime.close_log()
         await self.http.aclose()

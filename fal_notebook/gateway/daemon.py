@@ -34,8 +34,7 @@ def main() -> int:
         return 1
     if not _port_free(port):
         print(
-            f"Port {port} on {HOST} is in use by another program. Choose another port with "
-            "FAL_NOTEBOOK_GATEWAY_PORT.",
+            f"Port {port} on {HOST} is in use by another program. Choose another port with FAL_NOTEBOOK_GATEWAY_PORT.",
             file=sys.stderr,
         )
         return 1
@@ -45,9 +44,7 @@ def main() -> int:
 
     app = build_app(key=ensure_key(), state_id=state_id(), home=str(home()), port=port, on_stop=forget_pid)
     server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10
-        )
+        uvicorn.Config(app, host=HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
     )
     app.state.server = server
     write_json_atomic(pid_path(), {"pid": os.getpid(), "port": port})

@@ -14,8 +14,8 @@ import shutil
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .paths import envs_dir
 
@@ -111,8 +111,18 @@ async def ensure_environment(python: str, requirements: list[str], on_line: OnLi
 # Installer chatter that the log keeps but the notebook does not need: one line per package,
 # and hints about activating the environment.
 _QUIET_PREFIXES = (
-    "+ ", "- ", "~ ", "Activate with", "Using CPython", "Using Python", "Creating virtual environment",
-    "Collecting ", "Downloading ", "Using cached ", "Requirement already satisfied", "Obtaining ",
+    "+ ",
+    "- ",
+    "~ ",
+    "Activate with",
+    "Using CPython",
+    "Using Python",
+    "Creating virtual environment",
+    "Collecting ",
+    "Downloading ",
+    "Using cached ",
+    "Requirement already satisfied",
+    "Obtaining ",
 )
 
 

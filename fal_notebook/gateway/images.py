@@ -14,9 +14,9 @@ import json
 import re
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Callable, Iterator
 
 import docker
 from docker.utils.build import exclude_paths
@@ -30,13 +30,9 @@ REPOSITORY = "fal-notebook/"
 _FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: The builder's own bookkeeping: neither shown nor kept.
-_BOOKKEEPING = re.compile(
-    r"^( ---> |Removing intermediate container |Successfully (built|tagged) |\s*[━╸])"
-)
+_BOOKKEEPING = re.compile(r"^( ---> |Removing intermediate container |Successfully (built|tagged) |\s*[━╸])")
 #: Installer chatter: kept for a failure's report, not shown while building.
-_CHATTER = re.compile(
-    r"^\s*(Collecting |Downloading |Using cached |Requirement already satisfied|Obtaining )"
-)
+_CHATTER = re.compile(r"^\s*(Collecting |Downloading |Using cached |Requirement already satisfied|Obtaining )")
 _COMMITTED = re.compile(r"^ ---> ([0-9a-f]{12,})$")
 OUTPUT_SHOWN = 40
 
@@ -103,8 +99,7 @@ def image_files(context: Path) -> list[str]:
 
     def copied(path: str) -> bool:
         return any(
-            source in (".", "*") or path == source or path.startswith(source.rstrip("/") + "/")
-            or fnmatch(path, source)
+            source in (".", "*") or path == source or path.startswith(source.rstrip("/") + "/") or fnmatch(path, source)
             for source in sources
         )
 
@@ -119,9 +114,7 @@ def image_tag(name: str, context: Path, base_ids: list[str]) -> str:
     return f"{repository(name)}:{digest.hexdigest()[:16]}"
 
 
-def ensure_base_images(
-    client: docker.DockerClient, dockerfile: str, where: Path, on_line: OnLine
-) -> list[str]:
+def ensure_base_images(client: docker.DockerClient, dockerfile: str, where: Path, on_line: OnLine) -> list[str]:
     """The ids of the base images, pulled if missing; a DeployError naming one that cannot be had."""
     ids = []
     for base in base_images(dockerfile):
@@ -143,15 +136,11 @@ def ensure_base_images(
     return ids
 
 
-def build_lines(
-    client: docker.DockerClient, context: Path, tag: str, app: str, stop: threading.Event
-) -> Iterator[str]:
+def build_lines(client: docker.DockerClient, context: Path, tag: str, app: str, stop: threading.Event) -> Iterator[str]:
     """Build the image, yielding the lines worth showing (its steps, the installers' summaries);
     a DeployError with the failing step and its output when it fails."""
     step, output, last_image = "", deque(maxlen=OUTPUT_SHOWN), None
-    chunks = client.api.build(
-        path=str(context), tag=tag, rm=True, forcerm=True, decode=True, labels={APP_LABEL: app}
-    )
+    chunks = client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True, labels={APP_LABEL: app})
     for chunk in chunks:
         if stop.is_set():
             chunks.close()

@@ -66,11 +66,7 @@ def snapshot(source: Path, target: Path) -> None:
 
 def requirements(project: AppProject) -> list[str]:
     """The runner environment: requirements.txt as on disk, then fal's runtime packages (app mode)."""
-    text = (
-        (project.path / "requirements.txt").read_text()
-        if (project.path / "requirements.txt").is_file()
-        else ""
-    )
+    text = (project.path / "requirements.txt").read_text() if (project.path / "requirements.txt").is_file() else ""
     reqs = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if project.mode == "app":
         _, runtime = split_fal_runtime(project.requirements)
@@ -89,18 +85,14 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     config = project.config
     notes: list[str] = []
     if config.machine_type:
-        notes.append(
-            f"machine_type {', '.join(config.machine_type)} applies on fal; local runners use this machine."
-        )
+        notes.append(f"machine_type {', '.join(config.machine_type)} applies on fal; local runners use this machine.")
     timeout = float(config.startup_timeout or 600)
     if spec.env == "docker":
         image = await ensure_image(project, Path(spec.path) / "Dockerfile", on_line)
         gpus = (config.num_gpus or 1) if config.is_gpu and await asyncio.to_thread(gpu_runtime) else 0
         if config.is_gpu and not gpus:
             notes.append("This Docker engine has no NVIDIA runtime: the containers run without GPUs.")
-        launch = docker_launch(
-            project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout, gpus=gpus
-        )
+        launch = docker_launch(project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout, gpus=gpus)
         return launch, notes
     if config.python_version and config.python_version != kernel_python_version():
         notes.append(
@@ -125,9 +117,7 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         return launch, notes
     health = config.health_check.path if config.health_check else None
     if config.cmd is None:
-        return Launch(
-            [python, "server.py"], project.path, env, health_path=health, startup_timeout=timeout
-        ), notes
+        return Launch([python, "server.py"], project.path, env, health_path=health, startup_timeout=timeout), notes
     fixed = None
     if not uses_port_variable(config.cmd):
         fixed = config.exposed_port

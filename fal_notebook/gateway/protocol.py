@@ -15,7 +15,8 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -274,9 +275,7 @@ async def status_stream(request: Request) -> Response:
                 except TimeoutError:
                     pass
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"x-fal-request-id": request_id}
-    )
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"x-fal-request-id": request_id})
 
 
 async def result(request: Request) -> Response:

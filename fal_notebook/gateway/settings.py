@@ -28,9 +28,7 @@ class Settings:
     keep_alive: float = DEFAULT_KEEP_ALIVE
     request_timeout: float | None = None
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
-    attempts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(RETRY_CONDITIONS, DEFAULT_ATTEMPTS)
-    )
+    attempts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_CONDITIONS, DEFAULT_ATTEMPTS))
 
     @classmethod
     def from_config(cls, config: AppConfig, *, single_runner: bool = False) -> Settings:

@@ -195,6 +195,4 @@ class Store:
         )
 
     def apps(self) -> dict[str, dict[str, Any]]:
-        return {
-            r["name"]: json.loads(r["record"]) for r in self.db.execute("SELECT * FROM apps ORDER BY name")
-        }
+        return {r["name"]: json.loads(r["record"]) for r in self.db.execute("SELECT * FROM apps ORDER BY name")}

@@ -126,9 +126,7 @@ def render_files(
 ) -> dict[str, str]:
     """Every file of the project, by relative path (pure: model in, text out)."""
     module_file = "app.py" if config.mode == "app" else "server.py"
-    user_reqs, runtime_reqs = (
-        split_fal_runtime(requirements) if config.mode == "app" else (requirements, [])
-    )
+    user_reqs, runtime_reqs = split_fal_runtime(requirements) if config.mode == "app" else (requirements, [])
     files = {
         module_file: module,
         **extra_files,
@@ -190,8 +188,7 @@ def reconfigure(path: str | os.PathLike, changes: dict[str, Any], *, force: bool
     locked = sorted(set(changes) & set(CELL_FIELDS))
     if locked:
         raise ConfigError(
-            f"{', '.join(locked)} of {project.name} come from its notebook cell: change the cell "
-            "and run it again."
+            f"{', '.join(locked)} of {project.name} come from its notebook cell: change the cell and run it again."
         )
     values = project.config.model_dump(exclude_none=True)
     values.update(changes)

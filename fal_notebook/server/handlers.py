@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -78,7 +79,11 @@ def app_logs(name: str) -> dict[str, Any]:
 
 def configure_app(name: str, changes: dict[str, Any]) -> dict[str, Any]:
     project = reconfigure(resolve_project(name), changes)
-    return {"name": name, "config": project.config.model_dump(mode="json", exclude_none=True), "changed": project.changed}
+    return {
+        "name": name,
+        "config": project.config.model_dump(mode="json", exclude_none=True),
+        "changed": project.changed,
+    }
 
 
 def capture_notebook(root: Path, relative: str) -> list[dict[str, Any]]:

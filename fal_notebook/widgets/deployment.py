@@ -17,7 +17,8 @@ def deployment_view(deployment: Any) -> W.VBox:
     state = STATUS_STATE.get(deployment.status, "running")
     rows = [("endpoint id", deployment.endpoint_id), ("url", deployment.url), ("queue url", deployment.queue_url)]
     table = "".join(
-        f"<tr><td class='fal-pg-help'>{label}</td><td><code>{html.escape(value)}</code></td></tr>" for label, value in rows
+        f"<tr><td class='fal-pg-help'>{label}</td><td><code>{html.escape(value)}</code></td></tr>"
+        for label, value in rows
     )
     header = W.HTML(
         f"<span class='fal-pg-title'>{html.escape(deployment.name)}</span> "

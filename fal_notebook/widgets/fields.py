@@ -12,7 +12,8 @@ import html
 import json
 import math
 import mimetypes
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import ipywidgets as W
 
@@ -72,7 +73,7 @@ class Control:
 
 class TextControl(Control):
     def __init__(self, shape: Shape, uploader: Uploader):
-        self.input = (W.Textarea(rows=3, layout=_full()) if shape.multiline else W.Text(layout=_full()))
+        self.input = W.Textarea(rows=3, layout=_full()) if shape.multiline else W.Text(layout=_full())
         self.input.add_class("fal-pg-input")
         self.widget = self.input
 
@@ -221,10 +222,17 @@ class MediaControl(Control):
     def __init__(self, shape: Shape, uploader: Uploader):
         self.media, self.as_object, self.uploader = shape.media, shape.kind == "object", uploader
         self.uploaded: str | None = None
-        self.url = W.Text(placeholder="https://…  or upload a file", continuous_update=False,
-                          layout=W.Layout(flex="1 1 auto", width="auto"))
-        self.upload = W.FileUpload(accept=_ACCEPT.get(self.media, ""), multiple=False, description="Upload",
-                                   layout=W.Layout(width="auto", flex="0 0 auto"))
+        self.url = W.Text(
+            placeholder="https://…  or upload a file",
+            continuous_update=False,
+            layout=W.Layout(flex="1 1 auto", width="auto"),
+        )
+        self.upload = W.FileUpload(
+            accept=_ACCEPT.get(self.media, ""),
+            multiple=False,
+            description="Upload",
+            layout=W.Layout(width="auto", flex="0 0 auto"),
+        )
         self.note = W.HTML()
         self.preview = W.HTML()
         self.preview.add_class("fal-pg-preview")
@@ -331,8 +339,10 @@ class FieldRow(W.VBox):
         optional = not field.required and field.default in (MISSING, None)
         mark = ' <span class="fal-pg-required" title="required">*</span>' if field.required else ""
         help_text = f'<div class="fal-pg-help">{html.escape(field.description)}</div>' if field.description else ""
-        label = W.HTML(f'<span class="fal-pg-label">{html.escape(field.label)}</span>{mark}'
-                       f' <code class="fal-pg-name">{html.escape(field.name)}</code>{help_text}')
+        label = W.HTML(
+            f'<span class="fal-pg-label">{html.escape(field.label)}</span>{mark}'
+            f' <code class="fal-pg-name">{html.escape(field.name)}</code>{help_text}'
+        )
         self.toggle = None
         header: W.Widget = label
         if optional:
@@ -460,11 +470,13 @@ class ListControl(Control):
         frame = W.VBox()
         frame.add_class("fal-pg-item")
         slot = _Slot(control, frame)
-        buttons = W.HBox([
-            _button("arrow-up", "Move up", lambda: self.move(slot, -1)),
-            _button("arrow-down", "Move down", lambda: self.move(slot, 1)),
-            _button("trash", "Remove", lambda: self.remove(slot)),
-        ])
+        buttons = W.HBox(
+            [
+                _button("arrow-up", "Move up", lambda: self.move(slot, -1)),
+                _button("arrow-down", "Move down", lambda: self.move(slot, 1)),
+                _button("trash", "Remove", lambda: self.remove(slot)),
+            ]
+        )
         frame.children = [W.HBox([W.Box([control.widget], layout=W.Layout(flex="1 1 auto")), buttons])]
         self.slots.append(slot)
         self._render()
@@ -524,8 +536,9 @@ class UnionControl(Control):
         self.controls = [build_control(v, uploader) for v in self.variants]
         labels = [v.label() for v in self.variants]
         labels = [f"{label} {i + 1}" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
-        self.picker = W.ToggleButtons(options=[(label, i) for i, label in enumerate(labels)],
-                                      style={"button_width": "auto"})
+        self.picker = W.ToggleButtons(
+            options=[(label, i) for i, label in enumerate(labels)], style={"button_width": "auto"}
+        )
         self.stack = W.Stack([c.widget for c in self.controls], selected_index=0)
         self.picker.observe(lambda change: setattr(self.stack, "selected_index", change["new"]), "value")
         self.widget = W.VBox([self.picker, self.stack], layout=_full())

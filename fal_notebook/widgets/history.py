@@ -57,7 +57,7 @@ class HistoryStore:
         self.save([*self.load(), call])
 
     def save(self, calls: list[Call]) -> None:
-        records = [compact(asdict(c)) for c in calls[-self.limit:]]
+        records = [compact(asdict(c)) for c in calls[-self.limit :]]
         write_json_atomic(self.path, json.loads(redact(json.dumps(records))))
 
 

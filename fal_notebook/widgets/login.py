@@ -27,9 +27,14 @@ class LoginForm:
         self.button.on_click(lambda _button: self.submit())
         self.key.continuous_update = False
         self.widget = widgets.VBox(
-            [widgets.HTML(f'Paste a key from <a href="{credentials.KEYS_PAGE}" target="_blank">'
-                          f"{credentials.KEYS_PAGE}</a>."),
-             widgets.HBox([self.key, self.button]), self.save, self.status]
+            [
+                widgets.HTML(
+                    f'Paste a key from <a href="{credentials.KEYS_PAGE}" target="_blank">{credentials.KEYS_PAGE}</a>.'
+                ),
+                widgets.HBox([self.key, self.button]),
+                self.save,
+                self.status,
+            ]
         )
         self._show_current()
 

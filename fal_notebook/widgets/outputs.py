@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import ipywidgets as W
 
@@ -53,7 +54,9 @@ def find_media(value: Any, shape: Shape | None = None, path: tuple[str | int, ..
             yield Media(path, shape.media, value)
         elif value.startswith("data:"):
             major = value[5:].split("/", 1)[0]
-            yield Media(path, major if major in ("image", "audio", "video") else "file", value, size=len(value) * 3 // 4)
+            yield Media(
+                path, major if major in ("image", "audio", "video") else "file", value, size=len(value) * 3 // 4
+            )
 
 
 def _concrete(shape: Shape | None, value: Any) -> Shape | None:
@@ -99,8 +102,10 @@ def render_output(value: Any, shape: Shape | None = None) -> W.VBox:
 
 
 def _section(title: str, body: str, css: str = "") -> W.HTML:
-    return W.HTML(f'<div class="fal-pg-section"><div class="fal-pg-section-title">{html.escape(title)}</div>'
-                  f'<div class="{css}">{body}</div></div>')
+    return W.HTML(
+        f'<div class="fal-pg-section"><div class="fal-pg-section-title">{html.escape(title)}</div>'
+        f'<div class="{css}">{body}</div></div>'
+    )
 
 
 def _media_item(media: Media) -> str:
@@ -142,8 +147,10 @@ def json_tree(value: Any, key: str | None = None, depth: int = 0) -> str:
             children += f'<div class="fal-pg-help">… {len(items) - len(shown)} more</div>'
         brackets = "{…}" if isinstance(value, Mapping) else f"[…] {len(items)} items"
         opened = " open" if depth < _TREE_OPEN_DEPTH else ""
-        return (f'<details{opened}><summary>{label}<span class="fal-pg-help">{brackets}</span></summary>'
-                f'<div class="fal-pg-json-children">{children}</div></details>')
+        return (
+            f'<details{opened}><summary>{label}<span class="fal-pg-help">{brackets}</span></summary>'
+            f'<div class="fal-pg-json-children">{children}</div></details>'
+        )
     return f'<div>{label}<span class="fal-pg-json-{_json_type(value)}">{html.escape(_short(value))}</span></div>'
 
 

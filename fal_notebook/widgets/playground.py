@@ -10,9 +10,10 @@ from __future__ import annotations
 import html
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import ipywidgets as W
 
@@ -42,8 +43,14 @@ class Playground:
     ``.result`` is the last output, ``.history`` the calls made (newest last).
     """
 
-    def __init__(self, client_or_deployment: Any, endpoint: str = "/", *, uploader: Uploader | None = None,
-                 history_limit: int = 50):
+    def __init__(
+        self,
+        client_or_deployment: Any,
+        endpoint: str = "/",
+        *,
+        uploader: Uploader | None = None,
+        history_limit: int = 50,
+    ):
         self.client, self.deployment = _client_and_deployment(client_or_deployment)
         source = self.deployment or self.client
         self.endpoint_id: str = getattr(source, "endpoint_id", "") or ""
@@ -119,8 +126,9 @@ class Playground:
         future: Future = Future()
         self._cancelled.clear()
         self._set_busy(True)
-        threading.Thread(target=self._execute, args=(call, self.endpoint, future), daemon=True,
-                         name="fal-playground").start()
+        threading.Thread(
+            target=self._execute, args=(call, self.endpoint, future), daemon=True, name="fal-playground"
+        ).start()
         return future
 
     def cancel(self) -> None:
@@ -141,8 +149,14 @@ class Playground:
         """The snippet for the current form values (``Python``, ``JavaScript`` or ``cURL``)."""
         path, body = self.endpoint.request(self.arguments)
         key_file = gateway_key_file() if self.local else None
-        return snippets(self.endpoint_id, path, body, local_url=self.local_url, streaming=self.endpoint.streaming,
-                        key_file=str(key_file) if key_file and key_file.is_file() else None)[language]
+        return snippets(
+            self.endpoint_id,
+            path,
+            body,
+            local_url=self.local_url,
+            streaming=self.endpoint.streaming,
+            key_file=str(key_file) if key_file and key_file.is_file() else None,
+        )[language]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return {**self.widget._repr_mimebundle_(**kwargs), "text/plain": repr(self)}
@@ -153,12 +167,17 @@ class Playground:
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
         endpoint_id = f' <code class="fal-pg-name">{html.escape(self.endpoint_id)}</code>'
-        title = W.HTML(f'<span class="fal-pg-title">{html.escape(self.name or "Playground")}</span>'
-                       + (endpoint_id if self.endpoint_id != self.name else ""))
-        self._picker = W.Dropdown(options=[(_endpoint_label(e), e.path) for e in self.schema.endpoints],
-                                  layout=W.Layout(width="auto", max_width="50%"))
-        self._picker.observe(lambda change: self.select(change["new"]) if change["new"] != self._endpoint.path
-                             else None, "value")
+        title = W.HTML(
+            f'<span class="fal-pg-title">{html.escape(self.name or "Playground")}</span>'
+            + (endpoint_id if self.endpoint_id != self.name else "")
+        )
+        self._picker = W.Dropdown(
+            options=[(_endpoint_label(e), e.path) for e in self.schema.endpoints],
+            layout=W.Layout(width="auto", max_width="50%"),
+        )
+        self._picker.observe(
+            lambda change: self.select(change["new"]) if change["new"] != self._endpoint.path else None, "value"
+        )
         header = W.HBox([title, self._picker], layout=W.Layout(justify_content="space-between", width="100%"))
         header.add_class("fal-pg-header")
 
@@ -172,8 +191,10 @@ class Playground:
         self._cancel.on_click(lambda _: self.cancel())
         self._reset.on_click(lambda _: self.select(self.endpoint.path))
         buttons = W.HBox([self._run, self._cancel, self._reset])
-        form_column = W.VBox([self._form_box, self._message, buttons],
-                             layout=W.Layout(flex="1 1 380px", min_width="300px", padding="0 8px 0 0"))
+        form_column = W.VBox(
+            [self._form_box, self._message, buttons],
+            layout=W.Layout(flex="1 1 380px", min_width="300px", padding="0 8px 0 0"),
+        )
 
         self._status_line = W.HTML()
         self._log_view = W.HTML()
@@ -373,15 +394,26 @@ class Playground:
         when = datetime.fromtimestamp(call.started).strftime("%Y-%m-%d %H:%M:%S")
         duration = f" · {call.duration:.2f} s" if call.duration is not None else ""
         request = f" · <code>{html.escape(call.request_id)}</code>" if call.request_id else ""
-        summary = (f'<span class="fal-pg-status-{call.status.lower()}">{call.status.lower()}</span> '
-                   f'<code>{html.escape(call.endpoint)}</code> · {when}{duration}{request}')
-        load = W.Button(description="Load", icon="upload", tooltip="Put these inputs back into the form",
-                        layout=W.Layout(width="auto"))
+        summary = (
+            f'<span class="fal-pg-status-{call.status.lower()}">{call.status.lower()}</span> '
+            f"<code>{html.escape(call.endpoint)}</code> · {when}{duration}{request}"
+        )
+        load = W.Button(
+            description="Load",
+            icon="upload",
+            tooltip="Put these inputs back into the form",
+            layout=W.Layout(width="auto"),
+        )
         load.on_click(lambda _: self.load(call))
-        details = json_tree({"input": call.arguments, "output": call.output} if not call.error
-                            else {"input": call.arguments, "error": call.error})
-        body = W.HTML(f'<div class="fal-pg-json"><details><summary>{summary}</summary>{details}</details></div>',
-                      layout=W.Layout(flex="1 1 auto"))
+        details = json_tree(
+            {"input": call.arguments, "output": call.output}
+            if not call.error
+            else {"input": call.arguments, "error": call.error}
+        )
+        body = W.HTML(
+            f'<div class="fal-pg-json"><details><summary>{summary}</summary>{details}</details></div>',
+            layout=W.Layout(flex="1 1 auto"),
+        )
         entry = W.HBox([body, load])
         entry.add_class("fal-pg-history-entry")
         return entry

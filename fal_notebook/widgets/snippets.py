@@ -17,8 +17,15 @@ LANGUAGES = ("Python", "JavaScript", "cURL")
 _WIDTH = 88
 
 
-def snippets(endpoint_id: str, path: str, arguments: Any, *, local_url: str | None = None,
-             key_file: str | None = None, streaming: bool = False) -> dict[str, str]:
+def snippets(
+    endpoint_id: str,
+    path: str,
+    arguments: Any,
+    *,
+    local_url: str | None = None,
+    key_file: str | None = None,
+    streaming: bool = False,
+) -> dict[str, str]:
     """The three snippets for a call of ``path`` (query string included) with ``arguments``.
     ``local_url`` is the gateway's sync URL of the app, ``key_file`` the file with the gateway's key."""
     call = _Call(endpoint_id, path, arguments, local_url, key_file, streaming)
@@ -26,8 +33,9 @@ def snippets(endpoint_id: str, path: str, arguments: Any, *, local_url: str | No
 
 
 class _Call:
-    def __init__(self, endpoint_id: str, path: str, arguments: Any, local_url: str | None, key_file: str | None,
-                 streaming: bool):
+    def __init__(
+        self, endpoint_id: str, path: str, arguments: Any, local_url: str | None, key_file: str | None, streaming: bool
+    ):
         self.app, self.arguments, self.local_url, self.key_file = endpoint_id.strip("/"), arguments, local_url, key_file
         self.path = "" if path in ("", "/") else "/" + path.lstrip("/")
         self.streaming = streaming
@@ -45,12 +53,16 @@ class _Call:
         args = py_literal(self.arguments, 4, len("arguments=,"))
         path = f'    path="{self.path}",\n' if self.path else ""
         if self.streaming:
-            return ("import fal_client\n\n"
-                    f'for event in fal_client.stream(\n    "{self.app}",\n    arguments={args},\n{path}):\n'
-                    "    print(event)\n")
-        return ("import fal_client\n\n"
-                f'result = fal_client.subscribe(\n    "{self.app}",\n    arguments={args},\n{path}'
-                "    with_logs=True,\n)\nprint(result)\n")
+            return (
+                "import fal_client\n\n"
+                f'for event in fal_client.stream(\n    "{self.app}",\n    arguments={args},\n{path}):\n'
+                "    print(event)\n"
+            )
+        return (
+            "import fal_client\n\n"
+            f'result = fal_client.subscribe(\n    "{self.app}",\n    arguments={args},\n{path}'
+            "    with_logs=True,\n)\nprint(result)\n"
+        )
 
     def _python_http(self) -> str:
         stdlib = (["import json"] if self.streaming else []) + (["from pathlib import Path"] if self.key_file else [])
@@ -60,12 +72,16 @@ class _Call:
         headers = '    headers={"Authorization": f"Key {key}"},\n' if self.key_file else ""
         args = py_literal(self.arguments, 4, len("json=,"))
         if self.streaming:
-            return (f'{head}with httpx.stream(\n    "POST",\n    "{self.url}",\n    json={args},\n{headers}'
-                    "    timeout=None,\n) as response:\n    response.raise_for_status()\n"
-                    "    for line in response.iter_lines():\n"
-                    '        if line.startswith("data:"):\n            print(json.loads(line[5:]))\n')
-        return (f'{head}response = httpx.post(\n    "{self.url}",\n    json={args},\n{headers}    timeout=None,\n)\n'
-                "response.raise_for_status()\nresult = response.json()\nprint(result)\n")
+            return (
+                f'{head}with httpx.stream(\n    "POST",\n    "{self.url}",\n    json={args},\n{headers}'
+                "    timeout=None,\n) as response:\n    response.raise_for_status()\n"
+                "    for line in response.iter_lines():\n"
+                '        if line.startswith("data:"):\n            print(json.loads(line[5:]))\n'
+            )
+        return (
+            f'{head}response = httpx.post(\n    "{self.url}",\n    json={args},\n{headers}    timeout=None,\n)\n'
+            "response.raise_for_status()\nresult = response.json()\nprint(result)\n"
+        )
 
     # -- JavaScript ---------------------------------------------------------------------------
     def javascript(self) -> str:
@@ -75,24 +91,34 @@ class _Call:
             preamble = ""
             if self.key_file:
                 headers += ", Authorization: `Key ${key}`"
-                preamble = ('import { readFileSync } from "node:fs";\n\n'
-                            f'const key = readFileSync({json.dumps(self.key_file)}, "utf8").trim();\n')
-            call = (f'{preamble}const response = await fetch("{self.url}", {{\n  method: "POST",\n'
-                    f"  headers: {{ {headers} }},\n  body: JSON.stringify({body}),\n}});\n")
+                preamble = (
+                    'import { readFileSync } from "node:fs";\n\n'
+                    f'const key = readFileSync({json.dumps(self.key_file)}, "utf8").trim();\n'
+                )
+            call = (
+                f'{preamble}const response = await fetch("{self.url}", {{\n  method: "POST",\n'
+                f"  headers: {{ {headers} }},\n  body: JSON.stringify({body}),\n}});\n"
+            )
             if self.streaming:
-                return (call + "const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();\n"
-                        "for (let chunk; !(chunk = await reader.read()).done; ) console.log(chunk.value);\n")
+                return (
+                    call + "const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();\n"
+                    "for (let chunk; !(chunk = await reader.read()).done; ) console.log(chunk.value);\n"
+                )
             return call + "const result = await response.json();\nconsole.log(result);\n"
         app = self.app + self.path
         if self.streaming:  # @fal-ai/client adds /stream itself
             app = self.app + self.path.removesuffix("/stream")
-            return ('import { fal } from "@fal-ai/client";\n\n'
-                    f'const stream = await fal.stream("{app}", {{\n  input: {body},\n}});\n'
-                    "for await (const event of stream) console.log(event);\n"
-                    "console.log(await stream.done());\n")
-        return ('import { fal } from "@fal-ai/client";\n\n'
-                f'const result = await fal.subscribe("{app}", {{\n  input: {body},\n  logs: true,\n}});\n'
-                "console.log(result.data);\n")
+            return (
+                'import { fal } from "@fal-ai/client";\n\n'
+                f'const stream = await fal.stream("{app}", {{\n  input: {body},\n}});\n'
+                "for await (const event of stream) console.log(event);\n"
+                "console.log(await stream.done());\n"
+            )
+        return (
+            'import { fal } from "@fal-ai/client";\n\n'
+            f'const result = await fal.subscribe("{app}", {{\n  input: {body},\n  logs: true,\n}});\n'
+            "console.log(result.data);\n"
+        )
 
     # -- cURL ---------------------------------------------------------------------------------
     def curl(self) -> str:

@@ -26,8 +26,16 @@ from fal_notebook.gateway import stop_gateway
 from ..gateway_helpers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 LAB_START_TIMEOUT = 60.0
@@ -53,8 +61,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory, unavailable) -> Iterator[Lab]:
     state = tmp_path_factory.mktemp("lab-state")
     root = tmp_path_factory.mktemp("lab-root")
     port, token = free_port(), secrets.token_hex(16)
-    fal_env = {"FAL_NOTEBOOK_HOME": str(state / "fal-notebook"), "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
-               "FAL_NOTEBOOK_LOCAL_ENV": "kernel"}  # runners in the kernel's environment: no virtualenv to build
+    fal_env = {
+        "FAL_NOTEBOOK_HOME": str(state / "fal-notebook"),
+        "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
+        "FAL_NOTEBOOK_LOCAL_ENV": "kernel",
+    }  # runners in the kernel's environment: no virtualenv to build
     env = {
         **os.environ,
         **fal_env,
@@ -66,15 +77,32 @@ def lab(tmp_path_factory: pytest.TempPathFactory, unavailable) -> Iterator[Lab]:
     }
     for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-               f"--port={port}", "--ServerApp.port_retries=0", f"--ServerApp.token={token}",
-               f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--LabApp.expose_app_in_browser=True"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.expose_app_in_browser=True",
+    ]
     log = state / "jupyterlab.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for_server(process, url, token, log)

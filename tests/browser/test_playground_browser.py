@@ -35,13 +35,15 @@ def test_type_into_the_playground_click_run_and_see_the_output(lab, chromium, ar
     page.set_default_timeout(60_000)
     try:
         page.goto(lab.workspace_url(NOTEBOOK.name))
-        page.wait_for_function("() => { const s = (" + NOTEBOOK_STATE + ")(); return s && s.status === 'idle'; }",
-                               timeout=TIMEOUT_MS)  # Run All before the kernel is ready would be lost
+        page.wait_for_function(
+            "() => { const s = (" + NOTEBOOK_STATE + ")(); return s && s.status === 'idle'; }", timeout=TIMEOUT_MS
+        )  # Run All before the kernel is ready would be lost
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         state = page.wait_for_function(
             "() => { const s = (" + NOTEBOOK_STATE + ")();"
             " return s && (s.errors.length || (s.status === 'idle' && s.counts.every(n => n))) ? s : null; }",
-            timeout=TIMEOUT_MS).json_value()
+            timeout=TIMEOUT_MS,
+        ).json_value()
         assert state["errors"] == [], f"the notebook failed: {state['errors']}"
 
         playground = page.locator(".fal-pg-playground")
@@ -50,7 +52,8 @@ def test_type_into_the_playground_click_run_and_see_the_output(lab, chromium, ar
         playground.locator(".fal-pg-text", has_text="A badge: filled in from code").wait_for()
 
         text_row = playground.locator(".fal-pg-row").filter(
-            has=page.locator("code.fal-pg-name", has_text=re.compile(r"^text$")))
+            has=page.locator("code.fal-pg-name", has_text=re.compile(r"^text$"))
+        )
         text_input = text_row.locator("textarea, input[type=text]").first
         text_input.fill("")
         text_input.press_sequentially(TYPED)

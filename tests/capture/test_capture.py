@@ -11,7 +11,7 @@ import fal_notebook
 from fal_notebook import capture
 from fal_notebook.errors import CaptureError, ConfigError, FalNotebookError, ProjectConflictError
 
-APP_CELL = '''
+APP_CELL = """
 import fal
 from pydantic import BaseModel, Field
 
@@ -37,18 +37,18 @@ class TextStats(fal.App, keep_alive=60):
     def run(self, inp: Input) -> Output:
         words = [w for w in tokenize(inp.text) if w not in self.stop]
         return Output(words=len(words), top=sorted(words)[: inp.top_k])
-'''
+"""
 
-HELPERS = '''
+HELPERS = """
 import re
 STOP = {"the", "a"}
 LIMITS = {"max": 3, "names": ["x", "y"]}
 
 def tokenize(text):
     return re.findall(r"[a-z]+", text.lower())
-'''
+"""
 
-SERVER_CELL = '''
+SERVER_CELL = """
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -57,7 +57,7 @@ app = FastAPI()
 @app.get("/hello")
 def hello(name: str = "world"):
     return {"greeting": f"hello {name}"}
-'''
+"""
 
 
 def run_in_fresh_interpreter(folder, script):
@@ -77,7 +77,12 @@ def test_magic_captures_an_app_with_helpers_from_earlier_cells(shell, workdir):
     assert project.name == "text-stats" and project.mode == "app"
     assert project.path == (workdir / "fal_apps" / "text-stats").resolve()
     assert sorted(p.name for p in project.path.iterdir()) == [
-        ".dockerignore", ".fal-notebook.json", "Dockerfile", "README.md", "app.py", "pyproject.toml",
+        ".dockerignore",
+        ".fal-notebook.json",
+        "Dockerfile",
+        "README.md",
+        "app.py",
+        "pyproject.toml",
         "requirements.txt",
     ]
     # the cell ran in the kernel as usual
@@ -89,14 +94,17 @@ def test_magic_captures_an_app_with_helpers_from_earlier_cells(shell, workdir):
     assert "def tokenize(text):" in source and "import re" in source and "STOP = {'a', 'the'}" in source
     assert "LIMITS" not in source  # only what the cell uses
     # the generated module imports and runs in a fresh interpreter
-    out = run_in_fresh_interpreter(project.path, """
+    out = run_in_fresh_interpreter(
+        project.path,
+        """
         import runpy
         ns = runpy.run_path("app.py")
         app = ns["TextStats"](_allow_init=True)
         app.setup()
         print(app.run(ns["Input"](text="The cat and a hat")).model_dump_json())
         print(ns["TextStats"].requirements)
-    """)
+    """,
+    )
     first, reqs = out.strip().splitlines()
     assert json.loads(first) == {"words": 3, "top": ["and", "cat", "hat"]}
     assert "numpy>=1.20" in reqs and "pydantic==" in reqs and "'fal==" not in reqs
@@ -121,12 +129,15 @@ def test_server_mode_runs_in_a_fresh_interpreter(shell):
     project = shell.run("%%fal_app hello-server --port 8123\n" + SERVER_CELL).value
     assert project.mode == "server" and project.config.exposed_port == 8123
     assert {r.split("==")[0] for r in project.requirements} == {"fastapi", "uvicorn"}
-    out = run_in_fresh_interpreter(project.path, """
+    out = run_in_fresh_interpreter(
+        project.path,
+        """
         import runpy
         from starlette.testclient import TestClient
         ns = runpy.run_path("server.py")  # __name__ != "__main__": does not start serving
         print(TestClient(ns["app"]).get("/hello", params={"name": "fal"}).json())
-    """)
+    """,
+    )
     assert out.strip() == "{'greeting': 'hello fal'}"
     assert 'os.environ.get("PORT", "8123")' in (project.path / "server.py").read_text()
 
@@ -183,16 +194,32 @@ def test_two_apps_need_class(workdir):
         ("x = (1,\n", {}, CaptureError, r"Syntax error in the cell, line 1"),
         ("!pip install torch\nx = 1\n", {}, CaptureError, r"Line 1 of the cell is IPython syntax"),
         ("x = 1\n", {}, CaptureError, r"no fal.App subclass and no server object named `app`"),
-        ("import fal\nclass A(fal.App):\n    exposed_port = 8000\n", {}, ConfigError,
-         r"`exposed_port` is set on the fal.App class A \(line 2\)"),
-        ("import fal\nclass A(fal.App):\n    pass\n", {"machine_type": ["GPU-X"]}, ConfigError,
-         r"`machine_type.0` \(--machine-type\) must be one of"),
-        ("import fal\nclass A(fal.App):\n    pass\n", {"min_concurrency": 4, "max_concurrency": 2}, ConfigError,
-         r"min_concurrency \(4\) is greater than max_concurrency \(2\)"),
+        (
+            "import fal\nclass A(fal.App):\n    exposed_port = 8000\n",
+            {},
+            ConfigError,
+            r"`exposed_port` is set on the fal.App class A \(line 2\)",
+        ),
+        (
+            "import fal\nclass A(fal.App):\n    pass\n",
+            {"machine_type": ["GPU-X"]},
+            ConfigError,
+            r"`machine_type.0` \(--machine-type\) must be one of",
+        ),
+        (
+            "import fal\nclass A(fal.App):\n    pass\n",
+            {"min_concurrency": 4, "max_concurrency": 2},
+            ConfigError,
+            r"min_concurrency \(4\) is greater than max_concurrency \(2\)",
+        ),
         ("import fal\nclass A(fal.App):\n    request_timeout = -3\n", {}, ConfigError, r"`request_timeout`"),
         ("import fal\nclass A(fal.App):\n    pass\n", {"name": "../../etc"}, ConfigError, r"`name`"),
-        ("import fal\nclass A(fal.App):\n    def setup(self):\n        self.m = model\n", {}, CaptureError,
-         r"`model` is used in line 4 of the cell but is not defined"),
+        (
+            "import fal\nclass A(fal.App):\n    def setup(self):\n        self.m = model\n",
+            {},
+            CaptureError,
+            r"`model` is used in line 4 of the cell but is not defined",
+        ),
     ],
 )
 def test_bad_input_is_explained_and_nothing_is_written(workdir, cell, options, error, message):
@@ -244,7 +271,7 @@ def test_pyproject_keeps_user_keys_and_comments(workdir):
     cell = "import fal\nclass A(fal.App):\n    pass\n"
     project = capture(cell, "keep", keep_alive=100, min_concurrency=1)
     toml = project.path / "pyproject.toml"
-    toml.write_text(toml.read_text() + "# my comment\nregions = [\"eu-west\"]\n\n[tool.other]\nx = 1\n")
+    toml.write_text(toml.read_text() + '# my comment\nregions = ["eu-west"]\n\n[tool.other]\nx = 1\n')
     again = capture(cell, "keep", keep_alive=200)
     text = toml.read_text()
     assert "# my comment" in text and 'regions = ["eu-west"]' in text and "[tool.other]" in text
@@ -259,8 +286,18 @@ def test_mode_switch_removes_stale_generated_files(workdir):
 
 
 def test_public_api_names():
-    interface = {"capture", "export_notebook", "deploy", "connect", "Playground", "AppProject", "AppConfig",
-                 "Deployment", "EndpointClient", "RequestHandle"}
+    interface = {
+        "capture",
+        "export_notebook",
+        "deploy",
+        "connect",
+        "Playground",
+        "AppProject",
+        "AppConfig",
+        "Deployment",
+        "EndpointClient",
+        "RequestHandle",
+    }
     assert interface <= set(fal_notebook.__all__)
     for name in fal_notebook.__all__:
         assert getattr(fal_notebook, name) is not None

@@ -10,7 +10,7 @@ from fal_notebook import export_notebook
 from fal_notebook.capture.closure import NotebookResolver, closure, free_names
 from fal_notebook.errors import CaptureError
 
-MODELS = '''
+MODELS = """
 from pydantic import BaseModel
 
 class Input(BaseModel):
@@ -18,16 +18,16 @@ class Input(BaseModel):
 
 def shout(text):
     return text.upper() + SUFFIX
-'''
+"""
 
-APP = '''
+APP = """
 import fal
 
 class Shouter(fal.App):
     @fal.endpoint("/")
     def run(self, inp: Input) -> dict:
         return {"out": shout(inp.text)}
-'''
+"""
 
 
 def test_free_names_follow_python_scoping():
@@ -44,9 +44,16 @@ def test_kernel_classes_and_functions_from_earlier_cells(shell, workdir):
     assert source.index("from pydantic import BaseModel") < source.index("class Input(BaseModel):")
     assert source.index("SUFFIX = '!'") < source.index("class Shouter")
     done = subprocess.run(
-        [sys.executable, "-c", "import runpy; ns = runpy.run_path('app.py'); "
-         "print(ns['Shouter'](_allow_init=True).run(ns['Input'](text='hi')))"],
-        cwd=result.value.path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import runpy; ns = runpy.run_path('app.py'); "
+            "print(ns['Shouter'](_allow_init=True).run(ns['Input'](text='hi')))",
+        ],
+        cwd=result.value.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.stdout.strip() == "{'out': 'HI!'}", done.stderr
 
@@ -61,16 +68,23 @@ def test_latest_definition_wins(shell):
 
 def test_static_resolution_reports_computed_values():
     resolver = NotebookResolver([("cell 2", "import pandas as pd\ndf = pd.read_csv('x.csv')\n")])
-    with pytest.raises(CaptureError, match=r"`df` is computed in cell 2 \(line 2: `df = pd.read_csv\('x.csv'\)`\).*setup\(\)"):
+    with pytest.raises(
+        CaptureError, match=r"`df` is computed in cell 2 \(line 2: `df = pd.read_csv\('x.csv'\)`\).*setup\(\)"
+    ):
         closure("x = df.mean()\napp = object()\n", resolver)
 
 
 def test_static_resolution_orders_dependencies_and_hoists_imports():
-    cells = [("cell 1", "import numpy as np\nfrom math import pi\nSCALE = 2\n"),
-             ("cell 2", "%matplotlib inline\ndef area(r):\n    return pi * r * r * SCALE\n")]
+    cells = [
+        ("cell 1", "import numpy as np\nfrom math import pi\nSCALE = 2\n"),
+        ("cell 2", "%matplotlib inline\ndef area(r):\n    return pi * r * r * SCALE\n"),
+    ]
     defs = closure("def f():\n    return area(1), np.zeros(1)\n", NotebookResolver(cells))
     assert [d.code for d in defs] == [
-        "from math import pi", "import numpy as np", "SCALE = 2", "def area(r):\n    return pi * r * r * SCALE"
+        "from math import pi",
+        "import numpy as np",
+        "SCALE = 2",
+        "def area(r):\n    return pi * r * r * SCALE",
     ]
 
 
@@ -109,7 +123,9 @@ def test_cli_export_of_the_quickstart(workdir):
     quickstart = Path(__file__).resolve().parents[2] / "notebooks" / "quickstart.ipynb"
     done = subprocess.run(
         [sys.executable, "-m", "fal_notebook.cli", "export", str(quickstart), "--out", str(workdir / "x")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (workdir / "x").iterdir()) == ["hello-server", "text-stats"]
@@ -118,8 +134,10 @@ def test_cli_export_of_the_quickstart(workdir):
 
 def test_annotations_are_resolved_even_when_postponed(shell):
     shell.run("from pydantic import BaseModel\nclass Input(BaseModel):\n    text: str\n")
-    cell = ('from __future__ import annotations\nimport fal\n\nclass A(fal.App):\n'
-            '    @fal.endpoint("/")\n    def run(self, inp: Input) -> "Input":\n        return inp\n')
+    cell = (
+        "from __future__ import annotations\nimport fal\n\nclass A(fal.App):\n"
+        '    @fal.endpoint("/")\n    def run(self, inp: Input) -> "Input":\n        return inp\n'
+    )
     project = shell.run("%%fal_app ann\n" + cell).value
     source = (project.path / "app.py").read_text()
     assert source.startswith("# Generated") and "\nfrom __future__ import annotations\n" in source

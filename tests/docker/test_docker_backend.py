@@ -75,7 +75,6 @@ class TextStats(fal.App):
 """
 
 
-
 @dataclass
 class DockerGateway:
     home: Path
@@ -112,9 +111,7 @@ class DockerGateway:
 
     def info(self, name: str) -> dict:
         with httpx.Client(base_url=f"http://127.0.0.1:{self.port}") as client:
-            response = client.get(
-                f"/_fal_notebook/apps/{name}", headers={"Authorization": f"Key {gateway_key()}"}
-            )
+            response = client.get(f"/_fal_notebook/apps/{name}", headers={"Authorization": f"Key {gateway_key()}"})
         return response.json()
 
 

@@ -18,11 +18,19 @@ FAKE_KEY_ID = "fnbkeyid-0001"
 FAKE_KEY_SECRET = "fnb-secret-Q7x9-DO-NOT-LEAK-5521"
 FAKE_KEY = f"{FAKE_KEY_ID}:{FAKE_KEY_SECRET}"
 
-CREDENTIAL_VARS = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_PROFILE", "FAL_CONFIG_PATH", "FAL_HOME_DIR",
-                   "FAL_FORCE_AUTH_BY_USER", "FAL_ENV")
+CREDENTIAL_VARS = (
+    "FAL_KEY",
+    "FAL_KEY_ID",
+    "FAL_KEY_SECRET",
+    "FAL_PROFILE",
+    "FAL_CONFIG_PATH",
+    "FAL_HOME_DIR",
+    "FAL_FORCE_AUTH_BY_USER",
+    "FAL_ENV",
+)
 HOST_VARS = ("FAL_HOST", "FAL_GRPC_HOST", "FAL_REST_HOST", "FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST")
 
-CELL = '''
+CELL = """
 import fal
 from pydantic import BaseModel
 
@@ -41,7 +49,7 @@ class TextStats(fal.App, keep_alive=60):
     @fal.endpoint("/")
     def run(self, inp: Input) -> Output:
         return Output(words=len(inp.text.split()))
-'''
+"""
 
 
 def closed_port() -> int:
@@ -75,8 +83,14 @@ def cell():
 
 @pytest.fixture
 def project(fal_env, tmp_path):
-    return capture(CELL, "text-stats", dir=tmp_path / "apps" / "text-stats", search_dir=tmp_path,
-                   min_concurrency=0, max_concurrency=2)
+    return capture(
+        CELL,
+        "text-stats",
+        dir=tmp_path / "apps" / "text-stats",
+        search_dir=tmp_path,
+        min_concurrency=0,
+        max_concurrency=2,
+    )
 
 
 class FakeCloud:

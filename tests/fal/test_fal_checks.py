@@ -13,7 +13,6 @@ from fal_notebook.config import kernel_python_version
 from fal_notebook.errors import ConfigError, DeployError
 
 
-
 def test_the_generated_project_passes_every_check(project, fake_key):
     lines = []
     assert fal_checks.check_credentials().key == fake_key
@@ -62,28 +61,29 @@ def test_base_image_version_alone_is_checked(fal_env, cell, tmp_path):
         fal_checks.check_python_versions(project)
 
 
-@pytest.mark.parametrize(("from_line", "version"), [
-    ("FROM python:3.11-slim", "3.11"),
-    ("FROM --platform=linux/amd64 falai/base:3.12-12.1.0 AS base", "3.12"),
-    ("FROM registry:5000/team/python:3.10.14-bookworm", "3.10"),
-    ("FROM nvidia/cuda:12.3.1-runtime-ubuntu22.04", None),
-    ("FROM my-image", None),
-])
+@pytest.mark.parametrize(
+    ("from_line", "version"),
+    [
+        ("FROM python:3.11-slim", "3.11"),
+        ("FROM --platform=linux/amd64 falai/base:3.12-12.1.0 AS base", "3.12"),
+        ("FROM registry:5000/team/python:3.10.14-bookworm", "3.10"),
+        ("FROM nvidia/cuda:12.3.1-runtime-ubuntu22.04", None),
+        ("FROM my-image", None),
+    ],
+)
 def test_image_python_version(from_line, version):
     assert fal_checks.image_python_version(f"# comment\n{from_line}\nRUN true\n") == version
 
 
 def test_unsatisfiable_requirements_are_caught_before_the_build(fal_env, cell, tmp_path):
-    project = capture(cell, "text-stats", dir=tmp_path / "p", search_dir=tmp_path,
-                      requirements=["pydantic==1.0.0.0.1"])
+    project = capture(cell, "text-stats", dir=tmp_path / "p", search_dir=tmp_path, requirements=["pydantic==1.0.0.0.1"])
     with pytest.raises(DeployError, match="cannot be installed") as err:
         fal_checks.check_requirements(project, progress=lambda line: None)
     assert "pydantic==1.0.0.0.1" in str(err.value)
 
 
 def test_the_local_targets_environment_is_reused(fal_env, cell, tmp_path, monkeypatch):
-    project = capture(cell, "text-stats", dir=tmp_path / "p", search_dir=tmp_path,
-                      requirements=["pydantic==1.0.0.0.1"])
+    project = capture(cell, "text-stats", dir=tmp_path / "p", search_dir=tmp_path, requirements=["pydantic==1.0.0.0.1"])
     monkeypatch.setattr(fal_checks, "local_environment_python", lambda p: Path(sys.executable))
     lines = []
     fal_checks.check_requirements(project, progress=lines.append)  # pydantic==1.0.0.0.1 is not resolved
@@ -94,8 +94,7 @@ def test_without_uv_pip_resolves(fal_env, cell, tmp_path, monkeypatch):
     monkeypatch.setattr(fal_checks.shutil, "which", lambda *a, **k: None)
     command, is_uv = fal_checks.resolver_command("3.11")
     assert not is_uv and command[:6] == [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed"]
-    project = capture(cell, "text-stats", dir=tmp_path / "p", search_dir=tmp_path,
-                      requirements=["pydantic==1.0.0.0.1"])
+    project = capture(cell, "text-stats", dir=tmp_path / "p", search_dir=tmp_path, requirements=["pydantic==1.0.0.0.1"])
     with pytest.raises(DeployError, match="cannot be installed") as err:
         fal_checks.check_requirements(project, progress=lambda line: None)
     assert "pydantic==1.0.0.0.1" in str(err.value)

@@ -41,22 +41,30 @@ def test_nothing_configured(fal_env):
 def test_fal_key_environment_variable(fal_env, monkeypatch):
     monkeypatch.setenv("FAL_KEY", FAKE_KEY)
     found = credentials.find_credentials()
-    assert (found.key_id, found.key_secret, found.source) == (FAKE_KEY_ID, FAKE_KEY_SECRET, "the FAL_KEY environment variable")
+    assert (found.key_id, found.key_secret, found.source) == (
+        FAKE_KEY_ID,
+        FAKE_KEY_SECRET,
+        "the FAL_KEY environment variable",
+    )
     assert credentials.fal_key() == FAKE_KEY
     same_as_fal(found)
 
 
 def test_profile_key_in_fals_config(fal_env):
-    write_config(fal_env / ".fal" / "config.toml",
-                 f'[__internal__]\nprofile = "work"\n\n[work]\nkey = "{FAKE_KEY}"\n\n[other]\nkey = "x:y"\n')
+    write_config(
+        fal_env / ".fal" / "config.toml",
+        f'[__internal__]\nprofile = "work"\n\n[work]\nkey = "{FAKE_KEY}"\n\n[other]\nkey = "x:y"\n',
+    )
     found = credentials.find_credentials()
     assert found.key == FAKE_KEY and "profile 'work'" in found.source
     same_as_fal(found)
 
 
 def test_fal_profile_and_fal_config_path_move_the_lookup(fal_env, tmp_path, monkeypatch):
-    config = write_config(tmp_path / "elsewhere.toml",
-                          f'[__internal__]\nprofile = "work"\n\n[work]\nkey = "a-id:a-secret"\n\n[ci]\nkey = "{FAKE_KEY}"\n')
+    config = write_config(
+        tmp_path / "elsewhere.toml",
+        f'[__internal__]\nprofile = "work"\n\n[work]\nkey = "a-id:a-secret"\n\n[ci]\nkey = "{FAKE_KEY}"\n',
+    )
     monkeypatch.setenv("FAL_CONFIG_PATH", str(config))
     assert credentials.fal_key() == "a-id:a-secret"
     monkeypatch.setenv("FAL_PROFILE", "ci")
@@ -69,7 +77,9 @@ def test_fal_profile_and_fal_config_path_move_the_lookup(fal_env, tmp_path, monk
 
 
 def test_fal_key_wins_over_profile_and_profile_over_key_id_and_secret(fal_env, monkeypatch):
-    write_config(fal_env / ".fal" / "config.toml", '[__internal__]\nprofile = "p"\n\n[p]\nkey = "profile-id:profile-secret"\n')
+    write_config(
+        fal_env / ".fal" / "config.toml", '[__internal__]\nprofile = "p"\n\n[p]\nkey = "profile-id:profile-secret"\n'
+    )
     monkeypatch.setenv("FAL_KEY_ID", "split-id")
     monkeypatch.setenv("FAL_KEY_SECRET", "split-secret")
     assert credentials.fal_key() == "profile-id:profile-secret"
@@ -104,13 +114,17 @@ def test_colab_secret_comes_after_the_profile_and_before_key_id(fal_env, monkeyp
     monkeypatch.setenv("FAL_KEY_SECRET", "split-secret")
     found = credentials.find_credentials()
     assert found.key == FAKE_KEY and found.source == "the Colab secret FAL_KEY"
-    write_config(fal_env / ".fal" / "config.toml", '[__internal__]\nprofile = "p"\n\n[p]\nkey = "profile-id:profile-secret"\n')
+    write_config(
+        fal_env / ".fal" / "config.toml", '[__internal__]\nprofile = "p"\n\n[p]\nkey = "profile-id:profile-secret"\n'
+    )
     assert credentials.fal_key() == "profile-id:profile-secret"
 
 
 def test_malformed_key_is_a_clear_error(fal_env, monkeypatch):
     monkeypatch.setenv("FAL_KEY", "only-one-part-of-the-key")
-    with pytest.raises(ConfigError, match=r"FAL_KEY environment variable is not in the form <key_id>:<key_secret>") as err:
+    with pytest.raises(
+        ConfigError, match=r"FAL_KEY environment variable is not in the form <key_id>:<key_secret>"
+    ) as err:
         credentials.find_credentials()
     assert "only-one-part-of-the-key" not in str(err.value)
 
@@ -157,7 +171,10 @@ def test_login_can_save_with_fals_profile_mechanism(fal_env, monkeypatch):
 
 
 def test_saving_into_an_existing_profile_keeps_its_other_settings(fal_env, monkeypatch):
-    write_config(fal_env / ".fal" / "config.toml", '[__internal__]\nprofile = "work"\n\n[work]\nhost = "api.example"\nkey = "old:old"\n')
+    write_config(
+        fal_env / ".fal" / "config.toml",
+        '[__internal__]\nprofile = "work"\n\n[work]\nhost = "api.example"\nkey = "old:old"\n',
+    )
     credentials.login(FAKE_KEY, save=True)
     monkeypatch.delenv("FAL_KEY")
     text = (fal_env / ".fal" / "config.toml").read_text()

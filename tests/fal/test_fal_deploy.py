@@ -16,7 +16,6 @@ from fal_notebook.backends.fal_errors import explain
 from fal_notebook.errors import DeployError
 
 
-
 def deploy(project, **backend_options):
     lines: list[str] = []
     deployment = FalBackend(**backend_options).deploy(project, progress=lines.append)
@@ -86,14 +85,23 @@ def test_successful_deploy_records_what_fal_reported(project, fake_key, fake_clo
 def test_redeploy_describes_the_change_and_applies_changed_scaling(project, cell, fake_key, fake_cloud, tmp_path):
     deploy(project)
     changed = cell.replace("len(inp.text.split())", "len(inp.text.split()) + 0")
-    project2 = capture(changed, "text-stats", dir=project.path, search_dir=tmp_path,
-                       min_concurrency=1, max_concurrency=2, keep_alive=300)
+    project2 = capture(
+        changed,
+        "text-stats",
+        dir=project.path,
+        search_dir=tmp_path,
+        min_concurrency=1,
+        max_concurrency=2,
+        keep_alive=300,
+    )
     deployment, lines = deploy(project2)
     started = fake_cloud.calls("deploy_started")[-1]
     assert started["message"] == "fal-notebook: app.py +1 -1 lines; changed TextStats.run"
     assert deployment.detail["revision"] == "rev-2"
     # fal 1.83 ignores --reset-scale for `fal deploy <name>`: the new values are set with `fal apps scale`
-    assert fake_cloud.calls("scale") == [{"call": "scale", "app_name": "text-stats", "keep_alive": 300, "min_concurrency": 1}]
+    assert fake_cloud.calls("scale") == [
+        {"call": "scale", "app_name": "text-stats", "keep_alive": 300, "min_concurrency": 1}
+    ]
     assert deployment.detail["scaling"] == {"keep_alive": 300, "min_concurrency": 1, "max_concurrency": 2}
     deploy(project2)
     assert fake_cloud.calls("deploy_started")[-1]["message"] == "fal-notebook: app.py unchanged (configuration only)"
@@ -145,4 +153,3 @@ def test_change_description_is_short_and_names_definitions():
     new = "def a():\n    return 1\n\nclass B:\n    def c(self):\n        return 3\n\ndef d():\n    pass\n"
     assert describe_change(old, new, "app.py") == "fal-notebook: app.py +4 -1 lines; changed B.c, d"
     assert describe_change(None, new, "server.py") == "fal-notebook: server.py from a notebook cell"
-

@@ -43,9 +43,12 @@ def test_confirmation_required_by_the_team():
 
 
 def test_words_in_a_build_log_do_not_pass_for_a_rejected_key():
-    run = failed("Building environment...", "[error] pip: 403 Forbidden from the index for private-pkg",
-                 "[error] ERROR: Could not find a version that satisfies private-pkg",
-                 printed("An internal failure occurred while building the environment."))
+    run = failed(
+        "Building environment...",
+        "[error] pip: 403 Forbidden from the index for private-pkg",
+        "[error] ERROR: Could not find a version that satisfies private-pkg",
+        printed("An internal failure occurred while building the environment."),
+    )
     assert str(explain(run, app="a", folder="/p")).startswith("fal could not build the app's environment")
 
 
@@ -61,10 +64,12 @@ def test_unknown_failures_show_fals_output():
 
 
 def test_failing_step_is_the_step_before_the_first_error():
-    build = ["2026-11-28 12:00:00.000 [info     ] #5 [2/4] COPY requirements.txt .",
-             "2026-11-28 12:00:01.000 [info     ] #6 [3/4] RUN python -m pip install -r requirements.txt",
-             "2026-11-28 12:00:09.000 [error    ] ERROR: No matching distribution found for nope==1",
-             "#7 [4/4] COPY app.py ./"]
+    build = [
+        "2026-11-28 12:00:00.000 [info     ] #5 [2/4] COPY requirements.txt .",
+        "2026-11-28 12:00:01.000 [info     ] #6 [3/4] RUN python -m pip install -r requirements.txt",
+        "2026-11-28 12:00:09.000 [error    ] ERROR: No matching distribution found for nope==1",
+        "#7 [4/4] COPY app.py ./",
+    ]
     assert failing_step(build) == "#6 [3/4] RUN python -m pip install -r requirements.txt"
 
 

@@ -16,10 +16,12 @@ FAKE_KEY = f"{FAKE_KEY_ID}:{FAKE_KEY_SECRET}"
 
 def everything_shown(form) -> str:
     """The state of every widget of the form, as it is synced to the browser and saved with the notebook."""
+
     def walk(widget):
         yield widget
         for child in getattr(widget, "children", ()):
             yield from walk(child)
+
     return json.dumps([w.get_state() for w in walk(form.widget)], default=str)
 
 

@@ -15,9 +15,22 @@ def deployed(project, fake_key, fake_cloud):
     """text-stats as a deploy leaves it: revision rev-1 in the (fake) cloud and in the record."""
     fake_cloud.log.write_text('{"call": "deploy", "app_name": "text-stats", "revision": "rev-1"}\n')
     url = "https://fal.run/test-user/text-stats"
-    Deployment("text-stats", "fal", "test-user/text-stats", url, url.replace("//", "//queue.", 1), "ready",
-               str(project.path), {"revision": "rev-1", "app_name": "text-stats", "environment": None,
-                                   "team": None, "scaling": {"max_concurrency": 2}}).save()
+    Deployment(
+        "text-stats",
+        "fal",
+        "test-user/text-stats",
+        url,
+        url.replace("//", "//queue.", 1),
+        "ready",
+        str(project.path),
+        {
+            "revision": "rev-1",
+            "app_name": "text-stats",
+            "environment": None,
+            "team": None,
+            "scaling": {"max_concurrency": 2},
+        },
+    ).save()
     return Deployment.load("text-stats")
 
 
@@ -31,16 +44,21 @@ def test_revisions_come_from_fal_apps_list_rev(deployed, project, fake_cloud):
 
 def test_rollback_sets_the_revision_and_updates_the_record(deployed, fake_cloud):
     record = fal_target.rollback("text-stats", "rev-1")
-    assert fake_cloud.calls("set_rev") == [{"call": "set_rev", "app_name": "text-stats", "revision": "rev-1",
-                                            "environment": None}]
+    assert fake_cloud.calls("set_rev") == [
+        {"call": "set_rev", "app_name": "text-stats", "revision": "rev-1", "environment": None}
+    ]
     assert record.detail["revision"] == "rev-1" == Deployment.load("text-stats").detail["revision"]
     assert "module_source" not in record.detail
 
 
 def test_scale_min_max(deployed, fake_cloud):
     fal_target.scale("text-stats", min=1, max=5)
-    assert fake_cloud.calls("scale")[-1] == {"call": "scale", "app_name": "text-stats",
-                                             "min_concurrency": 1, "max_concurrency": 5}
+    assert fake_cloud.calls("scale")[-1] == {
+        "call": "scale",
+        "app_name": "text-stats",
+        "min_concurrency": 1,
+        "max_concurrency": 5,
+    }
     assert Deployment.load("text-stats").detail["scaling"]["max_concurrency"] == 5
     with pytest.raises(DeployError, match="Nothing to change"):
         fal_target.scale("text-stats")
@@ -48,10 +66,14 @@ def test_scale_min_max(deployed, fake_cloud):
 
 def test_logs_are_read_from_the_apps_runners_and_redacted(deployed, fake_key):
     lines = deployed.logs()
-    assert lines == ["2026-11-28T12:00:00 [info] debug: FAL_KEY=***",
-                     "2026-11-28T12:00:01 [info] setup(): model loaded"]
+    assert lines == [
+        "2026-11-28T12:00:00 [info] debug: FAL_KEY=***",
+        "2026-11-28T12:00:01 [info] setup(): model loaded",
+    ]
     assert list(fal_target.logs("text-stats", follow=True)) == [
-        "2026-11-28T12:00:01 [info] setup(): model loaded", "2026-11-28T12:00:00 [info] debug: FAL_KEY=***"]
+        "2026-11-28T12:00:01 [info] setup(): model loaded",
+        "2026-11-28T12:00:00 [info] debug: FAL_KEY=***",
+    ]
 
 
 def test_stop_scales_to_zero_and_stops_the_runners(deployed, fake_cloud):

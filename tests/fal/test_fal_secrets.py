@@ -32,8 +32,7 @@ def key_source(request, fal_env, monkeypatch):
     return request.param
 
 
-def test_nothing_a_deploy_produces_contains_the_key(project, key_source, fal_env, fake_cloud, tmp_path,
-                                                    monkeypatch):
+def test_nothing_a_deploy_produces_contains_the_key(project, key_source, fal_env, fake_cloud, tmp_path, monkeypatch):
     shown: list[str] = []
     backend = FalBackend(timeout=120)
 
@@ -60,4 +59,3 @@ def test_nothing_a_deploy_produces_contains_the_key(project, key_source, fal_env
     assert any(p.name == "text-stats.json" for p in written)  # the Deployment record is among them
     assert any(p.name == "app.py" for p in written)
     assert {str(p): leaks(p.read_text(errors="replace")) for p in written if leaks(p.read_text(errors="replace"))} == {}
-

@@ -19,9 +19,15 @@ def storage(monkeypatch):
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if request.url.path == "/storage/auth/token":
-            return httpx.Response(200, json={"token": "cdn-token", "token_type": "Bearer",
-                                             "base_url": "https://v3.fal.media",
-                                             "expires_at": "2099-01-01T00:00:00+00:00"})
+            return httpx.Response(
+                200,
+                json={
+                    "token": "cdn-token",
+                    "token_type": "Bearer",
+                    "base_url": "https://v3.fal.media",
+                    "expires_at": "2099-01-01T00:00:00+00:00",
+                },
+            )
         if request.url.path == "/files/upload":
             name = request.headers.get("X-Fal-File-Name", "blob")
             return httpx.Response(200, json={"access_url": f"https://v3.fal.media/files/x/{name}"})
@@ -67,7 +73,9 @@ def test_upload_failure_is_explained_without_the_key(fal_env, monkeypatch):
 
     class Refusing(httpx.Client):
         def __init__(self, *args, **kwargs):
-            kwargs["transport"] = httpx.MockTransport(lambda request: httpx.Response(401, json={"detail": "No user found for Key ID and Secret"}))
+            kwargs["transport"] = httpx.MockTransport(
+                lambda request: httpx.Response(401, json={"detail": "No user found for Key ID and Secret"})
+            )
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(httpx, "Client", Refusing)

@@ -162,7 +162,7 @@ def leak() -> dict:
     return {"length": len(os.environ["MY_SERVICE_TOKEN"])}
 """
 
-WORDS = '''
+WORDS = """
 import asyncio
 import json
 import os
@@ -242,7 +242,7 @@ class WordCount(fal.App):
                 yield f"data: {json.dumps({'word': word})}\\n\\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
-'''
+"""
 
 EVENTS_SERVER = """
 import json

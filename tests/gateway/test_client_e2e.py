@@ -12,11 +12,11 @@ import asyncio
 
 import pytest
 from gateway_apps import EVENTS_SERVER, WORDS
-from tests.gateway_helpers import hold, messages
 
 from fal_notebook.backends import deploy
 from fal_notebook.backends.base import Deployment
 from fal_notebook.client import Completed, InProgress, Queued, RequestError, connect
+from tests.gateway_helpers import hold, messages
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,7 @@ def test_gateway_killed_with_requests_queued_completes_them_after_restart(gatewa
     server_pid = gateway.info("static")["runners"][0]["pid"]
     with gateway.http() as client:
         handles = [
-            client.post("/queue/local/durable", json={"text": f"job {i}", "delay": 1.0}).json()
-            for i in range(4)
+            client.post("/queue/local/durable", json={"text": f"job {i}", "delay": 1.0}).json() for i in range(4)
         ]
         gateway.wait_for(
             lambda: client.get(handles[0]["status_url"]).json()["status"] == "IN_PROGRESS",

@@ -15,13 +15,13 @@ import os
 
 import pytest
 from gateway_apps import WORDS
-from tests.gateway_helpers import hold, messages
 
 import fal_notebook
 from fal_notebook.backends import deploy
 from fal_notebook.backends.fal import deployment_from_report
 from fal_notebook.backends.fal_cli import FalRun
 from fal_notebook.client import Completed, Queued, RequestError
+from tests.gateway_helpers import hold, messages
 
 NAME = "words-on-fal"
 

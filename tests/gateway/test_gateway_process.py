@@ -6,10 +6,10 @@ import http.server
 import threading
 
 import pytest
-from tests.gateway_helpers import free_port
 
 from fal_notebook.errors import ConfigError, GatewayError
 from fal_notebook.gateway import gateway_status, start_gateway, stop_gateway
+from tests.gateway_helpers import free_port
 
 
 def test_start_is_idempotent_and_status_reports(gateway):

@@ -9,11 +9,11 @@ import time
 
 import pytest
 from gateway_apps import SECRET_SERVER, SERVER, echo
-from tests.gateway_helpers import TEST_MAX_BODY
 
 from fal_notebook.backends import deploy
 from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.local import LocalBackend
+from tests.gateway_helpers import TEST_MAX_BODY
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +99,7 @@ def test_invalid_json_and_schema_violations_are_422(client, app):
     missing = client.post("/local/echo", json={"txt": "a"})
     assert missing.status_code == 422
     assert missing.json()["detail"][0]["loc"] == ["body", "text"]
-    queued_bad_json = client.post(
-        "/queue/local/echo", content=b"{bad", headers={"content-type": "application/json"}
-    )
+    queued_bad_json = client.post("/queue/local/echo", content=b"{bad", headers={"content-type": "application/json"})
     assert queued_bad_json.status_code == 422
     assert queued_bad_json.json()["detail"][0]["type"] == "json_invalid"
 
@@ -155,9 +153,7 @@ def test_queue_position_while_waiting(gateway, client, app):
     first = client.post("/queue/local/echo/slow", json={"text": "a", "delay": 1.5}).json()
     second = client.post("/queue/local/echo", json={"text": "b"}).json()
     third = client.post("/queue/local/echo", json={"text": "c"}).json()
-    gateway.wait_for(
-        lambda: client.get(first["status_url"]).json()["status"] == "IN_PROGRESS", what="first running"
-    )
+    gateway.wait_for(lambda: client.get(first["status_url"]).json()["status"] == "IN_PROGRESS", what="first running")
     assert client.get(second["status_url"]).json() == {
         "status": "IN_QUEUE",
         "queue_position": 0,
@@ -170,9 +166,7 @@ def test_queue_position_while_waiting(gateway, client, app):
 
 def test_request_that_cannot_start_in_time_ends_with_504(gateway, client, app):
     busy = client.post("/queue/local/echo/slow", json={"text": "a", "delay": 2}).json()
-    late = client.post(
-        "/queue/local/echo", json={"text": "b"}, headers={"X-Fal-Request-Timeout": "0.5"}
-    ).json()
+    late = client.post("/queue/local/echo", json={"text": "b"}, headers={"X-Fal-Request-Timeout": "0.5"}).json()
     status = gateway.wait_completed(client, late["status_url"])
     assert status["error_type"] == "request_timeout"
     assert client.get(late["response_url"]).status_code == 504
@@ -310,9 +304,7 @@ def test_logs_and_stop(gateway, client):
 def test_secrets_reach_the_runners_and_stay_out_of_logs(gateway, client, monkeypatch):
     value = "s3cr3t-value-for-the-gateway-test"
     monkeypatch.setenv("MY_SERVICE_TOKEN", value)
-    dep = gateway.deploy(
-        SECRET_SERVER, "secretive", mode="server", auth="public", secrets=["MY_SERVICE_TOKEN"]
-    )
+    dep = gateway.deploy(SECRET_SERVER, "secretive", mode="server", auth="public", secrets=["MY_SERVICE_TOKEN"])
     data = client.post("/queue/local/secretive", json={}).json()
     status = gateway.wait_completed(client, data["status_url"])
     assert client.get(data["response_url"]).json() == {"length": len(value)}

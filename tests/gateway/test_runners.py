@@ -8,10 +8,10 @@ import time
 
 import pytest
 from gateway_apps import BROKEN, CRASHING, echo
-from tests.gateway_helpers import free_port
 
 from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import DeployError
+from tests.gateway_helpers import free_port
 
 
 @pytest.fixture
@@ -26,9 +26,7 @@ def live_runners(gateway, name):
 
 def test_scales_up_to_max_concurrency_and_down_after_keep_alive(gateway, client):
     gateway.deploy(echo(), "scaled", auth="public", max_concurrency=3, keep_alive=2)
-    handles = [
-        client.post("/queue/local/scaled", json={"text": f"w{i}", "delay": 2.0}).json() for i in range(6)
-    ]
+    handles = [client.post("/queue/local/scaled", json={"text": f"w{i}", "delay": 2.0}).json() for i in range(6)]
     peak = gateway.wait_for(lambda: len(live_runners(gateway, "scaled")) == 3 or None, what="3 runners")
     assert peak
     time.sleep(0.5)
@@ -45,6 +43,7 @@ def test_scales_up_to_max_concurrency_and_down_after_keep_alive(gateway, client)
 
 def test_min_concurrency_keeps_runners_warm(gateway):
     gateway.deploy(echo(), "warm", auth="public", min_concurrency=2, max_concurrency=2, keep_alive=1)
+
     def ready() -> int:
         return len([r for r in gateway.info("warm")["runners"] if r["state"] == "ready"])
 
@@ -56,9 +55,7 @@ def test_min_concurrency_keeps_runners_warm(gateway):
 
 def test_max_multiplexing_runs_requests_side_by_side_on_one_runner(gateway, client):
     gateway.deploy(echo(), "multiplexed", auth="public", max_multiplexing=3, max_concurrency=1)
-    handles = [
-        client.post("/queue/local/multiplexed/slow", json={"text": "a", "delay": 3}).json() for _ in range(3)
-    ]
+    handles = [client.post("/queue/local/multiplexed/slow", json={"text": "a", "delay": 3}).json() for _ in range(3)]
 
     def all_running() -> bool:
         return all(client.get(h["status_url"]).json()["status"] == "IN_PROGRESS" for h in handles)
@@ -100,9 +97,7 @@ def test_request_timeout_is_enforced(gateway, client):
 def test_redeploy_replaces_runners_without_dropping_accepted_requests(gateway, client):
     gateway.deploy(echo(version=1), "rolling", auth="public")
     old_pid = gateway.info("rolling")["runners"][0]["pid"]
-    handles = [
-        client.post("/queue/local/rolling", json={"text": f"r{i}", "delay": 0.5}).json() for i in range(4)
-    ]
+    handles = [client.post("/queue/local/rolling", json={"text": f"r{i}", "delay": 0.5}).json() for i in range(4)]
     dep = gateway.deploy(echo(version=2), "rolling", auth="public")
     assert dep.detail["revision"] == 2
     versions = []
@@ -166,9 +161,7 @@ def test_hard_coded_port_command_is_limited_to_one_runner(gateway, client):
 
 def test_port_variable_command_runs_several_runners(gateway, client):
     cmd = "python -m http.server ${PORT} --bind 127.0.0.1"
-    gateway.deploy(
-        "", "static-many", mode="server", cmd=cmd, auth="public", min_concurrency=2, max_concurrency=2
-    )
+    gateway.deploy("", "static-many", mode="server", cmd=cmd, auth="public", min_concurrency=2, max_concurrency=2)
     gateway.wait_for(lambda: len(live_runners(gateway, "static-many")) == 2, what="two runners")
     ports = {r["port"] for r in gateway.info("static-many")["runners"]}
     assert len(ports) == 2

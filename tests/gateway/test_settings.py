@@ -14,9 +14,7 @@ def test_defaults_follow_fal_with_one_local_runner():
     settings = Settings.from_config(config())
     assert (settings.min_concurrency, settings.max_concurrency, settings.max_multiplexing) == (0, 1, 1)
     assert settings.keep_alive == 60 and settings.startup_timeout == 600 and settings.request_timeout is None
-    assert settings.attempts == dict.fromkeys(
-        ("server_error", "connection_error", "timeout"), DEFAULT_ATTEMPTS
-    )
+    assert settings.attempts == dict.fromkeys(("server_error", "connection_error", "timeout"), DEFAULT_ATTEMPTS)
 
 
 def test_desired_runners_cover_the_work_plus_the_buffer_within_min_and_max():

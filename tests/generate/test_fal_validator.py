@@ -27,15 +27,40 @@ SERVER = "from fastapi import FastAPI\n\napp = FastAPI()\n"
 APP_OPTIONS = [
     {},
     {"machine_type": ["GPU-H100", "GPU-A100"], "num_gpus": 2, "keep_alive": 300},
-    {"min_concurrency": 1, "max_concurrency": 4, "concurrency_buffer": 1, "concurrency_buffer_perc": 20,
-     "max_multiplexing": 2, "scaling_delay": 5, "request_timeout": 60, "startup_timeout": 900},
+    {
+        "min_concurrency": 1,
+        "max_concurrency": 4,
+        "concurrency_buffer": 1,
+        "concurrency_buffer_perc": 20,
+        "max_multiplexing": 2,
+        "scaling_delay": 5,
+        "request_timeout": 60,
+        "startup_timeout": 900,
+    },
     {"auth": "public", "deployment_strategy": "recreate", "team": "my-team", "app_scale_settings": True},
-    {"regions": ["us-east", "eu-west"], "secrets": ["HF_TOKEN"], "data_mounts": ["/data"],
-     "termination_grace_period_seconds": 30, "metrics_port": 9191},
-    {"skip_retry_conditions": ["timeout"], "retry_config": {"server_error": {"retries": 2}},
-     "app_files": ["weights.txt"], "app_files_ignore": [r"\.tmp$"], "python_version": "3.11"},
-    {"health_check": {"path": "/health", "start_period_seconds": 10, "timeout_seconds": 5,
-                      "failure_threshold": 3, "call_regularly": True}},
+    {
+        "regions": ["us-east", "eu-west"],
+        "secrets": ["HF_TOKEN"],
+        "data_mounts": ["/data"],
+        "termination_grace_period_seconds": 30,
+        "metrics_port": 9191,
+    },
+    {
+        "skip_retry_conditions": ["timeout"],
+        "retry_config": {"server_error": {"retries": 2}},
+        "app_files": ["weights.txt"],
+        "app_files_ignore": [r"\.tmp$"],
+        "python_version": "3.11",
+    },
+    {
+        "health_check": {
+            "path": "/health",
+            "start_period_seconds": 10,
+            "timeout_seconds": 5,
+            "failure_threshold": 3,
+            "call_regularly": True,
+        }
+    },
 ]
 SERVER_OPTIONS = [
     {},

@@ -15,20 +15,40 @@ UPDATE = os.environ.get("FAL_NOTEBOOK_UPDATE_GOLDEN") == "1"
 
 CASES = {
     "app": (
-        {"name": "text-stats", "mode": "app", "class_name": "TextStats", "python_version": "3.11",
-         "machine_type": "GPU-H100", "keep_alive": 300, "max_concurrency": 4, "auth": "private"},
+        {
+            "name": "text-stats",
+            "mode": "app",
+            "class_name": "TextStats",
+            "python_version": "3.11",
+            "machine_type": "GPU-H100",
+            "keep_alive": 300,
+            "max_concurrency": 4,
+            "auth": "private",
+        },
         "import fal\n\nclass TextStats(fal.App):\n    pass\n",
         ["fal==1.83.0", "numpy==2.1.0", "pydantic==2.14.4"],
     ),
     "server": (
-        {"name": "hello-server", "mode": "server", "exposed_port": 8000, "python_version": "3.11",
-         "min_concurrency": 1, "health_check": {"path": "/hello"}},
+        {
+            "name": "hello-server",
+            "mode": "server",
+            "exposed_port": 8000,
+            "python_version": "3.11",
+            "min_concurrency": 1,
+            "health_check": {"path": "/hello"},
+        },
         "from fastapi import FastAPI\n\napp = FastAPI()\n",
         ["fastapi==0.136.3", "uvicorn==0.54.0"],
     ),
     "cmd": (
-        {"name": "static-files", "mode": "server", "exposed_port": 9000, "python_version": "3.12",
-         "cmd": "python -m http.server $PORT", "base_image": "python:3.12-bookworm"},
+        {
+            "name": "static-files",
+            "mode": "server",
+            "exposed_port": 9000,
+            "python_version": "3.12",
+            "cmd": "python -m http.server $PORT",
+            "base_image": "python:3.12-bookworm",
+        },
         "print('static')\n",
         [],
     ),
@@ -74,7 +94,7 @@ def test_dockerfile_has_no_buildkit_syntax_and_orders_layers():
 def test_pyproject_round_trip_keeps_foreign_content():
     config = AppConfig.build({"name": "a", "mode": "app", "class_name": "A", "keep_alive": 10})
     first = pyproject(config)
-    edited = "[project]\nname = 'mine'  # keep me\n\n" + first + "regions = [\"us-east\"]\n"
+    edited = "[project]\nname = 'mine'  # keep me\n\n" + first + 'regions = ["us-east"]\n'
     second = pyproject(config.updated(keep_alive=20), edited, previous={"ref": "app.py::A", "keep_alive": 10})
     assert "name = 'mine'  # keep me" in second and 'regions = ["us-east"]' in second
     assert "keep_alive = 20" in second and "keep_alive = 10" not in second

@@ -39,15 +39,25 @@ async def test_capture_then_list_and_detail(jp_fetch, jp_root_dir, notebook):
     assert [c["name"] for c in captured] == ["web"]
     assert (jp_root_dir / "fal_apps" / "web" / "server.py").is_file()
     apps = await fetch_json(jp_fetch, "apps")
-    assert apps == [{"name": "web", "mode": "server", "path": str((jp_root_dir / "fal_apps" / "web").resolve()),
-                     "target": None, "status": "captured", "endpoint_id": None}]
+    assert apps == [
+        {
+            "name": "web",
+            "mode": "server",
+            "path": str((jp_root_dir / "fal_apps" / "web").resolve()),
+            "target": None,
+            "status": "captured",
+            "endpoint_id": None,
+        }
+    ]
     detail = await fetch_json(jp_fetch, "apps", "web")
     assert detail["config"]["exposed_port"] == 9000 and "server.py" in detail["files"]
 
 
 async def test_config_is_validated_and_written(jp_fetch, jp_root_dir, notebook):
     await fetch_json(jp_fetch, "capture", method="POST", body={"path": notebook})
-    changed = await fetch_json(jp_fetch, "apps", "web", "config", method="PUT", body={"keep_alive": 120, "max_concurrency": 3})
+    changed = await fetch_json(
+        jp_fetch, "apps", "web", "config", method="PUT", body={"keep_alive": 120, "max_concurrency": 3}
+    )
     assert changed["config"]["keep_alive"] == 120 and changed["changed"] == ["pyproject.toml"]
     assert "keep_alive = 120" in (jp_root_dir / "fal_apps" / "web" / "pyproject.toml").read_text()
     with pytest.raises(HTTPClientError) as error:

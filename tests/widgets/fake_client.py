@@ -6,7 +6,8 @@ the client's ``iter_events`` does). The integration tests use the real client ag
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fal_notebook.errors import RequestError
 from fal_notebook.protocol import Completed, InProgress, Queued
@@ -14,8 +15,12 @@ from fal_notebook.protocol import Completed, InProgress, Queued
 
 def request_error(status_code: int, detail: Any, request_id: str = "") -> RequestError:
     suffix = f" (request id {request_id})" if request_id else ""
-    return RequestError(f"alice/painter: the app failed (HTTP {status_code}): {detail}.{suffix}",
-                        status_code=status_code, detail=detail, request_id=request_id)
+    return RequestError(
+        f"alice/painter: the app failed (HTTP {status_code}): {detail}.{suffix}",
+        status_code=status_code,
+        detail=detail,
+        request_id=request_id,
+    )
 
 
 def log(message: str, second: int = 0) -> dict:
@@ -54,8 +59,13 @@ class FakeClient:
     """``respond(path, arguments)`` returns the output or raises; ``gate`` (an Event) holds the call
     in progress until set."""
 
-    def __init__(self, document: dict, respond: Callable[[str, Any], Any], endpoint_id: str = "alice/painter",
-                 url: str | None = None):
+    def __init__(
+        self,
+        document: dict,
+        respond: Callable[[str, Any], Any],
+        endpoint_id: str = "alice/painter",
+        url: str | None = None,
+    ):
         self.document, self.respond, self.endpoint_id, self.url = document, respond, endpoint_id, url
         self.calls: list[tuple[str, Any]] = []
         self.cancels: list[str] = []

@@ -3,7 +3,7 @@ like the magic does, served by ``fal run --local``)."""
 
 #: Text in, text out; a rule only the app knows (422), scalar query parameters, a slow endpoint that
 #: honours cancellation, and a streaming endpoint.
-TEXT = '''
+TEXT = """
 import asyncio
 import json
 
@@ -81,12 +81,12 @@ class TextTools(fal.App):
                 yield f"data: {json.dumps({'text': ' '.join(said), 'words': len(said)})}\\n\\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
-'''
+"""
 
 #: An image output (fal's Image model) made with Pillow. Outputs of local apps carry the image
 #: inline: ``repository="in_memory"`` is fal's built-in repository for ``data:`` URIs (uploads to
 #: fal's CDN need credentials and the network).
-BADGE = '''
+BADGE = """
 import fal
 from fal.toolkit import Image
 from PIL import Image as PILImage, ImageDraw
@@ -110,11 +110,11 @@ class BadgeMaker(fal.App):
         picture = PILImage.new("RGB", (badge.width, 64), badge.color)
         ImageDraw.Draw(picture).text((12, 24), badge.text, fill="white")
         return Drawn(image=Image.from_pil(picture, repository="in_memory"), caption=f"A badge: {badge.text}")
-'''
+"""
 
 #: A file input (``ui.field`` file): the Playground sends an upload as a ``data:`` URI; the app reads
 #: it like any URL.
-FILE_INFO = '''
+FILE_INFO = """
 import hashlib
 from urllib.request import urlopen
 
@@ -143,4 +143,4 @@ class FileInfo(fal.App):
         first = content.decode(errors="replace").splitlines()[0] if content else ""
         return Info(size=len(content), sha256=hashlib.sha256(content).hexdigest(), content_type=content_type,
                     first_line=first)
-'''
+"""

@@ -23,7 +23,9 @@ class Recorded(Deployment):
 
 
 def make(status="ready"):
-    dep = Recorded("demo", "local", "local/demo", "http://127.0.0.1:9/local/demo", "http://127.0.0.1:9/queue/local/demo", status)
+    dep = Recorded(
+        "demo", "local", "local/demo", "http://127.0.0.1:9/local/demo", "http://127.0.0.1:9/queue/local/demo", status
+    )
     dep.calls = []
     return dep
 

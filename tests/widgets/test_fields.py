@@ -29,7 +29,9 @@ from fal_notebook.widgets.fields import (
 from .. import sample_apps
 from .conftest import sent_state
 
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,15 @@ def file_form():
 
 def upload(control: MediaControl, content: bytes, name: str, content_type: str) -> None:
     """What the browser sends when a user picks a file."""
-    control.upload.value = ({"name": name, "type": content_type, "size": len(content), "content": memoryview(content),
-                             "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    control.upload.value = (
+        {
+            "name": name,
+            "type": content_type,
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.datetime.now(datetime.UTC),
+        },
+    )
 
 
 def test_text_both_ways():
@@ -326,9 +335,16 @@ def test_free_form_json():
 def test_object_form_both_ways(image_form):
     form = ObjectControl(image_form.form, data_uri)
     assert form.get() == {  # negative_prompt "" reads as not entered; seed is not set
-        "prompt": "a cat in a hat", "image_url": "https://example.com/cat.png",
-        "style": "photo", "steps": 20, "guidance": 7.5, "image_size": "square_hd",
-        "size": {"width": 512, "height": 512}, "tags": [], "sizes": [], "enhance": False,
+        "prompt": "a cat in a hat",
+        "image_url": "https://example.com/cat.png",
+        "style": "photo",
+        "steps": 20,
+        "guidance": 7.5,
+        "image_size": "square_hd",
+        "size": {"width": 512, "height": 512},
+        "tags": [],
+        "sizes": [],
+        "enhance": False,
     }
     form.set({"prompt": "dog", "seed": 3, "sizes": [{"width": 64}]}, partial=True)
     assert form.get()["prompt"] == "dog" and form.get()["seed"] == 3 and form.get()["style"] == "photo"

@@ -28,8 +28,7 @@ def test_image_output_renders_a_gallery(image_output):
     output = {
         "images": [
             {"url": "https://cdn.example/a.png", "content_type": "image/png", "width": 64, "height": 64},
-            {"url": "https://cdn.example/b.png", "content_type": "image/png", "file_name": "b.png",
-             "file_size": 2048},
+            {"url": "https://cdn.example/b.png", "content_type": "image/png", "file_name": "b.png", "file_size": 2048},
         ],
         "seed": 42,
         "caption": "two cats",
@@ -44,10 +43,12 @@ def test_image_output_renders_a_gallery(image_output):
 
 
 def test_media_without_a_schema_by_url_and_content_type():
-    output = {"clip": {"url": "https://cdn.example/v.mp4", "content_type": "video/mp4"},
-              "voice": {"url": "https://cdn.example/a.wav", "content_type": "audio/wav"},
-              "report": {"url": "https://cdn.example/r.pdf", "content_type": "application/pdf", "file_name": "r.pdf"},
-              "plain": {"url": "https://example.com", "title": "not media"}}
+    output = {
+        "clip": {"url": "https://cdn.example/v.mp4", "content_type": "video/mp4"},
+        "voice": {"url": "https://cdn.example/a.wav", "content_type": "audio/wav"},
+        "report": {"url": "https://cdn.example/r.pdf", "content_type": "application/pdf", "file_name": "r.pdf"},
+        "plain": {"url": "https://example.com", "title": "not media"},
+    }
     kinds = {m.group: m.kind for m in find_media(output)}
     assert kinds == {"clip": "video", "voice": "audio", "report": "file"}
     page = html_of(render_output(output))
@@ -57,12 +58,16 @@ def test_media_without_a_schema_by_url_and_content_type():
 
 
 def test_media_by_schema_even_without_content_type(file_output):
-    output = {"text": "hello", "file": {"url": "https://cdn.example/f.bin"},
-              "thumbnail": {"url": "https://cdn.example/t.jpg"}}
+    output = {
+        "text": "hello",
+        "file": {"url": "https://cdn.example/f.bin"},
+        "thumbnail": {"url": "https://cdn.example/t.jpg"},
+    }
     found = list(find_media(output, file_output))
     assert [(m.group, m.kind) for m in found] == [("thumbnail", "image")]  # File has no ui.field, no content_type
-    found = list(find_media({**output, "file": {"url": "https://cdn.example/f.bin", "content_type": "text/plain"}},
-                            file_output))
+    found = list(
+        find_media({**output, "file": {"url": "https://cdn.example/f.bin", "content_type": "text/plain"}}, file_output)
+    )
     assert [(m.group, m.kind) for m in found] == [("file", "file"), ("thumbnail", "image")]
 
 

@@ -15,8 +15,11 @@ from fal_notebook.widgets.playground import Playground, default_uploader
 from .. import sample_apps
 from .fake_client import FakeClient, FakeHandle, request_error
 
-IMAGES = {"images": [{"url": "https://cdn.example/out.png", "content_type": "image/png", "width": 8, "height": 8}],
-          "seed": 7, "caption": "a cat, drawn"}
+IMAGES = {
+    "images": [{"url": "https://cdn.example/out.png", "content_type": "image/png", "width": 8, "height": 8}],
+    "seed": 7,
+    "caption": "a cat, drawn",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +66,10 @@ def test_run_sends_the_minimal_input_and_renders_the_output(client):
     assert client.calls == [("/", {"prompt": "a dog", "image_url": "https://example.com/cat.png", "steps": 4})]
     page = html_of(pg._output_box)
     assert '<img src="https://cdn.example/out.png"' in page and "a cat, drawn" in page
-    assert "Completed · inference 0.25 s · total" in pg._status_line.value and "fal-pg-status-completed" in pg._status_line.value
+    assert (
+        "Completed · inference 0.25 s · total" in pg._status_line.value
+        and "fal-pg-status-completed" in pg._status_line.value
+    )
     logs = pg._log_view.value
     assert "12:00:01 loading model\n12:00:02 step 1/2\n12:00:03 done" in logs
     assert not pg._run.disabled and pg._cancel.disabled
@@ -98,11 +104,17 @@ def test_run_button_shows_invalid_input_without_raising(client):
 
 def test_a_422_is_mapped_onto_the_fields(client):
     def reject(path, args):
-        raise request_error(422, {"detail": [
-            {"loc": ["body", "prompt"], "msg": "String should not mention dogs", "type": "value_error"},
-            {"loc": ["body", "size", "width"], "msg": "too wide for this model", "type": "value_error"},
-            {"loc": ["body", "unknown"], "msg": "the server knows more", "type": "value_error"},
-        ]}, "req-1")
+        raise request_error(
+            422,
+            {
+                "detail": [
+                    {"loc": ["body", "prompt"], "msg": "String should not mention dogs", "type": "value_error"},
+                    {"loc": ["body", "size", "width"], "msg": "too wide for this model", "type": "value_error"},
+                    {"loc": ["body", "unknown"], "msg": "the server knows more", "type": "value_error"},
+                ]
+            },
+            "req-1",
+        )
 
     client.respond = reject
     pg = Playground(client)
@@ -177,8 +189,10 @@ def test_endpoint_picker_switches_the_form(client):
 
 
 def test_streaming_endpoint_shows_partial_outputs():
-    client = FakeClient(sample_apps.fal_document(sample_apps.ChatApp),
-                        lambda path, args: iter([{"answer": "Ray"}, {"answer": "Rayleigh scattering"}]))
+    client = FakeClient(
+        sample_apps.fal_document(sample_apps.ChatApp),
+        lambda path, args: iter([{"answer": "Ray"}, {"answer": "Rayleigh scattering"}]),
+    )
     pg = Playground(client, endpoint="/stream")
     assert pg.endpoint.streaming
     assert run(pg) == {"answer": "Rayleigh scattering"}
@@ -227,9 +241,14 @@ def test_history_reloads_into_the_form_and_persists(client, home):
 
 def test_deployment_on_the_local_gateway(monkeypatch, home):
     client = FakeClient(sample_apps.fal_document(sample_apps.ImageApp), lambda p, a: IMAGES, endpoint_id="local/p")
-    deployment = Deployment(name="painter", target="local", endpoint_id="local/painter",
-                            url="http://127.0.0.1:4321/local/painter",
-                            queue_url="http://127.0.0.1:4321/queue/local/painter", status="ready")
+    deployment = Deployment(
+        name="painter",
+        target="local",
+        endpoint_id="local/painter",
+        url="http://127.0.0.1:4321/local/painter",
+        queue_url="http://127.0.0.1:4321/queue/local/painter",
+        status="ready",
+    )
     monkeypatch.setattr(Deployment, "client", lambda self, key=None: client)
     pg = deployment.playground()
     assert pg.name == "painter" and pg.local_url == "http://127.0.0.1:4321/local/painter"
@@ -244,11 +263,17 @@ def test_deployment_on_the_local_gateway(monkeypatch, home):
 
 
 def test_a_fal_deployment_owned_by_local_shows_fal_code(monkeypatch, home):
-    client = FakeClient(sample_apps.fal_document(sample_apps.ImageApp), lambda p, a: IMAGES,
-                        endpoint_id="local/painter")
-    deployment = Deployment(name="painter", target="fal", endpoint_id="local/painter",
-                            url="https://fal.run/local/painter",
-                            queue_url="https://queue.fal.run/local/painter", status="ready")
+    client = FakeClient(
+        sample_apps.fal_document(sample_apps.ImageApp), lambda p, a: IMAGES, endpoint_id="local/painter"
+    )
+    deployment = Deployment(
+        name="painter",
+        target="fal",
+        endpoint_id="local/painter",
+        url="https://fal.run/local/painter",
+        queue_url="https://queue.fal.run/local/painter",
+        status="ready",
+    )
     monkeypatch.setattr(Deployment, "client", lambda self, key=None: client)
     pg = deployment.playground()
     assert not pg.local and pg.local_url is None
@@ -268,7 +293,10 @@ def test_default_uploader(fal_env, monkeypatch):
     assert default_uploader("alice/x") is data_uri  # no fal credentials
     monkeypatch.setenv("FAL_KEY", "id:secret-value")
     uploads = []
-    monkeypatch.setattr(fal_notebook.uploads, "upload_file",
-                        lambda data, ctype, file_name: uploads.append((data, ctype, file_name)) or "https://v3/x")
+    monkeypatch.setattr(
+        fal_notebook.uploads,
+        "upload_file",
+        lambda data, ctype, file_name: uploads.append((data, ctype, file_name)) or "https://v3/x",
+    )
     assert default_uploader("alice/x")(b"1", "image/png", "a.png") == "https://v3/x"
     assert uploads == [(b"1", "image/png", "a.png")]

@@ -96,8 +96,12 @@ def test_an_uploaded_file_reaches_the_app_as_a_data_uri(file_info):
     control = pg.fields["document_url"].control
     upload(control, content, "notes.txt", "text/plain")
     assert "notes.txt" in control.note.value and pg.arguments["document_url"].startswith("data:text/plain;base64,")
-    assert run(pg) == {"size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
-                       "content_type": "text/plain", "first_line": "first line"}
+    assert run(pg) == {
+        "size": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "content_type": "text/plain",
+        "first_line": "first line",
+    }
 
 
 def test_cancel_a_running_call(text_app):
@@ -166,8 +170,9 @@ def test_streaming_shows_partial_outputs(text_app):
     assert len(partials) >= 3 and ">one<" in partials[0] and ">one two three<" in partials[-1]
 
 
-@pytest.mark.parametrize("endpoint, values", [("/", {"text": "snippets work", "shout": True}),
-                                              ("/count", {"text": "a b c", "limit": 1})])
+@pytest.mark.parametrize(
+    "endpoint, values", [("/", {"text": "snippets work", "shout": True}), ("/count", {"text": "a b c", "limit": 1})]
+)
 def test_the_python_and_curl_snippets_return_what_the_playground_got(text_app, endpoint, values):
     pg = Playground(text_app, endpoint=endpoint)
     pg.set_values(values)

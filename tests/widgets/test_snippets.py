@@ -8,8 +8,14 @@ import shlex
 
 from fal_notebook.widgets.snippets import py_literal, snippets
 
-ARGS = {"prompt": "it's a cat", "steps": 4, "enhance": True, "seed": None,
-        "sizes": [{"width": 64, "height": 64}, {"width": 128, "height": 128}], "note": "x" * 70}
+ARGS = {
+    "prompt": "it's a cat",
+    "steps": 4,
+    "enhance": True,
+    "seed": None,
+    "sizes": [{"width": 64, "height": 64}, {"width": 128, "height": 128}],
+    "note": "x" * 70,
+}
 
 
 def test_python_for_fal_uses_fal_client():
@@ -49,7 +55,7 @@ def test_local_snippets_read_the_gateway_key_from_its_file():
 def test_javascript_for_fal_and_local():
     code = snippets("alice/painter", "/edit", ARGS)["JavaScript"]
     assert 'import { fal } from "@fal-ai/client";' in code and 'fal.subscribe("alice/painter/edit"' in code
-    body = code[code.index("input: ") + 7: code.index(",\n  logs: true")]
+    body = code[code.index("input: ") + 7 : code.index(",\n  logs: true")]
     assert json.loads(body) == ARGS
     local = snippets("local/p", "/", ARGS, local_url="http://127.0.0.1:1/local/p")["JavaScript"]
     assert 'fetch("http://127.0.0.1:1/local/p"' in local and "@fal-ai/client" not in local
@@ -74,4 +80,4 @@ def test_streaming_snippets():
 def test_py_literal_round_trips_and_wraps():
     text = py_literal(ARGS)
     assert ast.literal_eval(text) == ARGS and max(map(len, text.splitlines())) <= 88
-    assert py_literal({"a": 1, "b": [True, None, 'it\'s']}) == '{"a": 1, "b": [True, None, "it\'s"]}'
+    assert py_literal({"a": 1, "b": [True, None, "it's"]}) == '{"a": 1, "b": [True, None, "it\'s"]}'

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC
 
 OWNER = "test-user"
 
@@ -34,7 +35,7 @@ def _revisions(app: str) -> list[str]:
 
 
 def _install(scenario: str) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     from types import SimpleNamespace
 
     import fal.api.deploy as deploy_api
@@ -57,21 +58,32 @@ def _install(scenario: str) -> None:
     def execute(prepared, *, result_handler=None, build_result_handler=None, prepare_options_handler=None):
         app = prepared.loaded.app_name
         data = prepared.app_data
-        _record("deploy_started", app_name=app, message=data.message, reset_scale=data.reset_scale,
-                strategy=data.deployment_strategy, attach=data.attach_to_deployment,
-                environment=prepared.environment_name, auth=prepared.loaded.app_auth)
+        _record(
+            "deploy_started",
+            app_name=app,
+            message=data.message,
+            reset_scale=data.reset_scale,
+            strategy=data.deployment_strategy,
+            attach=data.attach_to_deployment,
+            environment=prepared.environment_name,
+            auth=prepared.loaded.app_auth,
+        )
         if scenario == "key_rejected":
             raise FalServerlessError("No user found for Key ID and Secret")
-        build = [Log("Step 1/3 : FROM python:3.11-slim", LogSource.BUILDER),
-                 Log("Step 2/3 : RUN pip install -r requirements.txt", LogSource.BUILDER)]
+        build = [
+            Log("Step 1/3 : FROM python:3.11-slim", LogSource.BUILDER),
+            Log("Step 2/3 : RUN pip install -r requirements.txt", LogSource.BUILDER),
+        ]
         if scenario == "build_failure":
             build += [Log("ERROR: No matching distribution found for torch==0.0.1", LogSource.BUILDER, LogLevel.ERROR)]
             build_result_handler(SimpleNamespace(logs=build, status=None))
             raise FalServerlessError("An internal failure occurred while building the environment.")
         build_result_handler(SimpleNamespace(logs=build, status=None))
         build_result_handler(SimpleNamespace(logs=[], status=HostedRunStatus(HostedRunState.SUCCESS)))
-        user = [Log("setup(): loading the model", LogSource.USER, LogLevel.STDOUT),
-                Log(f"debug: FAL_KEY={os.environ.get('FAL_KEY')}", LogSource.USER, LogLevel.STDOUT)]
+        user = [
+            Log("setup(): loading the model", LogSource.USER, LogLevel.STDOUT),
+            Log(f"debug: FAL_KEY={os.environ.get('FAL_KEY')}", LogSource.USER, LogLevel.STDOUT),
+        ]
         if scenario == "start_failure":
             user += [Log("RuntimeError: weights not found in /data", LogSource.USER, LogLevel.STDERR)]
             result_handler(SimpleNamespace(logs=user))
@@ -98,9 +110,11 @@ def _install(scenario: str) -> None:
         return [alias(app, _revisions(app)[-1]) for app in sorted(apps)]
 
     def list_applications(self, application_name=None, *, environment_name=None):
-        created = datetime(2026, 11, 28, tzinfo=timezone.utc)
-        return [ApplicationInfo(rev, 60, 2, 1, 0, 0, 0, 0, 0, ["S"], 3600, 600, [], created, environment_name)
-                for rev in dict.fromkeys(_revisions(application_name))]
+        created = datetime(2026, 11, 28, tzinfo=UTC)
+        return [
+            ApplicationInfo(rev, 60, 2, 1, 0, 0, 0, 0, 0, ["S"], 3600, 600, [], created, environment_name)
+            for rev in dict.fromkeys(_revisions(application_name))
+        ]
 
     def create_alias(self, alias_name, revision, auth_mode, *, environment_name=None, deployment_strategy=None):
         _record("set_rev", app_name=alias_name, revision=revision, environment=environment_name)
@@ -112,7 +126,9 @@ def _install(scenario: str) -> None:
 
     def list_alias_runners(self, alias, start_time=None, environment_name=None):
         revisions = _revisions(alias)
-        return [RunnerInfo("runner-1", 0, None, timedelta(seconds=30), {}, revisions[-1], alias, RunnerState.RUNNING, "S")]
+        return [
+            RunnerInfo("runner-1", 0, None, timedelta(seconds=30), {}, revisions[-1], alias, RunnerState.RUNNING, "S")
+        ]
 
     def stop_runner(self, runner_id, replace_first=False):
         _record("stop_runner", runner_id=runner_id)
@@ -120,8 +136,11 @@ def _install(scenario: str) -> None:
     def logs(*args, **kwargs):
         _record("logs")
         yield {"timestamp": "2026-11-28T12:00:01", "level": "info", "message": "setup(): model loaded"}
-        yield {"timestamp": "2026-11-28T12:00:00", "level": "info",
-               "message": f"debug: FAL_KEY={os.environ.get('FAL_KEY')}"}
+        yield {
+            "timestamp": "2026-11-28T12:00:00",
+            "level": "info",
+            "message": f"debug: FAL_KEY={os.environ.get('FAL_KEY')}",
+        }
 
     deploy_api.execute_prepared_deployment = execute
     FalServerlessConnection.list_aliases = list_aliases

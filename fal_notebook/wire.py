@@ -161,6 +161,7 @@ RUNNER_SCHEDULING_FAILURE = "runner_scheduling_failure"
 RUNNER_DISCONNECTED = "runner_disconnected"
 CLIENT_CANCELLED = "client_cancelled"
 BAD_REQUEST = "bad_request"
+INTERNAL_ERROR = "internal_error"
 
 
 def encode_error(detail: Any, error_type: str | None = None) -> dict[str, Any]:

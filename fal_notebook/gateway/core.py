@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +51,7 @@ class Gateway:
             await asyncio.to_thread(remove_containers, self.state_id)
         for name, record in self._records.items():
             stopped = record["status"] == AppStatus.STOPPED or not record.get("spec")
-            runtime = self.apps[name] = AppRuntime(name, self, stopped=stopped)
+            runtime = self.apps[name] = AppRuntime(name, self, stopped=stopped, auth=record.get("auth"))
             if stopped:
                 continue
             spec = DeploySpec(**record["spec"])
@@ -64,12 +63,12 @@ class Gateway:
                 )
             if record.get("revision"):
                 digest = record["digest"] + ("-without-secrets" if secrets else "")
-                runtime.deploy(spec, digest, number=record["revision"], copy=False)
+                runtime.restore(spec, digest, record["revision"])
             else:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
             runtime = self.apps.get(row["app"])
-            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= DEFAULT_ATTEMPTS:
+            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= self._budget(row["app"]):
                 self._end(row["id"], "The gateway restarted while the request ran, and it cannot be retried.")
                 continue
             self.store.requeue(row["id"])
@@ -109,6 +108,12 @@ class Gateway:
                 self.store.purge()
                 last_purge = self.clock.monotonic()
 
+    def _budget(self, name: str) -> int:
+        """The attempts app ``name`` allows a request whose runner was lost (its own retry setting
+        for connection_error, recorded with it; fal's default for a record without one)."""
+        attempts = (self._records.get(name) or {}).get("attempts") or {}
+        return attempts.get(wire.CONNECTION_ERROR, DEFAULT_ATTEMPTS)
+
     def _end(self, request_id: str, detail: str) -> None:
         self.store.complete(
             request_id,
@@ -139,6 +144,8 @@ class Gateway:
         runtime = self.apps.get(name)
         if runtime is None:
             runtime = self.apps[name] = AppRuntime(name, self)
+        if runtime.current is None:  # nothing serves yet: the new revision's auth mode applies at once
+            runtime.auth_mode = project.config.auth or "private"
         number = runtime.deploy(spec, digest(project, spec, self.key))
         self.save_app(runtime)
         return {**runtime.info(), "requested": number}
@@ -157,14 +164,17 @@ class Gateway:
     def save_app(self, runtime: AppRuntime) -> None:
         current = runtime.current
         spec = current.spec if current else runtime.spec
+        known = current is not None and current.config is not None  # else the revision is not prepared yet
         record = {
             "status": runtime.status,
             "error": runtime.error,
+            "auth": runtime.auth_mode,
             "revision": current.number if current else None,
             "digest": current.digest if current else None,
+            "attempts": current.settings.attempts if known else (self._records.get(runtime.name) or {}).get("attempts"),
             "spec": spec.public() if spec else None,
             "secret_names": sorted(spec.secrets) if spec else [],
-            "updated": time.time(),
+            "updated": self.clock.time(),
         }
         self._records[runtime.name] = record
         self.store.save_app(runtime.name, record)
@@ -201,7 +211,7 @@ class Gateway:
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
-            raise Unavailable(runtime.unavailable_reason())
+            raise Unavailable(runtime.unavailable_reason())  # a crash-looping app queues: it may come back
         request_id = str(uuid.uuid4())
         deadline = self.clock.time() + timeout if timeout else None
         self.store.add_request(

@@ -73,6 +73,21 @@ def start_timeout(request: Request) -> float | None | Response:
     return value
 
 
+def unforwardable(headers: dict[str, str]) -> Response | None:
+    """A 400 naming the first header whose value cannot be forwarded to the app, else None. Header
+    values reach the app as ASCII (httpx refuses others), so the request is refused where it enters,
+    before it takes a runner slot or a place in the queue."""
+    for name, value in headers.items():
+        if not value.isascii():
+            return error(
+                400,
+                f"Header {name} has a value that is not ASCII, and cannot be forwarded to the app. Send it "
+                "as ASCII (percent-encode or base64-encode other text).",
+                wire.BAD_REQUEST,
+            )
+    return None
+
+
 def app_path(request: Request) -> str:
     return "/" + request.path_params["path"].lstrip("/")
 
@@ -94,6 +109,10 @@ async def run_sync(request: Request) -> Response:
     if isinstance(timeout, Response):
         return timeout
     request_id = str(uuid.uuid4())
+    headers = forwarded_headers(dict(request.headers), request_id)
+    refused = unforwardable(headers)
+    if refused is not None:
+        return refused
     try:
         runner = await runtime.acquire(request_id, deadline=time.time() + timeout if timeout else None)
     except Unavailable as exc:
@@ -101,7 +120,6 @@ async def run_sync(request: Request) -> Response:
     except TimeoutError as exc:
         return error(504, str(exc), wire.REQUEST_TIMEOUT_ERROR, {wire.REQUEST_TIMEOUT_TYPE: "user"})
     path = app_path(request) + app_query(request)
-    headers = forwarded_headers(dict(request.headers), request_id)
     try:
         upstream = await runtime.send(runner, request.method, path, body, headers, stream=True)
     except BaseException:  # the slot goes back on every way out (relay gives it back after the answer)
@@ -201,6 +219,10 @@ async def submit(request: Request) -> Response:
     timeout = start_timeout(request)
     if isinstance(timeout, Response):
         return timeout
+    headers = stored_headers(request.headers)
+    refused = unforwardable(headers)
+    if refused is not None:
+        return refused
     priority = 1 if wire.low_priority(request.headers.get(wire.QUEUE_PRIORITY, "")) else 0
     gateway = gateway_of(request)
     try:
@@ -208,7 +230,7 @@ async def submit(request: Request) -> Response:
             runtime,
             app_path(request) + app_query(request),
             body,
-            stored_headers(request.headers),
+            headers,
             priority=priority,
             timeout=timeout,
         )

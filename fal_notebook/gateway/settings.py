@@ -16,6 +16,51 @@ DEFAULT_STARTUP_TIMEOUT = 600
 LOCAL_DEFAULT_MAX_CONCURRENCY = 1
 #: fal retries a queued request up to 10 attempts on server_error, connection_error and timeout.
 DEFAULT_ATTEMPTS = 10
+#: fal's health check defaults, from the fal SDK (fal/sdk.py, ``HealthCheck``'s docstring, fal 1.83):
+#: ``call_regularly`` True = a check every 15 s, ``timeout_seconds`` 5, ``failure_threshold`` 3,
+#: ``start_period_seconds`` 30, "replaced by startup_timeout of the application if it's less than it".
+HEALTH_INTERVAL = 15.0
+HEALTH_TIMEOUT = 5.0
+HEALTH_FAILURE_THRESHOLD = 3
+HEALTH_START_PERIOD = 30.0
+#: A fal.App serves GET /health (fal's own route, ``fal run`` included): it is probed when the app
+#: declares no health check of its own.
+APP_HEALTH_PATH = "/health"
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """How the gateway checks a ready runner: ``method path`` every ``interval`` s, failed when it
+    errs, answers 5xx or takes over ``timeout`` s; ``failure_threshold`` failures in a row replace the
+    runner, once it has run for ``start_period`` s."""
+
+    path: str
+    method: str = "GET"
+    interval: float = HEALTH_INTERVAL
+    timeout: float = HEALTH_TIMEOUT
+    failure_threshold: int = HEALTH_FAILURE_THRESHOLD
+    start_period: float = HEALTH_START_PERIOD
+
+    @classmethod
+    def from_config(cls, config: AppConfig, startup_timeout: float) -> HealthProbe | None:
+        """The app's ``health_check`` with fal's defaults; for a fal.App without one, its /health.
+        None when nothing is probed: a server without a health check, or ``call_regularly = false``
+        (fal then checks only on request, with a header no local caller sends)."""
+        check = config.health_check
+        if check is None:
+            if config.mode != "app":
+                return None
+            return cls(APP_HEALTH_PATH, start_period=max(HEALTH_START_PERIOD, startup_timeout))
+        if check.call_regularly is False:
+            return None
+        start_period = check.start_period_seconds if check.start_period_seconds is not None else HEALTH_START_PERIOD
+        return cls(
+            check.path,
+            check.method or ("POST" if config.mode == "app" else "GET"),  # fal's defaults per mode
+            timeout=HEALTH_TIMEOUT if check.timeout_seconds is None else check.timeout_seconds,
+            failure_threshold=check.failure_threshold or HEALTH_FAILURE_THRESHOLD,
+            start_period=max(start_period, startup_timeout),
+        )
 
 
 @dataclass(frozen=True)
@@ -29,6 +74,7 @@ class Settings:
     request_timeout: float | None = None
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     attempts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_CONDITIONS, DEFAULT_ATTEMPTS))
+    health: HealthProbe | None = None
 
     @classmethod
     def from_config(cls, config: AppConfig, *, single_runner: bool = False) -> Settings:
@@ -37,6 +83,7 @@ class Settings:
         high = max(high, low, 1)
         if single_runner:
             low, high = min(low, 1), 1
+        startup_timeout = config.startup_timeout or DEFAULT_STARTUP_TIMEOUT
         attempts = {}
         for condition in RETRY_CONDITIONS:
             if condition in (config.skip_retry_conditions or ()):
@@ -53,8 +100,9 @@ class Settings:
             concurrency_buffer_perc=config.concurrency_buffer_perc or 0,
             keep_alive=DEFAULT_KEEP_ALIVE if config.keep_alive is None else config.keep_alive,
             request_timeout=config.request_timeout,
-            startup_timeout=config.startup_timeout or DEFAULT_STARTUP_TIMEOUT,
+            startup_timeout=startup_timeout,
             attempts=attempts,
+            health=HealthProbe.from_config(config, startup_timeout),
         )
 
     def desired_runners(self, work: int) -> int:

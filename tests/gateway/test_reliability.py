@@ -126,3 +126,16 @@ def test_a_hung_runner_is_found_by_its_health_check_and_its_request_retried(gate
         assert "error" not in status, status
         assert client.get(handle["response_url"]).json()["pid"] != victim["pid"]
     assert any("is unhealthy" in e["message"] for e in gateway.info("hung")["events"])
+
+
+def test_after_a_restart_a_running_request_gets_the_apps_own_retry_budget(gateway):
+    """A request running when the gateway died is retried only if the app's retry_config allows it."""
+    gateway.deploy(echo(), "no-retries", auth="public", retry_config={"connection_error": {"retries": 0}})
+    with gateway.http(key=False) as client:
+        handle = client.post("/queue/local/no-retries", json={"text": "once only", "delay": 3.0}).json()
+        gateway.wait_for(lambda: client.get(handle["status_url"]).json()["status"] == "IN_PROGRESS", what="running")
+        kill_gateway()
+        start_gateway()
+        status = gateway.wait_completed(client, handle["status_url"], timeout=60)
+        assert status["error_type"] == "runner_disconnected" and "cannot be retried" in status["error"]
+        assert client.get(handle["response_url"]).status_code == 503

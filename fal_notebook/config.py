@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Annotated, Any, Literal
 
+from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,8 +22,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from packaging.requirements import InvalidRequirement, Requirement
 
 from .errors import ConfigError
 

@@ -288,9 +288,9 @@ class KernelResolver:
             return Definition(name, "constant", code, "the kernel")
         if _is_literal(value):
             raise CaptureError(
-                f"The cell uses `{name}`, a constant (`{type(value).__name__}`) that cannot be written into the app as a "
-                f"literal (longer than {MAX_CONSTANT_CHARS:,} characters, or a value such as nan with no "
-                f"literal form). {SUGGESTION}"
+                f"The cell uses `{name}`, a constant (`{type(value).__name__}`) that cannot be written into the "
+                f"app as a literal (longer than {MAX_CONSTANT_CHARS:,} characters, or a value such as nan with "
+                f"no literal form). {SUGGESTION}"
             )
         imported = _import_of(name, value)
         if imported is not None:

@@ -20,7 +20,8 @@ class Demo(fal.App):
 def test_an_input_model_named_In_shadows_ipythons_history(shell, workdir):
     result = shell.run(
         "%%fal_app demo\nimport fal\nfrom pydantic import BaseModel\n\nclass In(BaseModel):\n    x: int = 1\n\n"
-        "class Demo(fal.App):\n    @fal.endpoint('/')\n    def run(self, inp: In) -> dict:\n        return {'x': inp.x}\n"
+        "class Demo(fal.App):\n    @fal.endpoint('/')\n"
+        "    def run(self, inp: In) -> dict:\n        return {'x': inp.x}\n"
     )
     assert result.success, result.error_in_exec
     assert "class In(BaseModel)" in (workdir / "fal_apps" / "demo" / "app.py").read_text()

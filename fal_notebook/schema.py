@@ -407,7 +407,9 @@ class _Parser:
 
     def plain(self, schema: Mapping[str, Any]) -> Shape:
         kind = schema.get("type") or _guess_kind(schema)
-        enum = tuple(_list(schema.get("enum"))) if "enum" in schema else ((schema["const"],) if "const" in schema else ())
+        enum = (
+            tuple(_list(schema.get("enum"))) if "enum" in schema else ((schema["const"],) if "const" in schema else ())
+        )
         nullable = bool(schema.get("nullable"))
         if None in enum:
             enum, nullable = tuple(v for v in enum if v is not None), True

@@ -85,7 +85,9 @@ def app_cell(draw) -> str:
         for _ in range(draw(st.integers(0, 3)))
     ]
     used = draw(name)
-    kwargs = draw(st.sampled_from(["", ", keep_alive=60", ", keep_alive=10**5000", ", name='x y'", ", max_concurrency=-1"]))
+    kwargs = draw(
+        st.sampled_from(["", ", keep_alive=60", ", keep_alive=10**5000", ", name='x y'", ", max_concurrency=-1"])
+    )
     return (
         "import fal\nfrom pydantic import BaseModel\n\n"
         f"class {cls}(fal.App{kwargs}):\n" + "\n".join(attrs) + "\n"
@@ -183,7 +185,9 @@ BASE_CELLS = [
     "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/hello')\ndef hello(name: str = 'world'):\n"
     "    return {'greeting': f'hello {name}', 'limit': LIMIT}\n",
 ]
-HELPERS = "import re\nSTOP = {'the', 'a'}\nLIMIT = 3\n\ndef tokenize(text):\n    return re.findall(r'[a-z]+', text.lower())\n"
+HELPERS = (
+    "import re\nSTOP = {'the', 'a'}\nLIMIT = 3\n\ndef tokenize(text):\n    return re.findall(r'[a-z]+', text.lower())\n"
+)
 INSERTS = st.one_of(
     st.text(max_size=6),
     st.sampled_from(["%", "%%fal_app", "!ls", "\x00", "'''", "(", "]", ":", "\n    ", "\t", "In", "10**5000", "\\"]),

@@ -178,7 +178,8 @@ def test_export_of_generated_cells(place, data):
 
 
 BASE_CELLS = [
-    "import fal\nfrom pydantic import BaseModel, Field\n\n\nclass Input(BaseModel):\n    text: str = Field(examples=['hi'])\n"
+    "import fal\nfrom pydantic import BaseModel, Field\n\n\n"
+    "class Input(BaseModel):\n    text: str = Field(examples=['hi'])\n"
     "    top_k: int = Field(default=3, ge=1, le=20)\n\n\nclass TextStats(fal.App, keep_alive=60):\n"
     "    machine_type = 'GPU-H100'\n    requirements = ['numpy>=1.20']\n\n    @fal.endpoint('/')\n"
     "    def run(self, inp: Input) -> dict:\n        return {'n': len(tokenize(inp.text)), 'stop': STOP}\n",

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import os
-from importlib import import_module
 from pathlib import Path
 
-from ..errors import ConfigError, FalNotebookError
-from .base import Backend, Deployment, Progress, Target
-
-BACKENDS = {
-    "local": "fal_notebook.backends.local:LocalBackend",
-    "docker": "fal_notebook.backends.docker:DockerBackend",
-    "fal": "fal_notebook.backends.fal:FalBackend",
-}
+from ..errors import FalNotebookError
+from .base import Backend, Deployment, Progress, Target, get_backend
 
 __all__ = ["Backend", "Deployment", "deploy", "get_backend", "get_deployment", "list_apps"]
-
-
-def get_backend(target: str) -> Backend:
-    if target not in BACKENDS:
-        raise ConfigError(f"Unknown target {target!r} (--target): use one of {', '.join(BACKENDS)}.")
-    module, _, cls = BACKENDS[target].partition(":")
-    return getattr(import_module(module), cls)()
 
 
 def deploy(app, target: Target = "local", wait: bool = True, progress: Progress = print, **options) -> Deployment:

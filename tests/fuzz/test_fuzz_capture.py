@@ -165,7 +165,7 @@ def check_capture(place, call) -> None:
             assert SECRET.encode() not in (place / path).read_bytes(), f"the secret is in {path}"
 
 
-@fuzz_settings(ci_examples=40)
+@fuzz_settings(ci_examples=100)
 @given(data=st.data())
 def test_export_of_generated_cells(place, data):
     outside = str(place / "outside")

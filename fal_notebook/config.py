@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .secrets import redact
 
 CPU_MACHINE_TYPES = ("XS", "S", "M", "L")
 GPU_MACHINE_TYPES = ("GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200")
@@ -282,9 +283,10 @@ def describe_validation_error(exc: ValidationError, *, where: str = "") -> str:
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
-    """``repr`` of a bad value, cut to ``limit`` characters (an integer too long to print is described)."""
+    """``repr`` of a bad value for a message: a credential's value shows as ``***``, the text is cut
+    to ``limit`` characters, and an integer too long to print is described."""
     try:
-        text = repr(value)
+        text = redact(repr(value))
     except ValueError:  # an integer over Python's 4,300-digit limit for conversion to text
         return "a number too large to print"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 
 class FalNotebookError(Exception):
-    """Base of every error fal-notebook shows to a user (displayed without a traceback). Its text
-    never holds a credential: a message that quotes a bad value quotes ``***`` for a secret."""
-
-    def __str__(self) -> str:
-        from .secrets import redact
-
-        return redact(super().__str__())
+    """Base of every error fal-notebook shows to a user (displayed without a traceback)."""
 
     def _render_traceback_(self) -> list[str]:
         """IPython shows this instead of a traceback: the message is the whole story."""

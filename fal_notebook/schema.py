@@ -10,8 +10,9 @@ definition (a recursive model) becomes a free-form JSON shape there, so nothing 
 The document comes from outside (a server-mode app serves its own OpenAPI), so it is normalised
 once, here: a malformed part raises :class:`SchemaError` naming the place; contradictory or
 unusable keywords (``minimum`` above ``maximum``, infinite bounds or bounds past 2**53, a
-``multipleOf`` of 0) are dropped, as are defaults and examples that do not fit their own field; an
-``allOf`` cycle adds nothing; shapes nested deeper than :data:`MAX_DEPTH` are edited as JSON.
+``multipleOf`` of 0) are dropped; an ``allOf`` cycle adds nothing; shapes nested deeper than
+:data:`MAX_DEPTH` are edited as JSON. (Defaults and examples outside their own field's rules, which
+pydantic allows, are the form's to handle: such a field starts empty.)
 """
 
 from __future__ import annotations
@@ -445,8 +446,6 @@ class _Parser:
         location: Location = "body",
         outer: Mapping[str, Any] | None = None,
     ) -> Field:
-        from .validation import validate
-
         if not isinstance(name, str):
             raise SchemaError(f"At {self.place()}: a field name must be a string, not {name!r:.80}.")
         self.where.append(name)
@@ -460,9 +459,6 @@ class _Parser:
             examples = [e.get("value") for e in examples.values() if isinstance(e, Mapping) and "value" in e]
         if not isinstance(examples, list):
             examples = [meta["example"]] if "example" in meta else []
-        default = meta.get("default", MISSING)
-        if default is not MISSING and validate(shape, default):
-            default = MISSING  # a default outside the field's own rules (pydantic does not check them)
         ui = meta.get("ui") if isinstance(meta.get("ui"), Mapping) else {}
         title = str(meta.get("title", ""))
         if "$ref" in schema and "title" not in schema:
@@ -474,8 +470,8 @@ class _Parser:
             title=title,
             description=str(meta.get("description", "")),
             required=required,
-            default=default,
-            examples=tuple(e for e in examples if not validate(shape, e)),
+            default=meta.get("default", MISSING),
+            examples=tuple(examples),
             important=bool(ui.get("important")),
             location=location,
         )

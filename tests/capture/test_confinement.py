@@ -42,10 +42,11 @@ def test_a_cells_dir_must_be_a_subfolder_of_the_notebooks_folder(workdir, bad_di
     assert files_under(workdir / "project") == ["nb.ipynb"]
 
 
-def test_capture_refuses_an_absolute_dir_outside_and_accepts_one_inside(workdir):
+def test_capture_refuses_an_absolute_dir_outside_and_accepts_one_inside(workdir, tmp_path_factory):
+    escape = tmp_path_factory.mktemp("elsewhere") / "escape"
     with pytest.raises(ConfigError, match="outside the notebook's folder"):
-        capture(SERVER, "web", dir="/tmp/fal-notebook-escape", port=9000)
-    assert not os.path.exists("/tmp/fal-notebook-escape")
+        capture(SERVER, "web", dir=escape, port=9000)
+    assert not os.path.exists(escape)
     project = capture(SERVER, "web", dir=workdir / "apps" / "web", port=9000)
     assert project.path == (workdir / "apps" / "web").resolve()
 

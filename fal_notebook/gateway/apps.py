@@ -502,7 +502,12 @@ class AppRuntime:
         store.start(row["id"], attempts, runner.id)
         self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
-        outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
+        try:
+            body = await asyncio.to_thread(store.body, row["id"])
+        except FileNotFoundError:  # it completed meanwhile (cancelled): its body is gone with it
+            self.release(runner, row["id"], served=False)
+            return
+        outcome = await self.call(runner, "POST", row["path"], body, headers)
         await asyncio.sleep(LOG_SETTLE)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         allowed = self.current.settings.attempts.get(outcome.retry or "", 1) if self.current else 1

@@ -16,6 +16,7 @@ from ..generate.project import AppProject
 from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queued, Status
 from .apps import AppRuntime, Unavailable
 from .containers import remove_containers
+from .limits import Limits, variable
 from .paths import db_path
 from .prepare import DeploySpec, digest
 from .runners import kill_orphans
@@ -26,10 +27,15 @@ TICK = 0.25
 PURGE_EVERY = 60.0
 
 
+class QueueFull(Exception):
+    """The gateway's queue holds ``max_queue`` requests already."""
+
+
 class Gateway:
-    def __init__(self, *, key: str, state_id: str):
+    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue):
         self.key = key
         self.state_id = state_id
+        self.max_queue = max_queue
         self.store = Store(db_path())
         self.http = httpx.AsyncClient(
             timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=200)
@@ -175,7 +181,7 @@ class Gateway:
                 del self._watchers[request_id]
 
     # -- the queue ---------------------------------------------------------------------------
-    def submit(
+    async def submit(
         self,
         runtime: AppRuntime,
         path: str,
@@ -188,11 +194,15 @@ class Gateway:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in ("failed", "stopped"):
             raise Unavailable(runtime.unavailable_reason())
+        if sum(len(rt.queued) for rt in self.apps.values()) >= self.max_queue:
+            raise QueueFull(
+                f"The gateway's queue holds {self.max_queue} requests already ({variable('max_queue')}); "
+                "retry when some have run."
+            )
         request_id = str(uuid.uuid4())
         deadline = time.time() + timeout if timeout else None
-        self.store.add_request(
-            request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline
-        )
+        await asyncio.to_thread(self.store.save_body, request_id, body)
+        self.store.add_request(request_id, runtime.name, path, headers, priority=priority, start_deadline=deadline)
         runtime.enqueue(request_id, priority=priority, deadline=deadline)
         return request_id
 

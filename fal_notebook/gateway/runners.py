@@ -233,9 +233,9 @@ class Runner:
             if public:
                 await self.stop(grace=2.0)
                 raise RunnerStartError(
-                    f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without the "
-                    f"gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have HOST={LOOPBACK_HOST}; "
-                    'e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
+                    f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without "
+                    f"the gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have "
+                    f'HOST={LOOPBACK_HOST}; e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
                 )
             self.state = "ready"
             self.idle_since = time.monotonic()

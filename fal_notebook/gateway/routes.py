@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from starlette.requests import Request
@@ -75,7 +75,9 @@ def start_timeout(request: Request) -> float | None | Response:
 
 
 def app_path(request: Request) -> str:
-    return "/" + request.path_params["path"].lstrip("/")
+    """The path for the app, percent-encoded again (the route decoded it): a ``%3F``, ``%23`` or
+    ``%00`` the client sent reaches the app as such, never as a query, a fragment or a NUL."""
+    return "/" + quote(request.path_params["path"].lstrip("/"), safe="/!$&'()*+,;=:@-._~")
 
 
 def app_query(request: Request) -> str:

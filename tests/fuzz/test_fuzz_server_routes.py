@@ -108,11 +108,11 @@ def requests(draw) -> tuple[list[str], str, str]:
     method = draw(st.one_of(st.just(ROUTES[route]), st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])))
     body = draw(st.one_of(st.sampled_from(RAW_BODIES), bodies))
     if route.endswith("deploy") and name == APP and method == "POST":
-        try:  # a real deploy is not what is fuzzed here: only targets no backend has
+        try:  # a real deploy is not what is fuzzed here: only bodies that name no backend
             target = json.loads(body).get("target", "local")
         except (ValueError, AttributeError, RecursionError):
-            target = None
-        if isinstance(target, str) and target in VALID_TARGETS:
+            target = None  # not an object: the route refuses it
+        if target is None or (isinstance(target, str) and target in VALID_TARGETS):
             body = '{"target": "nowhere"}'
     return route.format(name).split("/"), method, body
 

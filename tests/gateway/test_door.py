@@ -89,6 +89,13 @@ def test_a_request_timeout_that_never_expires_is_a_400(client, timeout):
     assert response.status_code == 400 and "X-Fal-Request-Timeout" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("suffix", ["%00", "%3Fa=1", "%23x", "a%20b", "%25"])
+def test_odd_app_paths_reach_the_app_encoded(client, suffix):
+    """Found by the fuzzer: a NUL in the path was a 500 that kept the runner's slot taken."""
+    assert client.post(f"/local/door/{suffix}", json={}).status_code == 404  # the app has no such path
+    assert client.post("/local/door", json={}).status_code == 200
+
+
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "192.0.2.1", "127.0.0.1.evil.example"])
 def test_a_foreign_host_header_reaches_nothing(door, host):
     with httpx.Client(base_url=door.base, headers={"Host": host}) as rebound:

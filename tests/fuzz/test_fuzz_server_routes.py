@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ..gateway_helpers import free_port
 from .conftest import SECRET, fuzz_settings, no_hang, snapshot, written
 from .test_fuzz_schema import json_value
 
@@ -29,6 +30,7 @@ def jp_server_config():
 def served(jp_fetch, jp_root_dir, jp_asyncio_loop, tmp_path, monkeypatch):
     """A server whose root holds a notebook with one captured app; ``fetch`` answers whatever the status."""
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "fal-home"))
+    monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(free_port()))  # should a deploy start a gateway
     monkeypatch.setenv("FAL_KEY", SECRET)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(CELL)]

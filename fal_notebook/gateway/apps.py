@@ -540,7 +540,11 @@ class AppRuntime:
         store.start(row["id"], attempts, runner.id)
         self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
-        outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
+        try:
+            body = store.body(row["id"])  # a file of at most max_body bytes, no database work
+        except FileNotFoundError:  # it completed meanwhile (cancelled): its body went with it
+            return None, False
+        outcome = await self.call(runner, "POST", row["path"], body, headers)
         await self.clock.sleep(LOG_SETTLE)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         if not cancelled and self._retries(outcome, attempts):

@@ -212,8 +212,9 @@ class AppRuntime:
 
     def restore(self, spec: DeploySpec, digest: str, number: int) -> None:
         """Serve revision ``number`` again after a gateway restart. It served before, so it is the
-        serving revision at once; its launch is prepared again from its snapshot and its runners
-        start as work comes. Failures (preparing it, or its runners) back off and are retried."""
+        serving revision at once; its launch is prepared again from its snapshot, one runner starts
+        (more as work comes; keep_alive stops it when idle). Failures (preparing it, or its runners)
+        back off and are retried."""
         rev = Revision(number, digest, spec, snapshots_dir(self.name) / f"rev-{number}")
         self.revisions[number] = rev
         self.current, self.spec = rev, spec
@@ -243,6 +244,8 @@ class AppRuntime:
         self.host.save_app(self)
         self.event(f"Revision {rev.number} serves again: {wire.local_app(self.name)}")
         self.pump()
+        if not self.closing and not any(r.state in LIVE for r in self._runners_of(rev.number)):
+            self._spawn_runner(rev)  # warm, as after a deploy: its schema is served again, a broken one shows
 
     def _apply(self, rev: Revision, build: Build) -> None:
         rev.config, rev.launch, rev.notes = build.config, build.launch, build.notes
@@ -714,7 +717,11 @@ class AppRuntime:
         store.start(row["id"], attempts, runner.id)
         self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
-        outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
+        try:
+            body = store.body(row["id"])  # a file of at most max_body bytes, no database work
+        except FileNotFoundError:  # it completed meanwhile (cancelled): its body went with it
+            return None, False
+        outcome = await self.call(runner, "POST", row["path"], body, headers)
         await self.clock.sleep(LOG_SETTLE)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         if not cancelled and self._retries(outcome, attempts):

@@ -17,6 +17,7 @@ from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queu
 from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
+from .limits import Limits, variable
 from .paths import db_path
 from .prepare import DeploySpec, digest, prepare, snapshot
 from .runners import Launch, OnOutput, Runner, kill_orphans
@@ -29,10 +30,15 @@ TICK = 0.25
 PURGE_EVERY = 60.0
 
 
+class QueueFull(Exception):
+    """The gateway's queue holds ``max_queue`` requests already."""
+
+
 class Gateway:
-    def __init__(self, *, key: str, state_id: str):
+    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue):
         self.key = key
         self.state_id = state_id
+        self.max_queue = max_queue
         self.store = Store(db_path())
         self.http = httpx.AsyncClient(
             timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=200)
@@ -199,7 +205,7 @@ class Gateway:
                 del self._watchers[request_id]
 
     # -- the queue ---------------------------------------------------------------------------
-    def submit(
+    async def submit(
         self,
         runtime: AppRuntime,
         path: str,
@@ -212,11 +218,17 @@ class Gateway:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(runtime.unavailable_reason())  # a crash-looping app queues: it may come back
+        if sum(len(rt.queued) for rt in self.apps.values()) >= self.max_queue:
+            raise QueueFull(
+                f"The gateway's queue holds {self.max_queue} requests already ({variable('max_queue')}); "
+                "retry when some have run."
+            )
         request_id = str(uuid.uuid4())
         deadline = self.clock.time() + timeout if timeout else None
-        self.store.add_request(
-            request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline
-        )
+        await asyncio.to_thread(self.store.save_body, request_id, body)
+        if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):  # it changed while the body was written
+            raise Unavailable(runtime.unavailable_reason())  # (an unused body file, as after a crash)
+        self.store.add_request(request_id, runtime.name, path, headers, priority=priority, start_deadline=deadline)
         runtime.enqueue(request_id, priority=priority, deadline=deadline)
         return request_id
 

@@ -21,7 +21,7 @@ import pytest
 from fal_notebook.backends import deploy
 from fal_notebook.gateway import start_gateway, stop_gateway
 from fal_notebook.gateway.containers import STATE_LABEL
-from fal_notebook.gateway.paths import app_log_path, state_id
+from fal_notebook.gateway.paths import app_log_path, snapshots_dir, state_id
 from fal_notebook.gateway.settings import DEFAULT_ATTEMPTS
 from tests.gateway_helpers import LocalGateway, free_port
 
@@ -31,10 +31,9 @@ from .chaos import runner_processes as marked_processes
 pytestmark = pytest.mark.proof
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "proof"
-LEDGER_VARIABLE = "FAL_NOTEBOOK_CHAOS_LEDGER"
-
-#: A fal.App whose calls take 50-200 ms; each execution appends its request id to the ledger first.
-CHAOS_APP = f"""
+#: A fal.App whose calls take 50-200 ms; each execution first appends its request id to a ledger in
+#: the revision's snapshot (the runners' working directory, the same across gateway restarts).
+CHAOS_APP = """
 import asyncio
 import os
 import random
@@ -56,8 +55,8 @@ class Done(BaseModel):
 class Chaos(fal.App):
     @fal.endpoint("/")
     async def run(self, job: Job, x_fal_request_id: str | None = Header(None)) -> Done:
-        with open(os.environ["{LEDGER_VARIABLE}"], "a") as ledger:
-            ledger.write(f"{{x_fal_request_id}}\\n")
+        with open("ledger", "a") as ledger:
+            ledger.write(f"{x_fal_request_id}\\n")
         await asyncio.sleep(random.uniform(0.05, 0.2))
         return Done(n=job.n, pid=os.getpid())
 """
@@ -100,19 +99,17 @@ def check(report: Report) -> None:
 
 def test_chaos_on_the_local_target(tmp_path, monkeypatch):
     size = chosen(LOCAL_SIZES)
-    ledger = tmp_path / "ledger"
-    ledger.touch()
     port = free_port()
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(port))
-    monkeypatch.setenv(LEDGER_VARIABLE, str(ledger))  # the runners inherit the gateway's environment
+    ledger = snapshots_dir("chaos") / "rev-1" / "ledger"
     gateway = LocalGateway(home=tmp_path / "home", port=port, apps_dir=tmp_path / "apps")
     start_gateway()
     try:
         gateway.deploy(CHAOS_APP, "chaos", auth="public", max_concurrency=3, max_multiplexing=2, keep_alive=300)
 
         def executions() -> Counter[str]:
-            return Counter(ledger.read_text().split())
+            return Counter(ledger.read_text().split() if ledger.exists() else [])
 
         def leftovers() -> list[str]:
             return [f"runner process {pid}" for pid in marked_processes()]

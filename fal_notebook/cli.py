@@ -131,6 +131,15 @@ def _gateway(args: argparse.Namespace) -> None:
                 print(f"  {app.get('name')}: {app.get('status')}")
 
 
+def _env(args: argparse.Namespace) -> None:
+    import shlex
+
+    from .gateway import client_environment
+
+    for name, value in client_environment().items():
+        print(f"export {name}={shlex.quote(value)}" if args.shell else f"{name}={value}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-notebook", description="Capture notebook cells as apps, deploy them, call them."
@@ -189,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("action", choices=["start", "stop", "status"])
     gateway.add_argument("--json", action="store_true", help="status as JSON")
     gateway.set_defaults(func=_gateway)
+
+    env = commands.add_parser(
+        "env", help="the environment that points unmodified fal_client code at the local gateway (prints its key)"
+    )
+    env.add_argument("--shell", action="store_true", help='print `export` lines: eval "$(fal-notebook env --shell)"')
+    env.set_defaults(func=_env)
     return parser
 
 

@@ -27,6 +27,13 @@ QUEUE_HOST_VARIABLE = "FAL_QUEUE_RUN_HOST"
 GATEWAY_HOST = "127.0.0.1"
 DEFAULT_GATEWAY_PORT = 8765
 GATEWAY_PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_PORT"
+#: The gateway's HTTPS listener for clients that speak only https (fal_client), port from
+#: ``FAL_NOTEBOOK_GATEWAY_TLS_PORT``; its self-signed certificate lives in the state directory.
+DEFAULT_GATEWAY_TLS_PORT = 8766
+GATEWAY_TLS_PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_TLS_PORT"
+#: What fal_client reads: its key, and (Python's ssl, httpx, websockets) the CA bundle to trust.
+FAL_KEY_VARIABLE = "FAL_KEY"
+CA_BUNDLE_VARIABLE = "SSL_CERT_FILE"
 #: The gateway's key (``<id>:<secret>``), relative to the state directory (``FAL_NOTEBOOK_HOME``).
 GATEWAY_KEY_FILE = PurePosixPath("gateway", "key")
 #: The owner segment of the gateway's endpoint ids: ``local/<name>``.
@@ -49,6 +56,13 @@ def parse_port(raw: str) -> int | None:
 def gateway_origin(port: int) -> str:
     """``http://127.0.0.1:<port>``: where the local gateway listens."""
     return f"http://{GATEWAY_HOST}:{port}"
+
+
+def gateway_hosts(tls_port: int) -> dict[str, str]:
+    """``FAL_RUN_HOST`` and ``FAL_QUEUE_RUN_HOST`` for fal's clients to reach the gateway's HTTPS
+    listener: ``127.0.0.1:<tls port>`` and ``127.0.0.1:<tls port>/queue``."""
+    host = f"{GATEWAY_HOST}:{tls_port}"
+    return {RUN_HOST_VARIABLE: host, QUEUE_HOST_VARIABLE: f"{host}/{QUEUE_SEGMENT}"}
 
 
 # -- URL layout -----------------------------------------------------------------------------------

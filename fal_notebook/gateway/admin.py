@@ -46,6 +46,7 @@ async def identity(request: Request) -> Response:
             "home": state.home,
             "pid": os.getpid(),
             "port": state.port,
+            "tls_port": state.tls_port,
             "version": __version__,
         }
     )

@@ -21,7 +21,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def build_app(
-    *, key: str, state_id: str, home: str, port: int, on_stop: Callable[[], None] = lambda: None
+    *,
+    key: str,
+    state_id: str,
+    home: str,
+    port: int,
+    tls_port: int | None = None,
+    on_stop: Callable[[], None] = lambda: None,
 ) -> Starlette:
     """The gateway for one state directory; its Gateway starts and stops with the app's lifespan."""
 
@@ -41,5 +47,6 @@ def build_app(
         exception_handlers={HTTPException: _http_error},
     )
     app.state.key, app.state.state_id, app.state.home, app.state.port = key, state_id, home, port
+    app.state.tls_port = tls_port
     app.state.max_body = max_body()
     return app

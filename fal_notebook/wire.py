@@ -128,11 +128,18 @@ MIN_REQUEST_TIMEOUT = 0.1
 REQUEST_TIMEOUT_TYPE = "X-Fal-Request-Timeout-Type"
 QUEUE_PRIORITY = "X-Fal-Queue-Priority"
 PRIORITIES = ("normal", "low")
-#: Request header naming the runner a request prefers; the gateway hands it to the app unchanged.
+#: Request header naming the runner a request prefers (one of the hints a runner gave in
+#: ``X-Fal-Runner-Hints``, the answer header of an app that provides hints).
 RUNNER_HINT = "X-Fal-Runner-Hint"
+RUNNER_HINTS = "X-Fal-Runner-Hints"
 RETRY_AFTER = "Retry-After"
-#: fal's own headers start with this; a queued request keeps them for the app.
+#: fal's platform headers start with this: the gateway's, never the app's (but for the identity headers).
 FAL_HEADER_PREFIX = "x-fal-"
+#: Identity headers the gateway adds for the app: the endpoint called, and the caller's id.
+ENDPOINT = "x-fal-endpoint"
+CALLER_ID = "x-fal-caller-user-id"
+#: A platform header without fal's prefix (model fallbacks), consumed like the others.
+DISABLE_FALLBACK = "x-app-fal-disable-fallback"
 WEBHOOK_PARAM = "fal_webhook"
 LOGS_PARAM = "logs"
 EVENT_STREAM = "text/event-stream"
@@ -358,6 +365,14 @@ GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: fal's queue retries a request on these conditions (``retry_config``, ``skip_retry_conditions``).
 SERVER_ERROR, CONNECTION_ERROR, TIMEOUT = "server_error", "connection_error", "timeout"
 RETRY_CONDITIONS = (SERVER_ERROR, CONNECTION_ERROR, TIMEOUT)
+#: Request headers: no retry at all (``1``/``true``/``yes``); a per-condition budget (JSON
+#: ``{"server_error": {"retries": 3}}``, honoured for the app's owner only).
+NO_RETRY = "X-Fal-No-Retry"
+RETRY_CONFIG = "X-Fal-Retry-Config"
+#: Response headers of the app, consumed by the gateway: force (``1``) or prevent (``0``) a retry of a
+#: 5xx or 429; stop (``1``/``true``) or keep (``0``/``false``) the runner whatever the status.
+NEEDS_RETRY = "X-Fal-Needs-Retry"
+STOP_RUNNER = "x-fal-stop-runner"
 
 
 def retryable(status: int, headers: Mapping[str, str]) -> bool:
@@ -375,5 +390,6 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def retry_condition(status: int) -> str | None:
-    """The condition under which fal's queue retries an app's answer: 503 ``server_error``, 504 ``timeout``."""
-    return {503: SERVER_ERROR, 504: TIMEOUT}.get(status)
+    """The condition under which fal's queue retries an app's answer: 503 and 504 are ``server_error``
+    (a timeout is the gateway's own: the app's ``request_timeout`` ran out)."""
+    return SERVER_ERROR if status in (503, 504) else None

@@ -10,6 +10,7 @@ no I/O and no environment reads (``state.py`` and ``protocol.py`` read the varia
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -116,6 +117,11 @@ def cancel_url(request: str) -> str:
     return f"{request}/cancel"
 
 
+def response_url(request: str) -> str:
+    """``.../requests/<id>/response``: the result, as at the request's URL."""
+    return f"{request}/response"
+
+
 # -- headers and parameters -----------------------------------------------------------------------
 AUTHORIZATION = "Authorization"
 KEY_SCHEME = "Key"
@@ -126,6 +132,9 @@ REQUEST_TIMEOUT = "X-Fal-Request-Timeout"
 MIN_REQUEST_TIMEOUT = 0.1
 #: Response header of a timeout the caller set (``user``): such a 504 is final, not retried.
 REQUEST_TIMEOUT_TYPE = "X-Fal-Request-Timeout-Type"
+USER_TIMEOUT = "user"
+#: The error of a request whose start deadline passed before a runner started it.
+START_DEADLINE_PASSED = f"Request did not start within its {REQUEST_TIMEOUT}."
 QUEUE_PRIORITY = "X-Fal-Queue-Priority"
 PRIORITIES = ("normal", "low")
 #: Request header naming the runner a request prefers (one of the hints a runner gave in
@@ -141,6 +150,10 @@ CALLER_ID = "x-fal-caller-user-id"
 #: A platform header without fal's prefix (model fallbacks), consumed like the others.
 DISABLE_FALLBACK = "x-app-fal-disable-fallback"
 WEBHOOK_PARAM = "fal_webhook"
+#: Submit parameter: refuse (429) when the app's queue already holds this many requests.
+MAX_QUEUE_LENGTH_PARAM = "fal_max_queue_length"
+#: Query parameters that are the queue's own, never the app's.
+QUEUE_PARAMS = (WEBHOOK_PARAM, MAX_QUEUE_LENGTH_PARAM)
 LOGS_PARAM = "logs"
 EVENT_STREAM = "text/event-stream"
 
@@ -181,6 +194,7 @@ REQUEST_TIMEOUT_ERROR = "request_timeout"
 RUNNER_SCHEDULING_FAILURE = "runner_scheduling_failure"
 RUNNER_DISCONNECTED = "runner_disconnected"
 CLIENT_CANCELLED = "client_cancelled"
+CLIENT_DISCONNECTED = "client_disconnected"
 BAD_REQUEST = "bad_request"
 
 
@@ -240,14 +254,15 @@ def status_code(status: Status) -> int:
     return 200 if isinstance(status, Completed) else 202
 
 
-def encode_status(status: Status, *, response_url: str, with_logs: bool) -> dict[str, Any]:
+def encode_status(status: Status, *, request_id: str, response_url: str, with_logs: bool) -> dict[str, Any]:
     """A status answer; ``logs`` is null unless they were asked for (``?logs=1``)."""
     logs = status.logs if with_logs and not isinstance(status, Queued) else None
+    common = {"request_id": request_id, "response_url": response_url}
     if isinstance(status, Queued):
-        return {"status": IN_QUEUE, "queue_position": status.position, "response_url": response_url}
+        return {"status": IN_QUEUE, "queue_position": status.position, **common}
     if isinstance(status, InProgress):
-        return {"status": IN_PROGRESS, "logs": logs, "response_url": response_url}
-    body: dict[str, Any] = {"status": COMPLETED, "logs": logs, "response_url": response_url, "metrics": status.metrics}
+        return {"status": IN_PROGRESS, "logs": logs, **common}
+    body: dict[str, Any] = {"status": COMPLETED, "logs": logs, **common, "metrics": status.metrics}
     if status.error is not None:
         body.update(error=status.error, error_type=status.error_type)
     return body
@@ -282,15 +297,25 @@ class QueuedRequest:
 
 
 def encode_submit(request_id: str, request: str, position: int) -> dict[str, Any]:
-    """The answer to a submit; ``request`` is the request's URL (see ``request_url``)."""
+    """The answer to a submit; ``request`` is the request's URL (see ``request_url``). Its
+    ``gateway_request_id`` is the first attempt's (``gateway_request_id``)."""
     return {
         "status": IN_QUEUE,
         "request_id": request_id,
+        "gateway_request_id": request_id,
         "response_url": request,
         "status_url": status_url(request),
         "cancel_url": cancel_url(request),
         "queue_position": position,
     }
+
+
+def gateway_request_id(request_id: str, attempt: int) -> str:
+    """The id of one attempt of a queued request: the request's own for the first, a stable
+    derived one for each retry (fal's ``gateway_request_id`` names the last attempt)."""
+    if attempt <= 1:
+        return request_id
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request_id}/attempt/{attempt}"))
 
 
 def decode_submit(data: Any, app_queue_url: str) -> QueuedRequest:
@@ -335,6 +360,12 @@ def decode_cancel(body: Any, *, success: bool) -> str | None:
 def encode_event(data: Any) -> str:
     """One server-sent event whose data is ``data`` as JSON."""
     return f"data: {json.dumps(data)}\n\n"
+
+
+#: A status stream sends a comment after this many seconds without an event, so that proxies and
+#: clients see the connection alive; clients ignore comments.
+KEEPALIVE_SECONDS = 1.0
+KEEPALIVE = ": keep-alive\n\n"
 
 
 class SSEParser:

@@ -25,6 +25,7 @@ from ..errors import FalNotebookError
 from ..generate.project import AppProject
 from ..secrets import redact
 from .envs import EnvBuildError
+from .headers import app_headers, endpoint_of
 from .images import remove_image
 from .paths import app_log_path, snapshots_dir
 from .prepare import DeploySpec, prepare, snapshot
@@ -41,7 +42,6 @@ EVENTS_KEPT = 500
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
 _ACCESS_LINE = re.compile(r'^INFO:\s+\S+:\d+ - "[A-Z]+ ')
 _LEVEL_PREFIX = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)[:\s]")
-_HOP_HEADERS = {"host", "content-length", "connection", "authorization", "transfer-encoding", "keep-alive"}
 
 
 class Unavailable(Exception):
@@ -111,12 +111,6 @@ class Outcome:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def forwarded_headers(headers: dict[str, str], request_id: str) -> dict[str, str]:
-    out = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
-    out[wire.REQUEST_ID] = request_id
-    return out
 
 
 class AppRuntime:
@@ -404,7 +398,7 @@ class AppRuntime:
             if not work.cancelled and work.deadline is not None and now > work.deadline:
                 work.cancelled = True
                 self.queued.pop(work.request_id, None)
-                detail = f"Request did not start within its {wire.REQUEST_TIMEOUT}."
+                detail = wire.START_DEADLINE_PASSED
                 if work.waiter is not None:
                     if not work.waiter.done():
                         work.waiter.set_exception(TimeoutError(detail))
@@ -501,7 +495,8 @@ class AppRuntime:
         attempts = row["attempts"] + 1
         store.start(row["id"], attempts, runner.id)
         self.host.notify(row["id"])
-        headers = forwarded_headers(json.loads(row["headers"]), row["id"])
+        endpoint = endpoint_of(wire.local_app(self.name), row["path"])
+        headers = app_headers(json.loads(row["headers"]), request_id=row["id"], endpoint=endpoint)
         outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
         await asyncio.sleep(LOG_SETTLE)
         cancelled = bool(store.get(row["id"])["cancel_requested"])

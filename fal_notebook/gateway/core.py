@@ -38,6 +38,7 @@ class Gateway:
         self._records = self.store.apps()
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._housekeeping: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -226,8 +227,14 @@ class Gateway:
         self.store.request_cancel(row["id"])
         runner = runtime.runner_of(row["id"]) if runtime is not None else None
         if runner is not None:
-            asyncio.create_task(self._forward_cancel(runtime, runner.url, row["path"], row["id"]))
+            self.forward_cancel(runtime, runner.url, row["path"], row["id"])
         return wire.CANCELLATION_REQUESTED
+
+    def forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
+        """Ask the app to cancel a running request (``<path>/cancel``), in the background."""
+        task = asyncio.create_task(self._forward_cancel(runtime, url, path, request_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
         path = path.split("?", 1)[0]  # the query string was the call's, not the cancel's
@@ -239,14 +246,3 @@ class Gateway:
             outcome = f"it failed ({type(exc).__name__})"
         runtime.request_log(request_id, f"Cancellation forwarded to {path.rstrip('/')}/cancel: {outcome}.")
         self.notify(request_id)
-
-
-def stored_headers(headers: Any) -> dict[str, str]:
-    """The request headers worth keeping with a queued request (content type and fal's own, but
-    its request id: the gateway gives each attempt the request's)."""
-    keep = {}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower == "content-type" or lower.startswith(wire.FAL_HEADER_PREFIX) and lower != wire.REQUEST_ID:
-            keep[lower] = value
-    return keep

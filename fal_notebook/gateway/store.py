@@ -113,6 +113,12 @@ class Store:
     def in_progress(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM requests WHERE status = ?", (IN_PROGRESS,)).fetchall()
 
+    def queue_length(self, app: str) -> int:
+        (queued,) = self.db.execute(
+            "SELECT COUNT(*) FROM requests WHERE app = ? AND status = ?", (app, IN_QUEUE)
+        ).fetchone()
+        return queued
+
     def queue_position(self, row: sqlite3.Row) -> int:
         (ahead,) = self.db.execute(
             "SELECT COUNT(*) FROM requests WHERE app = ? AND status = ? AND (priority < ? OR "
@@ -187,6 +193,15 @@ class Store:
             (request_id, LOG_WINDOW),
         ).fetchall()
         return [dict(r) for r in rows]
+
+    def logs_after(self, request_id: str, after: int) -> tuple[list[dict[str, str]], int]:
+        """The request's log entries added after entry ``after`` (0: from the start), and the last one's number."""
+        rows = self.db.execute(
+            "SELECT id, timestamp, level, source, message FROM logs WHERE request_id = ? AND id > ? ORDER BY id",
+            (request_id, after),
+        ).fetchall()
+        entries = [{k: r[k] for k in ("timestamp", "level", "source", "message")} for r in rows]
+        return entries, rows[-1]["id"] if rows else after
 
     # -- apps --------------------------------------------------------------------------------
     def save_app(self, name: str, record: dict[str, Any]) -> None:

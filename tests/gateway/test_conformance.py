@@ -93,7 +93,7 @@ SCRIPT = textwrap.dedent(
     handle = fal_client.submit(app, {"text": "one two", "delay": 0.5})
     events = list(handle.iter_events(with_logs=True, interval=0.05))
     out["events"] = [type(e).__name__ for e in events]
-    out["event_logs"] = [entry["message"] for entry in events[-1].logs]
+    out["event_logs"] = [entry["message"] for entry in events[-1].logs]  # polled: the window each time
     status = fal_client.status(app, handle.request_id, with_logs=True)
     out["status"] = type(status).__name__
     out["status_logs"] = [entry["message"] for entry in status.logs]

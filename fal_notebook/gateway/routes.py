@@ -8,6 +8,7 @@ GET  /queue/local/<name>/requests/<id>/status     [?logs=1]  202 queued/running,
 GET  /queue/local/<name>/requests/<id>/status/stream           server-sent status events
 GET  /queue/local/<name>/requests/<id>[/response] the result, with the app's status code
 PUT  /queue/local/<name>/requests/<id>/cancel
+WS   /local/<name>/realtime, /local/<name>/<path>    the app's websocket endpoints (sockets.py)
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from urllib.parse import urlencode
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from .. import wire
 from .apps import AppRuntime, Outcome, Unavailable
 from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers
 from .runners import Runner
+from .sockets import proxy
 from .web import BodyTooLarge, error, gateway_of, has_key, read_body, too_large, unauthorized
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
@@ -422,4 +424,5 @@ ROUTES = [
     Route(_QUEUED_APP + "{path:path}", submit, methods=["POST"]),
     Route(wire.join_url(_APP, wire.OPENAPI_PATH), openapi, methods=["GET"]),
     Route(_APP + "{path:path}", run_sync, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    WebSocketRoute(_APP + "{path:path}", proxy),
 ]

@@ -6,7 +6,7 @@ import hmac
 import os
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 
 from .. import wire
@@ -25,11 +25,11 @@ def max_body() -> int:
     return int(raw) if raw.isdigit() else DEFAULT_MAX_BODY
 
 
-def gateway_of(request: Request) -> Gateway:
+def gateway_of(request: HTTPConnection) -> Gateway:
     return request.app.state.gateway
 
 
-def has_key(request: Request) -> bool:
+def has_key(request: HTTPConnection) -> bool:
     sent = wire.key_of(request.headers.get(wire.AUTHORIZATION, ""))
     key: str = request.app.state.key
     return sent is not None and hmac.compare_digest(sent.encode(), key.encode())

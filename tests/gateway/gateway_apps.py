@@ -348,3 +348,42 @@ class Fidelity(fal.App):
         self.cancelled.add(x_fal_request_id)
         return {}
 """
+
+LIVE = """
+import fal
+from fastapi import WebSocket
+from pydantic import BaseModel
+
+
+class Ping(BaseModel):
+    text: str
+
+
+class Pong(BaseModel):
+    upper: str
+
+
+class Live(fal.App):
+    keep_alive = 300
+
+    @fal.realtime("/realtime")
+    def live(self, data: Ping) -> Pong:
+        return Pong(upper=data.text.upper())
+
+    @fal.endpoint("/ws", is_websocket=True)
+    async def reverse(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        caller = websocket.headers.get("x-fal-caller-user-id", "")
+        async for text in websocket.iter_text():
+            if text == "who":
+                await websocket.send_text(caller)
+            elif text == "bye":
+                await websocket.close(4000, "bye")
+                return
+            else:
+                await websocket.send_text(text[::-1])
+
+    @fal.endpoint("/")
+    def ok(self) -> dict:
+        return {"ok": True}
+"""

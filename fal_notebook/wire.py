@@ -9,6 +9,7 @@ no I/O and no environment reads (``state.py`` and ``protocol.py`` read the varia
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -354,6 +355,42 @@ def decode_cancel(body: Any, *, success: bool) -> str | None:
     if isinstance(answer, str) and answer in CANCEL_ANSWERS:
         return answer
     return OK if success else None
+
+
+# -- webhooks -------------------------------------------------------------------------------------
+#: A completed queued request submitted with ``?fal_webhook=<url>`` is POSTed there, signed: ED25519
+#: over ``request id, user id, timestamp, sha256(body)`` (hex), one per line; the public keys are a
+#: JWKS at JWKS_PATH (fal's is on its REST host); receivers refuse timestamps TIMESTAMP_TOLERANCE off.
+WEBHOOK_REQUEST_ID = "X-Fal-Webhook-Request-Id"
+WEBHOOK_USER_ID = "X-Fal-Webhook-User-Id"
+WEBHOOK_TIMESTAMP = "X-Fal-Webhook-Timestamp"
+WEBHOOK_SIGNATURE = "X-Fal-Webhook-Signature"
+JWKS_PATH = "/.well-known/jwks.json"
+WEBHOOK_TIMESTAMP_TOLERANCE = 300
+WEBHOOK_OK, WEBHOOK_ERROR = "OK", "ERROR"
+
+
+def encode_webhook(request_id: str, gateway_request_id: str, status: int, body: bytes) -> dict[str, Any]:
+    """fal's webhook payload for a request that ended with ``status`` and ``body``: ``payload`` is
+    the JSON result (null, with ``payload_error``, when it is not JSON); a failure has ``error``."""
+    payload: dict[str, Any] = {
+        "request_id": request_id,
+        "gateway_request_id": gateway_request_id,
+        "status": WEBHOOK_OK if status < 400 else WEBHOOK_ERROR,
+    }
+    try:
+        payload["payload"] = json.loads(body)
+    except ValueError as exc:
+        payload["payload"] = None
+        payload["payload_error"] = f"The result is not valid JSON: {exc}"
+    if status >= 400:
+        payload["error"] = f"Invalid status code: {status}"
+    return payload
+
+
+def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
+    """What a webhook's signature signs."""
+    return "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
 
 
 # -- server-sent events ---------------------------------------------------------------------------

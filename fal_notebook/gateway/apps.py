@@ -64,6 +64,9 @@ class Host(Protocol):
     def last_revision(self, name: str) -> int:
         """The last revision number recorded for app ``name`` (0 for none)."""
 
+    def completed(self, request_id: str) -> None:
+        """A queued request ended (its webhook is due)."""
+
 
 @dataclass
 class Revision:
@@ -528,6 +531,7 @@ class AppRuntime:
             inference_time=outcome.elapsed or None,
         )
         self.host.notify(request_id)
+        self.host.completed(request_id)
 
     async def send(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from .prepare import DeploySpec, digest
 from .runners import kill_orphans
 from .settings import DEFAULT_ATTEMPTS
 from .store import Store
+from .webhooks import Delivery, Webhooks, signing_key
 
 TICK = 0.25
 PURGE_EVERY = 60.0
@@ -39,6 +41,7 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._housekeeping: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
+        self.webhooks = Webhooks(self.http, signing_key())
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -91,6 +94,7 @@ class Gateway:
         for runtime in self.apps.values():
             runtime.close()
         await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
+        await self.webhooks.close()
         for runtime in self.apps.values():
             runtime.close_log()
         await self.http.aclose()
@@ -116,6 +120,7 @@ class Gateway:
             error=detail,
             error_type=wire.RUNNER_DISCONNECTED,
         )
+        self.completed(request_id)
 
     # -- apps --------------------------------------------------------------------------------
     def deploy(self, name: str, spec: DeploySpec) -> dict[str, Any]:
@@ -159,6 +164,25 @@ class Gateway:
     def last_revision(self, name: str) -> int:
         return (self._records.get(name) or {}).get("revision") or 0
 
+    def completed(self, request_id: str) -> None:
+        """A queued request ended: deliver its webhook, if it has one."""
+        row = self.store.get(request_id)
+        if row is None or not row["webhook"]:
+            return
+        runtime = self.apps.get(row["app"])
+        caller = json.loads(row["headers"]).get(wire.CALLER_ID) or "anonymous"
+        self.webhooks.deliver(
+            Delivery(
+                url=row["webhook"],
+                request_id=request_id,
+                gateway_request_id=wire.gateway_request_id(request_id, row["attempts"]),
+                user_id=caller,
+                status=row["result_status"],
+                body=row["result_body"],
+                log=runtime.event if runtime is not None else lambda _line: None,
+            )
+        )
+
     # -- change notifications ----------------------------------------------------------------
     def notify(self, request_id: str) -> None:
         for event in self._watchers.get(request_id, ()):
@@ -185,6 +209,7 @@ class Gateway:
         *,
         priority: int,
         timeout: float | None,
+        webhook: str | None = None,
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in ("failed", "stopped"):
@@ -192,7 +217,7 @@ class Gateway:
         request_id = str(uuid.uuid4())
         deadline = time.time() + timeout if timeout else None
         self.store.add_request(
-            request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline
+            request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline, webhook=webhook
         )
         runtime.enqueue(request_id, priority=priority, deadline=deadline)
         return request_id
@@ -223,6 +248,7 @@ class Gateway:
                 error_type=wire.CLIENT_CANCELLED,
             )
             self.notify(row["id"])
+            self.completed(row["id"])
             return wire.CANCELLATION_REQUESTED
         self.store.request_cancel(row["id"])
         runner = runtime.runner_of(row["id"]) if runtime is not None else None

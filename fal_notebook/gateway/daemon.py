@@ -83,7 +83,8 @@ def main() -> int:
         return 1
     if not _port_free(port):
         print(
-            f"Port {port} on {GATEWAY_HOST} is in use by another program. Choose another port with FAL_NOTEBOOK_GATEWAY_PORT.",
+            f"Port {port} on {GATEWAY_HOST} is in use by another program. Choose another port with "
+            "FAL_NOTEBOOK_GATEWAY_PORT.",
             file=sys.stderr,
         )
         return 1

@@ -8,6 +8,7 @@ GET  /queue/local/<name>/requests/<id>/status     [?logs=1]  202 queued/running,
 GET  /queue/local/<name>/requests/<id>/status/stream           server-sent status events
 GET  /queue/local/<name>/requests/<id>[/response] the result, with the app's status code
 PUT  /queue/local/<name>/requests/<id>/cancel
+GET  /.well-known/jwks.json                        the public keys of the webhooks' signatures (webhooks.py)
 WS   /local/<name>/realtime, /local/<name>/<path>    the app's websocket endpoints (sockets.py)
 """
 
@@ -33,6 +34,7 @@ from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_h
 from .runners import Runner
 from .sockets import proxy
 from .web import BodyTooLarge, error, gateway_of, has_key, read_body, too_large, unauthorized
+from .webhooks import check_url, jwks
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
 BUFFERED_BODY = 1024 * 1024
@@ -287,6 +289,10 @@ async def submit(request: Request) -> Response:
     full = queue_full(request, gateway.store.queue_length(runtime.name))
     if full is not None:
         return full
+    webhook = request.query_params.get(wire.WEBHOOK_PARAM)
+    refused = check_url(webhook) if webhook is not None else None
+    if refused is not None:
+        return error(400, refused, wire.BAD_REQUEST)
     priority = 1 if wire.low_priority(request.headers.get(wire.QUEUE_PRIORITY, "")) else 0
     try:
         request_id = gateway.submit(
@@ -296,6 +302,7 @@ async def submit(request: Request) -> Response:
             kept_headers(request.headers, caller=caller_of(request)),
             priority=priority,
             timeout=timeout,
+            webhook=webhook,
         )
     except Unavailable as exc:
         return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE)
@@ -402,6 +409,11 @@ async def cancel(request: Request) -> Response:
     return JSONResponse(wire.encode_cancel(answer), wire.CANCEL_ANSWERS[answer])
 
 
+async def webhook_keys(request: Request) -> Response:
+    """The public keys that sign the gateway's webhooks (a JWKS, as fal publishes its own)."""
+    return JSONResponse(jwks(gateway_of(request).webhooks.key))
+
+
 async def openapi(request: Request) -> Response:
     runtime = lookup(request)
     if isinstance(runtime, Response):
@@ -416,6 +428,7 @@ async def openapi(request: Request) -> Response:
 _APP, _QUEUED_APP = wire.app_urls("", wire.local_app("{name}"))  # /local/{name}, /queue/local/{name}
 _REQUEST = wire.request_url(_QUEUED_APP, "{request_id}")
 ROUTES = [
+    Route(wire.JWKS_PATH, webhook_keys, methods=["GET"]),
     Route(wire.status_url(_REQUEST), status, methods=["GET"]),
     Route(wire.status_stream_url(_REQUEST), status_stream, methods=["GET"]),
     Route(_REQUEST, result, methods=["GET"]),

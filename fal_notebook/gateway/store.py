@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS requests (
     result_type TEXT,
     error TEXT,
     error_type TEXT,
-    inference_time REAL
+    inference_time REAL,
+    webhook TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_queue ON requests (app, status, priority, seq);
 CREATE INDEX IF NOT EXISTS requests_completed ON requests (completed);
@@ -61,6 +62,10 @@ CREATE TABLE IF NOT EXISTS apps (
 """
 
 
+#: (column, type) of ``requests`` added after the first release, for databases made before.
+_ADDED_COLUMNS = (("webhook", "TEXT"),)
+
+
 class Store:
     def __init__(self, path: Path):
         self.db = sqlite3.connect(path, isolation_level=None)
@@ -69,10 +74,18 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(_SCHEMA)
+        self._add_columns()
         path.chmod(0o600)
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_columns(self) -> None:
+        """Columns added since a state directory's database was made."""
+        present = {r["name"] for r in self.db.execute("PRAGMA table_info(requests)")}
+        for column, kind in _ADDED_COLUMNS:
+            if column not in present:
+                self.db.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
 
     # -- requests ----------------------------------------------------------------------------
     def add_request(
@@ -85,10 +98,11 @@ class Store:
         *,
         priority: int = 0,
         start_deadline: float | None = None,
+        webhook: str | None = None,
     ) -> None:
         self.db.execute(
-            "INSERT INTO requests (id, app, path, body, headers, priority, status, created, start_deadline)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO requests (id, app, path, body, headers, priority, status, created, start_deadline, webhook)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 request_id,
                 app,
@@ -99,6 +113,7 @@ class Store:
                 IN_QUEUE,
                 time.time(),
                 start_deadline,
+                webhook,
             ),
         )
 

@@ -148,6 +148,9 @@ async def run_sync(request: Request) -> Response:
     except CallerGone:
         caller_gone(request, runtime, runner, path, request_id)
         return error(499, "The caller disconnected.", wire.CLIENT_DISCONNECTED)
+    except BaseException:  # the slot goes back on every way out (relay gives it back after the answer)
+        runtime.release(runner, request_id, served=False)
+        raise
     if isinstance(upstream, Outcome):
         runtime.release(runner, request_id, served=False)
         headers = {wire.REQUEST_ID: request_id}

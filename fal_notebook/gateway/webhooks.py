@@ -5,12 +5,11 @@ The signature is ED25519, by a key of the gateway's own (``<FAL_NOTEBOOK_HOME>/g
 whose public half the gateway publishes as a JWKS (``GET /.well-known/jwks.json``), as fal publishes
 its own. A delivery that fails (no 2xx answer) is tried again on fal's schedule scaled down (ten
 retries, doubling, over about ten seconds instead of two hours); every attempt is written to the
-app's log. Deliveries run in the background: they never change the request's result.
+app's log. Deliveries are background tasks of the gateway's supervisor: they never change the request's result.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .. import wire
 from .paths import gateway_dir
+from .supervisor import Clock, Supervisor
 
 #: fal retries a failed delivery 10 times over about 2 hours; the gateway keeps the count and the
 #: doubling, scaled down to about 10 s in all.
@@ -137,16 +137,20 @@ def shown(url: str) -> str:
 
 
 class Webhooks:
-    """The gateway's webhook deliveries, each a background task it holds until it ends."""
+    """The gateway's webhook deliveries, each a background task of the gateway's supervisor."""
 
-    def __init__(self, http: httpx.AsyncClient, key: Ed25519PrivateKey, delays: tuple[float, ...] = RETRY_DELAYS):
-        self.http, self.key, self.delays = http, key, delays
-        self._tasks: set[asyncio.Task] = set()
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        key: Ed25519PrivateKey,
+        tasks: Supervisor,
+        clock: Clock,
+        delays: tuple[float, ...] = RETRY_DELAYS,
+    ):
+        self.http, self.key, self.tasks, self.clock, self.delays = http, key, tasks, clock, delays
 
     def deliver(self, delivery: Delivery) -> None:
-        task = asyncio.create_task(self._deliver(delivery))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.spawn(self._deliver(delivery), name=f"webhook {delivery.request_id}")
 
     async def _deliver(self, delivery: Delivery) -> None:
         body = json.dumps(
@@ -154,8 +158,8 @@ class Webhooks:
         ).encode()
         where, attempts = shown(delivery.url), 1 + len(self.delays)
         for attempt, delay in enumerate((0.0, *self.delays), 1):
-            await asyncio.sleep(delay)
-            headers = signed_headers(self.key, delivery.request_id, delivery.user_id, body, time.time())
+            await self.clock.sleep(delay)
+            headers = signed_headers(self.key, delivery.request_id, delivery.user_id, body, self.clock.time())
             try:
                 answer = await self.http.post(
                     delivery.url, content=body, headers=headers, timeout=ATTEMPT_TIMEOUT, follow_redirects=False
@@ -174,9 +178,3 @@ class Webhooks:
             )
             if delivered:
                 return
-
-    async def close(self) -> None:
-        """Abandon the deliveries still under way (the gateway stops)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

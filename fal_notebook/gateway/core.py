@@ -19,10 +19,11 @@ from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queu
 from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
+from .headers import runner_hint
 from .paths import db_path
 from .prepare import DeploySpec, digest, prepare, snapshot
+from .retries import MAX_ATTEMPTS
 from .runners import Launch, OnOutput, Runner, kill_orphans
-from .settings import DEFAULT_ATTEMPTS
 from .states import AppStatus
 from .store import Store
 from .supervisor import Clock, Supervisor
@@ -72,7 +73,7 @@ class Gateway:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
             runtime = self.apps.get(row["app"])
-            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= DEFAULT_ATTEMPTS:
+            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= MAX_ATTEMPTS:
                 self._end(row["id"], "The gateway restarted while the request ran, and it cannot be retried.")
                 continue
             self.store.requeue(row["id"])
@@ -87,6 +88,7 @@ class Gateway:
                         priority=row["priority"],
                         order=row["created"],
                         deadline=row["start_deadline"],
+                        hint=runner_hint(json.loads(row["headers"])),
                     )
         self.store.purge()
         self.tasks.spawn(self._keep_house(), name="housekeeping")
@@ -231,7 +233,7 @@ class Gateway:
         self.store.add_request(
             request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline, webhook=webhook
         )
-        runtime.enqueue(request_id, priority=priority, deadline=deadline)
+        runtime.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
         return request_id
 
     def status(self, row: Any, *, with_logs: bool) -> Status:

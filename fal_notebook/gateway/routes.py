@@ -30,7 +30,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from .. import wire
 from .apps import AppRuntime, Outcome, Unavailable
-from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers
+from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers, runner_hint
 from .runners import Runner
 from .sockets import proxy
 from .web import BodyTooLarge, error, gateway_of, has_key, read_body, too_large, unauthorized
@@ -133,7 +133,8 @@ async def run_sync(request: Request) -> Response:
     request_id = str(uuid.uuid4())
     deadline = time.time() + timeout if timeout else None
     try:
-        runner = await unless_gone(request, runtime.acquire(request_id, deadline=deadline))
+        hint = runner_hint(request.headers)
+        runner = await unless_gone(request, runtime.acquire(request_id, deadline=deadline, hint=hint))
     except Unavailable as exc:
         return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
     except TimeoutError as exc:

@@ -162,3 +162,135 @@ def test_a_stream_caller_that_disconnects_cancels_its_request(gateway, client, a
         next(response.iter_lines())  # the first event: the app is streaming
     gateway.wait_for(lambda: "stream cancelled" in app_log(gateway, "fidelity"), what="the app to cancel its stream")
     assert "disconnected: cancelling it" in app_log(gateway, "fidelity")
+
+
+# -- retries as fal does them ---------------------------------------------------------------------
+KEEP = {"x-fal-stop-runner": "false"}  # a 503 that keeps its runner: retries without a new runner each time
+
+
+def run_queued(gateway, client, body: dict, headers: dict | None = None) -> tuple[dict, httpx.Response]:
+    submitted = client.post("/queue/local/fidelity", json=body, headers=headers or {}).json()
+    status = gateway.wait_completed(client, submitted["status_url"])
+    return status, client.get(submitted["response_url"])
+
+
+def attempts_made(counter) -> int:
+    return int(counter.read_text())
+
+
+def test_a_503_is_retried_with_backoff_until_it_succeeds(gateway, client, app, tmp_path):
+    counter = tmp_path / "n"
+    status, result = run_queued(
+        gateway, client, {"status": 503, "headers": KEEP, "failures": 2, "counter": str(counter)}
+    )
+    assert result.status_code == 200 and result.json()["attempt"] == 3 and attempts_made(counter) == 3
+    logs = messages(status["logs"])
+    assert any("Attempt 1 failed" in m and "server_error: retrying in 0.1 s" in m for m in logs), logs
+    assert any("Attempt 2 failed" in m and "server_error: retrying in 0.2 s" in m for m in logs), logs
+
+
+def test_an_apps_503_with_no_retry_runs_once_and_replaces_its_runner(gateway, client, app, tmp_path):
+    counter = tmp_path / "n"
+    status, result = run_queued(
+        gateway, client, {"status": 503, "failures": 5, "counter": str(counter)}, {"X-Fal-No-Retry": "1"}
+    )
+    assert result.status_code == 503 and attempts_made(counter) == 1
+    assert any("not retried: the caller sent X-Fal-No-Retry" in m for m in messages(status["logs"]))
+    assert "answered 503: it is replaced" in app_log(gateway, "fidelity")
+
+
+def test_the_apps_needs_retry_header_forces_or_prevents_a_retry(gateway, client, app, tmp_path):
+    forced, plain = tmp_path / "forced", tmp_path / "plain"
+    needs = {"X-Fal-Needs-Retry": "1"}
+    _, result = run_queued(gateway, client, {"status": 500, "headers": needs, "failures": 1, "counter": str(forced)})
+    assert result.status_code == 200 and attempts_made(forced) == 2
+    assert "x-fal-needs-retry" not in {name.lower() for name in result.headers}
+    _, result = run_queued(gateway, client, {"status": 500, "failures": 1, "counter": str(plain)})
+    assert result.status_code == 500 and attempts_made(plain) == 1  # a 500 is not retried
+    prevented = tmp_path / "prevented"
+    no = {"X-Fal-Needs-Retry": "0", **KEEP}
+    _, result = run_queued(gateway, client, {"status": 503, "headers": no, "failures": 1, "counter": str(prevented)})
+    assert result.status_code == 503 and attempts_made(prevented) == 1
+
+
+def test_an_apps_504_is_a_server_error_for_the_retry_budgets(gateway, client, app, tmp_path):
+    no_server_errors = {"X-Fal-Retry-Config": '{"server_error": {"retries": 0}}'}
+    no_timeouts = {"X-Fal-Retry-Config": '{"timeout": {"retries": 0}}'}
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    _, result = run_queued(gateway, client, {"status": 504, "failures": 1, "counter": str(once)}, no_server_errors)
+    assert result.status_code == 504 and attempts_made(once) == 1
+    _, result = run_queued(gateway, client, {"status": 504, "failures": 1, "counter": str(twice)}, no_timeouts)
+    assert result.status_code == 200 and attempts_made(twice) == 2
+
+
+def test_the_start_deadline_is_kept_across_attempts(gateway, client, app, tmp_path):
+    counter = tmp_path / "n"
+    body = {"status": 503, "headers": KEEP, "failures": 20, "counter": str(counter), "delay": 0.3}
+    status, result = run_queued(gateway, client, body, {"X-Fal-Request-Timeout": "1"})
+    assert result.status_code in (503, 504) and 1 < attempts_made(counter) < 6
+    assert any("not retried" in m or "did not start" in m for m in messages(status["logs"])) or (
+        result.status_code == 504 and result.headers["x-fal-request-timeout-type"] == "user"
+    )
+
+
+def test_sync_calls_are_never_retried(client, app, tmp_path):
+    counter = tmp_path / "n"
+    answer = client.post(
+        "/local/fidelity", json={"status": 503, "headers": KEEP, "failures": 1, "counter": str(counter)}
+    )
+    assert answer.status_code == 503 and attempts_made(counter) == 1
+    assert "x-fal-stop-runner" not in {name.lower() for name in answer.headers}
+
+
+def test_the_apps_stop_runner_header_replaces_the_runner_whatever_the_status(gateway, client, app):
+    first = client.post("/local/fidelity", json={"status": 200})
+    stopped = client.post("/local/fidelity", json={"status": 500, "headers": {"x-fal-stop-runner": "true"}})
+    assert stopped.status_code == 500
+    assert "answered 500 with x-fal-stop-runner: it is replaced" in app_log(gateway, "fidelity")
+    after = client.post("/local/fidelity", json={"status": 200})
+    assert after.json()["pid"] != first.json()["pid"]
+
+
+@pytest.fixture(scope="module")
+def skipping(gateway):
+    return gateway.deploy(FIDELITY, "fidelity-skip", skip_retry_conditions=["server_error"], max_concurrency=1)
+
+
+def test_skip_retry_conditions_skips_the_apps_503(gateway, client, skipping, tmp_path):
+    counter = tmp_path / "n"
+    submitted = client.post(
+        "/queue/local/fidelity-skip", json={"status": 503, "headers": KEEP, "failures": 1, "counter": str(counter)}
+    ).json()
+    status = gateway.wait_completed(client, submitted["status_url"])
+    assert client.get(submitted["response_url"]).status_code == 503 and attempts_made(counter) == 1
+    assert any("skip_retry_conditions" in m for m in messages(status["logs"]))
+
+
+# -- X-Fal-Runner-Hint ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hinted(gateway):
+    return gateway.deploy(FIDELITY, "hinted", min_concurrency=2, max_concurrency=2)
+
+
+def test_runner_hints_route_requests_to_the_runner_that_gave_them(gateway, client, hinted):
+    def call(delay: float = 0.0, hint: str | None = None) -> int:
+        headers = {"X-Fal-Runner-Hint": hint} if hint else {}
+        return client.post("/local/hinted", json={"delay": delay}, headers=headers).json()["pid"]
+
+    gateway.wait_for(lambda: len(gateway.info("hinted")["runners"]) == 2, what="two runners")
+    gateway.wait_for(
+        lambda: all(r["state"] == "ready" for r in gateway.info("hinted")["runners"]), what="two ready runners"
+    )
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(call(delay=1.0))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(set(results)) == 2  # both runners answered once: the gateway knows their hints
+    wanted = max(results)
+    assert {call(hint=f"pid-{wanted}") for _ in range(4)} == {wanted}
+    submitted = client.post("/queue/local/hinted", json={}, headers={"X-Fal-Runner-Hint": f"pid-{wanted}"}).json()
+    gateway.wait_completed(client, submitted["status_url"])
+    assert client.get(submitted["response_url"]).json()["pid"] == wanted
+    assert call(hint="pid-0") in set(results)  # an unknown hint: any runner

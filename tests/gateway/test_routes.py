@@ -207,7 +207,9 @@ def test_status_stream_sends_events_until_completed(client, app):
 def test_query_parameters_reach_the_app_sync_and_queued(gateway, client, app):
     """Scalar endpoint parameters are query parameters; the queue keeps them (but not fal_webhook)."""
     assert client.post("/local/echo/repeat?word=hi&times=2").json() == {"words": ["hi", "hi"]}
-    data = client.post("/queue/local/echo/repeat", params={"word": "yo", "times": 3, "fal_webhook": "http://127.0.0.1:9/hook"}).json()
+    data = client.post(
+        "/queue/local/echo/repeat", params={"word": "yo", "times": 3, "fal_webhook": "http://127.0.0.1:9/hook"}
+    ).json()
     gateway.wait_completed(client, data["status_url"])
     assert client.get(data["response_url"]).json() == {"words": ["yo", "yo", "yo"]}
 

@@ -1,5 +1,5 @@
 """fal's wire contract, stated once: hosts, URL layout, headers, statuses and bodies of fal's queue
-protocol (spec/fal-platform.md section 7), as the client reads it and the local gateway writes it.
+protocol (docs/fal-conformance.md), as the client reads it and the local gateway writes it.
 
 The client side (``protocol.py``, ``client.py``), the gateway (``gateway/routes.py`` and the queue
 behind it), the backends and the snippets import their facts from here, so both sides change together;

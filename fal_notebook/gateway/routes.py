@@ -1,4 +1,4 @@
-"""The gateway's routes of fal's protocol for ``local/<name>`` (spec/fal-platform.md section 7; the
+"""The gateway's routes of fal's protocol for ``local/<name>`` (docs/fal-conformance.md; the
 layout, headers and bodies come from ``wire.py``)::
 
 POST /local/<name>[/<path>]                       sync call (streamed through; /stream is SSE)

@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 from gateway_apps import FIDELITY, echo
+from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module's fal_env fixture)
 
 from tests.gateway_helpers import messages
 
@@ -294,3 +295,27 @@ def test_runner_hints_route_requests_to_the_runner_that_gave_them(gateway, clien
     gateway.wait_completed(client, submitted["status_url"])
     assert client.get(submitted["response_url"]).json()["pid"] == wanted
     assert call(hint="pid-0") in set(results)  # an unknown hint: any runner
+
+
+RETRIES = """
+import json
+
+import fal_client
+
+keep = {"x-fal-stop-runner": "false"}
+failing = {"status": 503, "headers": keep, "failures": 2}
+out = {"retried": fal_client.subscribe("local/fidelity", {**failing, "counter": "{retried}"})}
+try:
+    fal_client.subscribe("local/fidelity", {**failing, "counter": "{once}"}, headers={"X-Fal-No-Retry": "1"})
+except fal_client.FalClientHTTPError as exc:
+    out["no_retry"] = exc.status_code
+print(json.dumps(out))
+"""
+
+
+def test_fal_clients_queue_calls_are_retried_as_on_fal(gateway, app, fal_env, tmp_path):  # noqa: F811
+    retried, once = tmp_path / "retried", tmp_path / "once"
+    script = RETRIES.replace("{retried}", str(retried)).replace("{once}", str(once))
+    out = run_fal_client(script, fal_env, tmp_path)
+    assert out["retried"]["attempt"] == 3 and attempts_made(retried) == 3
+    assert out["no_retry"] == 503 and attempts_made(once) == 1

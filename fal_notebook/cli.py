@@ -114,9 +114,12 @@ def _scale(args: argparse.Namespace) -> None:
 def _gateway(args: argparse.Namespace) -> None:
     from .gateway import gateway_status, start_gateway, stop_gateway
 
+    def running(info) -> str:
+        https = f"; HTTPS for fal_client on 127.0.0.1:{info.tls_port}" if info.tls_port else "; no HTTPS listener"
+        return f"gateway running at {info.url} (pid {info.pid}, state in {info.home}{https})"
+
     if args.action == "start":
-        info = start_gateway()
-        print(f"gateway running at {info.url} (pid {info.pid}, state in {info.home})")
+        print(running(start_gateway()))
     elif args.action == "stop":
         print("gateway stopped" if stop_gateway() else "gateway was not running")
     else:
@@ -126,7 +129,7 @@ def _gateway(args: argparse.Namespace) -> None:
         elif not info.running:
             print(f"gateway not running (would listen on {info.url}; state in {info.home})")
         else:
-            print(f"gateway running at {info.url} (pid {info.pid}, state in {info.home})")
+            print(running(info))
             for app in info.apps:
                 print(f"  {app.get('name')}: {app.get('status')}")
 

@@ -100,6 +100,12 @@ def fal_app_urls(run_host: str, queue: str, app: str) -> tuple[str, str]:
     return f"https://{run_host}/{app}", f"https://{queue}/{app}"
 
 
+def websocket_url(url: str) -> str:
+    """The websocket URL of an http(s) URL: ``ws://`` for ``http://``, ``wss://`` for ``https://``."""
+    scheme, sep, rest = url.partition("://")
+    return {"http": "ws", "https": "wss"}.get(scheme, scheme) + sep + rest
+
+
 def request_url(app_queue_url: str, request_id: str) -> str:
     """A queued request's URL, under its app (never under the endpoint's path): ``.../requests/<id>``;
     its result is there."""

@@ -65,3 +65,19 @@ def test_fal_clients_realtime_and_ws_connect_over_https(gateway, live, fal_env, 
     out = run_fal_client(REALTIME, fal_env, tmp_path)
     assert out["realtime"] == {"upper": "QUIET"}
     assert out["ws"] == "desserts"
+
+
+def test_our_client_speaks_to_realtime_and_websocket_endpoints(gateway, live):
+    from fal_notebook import connect
+    from fal_notebook.errors import RequestError
+
+    client = connect("local/live")
+    with client.realtime() as session:
+        session.send({"text": "loud"})
+        assert session.recv(timeout=30) == {"upper": "LOUD"}
+    with client.websocket("/ws") as ws:
+        ws.send("drawer")
+        assert ws.recv(timeout=30) == "reward"
+    with pytest.raises(RequestError) as refused, client.websocket("/nowhere"):
+        pass
+    assert refused.value.status_code in (403, 404) and "the websocket /nowhere was refused" in str(refused.value)

@@ -564,8 +564,8 @@ class AppRuntime:
             self._finish(row["id"], Outcome.failure_of(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE))
 
     async def _attempt(self, request_id: str, runner: Runner) -> tuple[Any, bool]:
-        """One attempt of a queued request: ``(its row, False)`` when it is to be retried, else
-        ``(None, whether the runner served it)``; a final outcome completes it."""
+        """One attempt of a queued request: ``((its row, the backoff), False)`` when it is to be
+        retried, else ``(None, whether the runner served it)``; a final outcome completes it."""
         store = self.host.store
         row = store.get(request_id)
         if row is None or row["status"] == wire.COMPLETED:
@@ -579,13 +579,15 @@ class AppRuntime:
         await self.clock.sleep(LOG_SETTLE)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         decision = self._retry_decision(row, outcome, attempts)
+        failed = f"Attempt {attempts} failed ({outcome.error})"
         if not cancelled and decision.retry and self.status == AppStatus.READY:
-            self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); {decision.reason}.")
+            self.request_log(row["id"], f"{failed}; {decision.reason}.")
             store.requeue(row["id"])
             self.host.notify(row["id"])
             return (row, decision.delay), False
         if decision.condition is not None and not cancelled:
-            self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); not retried: {decision.reason}.")
+            why = decision.reason if not decision.retry else f"app {self.name} is {self.status.value}"
+            self.request_log(row["id"], f"{failed}; not retried: {why}.")
         if cancelled and outcome.status >= 500:
             outcome = Outcome.failure_of(499, "Request cancelled.", wire.CLIENT_CANCELLED)
         elif cancelled and outcome.status == 499:

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -102,12 +102,18 @@ async def disconnected(request: Request) -> None:
         pass
 
 
-async def unless_gone(request: Request, work: Awaitable[T]) -> T:
-    """``work``'s result, or CallerGone (``work`` cancelled) when the caller disconnects first."""
+async def unless_gone(request: Request, work: Awaitable[T], abandon: Callable[[T], Any]) -> T:
+    """``work``'s result, or CallerGone (``work`` cancelled) when the caller disconnects first. When
+    this call itself is cancelled, ``work`` is too, and ``abandon`` gets a result it already had."""
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(disconnected(request))
     try:
         await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            abandon(task.result())
+        raise
     finally:
         gone.cancel()
     if not task.done():
@@ -134,7 +140,11 @@ async def run_sync(request: Request) -> Response:
     deadline = time.time() + timeout if timeout else None
     try:
         hint = runner_hint(request.headers)
-        runner = await unless_gone(request, runtime.acquire(request_id, deadline=deadline, hint=hint))
+        runner = await unless_gone(
+            request,
+            runtime.acquire(request_id, deadline=deadline, hint=hint),
+            lambda runner: runtime.release(runner, request_id, served=False),
+        )
     except Unavailable as exc:
         return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
     except TimeoutError as exc:
@@ -145,7 +155,8 @@ async def run_sync(request: Request) -> Response:
     kept = kept_headers(request.headers, caller=caller_of(request))
     headers = app_headers(kept, request_id=request_id, endpoint=endpoint_of(wire.local_app(runtime.name), path))
     try:
-        upstream = await unless_gone(request, runtime.send(runner, request.method, path, body, headers, stream=True))
+        sent = runtime.send(runner, request.method, path, body, headers, stream=True)
+        upstream = await unless_gone(request, sent, lambda answer: close_later(request, answer))
     except CallerGone:
         caller_gone(request, runtime, runner, path, request_id)
         return error(499, "The caller disconnected.", wire.CLIENT_DISCONNECTED)
@@ -159,6 +170,12 @@ async def run_sync(request: Request) -> Response:
             headers[wire.ERROR_TYPE] = upstream.error_type
         return Response(upstream.body, upstream.status, media_type=upstream.content_type, headers=headers)
     return await relay(request, runtime, runner, request_id, upstream, path)
+
+
+def close_later(request: Request, answer: httpx.Response | Outcome) -> None:
+    """Close an upstream answer nobody will read (the handler was cancelled), in the background."""
+    if isinstance(answer, httpx.Response):
+        gateway_of(request).tasks.spawn(answer.aclose(), name="close an abandoned answer")
 
 
 def caller_gone(request: Request, runtime: AppRuntime, runner: Runner, path: str, request_id: str) -> None:

@@ -163,7 +163,7 @@ def _captured_with(tmp_path, lines: str):
     import fal_notebook
     from fal_notebook.generate.project import AppProject
 
-    project = fal_notebook.capture("import fal\nclass Demo(fal.App):\n    pass\n", "demo", dir=tmp_path / "demo")
+    project = fal_notebook.capture("import fal\nclass Demo(fal.App):\n    pass\n", "demo", out_dir=tmp_path)
     toml = project.path / "pyproject.toml"
     toml.write_text(toml.read_text().replace("[tool.fal.apps.demo]\n", "[tool.fal.apps.demo]\n" + lines))
     return lambda: AppProject.load(project.path)

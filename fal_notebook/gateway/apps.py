@@ -575,7 +575,11 @@ class AppRuntime:
         self.host.notify(row["id"])
         endpoint = endpoint_of(wire.local_app(self.name), row["path"])
         headers = app_headers(json.loads(row["headers"]), request_id=row["id"], endpoint=endpoint)
-        outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
+        try:
+            body = store.body(row["id"])  # a file of at most max_body bytes, no database work
+        except FileNotFoundError:  # it completed meanwhile (cancelled): its body went with it
+            return None, False
+        outcome = await self.call(runner, "POST", row["path"], body, headers)
         await self.clock.sleep(LOG_SETTLE)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         decision = self._retry_decision(row, outcome, attempts)

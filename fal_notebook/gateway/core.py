@@ -20,6 +20,7 @@ from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
 from .headers import runner_hint
+from .limits import Limits, variable
 from .paths import db_path
 from .prepare import DeploySpec, digest, prepare, snapshot
 from .retries import MAX_ATTEMPTS
@@ -33,10 +34,15 @@ TICK = 0.25
 PURGE_EVERY = 60.0
 
 
+class QueueFull(Exception):
+    """The gateway's queue holds ``max_queue`` requests already."""
+
+
 class Gateway:
-    def __init__(self, *, key: str, state_id: str):
+    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue):
         self.key = key
         self.state_id = state_id
+        self.max_queue = max_queue
         self.store = Store(db_path())
         self.http = httpx.AsyncClient(
             timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=200)
@@ -214,7 +220,7 @@ class Gateway:
                 del self._watchers[request_id]
 
     # -- the queue ---------------------------------------------------------------------------
-    def submit(
+    async def submit(
         self,
         runtime: AppRuntime,
         path: str,
@@ -228,10 +234,16 @@ class Gateway:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(runtime.unavailable_reason())
+        if sum(len(rt.queued) for rt in self.apps.values()) >= self.max_queue:
+            raise QueueFull(
+                f"The gateway's queue holds {self.max_queue} requests already ({variable('max_queue')}); "
+                "retry when some have run."
+            )
         request_id = str(uuid.uuid4())
         deadline = self.clock.time() + timeout if timeout else None
+        await asyncio.to_thread(self.store.save_body, request_id, body)
         self.store.add_request(
-            request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline, webhook=webhook
+            request_id, runtime.name, path, headers, priority=priority, start_deadline=deadline, webhook=webhook
         )
         runtime.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
         return request_id

@@ -19,6 +19,8 @@ import uvicorn
 
 from ..state import gateway_port, gateway_tls_port, home, write_json_atomic
 from ..wire import GATEWAY_HOST, GATEWAY_TLS_PORT_VARIABLE
+from .door import door_protocol
+from .limits import Limits
 from .paths import ensure_key, lock_path, pid_path, state_id
 from .server import build_app
 from .tls import ensure_certificate
@@ -99,15 +101,23 @@ def main() -> int:
     def forget_pid() -> None:  # also on SIGTERM, which uvicorn re-raises after the graceful shutdown
         pid_path().unlink(missing_ok=True)
 
+    limits = Limits.from_env()
     app = build_app(
         key=ensure_key(),
         state_id=state_id(),
         home=str(home()),
         port=port,
         tls_port=tls_port if https else None,
+        limits=limits,
         on_stop=forget_pid,
     )
-    common = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 10}
+    common = {
+        "http": door_protocol(limits),
+        "timeout_keep_alive": limits.keep_alive,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
     server = Gateway(uvicorn.Config(app, host=GATEWAY_HOST, port=port, **common))
     tls = None
     if https:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import ipaddress
 import os
 import re
 import signal
@@ -35,6 +36,35 @@ _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is alr
 _PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
+
+#: What a runner takes from the gateway's environment: what programs need to run on this machine
+#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs), none of the user's
+#: other variables. Credentials come only as the app's declared secrets and fal's key.
+INHERITED = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
+    "XDG_CACHE_HOME", "HF_HOME", "TORCH_HOME",
+    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+)  # fmt: skip
+INHERITED_PREFIXES = ("LC_",)
+#: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
+LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
+#: Where a server should listen, for servers that read it (the generated server.py does).
+LOOPBACK_HOST = "127.0.0.1"
+
+
+def runner_environment(secrets: dict[str, str], *, loopback: bool = True, **extra: str) -> dict[str, str]:
+    """A runner's environment: :data:`INHERITED` from the gateway's, ``secrets``, ``extra``, and
+    (for processes on this machine, not containers) loopback-only servers."""
+    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+    env.update(secrets)
+    env.update(extra)
+    if loopback:
+        env.update(PYTHONPATH=LOOPBACK_PATH, HOST=LOOPBACK_HOST)
+    return env
 
 
 class RunnerStartError(Exception):
@@ -76,6 +106,36 @@ def free_port() -> int:
             _allocated.add(port)
             return port
     raise RuntimeError("no free port found")
+
+
+def exposed(ports: set[int]) -> list[str]:
+    """Listening TCP sockets on ``ports`` bound beyond loopback, as ``address:port`` (Linux's
+    /proc/net; elsewhere nothing is found)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            address_hex, port_hex = fields[1].split(":")
+            address = _proc_address(address_hex)
+            if int(port_hex, 16) in ports and not _is_loopback(address):
+                found.append(f"{address}:{int(port_hex, 16)}")
+    return found
+
+
+def _proc_address(hex_text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = bytes.fromhex(hex_text)  # 32-bit words in host (little-endian) order
+    return ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
+
+
+def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def port_is_free(port: int) -> bool:
@@ -174,6 +234,14 @@ class Runner:
                 raise
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
+            public = exposed({self.port, self.metrics_port} - {None})
+            if public:
+                await self.stop(grace=2.0)
+                raise RunnerStartError(
+                    f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without "
+                    f"the gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have "
+                    f'HOST={LOOPBACK_HOST}; e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
+                )
             self.state = RunnerState.READY
             self.idle_since = time.monotonic()
             return

@@ -22,7 +22,7 @@ from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
 from .paths import IDENTITY_PATH, SERVICE, base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
-from .tls import ensure_certificate
+from .tls import ca_bundle
 
 START_TIMEOUT = 30.0
 
@@ -180,9 +180,15 @@ def client_environment() -> dict[str, str]:
         )
     return {
         **wire.gateway_hosts(info.tls_port),
-        wire.CA_BUNDLE_VARIABLE: str(ensure_certificate().ca_bundle),
+        wire.CA_BUNDLE_VARIABLE: str(ca_bundle(_trusted())),
         wire.FAL_KEY_VARIABLE: ensure_key(),
     }
+
+
+def _trusted() -> Path | None:
+    """The CA file this process trusts (``SSL_CERT_FILE``), None for Python's and httpx's default."""
+    named = os.environ.get(wire.CA_BUNDLE_VARIABLE)
+    return Path(named) if named and Path(named).is_file() else None
 
 
 def apply_client_environment() -> str:

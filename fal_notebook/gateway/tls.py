@@ -1,6 +1,6 @@
 """The gateway's HTTPS identity: a self-signed certificate for 127.0.0.1 kept in the state directory
-(``<FAL_NOTEBOOK_HOME>/gateway/tls/``), and a CA bundle that trusts it besides the usual authorities,
-for ``SSL_CERT_FILE`` (fal_client speaks only https)."""
+(``<FAL_NOTEBOOK_HOME>/gateway/tls/``), and a CA bundle that trusts it besides the authorities the
+caller already trusts, for ``SSL_CERT_FILE`` (fal_client speaks only https)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ VALID_DAYS = 825
 class TLSFiles:
     certificate: Path
     key: Path
-    #: certifi's authorities plus the gateway's certificate: what ``SSL_CERT_FILE`` names.
-    ca_bundle: Path
 
 
 def tls_dir() -> Path:
@@ -39,12 +37,22 @@ def tls_dir() -> Path:
 
 
 def ensure_certificate() -> TLSFiles:
-    """The gateway's certificate, key and CA bundle, created (or renewed) when missing or expiring."""
+    """The gateway's certificate and key, created (or renewed) when missing or expiring."""
     folder = tls_dir()
-    files = TLSFiles(folder / "cert.pem", folder / "key.pem", folder / "ca-bundle.pem")
+    files = TLSFiles(folder / "cert.pem", folder / "key.pem")
     if not _valid(files):
         _create(files)
     return files
+
+
+def ca_bundle(trusted: Path | None) -> Path:
+    """A CA bundle of the authorities in ``trusted`` (a PEM file; None: certifi's) and the gateway's
+    certificate, so that one ``SSL_CERT_FILE`` reaches both the gateway and other https hosts."""
+    bundle = tls_dir() / "ca-bundle.pem"
+    base = Path(certifi.where()) if trusted is None or trusted == bundle else trusted
+    certificate = ensure_certificate().certificate.read_bytes()
+    _write(bundle, base.read_bytes().rstrip(b"\n") + b"\n" + certificate)
+    return bundle
 
 
 def _valid(files: TLSFiles) -> bool:
@@ -53,7 +61,7 @@ def _valid(files: TLSFiles) -> bool:
     except (OSError, ValueError):
         return False
     renew_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=RENEW_BEFORE_DAYS)
-    return certificate.not_valid_after_utc > renew_at and files.key.is_file() and files.ca_bundle.is_file()
+    return certificate.not_valid_after_utc > renew_at and files.key.is_file()
 
 
 def _create(files: TLSFiles) -> None:
@@ -106,7 +114,6 @@ def _create(files: TLSFiles) -> None:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
     _write(files.certificate, pem)
-    _write(files.ca_bundle, Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + pem)
 
 
 def _write(path: Path, data: bytes) -> None:

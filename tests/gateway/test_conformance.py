@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import certifi
 import pytest
 from gateway_apps import echo
 
@@ -57,8 +58,11 @@ def test_env_names_the_https_listener_the_ca_bundle_and_the_key(gateway, fal_env
     assert fal_env["FAL_RUN_HOST"] == host
     assert fal_env["FAL_QUEUE_RUN_HOST"] == f"{host}/queue"
     assert fal_env["FAL_KEY"] == gateway.key
-    bundle = fal_env["SSL_CERT_FILE"]
-    assert bundle.startswith(str(gateway.home)) and "BEGIN CERTIFICATE" in open(bundle).read()
+    bundle = open(fal_env["SSL_CERT_FILE"]).read()
+    assert fal_env["SSL_CERT_FILE"].startswith(str(gateway.home))
+    certificate = (gateway.home / "gateway" / "tls" / "cert.pem").read_text()
+    trusted = open(os.environ.get("SSL_CERT_FILE") or certifi.where()).read()
+    assert bundle.endswith(certificate) and bundle.startswith(trusted.rstrip("\n"))  # what the caller trusted too
 
 
 def test_env_without_shell_prints_name_value_lines(gateway):

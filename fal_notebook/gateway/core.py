@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +15,19 @@ import httpx
 from .. import wire
 from ..generate.project import AppProject
 from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queued, Status
+from . import retries
 from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
+from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
 from .prepare import DeploySpec, digest, prepare, snapshot
 from .runners import Launch, OnOutput, Runner, kill_orphans
-from .settings import DEFAULT_ATTEMPTS
 from .states import AppStatus
 from .store import Store
 from .supervisor import Clock, Supervisor
+from .webhooks import Delivery, Webhooks, signing_key
 
 TICK = 0.25
 PURGE_EVERY = 60.0
@@ -48,6 +51,7 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
+        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -74,8 +78,15 @@ class Gateway:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
             runtime = self.apps.get(row["app"])
-            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= self._budget(row["app"]):
-                self._end(row["id"], "The gateway restarted while the request ran, and it cannot be retried.")
+            if runtime is None or runtime.status == AppStatus.STOPPED:
+                self._end(row["id"], "The gateway restarted while the request ran, and its app is gone.")
+                continue
+            decision = self._interrupted(row)
+            if not decision.retry:
+                self._end(
+                    row["id"],
+                    f"The gateway restarted while the request ran, and it cannot be retried: {decision.reason}.",
+                )
                 continue
             self.store.requeue(row["id"])
             runtime.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
@@ -89,6 +100,7 @@ class Gateway:
                         priority=row["priority"],
                         order=row["created"],
                         deadline=row["start_deadline"],
+                        hint=runner_hint(json.loads(row["headers"])),
                     )
         self.store.purge()
         self.tasks.spawn(self._keep_house(), name="housekeeping")
@@ -98,7 +110,7 @@ class Gateway:
         for runtime in self.apps.values():
             runtime.close()
         await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
-        await self.tasks.close()
+        await self.tasks.close()  # webhook deliveries still under way too
         for runtime in self.apps.values():
             runtime.close_log()
         await self.http.aclose()
@@ -114,11 +126,24 @@ class Gateway:
                 self.store.purge()
                 last_purge = self.clock.monotonic()
 
-    def _budget(self, name: str) -> int:
-        """The attempts app ``name`` allows a request whose runner was lost (its own retry setting
-        for connection_error, recorded with it; fal's default for a record without one)."""
-        attempts = (self._records.get(name) or {}).get("attempts") or {}
-        return attempts.get(wire.CONNECTION_ERROR, DEFAULT_ATTEMPTS)
+    def _interrupted(self, row: Any) -> retries.Decision:
+        """fal's rules (retries.decide) for a request whose runner went with the previous gateway: a
+        lost connection, under the app's own retry settings (recorded with the app). Its failures per
+        condition were in that gateway's memory, so all its earlier attempts count as lost connections:
+        a retry never goes beyond the app's budget."""
+        stored = json.loads(row["headers"])
+        recorded = (self._records.get(row["app"]) or {}).get("retry") or {}
+        policy = retries.Policy(budgets=recorded.get("budgets") or {}, skip=frozenset(recorded.get("skip") or ()))
+        return retries.decide(
+            retries.Attempt(503, {}, retries.DISCONNECTED),
+            request_headers=stored,
+            policy=policy,
+            attempts=row["attempts"],
+            failures={wire.CONNECTION_ERROR: max(row["attempts"] - 1, 0)},
+            owner=bool(stored.get(wire.CALLER_ID)),
+            now=self.clock.time(),
+            deadline=row["start_deadline"],
+        )
 
     def _end(self, request_id: str, detail: str) -> None:
         self.store.complete(
@@ -129,6 +154,7 @@ class Gateway:
             error=detail,
             error_type=wire.RUNNER_DISCONNECTED,
         )
+        self.completed(request_id)
 
     # -- what the app runtimes need (apps.Host) ----------------------------------------------
     async def build(self, spec: DeploySpec, target: Path, *, copy: bool, on_line: OnLine) -> Build:
@@ -177,7 +203,9 @@ class Gateway:
             "auth": runtime.auth_mode,
             "revision": current.number if current else None,
             "digest": current.digest if current else None,
-            "attempts": current.settings.attempts if known else (self._records.get(runtime.name) or {}).get("attempts"),
+            "retry": _policy_record(current.settings.retry)
+            if known
+            else self._records.get(runtime.name, {}).get("retry"),
             "spec": spec.public() if spec else None,
             "secret_names": sorted(spec.secrets) if spec else [],
             "updated": self.clock.time(),
@@ -187,6 +215,25 @@ class Gateway:
 
     def last_revision(self, name: str) -> int:
         return (self._records.get(name) or {}).get("revision") or 0
+
+    def completed(self, request_id: str) -> None:
+        """A queued request ended: deliver its webhook, if it has one."""
+        row = self.store.get(request_id)
+        if row is None or not row["webhook"]:
+            return
+        runtime = self.apps.get(row["app"])
+        caller = json.loads(row["headers"]).get(wire.CALLER_ID) or "anonymous"
+        self.webhooks.deliver(
+            Delivery(
+                url=row["webhook"],
+                request_id=request_id,
+                gateway_request_id=wire.gateway_request_id(request_id, row["attempts"]),
+                user_id=caller,
+                status=row["result_status"],
+                body=row["result_body"],
+                log=runtime.event if runtime is not None else lambda _line: None,
+            )
+        )
 
     # -- change notifications ----------------------------------------------------------------
     def notify(self, request_id: str) -> None:
@@ -214,6 +261,7 @@ class Gateway:
         *,
         priority: int,
         timeout: float | None,
+        webhook: str | None = None,
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
@@ -228,8 +276,10 @@ class Gateway:
         await asyncio.to_thread(self.store.save_body, request_id, body)
         if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):  # it changed while the body was written
             raise Unavailable(runtime.unavailable_reason())  # (an unused body file, as after a crash)
-        self.store.add_request(request_id, runtime.name, path, headers, priority=priority, start_deadline=deadline)
-        runtime.enqueue(request_id, priority=priority, deadline=deadline)
+        self.store.add_request(
+            request_id, runtime.name, path, headers, priority=priority, start_deadline=deadline, webhook=webhook
+        )
+        runtime.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
         return request_id
 
     def status(self, row: Any, *, with_logs: bool) -> Status:
@@ -258,14 +308,17 @@ class Gateway:
                 error_type=wire.CLIENT_CANCELLED,
             )
             self.notify(row["id"])
+            self.completed(row["id"])
             return wire.CANCELLATION_REQUESTED
         self.store.request_cancel(row["id"])
         runner = runtime.runner_of(row["id"]) if runtime is not None else None
         if runner is not None:
-            self.tasks.spawn(
-                self._forward_cancel(runtime, runner.url, row["path"], row["id"]), name=f"cancel {row['id']}"
-            )
+            self.forward_cancel(runtime, runner.url, row["path"], row["id"])
         return wire.CANCELLATION_REQUESTED
+
+    def forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
+        """Ask the app to cancel a running request (``<path>/cancel``), in the background."""
+        self.tasks.spawn(self._forward_cancel(runtime, url, path, request_id), name=f"cancel {request_id}")
 
     async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
         path = path.split("?", 1)[0]  # the query string was the call's, not the cancel's
@@ -279,12 +332,6 @@ class Gateway:
         self.notify(request_id)
 
 
-def stored_headers(headers: Any) -> dict[str, str]:
-    """The request headers worth keeping with a queued request (content type and fal's own, but
-    its request id: the gateway gives each attempt the request's)."""
-    keep = {}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower == "content-type" or lower.startswith(wire.FAL_HEADER_PREFIX) and lower != wire.REQUEST_ID:
-            keep[lower] = value
-    return keep
+def _policy_record(policy: retries.Policy) -> dict[str, Any]:
+    """An app's retry settings as its record keeps them (for the requests a restart interrupts)."""
+    return {"budgets": dict(policy.budgets), "skip": sorted(policy.skip)}

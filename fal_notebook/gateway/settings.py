@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..config import AppConfig
-from ..wire import RETRY_CONDITIONS
+from .retries import Policy
 
 #: fal.App's default keep_alive.
 DEFAULT_KEEP_ALIVE = 60
@@ -14,8 +14,8 @@ DEFAULT_KEEP_ALIVE = 60
 DEFAULT_STARTUP_TIMEOUT = 600
 #: A laptop is not a GPU cloud: without max_concurrency an app gets one local runner.
 LOCAL_DEFAULT_MAX_CONCURRENCY = 1
-#: fal retries a queued request up to 10 attempts on server_error, connection_error and timeout.
-DEFAULT_ATTEMPTS = 10
+#: fal's platform default request_timeout: a request may run this long on a runner.
+DEFAULT_REQUEST_TIMEOUT = 3600
 #: fal's health check defaults, from the fal SDK (fal/sdk.py, ``HealthCheck``'s docstring, fal 1.83):
 #: ``call_regularly`` True = a check every 15 s, ``timeout_seconds`` 5, ``failure_threshold`` 3,
 #: ``start_period_seconds`` 30, "replaced by startup_timeout of the application if it's less than it".
@@ -71,9 +71,10 @@ class Settings:
     concurrency_buffer: int = 0
     concurrency_buffer_perc: int = 0
     keep_alive: float = DEFAULT_KEEP_ALIVE
-    request_timeout: float | None = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
-    attempts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_CONDITIONS, DEFAULT_ATTEMPTS))
+    #: The app's retry_config and skip_retry_conditions (retries.py applies fal's rules with them).
+    retry: Policy = field(default_factory=Policy)
     health: HealthProbe | None = None
 
     @classmethod
@@ -84,14 +85,6 @@ class Settings:
         if single_runner:
             low, high = min(low, 1), 1
         startup_timeout = config.startup_timeout or DEFAULT_STARTUP_TIMEOUT
-        attempts = {}
-        for condition in RETRY_CONDITIONS:
-            if condition in (config.skip_retry_conditions or ()):
-                attempts[condition] = 1
-            elif config.retry_config and condition in config.retry_config:
-                attempts[condition] = config.retry_config[condition].retries + 1
-            else:
-                attempts[condition] = DEFAULT_ATTEMPTS
         return cls(
             min_concurrency=low,
             max_concurrency=high,
@@ -99,9 +92,9 @@ class Settings:
             concurrency_buffer=config.concurrency_buffer or 0,
             concurrency_buffer_perc=config.concurrency_buffer_perc or 0,
             keep_alive=DEFAULT_KEEP_ALIVE if config.keep_alive is None else config.keep_alive,
-            request_timeout=config.request_timeout,
+            request_timeout=config.request_timeout or DEFAULT_REQUEST_TIMEOUT,
             startup_timeout=startup_timeout,
-            attempts=attempts,
+            retry=Policy.from_config(config.retry_config, config.skip_retry_conditions),
             health=HealthProbe.from_config(config, startup_timeout),
         )
 

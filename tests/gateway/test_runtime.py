@@ -294,7 +294,7 @@ def test_a_stored_header_that_cannot_be_forwarded_ends_at_once_and_keeps_the_run
     async def scenario(host: FakeHost, runtime: AppRuntime) -> None:
         runner = runtime.runners[0]
         host.store.save_body("bad", b"{}")
-        host.store.add_request("bad", "fake", "/", {"x-fal-foo": "\xff\xfe"})
+        host.store.add_request("bad", "fake", "/", {"user-agent": "caf\xc3\xa9"})
         runtime.enqueue("bad")
         await settle()
         row = host.row("bad")

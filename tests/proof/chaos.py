@@ -32,7 +32,7 @@ from fal_notebook import wire
 from fal_notebook.gateway import gateway_key, start_gateway, stop_gateway
 from fal_notebook.gateway.paths import pid_path, state_id
 from fal_notebook.gateway.runners import RUNNER_MARKER
-from fal_notebook.gateway.settings import DEFAULT_ATTEMPTS
+from fal_notebook.gateway.retries import MAX_ATTEMPTS
 from fal_notebook.state import read_json
 
 SIZE_VARIABLE = "FAL_NOTEBOOK_PROOF_SIZE"
@@ -324,7 +324,7 @@ def run_chaos(target: Target, size: Size, base: str) -> Report:
         report.uncounted += count == 0 and ended.get(request_id, (0, {}))[0] == 200
         report.max_executions = max(report.max_executions, count)
         report.retried += count > 1
-        if count > DEFAULT_ATTEMPTS:
+        if count > MAX_ATTEMPTS:
             report.over_executed[request_id] = count
     report.leaked = leftovers(target, run.ports | {int(base.rsplit(":", 1)[1])})
     return report

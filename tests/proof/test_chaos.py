@@ -22,7 +22,7 @@ from fal_notebook.backends import deploy
 from fal_notebook.gateway import start_gateway, stop_gateway
 from fal_notebook.gateway.containers import STATE_LABEL
 from fal_notebook.gateway.paths import app_log_path, snapshots_dir, state_id
-from fal_notebook.gateway.settings import DEFAULT_ATTEMPTS
+from fal_notebook.gateway.retries import MAX_ATTEMPTS
 from tests.gateway_helpers import LocalGateway, free_port
 
 from .chaos import DOCKER_SIZES, LOCAL_SIZES, Report, Target, chosen, kill_runner_process, run_chaos
@@ -92,7 +92,7 @@ def check(report: Report) -> None:
     assert report.accepted == report.requests and report.runner_kills > 0 and report.gateway_kills > 0
     assert report.lost == [], f"{len(report.lost)} accepted requests never ended: {report.lost[:5]}"
     assert report.unexplained_errors == []
-    assert report.over_executed == {}, f"executed more than {DEFAULT_ATTEMPTS} times: {report.over_executed}"
+    assert report.over_executed == {}, f"executed more than {MAX_ATTEMPTS} times: {report.over_executed}"
     assert report.leaked == []
     assert report.uncounted == 0, "requests answered without an execution recorded: the count is not trustworthy"
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import FalNotebookError
-from .base import Backend, Deployment, Progress, Target, get_backend
+from .base import Backend, Deployment, Progress, Target, crash_loop_summary, get_backend
 
 __all__ = ["Backend", "Deployment", "deploy", "get_backend", "get_deployment", "list_apps"]
 
@@ -61,4 +61,6 @@ def list_apps() -> list[dict]:
         deployment = deployment.backend.refresh(deployment)
         row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})
         row.update(target=deployment.target, status=deployment.status, endpoint_id=deployment.endpoint_id)
+        if deployment.status == "crash-looping":
+            row["crash_loop"] = crash_loop_summary(deployment)
     return [rows[name] for name in sorted(rows)]

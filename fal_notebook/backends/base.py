@@ -8,6 +8,7 @@ card, its Playground) is the widget layer's, which depends on this module and ne
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -25,7 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..protocol import Address
 
 Target = Literal["local", "docker", "fal"]
-Status = Literal["deploying", "ready", "failed", "stopped"]
+#: ``crash-looping``: its runners keep failing; the gateway backs off and tries again (local targets).
+Status = Literal["deploying", "ready", "failed", "crash-looping", "stopped"]
+STATUSES: tuple[Status, ...] = ("deploying", "ready", "failed", "crash-looping", "stopped")
 Progress = Callable[[str], None]
 
 
@@ -45,6 +48,8 @@ class LocalDetail:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     gateway: str | None = None  # why the gateway does not answer, when it does not
+    next_attempt: float | None = None  # crash-looping: when the gateway starts a runner again (epoch seconds)
+    last_exit: str | None = None  # crash-looping: why the last runner failed
 
 
 @dataclass
@@ -68,6 +73,15 @@ class FalDetail:
 
 
 Detail = LocalDetail | FalDetail
+
+
+def crash_loop_summary(deployment: Deployment) -> str:
+    """For a crash-looping app: when the gateway tries again, and why its last runner failed (one line)."""
+    detail = deployment.detail
+    if deployment.status != "crash-looping" or not isinstance(detail, LocalDetail):
+        return ""
+    when = time.strftime("%H:%M:%S", time.localtime(detail.next_attempt)) if detail.next_attempt else "soon"
+    return f"next attempt at {when}; last exit: {detail.last_exit or 'unknown'}"
 
 
 def detail_type(target: str) -> type[LocalDetail] | type[FalDetail]:

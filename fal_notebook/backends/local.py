@@ -20,7 +20,7 @@ from ..credentials import find_credentials
 from ..errors import ConfigError, DeployError, GatewayError
 from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
-from .base import Backend, Deployment, LocalDetail, Progress, Target
+from .base import STATUSES, Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..generate.project import AppProject
@@ -86,7 +86,7 @@ class LocalBackend(Backend):
                 progress(event["message"])
                 since = event["seq"]
             latest = info["latest"] or {}
-            if info["status"] == "ready" and (info["revision"] or 0) >= revision:
+            if info["status"] in ("ready", "crash-looping") and (info["revision"] or 0) >= revision:
                 break
             if latest.get("number") == revision and latest.get("status") == "failed":
                 deployment.status = "failed" if info["revision"] is None else "ready"
@@ -100,7 +100,10 @@ class LocalBackend(Backend):
             time.sleep(POLL_INTERVAL)
         updated = _deployment(self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
         updated.save()
-        progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
+        if updated.status == "crash-looping":
+            progress(f"{updated.endpoint_id} is crash-looping: {crash_loop_summary(updated)}")
+        else:
+            progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
         auth = local_detail(updated).auth
         if auth != "public":
             progress(
@@ -188,7 +191,7 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
         endpoint_id=endpoint_id,
         url=url,
         queue_url=queue_url,
-        status=info["status"] if info["status"] in ("deploying", "ready", "failed", "stopped") else "deploying",
+        status=info["status"] if info["status"] in STATUSES else "deploying",
         path=path,
         detail=LocalDetail(
             revision=info.get("revision"),
@@ -198,6 +201,8 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
             image=info.get("image") or None,
             notes=info.get("notes", []),
             error=info.get("error"),
+            next_attempt=info.get("next_attempt"),
+            last_exit=info.get("last_exit") if info["status"] == "crash-looping" else None,
         ),
     )
 

@@ -152,7 +152,8 @@ def gw(docker_client, tmp_path_factory) -> Iterator[DockerGateway]:
 def server(gw):
     name = gw.name("dk-server")
     started = time.monotonic()
-    deployment, lines = gw.deploy(SERVER_CELL, name, auth="public", max_concurrency=2)
+    # keep_alive: its container must outlive the fal.App image build of the next fixture (minutes on a busy machine)
+    deployment, lines = gw.deploy(SERVER_CELL, name, auth="public", max_concurrency=2, keep_alive=900)
     print(f"{name}: built and deployed in {time.monotonic() - started:.1f} s")
     return deployment, lines
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from importlib import import_module
 from pathlib import Path
 
@@ -52,13 +53,16 @@ def get_deployment(name: str) -> Deployment:
     return deployment.backend.refresh(deployment)
 
 
-def list_apps() -> list[dict]:
-    """Every captured or deployed app: name, mode, path, target, status, endpoint_id."""
+def list_apps(folders: Iterable[str | os.PathLike] = ()) -> list[dict]:
+    """Every captured or deployed app: name, mode, path, target, status, endpoint_id; deployed
+    apps also have url, queue_url, runners and queued (local targets) and error. ``folders``
+    (e.g. a server root's ``fal_apps/``) are searched for project folders no capture registered."""
     from ..generate.project import AppProject
-    from ..state import registered_projects
+    from ..state import project_folders, registered_projects
 
     rows: dict[str, dict] = {}
-    for name, path in registered_projects().items():
+    projects = {**project_folders(folders), **registered_projects()}
+    for name, path in sorted(projects.items()):
         try:
             mode = AppProject.load(path).mode
         except (FalNotebookError, OSError, ValueError, KeyError):  # a broken folder still shows up
@@ -71,8 +75,20 @@ def list_apps() -> list[dict]:
             "status": "captured",
             "endpoint_id": None,
         }
+    by_target: dict[str, list[Deployment]] = {}
     for deployment in Deployment.all():
-        deployment = deployment.backend.refresh(deployment)
-        row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})
-        row.update(target=deployment.target, status=deployment.status, endpoint_id=deployment.endpoint_id)
+        by_target.setdefault(deployment.target, []).append(deployment)
+    for target, deployments in by_target.items():
+        for deployment in get_backend(target).refresh_many(deployments):
+            row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})
+            row.update(
+                target=deployment.target,
+                status=deployment.status,
+                endpoint_id=deployment.endpoint_id,
+                url=deployment.url,
+                queue_url=deployment.queue_url,
+                runners=deployment.detail.get("runners"),
+                queued=deployment.detail.get("queued"),
+                error=deployment.detail.get("error"),
+            )
     return [rows[name] for name in sorted(rows)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -13,7 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..generate.project import AppProject
 
 Target = Literal["local", "docker", "fal"]
-Status = Literal["deploying", "ready", "failed", "stopped"]
+Status = Literal["deploying", "ready", "failed", "crash-looping", "stopped"]
+#: Receives progress lines; backends send ProgressEvents (str with a step, see progress.py).
 Progress = Callable[[str], None]
 
 
@@ -57,8 +59,8 @@ class Deployment:
 
         return get_backend(self.target)
 
-    def logs(self, follow: bool = False) -> Iterator[str] | list[str]:
-        lines = self.backend.logs(self, follow=follow)
+    def logs(self, follow: bool = False, stop: threading.Event | None = None) -> Iterator[str] | list[str]:
+        lines = self.backend.logs(self, follow=follow, stop=stop)
         return lines if follow else list(lines)
 
     def stop(self) -> None:
@@ -97,12 +99,23 @@ class Backend(ABC):
     target: Target
 
     @abstractmethod
-    def deploy(self, project: AppProject, *, wait: bool = True, progress: Progress = print) -> Deployment:
-        """Deploy (or redeploy: same name replaces, never duplicates) and record the Deployment."""
+    def deploy(
+        self,
+        project: AppProject,
+        *,
+        wait: bool = True,
+        progress: Progress = print,
+        cancel: threading.Event | None = None,
+    ) -> Deployment:
+        """Deploy (or redeploy: same name replaces, never duplicates) and record the Deployment.
+        Setting ``cancel`` stops the deploy where it is (DeployCancelled)."""
 
     @abstractmethod
-    def logs(self, deployment: Deployment, *, follow: bool = False) -> Iterator[str]:
-        """The app's log lines; with ``follow``, keep yielding new ones until interrupted."""
+    def logs(
+        self, deployment: Deployment, *, follow: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[str]:
+        """The app's log lines; with ``follow``, keep yielding new ones until interrupted or ``stop``
+        is set."""
 
     @abstractmethod
     def stop(self, deployment: Deployment) -> None:
@@ -111,3 +124,7 @@ class Backend(ABC):
     def refresh(self, deployment: Deployment) -> Deployment:
         """The deployment with its current status (default: as recorded)."""
         return deployment
+
+    def refresh_many(self, deployments: list[Deployment]) -> list[Deployment]:
+        """Several deployments of this target refreshed (a backend may ask once for all)."""
+        return [self.refresh(d) for d in deployments]

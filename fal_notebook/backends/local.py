@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..errors import ConfigError, DeployError, GatewayError
+from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
 from ..gateway.control import _identity, admin, start_gateway
 from ..gateway.paths import app_log_path, base_url, gateway_port, log_path
 from .base import Backend, Deployment, Progress, Target
+from .progress import GatewayProgress, ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..generate.project import AppProject
@@ -27,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 ENV_VARIABLE = "FAL_NOTEBOOK_LOCAL_ENV"
 LOCAL_ENVS = ("isolated", "kernel")
 POLL_INTERVAL = 0.1
+#: How the gateway words the error of an app it gave up restarting (gateway/apps.py, _count_failure).
+CRASH_LOOP_ERROR = "crash loop"
 
 
 class LocalBackend(Backend):
@@ -40,14 +44,29 @@ class LocalBackend(Backend):
         self.env = env
 
     def deploy(
-        self, project: AppProject, *, wait: bool = True, progress: Progress = print, env: str | None = None
+        self,
+        project: AppProject,
+        *,
+        wait: bool = True,
+        progress: Progress = print,
+        cancel: threading.Event | None = None,
+        env: str | None = None,
     ) -> Deployment:
         env = env or self.env or os.environ.get(ENV_VARIABLE) or "isolated"
         if env not in LOCAL_ENVS:
             raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(LOCAL_ENVS)}.")
-        return self._deploy(project, env, sys.executable, wait=wait, progress=progress)
+        return self._deploy(project, env, sys.executable, wait=wait, progress=progress, cancel=cancel)
 
-    def _deploy(self, project: AppProject, env: str, python: str, *, wait: bool, progress: Progress) -> Deployment:
+    def _deploy(
+        self,
+        project: AppProject,
+        env: str,
+        python: str,
+        *,
+        wait: bool,
+        progress: Progress,
+        cancel: threading.Event | None,
+    ) -> Deployment:
         """Ask the gateway to run the project's runners in ``env``, and follow its progress."""
         start_gateway()
         secrets, missing = {}, []
@@ -70,15 +89,29 @@ class LocalBackend(Backend):
             progress(f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready.")
             return deployment
         earlier = max((event["seq"] for event in info.get("events", ())), default=0)
-        return self.wait(deployment, info["requested"], progress=progress, since=earlier)
+        return self.wait(deployment, info["requested"], progress=progress, since=earlier, cancel=cancel)
 
-    def wait(self, deployment: Deployment, revision: int, *, progress: Progress = print, since: int = 0) -> Deployment:
+    def wait(
+        self,
+        deployment: Deployment,
+        revision: int,
+        *,
+        progress: Progress = print,
+        since: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> Deployment:
         """Show the gateway's progress (events after ``since``) until ``revision`` serves, or fails:
-        DeployError."""
+        DeployError. Setting ``cancel`` stops the rollout (DeployCancelled); a revision that
+        served before keeps serving."""
+        steps = GatewayProgress(deployment.target)
+        asked_to_cancel = False
         while True:
+            if cancel is not None and cancel.is_set() and not asked_to_cancel:
+                asked_to_cancel = True
+                self._cancel(deployment, revision)
             info = _app_info(deployment.name, since)
             for event in info["events"]:
-                progress(event["message"])
+                progress(steps(event["message"]))
                 since = event["seq"]
             latest = info["latest"] or {}
             if info["status"] == "ready" and (info["revision"] or 0) >= revision:
@@ -95,16 +128,36 @@ class LocalBackend(Backend):
             time.sleep(POLL_INTERVAL)
         updated = _deployment(self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
         updated.save()
-        progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
+        progress(ProgressEvent(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})", "ready"))
         if updated.detail.get("auth") != "public":
             progress(
-                f"{updated.endpoint_id} is {updated.detail.get('auth')}: callers send `Authorization: Key <key>` "
-                "with the gateway's key (fal_notebook.gateway.gateway_key())."
+                ProgressEvent(
+                    f"{updated.endpoint_id} is {updated.detail.get('auth')}: callers send `Authorization: Key "
+                    "<key>` with the gateway's key (fal_notebook.gateway.gateway_key()).",
+                    "ready",
+                )
             )
         return updated
 
-    def logs(self, deployment: Deployment, *, follow: bool = False) -> Iterator[str]:
-        """The app's log: runner output, deploy and scaling events (with ``follow``, until interrupted)."""
+    def _cancel(self, deployment: Deployment, revision: int) -> None:
+        """Ask the gateway to drop the rollout of ``revision`` and raise DeployCancelled; when the
+        rollout already ended (409), return and let the caller see how it ended."""
+        with admin() as client:
+            response = client.post(f"/_fal_notebook/apps/{deployment.name}/cancel", json={"revision": revision})
+        if response.status_code == 409:
+            return
+        if response.status_code != 200:
+            raise DeployError(f"Cancelling the deploy of {deployment.name} failed: {_detail(response)}")
+        self.refresh(deployment)
+        serving = response.json().get("revision")
+        kept = f" Revision {serving} keeps serving." if serving else ""
+        raise DeployCancelled(f"The deploy of {deployment.name} (revision {revision}) was cancelled.{kept}")
+
+    def logs(
+        self, deployment: Deployment, *, follow: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[str]:
+        """The app's log: runner output, deploy and scaling events (with ``follow``, until interrupted
+        or ``stop`` is set)."""
         path = app_log_path(deployment.name)
         if not path.exists():
             return
@@ -125,7 +178,10 @@ class LocalBackend(Backend):
                 if path.exists() and os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:  # rotated
                     f.close()
                     f = path.open(errors="replace")
-                time.sleep(POLL_INTERVAL)
+                if stop is not None and stop.wait(POLL_INTERVAL):
+                    return
+                if stop is None:
+                    time.sleep(POLL_INTERVAL)
         finally:
             f.close()
 
@@ -139,17 +195,44 @@ class LocalBackend(Backend):
 
     def refresh(self, deployment: Deployment) -> Deployment:
         if _identity(gateway_port()) is None:
-            deployment.status = "stopped"
-            deployment.detail["gateway"] = "not running (fal-notebook gateway start restores deployed apps)"
-            return deployment
+            return _gateway_down(deployment)
         try:
             info = _app_info(deployment.name, since=1 << 62)
         except DeployError:
             deployment.status = "stopped"
             return deployment
-        updated = _deployment(self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+        return _updated(deployment, info)
+
+    def refresh_many(self, deployments: list[Deployment]) -> list[Deployment]:
+        """Every deployment's current state from one question to the gateway."""
+        if not deployments:
+            return []
+        if _identity(gateway_port()) is None:
+            return [_gateway_down(d) for d in deployments]
+        with admin() as client:
+            infos = {info["name"]: info for info in client.get("/_fal_notebook/apps").json()}
+        refreshed = []
+        for deployment in deployments:
+            if deployment.name in infos:
+                refreshed.append(_updated(deployment, infos[deployment.name]))
+            else:
+                deployment.status = "stopped"
+                refreshed.append(deployment)
+        return refreshed
+
+
+def _gateway_down(deployment: Deployment) -> Deployment:
+    deployment.status = "stopped"
+    deployment.detail["gateway"] = "not running (fal-notebook gateway start restores deployed apps)"
+    return deployment
+
+
+def _updated(deployment: Deployment, info: dict[str, Any]) -> Deployment:
+    """The deployment as the gateway's ``info`` describes it (its record rewritten if that changed)."""
+    updated = _deployment(deployment.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+    if updated != deployment:
         updated.save()
-        return updated
+    return updated
 
 
 def _app_info(name: str, since: int) -> dict[str, Any]:
@@ -174,18 +257,25 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
         endpoint_id=f"local/{name}",
         url=f"{base}/local/{name}",
         queue_url=f"{base}/queue/local/{name}",
-        status=info["status"] if info["status"] in ("deploying", "ready", "failed", "stopped") else "deploying",
+        status=_status(info),
         path=path,
         detail={
             "revision": info.get("revision"),
             "env": env,
             "auth": info.get("auth"),
             "runners": len(info.get("runners", [])),
+            "queued": info.get("queued", 0),
             **({"image": info["image"]} if info.get("image") else {}),
             "notes": info.get("notes", []),
             "error": info.get("error"),
         },
     )
+
+
+def _status(info: dict[str, Any]) -> str:
+    if info["status"] == "failed" and str(info.get("error") or "").startswith(CRASH_LOOP_ERROR):
+        return "crash-looping"
+    return info["status"] if info["status"] in ("deploying", "ready", "failed", "stopped") else "deploying"
 
 
 def _detail(response: httpx.Response) -> str:

@@ -60,7 +60,7 @@ class Revision:
     settings: Settings = field(default_factory=Settings)
     launch: Launch | None = None
     openapi: bytes | None = None
-    status: str = "deploying"  # deploying | ready | failed | superseded
+    status: str = "deploying"  # deploying | ready | failed | superseded | cancelled
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -222,6 +222,23 @@ class AppRuntime:
             self._stop_later(runner)
         self._drop_pending(f"App {self.name} failed: {message}", "runner_scheduling_failure")
         self.gw.save_app(self)
+
+    async def cancel_rollout(self, number: int | None = None) -> bool:
+        """Drop the revision being rolled out (``number``, if given, must be it); a revision that
+        served before keeps serving, else the app stops. False if there is no such rollout."""
+        rev = self.rolling
+        if rev is None or (number is not None and rev.number != number):
+            return False
+        self.event(f"Deploy of revision {rev.number} cancelled.")
+        if self.current is None:
+            await self.stop()
+        else:
+            self._supersede(rev)
+            self.status, self.error = "ready", None
+            self.event(f"Revision {self.current.number} keeps serving.")
+            self.gw.save_app(self)
+        rev.status = "cancelled"
+        return True
 
     async def stop(self) -> None:
         if self.rolling is not None:

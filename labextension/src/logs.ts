@@ -26,6 +26,13 @@ class LogView extends Widget {
     this.node.append(this._status, this._pre);
   }
 
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (this.isVisible && !this._abort) {
+      void this._follow();
+    }
+  }
+
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
     if (!this._abort) {

@@ -51,9 +51,19 @@ export class FalPanel extends ReactWidget {
     model.changed.connect(() => this.update(), this);
   }
 
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this.model.setVisible(this.isVisible && !document.hidden);
+  }
+
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
     this.model.setVisible(!document.hidden);
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this.model.setVisible(false);
+    super.onBeforeDetach(msg);
   }
 
   protected onAfterHide(msg: Message): void {
@@ -469,8 +479,11 @@ function IconButton(props: {
       disabled={props.disabled}
       onClick={props.onClick}
     >
-      <props.icon.react tag="span" />
-      {props.text && <span className="fal-ToolButton-text">{props.text}</span>}
+      {props.text ? (
+        <span className="fal-ToolButton-text">{props.text}</span>
+      ) : (
+        <props.icon.react tag="span" />
+      )}
     </button>
   );
 }

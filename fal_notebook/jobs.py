@@ -2,8 +2,9 @@
 
 A :class:`DeployJob` holds the deploy's thread and records what happens as numbered events: the
 backend's :class:`~fal_notebook.backends.progress.ProgressEvent` s (``kind`` "step" or "log",
-with ``step`` and, where known, ``fraction``), then exactly one ``end`` event with the final
-state (``ready``, ``failed`` or ``cancelled``), the deployment or the error. Any number of
+with ``step``, the step's ``fraction`` where known, and ``progress``, the fraction of the whole
+deploy done), then exactly one ``end`` event with the final state (``ready``, ``failed`` or
+``cancelled``), the deployment or the error. Any number of
 followers read the events from any point, from a thread (``wait``) or from asyncio (``follow``).
 :class:`Jobs` keeps a process's jobs (the Jupyter server's), at most one running per app.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .backends import deploy, get_backend
-from .backends.progress import STEPS, ProgressEvent, as_event
+from .backends.progress import STEPS, ProgressEvent, ProgressTracker, as_event
 from .errors import DeployCancelled, FalNotebookError
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class DeployJob:
         self.started, self.ended = time.time(), None
         self._work, self._on_end = work, on_end
         self._events: list[dict[str, Any]] = []
+        self._tracker = ProgressTracker(self.steps)
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
@@ -90,22 +92,18 @@ class DeployJob:
             return self._events[since:]
 
     def summary(self) -> dict[str, Any]:
-        """The job without its log: state, the current step and how far it is, the result."""
+        """The job without its log: state, the current step and how far the deploy is, the result."""
         with self._lock:
-            progress = [e for e in self._events if e["kind"] in ("step", "log")]
-            step = next((e["step"] for e in reversed(progress) if e["step"]), None)
-            fraction = next(
-                (e["fraction"] for e in reversed(progress) if e["step"] == step and e["kind"] != "step"), None
-            )
+            messages = [e["message"] for e in self._events if e["kind"] != "end"]
             return {
                 "id": self.id,
                 "name": self.name,
                 "target": self.target,
                 "state": self.state,
                 "steps": list(self.steps),
-                "step": step,
-                "fraction": fraction,
-                "message": progress[-1]["message"] if progress else None,
+                "step": self._tracker.step,
+                "progress": 1.0 if self.state == "ready" else self._tracker.overall,
+                "message": messages[-1] if messages else None,
                 "events": len(self._events),
                 "deployment": self.deployment,
                 "error": self.error,
@@ -153,11 +151,14 @@ class DeployJob:
 
     def _report(self, line: str) -> None:
         event = as_event(line)
-        self._publish({"kind": event.kind, "step": event.step, "message": str(event), "fraction": event.fraction})
+        with self._lock:
+            progress = self._tracker.update(event)
+        self._publish({**event.to_json(), "progress": progress})
 
     def _end(self, state: State, *, error: str | None = None, deployment: dict[str, Any] | None = None) -> None:
         self.state, self.error, self.deployment, self.ended = state, error, deployment, time.time()
-        self._publish({"kind": "end", "state": state, "error": error, "deployment": deployment})
+        progress = 1.0 if state == "ready" else self._tracker.overall
+        self._publish({"kind": "end", "state": state, "error": error, "deployment": deployment, "progress": progress})
         if self._on_end is not None:
             self._on_end(self)
 

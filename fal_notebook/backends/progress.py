@@ -70,7 +70,7 @@ class GatewayProgress:
 
     def __init__(self, target: str):
         self.steps = STEPS.get(target, STEPS["local"])
-        self.step = self.steps[0]
+        self.step: str | None = None  # lines before the first step's start belong to the first step
 
     def __call__(self, message: str) -> ProgressEvent:
         if _SERVING.match(message):
@@ -85,4 +85,31 @@ class GatewayProgress:
         if docker_step and self.step == "image":
             done, total = int(docker_step.group(1)) - 1, int(docker_step.group(2))
             return ProgressEvent(message, "image", "log", done / total if total else None)
-        return ProgressEvent(message, self.step)
+        return ProgressEvent(message, self.step or self.steps[0])
+
+
+class ProgressTracker:
+    """Where a deploy is among its ``steps``: the current step, the known fraction of it, and the
+    fraction of the whole deploy done (steps done plus the known part of the current one)."""
+
+    def __init__(self, steps: tuple[str, ...] | list[str]):
+        self.steps = tuple(steps)
+        self.step: str | None = None
+        self.fraction: float | None = None
+
+    def update(self, event: ProgressEvent) -> float | None:
+        """Take in an event; the overall fraction done after it (None without steps)."""
+        if event.step in self.steps and event.step != self.step:
+            self.step, self.fraction = event.step, None
+        if event.fraction is not None and event.step == self.step:
+            self.fraction = min(max(event.fraction, 0.0), 1.0)
+        return self.overall
+
+    @property
+    def overall(self) -> float | None:
+        if not self.steps:
+            return None
+        if self.step == "ready":
+            return 1.0
+        index = self.steps.index(self.step) if self.step in self.steps else 0
+        return round((index + (self.fraction or 0.0)) / len(self.steps), 4)

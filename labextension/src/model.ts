@@ -52,7 +52,8 @@ export interface IJobSummary {
   state: JobState;
   steps: string[];
   step: string | null;
-  fraction: number | null;
+  /** The fraction of the whole deploy done (steps done, plus the known part of the current one). */
+  progress: number | null;
   message: string | null;
   events: number;
   deployment: IDeploymentInfo | null;
@@ -66,6 +67,7 @@ export interface IProgressEvent {
   step?: string | null;
   message?: string | null;
   fraction?: number | null;
+  progress?: number | null;
   state?: JobState;
   error?: string | null;
   deployment?: IDeploymentInfo | null;
@@ -79,7 +81,7 @@ export interface IJobView {
   state: JobState;
   steps: string[];
   step: string | null;
-  fraction: number | null;
+  progress: number | null;
   lines: string[];
   error: string | null;
   deployment: IDeploymentInfo | null;
@@ -121,7 +123,7 @@ export function jobFromSummary(summary: IJobSummary): IJobView {
     state: summary.state,
     steps: summary.steps,
     step: summary.step,
-    fraction: summary.fraction,
+    progress: summary.progress,
     lines: [], // filled by the job's events, replayed from the first
     error: summary.error,
     deployment: summary.deployment,
@@ -135,43 +137,25 @@ export function applyEvent(job: IJobView, event: IProgressEvent): IJobView {
     return job;
   }
   const next: IJobView = { ...job, seq: event.seq };
+  if (event.progress !== null && event.progress !== undefined) {
+    next.progress = event.progress;
+  }
   if (event.kind === 'end') {
     next.state = event.state ?? 'failed';
     next.error = event.error ?? null;
     next.deployment = event.deployment ?? null;
     if (next.state === 'ready') {
       next.step = 'ready';
-      next.fraction = null;
     }
     return next;
   }
-  if (event.step && event.step !== job.step) {
+  if (event.step && job.steps.includes(event.step)) {
     next.step = event.step;
-    next.fraction = null;
-  }
-  if (event.fraction !== null && event.fraction !== undefined) {
-    next.fraction = event.fraction;
   }
   if (event.message) {
     next.lines = [...job.lines, event.message].slice(-JOB_LINES_KEPT);
   }
   return next;
-}
-
-/**
- * How far the job is, 0 to 1: the steps done plus the known fraction of the current one;
- * null when the job has no steps.
- */
-export function overallProgress(job: IJobView): number | null {
-  if (!job.steps.length) {
-    return null;
-  }
-  if (job.state === 'ready') {
-    return 1;
-  }
-  const index = job.step ? job.steps.indexOf(job.step) : 0;
-  const done = Math.max(index, 0) + Math.min(Math.max(job.fraction ?? 0, 0), 1);
-  return Math.min(done / job.steps.length, 1);
 }
 
 export type StepState = 'done' | 'current' | 'todo' | 'failed';

@@ -23,7 +23,6 @@ import {
   IJobView,
   IRowView,
   optionLabels,
-  overallProgress,
   stepStates,
   Target,
   TARGETS
@@ -374,7 +373,7 @@ function AppRow(props: {
 
 function JobView(props: { job: IJobView; onCancel: () => void }): JSX.Element {
   const { job } = props;
-  const progress = overallProgress(job);
+  const progress = job.progress;
   const running = job.state === 'running';
   return (
     <div className={`fal-Job fal-Job-${job.state}`}>

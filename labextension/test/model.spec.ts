@@ -9,7 +9,6 @@ import {
   jobFromSummary,
   JOB_LINES_KEPT,
   optionLabels,
-  overallProgress,
   statusText,
   stepStates
 } from '../src/model';
@@ -43,7 +42,7 @@ function summary(extra: Partial<IJobSummary> = {}): IJobSummary {
     state: 'running',
     steps: ['capture', 'environment', 'runners', 'ready'],
     step: null,
-    fraction: null,
+    progress: null,
     message: null,
     events: 0,
     deployment: null,
@@ -124,28 +123,29 @@ describe('jobs', () => {
       kind: 'step',
       step: 'capture',
       message: 'Capturing web',
-      fraction: null
+      progress: 0
     },
     {
       seq: 2,
       kind: 'step',
       step: 'environment',
       message: 'Building environment',
-      fraction: null
+      progress: 0.25
     },
     {
       seq: 3,
       kind: 'log',
       step: 'environment',
       message: '  Step 2/4 : RUN pip',
-      fraction: 0.25
+      fraction: 0.25,
+      progress: 0.3125
     },
     {
       seq: 4,
       kind: 'step',
       step: 'runners',
       message: 'Starting runner web-r1',
-      fraction: null
+      progress: 0.5
     }
   ] as const;
 
@@ -156,16 +156,14 @@ describe('jobs', () => {
     );
   }
 
-  it('follows the steps, the known fraction, and the log lines', () => {
+  it('follows the steps, the progress the server computed, and the log lines', () => {
     let job = jobFromSummary(summary());
     job = applyEvent(job, { ...events[0] });
     job = applyEvent(job, { ...events[1] });
     job = applyEvent(job, { ...events[2] });
-    expect([job.step, job.fraction]).toEqual(['environment', 0.25]);
-    expect(overallProgress(job)).toBeCloseTo((1 + 0.25) / 4);
+    expect([job.step, job.progress]).toEqual(['environment', 0.3125]);
     job = applyEvent(job, { ...events[3] });
-    expect([job.step, job.fraction]).toEqual(['runners', null]); // a new step starts at its beginning
-    expect(overallProgress(job)).toBeCloseTo(2 / 4);
+    expect([job.step, job.progress]).toEqual(['runners', 0.5]);
     expect(job.lines).toEqual(events.map(e => e.message));
     expect(stepStates(job).map(s => s.state)).toEqual([
       'done',
@@ -175,20 +173,25 @@ describe('jobs', () => {
     ]);
   });
 
-  it('ignores events it has already seen (a resumed stream)', () => {
+  it('ignores events it has already seen (a resumed stream), and steps it does not know', () => {
     const job = play();
     expect(applyEvent(job, { ...events[2] })).toBe(job);
+    expect(
+      applyEvent(job, { seq: 5, kind: 'log', step: 'elsewhere', message: 'x' })
+        .step
+    ).toBe('runners');
   });
 
-  it('ends ready at 100%, or failed on its step with the error', () => {
+  it('ends ready with every step done, or failed on its step with the error', () => {
     const job = play();
     const ready = applyEvent(job, {
       seq: 5,
       kind: 'end',
       state: 'ready',
-      error: null
+      error: null,
+      progress: 1
     });
-    expect([ready.state, overallProgress(ready)]).toEqual(['ready', 1]);
+    expect([ready.state, ready.progress]).toEqual(['ready', 1]);
     expect(stepStates(ready).every(s => s.state === 'done')).toBe(true);
     const failed = applyEvent(job, {
       seq: 5,
@@ -196,9 +199,10 @@ describe('jobs', () => {
       state: 'failed',
       error: 'Runner web-r1 exited'
     });
-    expect([failed.state, failed.error]).toEqual([
+    expect([failed.state, failed.error, failed.progress]).toEqual([
       'failed',
-      'Runner web-r1 exited'
+      'Runner web-r1 exited',
+      0.5
     ]);
     expect(stepStates(failed).map(s => s.state)).toEqual([
       'done',
@@ -220,10 +224,6 @@ describe('jobs', () => {
     }
     expect(job.lines.length).toBe(JOB_LINES_KEPT);
     expect(job.lines[JOB_LINES_KEPT - 1]).toBe(`line ${JOB_LINES_KEPT + 10}`);
-  });
-
-  it('has no progress without steps', () => {
-    expect(overallProgress(jobFromSummary(summary({ steps: [] })))).toBeNull();
   });
 });
 

@@ -74,7 +74,7 @@ def main() -> None:
         started = time.perf_counter()
         deployment = backend.deploy(project, progress=lambda line: None)
         print(f"first deploy (docker build included): {time.perf_counter() - started:.1f} s")
-        image = deployment.detail["image"]
+        image = deployment.detail.image
         with admin() as client:
             port = client.get(f"/_fal_notebook/apps/{name}").json()["runners"][0]["port"]
         overhead(deployment.url, f"http://127.0.0.1:{port}/", args.calls)

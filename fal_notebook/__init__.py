@@ -1,7 +1,8 @@
 """fal-notebook: from a notebook cell to fal's runners, and back as a typed Playground.
 
 ``%load_ext fal_notebook`` registers the magics; the same operations are available as functions.
-Public names are imported lazily so that ``import fal_notebook`` stays cheap.
+Public names are imported lazily so that ``import fal_notebook`` stays cheap. This module is the top
+of the package: it may import every layer, and no layer imports it (ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .backends.base import Deployment as _Deployment
 from .capture import capture  # binds the function over the subpackage of the same name
 
 _PUBLIC = {
@@ -79,6 +81,24 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_PUBLIC))
+
+
+class _WidgetViews:
+    """How a notebook shows a Deployment: the widget layer's card and Playground, imported when first
+    shown. Installed here, at the top, because backends never import widgets (widgets import backends)."""
+
+    def card(self, deployment: Deployment) -> Any:
+        from .widgets.deployment import deployment_view
+
+        return deployment_view(deployment)
+
+    def playground(self, deployment: Deployment, endpoint: str) -> Any:
+        from .widgets.playground import Playground
+
+        return Playground(deployment, endpoint=endpoint)
+
+
+_Deployment.views = _WidgetViews()
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -4,7 +4,8 @@
 give an :class:`EndpointClient`; ``submit`` gives a :class:`RequestHandle` on fal's queue. The sync
 flavour is plain httpx (safe inside a running event loop, as in a notebook); the async twins
 (``run_async``, ``submit_async``, ``stream_async``, :class:`AsyncRequestHandle`) build the same
-requests and read the same answers with :mod:`fal_notebook.protocol`: only the I/O differs.
+requests and read the same answers with :mod:`fal_notebook.protocol` and :mod:`fal_notebook.wire`:
+only the I/O differs.
 """
 
 from __future__ import annotations
@@ -18,29 +19,31 @@ from typing import Any, Literal
 
 import httpx
 
+from . import wire
 from ._version import __version__
 from .errors import ConfigError, RequestError, RequestTimeoutError
 from .protocol import (
     Address,
-    Completed,
     EventFilter,
-    InProgress,
-    Queued,
-    QueuedRequest,
     RetryPolicy,
-    SSEParser,
-    Status,
     cancel_answer,
-    decode_status,
     default_key,
-    join_url,
     make_error,
-    queued_request,
     render_detail,
     request_error,
     resolve_address,
     retry_wait,
     transport_error,
+)
+from .wire import (
+    Completed,
+    InProgress,
+    Queued,
+    QueuedRequest,
+    SSEParser,
+    Status,
+    decode_status,
+    join_url,
 )
 
 __all__ = [
@@ -62,7 +65,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 120.0  # seconds, for submit, status, result, cancel and openapi
 CONNECT_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1  # seconds between status polls, as fal_client
-PRIORITIES = ("normal", "low")
 Priority = Literal["normal", "low"]
 
 
@@ -130,6 +132,11 @@ class EndpointClient:
         self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @property
+    def address(self) -> Address:
+        """Where the endpoint lives (its kind: the local gateway, fal, or another server)."""
+        return self._address
+
+    @property
     def endpoint_id(self) -> str:
         return self._address.endpoint_id
 
@@ -190,7 +197,7 @@ class EndpointClient:
 
     def openapi(self) -> dict[str, Any]:
         """The app's OpenAPI document (``GET <app>/openapi.json``)."""
-        return self._schema(self._send(self._request("GET", join_url(self._address.app_url, "openapi.json"))))
+        return self._schema(self._send(self._request("GET", join_url(self._address.app_url, wire.OPENAPI_PATH))))
 
     def close(self) -> None:
         if self._http is not None:
@@ -265,7 +272,7 @@ class EndpointClient:
     ) -> httpx.Request:
         all_headers = httpx.Headers({"Accept": accept, "User-Agent": f"fal-notebook/{__version__}"})
         if self._key:
-            all_headers["Authorization"] = f"Key {self._key}"
+            all_headers[wire.AUTHORIZATION] = wire.key_header(self._key)
         all_headers.update(headers or {})  # the caller's headers win, whatever their case
         return httpx.Request(
             method,
@@ -281,20 +288,20 @@ class EndpointClient:
     ) -> httpx.Request:
         extra = dict(headers or {})
         if priority is not None:
-            if priority not in PRIORITIES:
-                raise ConfigError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}.")
-            extra["X-Fal-Queue-Priority"] = priority
-        params = {"fal_webhook": webhook_url} if webhook_url else None
+            if priority not in wire.PRIORITIES:
+                raise ConfigError(f"priority must be one of {', '.join(wire.PRIORITIES)}, not {priority!r}.")
+            extra[wire.QUEUE_PRIORITY] = priority
+        params = {wire.WEBHOOK_PARAM: webhook_url} if webhook_url else None
         return self._request("POST", join_url(self.queue_url, path), json=arguments, params=params, headers=extra)
 
     def _stream_request(self, arguments: Any, path: str, headers: dict[str, str] | None) -> httpx.Request:
         return self._request(
             "POST",
-            join_url(self.url, path, "stream"),
+            join_url(self.url, path, wire.STREAM_PATH),
             json=arguments,
             headers=headers,
             timeout=_timeout(None),
-            accept="text/event-stream",
+            accept=wire.EVENT_STREAM,
         )
 
     # -- answers (shared) ------------------------------------------------------------------------
@@ -330,7 +337,7 @@ class EndpointClient:
 
     def _queued(self, response: httpx.Response) -> QueuedRequest:
         try:
-            return queued_request(self._json(response), self._address)
+            return wire.decode_submit(self._json(response), self._address.app_queue_url)
         except ValueError as exc:
             raise self._protocol_error(
                 f"gave no request to follow ({exc}); is {self.queue_url} a queue?", response
@@ -342,7 +349,7 @@ class EndpointClient:
         except ValueError:
             payload, is_json = data, False
         if name == "error":
-            detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
+            detail, _ = wire.decode_error(payload)
             raise make_error(
                 self._address, f"the stream failed: {render_detail(detail)}.", "", key=self._key, detail=payload
             )
@@ -507,7 +514,7 @@ class _Handle:
         return f"{type(self).__name__}({self._client.endpoint_id!r}, request_id={self.request_id!r})"
 
     def _status_request(self, logs: bool) -> httpx.Request:
-        return self._client._request("GET", self.status_url, params={"logs": "1"} if logs else None)
+        return self._client._request("GET", self.status_url, params={wire.LOGS_PARAM: "1"} if logs else None)
 
     def _result_request(self) -> httpx.Request:
         return self._client._request("GET", self.response_url)

@@ -1,7 +1,9 @@
-"""fal's queue protocol as plain functions: addresses, keys, retry policy, statuses, logs, SSE, errors.
+"""fal's queue protocol on the client's side: addresses, keys, the retry policy, log windows, errors.
 
-Nothing here does I/O on the network: ``client.py`` sends the requests, sync or async, and uses these
-functions to build them and to read the answers, so both flavours behave the same.
+The facts of the protocol (hosts, URL layout, headers, statuses, bodies) are in ``wire.py``; this
+module applies them to a caller's situation (its environment, its key, its errors). Nothing here
+does I/O on the network: ``client.py`` sends the requests, sync or async, and uses these functions
+to build them and to read the answers, so both flavours behave the same.
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ import random
 import re
 import ssl
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
 
+from . import wire
+from .credentials import fal_key
 from .errors import ConfigError, RequestError
 from .secrets import REDACTED, redact
-from .state import home
+from .state import gateway_key_file, gateway_port, read_gateway_key
+from .wire import Completed, Queued, Status, join_path, join_url
 
-DEFAULT_GATEWAY_PORT = 8765
-NAMESPACES = ("workflows", "comfy")  # fal endpoint ids with a namespace have three app segments
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ACCEPTED_FORMS = (
     "'local/<name>' (an app on the local gateway), '<owner>/<app>[/<path>]' (an app on fal), or an http(s):// URL"
@@ -56,29 +58,15 @@ class Address:
         return _is_loopback(httpx.URL(self.app_url).host)
 
 
-def join_url(base: str, *paths: str) -> str:
-    """``base`` with the non-empty ``paths`` appended, one slash between parts, none at the end."""
-    parts = [p.strip("/") for p in paths if p.strip("/")]
-    return "/".join([base.rstrip("/"), *parts])
-
-
-def join_path(*paths: str) -> str:
-    """``/a/b`` from ``"/a"`` and ``"b/"``; ``/`` when all are empty."""
-    return "/" + "/".join(p.strip("/") for p in paths if p.strip("/"))
-
-
 def gateway_origin() -> str:
     """``http://127.0.0.1:<FAL_NOTEBOOK_GATEWAY_PORT>``, where the local gateway listens."""
-    raw = os.environ.get("FAL_NOTEBOOK_GATEWAY_PORT", "").strip() or str(DEFAULT_GATEWAY_PORT)
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"FAL_NOTEBOOK_GATEWAY_PORT must be a port number (1-65535), not {raw!r}.")
-    return f"http://127.0.0.1:{int(raw)}"
+    return wire.gateway_origin(gateway_port())
 
 
 def fal_hosts() -> tuple[str, str]:
     """fal's sync and queue hosts, from ``FAL_RUN_HOST`` and ``FAL_QUEUE_RUN_HOST`` as fal_client reads them."""
-    run_host = os.environ.get("FAL_RUN_HOST") or "fal.run"
-    return run_host, os.environ.get("FAL_QUEUE_RUN_HOST") or f"queue.{run_host}"
+    run_host = os.environ.get(wire.RUN_HOST_VARIABLE) or wire.FAL_RUN_HOST
+    return run_host, os.environ.get(wire.QUEUE_HOST_VARIABLE) or wire.queue_host(run_host)
 
 
 def resolve_address(target: str) -> Address:
@@ -89,9 +77,8 @@ def resolve_address(target: str) -> Address:
     if "://" in target:
         return _address_of_url(target)
     app, path = _app_and_path(target, _ACCEPTED_FORMS)
-    if app.startswith("local/"):
-        origin = gateway_origin()
-        return Address(target, f"{origin}/{app}", f"{origin}/queue/{app}", path, "local")
+    if app.split("/")[0] == wire.LOCAL_OWNER:
+        return Address(target, *wire.app_urls(gateway_origin(), app), path, "local")
     return fal_address(target)
 
 
@@ -100,14 +87,13 @@ def fal_address(endpoint_id: str) -> Address:
     whatever the owner is called: a fal deployment's id names fal even when its owner is ``local``."""
     endpoint_id = endpoint_id.strip()
     app, path = _app_and_path(endpoint_id, "'<owner>/<app>[/<path>]' (an app on fal)")
-    run_host, queue_host = fal_hosts()
-    return Address(endpoint_id, f"https://{run_host}/{app}", f"https://{queue_host}/{app}", path, "fal")
+    return Address(endpoint_id, *wire.fal_app_urls(*fal_hosts(), app), path, "fal")
 
 
 def _app_and_path(endpoint_id: str, accepted: str) -> tuple[str, str]:
     """``("owner/app", "/path")`` of an endpoint id (three app segments for fal's namespaces)."""
     segments = endpoint_id.strip("/").split("/")
-    app_length = 3 if segments[0] in NAMESPACES else 2
+    app_length = 3 if segments[0] in wire.NAMESPACES else 2
     if len(segments) < app_length or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise ConfigError(f"{endpoint_id!r} is not an endpoint: use {accepted}.")
     return "/".join(segments[:app_length]), join_path(*segments[app_length:])
@@ -122,25 +108,25 @@ def _address_of_url(url: str) -> Address:
         raise ConfigError(f"{url!r} is not an endpoint: use {_ACCEPTED_FORMS}.")
     origin = f"{parsed.scheme}://{parsed.netloc.decode()}"
     segments = [s for s in parsed.path.split("/") if s]
-    if segments[:1] == ["queue"]:  # a queue URL of a gateway: the sync base is the same without /queue
+    if segments[:1] == [wire.QUEUE_SEGMENT]:  # a queue URL of a gateway: the sync base is the same without it
         segments = segments[1:]
-    if segments[:1] == ["local"] and len(segments) >= 2:
+    if segments[:1] == [wire.LOCAL_OWNER] and len(segments) >= 2:
         app, path = "/".join(segments[:2]), join_path(*segments[2:])
         kind: Kind = "local" if _is_loopback(parsed.host) else "url"  # a gateway elsewhere gets no local key
-        return Address(_endpoint_id(app, path), f"{origin}/{app}", f"{origin}/queue/{app}", path, kind)
+        return Address(_endpoint_id(app, path), *wire.app_urls(origin, app), path, kind)
     run_host, queue_host = fal_hosts()
     netloc = parsed.netloc.decode()
-    host = netloc.removeprefix("queue.") if netloc.startswith("queue.") else netloc
-    if host in (run_host, "fal.run") or host.endswith(".fal.run"):
-        app_length = 3 if segments[:1] and segments[0] in NAMESPACES else 2
+    host = netloc.removeprefix(wire.QUEUE_HOST_PREFIX)
+    if host in (run_host, wire.FAL_RUN_HOST) or host.endswith("." + wire.FAL_RUN_HOST):
+        app_length = 3 if segments[:1] and segments[0] in wire.NAMESPACES else 2
         if len(segments) < app_length:
-            raise ConfigError(f"{url!r} names no app: fal URLs look like https://fal.run/<owner>/<app>.")
+            raise ConfigError(f"{url!r} names no app: fal URLs look like https://{wire.FAL_RUN_HOST}/<owner>/<app>.")
         app, path = "/".join(segments[:app_length]), join_path(*segments[app_length:])
-        queue = queue_host if host == run_host else f"queue.{host}"
+        queue = queue_host if host == run_host else wire.queue_host(host)
         scheme = parsed.scheme
         return Address(_endpoint_id(app, path), f"{scheme}://{host}/{app}", f"{scheme}://{queue}/{app}", path, "fal")
     # Any other server: the whole URL is the app, and its queue follows the gateway's layout.
-    return Address(url, join_url(origin, *segments), join_url(origin, "queue", *segments), "/", "url")
+    return Address(url, *wire.app_urls(origin, "/".join(segments)), "/", "url")
 
 
 def _endpoint_id(app: str, path: str) -> str:
@@ -155,32 +141,13 @@ def _is_loopback(host: str) -> bool:
 
 
 # -- keys -----------------------------------------------------------------------------------------
-def gateway_key_file() -> Path:
-    """The local gateway's key, ``<FAL_NOTEBOOK_HOME>/gateway/key``, content ``<id>:<secret>``."""
-    return home() / "gateway" / "key"
-
-
-def gateway_key() -> str | None:
-    try:
-        return gateway_key_file().read_text().strip() or None
-    except FileNotFoundError:
-        return None
-
-
-def fal_key() -> str | None:
-    """The fal key fal itself would use (environment, fal's profile config, Colab, ``%fal_login``)."""
-    from .credentials import fal_key as credentials_key
-
-    return credentials_key()
-
-
 def default_key(address: Address) -> str | None:
     """The key to send when none is given: the gateway's to the local gateway, fal's to fal, else none.
 
     A URL of any other server gets no key by default, so fal credentials never leak to it.
     """
     if address.kind == "local":
-        return gateway_key()
+        return read_gateway_key()
     if address.kind == "fal":
         return fal_key()
     return None
@@ -197,10 +164,6 @@ def scrub(text: str, key: str | None) -> str:
 
 
 # -- retries --------------------------------------------------------------------------------------
-RETRY_STATUSES = frozenset({408, 409, 429})
-GATEWAY_STATUSES = frozenset({502, 503, 504})  # from an ingress or gateway, not from the app itself
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """Transport errors, 408/409/429 and ingress 502/503/504 are retried, with exponential back-off.
@@ -215,21 +178,13 @@ class RetryPolicy:
 
     def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
         wait = self.base_delay * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-        if response is not None and (after := response.headers.get("retry-after", "")).isdigit():
-            wait = max(wait, float(after))
+        if response is not None and (after := wire.retry_after(response.headers)) is not None:
+            wait = max(wait, after)
         return min(wait, self.max_delay)
 
 
 def retryable_response(response: httpx.Response) -> bool:
-    if response.status_code in RETRY_STATUSES:
-        return True
-    # 502-504 carrying a request id come from the app (or a timeout the caller set): they are final.
-    headers = response.headers
-    return (
-        response.status_code in GATEWAY_STATUSES
-        and "x-fal-request-id" not in headers
-        and "x-fal-request-timeout-type" not in headers
-    )
+    return wire.retryable(response.status_code, response.headers)
 
 
 def retry_wait(
@@ -263,51 +218,7 @@ def certificate_refused(error: BaseException) -> bool:
     return False
 
 
-# -- statuses and logs ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Queued:
-    """Waiting for a runner; ``position`` 0 is next."""
-
-    position: int
-
-
-@dataclass(frozen=True)
-class InProgress:
-    """A runner is working on it; ``logs`` are entries ``{timestamp, message, level, source?}``."""
-
-    logs: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Completed:
-    """Done: the result (or the app's error, then ``error``/``error_type``) is at the response URL."""
-
-    logs: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    error_type: str | None = None
-
-
-Status = Queued | InProgress | Completed
-
-
-def decode_status(data: Any) -> Status:
-    """The status object of a status answer (``IN_QUEUE``, ``IN_PROGRESS`` or ``COMPLETED``)."""
-    state = data.get("status") if isinstance(data, dict) else None
-    if state == "IN_QUEUE":
-        return Queued(position=int(data.get("queue_position") or 0))
-    if state == "IN_PROGRESS":
-        return InProgress(logs=list(data.get("logs") or []))
-    if state == "COMPLETED":
-        return Completed(
-            logs=list(data.get("logs") or []),
-            metrics=dict(data.get("metrics") or {}),
-            error=data.get("error"),
-            error_type=data.get("error_type"),
-        )
-    raise ValueError(f"unknown request status {state!r}")
-
-
+# -- logs -----------------------------------------------------------------------------------------
 class EventFilter:
     """Turns successive status answers into events: only changes, and every log entry exactly once.
 
@@ -340,66 +251,14 @@ class EventFilter:
         return fresh
 
 
-# -- queue answers --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class QueuedRequest:
-    """A submitted request: its id and the URLs the queue gave for it."""
-
-    request_id: str
-    status_url: str
-    response_url: str
-    cancel_url: str
-
-
-def queued_request(data: Any, address: Address) -> QueuedRequest:
-    """Read a submit answer; URLs the server left out follow ``<queue base>/requests/<id>``."""
-    if not isinstance(data, dict) or not isinstance(data.get("request_id"), str):
-        raise ValueError("the submit answer has no request_id")
-    request_id = data["request_id"]
-    base = join_url(address.app_queue_url, "requests", request_id)
-    return QueuedRequest(
-        request_id,
-        data.get("status_url") or f"{base}/status",
-        data.get("response_url") or base,
-        data.get("cancel_url") or f"{base}/cancel",
-    )
-
-
-CANCEL_ANSWERS = frozenset({"OK", "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND"})
-
-
+# -- cancel answers -------------------------------------------------------------------------------
 def cancel_answer(response: httpx.Response) -> str | None:
     """The queue's answer to a cancel (``CANCELLATION_REQUESTED``...), None if it is not one."""
     try:
         body = response.json()
     except ValueError:
         body = response.text.strip()
-    answer = body.get("status") if isinstance(body, dict) else body
-    if isinstance(answer, str) and answer in CANCEL_ANSWERS:
-        return answer
-    return "OK" if response.is_success else None
-
-
-# -- server-sent events ---------------------------------------------------------------------------
-class SSEParser:
-    """Feed it the lines of an event stream; it returns ``(event, data)`` at each event's end."""
-
-    def __init__(self) -> None:
-        self._event = ""
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> tuple[str, str] | None:
-        if not line:  # a blank line ends the event (feed "" at the end of the stream to flush)
-            event, data = self._event or "message", self._data
-            self._event, self._data = "", []
-            return (event, "\n".join(data)) if data else None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        return None  # comments (":...") and the id/retry fields carry nothing we use
+    return wire.decode_cancel(body, success=response.is_success)
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -409,7 +268,7 @@ def response_detail(response: httpx.Response) -> Any:
         body = response.json()
     except ValueError:
         return response.text.strip()[:2000]
-    return body["detail"] if isinstance(body, dict) and "detail" in body else body
+    return wire.decode_error(body)[0]
 
 
 def request_error(
@@ -444,7 +303,7 @@ def request_error(
             else "Unknown app or path: check the endpoint id and the path (openapi() lists the app's paths; "
             "%fal_apps lists local apps)."
         )
-    elif status in RETRY_STATUSES or status in GATEWAY_STATUSES:
+    elif status in wire.RETRY_STATUSES or status in wire.GATEWAY_STATUSES:
         tries = f", still after {attempts} tries" if attempts > 1 and retryable_response(response) else ""
         problem = f"unavailable (HTTP {status}{tries}): {render_detail(detail)}."
         todo = "The app may be starting, overloaded or stopped: check it (%fal_apps, %fal_logs) and try again."
@@ -461,7 +320,7 @@ def request_error(
         key=key,
         status_code=status,
         detail=detail,
-        request_id=request_id or response.headers.get("x-fal-request-id"),
+        request_id=request_id or response.headers.get(wire.REQUEST_ID),
         error_type=_error_type(response),
     )
 
@@ -543,8 +402,7 @@ def _error_type(response: httpx.Response) -> str | None:
         body = response.json()
     except ValueError:
         body = None
-    found = body.get("error_type") if isinstance(body, dict) else None
-    return found or response.headers.get("x-fal-error-type")
+    return wire.decode_error(body, response.headers)[1]
 
 
 def _auth_hint(address: Address, key: str | None) -> str:

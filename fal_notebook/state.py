@@ -1,4 +1,6 @@
-"""Where fal-notebook keeps its state (``FAL_NOTEBOOK_HOME``) and which projects it knows."""
+"""Where fal-notebook keeps its state (``FAL_NOTEBOOK_HOME``), which projects it knows, and where its
+gateway listens (``FAL_NOTEBOOK_GATEWAY_PORT``) with which key: the kernel, the CLI and the gateway
+process read these the same way."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 
 import platformdirs
 
-from .errors import NotFoundError
+from . import wire
+from .errors import ConfigError, NotFoundError
 
 #: The file that marks a folder as a project fal-notebook generated (generate/project.py writes it).
 MANIFEST = ".fal-notebook.json"
@@ -22,6 +25,30 @@ def home() -> Path:
     path = Path(os.environ.get("FAL_NOTEBOOK_HOME") or platformdirs.user_data_dir("fal-notebook"))
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def gateway_port() -> int:
+    """The local gateway's port: ``FAL_NOTEBOOK_GATEWAY_PORT``, default 8765."""
+    raw = os.environ.get(wire.GATEWAY_PORT_VARIABLE, "").strip()
+    if not raw:
+        return wire.DEFAULT_GATEWAY_PORT
+    port = wire.parse_port(raw)
+    if port is None:
+        raise ConfigError(f"{wire.GATEWAY_PORT_VARIABLE}={raw!r} is not a port number; use an integer from 1 to 65535.")
+    return port
+
+
+def gateway_key_file() -> Path:
+    """The local gateway's key, ``<FAL_NOTEBOOK_HOME>/gateway/key``, content ``<id>:<secret>``."""
+    return home() / wire.GATEWAY_KEY_FILE
+
+
+def read_gateway_key() -> str | None:
+    """The gateway's key, None before a gateway of this state directory first started."""
+    try:
+        return gateway_key_file().read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:

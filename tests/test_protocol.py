@@ -9,22 +9,17 @@ import pytest
 
 from fal_notebook.errors import ConfigError
 from fal_notebook.protocol import (
-    Completed,
     EventFilter,
-    InProgress,
-    Queued,
     RetryPolicy,
-    SSEParser,
     cancel_answer,
-    decode_status,
     default_key,
     fal_address,
-    queued_request,
     render_location,
     request_error,
     resolve_address,
     retry_wait,
 )
+from fal_notebook.wire import Completed, InProgress, Queued
 
 pytestmark = pytest.mark.usefixtures("fal_env")
 
@@ -233,27 +228,7 @@ def test_retry_after_is_honoured_within_the_cap():
     assert policy.delay(1, _response(429, **{"retry-after": "60"})) == 5.0
 
 
-# -- statuses -------------------------------------------------------------------------------------
-def test_decode_statuses():
-    assert decode_status({"status": "IN_QUEUE", "queue_position": 2}) == Queued(position=2)
-    log = {"timestamp": "t", "message": "m", "level": "INFO"}
-    assert decode_status({"status": "IN_PROGRESS", "logs": [log]}) == InProgress(logs=[log])
-    assert decode_status({"status": "IN_PROGRESS", "logs": None}) == InProgress(logs=[])
-    done = decode_status(
-        {
-            "status": "COMPLETED",
-            "logs": [],
-            "metrics": {"inference_time": 1.5},
-            "error": "boom",
-            "error_type": "RuntimeError",
-        }
-    )
-    assert done == Completed(logs=[], metrics={"inference_time": 1.5}, error="boom", error_type="RuntimeError")
-    assert decode_status({"status": "COMPLETED"}) == Completed()  # legacy apps send no metrics
-    with pytest.raises(ValueError, match="LOST"):
-        decode_status({"status": "LOST"})
-
-
+# -- log windows ----------------------------------------------------------------------------------
 def _log(n: int, message: str | None = None) -> dict:
     return {
         "timestamp": f"2025-01-01T00:00:{n:02d}",
@@ -297,24 +272,7 @@ def test_completed_logs_are_deduplicated_too():
     assert events(Completed(logs=[_log(2), _log(3)])).logs == [_log(3)]
 
 
-# -- queue answers --------------------------------------------------------------------------------
-def test_queue_urls_come_from_the_answer_or_follow_the_layout():
-    address = resolve_address("local/echo/generate")
-    given = {
-        "request_id": "r1",
-        "status_url": "http://s/status",
-        "response_url": "http://s/r",
-        "cancel_url": "http://s/cancel",
-    }
-    assert queued_request(given, address).status_url == "http://s/status"
-    derived = queued_request({"request_id": "r1"}, address)
-    assert derived.response_url == "http://127.0.0.1:8765/queue/local/echo/requests/r1"  # no endpoint path
-    assert derived.status_url == derived.response_url + "/status"
-    assert derived.cancel_url == derived.response_url + "/cancel"
-    with pytest.raises(ValueError):
-        queued_request({"detail": "nope"}, address)
-
-
+# -- cancel answers -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "status, body, answer",
     [
@@ -328,25 +286,6 @@ def test_queue_urls_come_from_the_answer_or_follow_the_layout():
 def test_cancel_answers(status, body, answer):
     response = httpx.Response(status, json=body, request=httpx.Request("PUT", "http://x/cancel"))
     assert cancel_answer(response) == answer
-
-
-# -- server-sent events ---------------------------------------------------------------------------
-def test_sse_parser():
-    parser = SSEParser()
-    lines = [
-        ": keep-alive",
-        'data: {"a": 1}',
-        "",
-        "event: progress",
-        "id: 7",
-        'data: {"b":',
-        "data: 2}",
-        "",
-        "",
-        'data:{"c": 3}',
-    ]
-    events = [event for line in [*lines, ""] if (event := parser.feed(line)) is not None]
-    assert events == [("message", '{"a": 1}'), ("progress", '{"b":\n2}'), ("message", '{"c": 3}')]
 
 
 # -- error rendering ------------------------------------------------------------------------------

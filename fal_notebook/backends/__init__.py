@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from importlib import import_module
 from pathlib import Path
 
-from ..errors import ConfigError, FalNotebookError
-from .base import Backend, Deployment, Progress, Target
-
-BACKENDS = {
-    "local": "fal_notebook.backends.local:LocalBackend",
-    "docker": "fal_notebook.backends.docker:DockerBackend",
-    "fal": "fal_notebook.backends.fal:FalBackend",
-}
+from ..errors import FalNotebookError
+from .base import Backend, Deployment, LocalDetail, Progress, Target, get_backend
 
 __all__ = ["Backend", "Deployment", "deploy", "get_backend", "get_deployment", "list_apps"]
-
-
-def get_backend(target: str) -> Backend:
-    if target not in BACKENDS:
-        raise ConfigError(f"Unknown target {target!r} (--target): use one of {', '.join(BACKENDS)}.")
-    module, _, cls = BACKENDS[target].partition(":")
-    return getattr(import_module(module), cls)()
 
 
 def deploy(app, target: Target = "local", wait: bool = True, progress: Progress = print, **options) -> Deployment:
@@ -81,14 +67,16 @@ def list_apps(folders: Iterable[str | os.PathLike] = ()) -> list[dict]:
     for target, deployments in by_target.items():
         for deployment in get_backend(target).refresh_many(deployments):
             row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})
+            detail = deployment.detail
+            local = isinstance(detail, LocalDetail)
             row.update(
                 target=deployment.target,
                 status=deployment.status,
                 endpoint_id=deployment.endpoint_id,
                 url=deployment.url,
                 queue_url=deployment.queue_url,
-                runners=deployment.detail.get("runners"),
-                queued=deployment.detail.get("queued"),
-                error=deployment.detail.get("error"),
+                runners=detail.runners if local else None,
+                queued=detail.queued if local else None,
+                error=detail.error if local else detail.last_error,
             )
     return [rows[name] for name in sorted(rows)]

@@ -1,17 +1,28 @@
-"""The one Backend interface (files → Deployment) and the Deployment record every target returns."""
+"""The one Backend interface (files → Deployment) and the Deployment record every target returns.
+
+A Deployment is data: where the app runs, how to reach it, and what its target recorded (a typed
+``detail`` per target). Its operations go to its target's backend; how it shows in a notebook (its
+card, its Playground) is the widget layer's, which depends on this module and never the reverse:
+``fal_notebook/__init__.py`` installs the widgets' views (``Deployment.views``).
+"""
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import asdict, dataclass, field, fields
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from ..errors import ConfigError
 from ..state import home, read_json, write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..client import EndpointClient
     from ..generate.project import AppProject
+    from ..protocol import Address
 
 Target = Literal["local", "docker", "fal"]
 Status = Literal["deploying", "ready", "failed", "crash-looping", "stopped"]
@@ -19,8 +30,60 @@ Status = Literal["deploying", "ready", "failed", "crash-looping", "stopped"]
 Progress = Callable[[str], None]
 
 
-def _records_dir():
+def _records_dir() -> Path:
     return home() / "deployments"
+
+
+@dataclass
+class LocalDetail:
+    """What a deployment behind the local gateway records (targets ``local`` and ``docker``)."""
+
+    revision: int | None = None  # the gateway's revision of the app that serves
+    env: str | None = None  # where runners run: isolated | kernel | docker
+    auth: str | None = None
+    runners: int = 0
+    queued: int = 0  # requests waiting for a runner
+    image: str | None = None  # docker: the image the runners run
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    gateway: str | None = None  # why the gateway does not answer, when it does not
+
+
+@dataclass
+class FalDetail:
+    """What a deployment on fal records: fal's answer, and what the next deploy compares against."""
+
+    revision: str | None = None
+    app_name: str | None = None  # fal's name of the app (for `fal apps ...`)
+    fal_status: str | None = None
+    auth_mode: str | None = None
+    playground_urls: dict[str, str] = field(default_factory=dict)
+    log_url: str | None = None
+    environment: str | None = None
+    team: str | None = None
+    deployed_at: str | None = None
+    module_source: str | None = field(default=None, repr=False)  # the module deployed last
+    message: str | None = None
+    scaling: dict[str, Any] = field(default_factory=dict)  # the scaling values deployed last
+    last_error: str | None = None
+    rolled_back_at: str | None = None
+
+
+Detail = LocalDetail | FalDetail
+
+
+def detail_type(target: str) -> type[LocalDetail] | type[FalDetail]:
+    return FalDetail if target == "fal" else LocalDetail
+
+
+class DeploymentViews(Protocol):
+    """How a notebook shows a deployment; the widget layer provides them."""
+
+    def card(self, deployment: Deployment) -> Any:
+        """A displayable summary (an object with ``_repr_mimebundle_``)."""
+
+    def playground(self, deployment: Deployment, endpoint: str) -> Any:
+        """The Playground of the deployment's app."""
 
 
 @dataclass
@@ -34,7 +97,15 @@ class Deployment:
     queue_url: str
     status: Status
     path: str = ""
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: Detail = field(default_factory=LocalDetail)  # the target's own type (see __post_init__)
+    #: The widget layer's views, installed when ``fal_notebook`` is imported.
+    views: ClassVar[DeploymentViews | None] = None
+
+    def __post_init__(self) -> None:
+        kind = detail_type(self.target)
+        if not isinstance(self.detail, kind):  # a record's dict (from JSON), or the default of another target
+            given: dict[str, Any] = self.detail if isinstance(self.detail, dict) else {}
+            self.detail = kind(**{f.name: given[f.name] for f in fields(kind) if f.name in given})
 
     # -- persistence: one JSON record per app name, so every front end sees the same state ----
     def save(self) -> None:
@@ -55,8 +126,6 @@ class Deployment:
     # -- operations, delegated to the target's backend -----------------------------------------
     @property
     def backend(self) -> Backend:
-        from . import get_backend
-
         return get_backend(self.target)
 
     def logs(self, follow: bool = False, stop: threading.Event | None = None) -> Iterator[str] | list[str]:
@@ -68,23 +137,32 @@ class Deployment:
         self.status = "stopped"
         self.save()
 
-    def client(self, key: str | None = None):
-        """A client of the app: on fal through fal's hosts with FAL_KEY, else through the gateway."""
+    @property
+    def address(self) -> Address:
+        """Where the app is called: on fal through fal's hosts, else through the gateway's URL."""
+        from ..protocol import fal_address, resolve_address
+
+        return fal_address(self.endpoint_id) if self.target == "fal" else resolve_address(self.url)
+
+    def client(self, key: str | None = None) -> EndpointClient:
+        """A client of the app: on fal with FAL_KEY, on the gateway with its key."""
         from ..client import connect
-        from ..protocol import fal_address
 
-        return connect(fal_address(self.endpoint_id) if self.target == "fal" else self.url, key=key)
+        return connect(self.address, key=key)
 
-    def playground(self, endpoint: str = "/"):
-        from ..widgets.playground import Playground
+    # -- views, from the widget layer ---------------------------------------------------------
+    def playground(self, endpoint: str = "/") -> Any:
+        """The app's Playground widget (``fal_notebook.Playground(deployment, endpoint)``)."""
+        return self._views().playground(self, endpoint)
 
-        return Playground(self, endpoint=endpoint)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        from ..widgets.deployment import deployment_view
-
-        bundle = deployment_view(self)._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = self._views().card(self)._repr_mimebundle_(**kwargs)
         return {**bundle, "text/plain": repr(self)}
+
+    def _views(self) -> DeploymentViews:
+        if Deployment.views is None:  # pragma: no cover - fal_notebook/__init__.py installs them
+            raise RuntimeError("No views of deployments are installed; import fal_notebook first.")
+        return Deployment.views
 
     def __repr__(self) -> str:
         return (
@@ -128,3 +206,19 @@ class Backend(ABC):
     def refresh_many(self, deployments: list[Deployment]) -> list[Deployment]:
         """Several deployments of this target refreshed (a backend may ask once for all)."""
         return [self.refresh(d) for d in deployments]
+
+
+#: The backend of each target, imported when first used (docker and fal need their SDKs).
+BACKENDS = {
+    "local": "fal_notebook.backends.local:LocalBackend",
+    "docker": "fal_notebook.backends.docker:DockerBackend",
+    "fal": "fal_notebook.backends.fal:FalBackend",
+}
+
+
+def get_backend(target: str) -> Backend:
+    if target not in BACKENDS:
+        raise ConfigError(f"Unknown target {target!r} (--target): use one of {', '.join(BACKENDS)}.")
+    module, _, cls = BACKENDS[target].partition(":")
+    backend: Backend = getattr(import_module(module), cls)()
+    return backend

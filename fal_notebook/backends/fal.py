@@ -24,7 +24,7 @@ from ..errors import DeployCancelled, DeployError, FalNotebookError
 from ..generate.project import AppProject
 from ..secrets import redact
 from . import fal_checks
-from .base import Backend, Deployment, Progress
+from .base import Backend, Deployment, FalDetail, Progress
 from .fal_cli import (
     SCALE_FLAGS,
     FalRun,
@@ -81,11 +81,11 @@ class FalBackend(Backend):
         fal_checks.check_module_imports(project)
 
         previous = _previous(config.name)
-        last = previous.detail if previous else {}
+        last = fal_detail(previous) if previous else FalDetail()
         module = (project.path / project.module_file).read_text()
         scaling = scaling_values(config)
-        scaling_changed = previous is not None and scaling != last.get("scaling", {})
-        message = describe_change(last.get("module_source"), module, project.module_file)
+        scaling_changed = previous is not None and scaling != last.scaling
+        message = describe_change(last.module_source, module, project.module_file)
         args = deploy_args(
             config.name,
             message=message,
@@ -109,16 +109,17 @@ class FalBackend(Backend):
             raise error
 
         deployment = deployment_from_report(run, project, environment=self.environment)
-        deployment.detail.update(module_source=module, message=message, scaling=scaling)
+        detail = fal_detail(deployment)
+        detail.module_source, detail.message, detail.scaling = module, message, scaling
         if scaling_changed and not config.app_scale_settings:
             # fal 1.83 takes scaling from pyproject.toml for `fal deploy <name>` and ignores
             # --reset-scale there, so a redeploy would keep the old values: set the new ones.
-            applied = self._apply_scaling(deployment, scaling, last.get("scaling", {}), key, say)
-            deployment.detail["scaling"] = scaling if applied else last.get("scaling", {})
+            applied = self._apply_scaling(deployment, scaling, last.scaling, key, say)
+            detail.scaling = scaling if applied else last.scaling
         deployment.save()
         done = "Deployed" if deployment.status == "ready" else "Rolling out"
         step = "ready"
-        say(f"{done} {deployment.endpoint_id} (revision {deployment.detail['revision']}): {deployment.url}", "step")
+        say(f"{done} {deployment.endpoint_id} (revision {detail.revision}): {deployment.url}", "step")
         return deployment
 
     def _apply_scaling(self, deployment: Deployment, new: dict, old: dict, key: str | None, say: Progress) -> bool:
@@ -127,8 +128,8 @@ class FalBackend(Backend):
         changed = {k: v for k, v in new.items() if old.get(k) != v}
         if not changed:
             return True
-        detail = deployment.detail
-        args = scale_args(detail["app_name"], changed, env=detail.get("environment"), team=detail.get("team"))
+        detail = fal_detail(deployment)
+        args = scale_args(_app_name(deployment), changed, env=detail.environment, team=detail.team)
         say(f"Scaling values changed since the last deploy: $ {command_line(args)}")
         run = run_fal(args, key=key, progress=say, timeout=self.timeout)
         if not run.ok:
@@ -139,34 +140,32 @@ class FalBackend(Backend):
     def logs(
         self, deployment: Deployment, *, follow: bool = False, stop: threading.Event | None = None
     ) -> Iterator[str]:
-        detail, key = deployment.detail, _key()
+        detail, key = fal_detail(deployment), _key()
         runners = _runners(deployment, key)
         if not runners:
             return iter(())
         if follow:
             newest = min(runners, key=lambda r: r.get("uptime_seconds", 0))
-            args = runner_logs_args(newest["runner_id"], follow=True, team=detail.get("team"))
+            args = runner_logs_args(newest["runner_id"], follow=True, team=detail.team)
             return (format_log(entry) for entry in _json_lines(iter_fal(args, key=key, stop=stop)))
         entries = []
         for runner in runners:
-            run = _checked(runner_logs_args(runner["runner_id"], team=detail.get("team")), deployment, key)
+            run = _checked(runner_logs_args(runner["runner_id"], team=detail.team), deployment, key)
             entries += (parse_json_output(run.lines) or {}).get("logs", [])
         return iter([format_log(e) for e in sorted(entries, key=lambda e: e.get("timestamp", ""))])
 
     def stop(self, deployment: Deployment) -> None:
         """Scale the app to zero and stop its runners; it stays deployed (a request starts it again,
         ``fal apps delete`` removes it)."""
-        detail, key = deployment.detail, _key()
+        detail, key = fal_detail(deployment), _key()
         _checked(
-            scale_args(
-                detail["app_name"], {"min_concurrency": 0}, env=detail.get("environment"), team=detail.get("team")
-            ),
+            scale_args(_app_name(deployment), {"min_concurrency": 0}, env=detail.environment, team=detail.team),
             deployment,
             key,
         )
         for runner in _runners(deployment, key):
             if runner.get("state") not in ("TERMINATED", "DEAD", "TERMINATING"):
-                _checked(runner_stop_args(runner["runner_id"], team=detail.get("team")), deployment, key)
+                _checked(runner_stop_args(runner["runner_id"], team=detail.team), deployment, key)
 
     def refresh(self, deployment: Deployment) -> Deployment:
         """A detached rollout (``deploying``) is ``ready`` once a runner of its revision is up, and
@@ -178,7 +177,7 @@ class FalBackend(Backend):
             runners = _runners(deployment, _key())
         except FalNotebookError:
             return deployment
-        states = {r.get("state") for r in runners if r.get("revision") == deployment.detail.get("revision")}
+        states = {r.get("state") for r in runners if r.get("revision") == fal_detail(deployment).revision}
         if states & READY_STATES:
             deployment.status = "ready"
         elif "CRASH_BACKOFF" in states:
@@ -188,6 +187,18 @@ class FalBackend(Backend):
 
 
 # -- the Deployment record -------------------------------------------------------------------------
+def fal_detail(deployment: Deployment) -> FalDetail:
+    """The detail of a deployment on fal (what this backend records)."""
+    if not isinstance(deployment.detail, FalDetail):
+        raise DeployError(f"{deployment.name} is deployed on {deployment.target}, not on fal.")
+    return deployment.detail
+
+
+def _app_name(deployment: Deployment) -> str:
+    """fal's name of the app (a record made before fal answered has the deployment's name)."""
+    return fal_detail(deployment).app_name or deployment.name
+
+
 def scaling_values(config: AppConfig) -> dict[str, Any]:
     """The configured scaling values a fal redeploy would otherwise inherit from the last one."""
     return {k: getattr(config, k) for k in SCALE_FLAGS if getattr(config, k) is not None}
@@ -217,17 +228,17 @@ def deployment_from_report(run: FalRun, project: AppProject, *, environment: str
         queue_url=queue_url,
         status="deploying" if result.get("status") == "rolling_out" else "ready",
         path=str(project.path),
-        detail={
-            "revision": report["revision"],
-            "app_name": report["app_name"],
-            "fal_status": result.get("status", "deployed"),
-            "auth_mode": report.get("auth_mode"),
-            "playground_urls": urls.get("playground", {}),
-            "log_url": report.get("log_url"),
-            "environment": environment,
-            "team": project.config.team,
-            "deployed_at": _now(),
-        },
+        detail=FalDetail(
+            revision=report["revision"],
+            app_name=report["app_name"],
+            fal_status=result.get("status", "deployed"),
+            auth_mode=report.get("auth_mode"),
+            playground_urls=urls.get("playground", {}),
+            log_url=report.get("log_url"),
+            environment=environment,
+            team=project.config.team,
+            deployed_at=_now(),
+        ),
     )
 
 
@@ -237,7 +248,7 @@ def _now() -> str:
 
 def _previous(name: str) -> Deployment | None:
     previous = Deployment.load(name)
-    return previous if previous and previous.target == "fal" and previous.detail.get("revision") else None
+    return previous if previous and isinstance(previous.detail, FalDetail) and previous.detail.revision else None
 
 
 def _failure(run: FalRun, project: AppProject) -> DeployError:
@@ -250,10 +261,10 @@ def _record_failure(previous: Deployment | None, project: AppProject, error: str
     """Keep the live revision's record (fal keeps serving it); otherwise record the failure."""
     summary = redact(error).splitlines()[0]
     if previous is not None:
-        previous.detail["last_error"] = summary
+        fal_detail(previous).last_error = summary
         previous.save()
         return
-    Deployment(project.name, "fal", "", "", "", "failed", str(project.path), {"last_error": summary}).save()
+    Deployment(project.name, "fal", "", "", "", "failed", str(project.path), FalDetail(last_error=summary)).save()
 
 
 def describe_change(old: str | None, new: str, filename: str) -> str:
@@ -303,9 +314,9 @@ def _scope(name: str) -> tuple[Deployment | None, str, str | None, str | None]:
     """The record, fal's app name, environment and team for an app fal-notebook deployed (or any
     fal app name)."""
     record = Deployment.load(name)
-    if record is not None and record.target == "fal" and record.detail.get("app_name"):
+    if record is not None and isinstance(record.detail, FalDetail) and record.detail.app_name:
         detail = record.detail
-        return record, detail["app_name"], detail.get("environment"), detail.get("team")
+        return record, detail.app_name, detail.environment, detail.team
     return None, name, os.environ.get("FAL_ENV") or None, None
 
 
@@ -319,8 +330,8 @@ def _checked(args: list[str], deployment: Deployment | str, key: str | None) -> 
 
 
 def _runners(deployment: Deployment, key: str | None) -> list[dict[str, Any]]:
-    detail = deployment.detail
-    args = runners_args(detail["app_name"], env=detail.get("environment"), team=detail.get("team"))
+    detail = fal_detail(deployment)
+    args = runners_args(_app_name(deployment), env=detail.environment, team=detail.team)
     args += ["--since", RUNNERS_SINCE]
     return (parse_json_output(_checked(args, deployment, key).lines) or {}).get("runners", [])
 
@@ -351,8 +362,9 @@ def rollback(name: str, revision: str) -> Deployment | None:
     record, app, env, team = _scope(name)
     _checked(set_rev_args(app, revision, env=env, team=team), name, _key())
     if record is not None:
-        record.detail.pop("module_source", None)  # the live code is no longer the last deployed cell
-        record.detail.update(revision=revision, rolled_back_at=_now())
+        detail = fal_detail(record)
+        detail.module_source = None  # the live code is no longer the last deployed cell
+        detail.revision, detail.rolled_back_at = revision, _now()
         record.save()
     return record
 
@@ -367,7 +379,8 @@ def scale(name: str, *, min: int | None = None, max: int | None = None, **values
     record, app, env, team = _scope(name)
     _checked(scale_args(app, values, env=env, team=team), name, _key())
     if record is not None:
-        record.detail["scaling"] = {**record.detail.get("scaling", {}), **values}
+        detail = fal_detail(record)
+        detail.scaling = {**detail.scaling, **values}
         record.save()
 
 
@@ -375,6 +388,5 @@ def logs(name: str, *, follow: bool = False) -> Iterator[str]:
     """The app's log lines from its recent runners (``fal runners logs``)."""
     record, app, env, team = _scope(name)
     if record is None:
-        scope = {"app_name": app, "environment": env, "team": team}
-        record = Deployment(name, "fal", "", "", "", "ready", "", scope)
+        record = Deployment(name, "fal", "", "", "", "ready", "", FalDetail(app_name=app, environment=env, team=team))
     return FalBackend().logs(record, follow=follow)

@@ -15,11 +15,11 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from ..capture.requirements import requirement_name
 from ..config import kernel_python_version
 from ..credentials import FalCredentials, find_credentials, logged_in_as_user, not_logged_in_message
 from ..errors import ConfigError, DeployError
 from ..generate.project import PYPROJECT, AppProject
+from ..packages import without_fal
 from ..secrets import redact
 
 CHECK_TIMEOUT = 180
@@ -114,9 +114,7 @@ def check_python_versions(project: AppProject, kernel: str | None = None) -> Non
 
 def requirements_for_fal(project: AppProject) -> list[str]:
     """What fal installs: the requirements, less fal itself for a fal.App (the runner brings it)."""
-    if project.mode == "app":
-        return [r for r in project.requirements if requirement_name(r) != "fal"]
-    return list(project.requirements)
+    return without_fal(project.requirements) if project.mode == "app" else list(project.requirements)
 
 
 def local_environment_python(project: AppProject) -> Path | None:

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from .. import wire
 from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
-from ..gateway.control import _identity, admin, start_gateway
-from ..gateway.paths import app_log_path, base_url, gateway_port, log_path
-from .base import Backend, Deployment, Progress, Target
+from ..gateway.control import admin, gateway_running, start_gateway
+from ..gateway.paths import app_log_path, base_url, log_path
+from .base import Backend, Deployment, LocalDetail, Progress, Target
 from .progress import GatewayProgress, ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,7 +119,7 @@ class LocalBackend(Backend):
                 break
             if latest.get("number") == revision and latest.get("status") == "failed":
                 deployment.status = "failed" if info["revision"] is None else "ready"
-                deployment.detail["error"] = latest.get("error")
+                local_detail(deployment).error = latest.get("error")
                 deployment.save()
                 kept = "" if info["revision"] is None else f" Revision {info['revision']} keeps serving."
                 raise DeployError(f"Deploying {deployment.name} failed: {latest.get('error')}{kept}")
@@ -126,14 +127,15 @@ class LocalBackend(Backend):
                 progress(f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one.")
                 break
             time.sleep(POLL_INTERVAL)
-        updated = _deployment(self.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+        updated = _deployment(self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
         updated.save()
         progress(ProgressEvent(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})", "ready"))
-        if updated.detail.get("auth") != "public":
+        auth = local_detail(updated).auth
+        if auth != "public":
             progress(
                 ProgressEvent(
-                    f"{updated.endpoint_id} is {updated.detail.get('auth')}: callers send `Authorization: Key "
-                    "<key>` with the gateway's key (fal_notebook.gateway.gateway_key()).",
+                    f"{updated.endpoint_id} is {auth}: callers send `{wire.AUTHORIZATION}: "
+                    f"{wire.key_header('<key>')}` with the gateway's key (fal_notebook.gateway.gateway_key()).",
                     "ready",
                 )
             )
@@ -186,7 +188,7 @@ class LocalBackend(Backend):
             f.close()
 
     def stop(self, deployment: Deployment) -> None:
-        if _identity(gateway_port()) is None:
+        if not gateway_running():
             return
         with admin() as client:
             response = client.delete(f"/_fal_notebook/apps/{deployment.name}")
@@ -194,7 +196,7 @@ class LocalBackend(Backend):
             raise DeployError(f"Stopping {deployment.name} failed: {_detail(response)}")
 
     def refresh(self, deployment: Deployment) -> Deployment:
-        if _identity(gateway_port()) is None:
+        if not gateway_running():
             return _gateway_down(deployment)
         try:
             info = _app_info(deployment.name, since=1 << 62)
@@ -207,7 +209,7 @@ class LocalBackend(Backend):
         """Every deployment's current state from one question to the gateway."""
         if not deployments:
             return []
-        if _identity(gateway_port()) is None:
+        if not gateway_running():
             return [_gateway_down(d) for d in deployments]
         with admin() as client:
             infos = {info["name"]: info for info in client.get("/_fal_notebook/apps").json()}
@@ -223,16 +225,23 @@ class LocalBackend(Backend):
 
 def _gateway_down(deployment: Deployment) -> Deployment:
     deployment.status = "stopped"
-    deployment.detail["gateway"] = "not running (fal-notebook gateway start restores deployed apps)"
+    local_detail(deployment).gateway = "not running (fal-notebook gateway start restores deployed apps)"
     return deployment
 
 
 def _updated(deployment: Deployment, info: dict[str, Any]) -> Deployment:
     """The deployment as the gateway's ``info`` describes it (its record rewritten if that changed)."""
-    updated = _deployment(deployment.target, deployment.name, deployment.path, info, env=deployment.detail.get("env"))
+    updated = _deployment(deployment.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
     if updated != deployment:
         updated.save()
     return updated
+
+
+def local_detail(deployment: Deployment) -> LocalDetail:
+    """The detail of a deployment behind the gateway (what this backend records)."""
+    if not isinstance(deployment.detail, LocalDetail):
+        raise DeployError(f"{deployment.name} is deployed on {deployment.target}, not behind the local gateway.")
+    return deployment.detail
 
 
 def _app_info(name: str, since: int) -> dict[str, Any]:
@@ -250,25 +259,26 @@ def _app_info(name: str, since: int) -> dict[str, Any]:
 
 
 def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, env: str | None) -> Deployment:
-    base = base_url()
+    endpoint_id = wire.local_app(name)
+    url, queue_url = wire.app_urls(base_url(), endpoint_id)
     return Deployment(
         name=name,
         target=target,
-        endpoint_id=f"local/{name}",
-        url=f"{base}/local/{name}",
-        queue_url=f"{base}/queue/local/{name}",
+        endpoint_id=endpoint_id,
+        url=url,
+        queue_url=queue_url,
         status=_status(info),
         path=path,
-        detail={
-            "revision": info.get("revision"),
-            "env": env,
-            "auth": info.get("auth"),
-            "runners": len(info.get("runners", [])),
-            "queued": info.get("queued", 0),
-            **({"image": info["image"]} if info.get("image") else {}),
-            "notes": info.get("notes", []),
-            "error": info.get("error"),
-        },
+        detail=LocalDetail(
+            revision=info.get("revision"),
+            env=env,
+            auth=info.get("auth"),
+            runners=len(info.get("runners", [])),
+            queued=info.get("queued", 0),
+            image=info.get("image") or None,
+            notes=info.get("notes", []),
+            error=info.get("error"),
+        ),
     )
 
 
@@ -279,7 +289,9 @@ def _status(info: dict[str, Any]) -> str:
 
 
 def _detail(response: httpx.Response) -> str:
+    """The gateway's error detail, as text."""
     try:
-        return str(response.json().get("detail", response.text))
-    except (ValueError, AttributeError):
+        detail, _ = wire.decode_error(response.json())
+    except ValueError:
         return response.text
+    return str(detail)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version
 from ..errors import CaptureError, ConfigError
+from ..packages import merge, without_fal
 from ..secrets import secrets_in
 from .classify import (
     fal_app_name,
@@ -19,7 +20,7 @@ from .classify import (
     read_class_config,
 )
 from .closure import KernelResolver, NotebookResolver, closure
-from .requirements import infer, merge, requirement_name
+from .requirements import infer
 
 #: Packages the generated serving code imports, with the spec used when the kernel lacks them.
 SERVING_PACKAGES = {"uvicorn": "uvicorn", "a2wsgi": "a2wsgi"}
@@ -77,8 +78,7 @@ def capture(
             )
     requirements = merge(config.requirements, found)
     if config.mode == "app":
-        for_fal = [r for r in requirements if requirement_name(r) != "fal"]
-        module += requirements_block(config.class_name, for_fal)
+        module += requirements_block(config.class_name, without_fal(requirements))
         if inferred.local_modules:
             module += f"{config.class_name}.local_python_modules = {sorted(inferred.local_modules)!r}\n"
     _check_module(module, config, where)

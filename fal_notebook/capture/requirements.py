@@ -10,14 +10,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
-from ..errors import ConfigError
-
-#: Packages fal's own runtime depends on; in a container running fal.App code they go last.
-FAL_RUNTIME_PACKAGES = frozenset({"fal", "pydantic", "protobuf", "boto3"})
-
 
 @dataclass
 class Inferred:
@@ -86,29 +78,3 @@ def infer(source: str, *, search_dir: Path) -> Inferred:
             if req not in out.requirements:
                 out.requirements.append(req)
     return out
-
-
-def requirement_name(spec: str, *, where: str = "requirements") -> str:
-    """Canonical distribution name of a pip requirement, or a ConfigError naming the bad entry."""
-    try:
-        return canonicalize_name(Requirement(spec).name)
-    except InvalidRequirement as exc:
-        raise ConfigError(
-            f"`{spec}` in {where} is not a valid pip requirement ({exc}). "
-            "Use the form 'package==1.2.3' or 'package>=1.0'."
-        ) from None
-
-
-def merge(declared: list[str], inferred: list[str]) -> list[str]:
-    """Declared requirements win over inferred ones of the same distribution; sorted by name."""
-    by_name = {requirement_name(r): r for r in inferred}
-    by_name.update({requirement_name(r): r for r in declared})
-    return [by_name[k] for k in sorted(by_name)]
-
-
-def split_fal_runtime(requirements: list[str]) -> tuple[list[str], list[str]]:
-    """(the user's dependencies, fal's runtime packages) — the latter are installed last."""
-    user, runtime = [], []
-    for req in requirements:
-        (runtime if requirement_name(req) in FAL_RUNTIME_PACKAGES else user).append(req)
-    return user, runtime

@@ -6,6 +6,22 @@ functions start, stop and query it. They never run a server in the calling proce
 
 from __future__ import annotations
 
-from .control import GatewayInfo, gateway_key, gateway_status, gateway_url, start_gateway, stop_gateway
+from .control import (
+    GatewayInfo,
+    gateway_key,
+    gateway_running,
+    gateway_status,
+    gateway_url,
+    start_gateway,
+    stop_gateway,
+)
 
-__all__ = ["GatewayInfo", "gateway_key", "gateway_status", "gateway_url", "start_gateway", "stop_gateway"]
+__all__ = [
+    "GatewayInfo",
+    "gateway_key",
+    "gateway_running",
+    "gateway_status",
+    "gateway_url",
+    "start_gateway",
+    "stop_gateway",
+]

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
+from .. import wire
 from ..errors import FalNotebookError
 from ..generate.project import AppProject
 from ..secrets import redact
@@ -29,10 +30,7 @@ from .paths import app_log_path, snapshots_dir
 from .prepare import DeploySpec, prepare, snapshot
 from .runners import Launch, Runner, RunnerStartError, port_is_free
 from .settings import Settings
-from .store import COMPLETED
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .core import Gateway
+from .store import Store
 
 #: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
 CRASH_LOOP = 3
@@ -48,6 +46,23 @@ _HOP_HEADERS = {"host", "content-length", "connection", "authorization", "transf
 
 class Unavailable(Exception):
     """The app cannot take work (failed or stopped); ``str()`` says why."""
+
+
+class Host(Protocol):
+    """What an app's runtime needs from the gateway that holds it (``core.Gateway``)."""
+
+    store: Store
+    http: httpx.AsyncClient
+    state_id: str
+
+    def notify(self, request_id: str) -> None:
+        """Wake whoever watches the request (its status stream)."""
+
+    def save_app(self, runtime: AppRuntime) -> None:
+        """Record the app's state, so that a restarted gateway restores it."""
+
+    def last_revision(self, name: str) -> int:
+        """The last revision number recorded for app ``name`` (0 for none)."""
 
 
 @dataclass
@@ -82,12 +97,16 @@ class Outcome:
     content_type: str = "application/json"
     error: str | None = None
     error_type: str | None = None
-    retry: str | None = None  # the retry condition this failure falls under
+    retry: str | None = None  # the retry condition this failure falls under (wire.RETRY_CONDITIONS)
     elapsed: float = 0.0
 
-
-def error_body(detail: str, error_type: str | None = None) -> bytes:
-    return json.dumps({"detail": detail, **({"error_type": error_type} if error_type else {})}).encode()
+    @classmethod
+    def failure(
+        cls, status: int, detail: str, error_type: str, *, retry: str | None = None, elapsed: float = 0.0
+    ) -> Outcome:
+        """The gateway's own error answer, in fal's shape."""
+        body = wire.encode_error_bytes(detail, error_type)
+        return cls(status, body, error=detail, error_type=error_type, retry=retry, elapsed=elapsed)
 
 
 def now_iso() -> str:
@@ -96,15 +115,17 @@ def now_iso() -> str:
 
 def forwarded_headers(headers: dict[str, str], request_id: str) -> dict[str, str]:
     out = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
-    out["x-fal-request-id"] = request_id
+    out[wire.REQUEST_ID] = request_id
     return out
 
 
 class AppRuntime:
-    def __init__(self, name: str, gateway: Gateway):
+    """One app in the gateway; ``stopped``: restored from a record of an app that was stopped."""
+
+    def __init__(self, name: str, host: Host, *, stopped: bool = False):
         self.name = name
-        self.gw = gateway
-        self.status = "deploying"  # deploying | ready | failed | stopped
+        self.host = host
+        self.status = "stopped" if stopped else "deploying"  # deploying | ready | failed | stopped
         self.error: str | None = None
         self.current: Revision | None = None
         self.rolling: Revision | None = None
@@ -133,7 +154,7 @@ class AppRuntime:
                 return self.current.number
         if self.rolling is not None:
             self._supersede(self.rolling)
-        number = number or max([0, *self.revisions, self.gw.last_revision(self.name)]) + 1
+        number = number or max([0, *self.revisions, self.host.last_revision(self.name)]) + 1
         rev = Revision(number, digest, spec, snapshots_dir(self.name) / f"rev-{number}")
         self.revisions[number] = rev
         self.rolling, self.spec = rev, spec
@@ -197,9 +218,9 @@ class AppRuntime:
                 runner.state = "draining"
                 if not runner.in_flight:
                     self._stop_later(runner)
-        self.gw.save_app(self)
+        self.host.save_app(self)
         replaced = f" (replacing revision {old.number})" if old else ""
-        self.event(f"Revision {rev.number} is serving{replaced}: local/{self.name}")
+        self.event(f"Revision {rev.number} is serving{replaced}: {wire.local_app(self.name)}")
         self.pump()
 
     def _rollout_failed(self, rev: Revision, message: str) -> None:
@@ -213,15 +234,21 @@ class AppRuntime:
         else:
             self.event(f"Revision {self.current.number} keeps serving.")
             self.status = "ready"
-        self.gw.save_app(self)
+        self.host.save_app(self)
 
     def fail(self, message: str) -> None:
         """Stop serving (crash loop, failed first deploy): every waiting request ends with the reason."""
         self.status, self.error = "failed", message
         for runner in list(self.runners):
             self._stop_later(runner)
-        self._drop_pending(f"App {self.name} failed: {message}", "runner_scheduling_failure")
-        self.gw.save_app(self)
+        self._drop_pending(f"App {self.name} failed: {message}", wire.RUNNER_SCHEDULING_FAILURE)
+        self.host.save_app(self)
+
+    def close(self) -> None:
+        """The gateway shuts down: start no more runners, and abandon a rollout."""
+        self.closing = True
+        if self._rollout is not None:
+            self._rollout.cancel()
 
     async def cancel_rollout(self, number: int | None = None) -> bool:
         """Drop the revision being rolled out (``number``, if given, must be it); a revision that
@@ -236,7 +263,7 @@ class AppRuntime:
             self._supersede(rev)
             self.status, self.error = "ready", None
             self.event(f"Revision {self.current.number} keeps serving.")
-            self.gw.save_app(self)
+            self.host.save_app(self)
         rev.status = "cancelled"
         return True
 
@@ -244,10 +271,10 @@ class AppRuntime:
         if self.rolling is not None:
             self._supersede(self.rolling)
         self.status, self.error = "stopped", None
-        self._drop_pending(f"App {self.name} was stopped.", "runner_scheduling_failure")
+        self._drop_pending(f"App {self.name} was stopped.", wire.RUNNER_SCHEDULING_FAILURE)
         await asyncio.gather(*(self._stop_runner(r) for r in list(self.runners)))
         self.event(f"Stopped {self.name}.")
-        self.gw.save_app(self)
+        self.host.save_app(self)
 
     def _drop_pending(self, detail: str, error_type: str) -> None:
         while self.pending:
@@ -258,15 +285,12 @@ class AppRuntime:
                 if not work.waiter.done():
                     work.waiter.set_exception(Unavailable(detail))
             else:
-                self._finish(
-                    work.request_id,
-                    Outcome(503, error_body(detail, error_type), error=detail, error_type=error_type),
-                )
+                self._finish(work.request_id, Outcome.failure(503, detail, error_type))
         self.queued.clear()
 
     async def _fetch_openapi(self, runner: Runner) -> bytes | None:
         try:
-            response = await self.gw.http.get(runner.url + "/openapi.json", timeout=10)
+            response = await self.host.http.get(runner.url + "/openapi.json", timeout=10)
         except httpx.HTTPError:
             return None
         return response.content if response.status_code == 200 else None
@@ -297,7 +321,7 @@ class AppRuntime:
 
     async def _boot(self, runner: Runner, rev: Revision) -> Runner:
         try:
-            await runner.start(self.gw.http, state_id=self.gw.state_id)
+            await runner.start(self.host.http, state_id=self.host.state_id)
         except BaseException:
             runner.state = "dead"
             if runner in self.runners:
@@ -397,20 +421,12 @@ class AppRuntime:
             if not work.cancelled and work.deadline is not None and now > work.deadline:
                 work.cancelled = True
                 self.queued.pop(work.request_id, None)
-                detail = "Request did not start within its X-Fal-Request-Timeout."
+                detail = f"Request did not start within its {wire.REQUEST_TIMEOUT}."
                 if work.waiter is not None:
                     if not work.waiter.done():
                         work.waiter.set_exception(TimeoutError(detail))
                 else:
-                    self._finish(
-                        work.request_id,
-                        Outcome(
-                            504,
-                            error_body(detail, "request_timeout"),
-                            error=detail,
-                            error_type="request_timeout",
-                        ),
-                    )
+                    self._finish(work.request_id, Outcome.failure(504, detail, wire.REQUEST_TIMEOUT_ERROR))
 
     # -- work --------------------------------------------------------------------------------
     def enqueue(
@@ -494,14 +510,14 @@ class AppRuntime:
 
     async def _execute(self, work: Work, runner: Runner) -> None:
         """Run one queued request on ``runner``: retry it per fal's conditions, or complete it."""
-        store = self.gw.store
+        store = self.host.store
         row = store.get(work.request_id)
-        if row is None or row["status"] == COMPLETED:
+        if row is None or row["status"] == wire.COMPLETED:
             self.release(runner, work.request_id, served=False)
             return
         attempts = row["attempts"] + 1
         store.start(row["id"], attempts, runner.id)
-        self.gw.notify(row["id"])
+        self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
         outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
         await asyncio.sleep(LOG_SETTLE)
@@ -510,22 +526,21 @@ class AppRuntime:
         if outcome.retry and not cancelled and attempts < allowed and self.status == "ready":
             self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); retrying on a runner.")
             store.requeue(row["id"])
-            self.gw.notify(row["id"])
+            self.host.notify(row["id"])
             self.release(runner, row["id"], served=False)
             self.enqueue(row["id"], priority=row["priority"], order=row["created"], deadline=None)
             return
         if cancelled and outcome.status >= 500:
-            detail = "Request cancelled."
-            outcome = Outcome(499, error_body(detail, "client_cancelled"), error=detail, error_type="client_cancelled")
+            outcome = Outcome.failure(499, "Request cancelled.", wire.CLIENT_CANCELLED)
         elif cancelled and outcome.status == 499:
-            outcome.error_type = outcome.error_type or "client_cancelled"
+            outcome.error_type = outcome.error_type or wire.CLIENT_CANCELLED
         self._finish(row["id"], outcome)
         if outcome.status < 500:
             self.failures = 0
         self.release(runner, row["id"], served=True)
 
     def _finish(self, request_id: str, outcome: Outcome) -> None:
-        self.gw.store.complete(
+        self.host.store.complete(
             request_id,
             outcome.status,
             outcome.body,
@@ -534,7 +549,7 @@ class AppRuntime:
             error_type=outcome.error_type,
             inference_time=outcome.elapsed or None,
         )
-        self.gw.notify(request_id)
+        self.host.notify(request_id)
 
     async def send(
         self,
@@ -549,32 +564,20 @@ class AppRuntime:
         """Send one request to a runner; an Outcome when it times out or the runner is lost."""
         timeout = self.current.settings.request_timeout if self.current else None
         started = time.monotonic()
-        request = self.gw.http.build_request(method, runner.url + path, content=body, headers=headers)
+        request = self.host.http.build_request(method, runner.url + path, content=body, headers=headers)
         try:
             async with asyncio.timeout(timeout):
-                response = await self.gw.http.send(request, stream=stream)
+                response = await self.host.http.send(request, stream=stream)
         except TimeoutError:
             detail = f"Request timed out after request_timeout={timeout:g} s."
             self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
-            return Outcome(
-                504,
-                error_body(detail, "request_timeout"),
-                error=detail,
-                error_type="request_timeout",
-                retry="timeout",
-                elapsed=time.monotonic() - started,
-            )
+            elapsed = time.monotonic() - started
+            return Outcome.failure(504, detail, wire.REQUEST_TIMEOUT_ERROR, retry=wire.TIMEOUT, elapsed=elapsed)
         except httpx.HTTPError as exc:
             detail = f"Runner {runner.id} disconnected during the request ({type(exc).__name__})."
             self.retire(runner, f"{detail} It is replaced. Its last output:\n{runner.tail_text()}")
-            return Outcome(
-                503,
-                error_body(detail, "runner_disconnected"),
-                error=detail,
-                error_type="runner_disconnected",
-                retry="connection_error",
-                elapsed=time.monotonic() - started,
-            )
+            elapsed = time.monotonic() - started
+            return Outcome.failure(503, detail, wire.RUNNER_DISCONNECTED, retry=wire.CONNECTION_ERROR, elapsed=elapsed)
         if response.status_code == 503:  # fal terminates a runner that answers 503
             self.retire(runner, f"Runner {runner.id} answered 503: it is replaced.")
         return response
@@ -600,11 +603,8 @@ class AppRuntime:
         )
         if status >= 400:
             outcome.error = _detail(response)
-            outcome.error_type = response.headers.get("x-fal-error-type")
-        if status == 503:
-            outcome.retry = "server_error"
-        elif status == 504:
-            outcome.retry = "timeout"
+            outcome.error_type = response.headers.get(wire.ERROR_TYPE)
+        outcome.retry = wire.retry_condition(status)
         return outcome
 
     # -- logs and events ---------------------------------------------------------------------
@@ -620,11 +620,11 @@ class AppRuntime:
         entry = {"timestamp": now_iso(), "message": line, "level": level, "source": "USER"}
         for request_id, keep in list(runner.in_flight.items()):
             if keep:
-                self.gw.store.add_log(request_id, entry)
-                self.gw.notify(request_id)
+                self.host.store.add_log(request_id, entry)
+                self.host.notify(request_id)
 
     def request_log(self, request_id: str, message: str) -> None:
-        self.gw.store.add_log(
+        self.host.store.add_log(
             request_id, {"timestamp": now_iso(), "message": message, "level": "WARNING", "source": "GATEWAY"}
         )
 
@@ -682,11 +682,12 @@ class AppRuntime:
 
 
 def _detail(response: httpx.Response) -> str:
+    """The app's error detail as text (its ``detail``, else its whole answer)."""
     try:
         body = response.json()
     except ValueError:
         return response.text[:2000]
-    detail = body.get("detail", body) if isinstance(body, dict) else body
+    detail, _ = wire.decode_error(body)
     return detail if isinstance(detail, str) else json.dumps(detail)
 
 

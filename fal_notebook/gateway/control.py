@@ -17,20 +17,11 @@ from typing import Any
 
 import httpx
 
+from .. import wire
 from ..errors import GatewayError
-from ..state import home, read_json
-from .paths import (
-    HOST,
-    IDENTITY_PATH,
-    SERVICE,
-    base_url,
-    ensure_key,
-    gateway_dir,
-    gateway_port,
-    log_path,
-    pid_path,
-    state_id,
-)
+from ..state import gateway_port, home, read_json
+from ..wire import GATEWAY_HOST
+from .paths import IDENTITY_PATH, SERVICE, base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
 
 START_TIMEOUT = 30.0
 
@@ -51,17 +42,23 @@ def gateway_url() -> str:
 
 
 def gateway_key() -> str:
-    """The key (``<id>:<secret>``) that private local apps and the admin API require."""
+    """The key (``<id>:<secret>``) that private local apps and the admin API require, created with
+    the state directory's first gateway (``state.read_gateway_key`` only reads it)."""
     return ensure_key()
+
+
+def gateway_running() -> bool:
+    """Whether a gateway answers on this state directory's port (``FAL_NOTEBOOK_GATEWAY_PORT``)."""
+    return _identity(gateway_port()) is not None
 
 
 def _identity(port: int) -> dict[str, Any] | None:
     """What answers on the port: the gateway's identity, ``None`` if nothing listens."""
     try:
-        response = httpx.get(f"http://{HOST}:{port}{IDENTITY_PATH}", timeout=2.0)
+        response = httpx.get(wire.gateway_origin(port) + IDENTITY_PATH, timeout=2.0)
     except httpx.TimeoutException:
         raise GatewayError(
-            f"Something on {HOST}:{port} accepts connections but does not answer. Free the port, or choose "
+            f"Something on {GATEWAY_HOST}:{port} accepts connections but does not answer. Free the port, or choose "
             "another with FAL_NOTEBOOK_GATEWAY_PORT."
         ) from None
     except httpx.TransportError:
@@ -72,7 +69,7 @@ def _identity(port: int) -> dict[str, Any] | None:
         data = None
     if not isinstance(data, dict) or data.get("service") != SERVICE:
         raise GatewayError(
-            f"Port {port} on {HOST} is used by another program, not a fal-notebook gateway. Stop it, or choose "
+            f"Port {port} on {GATEWAY_HOST} is used by another program, not a fal-notebook gateway. Stop it, or choose "
             "another port with FAL_NOTEBOOK_GATEWAY_PORT."
         )
     return data
@@ -170,7 +167,7 @@ def gateway_status() -> GatewayInfo:
 
 def admin() -> httpx.Client:
     """An httpx client for the admin API, with the key (use it as a context manager)."""
-    return httpx.Client(base_url=base_url(), headers={"Authorization": f"Key {ensure_key()}"}, timeout=30.0)
+    return httpx.Client(base_url=base_url(), headers={wire.AUTHORIZATION: wire.key_header(ensure_key())}, timeout=30.0)
 
 
 def _alive(pid: Any) -> bool:

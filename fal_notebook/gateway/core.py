@@ -11,14 +11,16 @@ from typing import Any
 
 import httpx
 
+from .. import wire
 from ..generate.project import AppProject
-from .apps import AppRuntime, Unavailable, error_body
+from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queued, Status
+from .apps import AppRuntime, Unavailable
 from .containers import remove_containers
 from .paths import db_path
 from .prepare import DeploySpec, digest
 from .runners import kill_orphans
 from .settings import DEFAULT_ATTEMPTS
-from .store import COMPLETED, IN_PROGRESS, IN_QUEUE, Store
+from .store import Store
 
 TICK = 0.25
 PURGE_EVERY = 60.0
@@ -44,10 +46,9 @@ class Gateway:
         if any((record.get("spec") or {}).get("env") == "docker" for record in self._records.values()):
             await asyncio.to_thread(remove_containers, self.state_id)
         for name, record in self._records.items():
-            runtime = AppRuntime(name, self)
-            self.apps[name] = runtime
-            if record["status"] == "stopped" or not record.get("spec"):
-                runtime.status = "stopped"
+            stopped = record["status"] == "stopped" or not record.get("spec")
+            runtime = self.apps[name] = AppRuntime(name, self, stopped=stopped)
+            if stopped:
                 continue
             spec = DeploySpec(**record["spec"])
             secrets = record.get("secret_names") or []
@@ -87,9 +88,7 @@ class Gateway:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         for runtime in self.apps.values():
-            runtime.closing = True
-            if runtime._rollout is not None:
-                runtime._rollout.cancel()
+            runtime.close()
         await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
         for runtime in self.apps.values():
             runtime.close_log()
@@ -111,10 +110,10 @@ class Gateway:
         self.store.complete(
             request_id,
             503,
-            error_body(detail, "runner_disconnected"),
+            wire.encode_error_bytes(detail, wire.RUNNER_DISCONNECTED),
             "application/json",
             error=detail,
-            error_type="runner_disconnected",
+            error_type=wire.RUNNER_DISCONNECTED,
         )
 
     # -- apps --------------------------------------------------------------------------------
@@ -197,57 +196,44 @@ class Gateway:
         runtime.enqueue(request_id, priority=priority, deadline=deadline)
         return request_id
 
-    def status(self, row: Any, *, with_logs: bool, response_url: str) -> tuple[int, dict[str, Any]]:
-        """fal's status object: 202 while queued or running, 200 once completed."""
-        logs = self.store.logs(row["id"]) if with_logs else None
+    def status(self, row: Any, *, with_logs: bool) -> Status:
+        """The request's status (its logs only when asked for: they cost a query)."""
         if row["status"] == IN_QUEUE:
-            return 202, {
-                "status": IN_QUEUE,
-                "queue_position": self.store.queue_position(row),
-                "response_url": response_url,
-            }
+            return Queued(self.store.queue_position(row))
+        logs = self.store.logs(row["id"]) if with_logs else []
         if row["status"] == IN_PROGRESS:
-            return 202, {"status": IN_PROGRESS, "logs": logs, "response_url": response_url}
-        body: dict[str, Any] = {
-            "status": COMPLETED,
-            "logs": logs,
-            "response_url": response_url,
-            "metrics": {},
-        }
-        if row["inference_time"] is not None:
-            body["metrics"]["inference_time"] = row["inference_time"]
-        if row["error"] is not None:
-            body["error"] = row["error"]
-            body["error_type"] = row["error_type"]
-        return 200, body
+            return InProgress(logs)
+        metrics = {} if row["inference_time"] is None else {"inference_time": row["inference_time"]}
+        return Completed(logs, metrics, row["error"], row["error_type"])
 
-    async def cancel(self, runtime: AppRuntime | None, row: Any) -> tuple[int, dict[str, str]]:
-        """Queued: removed, ends with 499. Running: forwarded to the app's ``<path>/cancel``."""
+    async def cancel(self, runtime: AppRuntime | None, row: Any) -> str:
+        """Queued: removed, ends with 499. Running: forwarded to the app's ``<path>/cancel``.
+        Returns fal's answer (``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED``)."""
         if row["status"] == COMPLETED:
-            return 400, {"status": "ALREADY_COMPLETED"}
+            return wire.ALREADY_COMPLETED
         if runtime is not None and row["status"] == IN_QUEUE and runtime.cancel_queued(row["id"]):
             detail = "Request cancelled while in the queue."
             self.store.complete(
                 row["id"],
                 499,
-                error_body(detail, "client_cancelled"),
+                wire.encode_error_bytes(detail, wire.CLIENT_CANCELLED),
                 "application/json",
                 error=detail,
-                error_type="client_cancelled",
+                error_type=wire.CLIENT_CANCELLED,
             )
             self.notify(row["id"])
-            return 202, {"status": "CANCELLATION_REQUESTED"}
+            return wire.CANCELLATION_REQUESTED
         self.store.request_cancel(row["id"])
         runner = runtime.runner_of(row["id"]) if runtime is not None else None
         if runner is not None:
             asyncio.create_task(self._forward_cancel(runtime, runner.url, row["path"], row["id"]))
-        return 202, {"status": "CANCELLATION_REQUESTED"}
+        return wire.CANCELLATION_REQUESTED
 
     async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
         path = path.split("?", 1)[0]  # the query string was the call's, not the cancel's
         target = url + path.rstrip("/") + "/cancel"
         try:
-            response = await self.http.post(target, headers={"x-fal-request-id": request_id}, timeout=10)
+            response = await self.http.post(target, headers={wire.REQUEST_ID: request_id}, timeout=10)
             outcome = f"the app answered {response.status_code}"
         except httpx.HTTPError as exc:
             outcome = f"it failed ({type(exc).__name__})"
@@ -256,10 +242,11 @@ class Gateway:
 
 
 def stored_headers(headers: Any) -> dict[str, str]:
-    """The request headers worth keeping with a queued request (content type and fal's own)."""
+    """The request headers worth keeping with a queued request (content type and fal's own, but
+    its request id: the gateway gives each attempt the request's)."""
     keep = {}
     for name, value in headers.items():
         lower = name.lower()
-        if lower == "content-type" or lower.startswith("x-fal-") and lower not in ("x-fal-request-id",):
+        if lower == "content-type" or lower.startswith(wire.FAL_HEADER_PREFIX) and lower != wire.REQUEST_ID:
             keep[lower] = value
     return keep

@@ -9,8 +9,9 @@ import sys
 
 import uvicorn
 
-from ..state import home, write_json_atomic
-from .paths import HOST, ensure_key, gateway_port, lock_path, pid_path, state_id
+from ..state import gateway_port, home, write_json_atomic
+from ..wire import GATEWAY_HOST
+from .paths import ensure_key, lock_path, pid_path, state_id
 from .server import build_app
 
 
@@ -18,7 +19,7 @@ def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((HOST, port))
+            s.bind((GATEWAY_HOST, port))
         except OSError:
             return False
     return True
@@ -34,7 +35,7 @@ def main() -> int:
         return 1
     if not _port_free(port):
         print(
-            f"Port {port} on {HOST} is in use by another program. Choose another port with FAL_NOTEBOOK_GATEWAY_PORT.",
+            f"Port {port} on {GATEWAY_HOST} is in use by another program. Choose another port with FAL_NOTEBOOK_GATEWAY_PORT.",
             file=sys.stderr,
         )
         return 1
@@ -44,7 +45,9 @@ def main() -> int:
 
     app = build_app(key=ensure_key(), state_id=state_id(), home=str(home()), port=port, on_stop=forget_pid)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+        uvicorn.Config(
+            app, host=GATEWAY_HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+        )
     )
     app.state.server = server
     write_json_atomic(pid_path(), {"pid": os.getpid(), "port": port})

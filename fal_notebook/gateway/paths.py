@@ -1,4 +1,7 @@
-"""Where the gateway keeps its state (``<FAL_NOTEBOOK_HOME>/gateway``) and the key that guards it."""
+"""Where the gateway keeps its state (``<FAL_NOTEBOOK_HOME>/gateway``) and the key that guards it.
+
+Its port and the key file's place are read as the client reads them (``state.py``, ``wire.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,9 @@ import os
 import secrets
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..state import home
+from .. import wire
+from ..state import gateway_key_file, gateway_port, home
 
-DEFAULT_PORT = 8765
-PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_PORT"
-HOST = "127.0.0.1"
 #: What the gateway's identity endpoint calls itself, so that other programs on the port are told apart.
 SERVICE = "fal-notebook-gateway"
 IDENTITY_PATH = "/_fal_notebook/identity"
@@ -24,18 +24,8 @@ def gateway_dir() -> Path:
     return path
 
 
-def gateway_port() -> int:
-    """The port from ``FAL_NOTEBOOK_GATEWAY_PORT`` (default 8765)."""
-    raw = os.environ.get(PORT_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_PORT
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ConfigError(f"{PORT_VARIABLE}={raw!r} is not a port number; use an integer from 1 to 65535.")
-    return int(raw)
-
-
 def base_url(port: int | None = None) -> str:
-    return f"http://{HOST}:{port or gateway_port()}"
+    return wire.gateway_origin(port or gateway_port())
 
 
 def state_id() -> str:
@@ -43,24 +33,17 @@ def state_id() -> str:
     return hashlib.sha256(str(gateway_dir().resolve()).encode()).hexdigest()[:16]
 
 
-def key_path() -> Path:
-    return gateway_dir() / "key"
-
-
 def ensure_key() -> str:
     """The gateway's key ``<id>:<secret>``, created on first use, readable only by the user."""
-    path = key_path()
+    gateway_dir()  # its folder, private to the user
+    path = gateway_key_file()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return read_key()
+        return path.read_text().strip()
     with os.fdopen(fd, "w") as f:
         f.write(f"{secrets.token_hex(8)}:{secrets.token_urlsafe(32)}\n")
-    return read_key()
-
-
-def read_key() -> str:
-    return key_path().read_text().strip()
+    return path.read_text().strip()
 
 
 def db_path() -> Path:

@@ -13,9 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from ..capture.requirements import requirement_name, split_fal_runtime
 from ..config import kernel_python_version
 from ..generate.project import AppProject
+from ..packages import requirement_name, split_fal_runtime
 from .containers import gpu_runtime
 from .containers import launch as docker_launch
 from .envs import OnLine, ensure_environment

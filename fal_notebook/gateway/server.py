@@ -1,4 +1,4 @@
-"""The gateway's ASGI app: fal's protocol (protocol.py) and the admin API (admin.py) on Starlette."""
+"""The gateway's ASGI app: fal's protocol (routes.py) and the admin API (admin.py) on Starlette."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import admin, protocol
+from . import admin, routes
 from .core import Gateway
 from .web import error, max_body
 
@@ -36,7 +36,7 @@ def build_app(
             on_stop()
 
     app = Starlette(
-        routes=[*admin.ROUTES, *protocol.ROUTES],
+        routes=[*admin.ROUTES, *routes.ROUTES],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
     )

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..config import AppConfig
+from ..wire import RETRY_CONDITIONS
 
 #: fal.App's default keep_alive.
 DEFAULT_KEEP_ALIVE = 60
@@ -15,7 +16,6 @@ DEFAULT_STARTUP_TIMEOUT = 600
 LOCAL_DEFAULT_MAX_CONCURRENCY = 1
 #: fal retries a queued request up to 10 attempts on server_error, connection_error and timeout.
 DEFAULT_ATTEMPTS = 10
-RETRY_CONDITIONS = ("server_error", "connection_error", "timeout")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
+from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE
+
 #: How long results stay retrievable, as on fal.
 RESULT_TTL = 3600.0
 #: Logs returned per status call (a moving window, as on fal; clients de-duplicate).

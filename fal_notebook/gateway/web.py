@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .. import wire
 from .core import Gateway
 
 MAX_BODY_VARIABLE = "FAL_NOTEBOOK_GATEWAY_MAX_BODY"
@@ -29,28 +30,24 @@ def gateway_of(request: Request) -> Gateway:
 
 
 def has_key(request: Request) -> bool:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    sent = wire.key_of(request.headers.get(wire.AUTHORIZATION, ""))
     key: str = request.app.state.key
-    return scheme.lower() == "key" and hmac.compare_digest(token.strip().encode(), key.encode())
+    return sent is not None and hmac.compare_digest(sent.encode(), key.encode())
 
 
 def error(
     status: int, detail: Any, error_type: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """An error in fal's shape: ``{"detail": ...}`` (+ ``error_type`` and ``X-Fal-Error-Type``)."""
-    body: dict[str, Any] = {"detail": detail}
-    headers = dict(headers or {})
-    if error_type:
-        body["error_type"] = error_type
-        headers["X-Fal-Error-Type"] = error_type
-    return JSONResponse(body, status, headers=headers)
+    headers = {**(headers or {}), **({wire.ERROR_TYPE: error_type} if error_type else {})}
+    return JSONResponse(wire.encode_error(detail, error_type), status, headers=headers)
 
 
 def unauthorized(what: str = "this app is private") -> JSONResponse:
     return error(
         401,
-        f"Unauthorized: {what}. Send `Authorization: Key <id>:<secret>` with the key in "
-        "<FAL_NOTEBOOK_HOME>/gateway/key (fal_notebook.gateway.gateway_key()).",
+        f"Unauthorized: {what}. Send `{wire.AUTHORIZATION}: {wire.key_header('<id>:<secret>')}` with the key in "
+        f"<FAL_NOTEBOOK_HOME>/{wire.GATEWAY_KEY_FILE} (fal_notebook.gateway.gateway_key()).",
     )
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import tomlkit
 
 from .._version import __version__
-from ..capture.requirements import split_fal_runtime
 from ..config import PROJECT_FIELDS, AppConfig, flag_for
 from ..errors import ConfigError, FalNotebookError, ProjectConflictError
+from ..packages import split_fal_runtime
 from ..state import MANIFEST, read_json, register_project, write_json_atomic
 from .dockerfile import base_image, dockerfile, dockerignore
 from .pyproject import fal_table, pyproject

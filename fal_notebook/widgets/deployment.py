@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as W
 
+from ..backends import Deployment
 from .style import stylesheet
 
 STATUS_STATE = {"ready": "completed", "deploying": "running", "failed": "failed", "stopped": "cancelled"}
 
 
-def deployment_view(deployment: Any) -> W.VBox:
+def deployment_view(deployment: Deployment) -> W.VBox:
     """A small card for a deployment; the buttons open the Playground or the logs below it."""
     state = STATUS_STATE.get(deployment.status, "running")
     rows = [("endpoint id", deployment.endpoint_id), ("url", deployment.url), ("queue url", deployment.queue_url)]
@@ -30,7 +32,7 @@ def deployment_view(deployment: Any) -> W.VBox:
     logs = W.Button(description="Logs", icon="list")
     stop = W.Button(description="Stop", icon="stop", disabled=deployment.status == "stopped")
 
-    def show(make) -> None:
+    def show(make: Callable[[], None]) -> None:
         below.clear_output()
         with below:
             make()
@@ -39,7 +41,7 @@ def deployment_view(deployment: Any) -> W.VBox:
         show(lambda: _display(deployment.playground()))
 
     def open_logs(_: Any) -> None:
-        show(lambda: print("\n".join(deployment.logs()[-200:]) or "(no logs yet)"))
+        show(lambda: print("\n".join(list(deployment.logs())[-200:]) or "(no logs yet)"))
 
     def stop_it(_: Any) -> None:
         deployment.stop()

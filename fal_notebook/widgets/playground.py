@@ -10,16 +10,22 @@ from __future__ import annotations
 import html
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import ipywidgets as W
 
+from ..backends import Deployment, get_deployment
+from ..client import connect
+from ..credentials import fal_key
 from ..errors import FalNotebookError, InputError
-from ..protocol import Completed, InProgress, Queued, gateway_key_file
+from ..protocol import Address
 from ..schema import AppSchema, Endpoint, parse_openapi
+from ..state import gateway_key_file
+from ..wire import Completed, InProgress, Queued
 from ..validation import Issue, issues_from_422, prune, validate_object
 from .fields import FieldRow, ObjectControl, Uploader, data_uri
 from .history import Call, HistoryStore
@@ -31,6 +37,52 @@ _MAX_LOG_LINES = 500
 _SHOWN_HISTORY = 20
 _SNIPPET_SHOWN = 20_000
 _TICK = 0.5
+
+
+@runtime_checkable
+class Client(Protocol):
+    """What the Playground uses of a client (``fal_notebook.connect(...)`` gives one)."""
+
+    @property
+    def address(self) -> Address: ...
+
+    def openapi(self) -> dict[str, Any]: ...
+
+    def submit(self, arguments: Any, path: str = "/") -> Any: ...
+
+    def stream(self, arguments: Any, path: str = "/") -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What a Playground calls: a client, where its app lives, and the deployment it came from."""
+
+    client: Client
+    address: Address
+    deployment: Deployment | None = None
+
+    @property
+    def name(self) -> str:
+        return self.deployment.name if self.deployment else self.address.endpoint_id
+
+
+def resolve_endpoint(source: str | Deployment | Client) -> Connection:
+    """A deployment gives its client; a client is taken as it is; a string is a deployed app's name,
+    else an endpoint id or URL to connect to."""
+    if isinstance(source, str):
+        try:
+            source = get_deployment(source)
+        except LookupError:
+            client = connect(source)
+            return Connection(client, client.address)
+    if isinstance(source, Deployment):
+        return Connection(source.client(), source.address, source)
+    if isinstance(source, Client):
+        return Connection(source, source.address)
+    raise FalNotebookError(
+        f"Playground needs a Deployment (fal_notebook.deploy(...)) or a client (fal_notebook.connect(...)), "
+        f"not {type(source).__name__}."
+    )
 
 
 class Playground:
@@ -45,24 +97,23 @@ class Playground:
 
     def __init__(
         self,
-        client_or_deployment: Any,
+        client_or_deployment: str | Deployment | Client,
         endpoint: str = "/",
         *,
         uploader: Uploader | None = None,
         history_limit: int = 50,
     ):
-        self.client, self.deployment = _client_and_deployment(client_or_deployment)
-        source = self.deployment or self.client
-        self.endpoint_id: str = getattr(source, "endpoint_id", "") or ""
-        self.name: str = getattr(self.deployment, "name", "") or self.endpoint_id
-        # On the local gateway; a fal deployment's id names fal, even when its owner is called "local".
-        on_fal = getattr(self.deployment, "target", None) == "fal"
-        self.local = self.endpoint_id.startswith("local/") and not on_fal
-        self.local_url: str | None = (getattr(source, "url", None) or None) if self.local else None
+        connection = resolve_endpoint(client_or_deployment)
+        self.client, self.deployment, self.address = connection.client, connection.deployment, connection.address
+        self.endpoint_id: str = self.address.endpoint_id
+        self.name: str = connection.name
+        # The address's kind, not the id: a fal app may be owned by someone called "local".
+        self.local = self.address.kind == "local"
+        self.local_url: str | None = self.address.url if self.address.kind != "fal" else None
         self.schema: AppSchema = parse_openapi(self.client.openapi())
         if not self.schema.endpoints:
             raise FalNotebookError(f"{self.name}: the app's schema has no POST endpoint to call.")
-        self.uploader = uploader or default_uploader(self.endpoint_id)
+        self.uploader = uploader or default_uploader(self.address)
         self.store = HistoryStore(self.endpoint_id or self.name or "app", history_limit)
         self.history: list[Call] = self.store.load()
         self.result: Any = None
@@ -424,33 +475,10 @@ class Playground:
         self.set_values(call.arguments, reset=True)
 
 
-def _client_and_deployment(source: Any) -> tuple[Any, Any]:
-    """A Deployment gives its client; anything with ``openapi`` and ``submit`` is a client; a string
-    is a deployed app's name, else an endpoint id or URL to connect to."""
-    if isinstance(source, str):
-        from ..backends import get_deployment
-        from ..client import connect
-
-        try:
-            source = get_deployment(source)
-        except LookupError:
-            source = connect(source)
-    if callable(getattr(source, "client", None)) and hasattr(source, "target"):
-        return source.client(), source
-    if not callable(getattr(source, "openapi", None)):
-        raise FalNotebookError(
-            f"Playground needs a Deployment (fal_notebook.deploy(...)) or a client (fal_notebook.connect(...)), "
-            f"not {type(source).__name__}."
-        )
-    return source, None
-
-
-def default_uploader(endpoint_id: str) -> Uploader:
+def default_uploader(address: Address) -> Uploader:
     """Apps on fal get uploads through fal's storage (when fal credentials are found); everything
     else gets ``data:`` URIs, which fal's File/Image inputs accept."""
-    from ..credentials import fal_key
-
-    if endpoint_id and not endpoint_id.startswith("local/") and fal_key():
+    if address.kind == "fal" and fal_key():
         from ..uploads import upload_file
 
         return lambda content, content_type, name: upload_file(content, content_type, file_name=name)

@@ -1,7 +1,7 @@
 """Ready-to-paste code for exactly one call: Python, JavaScript and cURL.
 
 For an app on fal (endpoint id ``owner/app``) the snippets use the official clients, ``fal_client``
-and ``@fal-ai/client`` (both read ``FAL_KEY``), and fal's hosts. For the local gateway
+and ``@fal-ai/client`` (both read ``FAL_KEY``), and fal's hosts (``FAL_RUN_HOST``). For the local gateway
 (``local/<name>``) they call the gateway's plain-HTTP URL directly (``httpx``, ``fetch``, ``curl``)
 with the gateway's key read from its file: the official clients only build ``https://`` URLs, and the
 gateway serves HTTP on 127.0.0.1, so a fal-client snippet would not run as pasted. No snippet
@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+from ..protocol import fal_hosts
+from ..wire import fal_app_urls
 
 LANGUAGES = ("Python", "JavaScript", "cURL")
 _WIDTH = 88
@@ -44,7 +47,7 @@ class _Call:
     def url(self) -> str:
         if self.local_url:
             return self.local_url.rstrip("/") + self.path
-        return f"https://fal.run/{self.app}{self.path}"
+        return fal_app_urls(*fal_hosts(), self.app)[0] + self.path
 
     # -- Python -------------------------------------------------------------------------------
     def python(self) -> str:

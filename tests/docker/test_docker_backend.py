@@ -176,7 +176,7 @@ def test_server_cell_deploys_as_a_container_behind_the_gateway(gw, server):
     assert any(line.strip().startswith("Step 1/") for line in lines)  # the build's progress is shown
     [container] = gw.containers(deployment.name)
     assert container.status == "running"
-    assert container.image.tags == [deployment.detail["image"]]
+    assert container.image.tags == [deployment.detail.image]
     assert Deployment.load(deployment.name).target == "docker"
 
     client = fal_notebook.connect(deployment.endpoint_id)
@@ -207,7 +207,7 @@ def test_fal_app_cell_runs_in_its_image(gw, fal_app):
     schema = client.openapi()
     assert "Input" in json.dumps(schema)
     [container] = gw.containers(deployment.name)
-    assert container.image.tags == [deployment.detail["image"]]
+    assert container.image.tags == [deployment.detail.image]
 
 
 def test_unchanged_redeploy_from_the_cli_reuses_image_revision_and_container(gw, server, capsys):
@@ -235,8 +235,8 @@ def test_magic_deploys_with_target_docker(gw, fal_app):
     finally:
         InteractiveShell.clear_instance()
     assert again.target == "docker" and again.status == "ready"
-    assert again.detail["image"] == deployment.detail["image"]
-    assert again.detail["revision"] == deployment.detail["revision"]
+    assert again.detail.image == deployment.detail.image
+    assert again.detail.revision == deployment.detail.revision
 
 
 def test_config_change_reuses_the_image_code_change_builds_a_new_one(gw, server):
@@ -245,19 +245,19 @@ def test_config_change_reuses_the_image_code_change_builds_a_new_one(gw, server)
     old_container = gw.only_container(name)
 
     rescaled, lines = gw.deploy(SERVER_CELL, name, auth="public", keep_alive=30)
-    assert rescaled.detail["revision"] == first.detail["revision"] + 1  # new settings, new runners...
-    assert rescaled.detail["image"] == first.detail["image"]  # ...of the same image, not rebuilt
+    assert rescaled.detail.revision == first.detail.revision + 1  # new settings, new runners...
+    assert rescaled.detail.image == first.detail.image  # ...of the same image, not rebuilt
     assert not any(line.startswith("Building the image") for line in lines)
     wait_for(lambda: old_container.id not in [c.id for c in gw.containers(name)], what="old container removed")
 
     changed, lines = gw.deploy(SERVER_CELL.replace('"version": 1', '"version": 2'), name, auth="public")
-    assert changed.detail["image"] != first.detail["image"]
+    assert changed.detail.image != first.detail.image
     assert any(line.startswith("Building the image") for line in lines)
     assert fal_notebook.connect(f"local/{name}").run({"text": "new code"}) == {"words": 2, "version": 2, "token": None}
     container = gw.only_container(name)
-    assert container.image.tags == [changed.detail["image"]]
+    assert container.image.tags == [changed.detail.image]
     # the revisions before are gone, and with them their image
-    wait_for(lambda: gw.images(name) == [changed.detail["image"]], what="the old image removed")
+    wait_for(lambda: gw.images(name) == [changed.detail.image], what="the old image removed")
 
 
 def test_secrets_reach_the_container_but_not_its_command_line(gw, server, monkeypatch):
@@ -278,7 +278,7 @@ def test_gpu_machine_type_without_nvidia_runtime_runs_without_gpus(gw, server):
     deployment, lines = gw.deploy(
         SERVER_CELL, server[0].name, auth="public", machine_type=["GPU-A100"], base_image=cpu_base
     )
-    assert deployment.detail["image"] == server[0].detail["image"]  # the same Dockerfile: no rebuild
+    assert deployment.detail.image == server[0].detail.image  # the same Dockerfile: no rebuild
     assert any("no NVIDIA runtime" in line for line in lines)
     assert fal_notebook.connect(deployment.endpoint_id).run({"text": "no gpu here"})["words"] == 3
 

@@ -53,7 +53,7 @@ def test_key_but_no_network_is_reported_as_unreachable_with_nothing_deployed(pro
     assert "Nothing was deployed." in message
     assert "Connection refused" in message
     record = Deployment.load("text-stats")
-    assert record.status == "failed" and record.detail["last_error"].startswith("fal could not be reached")
+    assert record.status == "failed" and record.detail.last_error.startswith("fal could not be reached")
 
 
 def test_a_hanging_fal_is_bounded_and_reported(project, fake_key, monkeypatch):
@@ -72,8 +72,8 @@ def test_successful_deploy_records_what_fal_reported(project, fake_key, fake_clo
     assert deployment.endpoint_id == "test-user/text-stats"
     assert deployment.url == "https://fal.run/test-user/text-stats"
     assert deployment.queue_url == "https://queue.fal.run/test-user/text-stats"
-    assert deployment.detail["revision"] == "rev-1"
-    assert deployment.detail["playground_urls"] == {"/": "https://fal.ai/models/test-user/text-stats/"}
+    assert deployment.detail.revision == "rev-1"
+    assert deployment.detail.playground_urls == {"/": "https://fal.ai/models/test-user/text-stats/"}
     assert Deployment.load("text-stats") == deployment
     started = fake_cloud.calls("deploy_started")[0]
     assert started["message"] == "fal-notebook: app.py from a notebook cell"
@@ -97,12 +97,12 @@ def test_redeploy_describes_the_change_and_applies_changed_scaling(project, cell
     deployment, lines = deploy(project2)
     started = fake_cloud.calls("deploy_started")[-1]
     assert started["message"] == "fal-notebook: app.py +1 -1 lines; changed TextStats.run"
-    assert deployment.detail["revision"] == "rev-2"
+    assert deployment.detail.revision == "rev-2"
     # fal 1.83 ignores --reset-scale for `fal deploy <name>`: the new values are set with `fal apps scale`
     assert fake_cloud.calls("scale") == [
         {"call": "scale", "app_name": "text-stats", "keep_alive": 300, "min_concurrency": 1}
     ]
-    assert deployment.detail["scaling"] == {"keep_alive": 300, "min_concurrency": 1, "max_concurrency": 2}
+    assert deployment.detail.scaling == {"keep_alive": 300, "min_concurrency": 1, "max_concurrency": 2}
     deploy(project2)
     assert fake_cloud.calls("deploy_started")[-1]["message"] == "fal-notebook: app.py unchanged (configuration only)"
     assert len(fake_cloud.calls("scale")) == 1  # nothing changed, nothing re-applied
@@ -137,8 +137,8 @@ def test_failed_redeploy_keeps_the_live_revisions_record(project, fake_key, fake
     with pytest.raises(DeployError):
         deploy(project)
     record = Deployment.load("text-stats")
-    assert (record.status, record.url, record.detail["revision"]) == ("ready", first.url, "rev-1")
-    assert record.detail["last_error"].startswith("The app was built but failed to start")
+    assert (record.status, record.url, record.detail.revision) == ("ready", first.url, "rev-1")
+    assert record.detail.last_error.startswith("The app was built but failed to start")
 
 
 def test_rejected_key(project, fake_key, fake_cloud):

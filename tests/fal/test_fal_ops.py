@@ -36,7 +36,7 @@ def deployed(project, fake_key, fake_cloud):
 
 def test_revisions_come_from_fal_apps_list_rev(deployed, project, fake_cloud):
     FalBackend().deploy(project, progress=lambda line: None)
-    assert Deployment.load("text-stats").detail["revision"] == "rev-2"
+    assert Deployment.load("text-stats").detail.revision == "rev-2"
     revisions = fal_target.revisions("text-stats")
     assert [r["Revision"] for r in revisions] == ["rev-1", "rev-2"]
     assert revisions[0]["Machine Type"] == "S"
@@ -47,8 +47,8 @@ def test_rollback_sets_the_revision_and_updates_the_record(deployed, fake_cloud)
     assert fake_cloud.calls("set_rev") == [
         {"call": "set_rev", "app_name": "text-stats", "revision": "rev-1", "environment": None}
     ]
-    assert record.detail["revision"] == "rev-1" == Deployment.load("text-stats").detail["revision"]
-    assert "module_source" not in record.detail
+    assert record.detail.revision == "rev-1" == Deployment.load("text-stats").detail.revision
+    assert record.detail.module_source is None
 
 
 def test_scale_min_max(deployed, fake_cloud):
@@ -59,7 +59,7 @@ def test_scale_min_max(deployed, fake_cloud):
         "min_concurrency": 1,
         "max_concurrency": 5,
     }
-    assert Deployment.load("text-stats").detail["scaling"]["max_concurrency"] == 5
+    assert Deployment.load("text-stats").detail.scaling["max_concurrency"] == 5
     with pytest.raises(DeployError, match="Nothing to change"):
         fal_target.scale("text-stats")
 

@@ -99,7 +99,7 @@ def test_redeploy_replaces_runners_without_dropping_accepted_requests(gateway, c
     old_pid = gateway.info("rolling")["runners"][0]["pid"]
     handles = [client.post("/queue/local/rolling", json={"text": f"r{i}", "delay": 0.5}).json() for i in range(4)]
     dep = gateway.deploy(echo(version=2), "rolling", auth="public")
-    assert dep.detail["revision"] == 2
+    assert dep.detail.revision == 2
     versions = []
     for handle in handles:
         status = gateway.wait_completed(client, handle["status_url"])
@@ -150,11 +150,11 @@ def test_hard_coded_port_command_is_limited_to_one_runner(gateway, client):
     port = free_port()
     cmd = f"python -m http.server {port} --bind 127.0.0.1"
     dep = gateway.deploy("", "static", mode="server", cmd=cmd, port=port, auth="public", max_concurrency=3)
-    assert any("limited to one" in note for note in dep.detail["notes"])
+    assert any("limited to one" in note for note in dep.detail.notes)
     assert client.get("/local/static/").status_code == 200
     # a redeploy hands the fixed port over: the old runner goes first, then the new one starts
     again = gateway.deploy("", "static", mode="server", cmd=cmd + " --directory .", port=port, auth="public")
-    assert again.status == "ready" and again.detail["revision"] == 2
+    assert again.status == "ready" and again.detail.revision == 2
     assert client.get("/local/static/").status_code == 200
     assert [r["revision"] for r in gateway.info("static")["runners"]] == [2]
 

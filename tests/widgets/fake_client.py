@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fal_notebook.errors import RequestError
-from fal_notebook.protocol import Completed, InProgress, Queued
+from fal_notebook.protocol import resolve_address
+from fal_notebook.wire import Completed, InProgress, Queued
 
 
 def request_error(status_code: int, detail: Any, request_id: str = "") -> RequestError:
@@ -67,6 +68,7 @@ class FakeClient:
         url: str | None = None,
     ):
         self.document, self.respond, self.endpoint_id, self.url = document, respond, endpoint_id, url
+        self.address = resolve_address(url or endpoint_id)
         self.calls: list[tuple[str, Any]] = []
         self.cancels: list[str] = []
         self.gate: threading.Event | None = None

@@ -9,6 +9,7 @@ import pytest
 
 from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import FalNotebookError, InputError, RequestError
+from fal_notebook.protocol import fal_address, resolve_address
 from fal_notebook.widgets.fields import data_uri
 from fal_notebook.widgets.playground import Playground, default_uploader
 
@@ -289,8 +290,8 @@ def test_not_a_client():
 def test_default_uploader(fal_env, monkeypatch):
     import fal_notebook.uploads
 
-    assert default_uploader("local/x") is data_uri
-    assert default_uploader("alice/x") is data_uri  # no fal credentials
+    assert default_uploader(resolve_address("local/x")) is data_uri
+    assert default_uploader(resolve_address("alice/x")) is data_uri  # no fal credentials
     monkeypatch.setenv("FAL_KEY", "id:secret-value")
     uploads = []
     monkeypatch.setattr(
@@ -298,5 +299,27 @@ def test_default_uploader(fal_env, monkeypatch):
         "upload_file",
         lambda data, ctype, file_name: uploads.append((data, ctype, file_name)) or "https://v3/x",
     )
-    assert default_uploader("alice/x")(b"1", "image/png", "a.png") == "https://v3/x"
+    assert default_uploader(resolve_address("alice/x"))(b"1", "image/png", "a.png") == "https://v3/x"
     assert uploads == [(b"1", "image/png", "a.png")]
+    assert default_uploader(resolve_address("local/x")) is data_uri  # the gateway's apps get data: URIs
+    # A fal app whose owner is called "local" is on fal: its files go to fal's storage.
+    assert default_uploader(fal_address("local/painter")) is not data_uri
+
+
+def test_a_fal_deployment_owned_by_local_uploads_to_fal(monkeypatch, home):
+    client = FakeClient(
+        sample_apps.fal_document(sample_apps.ImageApp), lambda p, a: IMAGES, endpoint_id="local/painter"
+    )
+    deployment = Deployment(
+        name="painter",
+        target="fal",
+        endpoint_id="local/painter",
+        url="https://fal.run/local/painter",
+        queue_url="https://queue.fal.run/local/painter",
+        status="ready",
+    )
+    monkeypatch.setattr(Deployment, "client", lambda self, key=None: client)
+    monkeypatch.setenv("FAL_KEY", "id:secret-value")
+    assert Playground(deployment).uploader is not data_uri
+    local = Deployment("painter", "local", "local/painter", "http://127.0.0.1:4321/local/painter", "", "ready")
+    assert Playground(local).uploader is data_uri

@@ -6,7 +6,11 @@ import ast
 import json
 import shlex
 
+import pytest
+
 from fal_notebook.widgets.snippets import py_literal, snippets
+
+pytestmark = pytest.mark.usefixtures("fal_env")  # fal's hosts as fal_client's defaults: no FAL_RUN_HOST
 
 ARGS = {
     "prompt": "it's a cat",
@@ -81,3 +85,9 @@ def test_py_literal_round_trips_and_wraps():
     text = py_literal(ARGS)
     assert ast.literal_eval(text) == ARGS and max(map(len, text.splitlines())) <= 88
     assert py_literal({"a": 1, "b": [True, None, "it's"]}) == '{"a": 1, "b": [True, None, "it\'s"]}'
+
+
+def test_curl_for_fal_follows_fal_run_host(monkeypatch):
+    assert shlex.split(snippets("alice/painter", "/edit", {})["cURL"])[3] == "https://fal.run/alice/painter/edit"
+    monkeypatch.setenv("FAL_RUN_HOST", "fal.example.test")
+    assert shlex.split(snippets("alice/painter", "/", {})["cURL"])[3] == "https://fal.example.test/alice/painter"

@@ -1,4 +1,5 @@
-"""fal's protocol for ``local/<name>`` (spec/fal-platform.md section 7)::
+"""The gateway's routes of fal's protocol for ``local/<name>`` (spec/fal-platform.md section 7; the
+layout, headers and bodies come from ``wire.py``)::
 
 POST /local/<name>[/<path>]                       sync call (streamed through; /stream is SSE)
 GET  /local/<name>/openapi.json                   the app's schema
@@ -24,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .. import wire
 from .apps import AppRuntime, Outcome, Unavailable, forwarded_headers
 from .core import stored_headers
 from .runners import Runner
-from .store import COMPLETED, IN_QUEUE
 from .web import BodyTooLarge, error, gateway_of, has_key, read_body, too_large, unauthorized
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
@@ -40,7 +41,7 @@ def lookup(request: Request) -> AppRuntime | Response:
     name = request.path_params["name"]
     runtime = gateway_of(request).serving(name)
     if runtime is None:
-        return error(404, f"Application 'local/{name}' not found: deploy it first (%fal_deploy {name}).")
+        return error(404, f"Application '{wire.local_app(name)}' not found: deploy it first (%fal_deploy {name}).")
     if runtime.auth != "public" and not has_key(request):
         return unauthorized()
     return runtime
@@ -59,15 +60,16 @@ async def lookup_with_body(request: Request) -> tuple[AppRuntime, bytes] | Respo
 
 def start_timeout(request: Request) -> float | None | Response:
     """``X-Fal-Request-Timeout``: seconds a request may wait before a runner starts it."""
-    raw = request.headers.get("x-fal-request-timeout")
+    raw = request.headers.get(wire.REQUEST_TIMEOUT)
     if raw is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if value <= 0.1:
-        return error(400, f"X-Fal-Request-Timeout must be seconds above 0.1, got {raw!r}.", "bad_request")
+    value = wire.request_timeout(raw)
+    if value is None:
+        return error(
+            400,
+            f"{wire.REQUEST_TIMEOUT} must be seconds above {wire.MIN_REQUEST_TIMEOUT:g}, got {raw!r}.",
+            wire.BAD_REQUEST,
+        )
     return value
 
 
@@ -78,7 +80,7 @@ def app_path(request: Request) -> str:
 def app_query(request: Request) -> str:
     """The query string for the app (``?a=1``, or empty): scalar endpoint parameters travel in it.
     ``fal_webhook`` is the queue's own parameter, never the app's."""
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "fal_webhook"]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != wire.WEBHOOK_PARAM]
     return "?" + urlencode(params) if params else ""
 
 
@@ -95,17 +97,17 @@ async def run_sync(request: Request) -> Response:
     try:
         runner = await runtime.acquire(request_id, deadline=time.time() + timeout if timeout else None)
     except Unavailable as exc:
-        return error(503, str(exc), "runner_scheduling_failure", {"x-fal-request-id": request_id})
+        return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
     except TimeoutError as exc:
-        return error(504, str(exc), "request_timeout", {"X-Fal-Request-Timeout-Type": "user"})
+        return error(504, str(exc), wire.REQUEST_TIMEOUT_ERROR, {wire.REQUEST_TIMEOUT_TYPE: "user"})
     path = app_path(request) + app_query(request)
     headers = forwarded_headers(dict(request.headers), request_id)
     upstream = await runtime.send(runner, request.method, path, body, headers, stream=True)
     if isinstance(upstream, Outcome):
         runtime.release(runner, request_id, served=False)
-        headers = {"x-fal-request-id": request_id}
+        headers = {wire.REQUEST_ID: request_id}
         if upstream.error_type:
-            headers["X-Fal-Error-Type"] = upstream.error_type
+            headers[wire.ERROR_TYPE] = upstream.error_type
         return Response(upstream.body, upstream.status, media_type=upstream.content_type, headers=headers)
     return await relay(runtime, runner, request_id, upstream)
 
@@ -114,7 +116,7 @@ async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: 
     """The runner's answer to the caller: small ones in one piece, others (SSE...) as they come.
     The runner's slot is released when the answer is through, or the caller went away."""
     headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_SKIP}
-    headers["x-fal-request-id"] = request_id
+    headers[wire.REQUEST_ID] = request_id
     timeout = runtime.current.settings.request_timeout if runtime.current else None
     loop = asyncio.get_running_loop()
     ends = loop.time() + timeout if timeout else None
@@ -129,9 +131,9 @@ async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: 
                 content = b"".join([chunk async for chunk in upstream.aiter_raw()])
         except TimeoutError:
             timed_out()
-            return error(504, "Request timed out.", "request_timeout")
+            return error(504, "Request timed out.", wire.REQUEST_TIMEOUT_ERROR)
         except httpx.HTTPError:
-            return error(503, f"Runner {runner.id} disconnected during the response.", "runner_disconnected")
+            return error(503, f"Runner {runner.id} disconnected during the response.", wire.RUNNER_DISCONNECTED)
         finally:
             await upstream.aclose()
             runtime.release(runner, request_id)
@@ -160,7 +162,9 @@ async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: 
 
 # -- queue ------------------------------------------------------------------------------------
 def request_url(request: Request, name: str, request_id: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/queue/local/{name}/requests/{request_id}"
+    """The request's URL as this caller reaches the gateway."""
+    _, app_queue_url = wire.app_urls(str(request.base_url), wire.local_app(name))
+    return wire.request_url(app_queue_url, request_id)
 
 
 def invalid_json(body: bytes) -> list[dict[str, Any]] | None:
@@ -193,7 +197,7 @@ async def submit(request: Request) -> Response:
     timeout = start_timeout(request)
     if isinstance(timeout, Response):
         return timeout
-    priority = 1 if request.headers.get("x-fal-queue-priority", "").lower() == "low" else 0
+    priority = 1 if wire.low_priority(request.headers.get(wire.QUEUE_PRIORITY, "")) else 0
     gateway = gateway_of(request)
     try:
         request_id = gateway.submit(
@@ -205,21 +209,11 @@ async def submit(request: Request) -> Response:
             timeout=timeout,
         )
     except Unavailable as exc:
-        return error(503, str(exc), "runner_scheduling_failure")
+        return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE)
     url = request_url(request, runtime.name, request_id)
     row = gateway.store.get(request_id)
-    position = gateway.store.queue_position(row) if row["status"] == IN_QUEUE else 0
-    return JSONResponse(
-        {
-            "status": IN_QUEUE,
-            "request_id": request_id,
-            "response_url": url,
-            "status_url": url + "/status",
-            "cancel_url": url + "/cancel",
-            "queue_position": position,
-        },
-        headers={"x-fal-request-id": request_id},
-    )
+    position = gateway.store.queue_position(row) if row["status"] == wire.IN_QUEUE else 0
+    return JSONResponse(wire.encode_submit(request_id, url, position), headers={wire.REQUEST_ID: request_id})
 
 
 def find_request(request: Request) -> tuple[AppRuntime | None, Any] | Response:
@@ -227,7 +221,7 @@ def find_request(request: Request) -> tuple[AppRuntime | None, Any] | Response:
     gateway = gateway_of(request)
     row = gateway.store.get(request_id)
     if row is None or row["app"] != name:
-        return error(404, f"Request {request_id} of local/{name} not found (results are kept for one hour).")
+        return error(404, f"Request {request_id} of {wire.local_app(name)} not found (results are kept for one hour).")
     runtime = gateway.apps.get(name)
     if (runtime is None or runtime.auth != "public") and not has_key(request):
         return unauthorized()
@@ -235,7 +229,7 @@ def find_request(request: Request) -> tuple[AppRuntime | None, Any] | Response:
 
 
 def wants_logs(request: Request) -> bool:
-    return request.query_params.get("logs", "0").lower() in ("1", "true", "yes")
+    return wire.wants_logs(request.query_params.get(wire.LOGS_PARAM, ""))
 
 
 async def status(request: Request) -> Response:
@@ -244,8 +238,10 @@ async def status(request: Request) -> Response:
         return found
     _, row = found
     url = request_url(request, row["app"], row["id"])
-    code, body = gateway_of(request).status(row, with_logs=wants_logs(request), response_url=url)
-    return JSONResponse(body, code, headers={"x-fal-request-id": row["id"]})
+    logs = wants_logs(request)
+    state = gateway_of(request).status(row, with_logs=logs)
+    body = wire.encode_status(state, response_url=url, with_logs=logs)
+    return JSONResponse(body, wire.status_code(state), headers={wire.REQUEST_ID: row["id"]})
 
 
 async def status_stream(request: Request) -> Response:
@@ -264,18 +260,18 @@ async def status_stream(request: Request) -> Response:
                 current = gateway.store.get(request_id)
                 if current is None:
                     return
-                _, body = gateway.status(current, with_logs=logs, response_url=url)
+                body = wire.encode_status(gateway.status(current, with_logs=logs), response_url=url, with_logs=logs)
                 if body != last:
-                    yield f"data: {json.dumps(body)}\n\n"
+                    yield wire.encode_event(body)
                     last = body
-                if current["status"] == COMPLETED:
+                if current["status"] == wire.COMPLETED:
                     return
                 try:  # woken by changes; the timeout refreshes the queue position
                     await asyncio.wait_for(changed.wait(), 0.5)
                 except TimeoutError:
                     pass
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"x-fal-request-id": request_id})
+    return StreamingResponse(events(), media_type=wire.EVENT_STREAM, headers={wire.REQUEST_ID: request_id})
 
 
 async def result(request: Request) -> Response:
@@ -283,23 +279,24 @@ async def result(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     _, row = found
-    headers = {"x-fal-request-id": row["id"]}
-    if row["status"] != COMPLETED:
+    headers = {wire.REQUEST_ID: row["id"]}
+    if row["status"] != wire.COMPLETED:
         return error(400, "Request is still in progress", headers=headers)
     if row["error_type"]:
-        headers["X-Fal-Error-Type"] = row["error_type"]
+        headers[wire.ERROR_TYPE] = row["error_type"]
     return Response(row["result_body"], row["result_status"], media_type=row["result_type"], headers=headers)
 
 
 async def cancel(request: Request) -> Response:
     row = gateway_of(request).store.get(request.path_params["request_id"])
     if row is None or row["app"] != request.path_params["name"]:
-        return JSONResponse({"status": "NOT_FOUND"}, 404)
-    found = find_request(request)
-    if isinstance(found, Response):
-        return found
-    code, body = await gateway_of(request).cancel(*found)
-    return JSONResponse(body, code)
+        answer = wire.NOT_FOUND
+    else:
+        found = find_request(request)
+        if isinstance(found, Response):
+            return found
+        answer = await gateway_of(request).cancel(*found)
+    return JSONResponse(wire.encode_cancel(answer), wire.CANCEL_ANSWERS[answer])
 
 
 async def openapi(request: Request) -> Response:
@@ -307,18 +304,20 @@ async def openapi(request: Request) -> Response:
     if isinstance(runtime, Response):
         return runtime
     if runtime.current is None:
-        return error(503, f"local/{runtime.name} is still deploying; try again when it is ready.")
+        return error(503, f"{wire.local_app(runtime.name)} is still deploying; try again when it is ready.")
     if runtime.current.openapi is None:
-        return error(404, f"local/{runtime.name} does not serve /openapi.json.")
+        return error(404, f"{wire.local_app(runtime.name)} does not serve /{wire.OPENAPI_PATH}.")
     return Response(runtime.current.openapi, media_type="application/json")
 
 
+_APP, _QUEUED_APP = wire.app_urls("", wire.local_app("{name}"))  # /local/{name}, /queue/local/{name}
+_REQUEST = wire.request_url(_QUEUED_APP, "{request_id}")
 ROUTES = [
-    Route("/queue/local/{name}/requests/{request_id}/status", status, methods=["GET"]),
-    Route("/queue/local/{name}/requests/{request_id}/status/stream", status_stream, methods=["GET"]),
-    Route("/queue/local/{name}/requests/{request_id}", result, methods=["GET"]),
-    Route("/queue/local/{name}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
-    Route("/queue/local/{name}{path:path}", submit, methods=["POST"]),
-    Route("/local/{name}/openapi.json", openapi, methods=["GET"]),
-    Route("/local/{name}{path:path}", run_sync, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    Route(wire.status_url(_REQUEST), status, methods=["GET"]),
+    Route(wire.status_stream_url(_REQUEST), status_stream, methods=["GET"]),
+    Route(_REQUEST, result, methods=["GET"]),
+    Route(wire.cancel_url(_REQUEST), cancel, methods=["PUT"]),
+    Route(_QUEUED_APP + "{path:path}", submit, methods=["POST"]),
+    Route(wire.join_url(_APP, wire.OPENAPI_PATH), openapi, methods=["GET"]),
+    Route(_APP + "{path:path}", run_sync, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
 ]

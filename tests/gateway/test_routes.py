@@ -40,7 +40,7 @@ def test_deploy_returns_and_records_the_local_deployment(gateway, app):
     assert app.queue_url == f"http://127.0.0.1:{gateway.port}/queue/local/echo"
     assert app.path == str(gateway.apps_dir / "echo")
     assert Deployment.load("echo").url == app.url
-    assert app.detail["auth"] == "private" and app.detail["env"] == "kernel"
+    assert app.detail.auth == "private" and app.detail.env == "kernel"
 
 
 def test_deploy_shows_its_progress(gateway):
@@ -265,7 +265,7 @@ def test_openapi_is_the_apps_own_document(client, app):
 def test_redeploy_unchanged_is_idempotent(gateway, app, client):
     pid = client.post("/local/echo", json={"text": "a"}).json()["pid"]
     again = gateway.deploy(echo(), "echo", max_concurrency=1)
-    assert again.detail["revision"] == app.detail["revision"]
+    assert again.detail.revision == app.detail.revision
     assert client.post("/local/echo", json={"text": "a"}).json()["pid"] == pid
     assert len(gateway.info("echo")["runners"]) == 1
 
@@ -317,4 +317,4 @@ def test_secrets_reach_the_runners_and_stay_out_of_logs(gateway, client, monkeyp
 
 def test_deploy_by_name_through_the_backends_api(gateway, app):
     again = deploy("echo", target="local", progress=lambda line: None, env="kernel")
-    assert again.url == app.url and again.detail["revision"] == app.detail["revision"]
+    assert again.url == app.url and again.detail.revision == app.detail.revision

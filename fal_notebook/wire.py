@@ -1,0 +1,365 @@
+"""fal's wire contract, stated once: hosts, URL layout, headers, statuses and bodies of fal's queue
+protocol (spec/fal-platform.md section 7), as the client reads it and the local gateway writes it.
+
+The client side (``protocol.py``, ``client.py``), the gateway (``gateway/routes.py`` and the queue
+behind it), the backends and the snippets import their facts from here, so both sides change together;
+each message has an ``encode_*`` (the server's side) and a ``decode_*`` (the client's side). Pure:
+no I/O and no environment reads (``state.py`` and ``protocol.py`` read the variables named here).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+# -- hosts, ports and the key file ----------------------------------------------------------------
+#: fal's sync host; ``FAL_RUN_HOST`` replaces it (as fal_client reads it).
+FAL_RUN_HOST = "fal.run"
+RUN_HOST_VARIABLE = "FAL_RUN_HOST"
+#: fal's queue host, default ``queue.<run host>``; ``FAL_QUEUE_RUN_HOST`` replaces it.
+QUEUE_HOST_PREFIX = "queue."
+QUEUE_HOST_VARIABLE = "FAL_QUEUE_RUN_HOST"
+
+#: The local gateway: one per user on the loopback interface, port from ``FAL_NOTEBOOK_GATEWAY_PORT``.
+GATEWAY_HOST = "127.0.0.1"
+DEFAULT_GATEWAY_PORT = 8765
+GATEWAY_PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_PORT"
+#: The gateway's key (``<id>:<secret>``), relative to the state directory (``FAL_NOTEBOOK_HOME``).
+GATEWAY_KEY_FILE = PurePosixPath("gateway", "key")
+#: The owner segment of the gateway's endpoint ids: ``local/<name>``.
+LOCAL_OWNER = "local"
+#: fal endpoint ids with a namespace have three app segments (``workflows/<owner>/<app>``).
+NAMESPACES = ("workflows", "comfy")
+
+
+def queue_host(run_host: str) -> str:
+    """fal's queue host for a sync host: ``queue.fal.run`` for ``fal.run``."""
+    return QUEUE_HOST_PREFIX + run_host
+
+
+def parse_port(raw: str) -> int | None:
+    """The port number in ``raw`` (1-65535), or None when it is not one."""
+    raw = raw.strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else None
+
+
+def gateway_origin(port: int) -> str:
+    """``http://127.0.0.1:<port>``: where the local gateway listens."""
+    return f"http://{GATEWAY_HOST}:{port}"
+
+
+# -- URL layout -----------------------------------------------------------------------------------
+#: The first path segment of every queue URL on the gateway: ``/queue/<app>[/<path>]``.
+QUEUE_SEGMENT = "queue"
+OPENAPI_PATH = "openapi.json"
+STREAM_PATH = "stream"
+
+
+def join_url(base: str, *paths: str) -> str:
+    """``base`` with the non-empty ``paths`` appended, one slash between parts, none at the end."""
+    parts = [p.strip("/") for p in paths if p.strip("/")]
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def join_path(*paths: str) -> str:
+    """``/a/b`` from ``"/a"`` and ``"b/"``; ``/`` when all are empty."""
+    return "/" + "/".join(p.strip("/") for p in paths if p.strip("/"))
+
+
+def local_app(name: str) -> str:
+    """The endpoint id of app ``name`` on the local gateway: ``local/<name>``."""
+    return f"{LOCAL_OWNER}/{name}"
+
+
+def app_urls(origin: str, app: str) -> tuple[str, str]:
+    """The sync and queue bases of ``app`` on a gateway: ``<origin>/<app>``, ``<origin>/queue/<app>``."""
+    return join_url(origin, app), join_url(origin, QUEUE_SEGMENT, app)
+
+
+def fal_app_urls(run_host: str, queue: str, app: str) -> tuple[str, str]:
+    """The sync and queue bases of ``app`` on fal: ``https://<run host>/<app>``, ``https://<queue host>/<app>``."""
+    return f"https://{run_host}/{app}", f"https://{queue}/{app}"
+
+
+def request_url(app_queue_url: str, request_id: str) -> str:
+    """A queued request's URL, under its app (never under the endpoint's path): ``.../requests/<id>``;
+    its result is there."""
+    return join_url(app_queue_url, "requests", request_id)
+
+
+def status_url(request: str) -> str:
+    return f"{request}/status"
+
+
+def status_stream_url(request: str) -> str:
+    return f"{request}/status/stream"
+
+
+def cancel_url(request: str) -> str:
+    return f"{request}/cancel"
+
+
+# -- headers and parameters -----------------------------------------------------------------------
+AUTHORIZATION = "Authorization"
+KEY_SCHEME = "Key"
+REQUEST_ID = "x-fal-request-id"
+ERROR_TYPE = "X-Fal-Error-Type"
+#: Request header: seconds the request may wait for a runner to start it (above MIN_REQUEST_TIMEOUT).
+REQUEST_TIMEOUT = "X-Fal-Request-Timeout"
+MIN_REQUEST_TIMEOUT = 0.1
+#: Response header of a timeout the caller set (``user``): such a 504 is final, not retried.
+REQUEST_TIMEOUT_TYPE = "X-Fal-Request-Timeout-Type"
+QUEUE_PRIORITY = "X-Fal-Queue-Priority"
+PRIORITIES = ("normal", "low")
+#: Request header naming the runner a request prefers; the gateway hands it to the app unchanged.
+RUNNER_HINT = "X-Fal-Runner-Hint"
+RETRY_AFTER = "Retry-After"
+#: fal's own headers start with this; a queued request keeps them for the app.
+FAL_HEADER_PREFIX = "x-fal-"
+WEBHOOK_PARAM = "fal_webhook"
+LOGS_PARAM = "logs"
+EVENT_STREAM = "text/event-stream"
+
+
+def key_header(key: str) -> str:
+    """The ``Authorization`` value for a key: ``Key <id>:<secret>``."""
+    return f"{KEY_SCHEME} {key}"
+
+
+def key_of(authorization: str) -> str | None:
+    """The key in an ``Authorization`` value, None when it is not ``Key <key>``."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == KEY_SCHEME.lower() and token.strip() else None
+
+
+def request_timeout(raw: str) -> float | None:
+    """The seconds in an ``X-Fal-Request-Timeout`` value, None when it is not a number above the minimum."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if value > MIN_REQUEST_TIMEOUT else None
+
+
+def low_priority(raw: str) -> bool:
+    """Whether an ``X-Fal-Queue-Priority`` value asks for the low lane (anything else is normal)."""
+    return raw.strip().lower() == "low"
+
+
+def wants_logs(raw: str) -> bool:
+    """Whether a ``logs`` query value asks for the logs (``1``, ``true``, ``yes``)."""
+    return raw.lower() in ("1", "true", "yes")
+
+
+# -- error bodies ---------------------------------------------------------------------------------
+#: fal's ``error_type`` values the gateway gives.
+REQUEST_TIMEOUT_ERROR = "request_timeout"
+RUNNER_SCHEDULING_FAILURE = "runner_scheduling_failure"
+RUNNER_DISCONNECTED = "runner_disconnected"
+CLIENT_CANCELLED = "client_cancelled"
+BAD_REQUEST = "bad_request"
+
+
+def encode_error(detail: Any, error_type: str | None = None) -> dict[str, Any]:
+    """An error in fal's shape: ``{"detail": ...}``, plus ``error_type`` when there is one (sent
+    also as the ``X-Fal-Error-Type`` header)."""
+    return {"detail": detail, **({"error_type": error_type} if error_type else {})}
+
+
+def encode_error_bytes(detail: Any, error_type: str | None = None) -> bytes:
+    return json.dumps(encode_error(detail, error_type)).encode()
+
+
+def decode_error(body: Any, headers: Mapping[str, str] | None = None) -> tuple[Any, str | None]:
+    """``(detail, error_type)`` of an error body: the app's ``detail`` (pydantic's list for a 422),
+    else the whole body; the type from the body, else from ``X-Fal-Error-Type`` in ``headers``
+    (a case-insensitive mapping, as httpx's and Starlette's are)."""
+    found = body if isinstance(body, dict) else {}
+    detail = found["detail"] if "detail" in found else body
+    error_type = found.get("error_type") or (headers or {}).get(ERROR_TYPE)
+    return detail, error_type
+
+
+# -- statuses -------------------------------------------------------------------------------------
+IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
+
+
+@dataclass(frozen=True)
+class Queued:
+    """Waiting for a runner; ``position`` 0 is next."""
+
+    position: int
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """A runner is working on it; ``logs`` are entries ``{timestamp, message, level, source?}``."""
+
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Completed:
+    """Done: the result (or the app's error, then ``error``/``error_type``) is at the response URL."""
+
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_type: str | None = None
+
+
+Status = Queued | InProgress | Completed
+
+
+def status_code(status: Status) -> int:
+    """The HTTP status of a status answer: 202 while queued or running, 200 once completed."""
+    return 200 if isinstance(status, Completed) else 202
+
+
+def encode_status(status: Status, *, response_url: str, with_logs: bool) -> dict[str, Any]:
+    """A status answer; ``logs`` is null unless they were asked for (``?logs=1``)."""
+    logs = status.logs if with_logs and not isinstance(status, Queued) else None
+    if isinstance(status, Queued):
+        return {"status": IN_QUEUE, "queue_position": status.position, "response_url": response_url}
+    if isinstance(status, InProgress):
+        return {"status": IN_PROGRESS, "logs": logs, "response_url": response_url}
+    body: dict[str, Any] = {"status": COMPLETED, "logs": logs, "response_url": response_url, "metrics": status.metrics}
+    if status.error is not None:
+        body.update(error=status.error, error_type=status.error_type)
+    return body
+
+
+def decode_status(data: Any) -> Status:
+    """The status in a status answer (``IN_QUEUE``, ``IN_PROGRESS`` or ``COMPLETED``); ValueError if none."""
+    state = data.get("status") if isinstance(data, dict) else None
+    if state == IN_QUEUE:
+        return Queued(position=int(data.get("queue_position") or 0))
+    if state == IN_PROGRESS:
+        return InProgress(logs=list(data.get("logs") or []))
+    if state == COMPLETED:
+        return Completed(
+            logs=list(data.get("logs") or []),
+            metrics=dict(data.get("metrics") or {}),
+            error=data.get("error"),
+            error_type=data.get("error_type"),
+        )
+    raise ValueError(f"unknown request status {state!r}")
+
+
+# -- submit answers -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A submitted request: its id and the URLs the queue gave for it."""
+
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+
+
+def encode_submit(request_id: str, request: str, position: int) -> dict[str, Any]:
+    """The answer to a submit; ``request`` is the request's URL (see ``request_url``)."""
+    return {
+        "status": IN_QUEUE,
+        "request_id": request_id,
+        "response_url": request,
+        "status_url": status_url(request),
+        "cancel_url": cancel_url(request),
+        "queue_position": position,
+    }
+
+
+def decode_submit(data: Any, app_queue_url: str) -> QueuedRequest:
+    """The request in a submit answer; URLs the server left out follow ``<app queue base>/requests/<id>``."""
+    if not isinstance(data, dict) or not isinstance(data.get("request_id"), str):
+        raise ValueError("the submit answer has no request_id")
+    request_id = data["request_id"]
+    request = request_url(app_queue_url, request_id)
+    return QueuedRequest(
+        request_id,
+        data.get("status_url") or status_url(request),
+        data.get("response_url") or request,
+        data.get("cancel_url") or cancel_url(request),
+    )
+
+
+# -- cancel answers -------------------------------------------------------------------------------
+OK, CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND = (
+    "OK",
+    "CANCELLATION_REQUESTED",
+    "ALREADY_COMPLETED",
+    "NOT_FOUND",
+)
+#: The answers to a cancel, with the HTTP status the gateway gives each.
+CANCEL_ANSWERS = {OK: 200, CANCELLATION_REQUESTED: 202, ALREADY_COMPLETED: 400, NOT_FOUND: 404}
+
+
+def encode_cancel(answer: str) -> dict[str, str]:
+    return {"status": answer}
+
+
+def decode_cancel(body: Any, *, success: bool) -> str | None:
+    """The answer in a cancel's body (a JSON object or a bare word), ``OK`` for another success,
+    None for an answer that is not one."""
+    answer = body.get("status") if isinstance(body, dict) else body
+    if isinstance(answer, str) and answer in CANCEL_ANSWERS:
+        return answer
+    return OK if success else None
+
+
+# -- server-sent events ---------------------------------------------------------------------------
+def encode_event(data: Any) -> str:
+    """One server-sent event whose data is ``data`` as JSON."""
+    return f"data: {json.dumps(data)}\n\n"
+
+
+class SSEParser:
+    """Feed it the lines of an event stream; it returns ``(event, data)`` at each event's end."""
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        if not line:  # a blank line ends the event (feed "" at the end of the stream to flush)
+            event, data = self._event or "message", self._data
+            self._event, self._data = "", []
+            return (event, "\n".join(data)) if data else None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        return None  # comments (":...") and the id/retry fields carry nothing we use
+
+
+# -- retries --------------------------------------------------------------------------------------
+#: Answers a client tries again: 408/409/429, and 502/503/504 from an ingress (see ``retryable``).
+RETRY_STATUSES = frozenset({408, 409, 429})
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+#: fal's queue retries a request on these conditions (``retry_config``, ``skip_retry_conditions``).
+SERVER_ERROR, CONNECTION_ERROR, TIMEOUT = "server_error", "connection_error", "timeout"
+RETRY_CONDITIONS = (SERVER_ERROR, CONNECTION_ERROR, TIMEOUT)
+
+
+def retryable(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether a client should try an answer again. A 502-504 carrying a request id comes from the
+    app, and one with a timeout type from a timeout the caller set: both are final."""
+    if status in RETRY_STATUSES:
+        return True
+    return status in GATEWAY_STATUSES and REQUEST_ID not in headers and REQUEST_TIMEOUT_TYPE not in headers
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait, if it gives a number."""
+    value = headers.get(RETRY_AFTER, "")
+    return float(value) if value.isdigit() else None
+
+
+def retry_condition(status: int) -> str | None:
+    """The condition under which fal's queue retries an app's answer: 503 ``server_error``, 504 ``timeout``."""
+    return {503: SERVER_ERROR, 504: TIMEOUT}.get(status)

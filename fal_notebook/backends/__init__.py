@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import FalNotebookError
 from .base import Backend, Deployment, LocalDetail, Progress, Target, get_backend
 
 __all__ = ["Backend", "Deployment", "deploy", "get_backend", "get_deployment", "list_apps"]
@@ -43,15 +42,14 @@ def list_apps(folders: Iterable[str | os.PathLike] = ()) -> list[dict]:
     """Every captured or deployed app: name, mode, path, target, status, endpoint_id; deployed
     apps also have url, queue_url, runners and queued (local targets) and error. ``folders``
     (e.g. a server root's ``fal_apps/``) are searched for project folders no capture registered."""
-    from ..generate.project import AppProject
-    from ..state import project_folders, registered_projects
+    from ..state import MANIFEST, project_folders, read_json, registered_projects
 
     rows: dict[str, dict] = {}
     projects = {**project_folders(folders), **registered_projects()}
     for name, path in sorted(projects.items()):
-        try:
-            mode = AppProject.load(path).mode
-        except (FalNotebookError, OSError, ValueError, KeyError):  # a broken folder still shows up
+        try:  # the mode comes from the cell (recorded at capture), never from pyproject.toml
+            mode = str(read_json(path / MANIFEST, {})["config"]["mode"])
+        except (OSError, ValueError, KeyError, TypeError):  # a broken folder still shows up
             mode = "unreadable"
         rows[name] = {
             "name": name,

@@ -84,7 +84,7 @@ function PanelView(props: {
   const gateway = model.snapshot?.gateway;
   const notebookName = model.notebook?.title.label;
   return (
-    <div className="fal-Panel-body">
+    <div className="fal-Panel-body" aria-busy={!model.live}>
       <header className="fal-Panel-header">
         <h2 className="fal-Panel-title">
           <falIcon.react tag="span" className="fal-Panel-logo" />

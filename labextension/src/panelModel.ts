@@ -49,6 +49,8 @@ export class PanelModel {
   actionErrors = new Map<string, string>();
   notebook: NotebookPanel | null = null;
   defaultTarget: Target = 'local';
+  /** True once the live stream delivered a snapshot since the panel was shown. */
+  live = false;
 
   get sections(): ISections {
     return buildSections(this.cellApps, this.snapshot?.apps ?? [], this.jobs);
@@ -68,6 +70,7 @@ export class PanelModel {
       void this._connect();
       this._describeSoon(0);
     } else {
+      this.live = false;
       this._live?.abort();
       this._live = null;
     }
@@ -175,6 +178,7 @@ export class PanelModel {
           (name, data) => {
             if (name === 'snapshot') {
               wait = RETRY_MS;
+              this.live = true;
               this._onSnapshot(data as ISnapshot);
             }
           },
@@ -184,6 +188,7 @@ export class PanelModel {
         if (abort.signal.aborted) {
           return;
         }
+        this.live = false;
         this.error = `The fal-notebook server extension does not answer: ${errorMessage(error)}`;
         this._changed.emit();
       }

@@ -15,7 +15,7 @@ import {
   ReactWidget
 } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
-import React, { useState } from 'react';
+import React, { useEffect, useRef, useState } from 'react';
 
 import { ConfigForm } from './configForm';
 import { falIcon } from './icons';
@@ -405,12 +405,8 @@ function JobView(props: { job: IJobView; onCancel: () => void }): JSX.Element {
       )}
       {job.lines.length > 0 && (
         <details className="fal-Job-log" open={running}>
-          <summary>
-            {running ? job.lines[job.lines.length - 1] : 'Deploy log'}
-          </summary>
-          <pre tabIndex={0} aria-label={`Deploy log of ${job.name}`}>
-            {job.lines.slice(-50).join('\n')}
-          </pre>
+          <summary>Deploy log ({job.lines.length} lines)</summary>
+          <LogTail lines={job.lines} label={`Deploy log of ${job.name}`} />
         </details>
       )}
       {job.state === 'failed' && job.error && (
@@ -429,6 +425,21 @@ function JobView(props: { job: IJobView; onCancel: () => void }): JSX.Element {
         </Button>
       )}
     </div>
+  );
+}
+
+/** The last lines of a log, scrolled to the newest. */
+function LogTail(props: { lines: string[]; label: string }): JSX.Element {
+  const ref = useRef<HTMLPreElement>(null);
+  useEffect(() => {
+    if (ref.current) {
+      ref.current.scrollTop = ref.current.scrollHeight;
+    }
+  }, [props.lines]);
+  return (
+    <pre ref={ref} tabIndex={0} aria-label={props.label}>
+      {props.lines.slice(-50).join('\n')}
+    </pre>
   );
 }
 

@@ -51,6 +51,8 @@ app = FastAPI()
 def hello() -> dict:
     return {"fresh": True}
 """
+BROKEN_CELL = "%%fal_app broken-web --cmd 'exit 3 # $PORT'\nx = 1\n"
+SLOW_CELL = "%%fal_app slow-web --cmd 'sleep 60 && python -m http.server $PORT'\nx = 1\n"
 #: The kernel of the open notebook has started and is idle.
 KERNEL_IDLE = """() => {
   const panel = window.jupyterapp.shell.currentWidget;
@@ -124,10 +126,17 @@ def theme(page, name: str) -> None:
 
 
 def shoot(page, panel, artifacts, name: str) -> None:
-    """The panel in the light and the dark theme (``<name>-light.png``, ``<name>-dark.png``)."""
-    for label, theme_name in (("dark", "JupyterLab Dark"), ("light", "JupyterLab Light")):
-        theme(page, theme_name)
-        panel.screenshot(path=str(artifacts / f"{name}-{label}.png"))
+    """The whole panel (a page tall enough for all of it) in the light and the dark theme
+    (``<name>-light.png``, ``<name>-dark.png``)."""
+    viewport = page.viewport_size
+    height = panel.locator(".fal-Panel-body").evaluate("body => body.scrollHeight")
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], height + 120)})
+    try:
+        for label, theme_name in (("dark", "JupyterLab Dark"), ("light", "JupyterLab Light")):
+            theme(page, theme_name)
+            panel.screenshot(path=str(artifacts / f"{name}-{label}.png"))
+    finally:
+        page.set_viewport_size(viewport)
 
 
 def test_the_panel_shows_the_notebooks_two_apps(page, panel, artifacts):
@@ -167,7 +176,6 @@ def test_deploy_locally_and_watch_the_progress_reach_ready(page, panel, artifact
     page.evaluate(RECORD)
     echo.get_by_role("button", name="Deploy", exact=True).click()
     echo.get_by_role("progressbar").wait_for(timeout=TIMEOUT_MS)
-    panel.screenshot(path=str(artifacts / "panel-deploying-light.png"))
     wait_status(panel, "echo-web", "ready")
     seen = page.evaluate("() => window.falSeen")
     statuses = [s.partition(":")[2] for s in seen["statuses"] if s.startswith("echo-web:")]
@@ -197,7 +205,10 @@ def test_the_playground_opens_from_the_panel_and_runs_a_call(page, panel, artifa
     field.fill("")
     field.press_sequentially("from the panel")
     playground.locator("button", has_text=re.compile(r"^\s*Run\s*$")).click()
-    playground.locator(".fal-pg-output", has_text="FROM THE PANEL").wait_for(timeout=TIMEOUT_MS)
+    try:
+        playground.locator(".fal-pg-output", has_text="FROM THE PANEL").wait_for(timeout=TIMEOUT_MS)
+    finally:
+        page.screenshot(path=str(artifacts / "panel-playground-light.png"))
 
 
 def test_logs_follow_live_in_the_main_area(page, panel, artifacts):
@@ -239,6 +250,35 @@ def test_config_edits_land_in_pyproject_and_errors_show_on_their_field(page, pan
     form.wait_for(state="detached")
 
 
+def test_failed_and_cancelled_deploys_say_so_in_their_row(page, panel, artifacts):
+    add_cells = """(sources) => {
+      const nb = window.jupyterapp.shell.currentWidget.content;
+      for (const source of sources) nb.model.sharedModel.insertCell(nb.model.cells.length, {cell_type: 'code', source});
+    }"""
+    page.evaluate(add_cells, [BROKEN_CELL, SLOW_CELL])
+    broken, slow = row(panel, "broken-web"), row(panel, "slow-web")
+    broken.get_by_role("button", name="Deploy", exact=True).click()
+    wait_status(panel, "broken-web", "failed")
+    broken.locator(".fal-Job-failed .fal-Error", has_text="Deploying broken-web failed").wait_for()
+    slow.get_by_role("button", name="Deploy", exact=True).click()
+    slow.get_by_role("progressbar").wait_for(timeout=TIMEOUT_MS)
+    slow.locator(".fal-Step-current", has_text="Runners").wait_for(timeout=TIMEOUT_MS)
+    shoot(page, panel, artifacts, "panel-deploying")  # its runner waits 60 s before it listens
+    slow.get_by_role("button", name="Cancel").click()
+    wait_status(panel, "slow-web", "stopped")
+    slow.locator(".fal-Job-cancelled", has_text="was cancelled").wait_for()
+    broken.scroll_into_view_if_needed()
+    shoot(page, panel, artifacts, "panel-failed-cancelled")
+    page.evaluate(
+        """() => {
+          const nb = window.jupyterapp.shell.currentWidget.content;
+          nb.model.sharedModel.deleteCell(nb.model.cells.length - 1);
+          nb.model.sharedModel.deleteCell(nb.model.cells.length - 1);
+        }"""
+    )
+    broken.wait_for(state="detached")
+
+
 def test_every_button_is_reachable_with_the_keyboard(page, panel, artifacts):
     shoot(page, panel, artifacts, "panel-ready")
     controls = panel.locator("button:enabled, select:enabled, input:enabled")
@@ -264,7 +304,7 @@ def test_every_button_is_reachable_with_the_keyboard(page, panel, artifacts):
 def test_stop_from_the_panel(page, panel, artifacts):
     row(panel, "echo-web").get_by_role("button", name="Stop", exact=True).click()
     wait_status(panel, "echo-web", "stopped")
-    page.get_by_text(re.compile(r"fal: gateway running, 0/1 ready")).wait_for()
+    page.get_by_text(re.compile(r"fal: gateway running, 0/3 ready")).wait_for()  # broken-web and slow-web too
 
 
 def test_deploy_this_cell_with_fal_on_a_fresh_cell(page, panel, artifacts):

@@ -248,6 +248,11 @@ def test_config_edits_land_in_pyproject_and_errors_show_on_their_field(page, pan
     form.get_by_role("button", name="Remove min_concurrency").click()
     form.get_by_role("button", name="Close").click()
     form.wait_for(state="detached")
+    echo.get_by_role("button", name="Open echo-web's pyproject.toml").click()
+    editor = page.locator(".jp-FileEditor", has_text="max_concurrency = 2")
+    editor.wait_for()
+    page.evaluate("() => window.jupyterapp.commands.execute('application:close')")
+    editor.wait_for(state="detached")
 
 
 def test_failed_and_cancelled_deploys_say_so_in_their_row(page, panel, artifacts):
@@ -305,6 +310,40 @@ def test_stop_from_the_panel(page, panel, artifacts):
     row(panel, "echo-web").get_by_role("button", name="Stop", exact=True).click()
     wait_status(panel, "echo-web", "stopped")
     page.get_by_text(re.compile(r"fal: gateway running, 0/3 ready")).wait_for()  # broken-web and slow-web too
+
+
+def test_the_hidden_panel_asks_the_server_nothing_and_the_status_bar_opens_it(page, panel):
+    asked, closed = [], []
+
+    def on_request(request):
+        if "/fal-notebook/" in request.url:
+            asked.append(request.url)
+
+    def on_closed(request):
+        if "/fal-notebook/events" in request.url:
+            closed.append(request.url)
+
+    page.on("request", on_request)
+    page.on("requestfailed", on_closed)
+    page.on("requestfinished", on_closed)
+    try:
+        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+        panel.wait_for(state="hidden")
+        deadline = time.monotonic() + 10
+        while not closed and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert closed, "the live stream stayed open while the panel was hidden"
+        asked.clear()
+        page.wait_for_timeout(5000)  # more than twice the server's refresh interval
+        assert asked == []
+        page.locator(".jp-StatusBar-Widget .fal-StatusButton").click()
+        panel.wait_for()
+        panel.locator('.fal-Panel-body[aria-busy="false"]').wait_for()
+        assert any(url.split("?")[0].endswith("/fal-notebook/events") for url in asked)
+    finally:
+        page.remove_listener("request", on_request)
+        page.remove_listener("requestfailed", on_closed)
+        page.remove_listener("requestfinished", on_closed)
 
 
 def test_deploy_this_cell_with_fal_on_a_fresh_cell(page, panel, artifacts):

@@ -218,3 +218,20 @@ async def test_status_reports_a_stopped_gateway(jp_fetch, monkeypatch):
     monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(free_port()))
     status = await fetch_json(jp_fetch, "status")
     assert status["gateway"]["running"] is False and status["apps"] == [] and status["jobs"] == []
+
+
+async def test_posts_from_a_browser_session_need_the_xsrf_token(jp_fetch, jp_serverapp, notebook):
+    """A cookie-authenticated POST (what a browser sends) is refused without Jupyter's XSRF token."""
+    token = jp_serverapp.identity_provider.token
+    login = await jp_fetch("api", "status", params={"token": token}, headers={"Authorization": ""})
+    cookies = [c.split(";")[0] for c in login.headers.get_list("Set-Cookie")]
+    session = {"Authorization": "", "Cookie": "; ".join(cookies)}
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("fal-notebook", "capture", method="POST", body=json.dumps({"path": notebook}), headers=session)
+    assert error.value.code == 403 and b"_xsrf" in error.value.response.body
+    xsrf = "2|0123abcd|0123456789abcdef0123456789abcdef|1700000000"
+    with_xsrf = {**session, "Cookie": f"{session['Cookie']}; _xsrf={xsrf}", "X-XSRFToken": xsrf}
+    response = await jp_fetch(
+        "fal-notebook", "capture", method="POST", body=json.dumps({"path": notebook}), headers=with_xsrf
+    )
+    assert [app["name"] for app in json.loads(response.body)] == ["web"]

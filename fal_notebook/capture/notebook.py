@@ -11,7 +11,7 @@ from typing import Any
 
 import nbformat
 
-from ..errors import CaptureError, FalNotebookError, NotFoundError
+from ..errors import CaptureError, ConfigError, FalNotebookError, NotFoundError
 from .options import parse_magic_line, split_magic_cell
 
 #: A notebook cell as ``(cell_type, source)``.
@@ -107,3 +107,32 @@ def describe_app_cells(sources: Iterable[str]) -> list[dict[str, Any] | None]:
             row["error"] = str(exc)
         described.append(row)
     return described
+
+
+def path_in(root: str | os.PathLike, relative: str, *, field: str = "path") -> Path:
+    """``relative`` (a path sent to a server, relative to its root folder ``root``) as a path inside
+    it, or a ConfigError naming ``field`` and saying why not."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative or len(relative) > 1024:
+        raise ConfigError(
+            f'"{field}" must be a path relative to the server\'s root (at most 1024 characters).', fields=[field]
+        )
+    root = Path(root).expanduser().resolve()
+    try:
+        path = (root / relative).resolve()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{field} {relative!r} is not a usable path: {exc}.", fields=[field]) from None
+    if not path.is_relative_to(root):
+        raise ConfigError(f"{field} {relative!r} is outside the server's root directory.", fields=[field])
+    return path
+
+
+def notebook_in(root: str | os.PathLike, relative: str) -> Path:
+    """The notebook at ``relative`` inside ``root`` (a server's root folder), or an error saying why not."""
+    notebook = path_in(root, relative)
+    try:
+        found = notebook.is_file()
+    except OSError as exc:
+        raise ConfigError(f"path {relative!r} is not a usable path: {exc.strerror}.", fields=["path"]) from None
+    if not found:
+        raise NotFoundError(f"No notebook at {relative!r} (relative to the server's root directory).")
+    return notebook

@@ -21,7 +21,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado.iostream import StreamClosedError
 
 from .. import backends
-from ..capture.notebook import describe_app_cells, export_cells, export_notebook
+from ..capture.notebook import describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
 from ..jobs import AlreadyDeploying, Jobs
@@ -48,20 +48,8 @@ class Context:
         """Where projects not registered by a capture are found: the root's ``fal_apps/``."""
         return [self.root / "fal_apps"]
 
-    def inside(self, relative: str, *, what: str) -> Path:
-        """``relative`` (to the root) as an absolute path, or ConfigError if it leaves the root."""
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root):
-            raise ConfigError(f"{what} {relative!r} is outside the server's root directory.", fields=[what])
-        return path
-
-    def project(self, name: str, *, writable: bool = False) -> Path:
-        path = resolve_project(name, self.folders)
-        if writable and not path.is_relative_to(self.root):
-            raise ConfigError(
-                f"{name}'s project folder {path} is outside the server's root directory: change it there."
-            )
-        return path
+    def project(self, name: str) -> Path:
+        return resolve_project(name, self.folders)
 
     def relative(self, path: str | None) -> str | None:
         """``path`` relative to the root (as the file browser names it), None if outside."""
@@ -119,7 +107,7 @@ class _Handler(APIHandler):
             return {}
         try:
             data = json.loads(self.request.body)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # also: numbers over 4,300 digits, deep nesting
             raise tornado.web.HTTPError(400, f"The request body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise tornado.web.HTTPError(400, "The request body must be a JSON object.")
@@ -221,7 +209,7 @@ def app_logs(name: str) -> dict[str, Any]:
 
 
 def configure_app(context: Context, name: str, changes: dict[str, Any]) -> dict[str, Any]:
-    project = reconfigure(context.project(name, writable=True), changes)
+    project = reconfigure(context.project(name), changes, root=context.root)
     return {
         "name": name,
         "config": project.config.model_dump(mode="json", exclude_none=True),
@@ -230,9 +218,7 @@ def configure_app(context: Context, name: str, changes: dict[str, Any]) -> dict[
 
 
 def capture_notebook(context: Context, relative: str) -> list[dict[str, Any]]:
-    notebook = context.inside(relative, what="path")
-    if not notebook.is_file():
-        raise NotFoundError(f"No notebook at {relative!r} (relative to the server's root directory).")
+    notebook = notebook_in(context.root, relative)
     projects = export_notebook(notebook, out_dir=notebook.parent / "fal_apps")
     return [
         {"name": p.name, "mode": p.mode, "path": str(p.path), "relpath": context.relative(str(p.path))}
@@ -262,7 +248,7 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     if data.get("notebook") is None:
         return context.jobs.deploy(name, target, context.project(name)).summary()
     relative, cells = notebook_cells(data["notebook"])
-    notebook = context.inside(relative, what="notebook.path")
+    notebook = path_in(context.root, relative, field="notebook.path")
     if not notebook.parent.is_dir():
         raise NotFoundError(f"No folder for the notebook {relative!r} under the server's root directory.")
 

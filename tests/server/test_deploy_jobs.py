@@ -135,8 +135,9 @@ async def test_a_cancelled_redeploy_leaves_the_serving_revision(jp_fetch, jp_roo
     first = await fetch_json(jp_fetch, "apps", "slow-web", "deploy", method="POST", body={"notebook": nb})
     assert (await follow_job(jp_fetch, first["id"]))[-1]["state"] == "ready"
 
-    await fetch_json(jp_fetch, "apps", "slow-web", "config", method="PUT", body={"cmd": SLOW_CMD})
-    second = await fetch_json(jp_fetch, "apps", "slow-web", "deploy", method="POST", body={"target": "local"})
+    slow_cell = f"%%fal_app slow-web --auth public --cmd '{SLOW_CMD}'\nx = 1\n"  # the cell was edited
+    nb["cells"] = [{"cell_type": "code", "source": slow_cell}]
+    second = await fetch_json(jp_fetch, "apps", "slow-web", "deploy", method="POST", body={"notebook": nb})
     with pytest.raises(HTTPClientError) as error:
         await jp_fetch("fal-notebook", "apps", "slow-web", "deploy", method="POST", body="{}")
     assert error.value.code == 409 and second["id"] in json.loads(error.value.response.body)["message"]

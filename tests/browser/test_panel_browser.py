@@ -355,6 +355,11 @@ def test_deploy_this_cell_with_fal_on_a_fresh_cell(page, panel, artifacts):
         }""",
         FRESH_CELL,
     )
+    page.locator(".jp-Notebook .jp-Cell.jp-mod-active .jp-InputArea-editor").click(button="right")
+    page.locator(
+        '.lm-Menu-item[data-command="fal-notebook:deploy-cell"]', has_text="Deploy this cell with fal"
+    ).wait_for()
+    page.keyboard.press("Escape")
     page.locator(".jp-Notebook .jp-Cell.jp-mod-active .jp-cell-toolbar").hover()
     page.locator('.jp-Cell.jp-mod-active .jp-cell-toolbar [data-command="fal-notebook:deploy-cell"]').click()
     dialog = page.locator(".jp-Dialog")

@@ -206,6 +206,7 @@ async def test_a_read_only_user_can_look_but_not_change_or_deploy(jp_fetch, jp_r
         (("apps", "web", "deploy"), "POST", {"target": "local"}),
         (("apps", "web", "config"), "PUT", {"keep_alive": 1}),
         (("apps", "web", "stop"), "POST", {}),
+        (("jobs", "0123456789abcdef", "cancel"), "POST", {}),
     ]:
         code, error = await fetch_error(jp_fetch, *parts, method=method, body=body)
         assert code == 403, parts

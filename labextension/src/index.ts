@@ -9,7 +9,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
@@ -108,7 +108,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     document.addEventListener('visibilitychange', () => {
       model.setVisible(panel.isVisible && !document.hidden);
+      if (!document.hidden) {
+        model.refreshSoon();
+      }
     });
+    // a cell may have deployed or stopped an app (%fal_deploy, %fal_stop): the status bar follows
+    NotebookActions.executed.connect(() => model.refreshSoon());
 
     app.commands.addCommand(CommandIDs.openPanel, {
       label: 'Open the fal Panel',

@@ -25,6 +25,8 @@ import { appCells, notebookCells } from './notebook';
 
 /** Wait this long after the last keystroke before asking the server about the app cells. */
 const DESCRIBE_DELAY_MS = 400;
+/** Wait this long after a cell ran before asking for the state again (while the panel is hidden). */
+const REFRESH_DELAY_MS = 500;
 /** Reconnect the live stream after this long, doubling up to the maximum. */
 const RETRY_MS = 1000;
 const RETRY_MAX_MS = 15000;
@@ -84,6 +86,18 @@ export class PanelModel {
       this.error = errorMessage(error);
       this._changed.emit();
     }
+  }
+
+  /**
+   * Fetch the state once, soon (calls within the delay make one request): for the status bar,
+   * after something that may have changed it, while the panel is hidden.
+   */
+  refreshSoon(delay = REFRESH_DELAY_MS): void {
+    if (this._visible) {
+      return; // the live stream follows the changes
+    }
+    window.clearTimeout(this._refreshTimer);
+    this._refreshTimer = window.setTimeout(() => void this.refresh(), delay);
   }
 
   setNotebook(panel: NotebookPanel | null): void {
@@ -351,4 +365,5 @@ export class PanelModel {
   private _following = new Map<string, AbortController>();
   private _described = '';
   private _describeTimer = 0;
+  private _refreshTimer = 0;
 }

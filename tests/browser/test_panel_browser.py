@@ -378,3 +378,24 @@ def test_deploy_this_cell_with_fal_on_a_fresh_cell(page, panel, artifacts):
     row(panel, "fresh-web").scroll_into_view_if_needed()
     shoot(page, panel, artifacts, "panel-deployed")
     page.screenshot(path=str(artifacts / "panel-page-light.png"))
+
+
+def test_fal_deploy_in_the_notebook_shows_the_same_progress_on_its_card(page, panel, artifacts):
+    page.evaluate(
+        """() => {
+          const nb = window.jupyterapp.shell.currentWidget.content;
+          nb.model.sharedModel.insertCell(nb.model.cells.length, {cell_type: 'code', source: '%fal_deploy echo-web'});
+          nb.activeCellIndex = nb.model.cells.length - 1;
+        }"""
+    )
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell')")
+    card = page.locator(".fal-pg-progress")
+    card.locator(".fal-pg-status-completed", has_text="ready").wait_for(timeout=TIMEOUT_MS)
+    bar = card.locator(".widget-hprogress .progress-bar")
+    assert bar.evaluate("bar => bar.style.width") == "100%"
+    assert "Starting runners" in card.inner_text() and "is serving" in card.inner_text()
+    wait_status(panel, "echo-web", "ready")  # the panel follows a deploy made in a cell
+    card.scroll_into_view_if_needed()
+    for label, theme_name in (("dark", "JupyterLab Dark"), ("light", "JupyterLab Light")):
+        theme(page, theme_name)
+        card.screenshot(path=str(artifacts / f"deploy-progress-card-{label}.png"))

@@ -55,7 +55,7 @@ BROKEN_CELL = "%%fal_app broken-web --cmd 'exit 3 # $PORT'\nx = 1\n"
 SLOW_CELL = "%%fal_app slow-web --cmd 'sleep 60 && python -m http.server $PORT'\nx = 1\n"
 #: The kernel of the open notebook has started and is idle.
 KERNEL_IDLE = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
+  const panel = window.jupyterapp?.shell?.currentWidget;  // jupyterapp exists once JupyterLab started
   const kernel = panel?.sessionContext?.session?.kernel;
   return !!kernel && kernel.status === 'idle';
 }"""

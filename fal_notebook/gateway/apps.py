@@ -344,6 +344,23 @@ class AppRuntime:
             if task is not None:
                 task.cancel()
 
+    async def cancel_rollout(self, number: int | None = None) -> bool:
+        """Drop the revision being rolled out (``number``, if given, must be it); a revision that
+        served before keeps serving, else the app stops. False if there is no such rollout."""
+        rev = self.rolling
+        if rev is None or (number is not None and rev.number != number):
+            return False
+        self.event(f"Deploy of revision {rev.number} cancelled.")
+        if self.current is None:
+            await self.stop()
+        else:
+            self._supersede(rev)
+            self.status, self.error = AppStatus.READY, None
+            self.event(f"Revision {self.current.number} keeps serving.")
+            self.host.save_app(self)
+        rev.status = RevisionStatus.CANCELLED
+        return True
+
     async def stop(self) -> None:
         if self.rolling is not None:
             self._supersede(self.rolling)

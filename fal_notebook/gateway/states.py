@@ -24,6 +24,7 @@ class RevisionStatus(StrEnum):
     READY = "ready"
     FAILED = "failed"
     SUPERSEDED = "superseded"  # a newer deploy replaced it before it served
+    CANCELLED = "cancelled"  # its deploy was cancelled before it served
 
 
 class RunnerState(StrEnum):

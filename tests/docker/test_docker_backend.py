@@ -191,6 +191,14 @@ def test_server_cell_deploys_as_a_container_behind_the_gateway(gw, server):
     assert any("counting 18 characters" in line for line in logs)  # the container's output is the log
 
 
+def test_the_deploy_reports_its_steps_and_how_far_the_image_build_is(gw, server):
+    _, lines = server
+    steps = [line.step for line in lines if line.kind == "step"]
+    assert steps == ["image", "runners", "ready"], steps
+    fractions = [line.fraction for line in lines if line.step == "image" and line.fraction is not None]
+    assert fractions[0] == 0.0 and fractions == sorted(fractions) and fractions[-1] < 1.0, fractions
+
+
 def test_fal_app_cell_runs_in_its_image(gw, fal_app):
     deployment, lines = fal_app
     assert deployment.target == "docker" and deployment.status == "ready"

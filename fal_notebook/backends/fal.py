@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from ..config import AppConfig
 from ..credentials import find_credentials
 from ..errors import DeployError, FalNotebookError
+from ..fal_sdk import check_version
 from ..generate.project import AppProject
 from ..secrets import redact
 from . import fal_checks
@@ -64,6 +65,7 @@ class FalBackend(Backend):
             progress(redact(message))
 
         say(f"Checking {config.name} before deploying it to fal...")
+        check_version()
         credentials = fal_checks.check_credentials()
         fal_checks.check_pyproject(project)
         fal_checks.check_python_versions(project)

@@ -4,9 +4,8 @@ parsing of what fal prints.
 fal runs as ``<kernel python> -m fal``: the same interpreter as the kernel, so the Python minor
 version fal checks and pickles with is the kernel's. ``fal deploy --output json`` prints only
 ``{"revision", "app_name", "status"}``; the URLs fal's answer carries (``DeploymentResult.urls``,
-``log_url``) are printed on one extra line by a wrapper around fal's own
-``fal.api.deploy.execute_prepared_deployment`` (``DEPLOY_PROGRAM``), so they are taken from fal,
-never rebuilt here.
+``log_url``) are printed on one extra line by a wrapper around fal's deploy (``fal_sdk.DEPLOY_PROGRAM``),
+so they are taken from fal, never rebuilt here.
 """
 
 from __future__ import annotations
@@ -23,26 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fal_sdk import DEPLOY_PROGRAM, RESULT_MARKER, check_version
 from ..secrets import redact
 
-RESULT_MARKER = "fal-notebook-deploy-result: "
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-#: ``python -c`` program: fal's CLI (``fal <argv>``), reporting the full deploy result on one line.
-DEPLOY_PROGRAM = f"""
-import json, sys
-import fal.api.deploy as deploy_api
-execute = deploy_api.execute_prepared_deployment
-def execute_and_report(*args, **kwargs):
-    result = execute(*args, **kwargs)
-    report = {{"revision": result.revision, "app_name": result.app_name, "urls": result.urls,
-              "log_url": result.log_url, "auth_mode": result.auth_mode}}
-    print({RESULT_MARKER!r} + json.dumps(report), flush=True)
-    return result
-deploy_api.execute_prepared_deployment = execute_and_report
-from fal.cli.main import main
-sys.exit(main())
-"""
 
 #: Options of ``fal apps scale`` for the scaling keys a redeploy inherits from the previous one.
 SCALE_FLAGS = {
@@ -198,7 +181,8 @@ def run_fal(
     return run
 
 
-def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Popen:
+def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Popen[str]:
+    check_version()  # fal-notebook reads fal's output and internals as the tested versions give them
     return subprocess.Popen(
         fal_command(args),
         cwd=cwd,

@@ -29,6 +29,8 @@ from fal_notebook.backends.fal_cli import (
     set_rev_args,
 )
 
+pytestmark = pytest.mark.fal_sdk
+
 
 def test_deploy_args_parse_as_fal_deploy_with_every_option():
     message = "-3 lines: fal-notebook changed TextStats.run"  # starts with '-' on purpose

@@ -61,6 +61,11 @@ def kernel_python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def reads_port_variable(cmd: str) -> bool:
+    """Whether a server's command takes its port from ``$PORT`` (so it can listen where it is told)."""
+    return "$PORT" in cmd or "${PORT}" in cmd
+
+
 def flag_for(field: str) -> str:
     """The magic's / CLI's flag for a config field."""
     return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version
+from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version, reads_port_variable
 from ..errors import CaptureError, ConfigError
 from ..packages import merge, without_fal
 from ..secrets import secrets_in
@@ -174,7 +174,7 @@ def _server_values(tree, namespace, options, where) -> tuple[dict[str, Any], str
             )
         values.setdefault("exposed_port", DEFAULT_SERVER_PORT)
     elif "exposed_port" not in values:
-        if "$PORT" not in cmd and "${PORT}" not in cmd:
+        if not reads_port_variable(cmd):
             raise ConfigError(
                 f"--cmd {cmd!r}: which port does the server listen on? Pass it with --port N, or "
                 'let the command read $PORT (e.g. `--cmd "python -m http.server $PORT"`).'

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import httpx
 
+from .settings import DEFAULT_STARTUP_TIMEOUT
+
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
 TAIL_LINES = 200
 SHOWN_LINES = 40
@@ -56,7 +58,7 @@ class Launch:
     shell: bool = False
     fixed_port: int | None = None
     health_path: str | None = None
-    startup_timeout: float = 600.0
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     needs_metrics_port: bool = False
     cleanup: list[str] | None = None
     http_probe: bool = False
@@ -304,9 +306,6 @@ class Runner:
             await process.wait()
         except OSError:
             pass
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
         assert self.process is not None

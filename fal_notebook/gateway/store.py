@@ -127,11 +127,9 @@ class Store:
             (IN_PROGRESS, attempts, runner, time.time(), request_id),
         )
 
-    def requeue(self, request_id: str, *, attempts: int | None = None) -> None:
-        self.db.execute(
-            "UPDATE requests SET status = ?, runner = NULL, attempts = COALESCE(?, attempts) WHERE id = ?",
-            (IN_QUEUE, attempts, request_id),
-        )
+    def requeue(self, request_id: str) -> None:
+        """Back in the queue (its attempts so far are kept)."""
+        self.db.execute("UPDATE requests SET status = ?, runner = NULL WHERE id = ?", (IN_QUEUE, request_id))
 
     def request_cancel(self, request_id: str) -> None:
         self.db.execute("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,))

@@ -316,8 +316,6 @@ class Playground:
                 output = self._queue(call, endpoint, path, body)
             stopped = endpoint.streaming and self._cancelled.is_set()  # a partial output
             call.finish("CANCELLED" if stopped else "COMPLETED", output=output)
-            if not stopped:
-                self.result = output
             if self._cancelled.is_set() and not stopped:
                 self._message.value = _note_html("The app finished the call before the cancellation reached it.")
             self._show_output(output, endpoint)
@@ -327,8 +325,6 @@ class Playground:
             self._show_failure(e, call)
         finally:
             self._handle = None
-            with self._lock:
-                self._running = None
             self._finish(call, time.monotonic() - started)
         if failure is not None:
             future.set_exception(failure)
@@ -415,11 +411,18 @@ class Playground:
         return left
 
     def _finish(self, call: Call, total: float) -> None:
+        """Show how the call ended, then publish it in one step, before its future resolves: into
+        ``.history`` and, when it completed, as ``.result``."""
+        with self._lock:
+            self._running = None  # the ticker stops: the final status below stays
         self._set_busy(False)
         words = {"COMPLETED": "Completed", "FAILED": "Failed", "CANCELLED": "Cancelled"}
         extra = timing_text(total, call.metrics)
         self._status(f"{words.get(call.status, call.status)} · {extra}", call.status.lower())
-        self.history.append(call)
+        with self._lock:
+            self.history.append(call)
+            if call.status == "COMPLETED":
+                self.result = call.output
         try:
             self.store.add(call)
         except OSError as e:

@@ -6,8 +6,12 @@ import argparse
 import dataclasses
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, FalNotebookError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backends import Deployment
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -26,12 +30,12 @@ def _deploy(args: argparse.Namespace) -> None:
         print(json.dumps(_deployment_json(deployment)))
     else:
         print(f"{deployment.name}: {deployment.status} on {deployment.target}")
-        print(
-            f"  endpoint id: {deployment.endpoint_id}\n  url:         {deployment.url}\n  queue url:   {deployment.queue_url}"
-        )
+        print(f"  endpoint id: {deployment.endpoint_id}")
+        print(f"  url:         {deployment.url}")
+        print(f"  queue url:   {deployment.queue_url}")
 
 
-def _deployment_json(deployment) -> dict:
+def _deployment_json(deployment: Deployment) -> dict[str, Any]:
     keys = ("name", "target", "endpoint_id", "url", "queue_url", "status", "path")
     return {k: getattr(deployment, k) for k in keys}
 
@@ -46,9 +50,8 @@ def _apps(args: argparse.Namespace) -> None:
     if not rows:
         print("No apps yet: capture one with %%fal_app in a notebook, or `fal-notebook export NOTEBOOK`.")
     for row in rows:
-        print(
-            f"{row['name']:<24} {row['mode'] or '-':<7} {row['target'] or '-':<7} {row['status']:<10} {row['endpoint_id'] or '-'}"
-        )
+        mode, target, endpoint_id = row["mode"] or "-", row["target"] or "-", row["endpoint_id"] or "-"
+        print(f"{row['name']:<24} {mode:<7} {target:<7} {row['status']:<10} {endpoint_id}")
 
 
 def _logs(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -24,9 +24,9 @@ from pydantic import (
 
 from .errors import ConfigError
 
-CPU_MACHINE_TYPES = ("XS", "S", "M", "L")
-GPU_MACHINE_TYPES = ("GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200")
-MachineType = Literal[CPU_MACHINE_TYPES + GPU_MACHINE_TYPES]  # type: ignore[valid-type]
+MachineType = Literal["XS", "S", "M", "L", "GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200"]
+GPU_MACHINE_TYPES = tuple(m for m in get_args(MachineType) if m.startswith("GPU-"))
+CPU_MACHINE_TYPES = tuple(m for m in get_args(MachineType) if m not in GPU_MACHINE_TYPES)
 Region = Literal["us-west", "us-central", "us-east", "eu-north", "eu-west"]
 AuthMode = Literal["private", "public", "shared"]
 RetryCondition = Literal["timeout", "server_error", "connection_error"]
@@ -203,7 +203,7 @@ class AppConfig(_Strict):
     @property
     def port(self) -> int:
         """Port the app listens on in its container: the user's port, or fal's 8080 for an App."""
-        return self.exposed_port if self.mode == "server" else FAL_APP_PORT
+        return self.exposed_port if self.mode == "server" and self.exposed_port is not None else FAL_APP_PORT
 
     @property
     def effective_python_version(self) -> str:

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FalNotebookError
-from .base import Backend, Deployment, Progress, Target, get_backend
+from .base import Backend, Deployment, Progress, get_backend
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..generate.project import AppProject
 
 __all__ = ["Backend", "Deployment", "deploy", "get_backend", "get_deployment", "list_apps"]
 
 
-def deploy(app, target: Target = "local", wait: bool = True, progress: Progress = print, **options) -> Deployment:
+def deploy(
+    app: str | os.PathLike[str] | AppProject,
+    target: str = "local",
+    wait: bool = True,
+    progress: Progress = print,
+    **options: Any,
+) -> Deployment:
     """Deploy a captured app (its name, its project folder's path, or an AppProject).
 
     ``options`` go to the target's backend, e.g. ``env="kernel"`` for local runners in the
@@ -24,7 +34,7 @@ def deploy(app, target: Target = "local", wait: bool = True, progress: Progress 
     return backend.deploy(project, wait=wait, progress=progress, **options)
 
 
-def _as_str(app) -> str:
+def _as_str(app: str | os.PathLike[str]) -> str:
     return os.fspath(app) if isinstance(app, Path) else str(app)
 
 
@@ -38,12 +48,12 @@ def get_deployment(name: str) -> Deployment:
     return deployment.backend.refresh(deployment)
 
 
-def list_apps() -> list[dict]:
+def list_apps() -> list[dict[str, Any]]:
     """Every captured or deployed app: name, mode, path, target, status, endpoint_id."""
     from ..generate.project import AppProject
     from ..state import registered_projects
 
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name, path in registered_projects().items():
         try:
             mode = AppProject.load(path).mode

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from ..gateway.containers import engine
 from .base import Deployment, Progress
 from .local import LocalBackend
@@ -24,6 +25,11 @@ class DockerBackend(LocalBackend):
 
     target = "docker"
 
-    def deploy(self, project: AppProject, *, wait: bool = True, progress: Progress = print) -> Deployment:
+    def deploy(
+        self, project: AppProject, *, wait: bool = True, progress: Progress = print, env: str | None = None
+    ) -> Deployment:
+        """``env`` can only be ``docker``: the runners are containers of the project's image."""
+        if env not in (None, "docker"):
+            raise ConfigError(f"env={env!r}: docker runners run in containers; use target='local' for env={env!r}.")
         engine(timeout=10).close()  # a DeployError that says how to start Docker, before anything else
         return self._deploy(project, "docker", "", wait=wait, progress=progress)

@@ -297,8 +297,8 @@ def _scope(name: str) -> tuple[Deployment | None, str, str | None, str | None]:
     """The record, fal's app name, environment and team for an app fal-notebook deployed (or any
     fal app name)."""
     record = Deployment.load(name)
-    if record is not None and isinstance(record.detail, FalDetail) and record.detail.app_name:
-        detail = record.detail
+    detail = record.detail if record is not None else None
+    if isinstance(detail, FalDetail) and detail.app_name:
         return record, detail.app_name, detail.environment, detail.team
     return None, name, os.environ.get("FAL_ENV") or None, None
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..fal_sdk import DEPLOY_PROGRAM, RESULT_MARKER, check_version
 from ..secrets import redact
@@ -143,7 +143,7 @@ def iter_fal(args: list[str], *, cwd: Path | None = None, key: str | None = None
     """Run ``fal`` and yield its redacted output lines as they come (for ``--follow``)."""
     proc = _start(args, cwd, key)
     try:
-        for raw in proc.stdout:
+        for raw in _output(proc):
             yield clean(raw)
     finally:
         _end(proc)
@@ -162,10 +162,15 @@ def run_fal(
     run = FalRun(args=args, returncode=-1)
     timer = None
     if timeout is not None:
-        timer = threading.Timer(timeout, lambda: (setattr(run, "timed_out", True), _kill(proc)))
+
+        def time_out() -> None:
+            run.timed_out = True
+            _kill(proc)
+
+        timer = threading.Timer(timeout, time_out)
         timer.start()
     try:
-        for raw in proc.stdout:
+        for raw in _output(proc):
             line = clean(raw)
             if line.startswith(RESULT_MARKER):
                 run.report = json.loads(line[len(RESULT_MARKER) :])
@@ -196,6 +201,11 @@ def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Pop
         bufsize=1,
         start_new_session=True,  # its own process group: a timeout or interrupt ends all of it
     )
+
+
+def _output(proc: subprocess.Popen[str]) -> IO[str]:
+    assert proc.stdout is not None  # started with stdout=PIPE
+    return proc.stdout
 
 
 def clean(raw: str) -> str:
@@ -255,4 +265,4 @@ def parse_table(lines: list[str]) -> list[dict[str, str]]:
     if not rows:
         return []
     header, *body = rows
-    return [dict(zip(header, row)) for row in body]
+    return [dict(zip(header, row, strict=False)) for row in body]

@@ -12,7 +12,7 @@ import shlex
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from ..config import AppConfig, flag_for
 from ..errors import ConfigError
@@ -25,7 +25,7 @@ NOT_FLAGS = ("name", "health_check", "image", "retry_config")
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises ConfigError instead of exiting (which would end the kernel)."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{self.prog}: {message}. Usage: {self.format_usage().strip()}")
 
 

@@ -31,6 +31,7 @@ from .prepare import DeploySpec, prepare, snapshot
 from .runners import Launch, Runner, RunnerStartError, port_is_free
 from .settings import Settings
 from .store import Store
+from .tasks import TaskSet
 
 #: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
 CRASH_LOOP = 3
@@ -140,7 +141,8 @@ class AppRuntime:
         self.closing = False  # the gateway shuts down: no new runners
         self._event_seq = itertools.count(1)
         self._runner_seq = itertools.count(1)
-        self._rollout: asyncio.Task | None = None
+        self.tasks = TaskSet(name)
+        self._rollout: asyncio.Task[None] | None = None
         self._log_path = app_log_path(name)
         self._log = self._log_path.open("a", buffering=1)
 
@@ -161,7 +163,7 @@ class AppRuntime:
         if self.status in ("failed", "stopped") or self.current is None:
             self.status, self.error = "deploying", None
         self.failures, self.retry_at = 0, 0.0
-        self._rollout = asyncio.create_task(self._roll_out(rev, copy=copy))
+        self._rollout = self.tasks.spawn(self._roll_out(rev, copy=copy), f"roll out revision {number}")
         return number
 
     def _supersede(self, rev: Revision) -> None:
@@ -293,7 +295,7 @@ class AppRuntime:
                 if rev is self.current:
                     self._count_failure(str(exc))
 
-        asyncio.create_task(boot())
+        self.tasks.spawn(boot(), f"boot {runner.id}")
 
     def _new_runner(self, rev: Revision) -> Runner:
         assert rev.launch is not None
@@ -313,7 +315,7 @@ class AppRuntime:
             raise
         took = time.monotonic() - runner.started
         self.event(f"Runner {runner.id} is ready on port {runner.port} ({took:.1f} s).")
-        asyncio.create_task(self._monitor(runner))
+        self.tasks.spawn(self._monitor(runner), f"monitor {runner.id}")
         if rev is not self.current and rev is not self.rolling:
             self._stop_later(runner)  # its revision was replaced meanwhile
         self.pump()
@@ -339,7 +341,7 @@ class AppRuntime:
         """Stop a runner in the background; it takes no more work from now on."""
         if runner.state not in ("stopping", "dead"):
             runner.state = "stopping"
-            asyncio.create_task(self._stop_runner(runner))
+            self.tasks.spawn(self._stop_runner(runner), f"stop {runner.id}")
 
     async def _stop_runner(self, runner: Runner) -> None:
         if runner.state == "dead":
@@ -366,10 +368,10 @@ class AppRuntime:
             if number not in keep and rev.status != "deploying":
                 del self.revisions[number]
                 if rev.snapshot.is_dir():
-                    asyncio.create_task(asyncio.to_thread(_remove_tree, rev.snapshot))
+                    self.tasks.spawn(asyncio.to_thread(_remove_tree, rev.snapshot), f"remove {rev.snapshot}")
                 image = rev.launch.image if rev.launch else None
                 if image and image not in {r.launch.image for r in self.revisions.values() if r.launch}:
-                    asyncio.create_task(asyncio.to_thread(remove_image, image))
+                    self.tasks.spawn(asyncio.to_thread(remove_image, image), f"remove image {image}")
 
     # -- scaling -----------------------------------------------------------------------------
     def scale(self) -> None:
@@ -480,7 +482,7 @@ class AppRuntime:
                 work.waiter.set_result(runner)
             else:
                 self.queued.pop(work.request_id, None)
-                asyncio.create_task(self._execute(work, runner))
+                self.tasks.spawn(self._execute(work, runner), f"request {work.request_id}")
         self.scale()
 
     def _free_runner(self, rev: Revision) -> Runner | None:
@@ -504,7 +506,7 @@ class AppRuntime:
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
         outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
         await asyncio.sleep(LOG_SETTLE)
-        cancelled = bool(store.get(row["id"])["cancel_requested"])
+        cancelled = store.cancel_requested(row["id"])
         allowed = self.current.settings.attempts.get(outcome.retry or "", 1) if self.current else 1
         if outcome.retry and not cancelled and attempts < allowed and self.status == "ready":
             self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); retrying on a runner.")
@@ -630,7 +632,8 @@ class AppRuntime:
     # -- views -------------------------------------------------------------------------------
     @property
     def auth(self) -> str:
-        config = (self.current or self.rolling).config if (self.current or self.rolling) else None
+        revision = self.current or self.rolling
+        config = revision.config if revision is not None else None
         return (config.auth if config is not None else None) or "private"
 
     def info(self, since: int = 0) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from .prepare import DeploySpec, digest
 from .runners import kill_orphans
 from .settings import DEFAULT_ATTEMPTS
 from .store import Store
+from .tasks import TaskSet
 
 TICK = 0.25
 PURGE_EVERY = 60.0
@@ -37,7 +38,8 @@ class Gateway:
         self.apps: dict[str, AppRuntime] = {}
         self._records = self.store.apps()
         self._watchers: dict[str, set[asyncio.Event]] = {}
-        self._housekeeping: asyncio.Task | None = None
+        self.tasks = TaskSet("gateway")
+        self._housekeeping: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -63,12 +65,12 @@ class Gateway:
             else:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
-            runtime = self.apps.get(row["app"])
-            if runtime is None or runtime.status == "stopped" or row["attempts"] >= DEFAULT_ATTEMPTS:
+            app = self.apps.get(row["app"])
+            if app is None or app.status == "stopped" or row["attempts"] >= DEFAULT_ATTEMPTS:
                 self._end(row["id"], "The gateway restarted while the request ran, and it cannot be retried.")
                 continue
             self.store.requeue(row["id"])
-            runtime.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
+            app.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
         for name, runtime in self.apps.items():
             for row in self.store.queued(name):
                 if runtime.status == "stopped":
@@ -81,7 +83,7 @@ class Gateway:
                         deadline=row["start_deadline"],
                     )
         self.store.purge()
-        self._housekeeping = asyncio.create_task(self._keep_house())
+        self._housekeeping = self.tasks.spawn(self._keep_house(), "housekeeping")
 
     async def close(self) -> None:
         """Stop every runner; the apps stay deployed and come back with the next start."""
@@ -224,9 +226,8 @@ class Gateway:
             self.notify(row["id"])
             return wire.CANCELLATION_REQUESTED
         self.store.request_cancel(row["id"])
-        runner = runtime.runner_of(row["id"]) if runtime is not None else None
-        if runner is not None:
-            asyncio.create_task(self._forward_cancel(runtime, runner.url, row["path"], row["id"]))
+        if runtime is not None and (runner := runtime.runner_of(row["id"])) is not None:
+            self.tasks.spawn(self._forward_cancel(runtime, runner.url, row["path"], row["id"]), f"cancel {row['id']}")
         return wire.CANCELLATION_REQUESTED
 
     async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:

@@ -10,7 +10,7 @@ import sys
 import uvicorn
 
 from ..state import gateway_port, home, write_json_atomic
-from ..wire import GATEWAY_HOST
+from ..wire import GATEWAY_HOST, GATEWAY_PORT_VARIABLE
 from .paths import ensure_key, lock_path, pid_path, state_id
 from .server import build_app
 
@@ -35,7 +35,8 @@ def main() -> int:
         return 1
     if not _port_free(port):
         print(
-            f"Port {port} on {GATEWAY_HOST} is in use by another program. Choose another port with FAL_NOTEBOOK_GATEWAY_PORT.",
+            f"Port {port} on {GATEWAY_HOST} is in use by another program. "
+            f"Choose another port with {GATEWAY_PORT_VARIABLE}.",
             file=sys.stderr,
         )
         return 1

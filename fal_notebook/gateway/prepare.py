@@ -16,8 +16,7 @@ from typing import Literal
 from ..config import kernel_python_version, reads_port_variable
 from ..generate.project import AppProject
 from ..packages import requirement_name, split_fal_runtime
-from .containers import gpu_runtime
-from .containers import launch as docker_launch
+from .containers import gpu_runtime, launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
 from .paths import state_id

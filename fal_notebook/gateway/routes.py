@@ -211,8 +211,7 @@ async def submit(request: Request) -> Response:
     except Unavailable as exc:
         return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE)
     url = request_url(request, runtime.name, request_id)
-    row = gateway.store.get(request_id)
-    position = gateway.store.queue_position(row) if row["status"] == wire.IN_QUEUE else 0
+    position = gateway.store.position(request_id)
     return JSONResponse(wire.encode_submit(request_id, url, position), headers={wire.REQUEST_ID: request_id})
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from .settings import DEFAULT_STARTUP_TIMEOUT
+from .tasks import TaskSet
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
 TAIL_LINES = 200
@@ -137,6 +138,10 @@ class Runner:
     returncode: int | None = None
     instance: str = ""
     cleaned: bool = True
+    tasks: TaskSet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tasks = TaskSet(self.id)
 
     @property
     def url(self) -> str:
@@ -211,10 +216,10 @@ class Runner:
         )
         self.started = time.monotonic()
         readers = [
-            asyncio.create_task(self._read(self.process.stdout, "stdout")),
-            asyncio.create_task(self._read(self.process.stderr, "stderr")),
+            self.tasks.spawn(self._read(self.process.stdout, "stdout"), "read stdout"),
+            self.tasks.spawn(self._read(self.process.stderr, "stderr"), "read stderr"),
         ]
-        asyncio.create_task(self._watch(self.process, readers))
+        self.tasks.spawn(self._watch(self.process, readers), "watch the process")
 
     async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
         assert stream is not None

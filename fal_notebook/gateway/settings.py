@@ -37,14 +37,11 @@ class Settings:
         high = max(high, low, 1)
         if single_runner:
             low, high = min(low, 1), 1
-        attempts = {}
-        for condition in RETRY_CONDITIONS:
-            if condition in (config.skip_retry_conditions or ()):
-                attempts[condition] = 1
-            elif config.retry_config and condition in config.retry_config:
-                attempts[condition] = config.retry_config[condition].retries + 1
-            else:
-                attempts[condition] = DEFAULT_ATTEMPTS
+        skipped = set(config.skip_retry_conditions or ())
+        retries: dict[str, int] = {k: v.retries for k, v in (config.retry_config or {}).items()}
+        attempts = {
+            c: 1 if c in skipped else retries[c] + 1 if c in retries else DEFAULT_ATTEMPTS for c in RETRY_CONDITIONS
+        }
         return cls(
             min_concurrency=low,
             max_concurrency=high,

@@ -6,12 +6,17 @@ and the CLI); long operations run in a worker thread so the server stays respons
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jupyter_server.utils import url_path_join
 
 from .handlers import ROUTES
 
+if TYPE_CHECKING:  # pragma: no cover
+    from jupyter_server.serverapp import ServerApp
 
-def _load_jupyter_server_extension(serverapp) -> None:
+
+def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     base = url_path_join(serverapp.web_app.settings["base_url"], "fal-notebook")
     serverapp.web_app.add_handlers(".*$", [(url_path_join(base, pattern), handler) for pattern, handler in ROUTES])
     serverapp.log.info("fal-notebook: REST routes under %s", base)

@@ -440,7 +440,7 @@ class ObjectControl(Control):
         left: list[Issue] = []
         by_row: dict[str, list[Issue]] = {}
         for path, message in issues:
-            if path and path[0] in self.rows:
+            if path and isinstance(path[0], str) and path[0] in self.rows:
                 by_row.setdefault(path[0], []).append((path[1:], message))
             else:
                 left.append((path, message))
@@ -588,7 +588,7 @@ def build_control(shape: Shape, uploader: Uploader = data_uri) -> Control:
     return builder(shape, uploader)
 
 
-_BUILDERS: dict[str, type[Control]] = {
+_BUILDERS: dict[str, Callable[[Shape, Uploader], Control]] = {
     "string": TextControl,
     "integer": NumberControl,
     "number": NumberControl,

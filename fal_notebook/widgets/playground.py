@@ -25,8 +25,8 @@ from ..errors import FalNotebookError, InputError
 from ..protocol import Address
 from ..schema import AppSchema, Endpoint, parse_openapi
 from ..state import gateway_key_file
-from ..wire import Completed, InProgress, Queued
 from ..validation import Issue, issues_from_422, prune, validate_object
+from ..wire import Completed, InProgress, Queued
 from .fields import FieldRow, ObjectControl, Uploader, data_uri
 from .history import Call, HistoryStore
 from .outputs import json_tree, render_output, timing_text
@@ -70,10 +70,11 @@ def resolve_endpoint(source: str | Deployment | Client) -> Connection:
     """A deployment gives its client; a client is taken as it is; a string is a deployed app's name,
     else an endpoint id or URL to connect to."""
     if isinstance(source, str):
+        name = source
         try:
-            source = get_deployment(source)
+            source = get_deployment(name)
         except LookupError:
-            client = connect(source)
+            client = connect(name)
             return Connection(client, client.address)
     if isinstance(source, Deployment):
         return Connection(source.client(), source.address, source)

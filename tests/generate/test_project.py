@@ -11,7 +11,10 @@ from fal_notebook import capture
 
 pytestmark = pytest.mark.usefixtures("fal_env")  # a private FAL_NOTEBOOK_HOME
 
-CELL = "import fal\n\nclass Demo(fal.App):\n    @fal.endpoint('/')\n    def run(self) -> dict:\n        return {{'answer': {answer}}}\n"
+CELL = (
+    "import fal\n\nclass Demo(fal.App):\n    @fal.endpoint('/')\n"
+    "    def run(self) -> dict:\n        return {{'answer': {answer}}}\n"
+)
 
 
 def contents(folder: Path) -> dict[str, str]:

@@ -162,6 +162,27 @@ def test_layers(lower, upper):
     assert upper not in unit_graph()[lower], f"{lower} imports {upper}: {sorted(importers(upper).get(lower, []))}"
 
 
+#: ARCHITECTURE.md's layers, top first: a unit imports only units of lower rows (or of its own row).
+LAYERS = [
+    [TOP],
+    ["magics", "cli", "server"],
+    ["widgets", "schema", "validation"],
+    ["backends"],
+    ["gateway"],
+    ["client", "protocol", "uploads"],
+    ["capture", "generate", "config", "packages"],
+    ["state", "wire", "fal_sdk", "errors", "secrets", "credentials", "_version"],
+]
+
+
+def test_layers_of_architecture_md():
+    row = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}
+    graph = unit_graph()
+    assert set(graph) <= set(row), f"units missing from LAYERS: {sorted(set(graph) - set(row))}"
+    upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if row[b] < row[a])
+    assert upward == []
+
+
 def test_the_wire_contract_is_pure():
     """``wire.py`` imports only the standard library: no I/O library, nothing of the package."""
     tree = ast.parse(modules()["fal_notebook.wire"].read_text())

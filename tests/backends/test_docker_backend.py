@@ -151,7 +151,8 @@ def gw(docker_client, tmp_path_factory) -> Iterator[DockerGateway]:
 def server(gw):
     name = gw.name("dk-server")
     started = time.monotonic()
-    deployment, lines = gw.deploy(SERVER_CELL, name, auth="public", max_concurrency=2)
+    # Warm for the whole module (keep_alive): later tests expect its container, however slowly images build.
+    deployment, lines = gw.deploy(SERVER_CELL, name, auth="public", max_concurrency=2, keep_alive=3600)
     print(f"{name}: built and deployed in {time.monotonic() - started:.1f} s")
     return deployment, lines
 

@@ -67,7 +67,7 @@ def main() -> None:
     from fal_notebook.gateway.control import admin
 
     name = f"bench-docker-{uuid.uuid4().hex[:6]}"
-    project = fal_notebook.capture(APP, name, dir=home / "apps" / name)
+    project = fal_notebook.capture(APP, name, out_dir=home / "apps")
     backend = DockerBackend()
     image = None
     try:

@@ -152,7 +152,7 @@ def main() -> None:
     from fal_notebook.gateway import stop_gateway
     from fal_notebook.gateway.control import admin
 
-    project = fal_notebook.capture(APP, "bench", dir=home / "apps" / "bench")
+    project = fal_notebook.capture(APP, "bench", out_dir=home / "apps")
     try:
         dep = LocalBackend(env="kernel").deploy(project, progress=lambda line: None)
         with admin() as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import socket
 import sys
@@ -11,6 +12,8 @@ import uvicorn
 
 from ..state import gateway_port, home, write_json_atomic
 from ..wire import GATEWAY_HOST, GATEWAY_PORT_VARIABLE
+from .door import door_protocol
+from .limits import Limits
 from .paths import ensure_key, lock_path, pid_path, state_id
 from .server import build_app
 
@@ -44,10 +47,20 @@ def main() -> int:
     def forget_pid() -> None:  # also on SIGTERM, which uvicorn re-raises after the graceful shutdown
         pid_path().unlink(missing_ok=True)
 
-    app = build_app(key=ensure_key(), state_id=state_id(), home=str(home()), port=port, on_stop=forget_pid)
+    limits = Limits.from_env()
+    app = build_app(
+        key=ensure_key(), state_id=state_id(), home=str(home()), port=port, limits=limits, on_stop=forget_pid
+    )
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host=GATEWAY_HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+            app,
+            host=GATEWAY_HOST,
+            port=port,
+            http=door_protocol(limits),
+            timeout_keep_alive=math.ceil(limits.keep_alive),  # uvicorn counts whole seconds
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
         )
     )
     app.state.server = server

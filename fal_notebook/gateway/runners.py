@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import ipaddress
 import os
 import re
 import signal
@@ -25,7 +26,8 @@ from pathlib import Path
 import httpx
 
 from .settings import DEFAULT_STARTUP_TIMEOUT
-from .tasks import TaskSet
+from .states import GOING, RunnerState
+from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
 TAIL_LINES = 200
@@ -35,6 +37,35 @@ _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is alr
 _PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
+
+#: What a runner takes from the gateway's environment: what programs need to run on this machine
+#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs), none of the user's
+#: other variables. Credentials come only as the app's declared secrets and fal's key.
+INHERITED = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
+    "XDG_CACHE_HOME", "HF_HOME", "TORCH_HOME",
+    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+)  # fmt: skip
+INHERITED_PREFIXES = ("LC_",)
+#: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
+LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
+#: Where a server should listen, for servers that read it (the generated server.py does).
+LOOPBACK_HOST = "127.0.0.1"
+
+
+def runner_environment(secrets: dict[str, str], *, loopback: bool = True, **extra: str) -> dict[str, str]:
+    """A runner's environment: :data:`INHERITED` from the gateway's, ``secrets``, ``extra``, and
+    (for processes on this machine, not containers) loopback-only servers."""
+    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+    env.update(secrets)
+    env.update(extra)
+    if loopback:
+        env.update(PYTHONPATH=LOOPBACK_PATH, HOST=LOOPBACK_HOST)
+    return env
 
 
 class RunnerStartError(Exception):
@@ -76,6 +107,36 @@ def free_port() -> int:
             _allocated.add(port)
             return port
     raise RuntimeError("no free port found")
+
+
+def exposed(ports: set[int]) -> list[str]:
+    """Listening TCP sockets on ``ports`` bound beyond loopback, as ``address:port`` (Linux's
+    /proc/net; elsewhere nothing is found)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            address_hex, port_hex = fields[1].split(":")
+            address = _proc_address(address_hex)
+            if int(port_hex, 16) in ports and not _is_loopback(address):
+                found.append(f"{address}:{int(port_hex, 16)}")
+    return found
+
+
+def _proc_address(hex_text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = bytes.fromhex(hex_text)  # 32-bit words in host (little-endian) order
+    return ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
+
+
+def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def port_is_free(port: int) -> bool:
@@ -125,7 +186,7 @@ class Runner:
     revision: int
     launch: Launch
     on_output: OnOutput
-    state: str = "starting"  # starting | ready | draining | stopping | dead
+    state: RunnerState = RunnerState.STARTING
     port: int | None = None
     metrics_port: int | None = None
     process: asyncio.subprocess.Process | None = None
@@ -138,10 +199,6 @@ class Runner:
     returncode: int | None = None
     instance: str = ""
     cleaned: bool = True
-    tasks: TaskSet = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tasks = TaskSet(self.id)
 
     @property
     def url(self) -> str:
@@ -149,7 +206,7 @@ class Runner:
 
     @property
     def alive(self) -> bool:
-        return not self.exited.is_set() and self.state not in ("stopping", "dead")
+        return not self.exited.is_set() and self.state not in GOING
 
     def tail_text(self) -> str:
         """The runner's last output lines, led by the exception it raised, if any."""
@@ -158,13 +215,14 @@ class Runner:
         shown = "\n".join(lines[-SHOWN_LINES:]) or "(no output)"
         return f"{raised[0]}\n...\n{shown}" if raised and raised[0] not in lines[-SHOWN_LINES:] else shown
 
-    async def start(self, http: httpx.AsyncClient, *, state_id: str) -> None:
-        """Spawn the process and wait until it answers; RunnerStartError otherwise."""
+    async def start(self, http: httpx.AsyncClient, *, state_id: str, tasks: Supervisor) -> None:
+        """Spawn the process and wait until it answers; RunnerStartError otherwise. Its output
+        readers run under ``tasks``."""
         for attempt in range(3):
-            if self.state != "starting":
+            if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
             self._take_ports()
-            await self._spawn(state_id)
+            await self._spawn(state_id, tasks)
             try:
                 await self._wait_ready(http)
             except RunnerStartError as exc:
@@ -174,9 +232,17 @@ class Runner:
                     self.exited = asyncio.Event()
                     continue
                 raise
-            if self.state != "starting":
+            if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
-            self.state = "ready"
+            public = exposed({port for port in (self.port, self.metrics_port) if port is not None})
+            if public:
+                await self.stop(grace=2.0)
+                raise RunnerStartError(
+                    f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without "
+                    f"the gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have "
+                    f'HOST={LOOPBACK_HOST}; e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
+                )
+            self.state = RunnerState.READY
             self.idle_since = time.monotonic()
             return
 
@@ -190,7 +256,7 @@ class Runner:
         values = {"port": str(self.port), "metrics_port": str(self.metrics_port), "instance": self.instance}
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
-    async def _spawn(self, state_id: str) -> None:
+    async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
         self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
         self.cleaned = not self.launch.cleanup
         env = {
@@ -216,10 +282,10 @@ class Runner:
         )
         self.started = time.monotonic()
         readers = [
-            self.tasks.spawn(self._read(self.process.stdout, "stdout"), "read stdout"),
-            self.tasks.spawn(self._read(self.process.stderr, "stderr"), "read stderr"),
+            tasks.spawn(self._read(self.process.stdout, "stdout"), name=f"{self.id} stdout"),
+            tasks.spawn(self._read(self.process.stderr, "stderr"), name=f"{self.id} stderr"),
         ]
-        self.tasks.spawn(self._watch(self.process, readers), "watch the process")
+        tasks.spawn(self._watch(self.process, readers), name=f"{self.id} exit")
 
     async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
         assert stream is not None
@@ -232,7 +298,10 @@ class Runner:
                 return
             line = raw.decode(errors="replace").rstrip("\r\n")
             self.tail.append(line)
-            self.on_output(self, name, line)
+            try:  # a failing consumer must not stop the reading: a full pipe would block the runner
+                self.on_output(self, name, line)
+            except Exception:
+                log.exception("Output of runner %s could not be recorded", self.id)
 
     async def _watch(self, process: asyncio.subprocess.Process, readers: list[asyncio.Task]) -> None:
         code = await process.wait()
@@ -280,8 +349,8 @@ class Runner:
 
     async def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the runner's process group, SIGKILL after ``grace`` seconds."""
-        if self.state != "dead":
-            self.state = "stopping"
+        if self.state != RunnerState.DEAD:
+            self.state = RunnerState.STOPPING
         if self.process is not None and not self.exited.is_set():
             self._signal(signal.SIGTERM)
             try:
@@ -290,7 +359,7 @@ class Runner:
                 self._signal(signal.SIGKILL)
                 await self.exited.wait()
         await self._clean_up()
-        self.state = "dead"
+        self.state = RunnerState.DEAD
         _release_port(self.port)
         _release_port(self.metrics_port)
 

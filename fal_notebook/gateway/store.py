@@ -1,12 +1,16 @@
 """The gateway's durable state in SQLite: queued requests, their results and logs, deployed apps.
 
 A request is committed before the gateway answers its submission, so it survives a crash of the
-gateway process (WAL journal: a commit is durable against a killed process).
+gateway process (WAL journal: a commit is durable against a killed process). Its body is written
+once, to a file of its own beside the database (``save_body``, which needs no database and so runs
+off the event loop), and deleted when the request completes: a large body never passes through
+SQLite, and status updates never rewrite it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -25,7 +29,6 @@ CREATE TABLE IF NOT EXISTS requests (
     id TEXT UNIQUE NOT NULL,
     app TEXT NOT NULL,
     path TEXT NOT NULL,
-    body BLOB NOT NULL,
     headers TEXT NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
@@ -70,30 +73,48 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(_SCHEMA)
         path.chmod(0o600)
+        self.bodies = path.parent / "bodies"
+        self.bodies.mkdir(mode=0o700, exist_ok=True)
+        if "body" in {r["name"] for r in self.db.execute("PRAGMA table_info(requests)")}:  # an older gateway's
+            for row in self.db.execute("SELECT id, body FROM requests WHERE status != ?", (COMPLETED,)).fetchall():
+                self.save_body(row["id"], row["body"])
+            self.db.execute("ALTER TABLE requests DROP COLUMN body")
 
     def close(self) -> None:
         self.db.close()
 
     # -- requests ----------------------------------------------------------------------------
+    def save_body(self, request_id: str, body: bytes) -> None:
+        """Write a request's body durably (before its row: a crash leaves at most an unused file)."""
+        target = self.bodies / request_id
+        partial = target.with_name(f".{request_id}.partial")
+        with open(partial, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, target)
+
+    def body(self, request_id: str) -> bytes:
+        return (self.bodies / request_id).read_bytes()
+
     def add_request(
         self,
         request_id: str,
         app: str,
         path: str,
-        body: bytes,
         headers: dict[str, str],
         *,
         priority: int = 0,
         start_deadline: float | None = None,
     ) -> None:
+        """Queue a request whose body ``save_body`` wrote."""
         self.db.execute(
-            "INSERT INTO requests (id, app, path, body, headers, priority, status, created, start_deadline)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 request_id,
                 app,
                 path,
-                body,
                 json.dumps(headers),
                 priority,
                 IN_QUEUE,
@@ -169,6 +190,7 @@ class Store:
                 request_id,
             ),
         )
+        (self.bodies / request_id).unlink(missing_ok=True)
 
     def purge(self, older_than: float = RESULT_TTL) -> int:
         """Forget completed requests (and their logs) older than ``older_than`` seconds."""
@@ -178,6 +200,10 @@ class Store:
             marks = ",".join("?" * len(ids))
             self.db.execute(f"DELETE FROM logs WHERE request_id IN ({marks})", ids)
             self.db.execute(f"DELETE FROM requests WHERE id IN ({marks})", ids)
+        waiting = {r[0] for r in self.db.execute("SELECT id FROM requests WHERE status != ?", (COMPLETED,))}
+        for file in self.bodies.iterdir():  # bodies of requests that completed, or were never queued
+            if file.name not in waiting and file.stat().st_mtime < time.time() - 60:
+                file.unlink(missing_ok=True)
         return len(ids)
 
     # -- logs --------------------------------------------------------------------------------

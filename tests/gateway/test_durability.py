@@ -58,7 +58,8 @@ def test_gateway_killed_with_requests_queued_completes_them_after_restart(gatewa
 
 def test_results_are_kept_an_hour_then_purged(tmp_path):
     store = Store(tmp_path / "queue.sqlite3")
-    store.add_request("r1", "app", "/", b"{}", {})
+    store.save_body("r1", b"{}")
+    store.add_request("r1", "app", "/", {})
     store.add_log("r1", {"timestamp": "t", "level": "STDOUT", "source": "USER", "message": "hello"})
     store.complete("r1", 200, b'{"ok": true}', "application/json")
     assert store.purge() == 0

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS requests (
     result_type TEXT,
     error TEXT,
     error_type TEXT,
-    inference_time REAL
+    inference_time REAL,
+    webhook TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_queue ON requests (app, status, priority, seq);
 CREATE INDEX IF NOT EXISTS requests_completed ON requests (completed);
@@ -64,6 +65,10 @@ CREATE TABLE IF NOT EXISTS apps (
 """
 
 
+#: (column, type) of ``requests`` added after the first release, for databases made before.
+_ADDED_COLUMNS = (("webhook", "TEXT"),)
+
+
 class Store:
     def __init__(self, path: Path):
         self.db = sqlite3.connect(path, isolation_level=None)
@@ -72,6 +77,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(_SCHEMA)
+        self._add_columns()
         path.chmod(0o600)
         self.bodies = path.parent / "bodies"
         self.bodies.mkdir(mode=0o700, exist_ok=True)
@@ -82,6 +88,13 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_columns(self) -> None:
+        """Columns added since a state directory's database was made."""
+        present = {r["name"] for r in self.db.execute("PRAGMA table_info(requests)")}
+        for column, kind in _ADDED_COLUMNS:
+            if column not in present:
+                self.db.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
 
     # -- requests ----------------------------------------------------------------------------
     def save_body(self, request_id: str, body: bytes) -> None:
@@ -106,11 +119,12 @@ class Store:
         *,
         priority: int = 0,
         start_deadline: float | None = None,
+        webhook: str | None = None,
     ) -> None:
         """Queue a request whose body ``save_body`` wrote."""
         self.db.execute(
-            "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline, webhook)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 request_id,
                 app,
@@ -120,6 +134,7 @@ class Store:
                 IN_QUEUE,
                 time.time(),
                 start_deadline,
+                webhook,
             ),
         )
 
@@ -133,6 +148,12 @@ class Store:
 
     def in_progress(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM requests WHERE status = ?", (IN_PROGRESS,)).fetchall()
+
+    def queue_length(self, app: str) -> int:
+        (queued,) = self.db.execute(
+            "SELECT COUNT(*) FROM requests WHERE app = ? AND status = ?", (app, IN_QUEUE)
+        ).fetchone()
+        return queued
 
     def queue_position(self, row: sqlite3.Row) -> int:
         (ahead,) = self.db.execute(
@@ -220,6 +241,15 @@ class Store:
             (request_id, LOG_WINDOW),
         ).fetchall()
         return [dict(r) for r in rows]
+
+    def logs_after(self, request_id: str, after: int) -> tuple[list[dict[str, str]], int]:
+        """The request's log entries added after entry ``after`` (0: from the start), and the last one's number."""
+        rows = self.db.execute(
+            "SELECT id, timestamp, level, source, message FROM logs WHERE request_id = ? AND id > ? ORDER BY id",
+            (request_id, after),
+        ).fetchall()
+        entries = [{k: r[k] for k in ("timestamp", "level", "source", "message")} for r in rows]
+        return entries, rows[-1]["id"] if rows else after
 
     # -- apps --------------------------------------------------------------------------------
     def save_app(self, name: str, record: dict[str, Any]) -> None:

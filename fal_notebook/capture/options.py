@@ -63,7 +63,7 @@ def config_flags() -> dict[str, dict[str, Any]]:
             flags[name] = {"action": "append", "type": _plain(typing.get_args(kind)[0])}
         elif kind is bool:
             flags[name] = {"action": "store_const", "const": True}
-        elif kind in (int, str):
+        elif kind in (int, float, str):
             flags[name] = {"type": kind}
         else:  # pragma: no cover - a new structured key: add it to NOT_FLAGS or give it a flag here
             raise TypeError(f"AppConfig.{name} ({info.annotation}) has no flag")

@@ -38,13 +38,13 @@ def test_flags_parse_into_config_fields():
 def test_keys_beyond_the_first_nineteen_have_flags(tmp_path):
     line = parse_magic_line(
         "demo --regions us-west --regions eu-north --team acme --scaling-delay 5 --deployment-strategy rolling "
-        "--skip-retry-conditions timeout --termination-grace-period-seconds 20"
+        "--skip-retry-conditions timeout --termination-grace-period-seconds 20 --request-start-timeout 2.5"
     )
     project = capture(APP, line.name, dir=tmp_path / "demo", search_dir=tmp_path, **line.options)
     config = project.config
     assert config.regions == ["us-west", "eu-north"] and config.team == "acme" and config.scaling_delay == 5
     assert config.deployment_strategy == "rolling" and config.skip_retry_conditions == ["timeout"]
-    assert config.termination_grace_period_seconds == 20
+    assert config.termination_grace_period_seconds == 20 and config.request_start_timeout == 2.5
 
 
 def test_a_bad_value_names_its_flag(tmp_path):

@@ -50,8 +50,9 @@ def _apps(args: argparse.Namespace) -> None:
     if not rows:
         print("No apps yet: capture one with %%fal_app in a notebook, or `fal-notebook export NOTEBOOK`.")
     for row in rows:
-        mode, target, endpoint_id = row["mode"] or "-", row["target"] or "-", row["endpoint_id"] or "-"
-        print(f"{row['name']:<24} {mode:<7} {target:<7} {row['status']:<10} {endpoint_id}")
+        where = f"{row['mode'] or '-':<7} {row['target'] or '-':<7}"
+        line = f"{row['name']:<24} {where} {row['status']:<10} {row['endpoint_id'] or '-'}"
+        print(line + (f"  ({row['crash_loop']})" if row.get("crash_loop") else ""))
 
 
 def _logs(args: argparse.Namespace) -> None:

@@ -166,12 +166,12 @@ def test_layers(lower, upper):
 LAYERS = [
     [TOP],
     ["magics", "cli", "server"],
-    ["widgets", "schema", "validation"],
+    ["widgets", "jobs", "schema", "validation"],
     ["backends"],
     ["gateway"],
     ["client", "protocol", "uploads"],
     ["capture", "generate", "config", "packages"],
-    ["state", "wire", "fal_sdk", "errors", "secrets", "credentials", "_version"],
+    ["state", "wire", "fal_sdk", "watch", "errors", "secrets", "credentials", "_version"],
 ]
 
 

@@ -9,6 +9,7 @@ engine answers and hands the deploy to the gateway.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -26,10 +27,16 @@ class DockerBackend(LocalBackend):
     target = "docker"
 
     def deploy(
-        self, project: AppProject, *, wait: bool = True, progress: Progress = print, env: str | None = None
+        self,
+        project: AppProject,
+        *,
+        wait: bool = True,
+        progress: Progress = print,
+        cancel: threading.Event | None = None,
+        env: str | None = None,
     ) -> Deployment:
         """``env`` can only be ``docker``: the runners are containers of the project's image."""
         if env not in (None, "docker"):
             raise ConfigError(f"env={env!r}: docker runners run in containers; use target='local' for env={env!r}.")
         engine(timeout=10).close()  # a DeployError that says how to start Docker, before anything else
-        return self._deploy(project, "docker", "", wait=wait, progress=progress)
+        return self._deploy(project, "docker", "", wait=wait, progress=progress, cancel=cancel)

@@ -19,7 +19,7 @@ import argparse
 import statistics
 import sys
 import time
-from typing import Literal, Optional
+from typing import Literal
 
 import fal
 from pydantic import BaseModel, Field, create_model
@@ -50,7 +50,7 @@ def big_model() -> type[BaseModel]:
         else:
             fields[f"choice_{i}"] = (Literal["a", "b", "c"], "a")
     fields["text_0"] = (str, Field(..., description="A required prompt."))
-    fields["count_1"] = (Optional[int], None)
+    fields["count_1"] = (int | None, None)
     fields["text_5"] = (list[str], [])
     fields["ratio_7"] = (Point, Point())
     return create_model("BigInput", **fields)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 from .backends.base import Deployment as _Deployment
-from .capture import capture  # binds the function over the subpackage of the same name
+from .capture import capture as capture  # binds the function over the subpackage of the same name
 
 _PUBLIC = {
     "export_notebook": "fal_notebook.capture.notebook",
@@ -43,32 +43,32 @@ _PUBLIC = {
 __all__ = sorted([*_PUBLIC, "capture", "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .backends import Deployment, deploy
-    from .capture.notebook import export_notebook
+    from .backends import Deployment as Deployment, deploy as deploy
+    from .capture.notebook import export_notebook as export_notebook
     from .client import (
-        AsyncRequestHandle,
-        Completed,
-        EndpointClient,
-        InProgress,
-        Queued,
-        RequestHandle,
-        connect,
+        AsyncRequestHandle as AsyncRequestHandle,
+        Completed as Completed,
+        EndpointClient as EndpointClient,
+        InProgress as InProgress,
+        Queued as Queued,
+        RequestHandle as RequestHandle,
+        connect as connect,
     )
-    from .config import AppConfig
+    from .config import AppConfig as AppConfig
     from .errors import (
-        CaptureError,
-        ConfigError,
-        DeployError,
-        FalNotebookError,
-        GatewayError,
-        InputError,
-        NotFoundError,
-        ProjectConflictError,
-        RequestError,
-        RequestTimeoutError,
+        CaptureError as CaptureError,
+        ConfigError as ConfigError,
+        DeployError as DeployError,
+        FalNotebookError as FalNotebookError,
+        GatewayError as GatewayError,
+        InputError as InputError,
+        NotFoundError as NotFoundError,
+        ProjectConflictError as ProjectConflictError,
+        RequestError as RequestError,
+        RequestTimeoutError as RequestTimeoutError,
     )
-    from .generate.project import AppProject
-    from .widgets.playground import Playground
+    from .generate.project import AppProject as AppProject
+    from .widgets.playground import Playground as Playground
 
 
 def __getattr__(name: str) -> Any:

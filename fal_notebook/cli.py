@@ -6,8 +6,12 @@ import argparse
 import dataclasses
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, FalNotebookError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backends import Deployment
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -26,12 +30,12 @@ def _deploy(args: argparse.Namespace) -> None:
         print(json.dumps(_deployment_json(deployment)))
     else:
         print(f"{deployment.name}: {deployment.status} on {deployment.target}")
-        print(
-            f"  endpoint id: {deployment.endpoint_id}\n  url:         {deployment.url}\n  queue url:   {deployment.queue_url}"
-        )
+        print(f"  endpoint id: {deployment.endpoint_id}")
+        print(f"  url:         {deployment.url}")
+        print(f"  queue url:   {deployment.queue_url}")
 
 
-def _deployment_json(deployment) -> dict:
+def _deployment_json(deployment: Deployment) -> dict[str, Any]:
     keys = ("name", "target", "endpoint_id", "url", "queue_url", "status", "path")
     return {k: getattr(deployment, k) for k in keys}
 
@@ -112,9 +116,9 @@ def _scale(args: argparse.Namespace) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> None:
-    from .gateway import gateway_status, start_gateway, stop_gateway
+    from .gateway import GatewayInfo, gateway_status, start_gateway, stop_gateway
 
-    def running(info) -> str:
+    def running(info: GatewayInfo) -> str:
         https = f"; HTTPS for fal_client on 127.0.0.1:{info.tls_port}" if info.tls_port else "; no HTTPS listener"
         return f"gateway running at {info.url} (pid {info.pid}, state in {info.home}{https})"
 

@@ -20,8 +20,7 @@ from typing import Any, Literal
 
 import httpx
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
+from websockets.sync.client import ClientConnection, connect as ws_connect
 
 from . import wire
 from ._version import __version__
@@ -69,6 +68,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 120.0  # seconds, for submit, status, result, cancel and openapi
 CONNECT_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1  # seconds between status polls, as fal_client
+DEFAULT_RETRY = RetryPolicy()
 Priority = Literal["normal", "low"]
 
 
@@ -100,7 +100,7 @@ def connect(
         transport=transport,
         async_transport=async_transport,
         timeout=timeout,
-        retry=retry or RetryPolicy(),
+        retry=retry or DEFAULT_RETRY,
         poll_interval=poll_interval,
     )
 
@@ -121,7 +121,7 @@ class EndpointClient:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         poll_interval: float = POLL_INTERVAL,
     ):
         self._address = address

@@ -139,6 +139,11 @@ def kernel_python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def reads_port_variable(cmd: str) -> bool:
+    """Whether a server's command takes its port from ``$PORT`` (so it can listen where it is told)."""
+    return "$PORT" in cmd or "${PORT}" in cmd
+
+
 def flag_for(field: str) -> str:
     """The magic's / CLI's flag for a config field."""
     return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
@@ -313,7 +318,7 @@ class AppConfig(_Strict):
     @property
     def port(self) -> int:
         """Port the app listens on in its container: the user's port, or fal's 8080 for an App."""
-        return self.exposed_port if self.mode == "server" else FAL_APP_PORT
+        return self.exposed_port if self.mode == "server" and self.exposed_port is not None else FAL_APP_PORT
 
     @property
     def effective_python_version(self) -> str:
@@ -407,14 +412,15 @@ def describe_validation_error(exc: ValidationError, *, where: str = "") -> str:
 
 def _fields_at(loc: list[str]) -> list[str]:
     """The field names of the model at ``loc`` (AppConfig at the top, its tables below)."""
-    model: type[BaseModel] = AppConfig
+    model: type[BaseModel] | None = AppConfig
     for part in loc:
+        assert model is not None
         annotation = model.model_fields[part].annotation if part in model.model_fields else None
         nested = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
         model = next((a for a in nested if issubclass(a, BaseModel)), None)
         if model is None:
             return []
-    return sorted(model.model_fields)
+    return sorted(model.model_fields) if model is not None else []
 
 
 def short_repr(value: Any, limit: int = 80) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .fal_sdk import save_profile_key
 
 DEFAULT_CONFIG_PATH = "~/.fal/config.toml"
 DEFAULT_HOME_DIR = "~/.fal"
@@ -153,19 +154,4 @@ def login(key: str, *, save: bool = False, profile: str | None = None) -> FalCre
 def save_to_profile(credentials: FalCredentials, profile: str | None = None) -> str:
     """Store the key in a fal profile as ``fal profile create/set`` and ``fal profile key`` do:
     ``profile``, else the active one, else ``default``. Returns the profile's name."""
-    from fal.config import Config
-
-    config = Config()
-    name = profile or config.profile or DEFAULT_PROFILE
-    path = Path(config.config_path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.touch(mode=0o600)  # private before the key is written (fal keeps an existing file's mode)
-    with config.edit():
-        if name not in config.profiles():
-            config._config[name] = {}  # what `fal profile create` does; Config has no public call
-        if config.profile is None:
-            config.set_internal("profile", name)
-        config._profile = name
-        config.set("key", credentials.key)
-    path.chmod(0o600)
-    return name
+    return save_profile_key(credentials.key, profile, DEFAULT_PROFILE)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 
 class FalNotebookError(Exception):
     """Base of every error fal-notebook shows to a user (displayed without a traceback)."""
@@ -26,7 +29,7 @@ class CaptureError(FalNotebookError):
 class ProjectConflictError(FalNotebookError):
     """Files of a generated project were edited by the user and would be overwritten."""
 
-    def __init__(self, path, edited: list[str]):
+    def __init__(self, path: Path, edited: list[str]):
         self.path = path
         self.edited = edited
         names = ", ".join(edited)
@@ -57,7 +60,7 @@ class RequestError(FalNotebookError):
         message: str,
         *,
         status_code: int | None = None,
-        detail=None,
+        detail: Any = None,
         request_id: str | None = None,
         endpoint_id: str | None = None,
         error_type: str | None = None,

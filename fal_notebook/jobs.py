@@ -66,7 +66,8 @@ class DeployJob:
         self.state: State = "running"
         self.deployment: dict[str, Any] | None = None
         self.error: str | None = None
-        self.started, self.ended = time.time(), None
+        self.started = time.time()
+        self.ended: float | None = None
         self._work, self._on_end = work, on_end
         self._events: list[dict[str, Any]] = []
         self._tracker = ProgressTracker(self.steps)

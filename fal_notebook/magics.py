@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
 from . import backends
+from .backends import Deployment
 from .capture import capture
 from .capture.options import ArgumentParser, parse_magic_line, parse_words
+from .generate.project import AppProject
+
+Argument = tuple[tuple[str, ...], dict[str, Any]]
 
 
-def _parser(prog: str, *arguments: tuple[tuple[str, ...], dict]) -> ArgumentParser:
+def _parser(prog: str, *arguments: Argument) -> ArgumentParser:
     parser = ArgumentParser(prog=prog, add_help=False)
     for flags, kwargs in arguments:
         parser.add_argument(*flags, **kwargs)
     return parser
 
 
-NAME = (("name",), {})
+NAME: Argument = (("name",), {})
 DEPLOY = _parser("%fal_deploy", NAME, (("--target",), {"default": "local"}), (("--no-wait",), {"action": "store_true"}))
 PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
 LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
@@ -28,25 +35,30 @@ LOGIN = _parser("%fal_login", (("--save",), {"action": "store_true"}), (("--prof
 
 @magics_class
 class FalMagics(Magics):
+    @property
+    def _shell(self) -> InteractiveShell:
+        assert self.shell is not None  # set when IPython registers the magics
+        return self.shell
+
     @cell_magic
-    def fal_app(self, line: str, cell: str):
+    def fal_app(self, line: str, cell: str) -> AppProject | None:
         """%%fal_app [NAME] [options] — run the cell, then capture it as a deployable app."""
         parsed = parse_magic_line(line)
         if parsed.run:
-            result = self.shell.run_cell(cell)
+            result = self._shell.run_cell(cell)
             if not result.success:
                 return None
         return capture(
             cell,
             parsed.name,
-            namespace=self.shell.user_ns,
+            namespace=self._shell.user_ns,
             dir=parsed.dir,
             force=parsed.force,
             **parsed.options,
         )
 
     @line_magic
-    def fal_deploy(self, line: str):
+    def fal_deploy(self, line: str) -> Deployment:
         """%fal_deploy NAME [--target local|docker|fal] [--no-wait] — deploy a captured app, with its
         progress shown as it happens."""
         from .widgets.progress import DeployProgress
@@ -65,7 +77,7 @@ class FalMagics(Magics):
         return deployment
 
     @line_magic
-    def fal_playground(self, line: str):
+    def fal_playground(self, line: str) -> Any:
         """%fal_playground NAME_OR_ENDPOINT [--endpoint /path] — the Playground widget."""
         from .widgets.playground import Playground
 
@@ -73,14 +85,14 @@ class FalMagics(Magics):
         return Playground(args.name, endpoint=args.endpoint)
 
     @line_magic
-    def fal_apps(self, line: str):
+    def fal_apps(self, line: str) -> None:
         """%fal_apps — captured and deployed apps."""
         from .widgets.tables import apps_table
 
         display(apps_table(backends.list_apps()))
 
     @line_magic
-    def fal_logs(self, line: str):
+    def fal_logs(self, line: str) -> None:
         """%fal_logs NAME [--follow] — the app's logs (--follow: until interrupted)."""
         args = parse_words(LOGS, line)
         try:
@@ -90,14 +102,14 @@ class FalMagics(Magics):
             pass
 
     @line_magic
-    def fal_stop(self, line: str):
+    def fal_stop(self, line: str) -> Deployment:
         """%fal_stop NAME — stop the app's runners."""
         deployment = backends.get_deployment(parse_words(STOP, line).name)
         deployment.stop()
         return deployment
 
     @line_magic
-    def fal_env(self, line: str):
+    def fal_env(self, line: str) -> None:
         """%fal_env — point fal_client in this kernel at the local gateway (FAL_RUN_HOST, FAL_QUEUE_RUN_HOST,
         SSL_CERT_FILE, FAL_KEY); the key is set, never shown."""
         from .gateway import apply_client_environment
@@ -106,7 +118,7 @@ class FalMagics(Magics):
         print(apply_client_environment())
 
     @line_magic
-    def fal_login(self, line: str):
+    def fal_login(self, line: str) -> Any:
         """%fal_login [--save] [--profile P] — enter a fal key (kept for this session, or saved)."""
         from .widgets.login import fal_login
 

@@ -35,7 +35,8 @@ def merge(declared: list[str], inferred: list[str]) -> list[str]:
 
 def split_fal_runtime(requirements: list[str]) -> tuple[list[str], list[str]]:
     """(the user's dependencies, fal's runtime packages) — the latter are installed last."""
-    user, runtime = [], []
+    user: list[str] = []
+    runtime: list[str] = []
     for req in requirements:
         (runtime if requirement_name(req) in FAL_RUNTIME_PACKAGES else user).append(req)
     return user, runtime

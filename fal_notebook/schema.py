@@ -21,12 +21,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlencode
 
 from .errors import FalNotebookError
 
 Kind = Literal["string", "integer", "number", "boolean", "null", "array", "object", "union", "any"]
+#: JSON schema's own types, as Shape kinds.
+_PLAIN_KINDS: dict[str, Kind] = {k: k for k in get_args(Kind) if k not in ("union", "any")}
 Location = Literal["body", "query", "value"]  # a body property, a query parameter, the whole body
 MEDIA_KINDS = ("image", "file", "audio", "video")
 SKIPPED_PATHS = {"/health", "/openapi.json", "/docs", "/redoc"}
@@ -415,7 +417,7 @@ class _Parser:
         if None in enum:
             enum, nullable = tuple(v for v in enum if v is not None), True
         shape = Shape(
-            kind=kind if kind in ("string", "integer", "number", "boolean", "null", "array", "object") else "any",
+            kind=_PLAIN_KINDS.get(kind, "any"),
             nullable=nullable,
             title=str(schema.get("title", "")),
             enum=enum,
@@ -459,7 +461,7 @@ class _Parser:
             examples = [e.get("value") for e in examples.values() if isinstance(e, Mapping) and "value" in e]
         if not isinstance(examples, list):
             examples = [meta["example"]] if "example" in meta else []
-        ui = meta.get("ui") if isinstance(meta.get("ui"), Mapping) else {}
+        ui = _mapping(meta.get("ui"))
         title = str(meta.get("title", ""))
         if "$ref" in schema and "title" not in schema:
             title = ""  # a model's title ("Size") is not the field's label
@@ -477,9 +479,13 @@ class _Parser:
         )
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _keywords(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The constraint and hint keywords of a schema, as :class:`Shape` arguments."""
-    ui = schema.get("ui") if isinstance(schema.get("ui"), Mapping) else {}
+    ui = _mapping(schema.get("ui"))
     fmt = str(schema.get("format", ""))
     low, high = _bound(schema, "minimum", "exclusiveMinimum"), _bound(schema, "maximum", "exclusiveMaximum")
     lowest, highest = next((b for b in low if b is not None), None), next((b for b in high if b is not None), None)

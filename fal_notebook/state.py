@@ -101,7 +101,7 @@ def registered_projects() -> dict[str, Path]:
 
 def project_folders(folders: Iterable[str | os.PathLike]) -> dict[str, Path]:
     """Project folders (``<folder>/<name>/`` with fal-notebook's manifest) in ``folders``, by name."""
-    found = {}
+    found: dict[str, Path] = {}
     for folder in folders:
         for manifest in sorted(Path(folder).glob(f"*/{MANIFEST}")):
             try:

@@ -39,7 +39,7 @@ def validate(shape: Shape, value: Any, path: tuple[str | int, ...] = ()) -> list
         found = [validate(v, value, path) for v in shape.variants]
         if any(not issues for issues in found):
             return []
-        typed = [issues for v, issues in zip(shape.variants, found) if _fits(v, value)]
+        typed = [issues for v, issues in zip(shape.variants, found, strict=True) if _fits(v, value)]
         return typed[0] if typed else [(path, "must be " + " or ".join(v.label() for v in shape.variants))]
     if kind == "any":
         return []
@@ -192,7 +192,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if a != b:
         return False
     return type(a) is type(b) or (isinstance(a, (int, float)) and isinstance(b, (int, float)))

@@ -24,8 +24,8 @@ class Watch:
         self._followers = 0
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._next: asyncio.Event | None = None
+        self._wake = asyncio.Event()  # both made again for each loop the watch runs in (_start)
+        self._next = asyncio.Event()
 
     @property
     def running(self) -> bool:
@@ -56,7 +56,7 @@ class Watch:
     def poke(self) -> None:
         """Compute a new snapshot now (thread-safe; nothing happens when no one follows)."""
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
+        if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
 
     async def close(self) -> None:

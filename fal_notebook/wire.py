@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Final
 
 # -- hosts, ports and the key file ----------------------------------------------------------------
 #: fal's sync host; ``FAL_RUN_HOST`` replaces it (as fal_client reads it).
@@ -439,7 +439,9 @@ class SSEParser:
 RETRY_STATUSES = frozenset({408, 409, 429})
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: fal's queue retries a request on these conditions (``retry_config``, ``skip_retry_conditions``).
-SERVER_ERROR, CONNECTION_ERROR, TIMEOUT = "server_error", "connection_error", "timeout"
+SERVER_ERROR: Final = "server_error"
+CONNECTION_ERROR: Final = "connection_error"
+TIMEOUT: Final = "timeout"
 RETRY_CONDITIONS = (SERVER_ERROR, CONNECTION_ERROR, TIMEOUT)
 #: Request headers: no retry at all (``1``/``true``/``yes``); a per-condition budget (JSON
 #: ``{"server_error": {"retries": 3}}``, honoured for the app's owner only).

@@ -5,13 +5,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .base import Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary, get_backend
+from .base import Backend, Deployment, FalDetail, LocalDetail, Progress, crash_loop_summary, get_backend
 
-__all__ = ["Backend", "Deployment", "deploy", "get_backend", "get_deployment", "list_apps"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..generate.project import AppProject
+
+__all__ = ["Backend", "Deployment", "crash_loop_summary", "deploy", "get_backend", "get_deployment", "list_apps"]
 
 
-def deploy(app, target: Target = "local", wait: bool = True, progress: Progress = print, **options) -> Deployment:
+def deploy(
+    app: str | os.PathLike[str] | AppProject,
+    target: str = "local",
+    wait: bool = True,
+    progress: Progress = print,
+    **options: Any,
+) -> Deployment:
     """Deploy a captured app (its name, its project folder's path, or an AppProject).
 
     ``options`` go to the target's backend, e.g. ``env="kernel"`` for local runners in the
@@ -24,7 +34,7 @@ def deploy(app, target: Target = "local", wait: bool = True, progress: Progress 
     return backend.deploy(project, wait=wait, progress=progress, **options)
 
 
-def _as_str(app) -> str:
+def _as_str(app: str | os.PathLike[str]) -> str:
     return os.fspath(app) if isinstance(app, Path) else str(app)
 
 
@@ -38,13 +48,13 @@ def get_deployment(name: str) -> Deployment:
     return deployment.backend.refresh(deployment)
 
 
-def list_apps(folders: Iterable[str | os.PathLike] = ()) -> list[dict]:
+def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, Any]]:
     """Every captured or deployed app: name, mode, path, target, status, endpoint_id; deployed
     apps also have url, queue_url, runners and queued (local targets) and error. ``folders``
     (e.g. a server root's ``fal_apps/``) are searched for project folders no capture registered."""
     from ..state import MANIFEST, project_folders, read_json, registered_projects
 
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict[str, Any]] = {}
     projects = {**project_folders(folders), **registered_projects()}
     for name, path in sorted(projects.items()):
         try:  # the mode comes from the cell (recorded at capture), never from pyproject.toml
@@ -66,16 +76,17 @@ def list_apps(folders: Iterable[str | os.PathLike] = ()) -> list[dict]:
         for deployment in get_backend(target).refresh_many(deployments):
             row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})
             detail = deployment.detail
-            local = isinstance(detail, LocalDetail)
+            local = detail if isinstance(detail, LocalDetail) else None
+            on_fal = detail if isinstance(detail, FalDetail) else None
             row.update(
                 target=deployment.target,
                 status=deployment.status,
                 endpoint_id=deployment.endpoint_id,
                 url=deployment.url,
                 queue_url=deployment.queue_url,
-                runners=detail.runners if local else None,
-                queued=detail.queued if local else None,
-                error=detail.error if local else detail.last_error,
+                runners=local.runners if local else None,
+                queued=local.queued if local else None,
+                error=local.error if local else on_fal.last_error if on_fal else None,
             )
             if deployment.status == "crash-looping":
                 row["crash_loop"] = crash_loop_summary(deployment)

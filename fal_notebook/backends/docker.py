@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from ..gateway.containers import engine
 from .base import Deployment, Progress
 from .local import LocalBackend
@@ -32,6 +33,10 @@ class DockerBackend(LocalBackend):
         wait: bool = True,
         progress: Progress = print,
         cancel: threading.Event | None = None,
+        env: str | None = None,
     ) -> Deployment:
+        """``env`` can only be ``docker``: the runners are containers of the project's image."""
+        if env not in (None, "docker"):
+            raise ConfigError(f"env={env!r}: docker runners run in containers; use target='local' for env={env!r}.")
         engine(timeout=10).close()  # a DeployError that says how to start Docker, before anything else
         return self._deploy(project, "docker", "", wait=wait, progress=progress, cancel=cancel)

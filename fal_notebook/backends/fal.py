@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from ..config import AppConfig
 from ..credentials import find_credentials
 from ..errors import DeployCancelled, DeployError, FalNotebookError
+from ..fal_sdk import check_version
 from ..generate.project import AppProject
 from ..secrets import redact
 from . import fal_checks
@@ -74,6 +75,7 @@ class FalBackend(Backend):
             progress(ProgressEvent(redact(message), step, kind))
 
         say(f"Checking {config.name} before deploying it to fal...", "step")
+        check_version()
         credentials = fal_checks.check_credentials()
         fal_checks.check_pyproject(project)
         fal_checks.check_python_versions(project)
@@ -314,8 +316,8 @@ def _scope(name: str) -> tuple[Deployment | None, str, str | None, str | None]:
     """The record, fal's app name, environment and team for an app fal-notebook deployed (or any
     fal app name)."""
     record = Deployment.load(name)
-    if record is not None and isinstance(record.detail, FalDetail) and record.detail.app_name:
-        detail = record.detail
+    detail = record.detail if record is not None else None
+    if isinstance(detail, FalDetail) and detail.app_name:
         return record, detail.app_name, detail.environment, detail.team
     return None, name, os.environ.get("FAL_ENV") or None, None
 

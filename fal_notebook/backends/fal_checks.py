@@ -18,20 +18,12 @@ from pathlib import Path
 from ..config import kernel_python_version
 from ..credentials import FalCredentials, find_credentials, logged_in_as_user, not_logged_in_message
 from ..errors import ConfigError, DeployError
+from ..fal_sdk import MISSING_EXIT, VALIDATE_PROGRAM, missing_internal, missing_internal_error
 from ..generate.project import PYPROJECT, AppProject
 from ..packages import without_fal
 from ..secrets import redact
 
 CHECK_TIMEOUT = 180
-#: fal's own pyproject validator, as ``fal deploy <name>`` calls it (it finds the file from cwd).
-VALIDATE_PROGRAM = (
-    "import sys\n"
-    "from fal.cli._utils import get_app_data_from_toml\n"
-    "try:\n"
-    "    get_app_data_from_toml(sys.argv[1])\n"
-    "except (ValueError, FileNotFoundError) as exc:\n"
-    "    sys.exit(str(exc))\n"
-)
 IMPORT_PROGRAM = "import importlib, sys; importlib.import_module(sys.argv[1])"
 #: fal builds Linux x86-64 environments.
 FAL_PLATFORM = "x86_64-manylinux_2_28"
@@ -71,6 +63,8 @@ def check_credentials() -> FalCredentials | None:
 def check_pyproject(project: AppProject) -> None:
     """``pyproject.toml`` passes fal's own validator."""
     done = _python(VALIDATE_PROGRAM, project.name, cwd=project.path)
+    if done.returncode == MISSING_EXIT and (internal := missing_internal(done.stderr)):
+        raise missing_internal_error(internal)
     if done.returncode != 0:
         raise ConfigError(
             f"fal does not accept {project.path / PYPROJECT}: {_tail(done.stderr, 3).strip()}. Change the "

@@ -4,9 +4,8 @@ parsing of what fal prints.
 fal runs as ``<kernel python> -m fal``: the same interpreter as the kernel, so the Python minor
 version fal checks and pickles with is the kernel's. ``fal deploy --output json`` prints only
 ``{"revision", "app_name", "status"}``; the URLs fal's answer carries (``DeploymentResult.urls``,
-``log_url``) are printed on one extra line by a wrapper around fal's own
-``fal.api.deploy.execute_prepared_deployment`` (``DEPLOY_PROGRAM``), so they are taken from fal,
-never rebuilt here.
+``log_url``) are printed on one extra line by a wrapper around fal's deploy (``fal_sdk.DEPLOY_PROGRAM``),
+so they are taken from fal, never rebuilt here.
 """
 
 from __future__ import annotations
@@ -21,28 +20,12 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ..fal_sdk import DEPLOY_PROGRAM, RESULT_MARKER, check_version
 from ..secrets import redact
 
-RESULT_MARKER = "fal-notebook-deploy-result: "
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-#: ``python -c`` program: fal's CLI (``fal <argv>``), reporting the full deploy result on one line.
-DEPLOY_PROGRAM = f"""
-import json, sys
-import fal.api.deploy as deploy_api
-execute = deploy_api.execute_prepared_deployment
-def execute_and_report(*args, **kwargs):
-    result = execute(*args, **kwargs)
-    report = {{"revision": result.revision, "app_name": result.app_name, "urls": result.urls,
-              "log_url": result.log_url, "auth_mode": result.auth_mode}}
-    print({RESULT_MARKER!r} + json.dumps(report), flush=True)
-    return result
-deploy_api.execute_prepared_deployment = execute_and_report
-from fal.cli.main import main
-sys.exit(main())
-"""
 
 #: Options of ``fal apps scale`` for the scaling keys a redeploy inherits from the previous one.
 SCALE_FLAGS = {
@@ -166,7 +149,7 @@ def iter_fal(
     if stop is not None:
         _kill_when(stop, proc)
     try:
-        for raw in proc.stdout:
+        for raw in _output(proc):
             yield clean(raw)
     finally:
         _end(proc)
@@ -187,12 +170,17 @@ def run_fal(
     run = FalRun(args=args, returncode=-1)
     timer = None
     if timeout is not None:
-        timer = threading.Timer(timeout, lambda: (setattr(run, "timed_out", True), _kill(proc)))
+
+        def time_out() -> None:
+            run.timed_out = True
+            _kill(proc)
+
+        timer = threading.Timer(timeout, time_out)
         timer.start()
     if cancel is not None:
         _kill_when(cancel, proc, lambda: setattr(run, "cancelled", True))
     try:
-        for raw in proc.stdout:
+        for raw in _output(proc):
             line = clean(raw)
             if line.startswith(RESULT_MARKER):
                 run.report = json.loads(line[len(RESULT_MARKER) :])
@@ -221,7 +209,8 @@ def _kill_when(event: threading.Event, proc: subprocess.Popen, then: Callable[[]
     threading.Thread(target=watch, name="fal-kill-watch", daemon=True).start()
 
 
-def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Popen:
+def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Popen[str]:
+    check_version()  # fal-notebook reads fal's output and internals as the tested versions give them
     return subprocess.Popen(
         fal_command(args),
         cwd=cwd,
@@ -235,6 +224,11 @@ def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Pop
         bufsize=1,
         start_new_session=True,  # its own process group: a timeout or interrupt ends all of it
     )
+
+
+def _output(proc: subprocess.Popen[str]) -> IO[str]:
+    assert proc.stdout is not None  # started with stdout=PIPE
+    return proc.stdout
 
 
 def clean(raw: str) -> str:
@@ -294,4 +288,4 @@ def parse_table(lines: list[str]) -> list[dict[str, str]]:
     if not rows:
         return []
     header, *body = rows
-    return [dict(zip(header, row)) for row in body]
+    return [dict(zip(header, row, strict=False)) for row in body]

@@ -1,7 +1,7 @@
 """What a failed ``fal`` command means for the user: one paragraph each, with the next step.
 
-The texts matched are fal 1.83's own (``fal.exceptions.auth``, ``fal.api.api``,
-``fal.cli.deploy_check``, ``fal.logging.isolate``). Output arrives already redacted.
+The texts matched are fal's own (``fal_sdk``: fal's messages, fenced with its other internals).
+Output arrives already redacted.
 """
 
 from __future__ import annotations
@@ -10,36 +10,31 @@ import re
 
 from ..credentials import KEYS_PAGE, not_logged_in_message
 from ..errors import DeployError
+from ..fal_sdk import (
+    BUILD_DONE,
+    BUILD_HEADER,
+    CONFIRMATION,
+    ERROR_PREFIXES,
+    KEY_REJECTED,
+    LOG_PREFIX,
+    NOT_AUTHENTICATED,
+    PYTHON_MISMATCH,
+    RUNTIME_HEADERS,
+    UNREACHABLE,
+    missing_internal,
+    missing_internal_error,
+)
 from .fal_cli import FalRun
 
-BUILD_HEADER = "Building environment..."
-BUILD_DONE = "Build complete"
-RUNTIME_HEADERS = ("Setting up runtime...", "Running...")
 TAIL = 15
-
-_NOT_AUTHENTICATED = "You must be authenticated"
-_CONFIRMATION = "requires interactive input"
-_PYTHON_MISMATCH = re.compile(r"differs from the app's python_version|is not available in the app environment")
-_UNREACHABLE = re.compile(
-    r"Could not reach fal host|Name or service not known|Temporary failure in name resolution|"
-    r"All connection attempts failed|Connection refused|Network is unreachable|ConnectError|ConnectTimeout",
-    re.IGNORECASE,
-)
-_KEY_REJECTED = re.compile(
-    r"No user found for Key|UNAUTHENTICATED|PERMISSION_DENIED|invalid (api )?key|invalid credentials|"
-    r"not authori[sz]ed|unauthori[sz]ed|forbidden|Invalid key format",
-    re.IGNORECASE,
-)
 _STEP = re.compile(r"Step \d+/\d+ :|#\d+ \[|\[\d+/\d+\] |\bRUN |Collecting |Building wheel|Installing collected")
-#: fal's log prefix: ``2026-11-28 12:00:00.000 [info     ] ``.
-_LOG_PREFIX = re.compile(r"^\s*\d{4}-\d\d-\d\d[ T][\d:.]+\s+\[\s*\w+\s*\]\s*")
 _ERROR = re.compile(r"error|failed|failure|no matching distribution|could not find|not found", re.IGNORECASE)
 
 
 def fal_error(lines: list[str]) -> str:
     """The error fal printed last (``✘ message`` plus its indented continuation lines)."""
     for i in range(len(lines) - 1, -1, -1):
-        if lines[i].startswith(("✘ ", "x ")):
+        if lines[i].startswith(ERROR_PREFIXES):
             rest = [line for line in lines[i + 1 :] if line.startswith("  ")]
             return "\n".join([lines[i][2:], *(line.strip() for line in rest)])
     return ""
@@ -62,7 +57,7 @@ def failing_step(build_lines: list[str]) -> str | None:
     step = None
     for line in build_lines:
         if _STEP.search(line):
-            step = _LOG_PREFIX.sub("", line).strip()
+            step = LOG_PREFIX.sub("", line).strip()
         elif _ERROR.search(line) and step:
             return step
     return step
@@ -74,15 +69,17 @@ def explain(run: FalRun, *, app: str, folder: str, deploying: bool = True) -> De
     command = f"`fal {run.args[0]} {run.args[1]}`" if len(run.args) > 1 else "`fal`"
     built = BUILD_DONE in text
     nothing = "Nothing was deployed." if deploying else "Nothing was changed on fal."
-    if _CONFIRMATION in text:
+    if internal := missing_internal(text):
+        return DeployError(str(missing_internal_error(internal)))
+    if CONFIRMATION in text:
         return DeployError(
             f"Your fal team requires confirming each deployment after reviewing a summary, which a "
             f"notebook cannot prompt for; nothing was deployed. Run `fal deploy {app} --check` in a "
             f"terminal inside {folder} and type 'confirm'."
         )
-    if _NOT_AUTHENTICATED in verdict:
+    if NOT_AUTHENTICATED in verdict:
         return DeployError(not_logged_in_message())
-    if _PYTHON_MISMATCH.search(text):
+    if PYTHON_MISMATCH.search(text):
         return DeployError(
             "fal refused the Python version: the app's code is pickled by this kernel's Python and "
             "must be unpickled by the same minor version on fal, and the app's `python_version` "
@@ -90,7 +87,7 @@ def explain(run: FalRun, *, app: str, folder: str, deploying: bool = True) -> De
             "kernel (its python_version follows the kernel), or deploy from a kernel with the app's "
             "Python version."
         )
-    if run.timed_out or _UNREACHABLE.search(verdict):
+    if run.timed_out or UNREACHABLE.search(verdict):
         cause = "did not answer in time" if run.timed_out else "could not be reached"
         outcome = (
             "The build had finished, so the rollout may be incomplete: check `fal apps list`."
@@ -101,7 +98,7 @@ def explain(run: FalRun, *, app: str, folder: str, deploying: bool = True) -> De
             f"fal {cause} from this machine, so {command} stopped. {outcome} Check the network "
             f"connection (and any proxy or firewall), then try again. fal said: {verdict or _tail(lines, 3)}"
         )
-    if _KEY_REJECTED.search(verdict):
+    if KEY_REJECTED.search(verdict):
         return DeployError(
             "fal rejected the key: it may have been revoked or mistyped, or lack the permission for "
             f"this (deploying and managing apps needs a key with the ADMIN scope). {nothing} Create a "

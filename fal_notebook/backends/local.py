@@ -38,7 +38,7 @@ class LocalBackend(Backend):
     (fast, nothing installed); the default ``"isolated"`` builds a cached virtualenv from the
     project's requirements, so a missing requirement fails here rather than after a cloud build."""
 
-    target = "local"
+    target: Target = "local"
 
     def __init__(self, env: str | None = None):
         self.env = env

@@ -40,7 +40,9 @@ class ProgressEvent(str):
     kind: Kind
     fraction: float | None
 
-    def __new__(cls, message: str, step: str | None = None, kind: Kind = "log", fraction: float | None = None):
+    def __new__(
+        cls, message: str, step: str | None = None, kind: Kind = "log", fraction: float | None = None
+    ) -> ProgressEvent:
         event = super().__new__(cls, message)
         event.step, event.kind, event.fraction = step, kind, fraction
         return event

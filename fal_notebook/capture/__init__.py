@@ -8,8 +8,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version, short_repr
+from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version, reads_port_variable, short_repr
 from ..errors import CaptureError, ConfigError
+from ..generate.project import AppProject, existing_state, project_path, render_files, write_project
+from ..generate.source import module_source, requirements_block
 from ..packages import merge, without_fal
 from ..secrets import secrets_in
 from .classify import (
@@ -41,7 +43,7 @@ def capture(
     force: bool = False,
     where: str = "the cell",
     **options: Any,
-):
+) -> AppProject:
     """Turn a cell's source into a deployable project folder and return its ``AppProject``.
 
     ``namespace`` is the kernel's namespace the cell ran in (names the cell uses but does not
@@ -51,9 +53,6 @@ def capture(
     folder (default: the working directory): local modules are found there, and the project goes
     to ``dir`` (``--dir``), a subfolder of it, default ``<out_dir>/<name>``. Nothing is written on error.
     """
-    from ..generate.project import AppProject, existing_state, project_path, render_files, write_project
-    from ..generate.source import module_source, requirements_block
-
     options = {OPTION_ALIASES.get(k, k): v for k, v in options.items() if v not in (None, [], ())}
     tree = parse_cell(source, where=where)
     notes: list[str] = []
@@ -78,7 +77,7 @@ def capture(
                 "requirements.txt. Install it in the kernel or add it with --requirements."
             )
     requirements = merge(config.requirements, found)
-    if config.mode == "app":
+    if config.mode == "app" and config.class_name is not None:  # app mode always names its class
         module += requirements_block(config.class_name, without_fal(requirements))
         if inferred.local_modules:
             module += f"{config.class_name}.local_python_modules = {sorted(inferred.local_modules)!r}\n"
@@ -143,7 +142,9 @@ def _classify(
     return _server_values(tree, namespace, options, where)
 
 
-def _app_values(node: ast.ClassDef, namespace, options, notes) -> dict[str, Any]:
+def _app_values(
+    node: ast.ClassDef, namespace: dict[str, Any] | None, options: dict[str, Any], notes: list[str]
+) -> dict[str, Any]:
     live = namespace.get(node.name) if namespace is not None else None
     declared = read_class_config(node, live)
     values = dict(declared.values)
@@ -173,7 +174,9 @@ def _app_values(node: ast.ClassDef, namespace, options, notes) -> dict[str, Any]
     return values
 
 
-def _server_values(tree, namespace, options, where) -> tuple[dict[str, Any], str | None]:
+def _server_values(
+    tree: ast.Module, namespace: dict[str, Any] | None, options: dict[str, Any], where: str
+) -> tuple[dict[str, Any], str | None]:
     values = {"name": "server", **options, "mode": "server"}
     cmd = values.get("cmd")
     interface = None
@@ -188,7 +191,7 @@ def _server_values(tree, namespace, options, where) -> tuple[dict[str, Any], str
             )
         values.setdefault("exposed_port", DEFAULT_SERVER_PORT)
     elif "exposed_port" not in values:
-        if "$PORT" not in cmd and "${PORT}" not in cmd:
+        if not reads_port_variable(cmd):
             raise ConfigError(
                 f"--cmd {cmd!r}: which port does the server listen on? Pass it with --port N, or "
                 'let the command read $PORT (e.g. `--cmd "python -m http.server $PORT"`).'

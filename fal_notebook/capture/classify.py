@@ -182,12 +182,17 @@ def interface_of(obj: Any) -> str:
     """Tell an ASGI application (async ``__call__``) from a WSGI one."""
     import inspect
 
-    call = obj if inspect.isfunction(obj) else getattr(type(obj), "__call__", None)
+    call = obj if inspect.isfunction(obj) else type(obj).__call__
     return "asgi" if inspect.iscoroutinefunction(call) else "wsgi"
 
 
 def _bound_names(node: ast.stmt) -> set[str]:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return {node.name}
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    else:
+        return set()
     return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}

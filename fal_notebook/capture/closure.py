@@ -75,7 +75,7 @@ def _evaluated_annotations(source: str, tree: ast.Module) -> str:
     lines = source.splitlines()
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            for i in range(node.lineno - 1, node.end_lineno):
+            for i in range(node.lineno - 1, node.end_lineno or node.lineno):
                 lines[i] = ""
     return "\n".join(lines)
 
@@ -158,10 +158,10 @@ def _stable_repr(value: Any) -> str:
             return repr(value)
         return f"{{{items}}}" if type(value) is set else f"frozenset({{{items}}})"
     if type(value) in (list, tuple):
-        items = [_stable_repr(v) for v in value]
+        parts = [_stable_repr(v) for v in value]
         if type(value) is tuple:
-            return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
-        return f"[{', '.join(items)}]"
+            return f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+        return f"[{', '.join(parts)}]"
     if type(value) is dict:
         return "{" + ", ".join(f"{_stable_repr(k)}: {_stable_repr(v)}" for k, v in value.items()) + "}"
     return repr(value)
@@ -283,9 +283,9 @@ class KernelResolver:
             if "." in module and module.split(".")[0] == name:
                 code = f"import {module}"
             return Definition(name, "import", code, "the kernel")
-        code = constant_code(name, value)
-        if code is not None:
-            return Definition(name, "constant", code, "the kernel")
+        constant = constant_code(name, value)
+        if constant is not None:
+            return Definition(name, "constant", constant, "the kernel")
         if _is_literal(value):
             raise CaptureError(
                 f"The cell uses `{name}`, a constant (`{type(value).__name__}`) that cannot be written into the "

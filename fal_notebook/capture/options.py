@@ -1,21 +1,31 @@
-"""The ``%%fal_app`` line: one parser for the magic and for ``export_notebook``."""
+"""The ``%%fal_app`` line: one parser for the magic and for ``export_notebook``.
+
+Its flags are views of AppConfig (config.py): one per field of a plain type, spelled as
+``config.flag_for`` names it, typed as the field is; structured keys (``health_check``, ``image``,
+``retry_config``) are set in the class or in pyproject.toml.
+"""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, NoReturn
 
+from ..config import AppConfig, flag_for
 from ..errors import ConfigError
 
 MAGIC = "%%fal_app"
+#: Fields that are not flags: the NAME argument, and the structured keys.
+NOT_FLAGS = ("name", "health_check", "image", "retry_config")
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises ConfigError instead of exiting (which would end the kernel)."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{self.prog}: {message}. Usage: {self.format_usage().strip()}")
 
 
@@ -31,30 +41,42 @@ def _requirements(value: str) -> list[str]:
     return [r for r in value.replace(",", " ").split() if r]
 
 
+def _plain(annotation: Any) -> Any:
+    """The type under ``X | None`` and ``Annotated[X, ...]``; a Literal's values are strings."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return str if typing.get_origin(annotation) is Literal else annotation
+
+
+def config_flags() -> dict[str, dict[str, Any]]:
+    """argparse's options for each AppConfig field that is a flag, by field name."""
+    flags = {}
+    for name, info in AppConfig.model_fields.items():
+        kind = _plain(info.annotation)
+        if name in NOT_FLAGS:
+            continue
+        if name == "requirements":  # "pkg==1 other": several in one value, and repeatable
+            flags[name] = {"action": "extend", "type": _requirements}
+        elif typing.get_origin(kind) is list:
+            flags[name] = {"action": "append", "type": _plain(typing.get_args(kind)[0])}
+        elif kind is bool:
+            flags[name] = {"action": "store_const", "const": True}
+        elif kind in (int, float, str):
+            flags[name] = {"type": kind}
+        else:  # pragma: no cover - a new structured key: add it to NOT_FLAGS or give it a flag here
+            raise TypeError(f"AppConfig.{name} ({info.annotation}) has no flag")
+    return flags
+
+
 def _parser() -> ArgumentParser:
     p = ArgumentParser(prog=MAGIC, add_help=False)
     p.add_argument("name", nargs="?")
-    p.add_argument("--mode")
-    p.add_argument("--class", dest="class_name")
-    p.add_argument("--entry")
-    p.add_argument("--cmd")
-    p.add_argument("--port", dest="exposed_port", type=int)
-    p.add_argument("--machine-type", dest="machine_type", action="append")
-    p.add_argument("--secret", dest="secrets", action="append")
-    p.add_argument("--requirements", type=_requirements)
-    for flag in (
-        "num-gpus",
-        "keep-alive",
-        "min-concurrency",
-        "max-concurrency",
-        "concurrency-buffer",
-        "max-multiplexing",
-        "request-timeout",
-        "startup-timeout",
-    ):
-        p.add_argument(f"--{flag}", type=int)
-    for flag in ("auth", "python-version", "base-image"):
-        p.add_argument(f"--{flag}")
+    for name, options in config_flags().items():
+        flag = flag_for(name)
+        metavar = None if options.get("action") == "store_const" else flag.lstrip("-").upper().replace("-", "_")
+        p.add_argument(flag, dest=name, metavar=metavar, **options)
     p.add_argument("--dir")
     p.add_argument("--no-run", action="store_true")
     p.add_argument("--force", action="store_true")

@@ -6,6 +6,7 @@ import ast
 import importlib.metadata as metadata
 import importlib.util
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +32,7 @@ def imported_modules(source: str) -> list[tuple[str, str]]:
 
 
 @lru_cache(maxsize=1)
-def _packages_distributions() -> dict[str, list[str]]:
+def _packages_distributions() -> Mapping[str, list[str]]:
     return metadata.packages_distributions()
 
 

@@ -775,7 +775,7 @@ class AppRuntime:
             return None, False
         outcome = await self.call(runner, "POST", row["path"], body, headers)
         await self.clock.sleep(LOG_SETTLE)
-        cancelled = bool(store.get(row["id"])["cancel_requested"])
+        cancelled = store.cancel_requested(row["id"])
         decision = self._retry_decision(row, outcome, attempts)
         failed = f"Attempt {attempts} failed ({outcome.error})"
         if not cancelled and decision.retry and self.status in SERVING:

@@ -77,8 +77,8 @@ class Gateway:
             else:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
-            runtime = self.apps.get(row["app"])
-            if runtime is None or runtime.status == AppStatus.STOPPED:
+            app = self.apps.get(row["app"])
+            if app is None or app.status == AppStatus.STOPPED:
                 self._end(row["id"], "The gateway restarted while the request ran, and its app is gone.")
                 continue
             decision = self._interrupted(row)
@@ -89,7 +89,7 @@ class Gateway:
                 )
                 continue
             self.store.requeue(row["id"])
-            runtime.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
+            app.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
         for name, runtime in self.apps.items():
             for row in self.store.queued(name):
                 if runtime.status == AppStatus.STOPPED:
@@ -197,15 +197,14 @@ class Gateway:
         current = runtime.current
         spec = current.spec if current else runtime.spec
         known = current is not None and current.config is not None  # else the revision is not prepared yet
+        retry = _policy_record(current.settings.retry) if current is not None and known else None
         record = {
             "status": runtime.status,
             "error": runtime.error,
             "auth": runtime.auth_mode,
             "revision": current.number if current else None,
             "digest": current.digest if current else None,
-            "retry": _policy_record(current.settings.retry)
-            if known
-            else self._records.get(runtime.name, {}).get("retry"),
+            "retry": retry if known else self._records.get(runtime.name, {}).get("retry"),
             "spec": spec.public() if spec else None,
             "secret_names": sorted(spec.secrets) if spec else [],
             "updated": self.clock.time(),
@@ -311,8 +310,7 @@ class Gateway:
             self.completed(row["id"])
             return wire.CANCELLATION_REQUESTED
         self.store.request_cancel(row["id"])
-        runner = runtime.runner_of(row["id"]) if runtime is not None else None
-        if runner is not None:
+        if runtime is not None and (runner := runtime.runner_of(row["id"])) is not None:
             self.forward_cancel(runtime, runner.url, row["path"], row["id"])
         return wire.CANCELLATION_REQUESTED
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import math
 import os
 import socket
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
 from ..state import gateway_port, gateway_tls_port, home, write_json_atomic
-from ..wire import GATEWAY_HOST, GATEWAY_TLS_PORT_VARIABLE
+from ..wire import GATEWAY_HOST, GATEWAY_PORT_VARIABLE, GATEWAY_TLS_PORT_VARIABLE
 from .door import door_protocol
 from .limits import Limits
 from .paths import ensure_key, lock_path, pid_path, state_id
@@ -85,8 +87,8 @@ def main() -> int:
         return 1
     if not _port_free(port):
         print(
-            f"Port {port} on {GATEWAY_HOST} is in use by another program. Choose another port with "
-            "FAL_NOTEBOOK_GATEWAY_PORT.",
+            f"Port {port} on {GATEWAY_HOST} is in use by another program. "
+            f"Choose another port with {GATEWAY_PORT_VARIABLE}.",
             file=sys.stderr,
         )
         return 1
@@ -111,9 +113,9 @@ def main() -> int:
         limits=limits,
         on_stop=forget_pid,
     )
-    common = {
+    common: dict[str, Any] = {
         "http": door_protocol(limits),
-        "timeout_keep_alive": limits.keep_alive,
+        "timeout_keep_alive": math.ceil(limits.keep_alive),  # uvicorn counts whole seconds
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": 10,

@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .. import wire
 from .limits import Limits, variable
 from .web import error
 
@@ -47,7 +48,7 @@ class BodyBudget:
                 503,
                 f"The gateway holds {self.limit} bytes of request bodies already ({variable('max_bodies')}); "
                 "retry in a moment.",
-                {"Retry-After": "1"},
+                {wire.RETRY_AFTER: "1"},
             )
         self.held += size
         scope[_RESERVED] = scope.get(_RESERVED, 0) + size

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from .paths import envs_dir
 
@@ -131,7 +132,7 @@ def _worth_showing(line: str) -> bool:
     return bool(text) and not text.startswith(_QUIET_PREFIXES)
 
 
-async def _run(argv: list[str], log_file, on_line: OnLine) -> str | None:
+async def _run(argv: list[str], log_file: IO[str], on_line: OnLine) -> str | None:
     """Run one build step, logging all its output and showing the summary lines; ``None`` on
     success, else the output's tail."""
     log_file.write(f"$ {' '.join(argv)}\n")

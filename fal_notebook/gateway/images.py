@@ -139,7 +139,8 @@ def ensure_base_images(client: docker.DockerClient, dockerfile: str, where: Path
 def build_lines(client: docker.DockerClient, context: Path, tag: str, app: str, stop: threading.Event) -> Iterator[str]:
     """Build the image, yielding the lines worth showing (its steps, the installers' summaries);
     a DeployError with the failing step and its output when it fails."""
-    step, output, last_image = "", deque(maxlen=OUTPUT_SHOWN), None
+    step, last_image = "", None
+    output: deque[str] = deque(maxlen=OUTPUT_SHOWN)
     chunks = client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True, labels={APP_LABEL: app})
     for chunk in chunks:
         if stop.is_set():

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from ..errors import GatewayError
 
@@ -36,7 +37,7 @@ class Limits:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
         """The limits, with each ``FAL_NOTEBOOK_GATEWAY_<NAME>`` that is set; GatewayError names a bad one."""
         environ = os.environ if environ is None else environ
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(variable(f.name), "").strip()
             if not raw:

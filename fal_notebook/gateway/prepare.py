@@ -13,15 +13,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from ..config import kernel_python_version
+from ..config import kernel_python_version, reads_port_variable
 from ..generate.project import AppProject
 from ..packages import requirement_name, split_fal_runtime
-from .containers import gpu_runtime
-from .containers import launch as docker_launch
+from .containers import gpu_runtime, launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
 from .paths import state_id
 from .runners import Launch, runner_environment
+from .settings import Settings
 
 EnvKind = Literal["isolated", "kernel", "docker"]
 #: Where runners run: a cached virtualenv, the kernel's own environment, or a Docker container.
@@ -76,17 +76,13 @@ def requirements(project: AppProject) -> list[str]:
     return reqs
 
 
-def uses_port_variable(cmd: str) -> bool:
-    return "$PORT" in cmd or "${PORT}" in cmd
-
-
 async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tuple[Launch, list[str]]:
     """The Launch for the project's runners, building the environment if needed, and notes."""
     config = project.config
     notes: list[str] = list(project.notes)  # keys fal applies and local runners do not
     if config.machine_type:
         notes.append(f"machine_type {', '.join(config.machine_type)} applies on fal; local runners use this machine.")
-    timeout = float(config.startup_timeout or 600)
+    timeout = Settings.from_config(config).startup_timeout
     if spec.env == "docker":
         image = await ensure_image(project, Path(spec.path) / "Dockerfile", on_line)
         gpus = (config.num_gpus or 1) if config.is_gpu and await asyncio.to_thread(gpu_runtime) else 0
@@ -119,7 +115,7 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     if config.cmd is None:
         return Launch([python, "server.py"], project.path, env, health_path=health, startup_timeout=timeout), notes
     fixed = None
-    if not uses_port_variable(config.cmd):
+    if not reads_port_variable(config.cmd):
         fixed = config.exposed_port
         notes.append(
             f"--cmd does not read $PORT, so the server always listens on {fixed}: this app is limited to one "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .. import wire
 
@@ -52,7 +53,7 @@ class Policy:
     skip: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, retry_config: Mapping[str, object] | None, skip: Iterable[str] | None) -> Policy:
+    def from_config(cls, retry_config: Mapping[Any, object] | None, skip: Iterable[str] | None) -> Policy:
         return cls(budgets=parse_budgets(retry_config or {}), skip=frozenset(skip or ()))
 
 

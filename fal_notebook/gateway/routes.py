@@ -340,9 +340,9 @@ async def submit(request: Request) -> Response:
     if full is not None:
         return full
     webhook = request.query_params.get(wire.WEBHOOK_PARAM)
-    refused = check_url(webhook) if webhook is not None else None
-    if refused is not None:
-        return error(400, refused, wire.BAD_REQUEST)
+    bad_webhook = check_url(webhook) if webhook is not None else None
+    if bad_webhook is not None:
+        return error(400, bad_webhook, wire.BAD_REQUEST)
     priority = 1 if wire.low_priority(request.headers.get(wire.QUEUE_PRIORITY, "")) else 0
     try:
         request_id = await gateway.submit(
@@ -359,8 +359,7 @@ async def submit(request: Request) -> Response:
     except QueueFull as exc:
         return error(429, str(exc))
     url = request_url(request, runtime.name, request_id)
-    row = gateway.store.get(request_id)
-    position = gateway.store.queue_position(row) if row["status"] == wire.IN_QUEUE else 0
+    position = gateway.store.position(request_id)
     return JSONResponse(wire.encode_submit(request_id, url, position), headers={wire.REQUEST_ID: request_id})
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from .settings import DEFAULT_STARTUP_TIMEOUT
 from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
 
@@ -89,7 +90,7 @@ class Launch:
     shell: bool = False
     fixed_port: int | None = None
     health_path: str | None = None
-    startup_timeout: float = 600.0
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     needs_metrics_port: bool = False
     cleanup: list[str] | None = None
     http_probe: bool = False
@@ -237,7 +238,7 @@ class Runner:
                 raise
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
-            public = exposed({self.port, self.metrics_port} - {None})
+            public = exposed({port for port in (self.port, self.metrics_port) if port is not None})
             if public:
                 await self.stop(grace=2.0)
                 raise RunnerStartError(
@@ -383,9 +384,6 @@ class Runner:
             await process.wait()
         except OSError:
             pass
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
         assert self.process is not None

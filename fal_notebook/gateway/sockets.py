@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.typing import Subprotocol
 
 from .. import wire
 from .apps import AppRuntime, Unavailable
@@ -67,7 +68,7 @@ async def session(websocket: WebSocket, runtime: AppRuntime, runner_url: str, re
         upstream = await connect(
             target,
             additional_headers=headers,
-            subprotocols=subprotocols or None,
+            subprotocols=[Subprotocol(p) for p in subprotocols] or None,
             max_size=None,
             open_timeout=OPEN_TIMEOUT,
             ping_interval=None,

@@ -169,11 +169,18 @@ class Store:
             (IN_PROGRESS, attempts, runner, time.time(), request_id),
         )
 
-    def requeue(self, request_id: str, *, attempts: int | None = None) -> None:
-        self.db.execute(
-            "UPDATE requests SET status = ?, runner = NULL, attempts = COALESCE(?, attempts) WHERE id = ?",
-            (IN_QUEUE, attempts, request_id),
-        )
+    def requeue(self, request_id: str) -> None:
+        """Back in the queue (its attempts so far are kept)."""
+        self.db.execute("UPDATE requests SET status = ?, runner = NULL WHERE id = ?", (IN_QUEUE, request_id))
+
+    def cancel_requested(self, request_id: str) -> bool:
+        row = self.get(request_id)
+        return row is not None and bool(row["cancel_requested"])
+
+    def position(self, request_id: str) -> int:
+        """The request's place in its app's queue (0: next, or not queued)."""
+        row = self.get(request_id)
+        return self.queue_position(row) if row is not None and row["status"] == IN_QUEUE else 0
 
     def request_cancel(self, request_id: str) -> None:
         self.db.execute("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,))

@@ -101,10 +101,9 @@ def verify(headers: Mapping[str, str], body: bytes, keys: dict, *, now: float | 
     receiver does, with fal's JWKS or the gateway's."""
     found = {k.lower(): v for k, v in headers.items()}
     names = (wire.WEBHOOK_REQUEST_ID, wire.WEBHOOK_USER_ID, wire.WEBHOOK_TIMESTAMP, wire.WEBHOOK_SIGNATURE)
-    values = [found.get(name.lower()) for name in names]
-    if None in values or not values[2].isdigit():
+    request_id, user_id, timestamp, signature = (found.get(name.lower(), "") for name in names)
+    if not (request_id and user_id and signature and timestamp.isdigit()):
         return False
-    request_id, user_id, timestamp, signature = values
     if abs((time.time() if now is None else now) - int(timestamp)) > wire.WEBHOOK_TIMESTAMP_TOLERANCE:
         return False
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 
 from ..config import FAL_METRICS_PORT, IMAGE_REF_RE, AppConfig
 from ..errors import ConfigError
@@ -19,7 +20,7 @@ CACHE_ENV = {
 }
 
 
-def base_image(config: AppConfig, environ: dict[str, str] | None = None) -> str:
+def base_image(config: AppConfig, environ: Mapping[str, str] | None = None) -> str:
     """``--base-image``, else ``FAL_NOTEBOOK_BASE_IMAGE``, else a CPU or CUDA image of the app's
     Python minor version (fal runs the same minor version as the deploying interpreter)."""
     environ = os.environ if environ is None else environ

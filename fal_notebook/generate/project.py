@@ -1,4 +1,4 @@
-"""AppProject and the one place that writes project folders: a manifest, conflict checks, atomic writes."""
+"""AppProject and the one place that writes project folders: a manifest, conflict checks, all-or-none writes."""
 
 from __future__ import annotations
 
@@ -292,9 +292,12 @@ def edited_files(path: Path, files: dict[str, str]) -> list[str]:
 
 
 def write_project(project: AppProject, *, force: bool = False) -> list[str]:
-    """Write the project folder atomically; returns the names of files that changed.
+    """Write the project folder, all of it or nothing; returns the names of files that changed.
 
-    Files the user edited are not overwritten unless ``force``; nothing is written then.
+    Every file is written to a staging folder first. A new project folder is that folder, renamed;
+    in an existing one each file is replaced whole (readers see its old or its new text), and if one
+    cannot be, those already replaced are put back. Files the user edited are not overwritten unless
+    ``force``; nothing is written then.
     """
     path = project.path
     if path.exists() and not path.is_dir():
@@ -330,14 +333,35 @@ def write_project(project: AppProject, *, force: bool = False) -> list[str]:
         if not path.exists():
             staging.rename(path)
         else:
-            for name in [*project.files, MANIFEST]:
-                (path / name).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / name, path / name)
+            _replace_files(staging, path, [*project.files, MANIFEST])  # the manifest last
             _remove_stale(path, previous, project.files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     register_project(project.name, path)
     return changed
+
+
+def _replace_files(staging: Path, path: Path, names: list[str]) -> None:
+    """Move the staged files over those of ``path``, all or none: the old ones are copied aside
+    (into the staging folder) until every new one is in place."""
+    backup = staging / ".previous"
+    replaced: list[tuple[str, bool]] = []
+    try:
+        for name in names:
+            target, kept = path / name, (path / name).is_file()
+            if kept:
+                (backup / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(target, backup / name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, target)
+            replaced.append((name, kept))
+    except BaseException:
+        for name, kept in reversed(replaced):
+            if kept:
+                os.replace(backup / name, path / name)
+            else:
+                (path / name).unlink(missing_ok=True)
+        raise
 
 
 def _inside(name: str) -> bool:

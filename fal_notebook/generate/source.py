@@ -61,6 +61,6 @@ def _split_future(cell: str) -> tuple[list[str], str]:
     future = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
     if not future:
         return [], cell
-    drop = {i for n in future for i in range(n.lineno - 1, n.end_lineno)}
+    drop = {i for n in future for i in range(n.lineno - 1, n.end_lineno or n.lineno)}
     kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)
     return ["\n".join(lines[n.lineno - 1 : n.end_lineno]) for n in future], kept

@@ -8,13 +8,17 @@ stays responsive.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jupyter_server.utils import url_path_join
 
 from .handlers import ROUTES, Context
 
+if TYPE_CHECKING:  # pragma: no cover
+    from jupyter_server.serverapp import ServerApp
 
-def _load_jupyter_server_extension(serverapp) -> None:
+
+def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     base = url_path_join(serverapp.web_app.settings["base_url"], "fal-notebook")
     serverapp.web_app.settings["fal_notebook"] = Context(Path(serverapp.root_dir))
     serverapp.web_app.add_handlers(".*$", [(url_path_join(base, pattern), handler) for pattern, handler in ROUTES])

@@ -18,13 +18,14 @@ from typing import Any
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
+from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from .. import backends
 from ..capture.notebook import describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
-from ..jobs import AlreadyDeploying, Jobs
+from ..jobs import AlreadyDeploying, DeployJob, Jobs
 from ..state import resolve_project
 from ..watch import Watch
 
@@ -144,7 +145,8 @@ class _Stream(_Handler):
             if self._pump is not None:
                 self._pump.cancel()
                 await asyncio.gather(self._pump, return_exceptions=True)
-        if not self.request.connection.stream.closed():
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection) and not connection.stream.closed():
             self.finish(set_content_type="text/event-stream")
 
     def on_connection_close(self) -> None:
@@ -155,8 +157,8 @@ class _Stream(_Handler):
 async def _threaded(lines: Callable[[threading.Event], Iterator[str]]) -> AsyncIterator[str]:
     """A blocking iterator (given a stop event) read in a thread of its own (it may wait long, so
     not in the shared pool), as an async iterator; leaving the loop sets the stop event."""
-    loop, queue, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
-    done = object()
+    loop, stop = asyncio.get_running_loop(), threading.Event()
+    queue: asyncio.Queue[str | FalNotebookError | None] = asyncio.Queue()
 
     def read() -> None:
         try:
@@ -167,11 +169,11 @@ async def _threaded(lines: Callable[[threading.Event], Iterator[str]]) -> AsyncI
         except FalNotebookError as exc:
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         finally:
-            loop.call_soon_threadsafe(queue.put_nowait, done)
+            loop.call_soon_threadsafe(queue.put_nowait, None)  # the end
 
     threading.Thread(target=read, name="fal-notebook-logs", daemon=True).start()
     try:
-        while (item := await queue.get()) is not done:
+        while (item := await queue.get()) is not None:
             if isinstance(item, FalNotebookError):
                 raise item
             yield item
@@ -310,7 +312,7 @@ class LogsHandler(_Stream):
 
         async def lines() -> AsyncIterator[tuple[str, Any]]:
             try:
-                async for line in _threaded(lambda stop: deployment.logs(follow=True, stop=stop)):
+                async for line in _threaded(lambda stop: iter(deployment.logs(follow=True, stop=stop))):
                     yield "line", line
             except FalNotebookError as exc:
                 yield "error", {"message": str(exc)}
@@ -360,7 +362,7 @@ class JobsHandler(_Handler):
 
 
 class _JobHandler(_Stream):
-    def job(self, job_id: str):
+    def job(self, job_id: str) -> DeployJob | None:
         job = self.context.jobs.get(job_id)
         if job is None:
             self.fail(NotFoundError(f"No deploy job {job_id} (jobs live as long as the Jupyter server)."))

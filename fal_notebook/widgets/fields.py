@@ -44,11 +44,12 @@ def _show(value: Any) -> str:
 
 
 def size_text(n: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if n < 1024 or unit == "MB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+    """``512 B``, ``1.5 KB``, ``3.2 MB`` (megabytes at most)."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
 
 
 class Control:
@@ -448,7 +449,7 @@ class ObjectControl(Control):
         left: list[Issue] = []
         by_row: dict[str, list[Issue]] = {}
         for path, message in issues:
-            if path and path[0] in self.rows:
+            if path and isinstance(path[0], str) and path[0] in self.rows:
                 by_row.setdefault(path[0], []).append((path[1:], message))
             else:
                 left.append((path, message))
@@ -596,7 +597,7 @@ def build_control(shape: Shape, uploader: Uploader = data_uri) -> Control:
     return builder(shape, uploader)
 
 
-_BUILDERS: dict[str, type[Control]] = {
+_BUILDERS: dict[str, Callable[[Shape, Uploader], Control]] = {
     "string": TextControl,
     "integer": NumberControl,
     "number": NumberControl,

@@ -63,7 +63,8 @@ def _concrete(shape: Shape | None, value: Any) -> Shape | None:
     """For a union, the variant that fits the value's JSON type."""
     if shape is None or shape.kind != "union":
         return shape
-    kind = {dict: "object", list: "array", str: "string"}.get(type(value))
+    kinds: dict[type, str] = {dict: "object", list: "array", str: "string"}
+    kind = kinds.get(type(value))
     return next((v for v in shape.variants if v.kind == kind), None)
 
 

@@ -25,8 +25,8 @@ from ..errors import FalNotebookError, InputError
 from ..protocol import Address
 from ..schema import AppSchema, Endpoint, parse_openapi
 from ..state import gateway_key_file
-from ..wire import Completed, InProgress, Queued
 from ..validation import Issue, issues_from_422, prune, validate_object
+from ..wire import Completed, InProgress, Queued
 from .fields import FieldRow, ObjectControl, Uploader, data_uri
 from .history import Call, HistoryStore
 from .outputs import json_tree, render_output, timing_text
@@ -70,10 +70,11 @@ def resolve_endpoint(source: str | Deployment | Client) -> Connection:
     """A deployment gives its client; a client is taken as it is; a string is a deployed app's name,
     else an endpoint id or URL to connect to."""
     if isinstance(source, str):
+        name = source
         try:
-            source = get_deployment(source)
+            source = get_deployment(name)
         except LookupError:
-            client = connect(source)
+            client = connect(name)
             return Connection(client, client.address)
     if isinstance(source, Deployment):
         return Connection(source.client(), source.address, source)
@@ -316,8 +317,6 @@ class Playground:
                 output = self._queue(call, endpoint, path, body)
             stopped = endpoint.streaming and self._cancelled.is_set()  # a partial output
             call.finish("CANCELLED" if stopped else "COMPLETED", output=output)
-            if not stopped:
-                self.result = output
             if self._cancelled.is_set() and not stopped:
                 self._message.value = _note_html("The app finished the call before the cancellation reached it.")
             self._show_output(output, endpoint)
@@ -327,8 +326,6 @@ class Playground:
             self._show_failure(e, call)
         finally:
             self._handle = None
-            with self._lock:
-                self._running = None
             self._finish(call, time.monotonic() - started)
         if failure is not None:
             future.set_exception(failure)
@@ -415,11 +412,18 @@ class Playground:
         return left
 
     def _finish(self, call: Call, total: float) -> None:
+        """Show how the call ended, then publish it in one step, before its future resolves: into
+        ``.history`` and, when it completed, as ``.result``."""
+        with self._lock:
+            self._running = None  # the ticker stops: the final status below stays
         self._set_busy(False)
         words = {"COMPLETED": "Completed", "FAILED": "Failed", "CANCELLED": "Cancelled"}
         extra = timing_text(total, call.metrics)
         self._status(f"{words.get(call.status, call.status)} · {extra}", call.status.lower())
-        self.history.append(call)
+        with self._lock:
+            self.history.append(call)
+            if call.status == "COMPLETED":
+                self.result = call.output
         try:
             self.store.add(call)
         except OSError as e:

@@ -31,7 +31,10 @@ class Shouter(fal.App):
 
 
 def test_free_names_follow_python_scoping():
-    src = "import os\nX = 1\nclass A(Base):\n    y: T = Z\n    def m(self, a):\n        global G\n        G = 2\n        return [q for q in a if q > LIMIT] + [os, X, len]\n"
+    src = (
+        "import os\nX = 1\nclass A(Base):\n    y: T = Z\n    def m(self, a):\n        global G\n        G = 2\n"
+        "        return [q for q in a if q > LIMIT] + [os, X, len]\n"
+    )
     assert free_names(src) == {"Base", "T", "Z", "LIMIT"}
 
 

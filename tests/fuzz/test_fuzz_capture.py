@@ -9,8 +9,7 @@ import types
 
 import nbformat
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from fal_notebook import capture, export_notebook
 from fal_notebook.capture.classify import CLASS_CONFIG_KEYS

@@ -9,8 +9,7 @@ import uuid
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from .conftest import SECRET, fuzz_settings, no_hang
 

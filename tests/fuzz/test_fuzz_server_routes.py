@@ -4,12 +4,12 @@ written outside the server's root; FAL_KEY's value is in no answer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import nbformat
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from ..gateway_helpers import free_port
 from .conftest import SECRET, fuzz_settings, no_hang, snapshot, written
@@ -29,6 +29,7 @@ def jp_server_config():
 @pytest.fixture
 def served(jp_fetch, jp_root_dir, jp_asyncio_loop, tmp_path, monkeypatch):
     """A server whose root holds a notebook with one captured app; ``fetch`` answers whatever the status."""
+    asyncio.set_event_loop(jp_asyncio_loop)  # jp_fetch makes its future outside the loop: it must be current
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "fal-home"))
     monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(free_port()))  # should a deploy start a gateway
     monkeypatch.setenv("FAL_KEY", SECRET)

@@ -24,15 +24,19 @@ def live_runners(gateway, name):
     return [r for r in gateway.info(name)["runners"] if r["state"] in ("starting", "ready")]
 
 
+def events(gateway, name, text):
+    """The app's deploy and scaling events that contain ``text``."""
+    return [e["message"] for e in gateway.info(name)["events"] if text in e["message"]]
+
+
 def test_scales_up_to_max_concurrency_and_down_after_keep_alive(gateway, client):
     gateway.deploy(echo(), "scaled", auth="public", max_concurrency=3, keep_alive=2)
     handles = [client.post("/queue/local/scaled", json={"text": f"w{i}", "delay": 2.0}).json() for i in range(6)]
     peak = gateway.wait_for(lambda: len(live_runners(gateway, "scaled")) == 3 or None, what="3 runners")
     assert peak
-    time.sleep(0.5)
-    assert len(gateway.info("scaled")["runners"]) == 3  # never above max_concurrency
     results = [gateway.wait_completed(client, h["status_url"]) for h in handles]
     assert all(r["status"] == "COMPLETED" and "error" not in r for r in results)
+    assert len(events(gateway, "scaled", "Starting runner")) == 3  # never above max_concurrency
     pids = {client.get(h["response_url"]).json()["pid"] for h in handles}
     assert len(pids) == 3
     gateway.wait_for(lambda: gateway.info("scaled")["runners"] == [], timeout=15, what="scale down to zero")
@@ -41,15 +45,20 @@ def test_scales_up_to_max_concurrency_and_down_after_keep_alive(gateway, client)
     assert client.post("/local/scaled", json={"text": "cold start"}).json()["words"] == 2
 
 
-def test_min_concurrency_keeps_runners_warm(gateway):
-    gateway.deploy(echo(), "warm", auth="public", min_concurrency=2, max_concurrency=2, keep_alive=1)
+def test_min_concurrency_keeps_runners_warm(gateway, client):
+    gateway.deploy(echo(), "warm", auth="public", min_concurrency=2, max_concurrency=3, keep_alive=1)
 
     def ready() -> int:
         return len([r for r in gateway.info("warm")["runners"] if r["state"] == "ready"])
 
     gateway.wait_for(lambda: ready() == 2, what="two warm runners")
-    time.sleep(2.5)  # well past keep_alive: idle runners above min_concurrency would be gone by now
-    assert ready() == 2
+    handles = [client.post("/queue/local/warm", json={"text": f"w{i}", "delay": 3}).json() for i in range(3)]
+    gateway.wait_for(lambda: len(events(gateway, "warm", "is ready on port")) == 3, what="a third runner")
+    for handle in handles:
+        gateway.wait_completed(client, handle["status_url"])
+    # Once idle past keep_alive, the runners above min_concurrency go, and only they.
+    gateway.wait_for(lambda: events(gateway, "warm", "idle for keep_alive"), what="the idle runner stopped")
+    assert len(events(gateway, "warm", "idle for keep_alive")) == 1 and ready() == 2
     Deployment.load("warm").stop()
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from fal_notebook import capture
 
+pytestmark = pytest.mark.fal_sdk
+
 # fal caches the project root per process, as `fal deploy` runs once per process: so do we.
 VALIDATE = """
 import json, sys

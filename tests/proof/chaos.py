@@ -31,8 +31,8 @@ import httpx
 from fal_notebook import wire
 from fal_notebook.gateway import gateway_key, start_gateway, stop_gateway
 from fal_notebook.gateway.paths import pid_path, state_id
-from fal_notebook.gateway.runners import RUNNER_MARKER
 from fal_notebook.gateway.retries import MAX_ATTEMPTS
+from fal_notebook.gateway.runners import RUNNER_MARKER
 from fal_notebook.state import read_json
 
 SIZE_VARIABLE = "FAL_NOTEBOOK_PROOF_SIZE"

@@ -25,8 +25,16 @@ from fal_notebook.gateway.paths import app_log_path, snapshots_dir, state_id
 from fal_notebook.gateway.retries import MAX_ATTEMPTS
 from tests.gateway_helpers import LocalGateway, free_port
 
-from .chaos import DOCKER_SIZES, LOCAL_SIZES, Report, Target, chosen, kill_runner_process, run_chaos
-from .chaos import runner_processes as marked_processes
+from .chaos import (
+    DOCKER_SIZES,
+    LOCAL_SIZES,
+    Report,
+    Target,
+    chosen,
+    kill_runner_process,
+    run_chaos,
+    runner_processes as marked_processes,
+)
 
 pytestmark = pytest.mark.proof
 

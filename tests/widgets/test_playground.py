@@ -79,6 +79,21 @@ def test_run_sends_the_minimal_input_and_renders_the_output(client):
     assert call.metrics == {"inference_time": 0.25} and call.duration is not None
 
 
+def test_a_calls_outcome_is_published_in_one_step(client):
+    """Whoever sees a new ``.result`` also sees the call in ``.history``, with no call running."""
+    seen = []
+
+    class Watched(Playground):
+        def __setattr__(self, name, value):
+            if name == "result" and value is not None:
+                seen.append([call.status for call in self.history] + [self._running])
+            super().__setattr__(name, value)
+
+    pg = Watched(client)
+    assert run(pg) == IMAGES == pg.result
+    assert seen == [["COMPLETED", None]]
+
+
 def test_invalid_values_are_marked_and_nothing_is_sent(client):
     pg = Playground(client)
     pg.set_values({"prompt": "", "image_url": "https://x/y.png"})

@@ -40,5 +40,5 @@ def _run_hidden_sitecustomize():
             return
 
 
-socket.socket.bind = _loopback_bind
+socket.socket.bind = _loopback_bind  # type: ignore[method-assign]  # the point of this module
 _run_hidden_sitecustomize()

@@ -16,6 +16,8 @@ from fal_notebook.backends.fal_cli import deploy_args, run_fal
 from fal_notebook.backends.fal_errors import explain
 from fal_notebook.errors import DeployCancelled, DeployError
 
+pytestmark = pytest.mark.fal_sdk
+
 
 def deploy(project, **backend_options):
     lines: list[str] = []

@@ -9,6 +9,8 @@ from fal.exceptions.auth import UnauthenticatedException
 from fal_notebook.backends.fal_cli import FalRun
 from fal_notebook.backends.fal_errors import explain, failing_step, fal_error
 
+pytestmark = pytest.mark.fal_sdk
+
 
 def failed(*lines: str, args=("deploy", "text-stats")) -> FalRun:
     return FalRun(args=list(args), returncode=1, lines=list(lines))

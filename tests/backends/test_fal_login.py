@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from fal.auth import key_credentials
 
 from fal_notebook.widgets.login import fal_login
+
+pytestmark = pytest.mark.fal_sdk
 
 FAKE_KEY_ID = "fnbkeyid-0001"
 FAKE_KEY_SECRET = "fnb-secret-Q7x9-DO-NOT-LEAK-5521"

@@ -8,6 +8,8 @@ import pytest
 from fal_notebook.errors import FalNotebookError
 from fal_notebook.uploads import upload_file
 
+pytestmark = pytest.mark.fal_sdk
+
 FAKE_KEY = "fnbkeyid-0001:fnb-secret-Q7x9-DO-NOT-LEAK-5521"
 
 

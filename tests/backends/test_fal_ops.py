@@ -9,6 +9,8 @@ from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.fal import FalBackend
 from fal_notebook.errors import DeployError
 
+pytestmark = pytest.mark.fal_sdk
+
 
 @pytest.fixture
 def deployed(project, fake_key, fake_cloud):

@@ -12,6 +12,8 @@ from fal_notebook.backends import fal_checks
 from fal_notebook.config import kernel_python_version
 from fal_notebook.errors import ConfigError, DeployError
 
+pytestmark = pytest.mark.fal_sdk
+
 
 def test_the_generated_project_passes_every_check(project, fake_key):
     lines = []

@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from fal.cli import apps as fal_apps
-from fal.cli import deploy as fal_deploy
-from fal.cli import runners as fal_runners
+from fal.cli import apps as fal_apps, deploy as fal_deploy, runners as fal_runners
 from fal.cli.main import parse_args
 from fal.cli.parser import FalParserExit
 from rich.console import Console
@@ -28,6 +26,8 @@ from fal_notebook.backends.fal_cli import (
     scale_args,
     set_rev_args,
 )
+
+pytestmark = pytest.mark.fal_sdk
 
 
 def test_deploy_args_parse_as_fal_deploy_with_every_option():

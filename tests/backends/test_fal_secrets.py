@@ -10,6 +10,8 @@ from fal_notebook.backends.fal import FalBackend
 from fal_notebook.credentials import find_credentials
 from fal_notebook.errors import FalNotebookError
 
+pytestmark = pytest.mark.fal_sdk
+
 FAKE_KEY_ID = "fnbkeyid-0001"
 FAKE_KEY_SECRET = "fnb-secret-Q7x9-DO-NOT-LEAK-5521"
 FAKE_KEY = f"{FAKE_KEY_ID}:{FAKE_KEY_SECRET}"

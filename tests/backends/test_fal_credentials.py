@@ -14,6 +14,8 @@ from fal_notebook import credentials
 from fal_notebook.errors import ConfigError
 from fal_notebook.secrets import redact
 
+pytestmark = pytest.mark.fal_sdk
+
 FAKE_KEY_ID = "fnbkeyid-0001"
 FAKE_KEY_SECRET = "fnb-secret-Q7x9-DO-NOT-LEAK-5521"
 FAKE_KEY = f"{FAKE_KEY_ID}:{FAKE_KEY_SECRET}"

@@ -1,5 +1,6 @@
-"""Fixtures for the fal target: no credentials anywhere fal looks, fal's hosts pointed at a closed
-local port (no test ever reaches a public address), a captured app, and the fake cloud."""
+"""Fixtures for the backends' tests of the fal target: no credentials anywhere fal looks, fal's hosts
+pointed at a closed local port (no test ever reaches a public address), a captured app, and the fake
+cloud. (The docker target's tests bring their own gateway.)"""
 
 from __future__ import annotations
 

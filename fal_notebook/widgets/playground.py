@@ -192,11 +192,7 @@ class Playground:
             raise FalNotebookError(
                 f"{self.endpoint.path} is a {self.endpoint.protocol} endpoint: connect() to it, then send() messages."
             )
-        values = self.form.get()
-        issues = validate_object(self.endpoint.fields, values)
-        self._show_issues(issues)
-        if issues:
-            raise InputError("The input is invalid: " + "; ".join(_issue_text(i) for i in issues), issues)
+        values = self._valid_values("input")
         with self._lock:
             if self._running is not None:
                 raise FalNotebookError("A call is already running: wait for it or press Cancel.")
@@ -347,12 +343,16 @@ class Playground:
 
     def _session_message(self) -> Any:
         """The form's values as one message, or InputError with the fields marked."""
+        return self.endpoint.request(prune(self.endpoint.form, self._valid_values("message")))[1]
+
+    def _valid_values(self, what: str) -> dict[str, Any]:
+        """The form's values, or InputError (the fields marked) when they do not fit the schema."""
         values = self.form.get()
         issues = validate_object(self.endpoint.fields, values)
         self._show_issues(issues)
         if issues:
-            raise InputError("The message is invalid: " + "; ".join(_issue_text(i) for i in issues), issues)
-        return self.endpoint.request(prune(self.endpoint.form, values))[1]
+            raise InputError(f"The {what} is invalid: " + "; ".join(_issue_text(i) for i in issues), issues)
+        return values
 
     # -- running a call -----------------------------------------------------------------------
     def _clicked_run(self) -> None:

@@ -115,8 +115,7 @@ class FakeClient:
     def stream(self, arguments: Any, path: str = "/"):
         path = path.rstrip("/") + "/stream"  # as the client: POST <path>/stream
         self.calls.append((path, arguments))
-        for partial in self.respond(path, arguments):
-            yield partial
+        yield from self.respond(path, arguments)
 
 
 class FakeSession:

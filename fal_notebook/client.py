@@ -15,16 +15,16 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
 import httpx
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect as ws_connect
 
 from . import wire
 from ._version import __version__
-from .errors import ConfigError, RequestError, RequestTimeoutError
+from .errors import ConfigError, RealtimeError, RequestError, RequestTimeoutError
 from .protocol import (
     Address,
     EventFilter,
@@ -287,10 +287,21 @@ class EndpointClient:
 
     @contextlib.contextmanager
     def realtime(self, path: str = "/realtime") -> Iterator[RealtimeSession]:
-        """A session with the app's ``@fal.realtime`` endpoint: ``send(dict)``, ``recv() -> dict``
+        """A session with the app's ``@fal.realtime`` endpoint: ``send(dict)``, ``recv() -> dict | None``
         (msgpack frames, as fal's realtime endpoints and fal_client's ``realtime`` speak them)."""
         with self.websocket(path) as connection:
-            yield RealtimeSession(connection)
+            yield RealtimeSession(connection, self._session_error(path))
+
+    def _session_error(self, path: str):
+        def error(code: str, reason: str) -> RealtimeError:
+            problem = f"the realtime session with {path} ended with {code}" + (f": {reason}" if reason else "")
+            problem += "" if problem.endswith((".", "!", "?")) else "."
+            todo = "Connect again; the app's log says more." if code != "TIMEOUT" else "Connect again to send more."
+            return make_error(
+                self._address, problem, todo, key=self._key, detail=reason, error_type=code, cls=RealtimeError
+            )
+
+        return error
 
     # -- requests (shared by both flavours) ------------------------------------------------------
     def _request(
@@ -506,22 +517,46 @@ class EndpointClient:
 
 
 class RealtimeSession:
-    """Messages to and from an app's ``@fal.realtime`` endpoint, msgpack-encoded."""
+    """Messages to and from an app's ``@fal.realtime`` endpoint, msgpack-encoded; fal's own messages
+    (JSON text frames) as fal_client's ``RealtimeConnection`` reads them."""
 
-    def __init__(self, connection: ClientConnection):
-        self.connection = connection
+    def __init__(self, connection: ClientConnection, error: Callable[[str, str], RealtimeError]):
+        self.connection, self._error = connection, error
 
     def send(self, message: dict[str, Any]) -> None:
         import msgpack
 
         self.connection.send(msgpack.packb(message, use_bin_type=True))
 
-    def recv(self, timeout: float | None = None) -> dict[str, Any]:
-        """The app's next message (its text frames as JSON)."""
+    def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The app's next output; None once the session is closed normally. Raises RealtimeError when
+        the app reports an error (fal's ``x-fal-error``: the app closes the session after it) or
+        the connection breaks; meta messages (timings) are skipped."""
         import msgpack
 
-        frame = self.connection.recv(timeout)
-        return msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
+        while True:
+            try:
+                frame = self.connection.recv(timeout)
+            except ConnectionClosedOK:
+                return None
+            except ConnectionClosed as exc:
+                closed = exc.rcvd or exc.sent
+                reason = f"code {closed.code}" + (f", {closed.reason}" if closed.reason else "") if closed else ""
+                raise self._error("CONNECTION_CLOSED", reason) from None
+            if isinstance(frame, bytes):
+                return msgpack.unpackb(frame, raw=False)
+            try:
+                message = json.loads(frame)
+            except ValueError:
+                return {"type": "text", "payload": frame}
+            kind = message.get("type") if isinstance(message, dict) else None
+            if kind == wire.REALTIME_ERROR:
+                raise self._error(str(message.get("error") or "UNKNOWN_ERROR"), str(message.get("reason") or ""))
+            if kind != wire.REALTIME_META:
+                return message
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 def _json_or_text(data: bytes) -> Any:

@@ -77,6 +77,12 @@ class RequestTimeoutError(RequestError, TimeoutError):
     """No answer in the time the caller allowed; a queued request keeps running (``handle.cancel()`` stops it)."""
 
 
+class RealtimeError(RequestError):
+    """A realtime session ended badly: the app sent fal's error message (``error_type`` is its code,
+    such as ``INTERNAL_ERROR`` or ``TIMEOUT``, ``detail`` its reason), or the connection broke
+    (``CONNECTION_CLOSED``)."""
+
+
 class InputError(FalNotebookError, ValueError):
     """Values for an app's input do not fit its schema; the message names the fields."""
 

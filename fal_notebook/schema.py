@@ -1,7 +1,8 @@
 """OpenAPI 3.0/3.1 → an ordered, resolved form description (checked by :mod:`fal_notebook.validation`).
 
-Pure: a document in, frozen dataclasses out. `parse_openapi` lists an app's POST endpoints in
-``x-fal-order-paths`` order; each :class:`Endpoint` has its input :class:`Field` s (JSON body model
+Pure: a document in, frozen dataclasses out. `parse_openapi` lists an app's POST endpoints, and its
+websocket endpoints (``@fal.realtime``, ``is_websocket=True``: fal marks them with ``x-fal-protocol``),
+in ``x-fal-order-paths`` order; each :class:`Endpoint` has its input :class:`Field` s (JSON body model
 properties, then query parameters) in ``x-fal-order-properties`` order, with every ``$ref``
 resolved, ``allOf`` merged, nullable ``anyOf`` folded into ``nullable``, fal's ``ui`` hints and
 ``x-fal`` constraints kept, and ``ui.hidden`` fields left out. A ``$ref`` met again inside its own
@@ -24,12 +25,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 from urllib.parse import urlencode
 
+from . import wire
 from .errors import FalNotebookError
 
 Kind = Literal["string", "integer", "number", "boolean", "null", "array", "object", "union", "any"]
 #: JSON schema's own types, as Shape kinds.
 _PLAIN_KINDS: dict[str, Kind] = {k: k for k in get_args(Kind) if k not in ("union", "any")}
 Location = Literal["body", "query", "value"]  # a body property, a query parameter, the whole body
+Protocol = Literal["http", "realtime", "websocket"]
 MEDIA_KINDS = ("image", "file", "audio", "video")
 SKIPPED_PATHS = {"/health", "/openapi.json", "/docs", "/redoc"}
 _NAME_MEDIA = (("image_url", "image"), ("audio_url", "audio"), ("video_url", "video"), ("file_url", "file"))
@@ -148,7 +151,13 @@ class Field:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One POST endpoint: its inputs, in form order, and the shape of its output."""
+    """One endpoint: its inputs, in form order, and the shape of its output.
+
+    ``protocol`` says how it is called: ``http`` (a POST), or over a websocket: ``realtime`` (fal's
+    ``@fal.realtime``: each message is an input, the app answers with outputs; ``realtime_mode`` is
+    fal's ``unary``, ``server_streaming``, ``client_streaming`` or ``bidi``; frames are
+    ``content_type``) or ``websocket`` (``is_websocket=True``: text frames of the app's own making).
+    A websocket endpoint's inputs describe one message."""
 
     path: str
     summary: str = ""
@@ -156,6 +165,9 @@ class Endpoint:
     fields: tuple[Field, ...] = ()
     output: Shape | None = None
     streaming: bool = False
+    protocol: Protocol = "http"
+    realtime_mode: str = ""
+    content_type: str = ""
 
     @property
     def form(self) -> Shape:
@@ -242,11 +254,16 @@ class _Parser:
         order += [p for p in paths if p not in order]
         endpoints = []
         for path in order:
-            operation = (paths[path] or {}).get("post")
-            if path in SKIPPED_PATHS or not operation or "{" in path:
+            item = paths[path] or {}
+            operation, socket = item.get("post"), item.get(wire.PROTOCOL_KEY)
+            if path in SKIPPED_PATHS or "{" in path:
                 continue
-            self.where = [f"POST {path}"]
-            endpoints.append(self.endpoint(path, operation))
+            if isinstance(socket, Mapping) and socket.get("type") in (wire.REALTIME, wire.WEBSOCKET):
+                self.where = [f"{socket['type']} {path}"]
+                endpoints.append(self.socket(path, socket, operation or {}))
+            elif operation:
+                self.where = [f"POST {path}"]
+                endpoints.append(self.endpoint(path, operation))
         self.where = []
         info = self.doc.get("info") or {}
         return AppSchema(str(info.get("title", "")), str(info.get("version", "")), tuple(endpoints))
@@ -281,6 +298,23 @@ class _Parser:
             fields=tuple(fields),
             output=self.output(op),
             streaming=path.rstrip("/").endswith("/stream") or _produces(op, "text/event-stream"),
+        )
+
+    def socket(self, path: str, protocol: Mapping[str, Any], op: Mapping[str, Any]) -> Endpoint:
+        """A websocket endpoint: its message model and output model from the POST operation fal adds to
+        describe them; without a message model, a message is free-form JSON (realtime) or text."""
+        realtime = protocol["type"] == wire.REALTIME
+        endpoint = self.endpoint(path, op)
+        message = Shape() if realtime else Shape(kind="string", multiline=True)
+        name = str(protocol.get("operationId") or path)
+        return replace(
+            endpoint,
+            summary=endpoint.summary or f"{'Realtime' if realtime else 'WebSocket'} endpoint: {name}",
+            fields=endpoint.fields or (Field("message", message, title="Message", required=True, location="value"),),
+            streaming=False,
+            protocol=protocol["type"],
+            realtime_mode=str(protocol.get("realtimeMode") or ""),
+            content_type=str(protocol.get("contentType") or (wire.REALTIME_CONTENT_TYPE if realtime else "")),
         )
 
     def output(self, op: Mapping[str, Any]) -> Shape | None:

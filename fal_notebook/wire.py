@@ -401,6 +401,21 @@ def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) 
     return "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
 
 
+# -- realtime sessions ----------------------------------------------------------------------------
+#: fal marks an app's websocket endpoints on their OpenAPI path item: ``{"type": "realtime" |
+#: "websocket", "realtimeMode", "contentType", "config"}`` (fal's ``FalFastAPI.openapi``); a realtime
+#: endpoint with models also gets a POST operation that only describes them.
+PROTOCOL_KEY = "x-fal-protocol"
+REALTIME, WEBSOCKET = "realtime", "websocket"
+#: A realtime endpoint's messages, both ways, unless the app chose its own encoding.
+REALTIME_CONTENT_TYPE = "application/msgpack"
+#: The platform's own messages in a realtime session are JSON text frames with a ``type``: an error
+#: (``error``: ``INTERNAL_ERROR``, ``TIMEOUT``...; ``reason``), after which the app closes the
+#: session, and meta messages (timings), which are not outputs.
+REALTIME_ERROR = "x-fal-error"
+REALTIME_META = "x-fal-message"
+
+
 # -- server-sent events ---------------------------------------------------------------------------
 def encode_event(data: Any) -> str:
     """One server-sent event whose data is ``data`` as JSON."""

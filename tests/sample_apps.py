@@ -3,13 +3,14 @@ the fal SDK (``App(_allow_init=True).openapi()``) and by FastAPI, and hand-writt
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import fal
 from fal.toolkit import File, Image, Video
 from fal.toolkit.image import ImageSize, ImageSizePreset
 from fal.toolkit.pydantic import AudioField, FalBaseModel, FileField, Hidden, ImageField
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -228,4 +229,36 @@ class ChatApp(fal.App):
 
     @fal.endpoint("/stream")
     def stream(self, input: Question) -> StreamingResponse:
+        raise NotImplementedError
+
+
+class Frame(BaseModel):
+    prompt: str = Field(description="What to draw.", examples=["a cat"])
+    steps: int = Field(2, ge=1, le=8)
+
+
+class Drawn(BaseModel):
+    image: Image
+    prompt: str
+
+
+class LiveApp(fal.App):
+    """Realtime endpoints (one output per message, and a stream of them), a plain websocket endpoint
+    and an ordinary one (schema only)."""
+
+    @fal.endpoint("/")
+    def draw(self, input: Frame) -> Drawn:
+        raise NotImplementedError
+
+    @fal.realtime("/realtime")
+    def live(self, input: Frame) -> Drawn:
+        """Draws each frame."""
+        raise NotImplementedError
+
+    @fal.realtime("/frames", buffering=2)
+    def frames(self, input: Frame) -> Iterator[Drawn]:
+        raise NotImplementedError
+
+    @fal.endpoint("/chat", is_websocket=True)
+    async def chat(self, websocket: WebSocket) -> None:
         raise NotImplementedError

@@ -248,3 +248,47 @@ def test_type_list_3_1():
     }
     n = parse_openapi(doc).endpoint("/").field("n").shape
     assert n.kind == "integer" and n.nullable and n.maximum == 3
+
+
+# -- realtime and websocket endpoints (fal's x-fal-protocol) --------------------------------------
+
+
+def test_realtime_and_websocket_endpoints_are_read_from_fals_markers():
+    app = parse_openapi(sample_apps.fal_document(sample_apps.LiveApp))
+    assert sorted(app.paths) == ["/", "/chat", "/frames", "/realtime"]
+    assert app.endpoint("/").protocol == "http" and app.endpoint("/").realtime_mode == ""
+    live = app.endpoint("/realtime")
+    assert (live.protocol, live.realtime_mode, live.content_type) == ("realtime", "unary", "application/msgpack")
+    assert live.summary == "Realtime endpoint: live" and live.description == "Draws each frame."
+    assert [f.name for f in live.fields] == ["prompt", "steps"] and live.field("steps").shape.maximum == 8
+    assert [f.name for f in live.output.fields] == ["image", "prompt"] and not live.streaming
+    assert live.request({"prompt": "a dog", "steps": 3}) == ("/realtime", {"prompt": "a dog", "steps": 3})
+    assert app.endpoint("/frames").realtime_mode == "server_streaming"
+    chat = app.endpoint("/chat")  # no message model: a message is text
+    assert (chat.protocol, chat.summary, chat.output) == ("websocket", "WebSocket endpoint: chat", None)
+    [message] = chat.fields
+    assert (message.name, message.shape.kind, message.location, message.required) == (
+        "message",
+        "string",
+        "value",
+        True,
+    )
+    assert chat.request({"message": "hello"}) == ("/chat", "hello")
+
+
+def test_a_realtime_endpoint_without_models_takes_any_json_message():
+    document = {
+        "paths": {
+            "/realtime": {"x-fal-protocol": {"type": "realtime", "operationId": "echo", "realtimeMode": "bidi"}},
+            "/other": {"x-fal-protocol": {"type": "carrier-pigeon"}, "post": {"summary": "Plain"}},
+        }
+    }
+    app = parse_openapi(document)
+    realtime = app.endpoint("/realtime")
+    assert (realtime.protocol, realtime.content_type, realtime.summary) == (
+        "realtime",
+        "application/msgpack",
+        "Realtime endpoint: echo",
+    )
+    assert [(f.name, f.shape.kind) for f in realtime.fields] == [("message", "any")]
+    assert app.endpoint("/other").protocol == "http"  # a protocol fal does not define: its POST, as before

@@ -51,7 +51,7 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
-        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock)
+        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,6 +102,8 @@ class Gateway:
                         deadline=row["start_deadline"],
                         hint=runner_hint(json.loads(row["headers"])),
                     )
+        for row in self.store.pending_webhooks():  # deliveries the gateway stopped before they ended
+            self.webhooks.deliver(self._delivery(row))
         self.store.purge()
         self.tasks.spawn(self._keep_house(), name="housekeeping")
 
@@ -218,20 +220,21 @@ class Gateway:
     def completed(self, request_id: str) -> None:
         """A queued request ended: deliver its webhook, if it has one."""
         row = self.store.get(request_id)
-        if row is None or not row["webhook"]:
-            return
+        if row is not None and row["webhook"]:
+            self.webhooks.deliver(self._delivery(row))
+
+    def _delivery(self, row: Any) -> Delivery:
+        """The webhook delivery of a completed request, from its stored row."""
         runtime = self.apps.get(row["app"])
-        caller = json.loads(row["headers"]).get(wire.CALLER_ID) or "anonymous"
-        self.webhooks.deliver(
-            Delivery(
-                url=row["webhook"],
-                request_id=request_id,
-                gateway_request_id=wire.gateway_request_id(request_id, row["attempts"]),
-                user_id=caller,
-                status=row["result_status"],
-                body=row["result_body"],
-                log=runtime.event if runtime is not None else lambda _line: None,
-            )
+        return Delivery(
+            url=row["webhook"],
+            request_id=row["id"],
+            gateway_request_id=wire.gateway_request_id(row["id"], row["attempts"]),
+            user_id=json.loads(row["headers"]).get(wire.CALLER_ID) or "anonymous",
+            status=row["result_status"],
+            body=row["result_body"],
+            log=runtime.event if runtime is not None else lambda _line: None,
+            attempts=row["webhook_attempts"],
         )
 
     # -- change notifications ----------------------------------------------------------------

@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS requests (
     error TEXT,
     error_type TEXT,
     inference_time REAL,
-    webhook TEXT
+    webhook TEXT,
+    webhook_attempts INTEGER NOT NULL DEFAULT 0,
+    webhook_outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_queue ON requests (app, status, priority, seq);
 CREATE INDEX IF NOT EXISTS requests_completed ON requests (completed);
@@ -66,7 +68,11 @@ CREATE TABLE IF NOT EXISTS apps (
 
 
 #: (column, type) of ``requests`` added after the first release, for databases made before.
-_ADDED_COLUMNS = (("webhook", "TEXT"),)
+_ADDED_COLUMNS = (
+    ("webhook", "TEXT"),
+    ("webhook_attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("webhook_outcome", "TEXT"),
+)
 
 
 class Store:
@@ -216,7 +222,13 @@ class Store:
     def purge(self, older_than: float = RESULT_TTL) -> int:
         """Forget completed requests (and their logs) older than ``older_than`` seconds."""
         cutoff = time.time() - older_than
-        ids = [r[0] for r in self.db.execute("SELECT id FROM requests WHERE completed < ?", (cutoff,))]
+        ids = [
+            r[0]
+            for r in self.db.execute(  # a webhook still to deliver keeps its request
+                "SELECT id FROM requests WHERE completed < ? AND (webhook IS NULL OR webhook_outcome IS NOT NULL)",
+                (cutoff,),
+            )
+        ]
         if ids:
             marks = ",".join("?" * len(ids))
             self.db.execute(f"DELETE FROM logs WHERE request_id IN ({marks})", ids)
@@ -226,6 +238,23 @@ class Store:
             if file.name not in waiting and file.stat().st_mtime < time.time() - 60:
                 file.unlink(missing_ok=True)
         return len(ids)
+
+    # -- webhooks ----------------------------------------------------------------------------
+    def webhook_attempt(self, request_id: str, attempt: int) -> None:
+        """Attempt ``attempt`` of the request's webhook is about to be made (counted before it is)."""
+        self.db.execute("UPDATE requests SET webhook_attempts = ? WHERE id = ?", (attempt, request_id))
+
+    def webhook_ended(self, request_id: str, outcome: str) -> None:
+        """The request's webhook was delivered or given up (``outcome`` says which, and why)."""
+        self.db.execute("UPDATE requests SET webhook_outcome = ? WHERE id = ?", (outcome, request_id))
+
+    def pending_webhooks(self) -> list[sqlite3.Row]:
+        """Completed requests whose webhook has not ended (the gateway stopped before it did)."""
+        return self.db.execute(
+            "SELECT * FROM requests WHERE status = ? AND webhook IS NOT NULL AND webhook_outcome IS NULL"
+            " ORDER BY completed",
+            (COMPLETED,),
+        ).fetchall()
 
     # -- logs --------------------------------------------------------------------------------
     def add_log(self, request_id: str, entry: dict[str, str]) -> None:

@@ -6,6 +6,12 @@ whose public half the gateway publishes as a JWKS (``GET /.well-known/jwks.json`
 its own. A delivery that fails (no 2xx answer) is tried again on fal's schedule scaled down (ten
 retries, doubling, over about ten seconds instead of two hours); every attempt is written to the
 app's log. Deliveries are background tasks of the gateway's supervisor: they never change the request's result.
+
+Deliveries are durable, as the queue is: the store keeps each one's attempt count (counted before
+the attempt is made) and its end (delivered, or given up and why), and a gateway that starts resumes
+every delivery left unfinished, where its schedule stood. The guarantee is fal's, at least once: an
+attempt the receiver took but whose answer the gateway did not live to record is made again, so a
+receiver de-duplicates by ``X-Fal-Webhook-Request-Id``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .. import wire
 from .paths import gateway_dir
+from .store import Store
 from .supervisor import Clock, Supervisor
 
 #: fal retries a failed delivery 10 times over about 2 hours; the gateway keeps the count and the
@@ -47,6 +54,8 @@ class Delivery:
     body: bytes
     #: Writes a line to the app's log.
     log: Callable[[str], None]
+    #: Attempts made already (by a gateway that stopped before the delivery ended).
+    attempts: int = 0
 
 
 def signing_key() -> Ed25519PrivateKey:
@@ -136,7 +145,8 @@ def shown(url: str) -> str:
 
 
 class Webhooks:
-    """The gateway's webhook deliveries, each a background task of the gateway's supervisor."""
+    """The gateway's webhook deliveries, each a background task of the gateway's supervisor, each
+    recorded in the store as it goes."""
 
     def __init__(
         self,
@@ -144,20 +154,33 @@ class Webhooks:
         key: Ed25519PrivateKey,
         tasks: Supervisor,
         clock: Clock,
+        store: Store,
         delays: tuple[float, ...] = RETRY_DELAYS,
     ):
-        self.http, self.key, self.tasks, self.clock, self.delays = http, key, tasks, clock, delays
+        self.http, self.key, self.tasks, self.clock, self.store, self.delays = http, key, tasks, clock, store, delays
+        self.active: set[str] = set()
 
     def deliver(self, delivery: Delivery) -> None:
-        self.tasks.spawn(self._deliver(delivery), name=f"webhook {delivery.request_id}")
+        """Start (or, after a restart, resume) a delivery; one per request at a time."""
+        if delivery.request_id in self.active:
+            return
+        self.active.add(delivery.request_id)
+        task = self.tasks.spawn(self._deliver(delivery), name=f"webhook {delivery.request_id}")
+        task.add_done_callback(lambda _: self.active.discard(delivery.request_id))
 
     async def _deliver(self, delivery: Delivery) -> None:
         body = json.dumps(
             wire.encode_webhook(delivery.request_id, delivery.gateway_request_id, delivery.status, delivery.body)
         ).encode()
         where, attempts = shown(delivery.url), 1 + len(self.delays)
-        for attempt, delay in enumerate((0.0, *self.delays), 1):
-            await self.clock.sleep(delay)
+        about = f"Webhook of request {delivery.request_id}:"
+        if delivery.attempts:
+            then = "resuming" if delivery.attempts < attempts else "giving up: no attempt is left"
+            delivery.log(f"{about} the gateway restarted after attempt {delivery.attempts}/{attempts}; {then}.")
+        outcome = "was cut short by a gateway restart"
+        for attempt in range(delivery.attempts + 1, attempts + 1):
+            await self.clock.sleep(self.delays[attempt - 2] if attempt > 1 else 0.0)
+            self.store.webhook_attempt(delivery.request_id, attempt)
             headers = signed_headers(self.key, delivery.request_id, delivery.user_id, body, self.clock.time())
             try:
                 answer = await self.http.post(
@@ -172,8 +195,8 @@ class Webhooks:
                 then = f"retrying in {self.delays[attempt - 1]:g} s"
             else:
                 then = f"giving up after {attempts} attempts"
-            delivery.log(
-                f"Webhook of request {delivery.request_id}: attempt {attempt}/{attempts} to {where} {outcome}; {then}."
-            )
+            delivery.log(f"{about} attempt {attempt}/{attempts} to {where} {outcome}; {then}.")
             if delivered:
+                self.store.webhook_ended(delivery.request_id, f"delivered: attempt {attempt} {outcome}")
                 return
+        self.store.webhook_ended(delivery.request_id, f"given up after {attempts} attempts: the last {outcome}")

@@ -3,6 +3,8 @@ output, code snippets and a history of calls — in the notebook.
 
 Calls run in a worker thread through the client (``submit`` → ``iter_events`` → ``result``, or
 ``stream`` for streaming endpoints), so the kernel and the widgets stay responsive while they run.
+Realtime and websocket endpoints get Connect/Send/Disconnect and the outputs as they arrive instead
+(``realtime.py``); closing the Playground's widget closes the connection.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -30,6 +33,7 @@ from ..wire import Completed, InProgress, Queued
 from .fields import FieldRow, ObjectControl, Uploader, data_uri
 from .history import Call, HistoryStore
 from .outputs import json_tree, render_output, timing_text
+from .realtime import SessionView
 from .snippets import LANGUAGES, snippets
 from .style import stylesheet
 
@@ -51,6 +55,10 @@ class Client(Protocol):
     def submit(self, arguments: Any, path: str = "/") -> Any: ...
 
     def stream(self, arguments: Any, path: str = "/") -> Iterator[Any]: ...
+
+    def realtime(self, path: str = "/realtime") -> AbstractContextManager[Any]: ...
+
+    def websocket(self, path: str) -> AbstractContextManager[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,10 @@ class Playground:
     ``.widget`` is the root widget (a Playground also displays itself), ``.fields`` maps input names
     to their :class:`FieldRow` (``.value`` reads and writes JSON), ``.set_values(dict)`` fills the
     form, ``.submit()`` validates and starts a call (returns a ``Future`` of the output),
-    ``.result`` is the last output, ``.history`` the calls made (newest last).
+    ``.result`` is the last output, ``.history`` the calls made (newest last). On a realtime or
+    websocket endpoint, ``.connect()``, ``.send()`` (the form's message) and ``.disconnect()`` drive
+    ``.session`` (its ``state``, ``received`` outputs, ``error``); ``.close()`` disconnects and closes
+    the widget.
     """
 
     def __init__(
@@ -125,6 +136,7 @@ class Playground:
         self._logs: list[str] = []
         self._state = "Ready"
         self._started = time.monotonic()
+        self.session: SessionView | None = None
         self._build()
         self.select(endpoint)
 
@@ -143,11 +155,22 @@ class Playground:
         return prune(self.endpoint.form, self.form.get())
 
     def select(self, endpoint: str) -> None:
-        """Show the form of another endpoint (``"/"``, ``"/stream"``...)."""
+        """Show the form of an endpoint (``"/"``, ``"/stream"``...), back at its examples and defaults;
+        a connection to another endpoint is closed."""
         self._endpoint = self.schema.endpoint(endpoint)
         self.form = ObjectControl(self._endpoint.form, self.uploader, split=_crowded(self._endpoint))
         self._form_box.children = [self.form.widget]
         self._message.value = ""
+        if self.session is not None and self.session.endpoint != self._endpoint:
+            self.disconnect()
+            self.session = None
+        if self._endpoint.protocol == "http":
+            self._buttons.children = [self._run, self._cancel, self._reset]
+            self._result_tab.children = [self._status_line, self._log_view, self._output_box]
+        elif self.session is None:
+            self.session = SessionView(self.client, self._endpoint, self._session_message)
+            self._buttons.children = [*self.session.buttons.children, self._reset]
+            self._result_tab.children = [self.session.panel]
         if self._picker.value != self._endpoint.path:
             self._picker.value = self._endpoint.path
         self._watch(self.form.widget)
@@ -166,11 +189,11 @@ class Playground:
     def submit(self) -> Future:
         """Validate the form and start the call in the background. Raises :class:`InputError`
         (and marks the fields) when the values do not fit the schema: nothing is sent then."""
-        values = self.form.get()
-        issues = validate_object(self.endpoint.fields, values)
-        self._show_issues(issues)
-        if issues:
-            raise InputError("The input is invalid: " + "; ".join(_issue_text(i) for i in issues), issues)
+        if self.session is not None:
+            raise FalNotebookError(
+                f"{self.endpoint.path} is a {self.endpoint.protocol} endpoint: connect() to it, then send() messages."
+            )
+        values = self._valid_values("input")
         with self._lock:
             if self._running is not None:
                 raise FalNotebookError("A call is already running: wait for it or press Cancel.")
@@ -197,6 +220,25 @@ class Playground:
             except Exception as e:  # the call may have finished meanwhile; say so, do not fail
                 self._message.value = _error_html(f"Cancel failed: {e}")
 
+    def connect(self) -> None:
+        """Connect to the realtime or websocket endpoint shown (in the background: see ``session.state``)."""
+        self._session_view().connect()
+
+    def send(self) -> None:
+        """Send the form's values as one message of the session (InputError, with the fields marked,
+        when they do not fit)."""
+        self._session_view().send()
+
+    def disconnect(self) -> None:
+        """Close the connection to a realtime or websocket endpoint, if there is one."""
+        if self.session is not None:
+            self.session.disconnect()
+
+    def close(self) -> None:
+        """Disconnect, and close the widget."""
+        self.disconnect()
+        self.widget.close()
+
     def code(self, language: str = "Python") -> str:
         """The snippet for the current form values (``Python``, ``JavaScript`` or ``cURL``)."""
         path, body = self.endpoint.request(self.arguments)
@@ -208,6 +250,7 @@ class Playground:
             local_url=self.local_url,
             streaming=self.endpoint.streaming,
             key_file=str(key_file) if key_file and key_file.is_file() else None,
+            protocol=self.endpoint.protocol,
         )[language]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -242,22 +285,22 @@ class Playground:
         self._run.on_click(lambda _: self._clicked_run())
         self._cancel.on_click(lambda _: self.cancel())
         self._reset.on_click(lambda _: self.select(self.endpoint.path))
-        buttons = W.HBox([self._run, self._cancel, self._reset])
+        self._buttons = W.HBox([self._run, self._cancel, self._reset])
         form_column = W.VBox(
-            [self._form_box, self._message, buttons],
+            [self._form_box, self._message, self._buttons],
             layout=W.Layout(flex="1 1 380px", min_width="300px", padding="0 8px 0 0"),
         )
 
         self._status_line = W.HTML()
         self._log_view = W.HTML()
         self._output_box = W.VBox()
-        result_tab = W.VBox([self._status_line, self._log_view, self._output_box])
+        self._result_tab = W.VBox([self._status_line, self._log_view, self._output_box])
         self._language = W.ToggleButtons(options=LANGUAGES, style={"button_width": "auto"})
         self._language.observe(lambda _: self._refresh_code(), "value")
         self._code_view = W.HTML()
         code_tab = W.VBox([self._language, self._code_view])
         self._history_box = W.VBox()
-        self._tabs = W.Tab([result_tab, code_tab, self._history_box], titles=("Result", "Code", "History"))
+        self._tabs = W.Tab([self._result_tab, code_tab, self._history_box], titles=("Result", "Code", "History"))
         self._tabs.observe(lambda _: self._refresh_code(), "selected_index")
         result_column = W.VBox([self._tabs], layout=W.Layout(flex="1 1 380px", min_width="300px"))
 
@@ -265,6 +308,7 @@ class Playground:
         self.widget = W.VBox([stylesheet(), header, columns])
         self.widget.add_class("fal-pg")
         self.widget.add_class("fal-pg-playground")
+        self.widget.observe(lambda change: self.disconnect() if change["new"] is None else None, "comm")
         self._status("Ready", "idle")
         self._render_history()
 
@@ -288,6 +332,28 @@ class Playground:
         if len(text) > _SNIPPET_SHOWN:
             text = text[:_SNIPPET_SHOWN] + f"\n… ({len(text)} characters: Playground.code() gives all of it)"
         self._code_view.value = f'<pre class="fal-pg-snippet">{html.escape(text)}</pre>'
+
+    # -- sessions (realtime and websocket endpoints) ----------------------------------------
+    def _session_view(self) -> SessionView:
+        if self.session is None:
+            raise FalNotebookError(
+                f"{self.endpoint.path} is called with Run (submit()): connect() is for realtime and websocket "
+                "endpoints."
+            )
+        return self.session
+
+    def _session_message(self) -> Any:
+        """The form's values as one message, or InputError with the fields marked."""
+        return self.endpoint.request(prune(self.endpoint.form, self._valid_values("message")))[1]
+
+    def _valid_values(self, what: str) -> dict[str, Any]:
+        """The form's values, or InputError (the fields marked) when they do not fit the schema."""
+        values = self.form.get()
+        issues = validate_object(self.endpoint.fields, values)
+        self._show_issues(issues)
+        if issues:
+            raise InputError(f"The {what} is invalid: " + "; ".join(_issue_text(i) for i in issues), issues)
+        return values
 
     # -- running a call -----------------------------------------------------------------------
     def _clicked_run(self) -> None:

@@ -6,6 +6,13 @@ and ``@fal-ai/client`` (both read ``FAL_KEY``), and fal's hosts (``FAL_RUN_HOST`
 with the gateway's key read from its file: the official clients only build ``https://`` URLs, and the
 gateway serves HTTP on 127.0.0.1, so a fal-client snippet would not run as pasted. No snippet
 contains a key.
+
+A realtime endpoint (``@fal.realtime``) gets ``fal_client.realtime(...)`` and fal-notebook's
+``connect(...).realtime(...)``, a websocket endpoint ``fal_client.ws_connect(...)`` and
+``connect(...).websocket(...)``. For the local gateway fal_client needs ``%fal_env`` and
+``use_jwt=False``: it asks fal's own REST host for a realtime token, which cannot be redirected, and
+so does ``@fal-ai/client`` (its realtime URL is fixed to fal.run): the JavaScript tab says so instead.
+cURL speaks no websocket.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import json
 from typing import Any
 
 from ..protocol import fal_hosts
-from ..wire import fal_app_urls
+from ..wire import REALTIME, fal_app_urls
 
 LANGUAGES = ("Python", "JavaScript", "cURL")
 _WIDTH = 88
@@ -28,11 +35,59 @@ def snippets(
     local_url: str | None = None,
     key_file: str | None = None,
     streaming: bool = False,
+    protocol: str = "http",
 ) -> dict[str, str]:
     """The three snippets for a call of ``path`` (query string included) with ``arguments``.
-    ``local_url`` is the gateway's sync URL of the app, ``key_file`` the file with the gateway's key."""
+    ``local_url`` is the gateway's sync URL of the app, ``key_file`` the file with the gateway's key;
+    ``protocol`` ``realtime`` or ``websocket``: ``arguments`` is one message of a session."""
+    if protocol != "http":
+        session = _Session(
+            endpoint_id.strip("/"), path, arguments, local=local_url is not None, realtime=protocol == REALTIME
+        )
+        return {"Python": session.python(), "JavaScript": session.javascript(), "cURL": session.curl()}
     call = _Call(endpoint_id, path, arguments, local_url, key_file, streaming)
     return {"Python": call.python(), "JavaScript": call.javascript(), "cURL": call.curl()}
+
+
+class _Session:
+    """One message sent to a realtime or websocket endpoint, and the first answer read."""
+
+    def __init__(self, app: str, path: str, message: Any, *, local: bool, realtime: bool):
+        self.app, self.path, self.message, self.local, self.realtime = app, path, message, local, realtime
+
+    def python(self) -> str:
+        text = self.realtime or isinstance(self.message, str)  # a websocket takes text frames
+        message = py_literal(self.message, 4, len("connection.send(json.dumps())"))
+        message = message if text else f"json.dumps({message})"
+        jwt = ", use_jwt=False" if self.local else ""
+        opener, ours = ("realtime", "realtime") if self.realtime else ("ws_connect", "websocket")
+        env = ' (after %fal_env, or eval "$(fal-notebook env --shell)" in a shell)' if self.local else ""
+        return (
+            ("" if text else "import json\n\n") + f"# fal_client{env}\nimport fal_client\n\n"
+            f'with fal_client.{opener}("{self.app}", path="{self.path}"{jwt}) as connection:\n'
+            f"    connection.send({message})\n    print(connection.recv())\n\n"
+            "# fal-notebook's client\nimport fal_notebook\n\n"
+            f'with fal_notebook.connect("{self.app}").{ours}("{self.path}") as connection:\n'
+            f"    connection.send({message})\n    print(connection.recv())\n"
+        )
+
+    def javascript(self) -> str:
+        if not self.realtime or self.local:
+            why = (
+                "it connects to realtime endpoints only"
+                if not self.realtime
+                else "its realtime URL is fixed to fal.run"
+            )
+            return f"// @fal-ai/client cannot reach this endpoint ({why}): use the Python snippet.\n"
+        return (
+            'import { fal } from "@fal-ai/client";\n\n'
+            f'const connection = fal.realtime.connect("{self.app}", {{\n  path: "{self.path}",\n'
+            "  onResult: (result) => console.log(result),\n  onError: (error) => console.error(error),\n});\n"
+            f"connection.send({json.dumps(self.message, indent=2)});\n"
+        )
+
+    def curl(self) -> str:
+        return "# cURL speaks no websocket: use the Python snippet.\n"
 
 
 class _Call:

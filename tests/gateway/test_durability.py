@@ -1,16 +1,28 @@
-"""The queue survives the gateway: SQLite keeps every accepted request through a SIGKILL."""
+"""The queue survives the gateway: SQLite keeps every accepted request, and every webhook still to
+deliver, through a SIGKILL."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import sqlite3
 from pathlib import Path
 
 from gateway_apps import echo
+from test_webhooks import receiver  # noqa: F401  (the fixture)
 
+from fal_notebook import wire
 from fal_notebook.gateway import gateway_status, start_gateway
 from fal_notebook.gateway.store import Store
+from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+
+
+def kill_gateway(gateway) -> None:
+    pid = gateway_status().pid
+    os.kill(pid, signal.SIGKILL)
+    gateway.wait_for(lambda: not alive(pid), what="the gateway to die")
 
 
 def alive(pid: int) -> bool:
@@ -67,3 +79,57 @@ def test_results_are_kept_an_hour_then_purged(tmp_path):
     store.db.execute("UPDATE requests SET completed = completed - 3601 WHERE id = 'r1'")
     assert store.purge() == 1
     assert store.get("r1") is None and store.logs("r1") == []
+
+
+def test_a_webhook_pending_when_the_gateway_is_killed_is_delivered_once_after_restart(gateway, receiver):  # noqa: F811
+    """The receiver refuses; the gateway dies between two attempts; the one that starts again takes up the
+    schedule where it stood (attempt counts go on, each attempt logged once) and delivers once the
+    receiver takes deliveries again."""
+    gateway.deploy(echo(), "hooked", auth="public")
+    receiver.answers = [503] * 100
+    with gateway.http() as client:
+        handle = client.post("/queue/local/hooked", params={"fal_webhook": receiver.url}, json={"text": "a b c"}).json()
+        gateway.wait_completed(client, handle["status_url"])
+    before = len(receiver.wait(9))  # the next attempt waits RETRY_DELAYS[8] (2.56 s): the gateway dies meanwhile
+    kill_gateway(gateway)
+    assert len(receiver.received) < 1 + len(RETRY_DELAYS)
+
+    start_gateway()
+    receiver.wait(before + 1)  # a first attempt after the restart, still refused
+    receiver.answers.clear()  # the receiver takes deliveries again
+    gateway.wait_for(lambda: 200 in receiver.answered, timeout=60, what="the delivery")
+
+    answers = receiver.answered
+    assert answers.count(200) == 1 and answers[-1] == 200 and set(answers[:-1]) == {503}
+    bodies = {body for _, body in receiver.received}
+    assert len(bodies) == 1 and json.loads(bodies.pop())["payload"]["words"] == 3
+    with gateway.http() as client:
+        keys = client.get(wire.JWKS_PATH).json()  # the same key after the restart
+    headers, body = receiver.received[-1]
+    assert verify(headers, body, keys) and headers[wire.WEBHOOK_REQUEST_ID] == handle["request_id"]
+
+    log = (gateway.home / "gateway" / "logs" / "hooked.log").read_text()
+    numbers = [int(n) for n in re.findall(rf"request {handle['request_id']}: attempt (\d+)/11", log)]
+    assert numbers == list(range(1, len(receiver.received) + 1))  # one entry per attempt, counted on
+    assert f"the gateway restarted after attempt {before}/11; resuming." in log
+    attempts = [line for line in log.splitlines() if f"request {handle['request_id']}: attempt" in line]
+    assert attempts[-1].endswith(" answered 200; delivered.")
+    db = sqlite3.connect(gateway.home / "gateway" / "gateway.sqlite3")
+    [(outcome,)] = db.execute("SELECT webhook_outcome FROM requests WHERE id = ?", (handle["request_id"],))
+    db.close()
+    assert outcome == f"delivered: attempt {len(receiver.received)} answered 200"
+
+
+def test_pending_webhooks_are_the_completed_requests_whose_delivery_has_not_ended(tmp_path):
+    store = Store(tmp_path / "queue.sqlite3")
+    for request_id, webhook in (("plain", None), ("hooked", "http://127.0.0.1:9/h"), ("queued", "http://h/")):
+        store.save_body(request_id, b"{}")
+        store.add_request(request_id, "app", "/", {}, webhook=webhook)
+    for request_id in ("plain", "hooked"):
+        store.complete(request_id, 200, b"{}", "application/json")
+    store.webhook_attempt("hooked", 3)
+    assert [(r["id"], r["webhook_attempts"]) for r in store.pending_webhooks()] == [("hooked", 3)]
+    store.db.execute("UPDATE requests SET completed = completed - 3601")
+    assert store.purge() == 1  # "plain"; a webhook still to deliver keeps its request
+    store.webhook_ended("hooked", "delivered: attempt 4 answered 200")
+    assert store.pending_webhooks() == [] and store.purge() == 1

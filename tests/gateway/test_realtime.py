@@ -81,3 +81,20 @@ def test_our_client_speaks_to_realtime_and_websocket_endpoints(gateway, live):
     with pytest.raises(RequestError) as refused, client.websocket("/nowhere"):
         pass
     assert refused.value.status_code in (403, 404) and "the websocket /nowhere was refused" in str(refused.value)
+
+
+def test_our_realtime_session_raises_fals_error_message_and_ends_at_a_normal_close(gateway, live):
+    from fal_notebook import connect
+    from fal_notebook.errors import RealtimeError
+
+    with connect("local/live").realtime() as session:
+        session.send({"no_text": 1})  # not a Ping: fal's session sends its error message, then closes
+        with pytest.raises(RealtimeError) as failed:
+            session.recv(timeout=30)
+    assert failed.value.error_type == "INTERNAL_ERROR" and "text" in failed.value.detail
+    assert str(failed.value).startswith("local/live: the realtime session with /realtime ended with INTERNAL_ERROR: ")
+    with connect("local/live").realtime() as session:
+        session.send({"text": "a"})
+        assert session.recv(timeout=30) == {"upper": "A"}
+        session.close()
+        assert session.recv(timeout=30) is None

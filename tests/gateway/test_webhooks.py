@@ -21,11 +21,13 @@ from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
 
 @dataclass
 class Receiver:
-    """A webhook receiver on the loopback: answers ``answers`` in turn (then 200), records each POST."""
+    """A webhook receiver on the loopback: answers ``answers`` in turn (then 200), records each POST
+    (``received``) and then its answer (``answered``)."""
 
     port: int
     answers: list[int] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -47,11 +49,12 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             hook = state["receiver"]
-            hook.received.append((dict(self.headers.items()), body))
             status = hook.answers.pop(0) if hook.answers else 200
+            hook.received.append((dict(self.headers.items()), body))
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
+            hook.answered.append(status)
 
         def log_message(self, *args) -> None:
             pass

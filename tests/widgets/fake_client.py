@@ -1,13 +1,19 @@
 """A stand-in for fal_notebook.client in widget unit tests: exactly the interface the Playground uses
-(``openapi``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``), with the
-client's own event and error classes, answering from a function (each log entry yielded once, as
-the client's ``iter_events`` does). The integration tests use the real client against the local gateway."""
+(``openapi``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``, and the
+``realtime``/``websocket`` sessions), with the client's own event and error classes, answering from a
+function (each log entry yielded once, as the client's ``iter_events`` does). The integration tests
+use the real client against the local gateway."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from websockets.exceptions import ConnectionClosedOK
+from websockets.frames import Close
 
 from fal_notebook.errors import RequestError
 from fal_notebook.protocol import resolve_address
@@ -73,9 +79,34 @@ class FakeClient:
         self.cancels: list[str] = []
         self.gate: threading.Event | None = None
         self.started = threading.Event()
+        self.sessions: list[FakeSession] = []
+        self.refuse: Exception | None = None  # raised when a session is opened
+        self.opening = threading.Event()  # set: sessions open at once; clear: they wait for it
+        self.opening.set()
 
     def openapi(self) -> dict:
         return self.document
+
+    @contextlib.contextmanager
+    def realtime(self, path: str = "/realtime") -> Iterator[FakeSession]:
+        """As the client's: ``recv`` gives outputs (dicts), None once closed, and raises the app's errors."""
+        yield from self._session(path, text=False)
+
+    @contextlib.contextmanager
+    def websocket(self, path: str) -> Iterator[FakeSession]:
+        """As a websockets connection: text frames; ``recv`` raises ConnectionClosedOK once closed."""
+        yield from self._session(path, text=True)
+
+    def _session(self, path: str, *, text: bool) -> Iterator[FakeSession]:
+        self.opening.wait(10)
+        if self.refuse is not None:
+            raise self.refuse
+        session = FakeSession(self, path, text)
+        self.sessions.append(session)
+        try:
+            yield session
+        finally:
+            session.close()
 
     def submit(self, arguments: Any, path: str = "/") -> FakeHandle:
         self.calls.append((path, arguments))
@@ -85,3 +116,42 @@ class FakeClient:
         path = path.rstrip("/") + "/stream"  # as the client: POST <path>/stream
         self.calls.append((path, arguments))
         yield from self.respond(path, arguments)
+
+
+class FakeSession:
+    """Answers each message with the outputs of ``respond(path, message)`` (a list), or the error it
+    raises (after which it closes, as a realtime app does after its error message)."""
+
+    def __init__(self, client: FakeClient, path: str, text: bool):
+        self.client, self.path, self.text = client, path, text
+        self.sent: list[Any] = []
+        self.closed = threading.Event()
+        self._inbox: queue.Queue[Any] = queue.Queue()
+
+    def send(self, message: Any) -> None:
+        if self.closed.is_set():
+            raise ConnectionClosedOK(Close(1000, ""), Close(1000, ""), True)
+        self.sent.append(message)
+        try:
+            outputs = self.client.respond(self.path, message)
+        except Exception as error:
+            self._inbox.put(error)
+            return
+        for output in outputs:
+            self._inbox.put(output)
+
+    def recv(self, timeout: float | None = None) -> Any:
+        item = self._inbox.get(timeout=timeout)
+        if isinstance(item, Exception):
+            self.closed.set()
+            raise item
+        if item is None:
+            if self.text:
+                raise ConnectionClosedOK(Close(1000, ""), Close(1000, ""), True)
+            return None
+        return item
+
+    def close(self) -> None:
+        if not self.closed.is_set():
+            self.closed.set()
+            self._inbox.put(None)

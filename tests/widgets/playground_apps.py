@@ -144,3 +144,49 @@ class FileInfo(fal.App):
         return Info(size=len(content), sha256=hashlib.sha256(content).hexdigest(), content_type=content_type,
                     first_line=first)
 """
+
+#: Realtime endpoints (``@fal.realtime``): a badge per message, and a stream of ``count`` badges per
+#: message; the text "fail" makes the app fail (fal then sends its error message and closes).
+LIVE_BADGES = """
+from collections.abc import Iterator
+
+import fal
+from fal.toolkit import Image
+from PIL import Image as PILImage, ImageDraw
+from pydantic import BaseModel, Field
+
+
+class Badge(BaseModel):
+    text: str = Field(description="What the badge says.", examples=["live"])
+    count: int = Field(1, ge=1, le=5, description="Badges per message (/frames).")
+
+
+class Drawn(BaseModel):
+    image: Image
+    caption: str
+
+
+def draw(text: str) -> Drawn:
+    if text == "fail":
+        raise ValueError("cannot draw 'fail'")
+    picture = PILImage.new("RGB", (96, 32), "navy")
+    ImageDraw.Draw(picture).text((6, 10), text, fill="white")
+    return Drawn(image=Image.from_pil(picture, repository="in_memory"), caption=f"Live: {text}")
+
+
+class LiveBadges(fal.App):
+    keep_alive = 300
+
+    @fal.endpoint("/")
+    def once(self, badge: Badge) -> Drawn:
+        return draw(badge.text)
+
+    @fal.realtime("/realtime")
+    def badge(self, badge: Badge) -> Drawn:
+        return draw(badge.text)
+
+    @fal.realtime("/frames")
+    def frames(self, badge: Badge) -> Iterator[Drawn]:
+        for i in range(badge.count):
+            yield draw(f"{badge.text} {i + 1}")
+"""

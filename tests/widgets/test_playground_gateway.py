@@ -8,6 +8,7 @@ import ast
 import base64
 import hashlib
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -17,9 +18,10 @@ import pytest
 
 from fal_notebook.client import connect
 from fal_notebook.errors import InputError, RequestError
+from fal_notebook.gateway import client_environment
 from fal_notebook.widgets.playground import Playground
 
-from .playground_apps import BADGE, FILE_INFO, TEXT
+from .playground_apps import BADGE, FILE_INFO, LIVE_BADGES, TEXT
 from .test_fields import upload
 from .test_playground import html_of
 
@@ -40,6 +42,11 @@ def badge(gateway):
 @pytest.fixture(scope="module")
 def file_info(gateway):
     return gateway.deploy(FILE_INFO, "file-info")
+
+
+@pytest.fixture(scope="module")
+def live_badges(gateway):
+    return gateway.deploy(LIVE_BADGES, "live-badges")
 
 
 def wait_until(predicate, what: str, timeout: float = 30.0):
@@ -199,3 +206,72 @@ def test_history_is_kept_per_app_and_reloads_into_the_form(text_app):
     again.load(call)
     assert again.endpoint.path == "/" and again.arguments == call.arguments
     assert again.fields["shout"].value is True
+
+
+def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget(gateway, live_badges):
+    """A real fal.App's ``@fal.realtime`` endpoints through the gateway: connect, send messages from the
+    form, images rendered as they arrive, the app's error shown, the connection closed with the widget."""
+    log = gateway.home / "gateway" / "logs" / "live-badges.log"
+
+    def connect(pg: Playground) -> None:
+        pg.connect()
+        wait_until(lambda: pg.session.state == "connected", "the connection", TIMEOUT)
+
+    def sockets(event: str) -> int:
+        return log.read_text().count(f"WebSocket {event}")
+
+    pg = Playground(live_badges, endpoint="/realtime")
+    assert {e.path: e.protocol for e in pg.schema.endpoints} == {
+        "/": "http",
+        "/realtime": "realtime",
+        "/frames": "realtime",
+    }
+    assert pg.fields["text"].value == "live"
+    connect(pg)
+    pg.set_values({"text": "hi"})
+    pg.send()
+    wait_until(lambda: " 1 received" in pg.session._status.value, "the badge", TIMEOUT)
+    [drawn] = pg.session.received
+    assert drawn["caption"] == "Live: hi" and drawn["image"]["url"].startswith("data:image/png;base64,")
+    assert f'<img src="{drawn["image"]["url"]}"' in html_of(pg.session.panel)
+
+    pg.select("/frames")  # closes the connection to /realtime
+    wait_until(lambda: sockets("/realtime closed") == 1, "the gateway to see /realtime closed", TIMEOUT)
+    connect(pg)
+    pg.set_values({"text": "frame", "count": 3})
+    pg.send()
+    wait_until(lambda: pg.session.state == "closed", "the end of the stream", TIMEOUT)
+    assert [d["caption"] for d in pg.session.received] == ["Live: frame 1", "Live: frame 2", "Live: frame 3"]
+    assert html_of(pg.session.panel).count("<img src=") == 3
+    # fal ends a server-streaming session after its one message's outputs: a note, not an error
+    assert "ended with TIMEOUT" in pg.session.error and "Connect again" in pg.session.error
+    assert '<div class="fal-pg-help">' in pg.session._error.value and "Disconnected · 1 sent · 3 received" in (
+        pg.session._status.value
+    )
+
+    pg.select("/realtime")
+    connect(pg)
+    pg.set_values({"text": "fail"})
+    pg.send()
+    wait_until(lambda: pg.session.state == "failed", "the app's error", TIMEOUT)
+    assert "ended with INTERNAL_ERROR: cannot draw 'fail'" in pg.session.error
+    assert "Failed · 1 sent · 0 received" in pg.session._status.value
+    assert '<div class="fal-pg-error">' in pg.session._error.value
+
+    connect(pg)
+    pg.widget.close()
+    pg.session.wait(TIMEOUT)
+    assert (pg.session.error, pg.session.state) == ("", "closed")
+    wait_until(lambda: sockets("/realtime closed") == 3, "the gateway to see the last close", TIMEOUT)
+    assert sockets("/realtime opened") == 3 and sockets("/frames opened") == sockets("/frames closed") == 1
+
+
+def test_the_realtime_snippet_runs_with_fal_client_and_ours(live_badges):
+    pg = Playground(live_badges, endpoint="/realtime")
+    pg.set_values({"text": "snippet"})
+    env = {**os.environ, **client_environment()}
+    done = subprocess.run(
+        [sys.executable, "-c", pg.code("Python")], capture_output=True, text=True, timeout=TIMEOUT, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("'caption': 'Live: snippet'") == 2  # fal_client's answer, then ours

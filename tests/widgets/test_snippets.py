@@ -91,3 +91,38 @@ def test_curl_for_fal_follows_fal_run_host(monkeypatch):
     assert shlex.split(snippets("alice/painter", "/edit", {})["cURL"])[3] == "https://fal.run/alice/painter/edit"
     monkeypatch.setenv("FAL_RUN_HOST", "fal.example.test")
     assert shlex.split(snippets("alice/painter", "/", {})["cURL"])[3] == "https://fal.example.test/alice/painter"
+
+
+def test_realtime_snippets_use_fal_clients_realtime_and_ours():
+    found = snippets("alice/live", "/realtime", {"prompt": "a cat"}, protocol="realtime")
+    tree = ast.parse(found["Python"])
+    opened = [ast.unparse(node.items[0].context_expr) for node in tree.body if isinstance(node, ast.With)]
+    assert opened == [
+        "fal_client.realtime('alice/live', path='/realtime')",
+        "fal_notebook.connect('alice/live').realtime('/realtime')",
+    ]
+    assert found["Python"].count('connection.send({"prompt": "a cat"})') == 2
+    js = found["JavaScript"]
+    assert 'fal.realtime.connect("alice/live", {\n  path: "/realtime",' in js
+    assert json.loads(js[js.index("connection.send(") + 16 : js.rindex(");")]) == {"prompt": "a cat"}
+    assert "curl" not in found["cURL"] and "speaks no websocket" in found["cURL"]
+
+
+def test_local_realtime_snippets_need_fal_env_and_no_jwt():
+    found = snippets(
+        "local/live", "/realtime", {"prompt": "a cat"}, local_url="http://127.0.0.1:1/local/live", protocol="realtime"
+    )
+    ast.parse(found["Python"])
+    assert "%fal_env" in found["Python"]
+    assert 'fal_client.realtime("local/live", path="/realtime", use_jwt=False)' in found["Python"]
+    assert "fixed to fal.run" in found["JavaScript"] and "fal.realtime" not in found["JavaScript"]
+
+
+def test_websocket_snippets_send_text():
+    text = snippets("alice/live", "/chat", "hello", protocol="websocket")["Python"]
+    assert 'fal_client.ws_connect("alice/live", path="/chat")' in text and 'connection.send("hello")' in text
+    assert 'fal_notebook.connect("alice/live").websocket("/chat")' in text and "import json" not in text
+    as_json = snippets("alice/live", "/chat", {"a": 1}, protocol="websocket")["Python"]
+    ast.parse(as_json)
+    assert 'connection.send(json.dumps({"a": 1}))' in as_json and as_json.startswith("import json\n")
+    assert "realtime endpoints only" in snippets("alice/live", "/chat", "x", protocol="websocket")["JavaScript"]

@@ -292,7 +292,7 @@ class EndpointClient:
         with self.websocket(path) as connection:
             yield RealtimeSession(connection, self._session_error(path))
 
-    def _session_error(self, path: str):
+    def _session_error(self, path: str) -> Callable[[str, str], RealtimeError]:
         def error(code: str, reason: str) -> RealtimeError:
             problem = f"the realtime session with {path} ended with {code}" + (f": {reason}" if reason else "")
             problem += "" if problem.endswith((".", "!", "?")) else "."

@@ -16,7 +16,7 @@ import re
 import ssl
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -339,6 +339,9 @@ def transport_error(error: Exception, address: Address, url: str, *, key: str | 
     return make_error(address, problem, todo, key=key, detail=str(error))
 
 
+ErrorT = TypeVar("ErrorT", bound=RequestError)
+
+
 def make_error(
     address: Address,
     problem: str,
@@ -349,8 +352,8 @@ def make_error(
     detail: Any = None,
     request_id: str | None = None,
     error_type: str | None = None,
-    cls: type[RequestError] = RequestError,
-) -> RequestError:
+    cls: type[ErrorT] = RequestError,  # type: ignore[assignment]
+) -> ErrorT:
     """A ``cls`` error whose message reads ``<endpoint>: <problem> <todo> (request id <id>)``, key-free."""
     suffix = f" (request id {request_id})" if request_id else ""
     message = scrub(f"{address.endpoint_id}: {problem} {todo}".rstrip() + suffix, key)

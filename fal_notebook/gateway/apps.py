@@ -502,7 +502,7 @@ class AppRuntime:
         store.start(row["id"], attempts, runner.id)
         self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
-        outcome = await self.call(runner, "POST", row["path"], row["body"], headers)
+        outcome = await self.call(runner, "POST", row["path"], store.body(row["id"]) or b"", headers)
         await asyncio.sleep(LOG_SETTLE)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         allowed = self.current.settings.attempts.get(outcome.retry or "", 1) if self.current else 1

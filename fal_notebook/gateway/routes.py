@@ -280,11 +280,12 @@ async def result(request: Request) -> Response:
         return found
     _, row = found
     headers = {wire.REQUEST_ID: row["id"]}
-    if row["status"] != wire.COMPLETED:
+    answer = gateway_of(request).store.result(row["id"])
+    if answer is None:
         return error(400, "Request is still in progress", headers=headers)
-    if row["error_type"]:
-        headers[wire.ERROR_TYPE] = row["error_type"]
-    return Response(row["result_body"], row["result_status"], media_type=row["result_type"], headers=headers)
+    if answer["error_type"]:
+        headers[wire.ERROR_TYPE] = answer["error_type"]
+    return Response(answer["result_body"], answer["result_status"], media_type=answer["result_type"], headers=headers)
 
 
 async def cancel(request: Request) -> Response:

@@ -1,13 +1,22 @@
 """The gateway's durable state in SQLite: queued requests, their results and logs, deployed apps.
 
-A request is committed before the gateway answers its submission, so it survives a crash of the
-gateway process (WAL journal: a commit is durable against a killed process).
+Durability: a request is committed before its submission is answered, and a result before anyone
+is told the request completed, so neither is lost when the gateway process is killed (WAL journal:
+a commit is in the operating system's hands when it returns). Changes that acknowledge nothing
+(a request started, a log line) join one transaction that commits at the next turn of the event
+loop, or with the next change that must be durable, whichever comes first.
+
+Bodies are written once: a request's body in a table of its own (a request's row changes a few
+times, its body never), a result's body with the change that completes the request. Reads of a
+request's state (``get``) leave both out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,14 +27,14 @@ from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE
 RESULT_TTL = 3600.0
 #: Logs returned per status call (a moving window, as on fal; clients de-duplicate).
 LOG_WINDOW = 1000
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS requests (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT UNIQUE NOT NULL,
     app TEXT NOT NULL,
     path TEXT NOT NULL,
-    body BLOB NOT NULL,
     headers TEXT NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
@@ -37,16 +46,21 @@ CREATE TABLE IF NOT EXISTS requests (
     start_deadline REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     result_status INTEGER,
-    result_body BLOB,
     result_type TEXT,
     error TEXT,
     error_type TEXT,
-    inference_time REAL
+    inference_time REAL,
+    result_body BLOB
 );
-CREATE INDEX IF NOT EXISTS requests_queue ON requests (app, status, priority, seq);
+CREATE INDEX IF NOT EXISTS requests_queued ON requests (app, priority, seq) WHERE status = '{IN_QUEUE}';
+CREATE INDEX IF NOT EXISTS requests_running ON requests (seq) WHERE status = '{IN_PROGRESS}';
 CREATE INDEX IF NOT EXISTS requests_completed ON requests (completed);
+CREATE TABLE IF NOT EXISTS bodies (
+    seq INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS logs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL,
     timestamp TEXT NOT NULL,
     level TEXT NOT NULL,
@@ -59,6 +73,11 @@ CREATE TABLE IF NOT EXISTS apps (
     record TEXT NOT NULL
 );
 """
+#: A request's state: every column but the bodies.
+_STATE = (
+    "seq, id, app, path, headers, priority, status, attempts, runner, created, started, completed, start_deadline,"
+    " cancel_requested, result_status, result_type, error, error_type, inference_time"
+)
 
 
 class Store:
@@ -68,11 +87,51 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
+        _migrate(self.db)
         self.db.executescript(_SCHEMA)
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         path.chmod(0o600)
+        self._open = False  # a transaction holds changes that acknowledge nothing yet
+        self._commit_soon: asyncio.Handle | None = None
 
     def close(self) -> None:
+        self.commit()
         self.db.close()
+
+    # -- transactions ------------------------------------------------------------------------
+    def _write(self, sql: str, params: tuple[Any, ...] = (), *, durable: bool) -> sqlite3.Cursor:
+        """Run a change; ``durable``: committed (with every change before it) when this returns."""
+        if not self._open:
+            self.db.execute("BEGIN")
+            self._open = True
+        cursor = self.db.execute(sql, params)
+        if durable:
+            self.commit()
+        elif self._commit_soon is None:
+            try:
+                self._commit_soon = asyncio.get_running_loop().call_soon(self._commit_later)
+            except RuntimeError:  # no event loop (tools, tests): nothing to batch with
+                self.commit()
+        return cursor
+
+    def commit(self) -> None:
+        if self._commit_soon is not None:
+            self._commit_soon.cancel()
+            self._commit_soon = None
+        if self._open:
+            self._open = False
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _commit_later(self) -> None:
+        self._commit_soon = None
+        try:
+            self.commit()
+        except sqlite3.Error as exc:  # lost: changes that acknowledged nothing; the next durable one tells
+            print(f"fal-notebook gateway: a deferred commit failed: {exc}", file=sys.stderr)
 
     # -- requests ----------------------------------------------------------------------------
     def add_request(
@@ -86,55 +145,65 @@ class Store:
         priority: int = 0,
         start_deadline: float | None = None,
     ) -> None:
-        self.db.execute(
-            "INSERT INTO requests (id, app, path, body, headers, priority, status, created, start_deadline)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                request_id,
-                app,
-                path,
-                body,
-                json.dumps(headers),
-                priority,
-                IN_QUEUE,
-                time.time(),
-                start_deadline,
-            ),
+        """Store a submitted request; committed when this returns."""
+        cursor = self._write(
+            "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (request_id, app, path, json.dumps(headers), priority, IN_QUEUE, time.time(), start_deadline),
+            durable=False,
         )
+        self._write("INSERT INTO bodies (seq, body) VALUES (?, ?)", (cursor.lastrowid, body), durable=True)
 
     def get(self, request_id: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+        """The request's state (no bodies: ``body`` and ``result`` read those)."""
+        return self.db.execute(f"SELECT {_STATE} FROM requests WHERE id = ?", (request_id,)).fetchone()
 
+    def body(self, request_id: str) -> bytes | None:
+        row = self.db.execute(
+            "SELECT body FROM bodies WHERE seq = (SELECT seq FROM requests WHERE id = ?)", (request_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def result(self, request_id: str) -> sqlite3.Row | None:
+        """A completed request's answer: ``result_status``, ``result_type``, ``error_type``, ``result_body``."""
+        return self.db.execute(
+            "SELECT result_status, result_type, error_type, result_body FROM requests WHERE id = ? AND status = ?",
+            (request_id, COMPLETED),
+        ).fetchone()
+
+    # (the statuses are spelled out in the queries below, as in the partial indexes they use)
     def queued(self, app: str) -> list[sqlite3.Row]:
         return self.db.execute(
-            "SELECT * FROM requests WHERE app = ? AND status = ? ORDER BY priority, seq", (app, IN_QUEUE)
+            f"SELECT {_STATE} FROM requests WHERE status = '{IN_QUEUE}' AND app = ? ORDER BY priority, seq", (app,)
         ).fetchall()
 
     def in_progress(self) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM requests WHERE status = ?", (IN_PROGRESS,)).fetchall()
+        return self.db.execute(f"SELECT {_STATE} FROM requests WHERE status = '{IN_PROGRESS}'").fetchall()
 
     def queue_position(self, row: sqlite3.Row) -> int:
+        """How many queued requests of the app go before this one."""
         (ahead,) = self.db.execute(
-            "SELECT COUNT(*) FROM requests WHERE app = ? AND status = ? AND (priority < ? OR "
-            "(priority = ? AND seq < ?))",
-            (row["app"], IN_QUEUE, row["priority"], row["priority"], row["seq"]),
+            f"SELECT COUNT(*) FROM requests WHERE status = '{IN_QUEUE}' AND app = ? AND (priority, seq) < (?, ?)",
+            (row["app"], row["priority"], row["seq"]),
         ).fetchone()
         return ahead
 
     def start(self, request_id: str, attempts: int, runner: str) -> None:
-        self.db.execute(
+        self._write(
             "UPDATE requests SET status = ?, attempts = ?, runner = ?, started = ? WHERE id = ?",
             (IN_PROGRESS, attempts, runner, time.time(), request_id),
+            durable=False,
         )
 
     def requeue(self, request_id: str, *, attempts: int | None = None) -> None:
-        self.db.execute(
+        self._write(
             "UPDATE requests SET status = ?, runner = NULL, attempts = COALESCE(?, attempts) WHERE id = ?",
             (IN_QUEUE, attempts, request_id),
+            durable=False,
         )
 
     def request_cancel(self, request_id: str) -> None:
-        self.db.execute("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,))
+        self._write("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,), durable=True)
 
     def complete(
         self,
@@ -147,37 +216,33 @@ class Store:
         error_type: str | None = None,
         inference_time: float | None = None,
     ) -> None:
-        self.db.execute(
+        """Record the request's answer; committed when this returns."""
+        self._write(
             "UPDATE requests SET status = ?, completed = ?, result_status = ?, result_body = ?,"
             " result_type = ?, error = ?, error_type = ?, inference_time = ?, runner = NULL WHERE id = ?",
-            (
-                COMPLETED,
-                time.time(),
-                status_code,
-                body,
-                content_type,
-                error,
-                error_type,
-                inference_time,
-                request_id,
-            ),
+            (COMPLETED, time.time(), status_code, body, content_type, error, error_type, inference_time, request_id),
+            durable=True,
         )
 
     def purge(self, older_than: float = RESULT_TTL) -> int:
-        """Forget completed requests (and their logs) older than ``older_than`` seconds."""
+        """Forget completed requests (their bodies and logs) older than ``older_than`` seconds."""
         cutoff = time.time() - older_than
-        ids = [r[0] for r in self.db.execute("SELECT id FROM requests WHERE completed < ?", (cutoff,))]
-        if ids:
-            marks = ",".join("?" * len(ids))
-            self.db.execute(f"DELETE FROM logs WHERE request_id IN ({marks})", ids)
-            self.db.execute(f"DELETE FROM requests WHERE id IN ({marks})", ids)
-        return len(ids)
+        rows = self.db.execute("SELECT seq, id FROM requests WHERE completed < ?", (cutoff,)).fetchall()
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self._write(f"DELETE FROM logs WHERE request_id IN ({marks})", tuple(r["id"] for r in chunk), durable=False)
+            self._write(f"DELETE FROM bodies WHERE seq IN ({marks})", tuple(r["seq"] for r in chunk), durable=False)
+            self._write(f"DELETE FROM requests WHERE seq IN ({marks})", tuple(r["seq"] for r in chunk), durable=False)
+        self.commit()
+        return len(rows)
 
     # -- logs --------------------------------------------------------------------------------
     def add_log(self, request_id: str, entry: dict[str, str]) -> None:
-        self.db.execute(
+        self._write(
             "INSERT INTO logs (request_id, timestamp, level, source, message) VALUES (?, ?, ?, ?, ?)",
             (request_id, entry["timestamp"], entry["level"], entry["source"], entry["message"]),
+            durable=False,
         )
 
     def logs(self, request_id: str) -> list[dict[str, str]]:
@@ -190,10 +255,34 @@ class Store:
 
     # -- apps --------------------------------------------------------------------------------
     def save_app(self, name: str, record: dict[str, Any]) -> None:
-        self.db.execute(
+        self._write(
             "INSERT INTO apps (name, record) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record",
             (name, json.dumps(record)),
+            durable=True,
         )
 
     def apps(self) -> dict[str, dict[str, Any]]:
         return {r["name"]: json.loads(r["record"]) for r in self.db.execute("SELECT * FROM apps ORDER BY name")}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database of an earlier gateway to this schema, keeping its requests and apps."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    if version >= SCHEMA_VERSION or not columns:
+        return
+    # version 1: the body in the requests row, one index over every request's status
+    kept = ", ".join(c for c in _STATE.replace(" ", "").split(",") if c in columns)
+    db.executescript(
+        f"""
+        BEGIN;
+        ALTER TABLE requests RENAME TO requests_v1;
+        DROP INDEX IF EXISTS requests_queue;
+        DROP INDEX IF EXISTS requests_completed;
+        {_SCHEMA}
+        INSERT INTO requests ({kept}, result_body) SELECT {kept}, result_body FROM requests_v1;
+        INSERT INTO bodies (seq, body) SELECT seq, body FROM requests_v1;
+        DROP TABLE requests_v1;
+        COMMIT;
+        """
+    )

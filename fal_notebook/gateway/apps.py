@@ -23,7 +23,7 @@ import httpx
 from .. import wire
 from ..errors import FalNotebookError
 from ..generate.project import AppProject
-from ..secrets import redact
+from ..secrets import Redactor
 from .envs import EnvBuildError
 from .images import remove_image
 from .paths import app_log_path, snapshots_dir
@@ -137,6 +137,7 @@ class AppRuntime:
         self.failures = 0
         self.retry_at = 0.0
         self.spec: DeploySpec | None = None
+        self.redact = Redactor()
         self.closing = False  # the gateway shuts down: no new runners
         self._event_seq = itertools.count(1)
         self._runner_seq = itertools.count(1)
@@ -158,6 +159,7 @@ class AppRuntime:
         rev = Revision(number, digest, spec, snapshots_dir(self.name) / f"rev-{number}")
         self.revisions[number] = rev
         self.rolling, self.spec = rev, spec
+        self.redact = Redactor(spec.secrets.values())  # once per deploy, not per output line
         if self.status in ("failed", "stopped") or self.current is None:
             self.status, self.error = "deploying", None
         self.failures, self.retry_at = 0, 0.0
@@ -592,9 +594,7 @@ class AppRuntime:
 
     # -- logs and events ---------------------------------------------------------------------
     def _on_output(self, runner: Runner, stream: str, line: str) -> None:
-        line = redact(line)
-        for value in self.spec.secrets.values() if self.spec else ():
-            line = line.replace(value, "***")
+        line = self.redact(line)
         self._write_log(f"[{runner.id}] {line}")
         if _ACCESS_LINE.match(line) or not runner.in_flight:
             return

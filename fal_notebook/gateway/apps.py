@@ -31,6 +31,7 @@ from .prepare import DeploySpec, prepare, snapshot
 from .runners import Launch, Runner, RunnerStartError, port_is_free
 from .settings import Settings
 from .store import Store
+from .upstream import Response, Upstream, UpstreamError
 
 #: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
 CRASH_LOOP = 3
@@ -53,6 +54,7 @@ class Host(Protocol):
 
     store: Store
     http: httpx.AsyncClient
+    upstream: Upstream  # the proxy hop to runners
     state_id: str
 
     def notify(self, request_id: str) -> None:
@@ -545,21 +547,22 @@ class AppRuntime:
         headers: dict[str, str],
         *,
         stream: bool = False,
-    ) -> httpx.Response | Outcome:
+    ) -> Response | Outcome:
         """Send one request to a runner; an Outcome when it times out or the runner is lost."""
         timeout = self.current.settings.request_timeout if self.current else None
         started = time.monotonic()
-        request = self.host.http.build_request(method, runner.url + path, content=body, headers=headers)
         try:
             async with asyncio.timeout(timeout):
-                response = await self.host.http.send(request, stream=stream)
+                response = await self.host.upstream.send(method, runner.url + path, content=body, headers=headers)
+                if not stream:
+                    await response.aread()
         except TimeoutError:
             detail = f"Request timed out after request_timeout={timeout:g} s."
             self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
             elapsed = time.monotonic() - started
             return Outcome.failure(504, detail, wire.REQUEST_TIMEOUT_ERROR, retry=wire.TIMEOUT, elapsed=elapsed)
-        except httpx.HTTPError as exc:
-            detail = f"Runner {runner.id} disconnected during the request ({type(exc).__name__})."
+        except UpstreamError as exc:
+            detail = f"Runner {runner.id} disconnected during the request ({exc})."
             self.retire(runner, f"{detail} It is replaced. Its last output:\n{runner.tail_text()}")
             elapsed = time.monotonic() - started
             return Outcome.failure(503, detail, wire.RUNNER_DISCONNECTED, retry=wire.CONNECTION_ERROR, elapsed=elapsed)
@@ -664,7 +667,7 @@ class AppRuntime:
         }
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: Response) -> str:
     """The app's error detail as text (its ``detail``, else its whole answer)."""
     try:
         body = response.json()

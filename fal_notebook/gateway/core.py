@@ -21,6 +21,7 @@ from .prepare import DeploySpec, digest
 from .runners import kill_orphans
 from .settings import DEFAULT_ATTEMPTS
 from .store import Store
+from .upstream import Upstream
 
 TICK = 0.25
 PURGE_EVERY = 60.0
@@ -31,9 +32,8 @@ class Gateway:
         self.key = key
         self.state_id = state_id
         self.store = Store(db_path())
-        self.http = httpx.AsyncClient(
-            timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=200)
-        )
+        self.http = httpx.AsyncClient(timeout=None)  # health checks, schemas, cancellations
+        self.upstream = Upstream()  # the calls themselves
         self.apps: dict[str, AppRuntime] = {}
         self._records = self.store.apps()
         self._watchers: dict[str, set[asyncio.Event]] = {}
@@ -93,6 +93,7 @@ class Gateway:
         for runtime in self.apps.values():
             runtime.close_log()
         await self.http.aclose()
+        await self.upstream.aclose()
         self.store.close()
 
     async def _keep_house(self) -> None:

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -29,6 +28,8 @@ from .. import wire
 from .apps import AppRuntime, Outcome, Unavailable, forwarded_headers
 from .core import stored_headers
 from .runners import Runner
+from .upstream import Response as UpstreamResponse
+from .upstream import UpstreamError
 from .web import BodyTooLarge, error, gateway_of, has_key, read_body, too_large, unauthorized
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
@@ -112,7 +113,7 @@ async def run_sync(request: Request) -> Response:
     return await relay(runtime, runner, request_id, upstream)
 
 
-async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: httpx.Response) -> Response:
+async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: UpstreamResponse) -> Response:
     """The runner's answer to the caller: small ones in one piece, others (SSE...) as they come.
     The runner's slot is released when the answer is through, or the caller went away."""
     headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_SKIP}
@@ -132,7 +133,7 @@ async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: 
         except TimeoutError:
             timed_out()
             return error(504, "Request timed out.", wire.REQUEST_TIMEOUT_ERROR)
-        except httpx.HTTPError:
+        except UpstreamError:
             return error(503, f"Runner {runner.id} disconnected during the response.", wire.RUNNER_DISCONNECTED)
         finally:
             await upstream.aclose()
@@ -150,7 +151,7 @@ async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: 
                 except TimeoutError:
                     timed_out()
                     return
-                except httpx.HTTPError:
+                except UpstreamError:
                     return
                 yield chunk
         finally:

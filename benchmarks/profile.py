@@ -1,9 +1,9 @@
 """Where the gateway's CPU goes under the queue load: py-spy samples the gateway process while
-two clients drain queued requests through it (the ``queue drain`` row's load), then prints the
-time by library and the functions that hold most of it.
+two clients drain queued requests through it (the ``queue drain`` row's load; ``--sync``: sync
+calls), then prints the time by library and the functions that hold most of it.
 
     .venv/bin/pip install py-spy
-    .venv/bin/python -m benchmarks.profile [--requests 400] [--rounds 2] [--raw FILE]
+    .venv/bin/python -m benchmarks.profile [--requests 400] [--rounds 2] [--sync] [--raw FILE]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from .gateway import drain_throughput, queue_call, timed
+from .gateway import drain_throughput, queue_call, sync_throughput, timed
 from .harness import WORDS, deploy, private_gateway, wait_runners
 
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^:]*)(:\d+)?\)$")
@@ -55,7 +55,7 @@ def parse(raw: Path) -> list[tuple[list[tuple[str, str]], int]]:
 
 def summary(raw: Path, top: int = 20) -> str:
     """The event loop's thread only (others wait on child processes or the thread pool); a sample
-    whose innermost frame is the selector's wait is idle time."""
+    whose innermost Python frame is the loop's wait (the selector, or uvloop's C loop) is idle time."""
     stacks = [(frames, count) for frames, count in parse(raw) if "runpy" in frames[0][1]]
     total = sum(count for _, count in stacks) or 1
     by_group: Counter[str] = Counter()
@@ -63,7 +63,7 @@ def summary(raw: Path, top: int = 20) -> str:
     inclusive: Counter[str] = Counter()
     for frames, count in stacks:
         function, file = frames[-1]
-        if function.endswith("Selector.select"):
+        if function.endswith("Selector.select") or function in ("Runner.run", "run_forever", "run_until_complete"):
             by_group["idle (the event loop waits)"] += count
             continue
         by_group[group_of(file)] += count
@@ -91,6 +91,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw (collapsed) stacks in this file")
+    parser.add_argument("--sync", action="store_true", help="sync calls through the gateway instead of queued ones")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -110,9 +111,10 @@ def main() -> int:
             stderr=subprocess.PIPE,
         )
         try:
+            load = sync_throughput(deployment.url, args.requests) if args.sync else None
             for _ in range(args.rounds):
-                (rate,) = drain_throughput(deployment.queue_url, args.requests)()
-                print(f"drain: {rate:.0f} req/s", file=sys.stderr)
+                (rate,) = (load or drain_throughput(deployment.queue_url, args.requests))()
+                print(f"{'sync' if args.sync else 'drain'}: {rate:.0f} req/s", file=sys.stderr)
         finally:
             recorder.send_signal(subprocess.signal.SIGINT)
             recorder.wait(30)

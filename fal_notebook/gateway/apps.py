@@ -3,6 +3,10 @@
 Work (queued requests from SQLite and in-flight sync calls) waits in one priority queue and is
 handed to the least busy ready runner of the serving revision. A redeploy starts the new
 revision's runners first; the old ones drain and stop, so no accepted request is dropped.
+
+The runtime reaches the world only through its ``Host``: the store, the HTTP client, its task
+supervisor and clock, how a revision is built and how a runner is made. Tests give it a fake host
+(fake runners, a fake clock); ``tick()`` is its periodic work (deadlines, scaling).
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import heapq
 import itertools
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,16 +24,18 @@ from typing import Any, Protocol
 import httpx
 
 from .. import wire
+from ..config import AppConfig
 from ..errors import FalNotebookError
-from ..generate.project import AppProject
 from ..secrets import Redactor
-from .envs import EnvBuildError
+from .envs import EnvBuildError, OnLine
 from .images import remove_image
 from .paths import app_log_path, snapshots_dir
-from .prepare import DeploySpec, prepare, snapshot
-from .runners import Launch, Runner, RunnerStartError, port_is_free
+from .prepare import DeploySpec
+from .runners import Launch, OnOutput, Runner, RunnerStartError, port_is_free
 from .settings import Settings
+from .states import GOING, LIVE, AppStatus, RevisionStatus, RunnerState
 from .store import Store
+from .supervisor import Clock, Supervisor
 from .upstream import Response, Upstream, UpstreamError
 
 #: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
@@ -49,6 +54,15 @@ class Unavailable(Exception):
     """The app cannot take work (failed or stopped); ``str()`` says why."""
 
 
+@dataclass
+class Build:
+    """A revision made ready to run: its config, how its runners start, notes for the user."""
+
+    config: AppConfig
+    launch: Launch
+    notes: list[str]
+
+
 class Host(Protocol):
     """What an app's runtime needs from the gateway that holds it (``core.Gateway``)."""
 
@@ -56,6 +70,8 @@ class Host(Protocol):
     http: httpx.AsyncClient
     upstream: Upstream  # the proxy hop to runners
     state_id: str
+    tasks: Supervisor
+    clock: Clock
 
     def notify(self, request_id: str) -> None:
         """Wake whoever watches the request (its status stream)."""
@@ -65,6 +81,12 @@ class Host(Protocol):
 
     def last_revision(self, name: str) -> int:
         """The last revision number recorded for app ``name`` (0 for none)."""
+
+    async def build(self, spec: DeploySpec, snapshot: Path, *, copy: bool, on_line: OnLine) -> Build:
+        """Snapshot the project (``copy``) into ``snapshot``, load it, and prepare its runners' launch."""
+
+    def new_runner(self, runner_id: str, revision: int, launch: Launch, on_output: OnOutput) -> Runner:
+        """A runner, not started yet."""
 
 
 @dataclass
@@ -77,7 +99,7 @@ class Revision:
     settings: Settings = field(default_factory=Settings)
     launch: Launch | None = None
     openapi: bytes | None = None
-    status: str = "deploying"  # deploying | ready | failed | superseded
+    status: RevisionStatus = RevisionStatus.DEPLOYING
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -88,7 +110,7 @@ class Work:
     order: float
     request_id: str = field(compare=False)
     waiter: asyncio.Future | None = field(default=None, compare=False)  # sync calls: gets the Runner
-    deadline: float | None = field(default=None, compare=False)  # X-Fal-Request-Timeout (time.time())
+    deadline: float | None = field(default=None, compare=False)  # X-Fal-Request-Timeout (wall clock)
     cancelled: bool = field(default=False, compare=False)
 
 
@@ -127,7 +149,8 @@ class AppRuntime:
     def __init__(self, name: str, host: Host, *, stopped: bool = False):
         self.name = name
         self.host = host
-        self.status = "stopped" if stopped else "deploying"  # deploying | ready | failed | stopped
+        self.clock = host.clock
+        self.status = AppStatus.STOPPED if stopped else AppStatus.DEPLOYING
         self.error: str | None = None
         self.current: Revision | None = None
         self.rolling: Revision | None = None
@@ -153,7 +176,7 @@ class AppRuntime:
         if self.rolling is not None and self.rolling.digest == digest:
             return self.rolling.number
         if self.rolling is None and self.current is not None and self.current.digest == digest:
-            if self.status == "ready":
+            if self.status == AppStatus.READY:
                 return self.current.number
         if self.rolling is not None:
             self._supersede(self.rolling)
@@ -162,16 +185,16 @@ class AppRuntime:
         self.revisions[number] = rev
         self.rolling, self.spec = rev, spec
         self.redact = Redactor(spec.secrets.values())  # once per deploy, not per output line
-        if self.status in ("failed", "stopped") or self.current is None:
-            self.status, self.error = "deploying", None
+        if self.status in (AppStatus.FAILED, AppStatus.STOPPED) or self.current is None:
+            self.status, self.error = AppStatus.DEPLOYING, None
         self.failures, self.retry_at = 0, 0.0
-        self._rollout = asyncio.create_task(self._roll_out(rev, copy=copy))
+        self._rollout = self.host.tasks.spawn(self._roll_out(rev, copy=copy), name=f"{self.name} rollout {number}")
         return number
 
     def _supersede(self, rev: Revision) -> None:
         if self._rollout is not None:
             self._rollout.cancel()
-        rev.status = "superseded"
+        rev.status = RevisionStatus.SUPERSEDED
         for runner in self._runners_of(rev.number):
             self._stop_later(runner)
         self.rolling = None
@@ -180,12 +203,9 @@ class AppRuntime:
         source = rev.spec.path if copy else "its snapshot, after a gateway restart"
         self.event(f"Deploying revision {rev.number} of {self.name} from {source}.")
         try:
-            if copy:
-                await asyncio.to_thread(snapshot, Path(rev.spec.path), rev.snapshot)
-            project = await asyncio.to_thread(AppProject.load, rev.snapshot)
-            rev.config = project.config
-            rev.launch, rev.notes = await prepare(project, rev.spec, self.event)
-            rev.settings = Settings.from_config(project.config, single_runner=rev.launch.fixed_port is not None)
+            build = await self.host.build(rev.spec, rev.snapshot, copy=copy, on_line=self.event)
+            rev.config, rev.launch, rev.notes = build.config, build.launch, build.notes
+            rev.settings = Settings.from_config(build.config, single_runner=build.launch.fixed_port is not None)
             for note in rev.notes:
                 self.event("Note: " + note)
             if rev.launch.fixed_port is not None:
@@ -203,10 +223,10 @@ class AppRuntime:
     async def _free_fixed_port(self, port: int) -> None:
         """A server pinned to one port: the old runners must go before the new one can start."""
         for runner in [r for r in self.runners if r.port == port]:
-            runner.state = "draining"
+            runner.state = RunnerState.DRAINING
             self.event(f"Waiting for runner {runner.id} to finish its requests (both listen on port {port}).")
             while runner.in_flight and runner.alive:
-                await asyncio.sleep(0.05)
+                await self.clock.sleep(0.05)
             await self._stop_runner(runner)
         if not port_is_free(port):
             raise FalNotebookError(
@@ -216,10 +236,10 @@ class AppRuntime:
 
     def _promote(self, rev: Revision) -> None:
         old, self.current, self.rolling = self.current, rev, None
-        rev.status, self.status, self.error = "ready", "ready", None
+        rev.status, self.status, self.error = RevisionStatus.READY, AppStatus.READY, None
         for runner in self.runners:
-            if runner.revision != rev.number and runner.state in ("starting", "ready"):
-                runner.state = "draining"
+            if runner.revision != rev.number and runner.state in LIVE:
+                runner.state = RunnerState.DRAINING
                 if not runner.in_flight:
                     self._stop_later(runner)
         self.host.save_app(self)
@@ -228,7 +248,7 @@ class AppRuntime:
         self.pump()
 
     def _rollout_failed(self, rev: Revision, message: str) -> None:
-        rev.status, rev.error = "failed", message
+        rev.status, rev.error = RevisionStatus.FAILED, message
         self.rolling = None
         for runner in self._runners_of(rev.number):
             self._stop_later(runner)
@@ -237,12 +257,12 @@ class AppRuntime:
             self.fail(message)
         else:
             self.event(f"Revision {self.current.number} keeps serving.")
-            self.status = "ready"
+            self.status = AppStatus.READY
         self.host.save_app(self)
 
     def fail(self, message: str) -> None:
         """Stop serving (crash loop, failed first deploy): every waiting request ends with the reason."""
-        self.status, self.error = "failed", message
+        self.status, self.error = AppStatus.FAILED, message
         for runner in list(self.runners):
             self._stop_later(runner)
         self._drop_pending(f"App {self.name} failed: {message}", wire.RUNNER_SCHEDULING_FAILURE)
@@ -257,7 +277,7 @@ class AppRuntime:
     async def stop(self) -> None:
         if self.rolling is not None:
             self._supersede(self.rolling)
-        self.status, self.error = "stopped", None
+        self.status, self.error = AppStatus.STOPPED, None
         self._drop_pending(f"App {self.name} was stopped.", wire.RUNNER_SCHEDULING_FAILURE)
         await asyncio.gather(*(self._stop_runner(r) for r in list(self.runners)))
         self.event(f"Stopped {self.name}.")
@@ -297,27 +317,30 @@ class AppRuntime:
                 if rev is self.current:
                     self._count_failure(str(exc))
 
-        asyncio.create_task(boot())
+        self.host.tasks.spawn(boot(), name=f"boot {runner.id}")
 
     def _new_runner(self, rev: Revision) -> Runner:
         assert rev.launch is not None
-        runner = Runner(f"{self.name}-r{rev.number}-{next(self._runner_seq)}", rev.number, rev.launch, self._on_output)
+        runner_id = f"{self.name}-r{rev.number}-{next(self._runner_seq)}"
+        runner = self.host.new_runner(runner_id, rev.number, rev.launch, self._on_output)
+        runner.started = self.clock.monotonic()
         self.runners.append(runner)
         self.event(f"Starting runner {runner.id}.")
         return runner
 
     async def _boot(self, runner: Runner, rev: Revision) -> Runner:
         try:
-            await runner.start(self.host.http, state_id=self.host.state_id)
+            await runner.start(self.host.http, state_id=self.host.state_id, tasks=self.host.tasks)
         except BaseException:
-            runner.state = "dead"
+            runner.state = RunnerState.DEAD
             if runner in self.runners:
                 self.runners.remove(runner)
             await runner.stop(grace=1.0)
             raise
-        took = time.monotonic() - runner.started
+        runner.idle_since = self.clock.monotonic()
+        took = runner.idle_since - runner.started
         self.event(f"Runner {runner.id} is ready on port {runner.port} ({took:.1f} s).")
-        asyncio.create_task(self._monitor(runner))
+        self.host.tasks.spawn(self._monitor(runner), name=f"monitor {runner.id}")
         if rev is not self.current and rev is not self.rolling:
             self._stop_later(runner)  # its revision was replaced meanwhile
         self.pump()
@@ -325,7 +348,7 @@ class AppRuntime:
 
     async def _monitor(self, runner: Runner) -> None:
         await runner.exited.wait()
-        expected = runner.state in ("stopping", "dead")
+        expected = runner.state in GOING
         if runner in self.runners:
             self.runners.remove(runner)
         await runner.stop(grace=0)
@@ -341,12 +364,12 @@ class AppRuntime:
 
     def _stop_later(self, runner: Runner) -> None:
         """Stop a runner in the background; it takes no more work from now on."""
-        if runner.state not in ("stopping", "dead"):
-            runner.state = "stopping"
-            asyncio.create_task(self._stop_runner(runner))
+        if runner.state not in GOING:
+            runner.state = RunnerState.STOPPING
+            self.host.tasks.spawn(self._stop_runner(runner), name=f"stop {runner.id}")
 
     async def _stop_runner(self, runner: Runner) -> None:
-        if runner.state == "dead":
+        if runner.state == RunnerState.DEAD:
             return
         await runner.stop()
         if runner in self.runners:
@@ -355,11 +378,11 @@ class AppRuntime:
 
     def _count_failure(self, message: str) -> None:
         self.failures += 1
-        if self.failures >= CRASH_LOOP and self.status == "ready":
+        if self.failures >= CRASH_LOOP and self.status == AppStatus.READY:
             self.event(f"Crash loop: {self.failures} runners in a row failed; no more restarts until a redeploy.")
             self.fail(f"crash loop, {self.failures} runners in a row failed. The last one: {message}")
         else:
-            self.retry_at = time.monotonic() + min(0.5 * 2.0**self.failures, 30.0)
+            self.retry_at = self.clock.monotonic() + min(0.5 * 2.0**self.failures, 30.0)
 
     def _clean_snapshots(self) -> None:
         """Forget revisions that neither serve nor have runners: their snapshots and images go."""
@@ -367,34 +390,39 @@ class AppRuntime:
             rev.number for rev in (self.current, self.rolling) if rev is not None
         }
         for number, rev in list(self.revisions.items()):
-            if number not in keep and rev.status != "deploying":
+            if number not in keep and rev.status != RevisionStatus.DEPLOYING:
                 del self.revisions[number]
                 if rev.snapshot.is_dir():
-                    asyncio.create_task(asyncio.to_thread(_remove_tree, rev.snapshot))
+                    self.host.tasks.spawn(asyncio.to_thread(_remove_tree, rev.snapshot), name=f"remove {rev.snapshot}")
                 image = rev.launch.image if rev.launch else None
                 if image and image not in {r.launch.image for r in self.revisions.values() if r.launch}:
-                    asyncio.create_task(asyncio.to_thread(remove_image, image))
+                    self.host.tasks.spawn(asyncio.to_thread(remove_image, image), name=f"remove image {image}")
 
     # -- scaling -----------------------------------------------------------------------------
+    def tick(self) -> None:
+        """The periodic work (the gateway's housekeeping calls it): deadlines, then scaling."""
+        self.expire_deadlines()
+        self.scale()
+
     def scale(self) -> None:
         """Start runners for the work there is, stop idle ones after keep_alive, drain old ones."""
         for runner in list(self.runners):
-            if runner.state == "draining" and not runner.in_flight:
+            if runner.state == RunnerState.DRAINING and not runner.in_flight:
                 self._stop_later(runner)
         rev = self.current
-        if rev is None or self.status != "ready" or rev.launch is None or self.closing:
+        if rev is None or self.status != AppStatus.READY or rev.launch is None or self.closing:
             return
         if self.rolling is not None and self.rolling.launch is not None and self.rolling.launch.fixed_port:
             return  # the old runners make way for the new one on the fixed port
-        live = [r for r in self._runners_of(rev.number) if r.state in ("starting", "ready")]
+        live = [r for r in self._runners_of(rev.number) if r.state in LIVE]
         work = sum(1 for w in self.pending if not w.cancelled) + sum(len(r.in_flight) for r in live)
         desired = rev.settings.desired_runners(work)
-        if len(live) < desired and time.monotonic() >= self.retry_at:
+        now = self.clock.monotonic()
+        if len(live) < desired and now >= self.retry_at:
             for _ in range(desired - len(live)):
                 self._spawn_runner(rev)
         elif len(live) > desired:
-            idle = [r for r in live if r.state == "ready" and not r.in_flight]
-            now = time.monotonic()
+            idle = [r for r in live if r.state == RunnerState.READY and not r.in_flight]
             expired = sorted(
                 (r for r in idle if now - r.idle_since >= rev.settings.keep_alive), key=lambda r: r.idle_since
             )
@@ -403,7 +431,7 @@ class AppRuntime:
                 self._stop_later(runner)
 
     def expire_deadlines(self) -> None:
-        now = time.time()
+        now = self.clock.time()
         for work in self.pending:
             if not work.cancelled and work.deadline is not None and now > work.deadline:
                 work.cancelled = True
@@ -419,24 +447,24 @@ class AppRuntime:
     def enqueue(
         self, request_id: str, *, priority: int = 0, order: float | None = None, deadline: float | None = None
     ) -> None:
-        if self.status in ("failed", "stopped"):
+        if self.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(self.unavailable_reason())
-        work = Work(priority, order if order is not None else time.time(), request_id, deadline=deadline)
+        work = Work(priority, order if order is not None else self.clock.time(), request_id, deadline=deadline)
         self.queued[request_id] = work
         heapq.heappush(self.pending, work)
         self.pump()
 
     def unavailable_reason(self) -> str:
-        if self.status == "stopped":
+        if self.status == AppStatus.STOPPED:
             return f"App {self.name} is stopped; deploy it again."
         return f"App {self.name} failed: {self.error}"
 
     async def acquire(self, request_id: str, *, deadline: float | None = None) -> Runner:
         """A runner slot for a sync call; give it back with ``release``."""
-        if self.status in ("failed", "stopped"):
+        if self.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(self.unavailable_reason())
         waiter = asyncio.get_running_loop().create_future()
-        work = Work(0, time.time(), request_id, waiter=waiter, deadline=deadline)
+        work = Work(0, self.clock.time(), request_id, waiter=waiter, deadline=deadline)
         heapq.heappush(self.pending, work)
         self.pump()
         try:
@@ -452,8 +480,8 @@ class AppRuntime:
             return
         runner.served += int(served)
         if not runner.in_flight:
-            runner.idle_since = time.monotonic()
-            if runner.state == "draining":
+            runner.idle_since = self.clock.monotonic()
+            if runner.state == RunnerState.DRAINING:
                 self._stop_later(runner)
         self.pump()
 
@@ -470,7 +498,7 @@ class AppRuntime:
     def pump(self) -> None:
         """Hand pending work to free runners of the serving revision."""
         rev = self.current
-        while self.pending and rev is not None and self.status == "ready":
+        while self.pending and rev is not None and self.status == AppStatus.READY:
             work = self.pending[0]
             if work.cancelled or (work.waiter is not None and work.waiter.done()):
                 heapq.heappop(self.pending)
@@ -484,39 +512,46 @@ class AppRuntime:
                 work.waiter.set_result(runner)
             else:
                 self.queued.pop(work.request_id, None)
-                asyncio.create_task(self._execute(work, runner))
+                self.host.tasks.spawn(self._execute(work, runner), name=f"execute {work.request_id}")
         self.scale()
 
     def _free_runner(self, rev: Revision) -> Runner | None:
         free = [
             r
             for r in self._runners_of(rev.number)
-            if r.state == "ready" and r.alive and len(r.in_flight) < rev.settings.max_multiplexing
+            if r.state == RunnerState.READY and r.alive and len(r.in_flight) < rev.settings.max_multiplexing
         ]
         return min(free, key=lambda r: len(r.in_flight), default=None)
 
     async def _execute(self, work: Work, runner: Runner) -> None:
-        """Run one queued request on ``runner``: retry it per fal's conditions, or complete it."""
+        """Run one queued request on ``runner``; its slot is given back on every way out."""
+        retry, served = None, False
+        try:
+            retry, served = await self._attempt(work.request_id, runner)
+        finally:
+            self.release(runner, work.request_id, served=served)
+        if retry is not None:
+            self.enqueue(retry["id"], priority=retry["priority"], order=retry["created"], deadline=None)
+
+    async def _attempt(self, request_id: str, runner: Runner) -> tuple[Any, bool]:
+        """One attempt of a queued request: ``(its row, False)`` when it is to be retried, else
+        ``(None, whether the runner served it)``; a final outcome completes it."""
         store = self.host.store
-        row = store.get(work.request_id)
+        row = store.get(request_id)
         if row is None or row["status"] == wire.COMPLETED:
-            self.release(runner, work.request_id, served=False)
-            return
+            return None, False
         attempts = row["attempts"] + 1
         store.start(row["id"], attempts, runner.id)
         self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
         outcome = await self.call(runner, "POST", row["path"], store.body(row["id"]) or b"", headers)
-        await asyncio.sleep(LOG_SETTLE)
+        await self.clock.sleep(LOG_SETTLE)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
-        allowed = self.current.settings.attempts.get(outcome.retry or "", 1) if self.current else 1
-        if outcome.retry and not cancelled and attempts < allowed and self.status == "ready":
+        if not cancelled and self._retries(outcome, attempts):
             self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); retrying on a runner.")
             store.requeue(row["id"])
             self.host.notify(row["id"])
-            self.release(runner, row["id"], served=False)
-            self.enqueue(row["id"], priority=row["priority"], order=row["created"], deadline=None)
-            return
+            return row, False
         if cancelled and outcome.status >= 500:
             outcome = Outcome.failure(499, "Request cancelled.", wire.CLIENT_CANCELLED)
         elif cancelled and outcome.status == 499:
@@ -524,7 +559,13 @@ class AppRuntime:
         self._finish(row["id"], outcome)
         if outcome.status < 500:
             self.failures = 0
-        self.release(runner, row["id"], served=True)
+        return None, True
+
+    def _retries(self, outcome: Outcome, attempts: int) -> bool:
+        """Whether a failed attempt is tried again: fal's retry conditions and the app's budget.
+        (The seam for fidelity's retry rules, issue 9: one pure function will decide here.)"""
+        allowed = self.current.settings.attempts.get(outcome.retry or "", 1) if self.current else 1
+        return bool(outcome.retry) and attempts < allowed and self.status == AppStatus.READY
 
     def _finish(self, request_id: str, outcome: Outcome) -> None:
         self.host.store.complete(
@@ -550,7 +591,7 @@ class AppRuntime:
     ) -> Response | Outcome:
         """Send one request to a runner; an Outcome when it times out or the runner is lost."""
         timeout = self.current.settings.request_timeout if self.current else None
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             async with asyncio.timeout(timeout):
                 response = await self.host.upstream.send(method, runner.url + path, content=body, headers=headers)
@@ -559,12 +600,12 @@ class AppRuntime:
         except TimeoutError:
             detail = f"Request timed out after request_timeout={timeout:g} s."
             self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
-            elapsed = time.monotonic() - started
+            elapsed = self.clock.monotonic() - started
             return Outcome.failure(504, detail, wire.REQUEST_TIMEOUT_ERROR, retry=wire.TIMEOUT, elapsed=elapsed)
         except UpstreamError as exc:
             detail = f"Runner {runner.id} disconnected during the request ({exc})."
             self.retire(runner, f"{detail} It is replaced. Its last output:\n{runner.tail_text()}")
-            elapsed = time.monotonic() - started
+            elapsed = self.clock.monotonic() - started
             return Outcome.failure(503, detail, wire.RUNNER_DISCONNECTED, retry=wire.CONNECTION_ERROR, elapsed=elapsed)
         if response.status_code == 503:  # fal terminates a runner that answers 503
             self.retire(runner, f"Runner {runner.id} answered 503: it is replaced.")
@@ -572,13 +613,13 @@ class AppRuntime:
 
     def retire(self, runner: Runner, message: str) -> None:
         """Take a runner out of service (it is stuck or lost); scaling replaces it."""
-        if runner.state in ("starting", "ready", "draining"):
+        if runner.state not in GOING:
             self.event(message)
             self._stop_later(runner)
 
     async def call(self, runner: Runner, method: str, path: str, body: bytes, headers: dict[str, str]) -> Outcome:
         """One request to a runner, classified the way fal's queue does."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         response = await self.send(runner, method, path, body, headers)
         if isinstance(response, Outcome):
             return response
@@ -587,7 +628,7 @@ class AppRuntime:
             status,
             response.content,
             response.headers.get("content-type", "application/json"),
-            elapsed=time.monotonic() - started,
+            elapsed=self.clock.monotonic() - started,
         )
         if status >= 400:
             outcome.error = _detail(response)
@@ -616,7 +657,7 @@ class AppRuntime:
 
     def event(self, message: str) -> None:
         """A deploy/runtime event: shown by the deploying front end and written to the app's log."""
-        self.events.append({"seq": next(self._event_seq), "time": time.time(), "message": message})
+        self.events.append({"seq": next(self._event_seq), "time": self.clock.time(), "message": message})
         del self.events[:-EVENTS_KEPT]
         self._write_log(f"[gateway] {message}")
 

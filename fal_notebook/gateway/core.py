@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,13 +15,16 @@ import httpx
 from .. import wire
 from ..generate.project import AppProject
 from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queued, Status
-from .apps import AppRuntime, Unavailable
+from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
+from .envs import OnLine
 from .paths import db_path
-from .prepare import DeploySpec, digest
-from .runners import kill_orphans
+from .prepare import DeploySpec, digest, prepare, snapshot
+from .runners import Launch, OnOutput, Runner, kill_orphans
 from .settings import DEFAULT_ATTEMPTS
+from .states import AppStatus
 from .store import Store
+from .supervisor import Clock, Supervisor
 from .upstream import Upstream
 
 TICK = 0.25
@@ -37,7 +41,8 @@ class Gateway:
         self.apps: dict[str, AppRuntime] = {}
         self._records = self.store.apps()
         self._watchers: dict[str, set[asyncio.Event]] = {}
-        self._housekeeping: asyncio.Task | None = None
+        self.tasks = Supervisor()
+        self.clock = Clock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -46,7 +51,7 @@ class Gateway:
         if any((record.get("spec") or {}).get("env") == "docker" for record in self._records.values()):
             await asyncio.to_thread(remove_containers, self.state_id)
         for name, record in self._records.items():
-            stopped = record["status"] == "stopped" or not record.get("spec")
+            stopped = record["status"] == AppStatus.STOPPED or not record.get("spec")
             runtime = self.apps[name] = AppRuntime(name, self, stopped=stopped)
             if stopped:
                 continue
@@ -64,14 +69,14 @@ class Gateway:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
             runtime = self.apps.get(row["app"])
-            if runtime is None or runtime.status == "stopped" or row["attempts"] >= DEFAULT_ATTEMPTS:
+            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= DEFAULT_ATTEMPTS:
                 self._end(row["id"], "The gateway restarted while the request ran, and it cannot be retried.")
                 continue
             self.store.requeue(row["id"])
             runtime.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
         for name, runtime in self.apps.items():
             for row in self.store.queued(name):
-                if runtime.status == "stopped":
+                if runtime.status == AppStatus.STOPPED:
                     self._end(row["id"], f"App {name} is stopped.")
                 else:
                     runtime.enqueue(
@@ -81,15 +86,14 @@ class Gateway:
                         deadline=row["start_deadline"],
                     )
         self.store.purge()
-        self._housekeeping = asyncio.create_task(self._keep_house())
+        self.tasks.spawn(self._keep_house(), name="housekeeping")
 
     async def close(self) -> None:
         """Stop every runner; the apps stay deployed and come back with the next start."""
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
         for runtime in self.apps.values():
             runtime.close()
         await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
+        await self.tasks.close()
         for runtime in self.apps.values():
             runtime.close_log()
         await self.http.aclose()
@@ -97,15 +101,14 @@ class Gateway:
         self.store.close()
 
     async def _keep_house(self) -> None:
-        last_purge = time.monotonic()
+        last_purge = self.clock.monotonic()
         while True:
-            await asyncio.sleep(TICK)
+            await self.clock.sleep(TICK)
             for runtime in list(self.apps.values()):
-                runtime.expire_deadlines()
-                runtime.scale()
-            if time.monotonic() - last_purge > PURGE_EVERY:
+                runtime.tick()
+            if self.clock.monotonic() - last_purge > PURGE_EVERY:
                 self.store.purge()
-                last_purge = time.monotonic()
+                last_purge = self.clock.monotonic()
 
     def _end(self, request_id: str, detail: str) -> None:
         self.store.complete(
@@ -116,6 +119,17 @@ class Gateway:
             error=detail,
             error_type=wire.RUNNER_DISCONNECTED,
         )
+
+    # -- what the app runtimes need (apps.Host) ----------------------------------------------
+    async def build(self, spec: DeploySpec, target: Path, *, copy: bool, on_line: OnLine) -> Build:
+        if copy:
+            await asyncio.to_thread(snapshot, Path(spec.path), target)
+        project = await asyncio.to_thread(AppProject.load, target)
+        launch, notes = await prepare(project, spec, on_line)
+        return Build(project.config, launch, notes)
+
+    def new_runner(self, runner_id: str, revision: int, launch: Launch, on_output: OnOutput) -> Runner:
+        return Runner(runner_id, revision, launch, on_output)
 
     # -- apps --------------------------------------------------------------------------------
     def deploy(self, name: str, spec: DeploySpec) -> dict[str, Any]:
@@ -139,7 +153,7 @@ class Gateway:
 
     def serving(self, name: str) -> AppRuntime | None:
         runtime = self.apps.get(name)
-        return runtime if runtime is not None and runtime.status != "stopped" else None
+        return runtime if runtime is not None and runtime.status != AppStatus.STOPPED else None
 
     def save_app(self, runtime: AppRuntime) -> None:
         current = runtime.current
@@ -187,10 +201,10 @@ class Gateway:
         timeout: float | None,
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
-        if runtime.status in ("failed", "stopped"):
+        if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(runtime.unavailable_reason())
         request_id = str(uuid.uuid4())
-        deadline = time.time() + timeout if timeout else None
+        deadline = self.clock.time() + timeout if timeout else None
         self.store.add_request(
             request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline
         )
@@ -227,7 +241,9 @@ class Gateway:
         self.store.request_cancel(row["id"])
         runner = runtime.runner_of(row["id"]) if runtime is not None else None
         if runner is not None:
-            asyncio.create_task(self._forward_cancel(runtime, runner.url, row["path"], row["id"]))
+            self.tasks.spawn(
+                self._forward_cancel(runtime, runner.url, row["path"], row["id"]), name=f"cancel {row['id']}"
+            )
         return wire.CANCELLATION_REQUESTED
 
     async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:

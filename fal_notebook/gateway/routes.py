@@ -103,7 +103,11 @@ async def run_sync(request: Request) -> Response:
         return error(504, str(exc), wire.REQUEST_TIMEOUT_ERROR, {wire.REQUEST_TIMEOUT_TYPE: "user"})
     path = app_path(request) + app_query(request)
     headers = forwarded_headers(dict(request.headers), request_id)
-    upstream = await runtime.send(runner, request.method, path, body, headers, stream=True)
+    try:
+        upstream = await runtime.send(runner, request.method, path, body, headers, stream=True)
+    except BaseException:  # the slot goes back on every way out (relay gives it back after the answer)
+        runtime.release(runner, request_id, served=False)
+        raise
     if isinstance(upstream, Outcome):
         runtime.release(runner, request_id, served=False)
         headers = {wire.REQUEST_ID: request_id}

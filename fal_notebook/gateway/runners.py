@@ -24,6 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from .states import GOING, RunnerState
+from .supervisor import Supervisor, log
+
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
 TAIL_LINES = 200
 SHOWN_LINES = 40
@@ -122,7 +125,7 @@ class Runner:
     revision: int
     launch: Launch
     on_output: OnOutput
-    state: str = "starting"  # starting | ready | draining | stopping | dead
+    state: RunnerState = RunnerState.STARTING
     port: int | None = None
     metrics_port: int | None = None
     process: asyncio.subprocess.Process | None = None
@@ -142,7 +145,7 @@ class Runner:
 
     @property
     def alive(self) -> bool:
-        return not self.exited.is_set() and self.state not in ("stopping", "dead")
+        return not self.exited.is_set() and self.state not in GOING
 
     def tail_text(self) -> str:
         """The runner's last output lines, led by the exception it raised, if any."""
@@ -151,13 +154,14 @@ class Runner:
         shown = "\n".join(lines[-SHOWN_LINES:]) or "(no output)"
         return f"{raised[0]}\n...\n{shown}" if raised and raised[0] not in lines[-SHOWN_LINES:] else shown
 
-    async def start(self, http: httpx.AsyncClient, *, state_id: str) -> None:
-        """Spawn the process and wait until it answers; RunnerStartError otherwise."""
+    async def start(self, http: httpx.AsyncClient, *, state_id: str, tasks: Supervisor) -> None:
+        """Spawn the process and wait until it answers; RunnerStartError otherwise. Its output
+        readers run under ``tasks``."""
         for attempt in range(3):
-            if self.state != "starting":
+            if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
             self._take_ports()
-            await self._spawn(state_id)
+            await self._spawn(state_id, tasks)
             try:
                 await self._wait_ready(http)
             except RunnerStartError as exc:
@@ -167,9 +171,9 @@ class Runner:
                     self.exited = asyncio.Event()
                     continue
                 raise
-            if self.state != "starting":
+            if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
-            self.state = "ready"
+            self.state = RunnerState.READY
             self.idle_since = time.monotonic()
             return
 
@@ -183,7 +187,7 @@ class Runner:
         values = {"port": str(self.port), "metrics_port": str(self.metrics_port), "instance": self.instance}
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
-    async def _spawn(self, state_id: str) -> None:
+    async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
         self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
         self.cleaned = not self.launch.cleanup
         env = {
@@ -209,10 +213,10 @@ class Runner:
         )
         self.started = time.monotonic()
         readers = [
-            asyncio.create_task(self._read(self.process.stdout, "stdout")),
-            asyncio.create_task(self._read(self.process.stderr, "stderr")),
+            tasks.spawn(self._read(self.process.stdout, "stdout"), name=f"{self.id} stdout"),
+            tasks.spawn(self._read(self.process.stderr, "stderr"), name=f"{self.id} stderr"),
         ]
-        asyncio.create_task(self._watch(self.process, readers))
+        tasks.spawn(self._watch(self.process, readers), name=f"{self.id} exit")
 
     async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
         assert stream is not None
@@ -225,7 +229,10 @@ class Runner:
                 return
             line = raw.decode(errors="replace").rstrip("\r\n")
             self.tail.append(line)
-            self.on_output(self, name, line)
+            try:  # a failing consumer must not stop the reading: a full pipe would block the runner
+                self.on_output(self, name, line)
+            except Exception:
+                log.exception("Output of runner %s could not be recorded", self.id)
 
     async def _watch(self, process: asyncio.subprocess.Process, readers: list[asyncio.Task]) -> None:
         code = await process.wait()
@@ -273,8 +280,8 @@ class Runner:
 
     async def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the runner's process group, SIGKILL after ``grace`` seconds."""
-        if self.state != "dead":
-            self.state = "stopping"
+        if self.state != RunnerState.DEAD:
+            self.state = RunnerState.STOPPING
         if self.process is not None and not self.exited.is_set():
             self._signal(signal.SIGTERM)
             try:
@@ -283,7 +290,7 @@ class Runner:
                 self._signal(signal.SIGKILL)
                 await self.exited.wait()
         await self._clean_up()
-        self.state = "dead"
+        self.state = RunnerState.DEAD
         _release_port(self.port)
         _release_port(self.metrics_port)
 

@@ -58,7 +58,7 @@ class Headers(Mapping[str, str]):
 class Response:
     """A runner's answer, its head received; the body comes with ``aread`` or ``aiter_raw``."""
 
-    def __init__(self, connection: _Connection):
+    def __init__(self, connection: _Connection | None):
         self._connection = connection
         self.status_code = 0
         self.headers = Headers([])
@@ -68,6 +68,16 @@ class Response:
         self._complete = False
         self._error: UpstreamError | None = None
         self._waiter: asyncio.Future[None] | None = None
+
+    @classmethod
+    def of(cls, status_code: int, headers: list[tuple[str, str]], content: bytes) -> Response:
+        """A whole answer that came some other way (a fake runner in tests)."""
+        response = cls(None)
+        response.status_code, response.headers = status_code, Headers(headers)
+        if content:
+            response._chunks.append(content)
+        response._complete = True
+        return response
 
     @property
     def text(self) -> str:
@@ -86,11 +96,12 @@ class Response:
             if self._chunks:
                 chunk = self._chunks.popleft()
                 self._buffered -= len(chunk)
-                if self._buffered < HIGH_WATER // 2:
+                if self._buffered < HIGH_WATER // 2 and self._connection is not None:
                     self._connection.resume()
                 yield chunk
             elif self._complete:
-                self._connection.finished(self)
+                if self._connection is not None:
+                    self._connection.finished(self)
                 return
             elif self._error is not None:
                 raise self._error
@@ -103,7 +114,7 @@ class Response:
 
     async def aclose(self) -> None:
         """Done with the answer: its connection goes back to the pool if the body was read to its end."""
-        if not self._complete or self._chunks:
+        if (not self._complete or self._chunks) and self._connection is not None:
             self._connection.close()
 
     # -- fed by the connection ---------------------------------------------------------------
@@ -114,7 +125,7 @@ class Response:
     def _feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
         self._buffered += len(chunk)
-        if self._buffered > HIGH_WATER:
+        if self._buffered > HIGH_WATER and self._connection is not None:
             self._connection.pause()
         self._wake()
 

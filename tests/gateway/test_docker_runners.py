@@ -14,6 +14,7 @@ import fal_notebook
 from fal_notebook.gateway.containers import launch
 from fal_notebook.gateway.images import base_images, copied_sources, image_files, image_tag, repository
 from fal_notebook.gateway.runners import Launch, Runner
+from fal_notebook.gateway.supervisor import Supervisor
 
 SERVER_CELL = "from fastapi import FastAPI\n\napp = FastAPI()\n"
 
@@ -92,10 +93,13 @@ def test_runner_cleanup_runs_once_with_the_runner_instance_name(tmp_path: Path):
     runner = Runner("app-r1-1", 1, launch, lambda *_: None)
 
     async def run() -> None:
+        tasks = Supervisor()
         async with httpx.AsyncClient() as http:
-            await runner.start(http, state_id="0123456789abcdef")
+            await runner.start(http, state_id="0123456789abcdef", tasks=tasks)
             await runner.stop(grace=5)
             await runner.stop(grace=5)
+        await tasks.close()
+        assert tasks.failures == 0
 
     asyncio.run(run())
     assert runner.instance == "fal-notebook-app-r1-1-01234567"

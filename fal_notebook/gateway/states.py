@@ -1,0 +1,35 @@
+"""The runtime's states, as ``str`` enums: stored records and the admin API's JSON keep their strings."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AppStatus(StrEnum):
+    """An app in the gateway."""
+
+    DEPLOYING = "deploying"  # its first revision (or a redeploy after a failure) is rolling out
+    READY = "ready"  # a revision serves
+    FAILED = "failed"  # its first deploy failed: nothing serves until a redeploy
+    STOPPED = "stopped"
+
+
+class RevisionStatus(StrEnum):
+    DEPLOYING = "deploying"
+    READY = "ready"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"  # a newer deploy replaced it before it served
+
+
+class RunnerState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"  # finishes its requests, takes no new ones, then stops
+    STOPPING = "stopping"
+    DEAD = "dead"
+
+
+#: Runners that count as live capacity (ready, or about to be).
+LIVE = (RunnerState.STARTING, RunnerState.READY)
+#: Runners on their way out.
+GOING = (RunnerState.STOPPING, RunnerState.DEAD)

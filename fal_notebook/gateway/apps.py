@@ -40,8 +40,6 @@ from .upstream import Response, Upstream, UpstreamError
 
 #: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
 CRASH_LOOP = 3
-#: Time for a runner's last output lines to arrive after its response, before a request completes.
-LOG_SETTLE = 0.02
 EVENTS_KEPT = 500
 #: The app's log file is rotated (to ``<name>.log.1``) beyond this size.
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
@@ -545,7 +543,7 @@ class AppRuntime:
         self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
         outcome = await self.call(runner, "POST", row["path"], store.body(row["id"]) or b"", headers)
-        await self.clock.sleep(LOG_SETTLE)
+        await runner.output_settled()  # its output lines reach the request's logs before it completes
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         if not cancelled and self._retries(outcome, attempts):
             self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); retrying on a runner.")

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import os
 import re
 import signal
 import socket
+import struct
 import sys
+import termios
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -28,6 +32,8 @@ from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
+#: How long a container's output may take to come through docker's client after the answer.
+RELAYED_OUTPUT_SETTLE = 0.02
 TAIL_LINES = 200
 SHOWN_LINES = 40
 _EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
@@ -138,6 +144,7 @@ class Runner:
     returncode: int | None = None
     instance: str = ""
     cleaned: bool = True
+    _pipes: list[BinaryIO] = field(default_factory=list)  # the read ends of its stdout and stderr
 
     @property
     def url(self) -> str:
@@ -200,23 +207,48 @@ class Runner:
         argv = self.launch.argv if self.launch.shell else self._expand(self.launch.argv)
         if self.launch.shell:
             argv = ["/bin/sh", "-c", shell_command(argv[0])]
-        self.process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=self.launch.cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_PRE_EXEC,
-            limit=1 << 20,
-        )
+        # pipes of our own (not asyncio's), so that output_settled can see what is still unread in them
+        (out, out_end), (err, err_end) = os.pipe(), os.pipe()
+        self._pipes = [os.fdopen(out, "rb", buffering=0), os.fdopen(err, "rb", buffering=0)]
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self.launch.cwd,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_end,
+                stderr=err_end,
+                start_new_session=True,
+                preexec_fn=_PRE_EXEC,
+            )
+            streams = [await _reader(pipe) for pipe in self._pipes]
+        except BaseException:
+            for pipe in self._pipes:
+                pipe.close()
+            raise
+        finally:
+            os.close(out_end)
+            os.close(err_end)
         self.started = time.monotonic()
         readers = [
-            tasks.spawn(self._read(self.process.stdout, "stdout"), name=f"{self.id} stdout"),
-            tasks.spawn(self._read(self.process.stderr, "stderr"), name=f"{self.id} stderr"),
+            tasks.spawn(self._read(streams[0], "stdout"), name=f"{self.id} stdout"),
+            tasks.spawn(self._read(streams[1], "stderr"), name=f"{self.id} stderr"),
         ]
         tasks.spawn(self._watch(self.process, readers), name=f"{self.id} exit")
+
+    async def output_settled(self) -> None:
+        """Return once the output the runner wrote before now has been handed to ``on_output``.
+        A runner writes a request's output before its answer, so after the answer every line of
+        the request is attributed to it, without waiting on a timer. (Docker's client relays a
+        container's output on its own schedule: there, a short settling time.)"""
+        if self.launch.image is not None:
+            await asyncio.sleep(RELAYED_OUTPUT_SETTLE)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELAYED_OUTPUT_SETTLE
+        while any(_unread(pipe) for pipe in self._pipes) and loop.time() < deadline:
+            await asyncio.sleep(0)  # the loop reads the pipes
+        await asyncio.sleep(0)  # the readers, woken by what was read, hand its lines over
 
     async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
         assert stream is not None
@@ -321,6 +353,23 @@ class Runner:
             os.killpg(self.process.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+async def _reader(pipe: BinaryIO) -> asyncio.StreamReader:
+    """A stream of ``pipe``, read by the event loop (which closes the pipe at its end)."""
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
+
+
+def _unread(pipe: BinaryIO) -> int:
+    """Bytes waiting in ``pipe`` (0 once it is closed)."""
+    if pipe.closed:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    except (OSError, ValueError):
+        return 0
 
 
 def kill_orphans(state_id: str) -> int:

@@ -40,6 +40,8 @@ from .upstream import Response, Upstream, UpstreamError
 
 #: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
 CRASH_LOOP = 3
+#: Time for output a runner writes after its answer (see _output_settled) to arrive.
+LATE_OUTPUT = 0.02
 EVENTS_KEPT = 500
 #: The app's log file is rotated (to ``<name>.log.1``) beyond this size.
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
@@ -543,7 +545,7 @@ class AppRuntime:
         self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
         outcome = await self.call(runner, "POST", row["path"], store.body(row["id"]) or b"", headers)
-        await runner.output_settled()  # its output lines reach the request's logs before it completes
+        await self._output_settled(runner, outcome)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         if not cancelled and self._retries(outcome, attempts):
             self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); retrying on a runner.")
@@ -558,6 +560,15 @@ class AppRuntime:
         if outcome.status < 500:
             self.failures = 0
         return None, True
+
+    async def _output_settled(self, runner: Runner, outcome: Outcome) -> None:
+        """Wait until the runner's output about this attempt is in the request's logs. A runner
+        writes it before answering, so draining its pipes is enough; but a server logs an error's
+        traceback after its 500, and docker's client relays a container's output on its own
+        schedule: those get LATE_OUTPUT first."""
+        if outcome.status >= 500 or runner.launch.image is not None:
+            await self.clock.sleep(LATE_OUTPUT)
+        await runner.output_read()
 
     def _retries(self, outcome: Outcome, attempts: int) -> bool:
         """Whether a failed attempt is tried again: fal's retry conditions and the app's budget.

@@ -32,8 +32,8 @@ from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
-#: How long a container's output may take to come through docker's client after the answer.
-RELAYED_OUTPUT_SETTLE = 0.02
+#: At most this long to drain a runner's output pipes (a runner that writes without pause).
+DRAIN_LIMIT = 0.02
 TAIL_LINES = 200
 SHOWN_LINES = 40
 _EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
@@ -236,16 +236,11 @@ class Runner:
         ]
         tasks.spawn(self._watch(self.process, readers), name=f"{self.id} exit")
 
-    async def output_settled(self) -> None:
-        """Return once the output the runner wrote before now has been handed to ``on_output``.
-        A runner writes a request's output before its answer, so after the answer every line of
-        the request is attributed to it, without waiting on a timer. (Docker's client relays a
-        container's output on its own schedule: there, a short settling time.)"""
-        if self.launch.image is not None:
-            await asyncio.sleep(RELAYED_OUTPUT_SETTLE)
-            return
+    async def output_read(self) -> None:
+        """Return once the output the runner wrote before now has been handed to ``on_output`` (the
+        pipes drained, the lines read from them passed on): no timer, a turn or two of the loop."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + RELAYED_OUTPUT_SETTLE
+        deadline = loop.time() + DRAIN_LIMIT
         while any(_unread(pipe) for pipe in self._pipes) and loop.time() < deadline:
             await asyncio.sleep(0)  # the loop reads the pipes
         await asyncio.sleep(0)  # the readers, woken by what was read, hand its lines over

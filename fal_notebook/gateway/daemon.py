@@ -13,6 +13,7 @@ from ..state import gateway_port, home, write_json_atomic
 from ..wire import GATEWAY_HOST
 from .paths import ensure_key, lock_path, pid_path, state_id
 from .server import build_app
+from .serving import HttpProtocol
 
 
 def _port_free(port: int) -> bool:
@@ -46,7 +47,14 @@ def main() -> int:
     app = build_app(key=ensure_key(), state_id=state_id(), home=str(home()), port=port, on_stop=forget_pid)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host=GATEWAY_HOST, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+            app,
+            host=GATEWAY_HOST,
+            port=port,
+            loop="uvloop",
+            http=HttpProtocol,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
         )
     )
     app.state.server = server

@@ -1,5 +1,5 @@
-"""The proxy hop's client against HTTP servers that answer the ways runners do (and break the ways they
-break): a real uvicorn app, and raw sockets for the answers no well-behaved server gives."""
+"""The gateway's hot path over real sockets: the proxy hop's client against HTTP servers that answer the ways
+runners do (and break the ways they break), and the server loop's one send per turn of the event loop."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import uvicorn
 
+from fal_notebook.gateway.serving import _Corked
 from fal_notebook.gateway.upstream import Upstream, UpstreamError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -187,3 +188,39 @@ def test_a_kept_connection_the_runner_closed_while_idle_is_replaced_without_an_e
 def test_header_values_cannot_smuggle_a_second_request():
     with pytest.raises(ValueError, match="line break"):
         run(Upstream().send("POST", "http://127.0.0.1:9/", headers={"x-fal-x": "a\r\nGET /admin HTTP/1.1"}))
+
+
+class Recording(asyncio.Transport):
+    """A transport that records each write (the system call it would be)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def write(self, data) -> None:
+        self.sent.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_server_sends_what_one_turn_of_the_loop_wrote_in_one_piece():
+    async def scenario() -> None:
+        transport = Recording()
+        corked = _Corked(transport)
+        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")  # uvicorn: the head...
+        corked.write(b"body")  # ...and the body, in the same turn
+        assert transport.sent == []
+        await asyncio.sleep(0)
+        assert transport.sent == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        corked.write(b"chunk 1")  # a streamed answer: one send per turn
+        await asyncio.sleep(0)
+        corked.write(b"chunk 2")
+        corked.close()  # what was written goes out before the connection closes
+        assert transport.sent[1:] == [b"chunk 1", b"chunk 2"] and transport.closed
+
+    run(scenario())

@@ -4,7 +4,9 @@ GET    /_fal_notebook/identity                    which state directory this gat
 GET    /_fal_notebook/apps                        every app's state
 PUT    /_fal_notebook/apps/<name>                 deploy/redeploy {"path", "env", "python", "secrets"}
                                                   (env: isolated | kernel | docker)
-GET    /_fal_notebook/apps/<name>[?since=<seq>]   state, runners, deploy events after <seq>
+GET    /_fal_notebook/apps/<name>[?since=<seq>][&wait=<s>]
+                                                  state, runners, deploy events after <seq> (with
+                                                  wait: once there are some, or after <s> seconds)
 DELETE /_fal_notebook/apps/<name>                 stop the app's runners
 POST   /_fal_notebook/shutdown                    stop the gateway
 """
@@ -25,6 +27,8 @@ from .prepare import ENV_KINDS, DeploySpec
 from .web import error, gateway_of, has_key, unauthorized
 
 PREFIX = "/_fal_notebook"
+#: Longest long poll (``?wait=``) of an app's state, in seconds.
+MAX_WAIT = 10
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -60,7 +64,11 @@ async def get_app(request: Request) -> Response:
     if runtime is None:
         return error(404, f"No app named {request.path_params['name']!r} was deployed here.")
     since = request.query_params.get("since", "0")
-    return JSONResponse(runtime.info(int(since) if since.isdigit() else 0))
+    since_seq = int(since) if since.isdigit() else 0
+    wait = request.query_params.get("wait", "")
+    if wait.isdigit():  # a long poll: answer as soon as something happens, at the latest after `wait` s
+        await runtime.news(since_seq, min(int(wait), MAX_WAIT))
+    return JSONResponse(runtime.info(since_seq))
 
 
 async def put_app(request: Request) -> Response:

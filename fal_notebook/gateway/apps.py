@@ -165,6 +165,7 @@ class AppRuntime:
         self.redact = Redactor()
         self.closing = False  # the gateway shuts down: no new runners
         self._event_seq = itertools.count(1)
+        self._news = asyncio.Event()  # set (and replaced) by each event
         self._runner_seq = itertools.count(1)
         self._rollout: asyncio.Task | None = None
         self._log_path = app_log_path(name)
@@ -669,6 +670,16 @@ class AppRuntime:
         self.events.append({"seq": next(self._event_seq), "time": self.clock.time(), "message": message})
         del self.events[:-EVENTS_KEPT]
         self._write_log(f"[gateway] {message}")
+        news, self._news = self._news, asyncio.Event()
+        news.set()
+
+    async def news(self, since: int, timeout: float) -> None:
+        """Return when there are events after ``since``, or after ``timeout`` seconds."""
+        if not self.events or self.events[-1]["seq"] <= since:
+            try:
+                await asyncio.wait_for(self._news.wait(), timeout)
+            except TimeoutError:
+                pass
 
     def _write_log(self, line: str) -> None:
         self._log.write(f"{now_iso()} {line}\n")

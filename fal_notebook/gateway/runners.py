@@ -145,6 +145,7 @@ class Runner:
     instance: str = ""
     cleaned: bool = True
     _pipes: list[BinaryIO] = field(default_factory=list)  # the read ends of its stdout and stderr
+    _spoke: asyncio.Event = field(default_factory=asyncio.Event)  # it wrote a line (since cleared)
 
     @property
     def url(self) -> str:
@@ -256,6 +257,7 @@ class Runner:
                 return
             line = raw.decode(errors="replace").rstrip("\r\n")
             self.tail.append(line)
+            self._spoke.set()
             try:  # a failing consumer must not stop the reading: a full pipe would block the runner
                 self.on_output(self, name, line)
             except Exception:
@@ -284,12 +286,14 @@ class Runner:
                     f"Runner {self.id} was not ready within startup_timeout={self.launch.startup_timeout:g} s "
                     f"(--startup-timeout). Its last output:\n{self.tail_text()}"
                 )
+            self._spoke.clear()
             if await self._answers(http):
                 return
-            try:
-                await asyncio.wait_for(self.exited.wait(), 0.1)
-            except TimeoutError:
-                pass
+            # probe again when the runner writes a line (a server says when it listens), or in 0.1 s
+            waits = [asyncio.ensure_future(self.exited.wait()), asyncio.ensure_future(self._spoke.wait())]
+            await asyncio.wait(waits, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
 
     async def _answers(self, http: httpx.AsyncClient) -> bool:
         if self.launch.health_path or self.launch.http_probe:

@@ -31,6 +31,7 @@ from .harness import (
 
 
 def rows(sizes: Sizes) -> list[Row]:
+    from fal_notebook import capture
     from fal_notebook.gateway.containers import engine
 
     client = engine()
@@ -44,6 +45,10 @@ def rows(sizes: Sizes) -> list[Row]:
             found = [overhead(deployment.url, runner, sizes)]
             deployment.stop()
             found.append(first_response(home, name, deployment.detail.image, sizes))
+            if not sizes.rebuild_fal_app:  # a small image: a --cmd server on Python's own web server
+                static = "# Static files, served by Python's own web server.\n"
+                name = f"bench-{uuid.uuid4().hex[:6]}"
+                capture(static, name, dir=home / "apps" / name, cmd="python -m http.server $PORT")
             found.append(rebuild(client, home / "apps" / name, images, sizes))
             return found
     finally:
@@ -109,7 +114,7 @@ def first_response(home: Path, name: str, image: str, sizes: Sizes) -> Row:
 def rebuild(client, folder: Path, images: set[str], sizes: Sizes) -> Row:
     """``docker build`` of the generated folder from scratch (``--no-cache``) vs after an edit of
     the code only (with the cache of the build before)."""
-    app = folder / "app.py"
+    app = folder / ("app.py" if (folder / "app.py").exists() else "server.py")
     original = app.read_text()
 
     def build(*, nocache: bool) -> float:
@@ -137,8 +142,9 @@ def rebuild(client, folder: Path, images: set[str], sizes: Sizes) -> Row:
     finally:
         app.write_text(original)
     a, b = median(got["edit"]), median(got["first"])
+    kind = "fal.App" if sizes.rebuild_fal_app else "--cmd server"
     return Row(
-        "docker: rebuild after a code-only edit vs the first build (fal.App image)",
+        f"docker: rebuild after a code-only edit vs the first build ({kind} image)",
         f"{a:.2f} s",
         f"{b:.2f} s",
         a / b,

@@ -71,6 +71,7 @@ class Sizes:
     scale_concurrency: int = 4
     form_repeat: int = 15
     builds: int = 1  # docker first build / code-only rebuild pairs
+    rebuild_fal_app: bool = True  # the rebuild row's image: a fal.App (installs fal), else a --cmd server
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -84,6 +85,7 @@ class Sizes:
             scale_seconds=0.2,
             scale_concurrency=2,
             form_repeat=2,
+            rebuild_fal_app=False,
         )
 
 

@@ -106,7 +106,19 @@ def main() -> int:
         timed(queue_call, deployment.queue_url, 20)()
         pid = gateway_status().pid
         recorder = subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--format", "raw", "--output", str(raw)],
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -65,7 +65,7 @@ class Sizes:
     calls: int = 400  # sync calls per side (gateway overhead)
     drain: int = 400  # requests per round (queue drain)
     round_trips: int = 200  # per side (queue round trip)
-    rounds: int = 3  # alternating rounds (throughput and deploy figures)
+    rounds: int = 5  # alternating rounds (throughput and deploy figures)
     scale_requests: int = 16
     scale_seconds: float = 1.0
     scale_concurrency: int = 4

@@ -87,7 +87,11 @@ class Response:
         return json.loads(self.content)
 
     async def aread(self) -> bytes:
-        self.content = b"".join([chunk async for chunk in self.aiter_raw()])
+        try:
+            self.content = b"".join([chunk async for chunk in self.aiter_raw()])
+        except asyncio.CancelledError:
+            await self.aclose()
+            raise
         return self.content
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
@@ -284,6 +288,9 @@ class Upstream:
                 # a kept connection the runner closed while idle (nothing of an answer came): retry afresh
                 if connection.used and not connection._received:
                     continue
+                raise
+            except asyncio.CancelledError:  # a timeout or a caller gone: the answer will never be read
+                connection.close()
                 raise
 
     async def aclose(self) -> None:

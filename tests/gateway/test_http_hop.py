@@ -185,6 +185,26 @@ def test_a_kept_connection_the_runner_closed_while_idle_is_replaced_without_an_e
     run(scenario())
 
 
+def test_a_call_given_up_on_closes_its_connection():
+    closed = asyncio.Event()
+
+    async def never_answers(reader, writer):
+        await read_request(reader)
+        await reader.read()  # until the client closes the connection
+        closed.set()
+
+    async def scenario() -> None:
+        async with raw_server(never_answers) as (origin, _):
+            upstream = Upstream()
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await upstream.send("POST", origin + "/", content=b"{}")
+            await asyncio.wait_for(closed.wait(), 5)
+            assert not upstream._idle.get(origin)
+
+    run(scenario())
+
+
 def test_header_values_cannot_smuggle_a_second_request():
     with pytest.raises(ValueError, match="line break"):
         run(Upstream().send("POST", "http://127.0.0.1:9/", headers={"x-fal-x": "a\r\nGET /admin HTTP/1.1"}))

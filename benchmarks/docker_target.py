@@ -48,7 +48,7 @@ def rows(sizes: Sizes) -> list[Row]:
             if not sizes.rebuild_fal_app:  # a small image: a --cmd server on Python's own web server
                 static = "# Static files, served by Python's own web server.\n"
                 name = f"bench-{uuid.uuid4().hex[:6]}"
-                capture(static, name, dir=home / "apps" / name, cmd="python -m http.server $PORT")
+                capture(static, name, out_dir=home / "apps", cmd="python -m http.server $PORT")
             found.append(rebuild(client, home / "apps" / name, images, sizes))
             return found
     finally:

@@ -124,7 +124,7 @@ def deploy(home: Path, source: str, name: str, *, env: str = "kernel", **options
     from fal_notebook.backends.docker import DockerBackend
     from fal_notebook.backends.local import LocalBackend
 
-    project = fal_notebook.capture(source, name, dir=home / "apps" / name, **options)
+    project = fal_notebook.capture(source, name, out_dir=home / "apps", **options)
     backend = DockerBackend() if env == "docker" else LocalBackend(env=env)
     return backend.deploy(project, progress=lambda line: None)
 

@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Annotated, Any, Literal
 
+from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .secrets import redact
 
 CPU_MACHINE_TYPES = ("XS", "S", "M", "L")
 GPU_MACHINE_TYPES = ("GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200")
@@ -35,9 +37,16 @@ Mode = Literal["app", "server"]
 APP_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
 AppName = Annotated[str, StringConstraints(pattern=APP_NAME_RE.pattern)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+#: The largest count or number of seconds a key takes (fal's API stores them as 32-bit integers).
+MAX_INT = 2**31 - 1
 Port = Annotated[int, Field(ge=1, le=65535)]
-Seconds = Annotated[int, Field(gt=0)]
-Count = Annotated[int, Field(ge=0)]
+Seconds = Annotated[int, Field(gt=0, le=MAX_INT)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+#: A Docker image reference (``[host[:port]/]path[:tag][@digest]``): it becomes a Dockerfile's FROM line.
+IMAGE_REF_RE = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
 
 #: Port a fal.App listens on inside a runner, and its metrics port (fal's fixed values).
 FAL_APP_PORT = 8080
@@ -114,8 +123,8 @@ class AppConfig(_Strict):
     class_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*$")] | None = None
     entry: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*$")] = "app"
     cmd: Annotated[str, StringConstraints(min_length=1)] | None = None
-    base_image: Annotated[str, StringConstraints(min_length=1)] | None = None
-    requirements: list[Annotated[str, StringConstraints(min_length=1)]] = []
+    base_image: Annotated[str, StringConstraints(max_length=255)] | None = None
+    requirements: list[Annotated[str, StringConstraints(min_length=1, max_length=1000)]] = []
 
     # -- fal keys (same names as in [tool.fal.apps.<name>]) ------------------------------------
     auth: AuthMode | None = None
@@ -146,6 +155,25 @@ class AppConfig(_Strict):
     image: ImageConfig | None = None
     skip_retry_conditions: list[RetryCondition] | None = None
     retry_config: dict[RetryCondition, RetryEntry] | None = None
+
+    @field_validator("base_image")
+    @classmethod
+    def _image_reference(cls, value: str | None) -> str | None:
+        if value is not None and not IMAGE_REF_RE.match(value):
+            raise ValueError("is not a Docker image reference such as 'python:3.11-slim' or 'ghcr.io/org/image:tag'")
+        return value
+
+    @field_validator("requirements")
+    @classmethod
+    def _pip_requirements(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            try:
+                Requirement(spec)
+            except InvalidRequirement:
+                raise ValueError(
+                    f"has {spec!r}, which is not a pip requirement such as 'package==1.2.3' (one per entry)"
+                ) from None
+        return value
 
     @field_validator("machine_type", mode="before")
     @classmethod
@@ -248,7 +276,17 @@ def describe_validation_error(exc: ValidationError, *, where: str = "") -> str:
         elif err["type"] == "extra_forbidden":
             msg = "is not a fal configuration key"
         value = err.get("input")
-        shown = "" if isinstance(value, dict) or err["type"] == "missing" else f", got {value!r}"
+        shown = "" if isinstance(value, dict) or err["type"] == "missing" else f", got {short_repr(value)}"
         parts.append(f"`{key}`{flag} {msg}{shown}")
     prefix = f"Invalid configuration{' in ' + where if where else ''}: "
     return prefix + "; ".join(parts) + "."
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr`` of a bad value for a message: a credential's value shows as ``***``, the text is cut
+    to ``limit`` characters, and an integer too long to print is described."""
+    try:
+        text = redact(repr(value))
+    except ValueError:  # an integer over Python's 4,300-digit limit for conversion to text
+        return "a number too large to print"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

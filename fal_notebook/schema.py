@@ -6,10 +6,18 @@ properties, then query parameters) in ``x-fal-order-properties`` order, with eve
 resolved, ``allOf`` merged, nullable ``anyOf`` folded into ``nullable``, fal's ``ui`` hints and
 ``x-fal`` constraints kept, and ``ui.hidden`` fields left out. A ``$ref`` met again inside its own
 definition (a recursive model) becomes a free-form JSON shape there, so nothing loops.
+
+The document comes from outside (a server-mode app serves its own OpenAPI), so it is normalised
+once, here: a malformed part raises :class:`SchemaError` naming the place; contradictory or
+unusable keywords (``minimum`` above ``maximum``, infinite bounds or bounds past 2**53, a
+``multipleOf`` of 0) are dropped; an ``allOf`` cycle adds nothing; shapes nested deeper than
+:data:`MAX_DEPTH` are edited as JSON. (Defaults and examples outside their own field's rules, which
+pydantic allows, are the form's to handle: such a field starts empty.)
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +33,10 @@ SKIPPED_PATHS = {"/health", "/openapi.json", "/docs", "/redoc"}
 _NAME_MEDIA = (("image_url", "image"), ("audio_url", "audio"), ("video_url", "video"), ("file_url", "file"))
 _PROSE_NAMES = re.compile(r"(^|_)(prompt|text|caption|description|instructions?|message|content)s?$")
 _LONG_TEXT = 256
+#: Nesting of a form beyond which a part is edited as free-form JSON.
+MAX_DEPTH = 32
+#: Bounds past this (JavaScript's largest safe integer) cannot be shown by a widget; they are dropped.
+MAX_BOUND = 2**53
 
 
 class SchemaError(FalNotebookError, ValueError):
@@ -187,9 +199,18 @@ class AppSchema:
 
 def parse_openapi(document: Mapping[str, Any]) -> AppSchema:
     """The form description of every POST endpoint of an OpenAPI 3.0/3.1 document."""
-    if not isinstance(document, Mapping) or "paths" not in document:
+    if not isinstance(document, Mapping) or not isinstance(document.get("paths"), Mapping):
         raise SchemaError("Not an OpenAPI document: it has no 'paths'. Is /openapi.json the app's schema?")
-    return _Parser(document).app()
+    parser = _Parser(document)
+    try:
+        return parser.app()
+    except SchemaError:
+        raise
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError, RecursionError) as exc:
+        raise SchemaError(
+            f"The app's OpenAPI document is malformed at {parser.place()} ({type(exc).__name__}: {exc}); "
+            "fix the app's schema, or call the endpoint with connect(...).run(...)."
+        ) from None
 
 
 def _query_text(value: Any) -> Any:
@@ -206,17 +227,25 @@ class _Parser:
         self.doc = document
         self.done: dict[str, Shape] = {}
         self.stack: list[str] = []
+        self.where: list[str] = []
+        self.depth = 0
+
+    def place(self) -> str:
+        """Where the parser is, for an error message: ``POST / › body › size``."""
+        return " › ".join(self.where) or "its top level"
 
     def app(self) -> AppSchema:
-        paths: Mapping[str, Any] = self.doc.get("paths") or {}
-        order = [p for p in self.doc.get("x-fal-order-paths", []) if p in paths]
+        paths: Mapping[str, Any] = self.doc["paths"]
+        order = [p for p in _list(self.doc.get("x-fal-order-paths")) if isinstance(p, str) and p in paths]
         order += [p for p in paths if p not in order]
         endpoints = []
         for path in order:
             operation = (paths[path] or {}).get("post")
             if path in SKIPPED_PATHS or not operation or "{" in path:
                 continue
+            self.where = [f"POST {path}"]
             endpoints.append(self.endpoint(path, operation))
+        self.where = []
         info = self.doc.get("info") or {}
         return AppSchema(str(info.get("title", "")), str(info.get("version", "")), tuple(endpoints))
 
@@ -285,6 +314,17 @@ class _Parser:
             return Shape()
         if schema is False:
             return Shape(kind="null")
+        if not isinstance(schema, Mapping):
+            raise SchemaError(f"At {self.place()}: a schema must be an object or a boolean, not {schema!r:.80}.")
+        if self.depth >= MAX_DEPTH:
+            return Shape(recursive="nested too deep")
+        self.depth += 1
+        try:
+            return self._shape(schema)
+        finally:
+            self.depth -= 1
+
+    def _shape(self, schema: Mapping[str, Any]) -> Shape:
         if "$ref" in schema:
             target = self.ref(schema["$ref"])
             siblings = {k: v for k, v in schema.items() if k != "$ref"}
@@ -322,14 +362,25 @@ class _Parser:
             changes["nullable"] = True
         return replace(target, **changes) if changes else target
 
-    def merge(self, schema: Mapping[str, Any]) -> dict[str, Any]:
+    def merge(self, schema: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> dict[str, Any] | bool:
         """``allOf`` as one schema: properties (in member order), required and keywords of every
-        member together; the keywords beside ``allOf`` win."""
+        member together; the keywords beside ``allOf`` win. A ``true`` member adds nothing, a
+        ``false`` one makes the whole unsatisfiable (False); a member met again (a cycle) adds nothing."""
         merged: dict[str, Any] = {"properties": {}, "required": [], "x-fal-order-properties": []}
-        for member in [*schema["allOf"], {k: v for k, v in schema.items() if k != "allOf"}]:
-            member = self.resolve(member)
+        for member in [*_list(schema["allOf"]), {k: v for k, v in schema.items() if k != "allOf"}]:
+            while isinstance(member, Mapping) and "$ref" in member:
+                ref = member["$ref"]
+                member, seen = ({}, seen) if ref in seen else (self.pointer(ref), seen | {ref})
+            if member is True:
+                continue
+            if member is False:
+                return False
+            if not isinstance(member, Mapping):
+                raise SchemaError(f"At {self.place()}: an allOf member must be a schema, not {member!r:.80}.")
             if "allOf" in member:
-                member = self.merge(member)
+                member = self.merge(member, seen)
+                if member is False:
+                    return False
             for key, value in member.items():
                 if key in ("properties", "required", "x-fal-order-properties"):
                     merged[key] = {**merged[key], **value} if key == "properties" else [*merged[key], *value]
@@ -357,7 +408,9 @@ class _Parser:
 
     def plain(self, schema: Mapping[str, Any]) -> Shape:
         kind = schema.get("type") or _guess_kind(schema)
-        enum = tuple(schema["enum"]) if "enum" in schema else ((schema["const"],) if "const" in schema else ())
+        enum = (
+            tuple(_list(schema.get("enum"))) if "enum" in schema else ((schema["const"],) if "const" in schema else ())
+        )
         nullable = bool(schema.get("nullable"))
         if None in enum:
             enum, nullable = tuple(v for v in enum if v is not None), True
@@ -393,8 +446,12 @@ class _Parser:
         location: Location = "body",
         outer: Mapping[str, Any] | None = None,
     ) -> Field:
+        if not isinstance(name, str):
+            raise SchemaError(f"At {self.place()}: a field name must be a string, not {name!r:.80}.")
+        self.where.append(name)
         schema = schema if isinstance(schema, Mapping) else {}
-        meta = {**self.resolve(schema), **schema} if "$ref" in schema else dict(schema)
+        resolved = self.resolve(schema) if "$ref" in schema else {}
+        meta = {**resolved, **schema} if isinstance(resolved, Mapping) else dict(schema)
         meta.update({k: v for k, v in (outer or {}).items() if k in ("description", "example", "examples")})
         shape = _by_name(name, self.shape(schema))
         examples = meta.get("examples")
@@ -406,6 +463,7 @@ class _Parser:
         title = str(meta.get("title", ""))
         if "$ref" in schema and "title" not in schema:
             title = ""  # a model's title ("Size") is not the field's label
+        self.where.pop()
         return Field(
             name=name,
             shape=shape,
@@ -424,22 +482,48 @@ def _keywords(schema: Mapping[str, Any]) -> dict[str, Any]:
     ui = schema.get("ui") if isinstance(schema.get("ui"), Mapping) else {}
     fmt = str(schema.get("format", ""))
     low, high = _bound(schema, "minimum", "exclusiveMinimum"), _bound(schema, "maximum", "exclusiveMaximum")
+    lowest, highest = next((b for b in low if b is not None), None), next((b for b in high if b is not None), None)
+    if lowest is not None and highest is not None and lowest > highest:
+        low = high = (None, None)  # no value fits: leave the verdict to the app
+    min_length, max_length = _ordered(_count(schema.get("minLength")), _count(schema.get("maxLength")))
+    min_items, max_items = _ordered(_count(schema.get("minItems")), _count(schema.get("maxItems")))
+    multiple_of = _number(schema.get("multipleOf"))
+    pattern = schema.get("pattern")
     return dict(
         format=fmt,
-        multiline=fmt in ("textarea", "multiline") or (schema.get("maxLength") or 0) > _LONG_TEXT,
+        multiline=fmt in ("textarea", "multiline") or (max_length or 0) > _LONG_TEXT,
         media=ui.get("field") if ui.get("field") in MEDIA_KINDS else "",
         minimum=low[0],
         exclusive_minimum=low[1],
         maximum=high[0],
         exclusive_maximum=high[1],
-        multiple_of=schema.get("multipleOf"),
-        min_length=schema.get("minLength"),
-        max_length=schema.get("maxLength"),
-        pattern=schema.get("pattern"),
-        min_items=schema.get("minItems"),
-        max_items=schema.get("maxItems"),
-        constraints=dict(schema.get("x-fal") or {}),
+        multiple_of=multiple_of if multiple_of and multiple_of > 0 else None,
+        min_length=min_length,
+        max_length=max_length,
+        pattern=pattern if isinstance(pattern, str) else None,
+        min_items=min_items,
+        max_items=max_items,
+        constraints=dict(schema["x-fal"]) if isinstance(schema.get("x-fal"), Mapping) else {},
     )
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _number(value: Any) -> float | None:
+    """A usable bound: a finite number a widget can show (JavaScript's safe range), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) and abs(value) <= MAX_BOUND else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_BOUND else None
+
+
+def _ordered(low: int | None, high: int | None) -> tuple[int | None, int | None]:
+    return (None, None) if low is not None and high is not None and low > high else (low, high)
 
 
 def _guess_kind(schema: Mapping[str, Any]) -> str:
@@ -447,7 +531,7 @@ def _guess_kind(schema: Mapping[str, Any]) -> str:
         return "object"
     if "items" in schema:
         return "array"
-    values = schema.get("enum") or ([schema["const"]] if "const" in schema else [])
+    values = _list(schema.get("enum")) or ([schema["const"]] if "const" in schema else [])
     kinds = {_json_kind(v) for v in values if v is not None}
     return kinds.pop() if len(kinds) == 1 else "any"
 
@@ -466,10 +550,10 @@ def _json_kind(value: Any) -> str:
 
 def _bound(schema: Mapping[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, float | None]:
     """(inclusive, exclusive) bound; OpenAPI 3.0 writes ``exclusiveMinimum: true`` beside ``minimum``."""
-    value, flag = schema.get(inclusive), schema.get(exclusive)
+    value, flag = _number(schema.get(inclusive)), schema.get(exclusive)
     if isinstance(flag, bool):
         return (None, value) if flag else (value, None)
-    return value, flag
+    return value, _number(flag)
 
 
 def _hidden(schema: Any) -> bool:

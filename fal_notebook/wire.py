@@ -10,6 +10,7 @@ no I/O and no environment reads (``state.py`` and ``protocol.py`` read the varia
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -136,12 +137,12 @@ def key_of(authorization: str) -> str | None:
 
 
 def request_timeout(raw: str) -> float | None:
-    """The seconds in an ``X-Fal-Request-Timeout`` value, None when it is not a number above the minimum."""
+    """The seconds in an ``X-Fal-Request-Timeout`` value, None when it is not a finite number above the minimum."""
     try:
         value = float(raw)
     except ValueError:
         return None
-    return value if value > MIN_REQUEST_TIMEOUT else None
+    return value if math.isfinite(value) and value > MIN_REQUEST_TIMEOUT else None
 
 
 def low_priority(raw: str) -> bool:

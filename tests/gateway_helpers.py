@@ -47,7 +47,7 @@ class LocalGateway:
         return httpx.Client(base_url=self.base, headers=headers, timeout=60.0)
 
     def capture(self, source: str, name: str, **options: Any):
-        return fal_notebook.capture(source, name, dir=self.apps_dir / name, **options)
+        return fal_notebook.capture(source, name, out_dir=self.apps_dir, **options)
 
     def deploy(self, source: str, name: str, *, env: str = "kernel", **options: Any) -> Deployment:
         self.progress.clear()

@@ -15,6 +15,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from ..config import short_repr
 from ..errors import ConfigError
 from ..state import home, read_json, write_json_atomic
 
@@ -199,8 +200,8 @@ BACKENDS = {
 
 
 def get_backend(target: str) -> Backend:
-    if target not in BACKENDS:
-        raise ConfigError(f"Unknown target {target!r} (--target): use one of {', '.join(BACKENDS)}.")
+    if not isinstance(target, str) or target not in BACKENDS:
+        raise ConfigError(f"Unknown target {short_repr(target)} (--target): use one of {', '.join(BACKENDS)}.")
     module, _, cls = BACKENDS[target].partition(":")
     backend: Backend = getattr(import_module(module), cls)()
     return backend

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version
+from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version, short_repr
 from ..errors import CaptureError, ConfigError
 from ..packages import merge, without_fal
 from ..secrets import secrets_in
@@ -47,10 +47,11 @@ def capture(
     ``namespace`` is the kernel's namespace the cell ran in (names the cell uses but does not
     define are resolved there); without it they are resolved from ``notebook_cells``, the
     ``(label, source)`` of the notebook's other cells. ``options`` are AppConfig fields (the
-    magic's flags): they win over the App class's own attributes. The project goes to ``dir``,
-    default ``<out_dir>/<name>``. Nothing is written on error.
+    magic's flags): they win over the App class's own attributes. ``search_dir`` is the notebook's
+    folder (default: the working directory): local modules are found there, and the project goes
+    to ``dir`` (``--dir``), a subfolder of it, default ``<out_dir>/<name>``. Nothing is written on error.
     """
-    from ..generate.project import AppProject, existing_state, render_files, write_project
+    from ..generate.project import AppProject, existing_state, project_path, render_files, write_project
     from ..generate.source import module_source, requirements_block
 
     options = {OPTION_ALIASES.get(k, k): v for k, v in options.items() if v not in (None, [], ())}
@@ -83,7 +84,7 @@ def capture(
             module += f"{config.class_name}.local_python_modules = {sorted(inferred.local_modules)!r}\n"
     _check_module(module, config, where)
 
-    project_dir = Path(dir) if dir is not None else Path(out_dir) / config.name
+    project_dir = project_path(config.name, root=search, dir=dir, out_dir=out_dir)
     existing, previous = existing_state(project_dir)
     files = render_files(
         config,
@@ -151,7 +152,9 @@ def _app_values(node: ast.ClassDef, namespace, options, notes) -> dict[str, Any]
             values["requirements"] = [*values.get("requirements", []), *value]
             continue
         if key in values and values[key] != value and key != "mode":
-            notes.append(f"{flag_for(key)} {value!r} overrides the class's {key} = {values[key]!r}.")
+            notes.append(
+                f"{flag_for(key)} {short_repr(value)} overrides the class's {key} = {short_repr(values[key])}."
+            )
         values[key] = value
     values.setdefault("name", fal_app_name(node.name))
     values.update(mode="app", class_name=node.name)

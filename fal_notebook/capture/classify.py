@@ -71,6 +71,15 @@ def parse_cell(source: str, *, where: str = "the cell") -> ast.Module:
         ) from None
 
 
+def literal_value(node: ast.expr) -> Any:
+    """The value of a literal expression; ValueError for anything else, including literals that
+    cannot be built (``{[1]: 2}``: an unhashable key) or are too deep or too large."""
+    try:
+        return ast.literal_eval(node)
+    except (TypeError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"not a usable literal ({type(exc).__name__})") from None
+
+
 def _base_is_fal_app(base: ast.expr, fal_aliases: set[str], app_aliases: set[str]) -> bool:
     if isinstance(base, ast.Attribute) and base.attr == "App":
         return isinstance(base.value, ast.Name) and base.value.id in fal_aliases
@@ -126,7 +135,7 @@ def read_class_config(node: ast.ClassDef, live_class: Any = None) -> ClassConfig
         if key is None:
             return
         try:
-            out.values[key] = ast.literal_eval(value_node)
+            out.values[key] = literal_value(value_node)
         except ValueError:
             if live_value is not None:
                 out.values[key] = live_value

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ..errors import CaptureError
-from .classify import _MAGIC_LINE
+from .classify import _MAGIC_LINE, literal_value
 
 MAX_CONSTANT_CHARS = 10_000
 SUGGESTION = (
@@ -135,13 +135,16 @@ def constant_code(name: str, value: Any) -> str | None:
     """``name = <literal>`` when ``value`` is a small literal that round-trips, else None."""
     if not _is_literal(value):
         return None
-    text = _stable_repr(value)
+    try:
+        text = _stable_repr(value)
+    except ValueError:  # an integer over Python's 4,300-digit limit for conversion to text
+        return None
     if len(text) > MAX_CONSTANT_CHARS:
         return None
     try:
         if ast.literal_eval(text) != value:
             return None
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
     return f"{name} = {text}"
 
@@ -240,7 +243,7 @@ def _definitions_of(node: ast.stmt, lines: list[str], label: str) -> list[tuple[
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             name = targets[0].id
             try:
-                ast.literal_eval(node.value)
+                literal_value(node.value)
             except ValueError:
                 return [(name, f"{label} (line {node.lineno}: `{lines[node.lineno - 1].strip()}`)")]
             return [(name, Definition(name, "constant", statement_source(lines, node), label))]
@@ -262,7 +265,8 @@ class KernelResolver:
 
     def __init__(self, namespace: dict[str, Any]):
         self.namespace = namespace
-        history = namespace.get("In") or namespace.get("_ih") or []
+        # IPython's input history; a user's own `In` (e.g. an input model) may shadow that name.
+        history = next((h for h in (namespace.get("_ih"), namespace.get("In")) if isinstance(h, list)), [])
         self._history = NotebookResolver(
             (f"cell In[{i}]", cell) for i, cell in enumerate(history) if isinstance(cell, str)
         )
@@ -282,6 +286,12 @@ class KernelResolver:
         code = constant_code(name, value)
         if code is not None:
             return Definition(name, "constant", code, "the kernel")
+        if _is_literal(value):
+            raise CaptureError(
+                f"The cell uses `{name}`, a constant (`{type(value).__name__}`) that cannot be written into the "
+                f"app as a literal (longer than {MAX_CONSTANT_CHARS:,} characters, or a value such as nan with "
+                f"no literal form). {SUGGESTION}"
+            )
         imported = _import_of(name, value)
         if imported is not None:
             return Definition(name, "import", imported, "the kernel")

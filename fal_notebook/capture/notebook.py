@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..errors import CaptureError, FalNotebookError
+from ..errors import CaptureError, ConfigError, FalNotebookError, NotFoundError
 from .options import parse_magic_line, split_magic_cell
 
 
@@ -58,3 +58,20 @@ def export_notebook(path: str | os.PathLike, out_dir: str | os.PathLike | None =
     if not projects:
         raise CaptureError(f"{path} has no %%fal_app cell to export.")
     return projects
+
+
+def notebook_in(root: str | os.PathLike, relative: str) -> Path:
+    """The notebook at ``relative`` inside ``root`` (a server's root folder), or an error saying why not."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative or len(relative) > 1024:
+        raise ConfigError("\"path\" must be a notebook's path relative to the server's root (at most 1024 characters).")
+    root = Path(root).expanduser().resolve()
+    try:
+        notebook = (root / relative).resolve()
+        found = notebook.is_file()
+    except OSError as exc:
+        raise ConfigError(f"{relative!r} is not a usable path: {exc.strerror}.") from None
+    if not notebook.is_relative_to(root):
+        raise ConfigError(f"{relative!r} is outside the server's root directory.")
+    if not found:
+        raise NotFoundError(f"No notebook at {relative!r} (relative to the server's root directory).")
+    return notebook

@@ -1,6 +1,7 @@
 """The admin API the LocalBackend uses (all key-protected, except the identity)::
 
-GET    /_fal_notebook/identity                    which state directory this gateway serves
+GET    /_fal_notebook/identity                    which state directory this gateway serves (its folder
+                                                  and process id only with the key)
 GET    /_fal_notebook/apps                        every app's state
 PUT    /_fal_notebook/apps/<name>                 deploy/redeploy {"path", "env", "python", "secrets"}
                                                   (env: isolated | kernel | docker)
@@ -13,6 +14,7 @@ POST   /_fal_notebook/shutdown                    stop the gateway
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +24,7 @@ from starlette.routing import Route
 
 from .._version import __version__
 from ..errors import FalNotebookError
+from .door import BodyRefused, read_body
 from .paths import IDENTITY_PATH, SERVICE
 from .prepare import ENV_KINDS, DeploySpec
 from .web import error, gateway_of, has_key, unauthorized
@@ -43,16 +46,10 @@ def guarded(handler: Handler) -> Handler:
 
 async def identity(request: Request) -> Response:
     state = request.app.state
-    return JSONResponse(
-        {
-            "service": SERVICE,
-            "state_id": state.state_id,
-            "home": state.home,
-            "pid": os.getpid(),
-            "port": state.port,
-            "version": __version__,
-        }
-    )
+    found = {"service": SERVICE, "state_id": state.state_id, "port": state.port, "version": __version__}
+    if has_key(request):
+        found.update(home=state.home, pid=os.getpid())
+    return JSONResponse(found)
 
 
 async def list_apps(request: Request) -> Response:
@@ -64,23 +61,28 @@ async def get_app(request: Request) -> Response:
     if runtime is None:
         return error(404, f"No app named {request.path_params['name']!r} was deployed here.")
     since = request.query_params.get("since", "0")
-    since_seq = int(since) if since.isdigit() else 0
-    wait = request.query_params.get("wait", "")
-    if wait.isdigit():  # a long poll: answer as soon as something happens, at the latest after `wait` s
-        await runtime.news(since_seq, min(int(wait), MAX_WAIT))
-    return JSONResponse(runtime.info(since_seq))
+    if not (since.isascii() and since.isdigit()):
+        return error(422, f"since must be an event number (0, 1, 2...), got {since[:40]!r}.")
+    wait = request.query_params.get("wait", "0")
+    if not (wait.isascii() and wait.isdigit()):
+        return error(422, f"wait must be whole seconds (0, 1, 2...), got {wait[:40]!r}.")
+    if int(wait):  # a long poll: answer as soon as something happens, at the latest after `wait` s
+        await runtime.news(int(since), min(int(wait), MAX_WAIT))
+    return JSONResponse(runtime.info(int(since)))
 
 
 async def put_app(request: Request) -> Response:
     try:
-        data = await request.json()
+        data = json.loads(await read_body(request))
         spec = DeploySpec(
             path=str(data["path"]),
             env=data.get("env", "isolated"),
             python=str(data.get("python") or ""),
             secrets={str(k): str(v) for k, v in (data.get("secrets") or {}).items()},
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except BodyRefused as refused:
+        return refused.response
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         return error(422, f"Expected a JSON body with 'path', 'env', 'python', 'secrets': {exc}")
     if spec.env not in ENV_KINDS:
         return error(422, f"env must be one of {', '.join(ENV_KINDS)}, got {spec.env!r}.")

@@ -545,7 +545,10 @@ class AppRuntime:
         store.start(row["id"], attempts, runner.id)
         self.host.notify(row["id"])
         headers = forwarded_headers(json.loads(row["headers"]), row["id"])
-        outcome = await self.call(runner, "POST", row["path"], store.body(row["id"]) or b"", headers)
+        body = store.body(row["id"])
+        if body is None:  # it completed meanwhile (cancelled): its body went with it
+            return None, False
+        outcome = await self.call(runner, "POST", row["path"], body, headers)
         await self._output_settled(runner, outcome)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         if not cancelled and self._retries(outcome, attempts):

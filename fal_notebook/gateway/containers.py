@@ -9,7 +9,6 @@ a crash removes what the previous one left.
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import docker
@@ -17,7 +16,7 @@ import requests
 
 from ..errors import DeployError
 from ..generate.project import AppProject
-from .runners import Launch
+from .runners import Launch, runner_environment
 
 STATE_LABEL = "org.fal-notebook.state"
 APP_LABEL = "org.fal-notebook.app"
@@ -91,7 +90,7 @@ def launch(
     return Launch(
         argv,
         project.path,
-        {**os.environ, **secrets},
+        runner_environment(secrets, loopback=False),
         health_path="/health" if project.mode == "app" else health,
         startup_timeout=startup_timeout,
         cleanup=[docker_cli, "rm", "--force", "{instance}"],

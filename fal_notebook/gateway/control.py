@@ -80,7 +80,7 @@ def _identity(port: int) -> dict[str, Any] | None:
 def _ours(identity: dict[str, Any], port: int) -> dict[str, Any]:
     if identity.get("state_id") != state_id():
         raise GatewayError(
-            f"The gateway on port {port} belongs to another state directory ({identity.get('home')}), not "
+            f"The gateway on port {port} belongs to another state directory, not "
             f"{home()}. Use that FAL_NOTEBOOK_HOME, or give this one its own port with FAL_NOTEBOOK_GATEWAY_PORT."
         )
     return identity
@@ -136,7 +136,7 @@ def stop_gateway(*, timeout: float = 20.0) -> bool:
     if identity is None:
         return False
     _ours(identity, port)
-    pid = identity.get("pid")
+    pid = read_json(pid_path(), {}).get("pid")
     try:
         with admin() as client:
             client.post("/_fal_notebook/shutdown")
@@ -161,7 +161,7 @@ def gateway_status() -> GatewayInfo:
     if identity is None:
         return info
     _ours(identity, port)
-    info.running, info.pid = True, identity.get("pid")
+    info.running, info.pid = True, read_json(pid_path(), {}).get("pid")
     with admin() as client:
         info.apps = client.get("/_fal_notebook/apps").json()
     return info

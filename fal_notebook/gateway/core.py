@@ -18,12 +18,13 @@ from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queu
 from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
+from .limits import Limits, variable
 from .paths import db_path
 from .prepare import DeploySpec, digest, prepare, snapshot
 from .runners import Launch, OnOutput, Runner, kill_orphans
 from .settings import DEFAULT_ATTEMPTS
 from .states import AppStatus
-from .store import Store
+from .store import INLINE_BODY, Store
 from .supervisor import Clock, Supervisor
 from .upstream import Upstream
 
@@ -31,10 +32,15 @@ TICK = 0.25
 PURGE_EVERY = 60.0
 
 
+class QueueFull(Exception):
+    """The gateway's queue holds ``max_queue`` requests already."""
+
+
 class Gateway:
-    def __init__(self, *, key: str, state_id: str):
+    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue):
         self.key = key
         self.state_id = state_id
+        self.max_queue = max_queue
         self.store = Store(db_path())
         self.http = httpx.AsyncClient(timeout=None)  # health checks, schemas, cancellations
         self.upstream = Upstream()  # the calls themselves
@@ -190,7 +196,7 @@ class Gateway:
                 del self._watchers[request_id]
 
     # -- the queue ---------------------------------------------------------------------------
-    def submit(
+    async def submit(
         self,
         runtime: AppRuntime,
         path: str,
@@ -203,10 +209,24 @@ class Gateway:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(runtime.unavailable_reason())
+        if sum(len(rt.queued) for rt in self.apps.values()) >= self.max_queue:
+            raise QueueFull(
+                f"The gateway's queue holds {self.max_queue} requests already ({variable('max_queue')}); "
+                "retry when some have run."
+            )
         request_id = str(uuid.uuid4())
         deadline = self.clock.time() + timeout if timeout else None
+        inline = len(body) <= INLINE_BODY  # small bodies go with the row; large ones to a file, off the loop
+        if not inline:
+            await asyncio.to_thread(self.store.save_body, request_id, body)
         self.store.add_request(
-            request_id, runtime.name, path, body, headers, priority=priority, start_deadline=deadline
+            request_id,
+            runtime.name,
+            path,
+            headers,
+            body=body if inline else None,
+            priority=priority,
+            start_deadline=deadline,
         )
         runtime.enqueue(request_id, priority=priority, deadline=deadline)
         return request_id

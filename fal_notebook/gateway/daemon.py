@@ -11,9 +11,10 @@ import uvicorn
 
 from ..state import gateway_port, home, write_json_atomic
 from ..wire import GATEWAY_HOST
+from .limits import Limits
 from .paths import ensure_key, lock_path, pid_path, state_id
 from .server import build_app
-from .serving import HttpProtocol
+from .serving import http_protocol
 
 
 def _port_free(port: int) -> bool:
@@ -44,14 +45,18 @@ def main() -> int:
     def forget_pid() -> None:  # also on SIGTERM, which uvicorn re-raises after the graceful shutdown
         pid_path().unlink(missing_ok=True)
 
-    app = build_app(key=ensure_key(), state_id=state_id(), home=str(home()), port=port, on_stop=forget_pid)
+    limits = Limits.from_env()
+    app = build_app(
+        key=ensure_key(), state_id=state_id(), home=str(home()), port=port, limits=limits, on_stop=forget_pid
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=GATEWAY_HOST,
             port=port,
             loop="uvloop",
-            http=HttpProtocol,
+            http=http_protocol(limits),
+            timeout_keep_alive=limits.keep_alive,
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=10,

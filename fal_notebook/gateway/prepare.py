@@ -21,7 +21,7 @@ from .containers import launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
 from .paths import state_id
-from .runners import Launch
+from .runners import Launch, runner_environment
 
 EnvKind = Literal["isolated", "kernel", "docker"]
 #: Where runners run: a cached virtualenv, the kernel's own environment, or a Docker container.
@@ -105,7 +105,7 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     else:
         python = str(await ensure_environment(spec.python, requirements(project), on_line))
     bin_dir = str(Path(python).parent)
-    env = {**os.environ, **spec.secrets, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env = runner_environment(spec.secrets, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     if spec.env == "isolated":
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
     if project.mode == "app":

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -26,11 +26,12 @@ from starlette.routing import Route
 
 from .. import wire
 from .apps import AppRuntime, Outcome, Unavailable, forwarded_headers
-from .core import stored_headers
+from .core import QueueFull, stored_headers
+from .door import BodyRefused, read_body
 from .runners import Runner
 from .upstream import Response as UpstreamResponse
 from .upstream import UpstreamError
-from .web import BodyTooLarge, error, gateway_of, has_key, read_body, too_large, unauthorized
+from .web import error, gateway_of, has_key, unauthorized
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
 BUFFERED_BODY = 1024 * 1024
@@ -49,14 +50,14 @@ def lookup(request: Request) -> AppRuntime | Response:
 
 
 async def lookup_with_body(request: Request) -> tuple[AppRuntime, bytes] | Response:
-    """The serving app and the request's body, or the error response (404, 401, 413)."""
+    """The serving app and the request's body, or the error response (404, 401, 413, 503, 408)."""
     runtime = lookup(request)
     if isinstance(runtime, Response):
         return runtime
     try:
         return runtime, await read_body(request)
-    except BodyTooLarge:
-        return too_large(request)
+    except BodyRefused as refused:
+        return refused.response
 
 
 def start_timeout(request: Request) -> float | None | Response:
@@ -75,7 +76,9 @@ def start_timeout(request: Request) -> float | None | Response:
 
 
 def app_path(request: Request) -> str:
-    return "/" + request.path_params["path"].lstrip("/")
+    """The path for the app, percent-encoded again (the route decoded it): a ``%3F``, ``%23`` or
+    ``%00`` the client sent reaches the app as such, never as a query, a fragment or a NUL."""
+    return "/" + quote(request.path_params["path"].lstrip("/"), safe="/!$&'()*+,;=:@-._~")
 
 
 def app_query(request: Request) -> str:
@@ -176,18 +179,21 @@ def invalid_json(body: bytes) -> list[dict[str, Any]] | None:
     """pydantic's detail for a body that is not JSON (what the app would answer), else None."""
     try:
         json.loads(body or b"null")
+    except RecursionError:  # nested deeper than Python's parser goes
+        problem, position = "nested too deeply", 0
     except ValueError as exc:
-        ctx = {"error": getattr(exc, "msg", str(exc))}
-        return [
-            {
-                "type": "json_invalid",
-                "loc": ["body", getattr(exc, "pos", 0)],
-                "msg": "JSON decode error",
-                "input": {},
-                "ctx": ctx,
-            }
-        ]
-    return None
+        problem, position = getattr(exc, "msg", str(exc)), getattr(exc, "pos", 0)
+    else:
+        return None
+    return [
+        {
+            "type": "json_invalid",
+            "loc": ["body", position],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": problem},
+        }
+    ]
 
 
 async def submit(request: Request) -> Response:
@@ -205,7 +211,7 @@ async def submit(request: Request) -> Response:
     priority = 1 if wire.low_priority(request.headers.get(wire.QUEUE_PRIORITY, "")) else 0
     gateway = gateway_of(request)
     try:
-        request_id = gateway.submit(
+        request_id = await gateway.submit(
             runtime,
             app_path(request) + app_query(request),
             body,
@@ -215,6 +221,8 @@ async def submit(request: Request) -> Response:
         )
     except Unavailable as exc:
         return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE)
+    except QueueFull as exc:
+        return error(429, str(exc))
     url = request_url(request, runtime.name, request_id)
     row = gateway.store.get(request_id)
     position = gateway.store.queue_position(row) if row["status"] == wire.IN_QUEUE else 0

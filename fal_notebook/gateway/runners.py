@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import fcntl
+import ipaddress
 import os
 import re
 import signal
@@ -24,7 +25,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import httpx
 
@@ -34,6 +34,8 @@ from .supervisor import Supervisor, log
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
 #: At most this long to drain a runner's output pipes (a runner that writes without pause).
 DRAIN_LIMIT = 0.02
+#: Longest output line passed on whole (a longer one comes in pieces).
+MAX_LINE = 1 << 20
 TAIL_LINES = 200
 SHOWN_LINES = 40
 _EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
@@ -41,6 +43,35 @@ _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is alr
 _PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
+
+#: What a runner takes from the gateway's environment: what programs need to run on this machine
+#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs), none of the user's
+#: other variables. Credentials come only as the app's declared secrets and fal's key.
+INHERITED = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
+    "XDG_CACHE_HOME", "HF_HOME", "TORCH_HOME",
+    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+)  # fmt: skip
+INHERITED_PREFIXES = ("LC_",)
+#: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
+LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
+#: Where a server should listen, for servers that read it (the generated server.py does).
+LOOPBACK_HOST = "127.0.0.1"
+
+
+def runner_environment(secrets: dict[str, str], *, loopback: bool = True, **extra: str) -> dict[str, str]:
+    """A runner's environment: :data:`INHERITED` from the gateway's, ``secrets``, ``extra``, and
+    (for processes on this machine, not containers) loopback-only servers."""
+    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+    env.update(secrets)
+    env.update(extra)
+    if loopback:
+        env.update(PYTHONPATH=LOOPBACK_PATH, HOST=LOOPBACK_HOST)
+    return env
 
 
 class RunnerStartError(Exception):
@@ -82,6 +113,36 @@ def free_port() -> int:
             _allocated.add(port)
             return port
     raise RuntimeError("no free port found")
+
+
+def exposed(ports: set[int]) -> list[str]:
+    """Listening TCP sockets on ``ports`` bound beyond loopback, as ``address:port`` (Linux's
+    /proc/net; elsewhere nothing is found)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            address_hex, port_hex = fields[1].split(":")
+            address = _proc_address(address_hex)
+            if int(port_hex, 16) in ports and not _is_loopback(address):
+                found.append(f"{address}:{int(port_hex, 16)}")
+    return found
+
+
+def _proc_address(hex_text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = bytes.fromhex(hex_text)  # 32-bit words in host (little-endian) order
+    return ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
+
+
+def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def port_is_free(port: int) -> bool:
@@ -144,7 +205,7 @@ class Runner:
     returncode: int | None = None
     instance: str = ""
     cleaned: bool = True
-    _pipes: list[BinaryIO] = field(default_factory=list)  # the read ends of its stdout and stderr
+    _pipes: list[OutputPipe] = field(default_factory=list)  # its stdout and stderr, as they are read
     _spoke: asyncio.Event = field(default_factory=asyncio.Event)  # it wrote a line (since cleared)
 
     @property
@@ -181,6 +242,14 @@ class Runner:
                 raise
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
+            public = exposed({self.port, self.metrics_port} - {None})
+            if public:
+                await self.stop(grace=2.0)
+                raise RunnerStartError(
+                    f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without "
+                    f"the gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have "
+                    f'HOST={LOOPBACK_HOST}; e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
+                )
             self.state = RunnerState.READY
             self.idle_since = time.monotonic()
             return
@@ -208,9 +277,10 @@ class Runner:
         argv = self.launch.argv if self.launch.shell else self._expand(self.launch.argv)
         if self.launch.shell:
             argv = ["/bin/sh", "-c", shell_command(argv[0])]
-        # pipes of our own (not asyncio's), so that output_settled can see what is still unread in them
+        # pipes of the runner's own (not asyncio's): output_read can tell what is still unread in them
+        loop = asyncio.get_running_loop()
         (out, out_end), (err, err_end) = os.pipe(), os.pipe()
-        self._pipes = [os.fdopen(out, "rb", buffering=0), os.fdopen(err, "rb", buffering=0)]
+        self._pipes = [OutputPipe(out, "stdout", self._line, loop), OutputPipe(err, "stderr", self._line, loop)]
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -222,7 +292,6 @@ class Runner:
                 start_new_session=True,
                 preexec_fn=_PRE_EXEC,
             )
-            streams = [await _reader(pipe) for pipe in self._pipes]
         except BaseException:
             for pipe in self._pipes:
                 pipe.close()
@@ -231,41 +300,30 @@ class Runner:
             os.close(out_end)
             os.close(err_end)
         self.started = time.monotonic()
-        readers = [
-            tasks.spawn(self._read(streams[0], "stdout"), name=f"{self.id} stdout"),
-            tasks.spawn(self._read(streams[1], "stderr"), name=f"{self.id} stderr"),
-        ]
-        tasks.spawn(self._watch(self.process, readers), name=f"{self.id} exit")
+        tasks.spawn(self._watch(self.process, self._pipes), name=f"{self.id} exit")
 
     async def output_read(self) -> None:
-        """Return once the output the runner wrote before now has been handed to ``on_output`` (the
-        pipes drained, the lines read from them passed on): no timer, a turn or two of the loop."""
+        """Return once the output the runner wrote before now has been handed to ``on_output``: its
+        pipes hold nothing unread (what the loop reads goes to ``on_output`` at once). No timer:
+        usually at once, else a turn or two of the loop."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_LIMIT
-        while any(_unread(pipe) for pipe in self._pipes) and loop.time() < deadline:
+        while any(pipe.unread() for pipe in self._pipes) and loop.time() < deadline:
             await asyncio.sleep(0)  # the loop reads the pipes
-        await asyncio.sleep(0)  # the readers, woken by what was read, hand its lines over
 
-    async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
-        assert stream is not None
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the limit: take what is buffered
-                raw = await stream.read(1 << 20)
-            if not raw:
-                return
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            self.tail.append(line)
-            self._spoke.set()
-            try:  # a failing consumer must not stop the reading: a full pipe would block the runner
-                self.on_output(self, name, line)
-            except Exception:
-                log.exception("Output of runner %s could not be recorded", self.id)
+    def _line(self, name: str, line: str) -> None:
+        self.tail.append(line)
+        self._spoke.set()
+        try:  # a failing consumer must not stop the reading: a full pipe would block the runner
+            self.on_output(self, name, line)
+        except Exception:
+            log.exception("Output of runner %s could not be recorded", self.id)
 
-    async def _watch(self, process: asyncio.subprocess.Process, readers: list[asyncio.Task]) -> None:
+    async def _watch(self, process: asyncio.subprocess.Process, pipes: list[OutputPipe]) -> None:
         code = await process.wait()
-        await asyncio.wait(readers, timeout=1.0)
+        await asyncio.wait([asyncio.ensure_future(pipe.ended.wait()) for pipe in pipes], timeout=1.0)
+        for pipe in pipes:  # a grandchild may hold the pipe open: stop reading it with the runner
+            pipe.close()
         if process is self.process:
             self.returncode = code
             self.exited.set()
@@ -354,21 +412,51 @@ class Runner:
             pass
 
 
-async def _reader(pipe: BinaryIO) -> asyncio.StreamReader:
-    """A stream of ``pipe``, read by the event loop (which closes the pipe at its end)."""
-    reader = asyncio.StreamReader(limit=1 << 20)
-    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    return reader
+class OutputPipe:
+    """The read end of a runner's stdout or stderr: the event loop reads it as data comes and hands
+    each line (at most MAX_LINE bytes) to ``on_line``; it is closed at its end, once."""
 
+    def __init__(self, fd: int, name: str, on_line: Callable[[str, str], None], loop: asyncio.AbstractEventLoop):
+        self.fd, self.name, self.on_line, self.loop = fd, name, on_line, loop
+        self.ended = asyncio.Event()
+        self._partial = b""
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._readable)
 
-def _unread(pipe: BinaryIO) -> int:
-    """Bytes waiting in ``pipe`` (0 once it is closed)."""
-    if pipe.closed:
-        return 0
-    try:
-        return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
-    except (OSError, ValueError):
-        return 0
+    def unread(self) -> int:
+        """Bytes written to the pipe and not read yet (0 once it is closed)."""
+        if self.ended.is_set():
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
+
+    def close(self) -> None:
+        if not self.ended.is_set():
+            self.ended.set()
+            self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            if self._partial:
+                self.on_line(self.name, self._partial.decode(errors="replace").rstrip("\r"))
+                self._partial = b""
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        if len(self._partial) > MAX_LINE:  # a line without end: pass on what there is
+            lines.append(self._partial)
+            self._partial = b""
+        for line in lines:
+            self.on_line(self.name, line.decode(errors="replace").rstrip("\r"))
 
 
 def kill_orphans(state_id: str) -> int:

@@ -7,12 +7,15 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from . import admin, routes
 from .core import Gateway
-from .web import error, max_body
+from .door import BodyBudget, Door
+from .limits import Limits
+from .web import error
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -21,13 +24,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def build_app(
-    *, key: str, state_id: str, home: str, port: int, on_stop: Callable[[], None] = lambda: None
+    *,
+    key: str,
+    state_id: str,
+    home: str,
+    port: int,
+    limits: Limits | None = None,
+    on_stop: Callable[[], None] = lambda: None,
 ) -> Starlette:
     """The gateway for one state directory; its Gateway starts and stops with the app's lifespan."""
+    limits = limits or Limits.from_env()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.gateway = Gateway(key=key, state_id=state_id)
+        app.state.gateway = Gateway(key=key, state_id=state_id, max_queue=limits.max_queue)
         await app.state.gateway.start()
         try:
             yield
@@ -35,11 +45,13 @@ def build_app(
             await app.state.gateway.close()
             on_stop()
 
+    bodies = BodyBudget(limits.max_bodies)
     app = Starlette(
         routes=[*admin.ROUTES, *routes.ROUTES],
+        middleware=[Middleware(Door, budget=bodies)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
     )
     app.state.key, app.state.state_id, app.state.home, app.state.port = key, state_id, home, port
-    app.state.max_body = max_body()
+    app.state.limits, app.state.bodies = limits, bodies
     return app

@@ -1,9 +1,13 @@
-"""The gateway's HTTP server loop: uvicorn on uvloop with httptools' parser, each answer sent in one piece.
+"""The gateway's HTTP server loop: uvicorn on uvloop with httptools' parser, each answer sent in one piece,
+slow clients dropped.
 
-uvicorn writes an answer's head and its body with two system calls, and each wakes the caller; on a
-loaded machine a wake-up costs more than the work. Here an answer's writes within one turn of the
-event loop leave together (a streamed answer still leaves chunk by chunk: each chunk comes in a
-turn of its own).
+- uvicorn writes an answer's head and its body with two system calls, and each wakes the caller; on
+  a loaded machine a wake-up costs more than the work. Here an answer's writes within one turn of
+  the event loop leave together (a streamed answer still leaves chunk by chunk: each chunk comes in
+  a turn of its own).
+- A connection that does not send its request line and headers within ``header_timeout`` seconds
+  (from the connection, or from the end of the previous answer) is closed: slowloris clients hold
+  no connection (the limit is ``Limits.header_timeout``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .limits import Limits
 
 
 class _Corked:
@@ -53,7 +59,47 @@ class _Corked:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through a corked transport."""
+    """uvicorn's httptools protocol, writing through a corked transport, with a deadline for each
+    request's line and headers."""
+
+    header_timeout = Limits.header_timeout
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         super().connection_made(_Corked(transport))  # type: ignore[arg-type]
+        self._await_headers()
+
+    def on_headers_complete(self) -> None:
+        self._headers_arrived()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_arrived()
+        super().connection_lost(exc)
+
+    def _await_headers(self) -> None:
+        self._headers_arrived()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _headers_arrived(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def http_protocol(limits: Limits) -> type[HttpProtocol]:
+    """The protocol class for uvicorn's ``http=`` setting, with the limits' header timeout."""
+    return type("HttpProtocol", (HttpProtocol,), {"header_timeout": limits.header_timeout})

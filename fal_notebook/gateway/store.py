@@ -6,15 +6,19 @@ a commit is in the operating system's hands when it returns). Changes that ackno
 (a request started, a log line) join one transaction that commits at the next turn of the event
 loop, or with the next change that must be durable, whichever comes first.
 
-Bodies are written once: a request's body in a table of its own (a request's row changes a few
-times, its body never), a result's body with the change that completes the request. Reads of a
-request's state (``get``) leave both out.
+Bodies are written once and dropped when their request completes. A body of up to INLINE_BODY
+bytes (the common case: a JSON input) goes into a table of its own with the request's row, in the
+same transaction; a larger one into a file of its own beside the database (``save_body``, which
+needs no database and so runs off the event loop), so a large body never passes through SQLite.
+A request's row changes a few times; its body never. ``get`` reads a request's state without the
+bodies; ``body`` and ``result`` read those.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -28,6 +32,11 @@ RESULT_TTL = 3600.0
 #: Logs returned per status call (a moving window, as on fal; clients de-duplicate).
 LOG_WINDOW = 1000
 SCHEMA_VERSION = 2
+#: Bodies up to this size are kept in the database, larger ones in files.
+INLINE_BODY = 64 * 1024
+#: A body file that no queued request names is removed after this many seconds (its request was
+#: refused, or the gateway died between the file and the row).
+ORPHAN_BODY_AGE = 60.0
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS requests (
@@ -91,6 +100,8 @@ class Store:
         self.db.executescript(_SCHEMA)
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         path.chmod(0o600)
+        self.bodies = path.parent / "bodies"
+        self.bodies.mkdir(mode=0o700, exist_ok=True)
         self._open = False  # a transaction holds changes that acknowledge nothing yet
         self._commit_soon: asyncio.Handle | None = None
 
@@ -134,35 +145,54 @@ class Store:
             print(f"fal-notebook gateway: a deferred commit failed: {exc}", file=sys.stderr)
 
     # -- requests ----------------------------------------------------------------------------
+    def save_body(self, request_id: str, body: bytes) -> None:
+        """Write a body larger than INLINE_BODY to its file, durably, before its request's row (a
+        crash leaves at most an unused file). Needs no database: run it off the event loop."""
+        target = self.bodies / request_id
+        partial = target.with_name(f".{request_id}.partial")
+        with open(partial, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, target)
+
     def add_request(
         self,
         request_id: str,
         app: str,
         path: str,
-        body: bytes,
         headers: dict[str, str],
         *,
+        body: bytes | None = None,
         priority: int = 0,
         start_deadline: float | None = None,
     ) -> None:
-        """Store a submitted request; committed when this returns."""
+        """Store a submitted request, with its ``body`` (at most INLINE_BODY bytes), or without one
+        when ``save_body`` wrote it; committed when this returns."""
         cursor = self._write(
             "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (request_id, app, path, json.dumps(headers), priority, IN_QUEUE, time.time(), start_deadline),
-            durable=False,
+            durable=body is None,
         )
-        self._write("INSERT INTO bodies (seq, body) VALUES (?, ?)", (cursor.lastrowid, body), durable=True)
+        if body is not None:
+            self._write("INSERT INTO bodies (seq, body) VALUES (?, ?)", (cursor.lastrowid, body), durable=True)
 
     def get(self, request_id: str) -> sqlite3.Row | None:
         """The request's state (no bodies: ``body`` and ``result`` read those)."""
         return self.db.execute(f"SELECT {_STATE} FROM requests WHERE id = ?", (request_id,)).fetchone()
 
     def body(self, request_id: str) -> bytes | None:
+        """The body of a request not completed yet (None once it completed: its body went with it)."""
         row = self.db.execute(
             "SELECT body FROM bodies WHERE seq = (SELECT seq FROM requests WHERE id = ?)", (request_id,)
         ).fetchone()
-        return None if row is None else row[0]
+        if row is not None:
+            return row[0]
+        try:
+            return (self.bodies / request_id).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def result(self, request_id: str) -> sqlite3.Row | None:
         """A completed request's answer: ``result_status``, ``result_type``, ``error_type``, ``result_body``."""
@@ -216,16 +246,20 @@ class Store:
         error_type: str | None = None,
         inference_time: float | None = None,
     ) -> None:
-        """Record the request's answer; committed when this returns."""
+        """Record the request's answer (its body goes); committed when this returns."""
+        self._write(
+            "DELETE FROM bodies WHERE seq = (SELECT seq FROM requests WHERE id = ?)", (request_id,), durable=False
+        )
         self._write(
             "UPDATE requests SET status = ?, completed = ?, result_status = ?, result_body = ?,"
             " result_type = ?, error = ?, error_type = ?, inference_time = ?, runner = NULL WHERE id = ?",
             (COMPLETED, time.time(), status_code, body, content_type, error, error_type, inference_time, request_id),
             durable=True,
         )
+        (self.bodies / request_id).unlink(missing_ok=True)
 
     def purge(self, older_than: float = RESULT_TTL) -> int:
-        """Forget completed requests (their bodies and logs) older than ``older_than`` seconds."""
+        """Forget completed requests (and their logs) older than ``older_than`` seconds."""
         cutoff = time.time() - older_than
         rows = self.db.execute("SELECT seq, id FROM requests WHERE completed < ?", (cutoff,)).fetchall()
         for start in range(0, len(rows), 500):
@@ -235,6 +269,10 @@ class Store:
             self._write(f"DELETE FROM bodies WHERE seq IN ({marks})", tuple(r["seq"] for r in chunk), durable=False)
             self._write(f"DELETE FROM requests WHERE seq IN ({marks})", tuple(r["seq"] for r in chunk), durable=False)
         self.commit()
+        waiting = {r[0] for r in self.db.execute(f"SELECT id FROM requests WHERE status != '{COMPLETED}'")}
+        for file in self.bodies.iterdir():  # body files of requests that completed, or were never queued
+            if file.name not in waiting and file.stat().st_mtime < time.time() - ORPHAN_BODY_AGE:
+                file.unlink(missing_ok=True)
         return len(rows)
 
     # -- logs --------------------------------------------------------------------------------
@@ -266,13 +304,15 @@ class Store:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a database of an earlier gateway to this schema, keeping its requests and apps."""
+    """Bring a database of an earlier gateway to this schema, keeping its requests and apps (bodies in
+    its rows move to the bodies table; body files stay where they are)."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
     columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
     if version >= SCHEMA_VERSION or not columns:
         return
-    # version 1: the body in the requests row, one index over every request's status
+    # version 1: AUTOINCREMENT, one index over every request's status, maybe the body in the row
     kept = ", ".join(c for c in _STATE.replace(" ", "").split(",") if c in columns)
+    bodies = "INSERT INTO bodies (seq, body) SELECT seq, body FROM requests_v1;" if "body" in columns else ""
     db.executescript(
         f"""
         BEGIN;
@@ -281,7 +321,8 @@ def _migrate(db: sqlite3.Connection) -> None:
         DROP INDEX IF EXISTS requests_completed;
         {_SCHEMA}
         INSERT INTO requests ({kept}, result_body) SELECT {kept}, result_body FROM requests_v1;
-        INSERT INTO bodies (seq, body) SELECT seq, body FROM requests_v1;
+        {bodies}
+        DELETE FROM bodies WHERE seq IN (SELECT seq FROM requests WHERE status = '{COMPLETED}');
         DROP TABLE requests_v1;
         COMMIT;
         """

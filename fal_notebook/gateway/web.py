@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import os
 from typing import Any
 
 from starlette.requests import Request
@@ -11,18 +10,6 @@ from starlette.responses import JSONResponse
 
 from .. import wire
 from .core import Gateway
-
-MAX_BODY_VARIABLE = "FAL_NOTEBOOK_GATEWAY_MAX_BODY"
-DEFAULT_MAX_BODY = 100 * 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-def max_body() -> int:
-    raw = os.environ.get(MAX_BODY_VARIABLE, "")
-    return int(raw) if raw.isdigit() else DEFAULT_MAX_BODY
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -49,23 +36,3 @@ def unauthorized(what: str = "this app is private") -> JSONResponse:
         f"Unauthorized: {what}. Send `{wire.AUTHORIZATION}: {wire.key_header('<id>:<secret>')}` with the key in "
         f"<FAL_NOTEBOOK_HOME>/{wire.GATEWAY_KEY_FILE} (fal_notebook.gateway.gateway_key()).",
     )
-
-
-async def read_body(request: Request) -> bytes:
-    """The request body, refused (BodyTooLarge) beyond the gateway's limit without reading it all."""
-    limit: int = request.app.state.max_body
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def too_large(request: Request) -> JSONResponse:
-    limit = request.app.state.max_body
-    return error(413, f"Request body too large: the limit is {limit} bytes ({MAX_BODY_VARIABLE}).")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from ..config import FAL_METRICS_PORT, AppConfig
+from ..config import FAL_METRICS_PORT, IMAGE_REF_RE, AppConfig
+from ..errors import ConfigError
 
 #: fal's CUDA base image family (``falai/base:<python>-<cuda>``), used for GPU machine types.
 GPU_BASE_IMAGE = "falai/base:{python}-12.1.0"
@@ -25,7 +26,13 @@ def base_image(config: AppConfig, environ: dict[str, str] | None = None) -> str:
     if config.base_image:
         return config.base_image
     if environ.get("FAL_NOTEBOOK_BASE_IMAGE"):
-        return environ["FAL_NOTEBOOK_BASE_IMAGE"]
+        image = environ["FAL_NOTEBOOK_BASE_IMAGE"]
+        if not IMAGE_REF_RE.match(image):
+            raise ConfigError(
+                f"FAL_NOTEBOOK_BASE_IMAGE={image[:80]!r} is not a Docker image reference such as "
+                "'python:3.11-slim'; fix or unset it."
+            )
+        return image
     template = GPU_BASE_IMAGE if config.is_gpu else CPU_BASE_IMAGE
     return template.format(python=config.effective_python_version)
 

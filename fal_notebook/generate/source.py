@@ -30,7 +30,9 @@ def module_source(config: AppConfig, cell: str, definitions: list, interface: st
 
 
 def serve_block(config: AppConfig, interface: str) -> str:
-    """Run the cell's ASGI/WSGI object with uvicorn on ``$PORT`` (default: the configured port)."""
+    """Run the cell's ASGI/WSGI object with uvicorn on ``$PORT`` (default: the configured port) and
+    ``$HOST``: every interface by default, as a container on fal or Docker needs; local runners set
+    ``HOST=127.0.0.1``, so that only the gateway reaches them."""
     app = config.entry
     lines = ['if __name__ == "__main__":', "    import os", "", "    import uvicorn"]
     if interface == "wsgi":
@@ -39,7 +41,7 @@ def serve_block(config: AppConfig, interface: str) -> str:
     lines += [
         "",
         f'    port = int(os.environ.get("PORT", "{config.exposed_port}"))',
-        f'    uvicorn.run({app}, host="0.0.0.0", port=port)',
+        f'    uvicorn.run({app}, host=os.environ.get("HOST", "0.0.0.0"), port=port)',
     ]
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,7 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
 from .. import backends
-from ..errors import ConfigError, FalNotebookError, NotFoundError
+from ..errors import FalNotebookError, NotFoundError
 from ..generate.project import AppProject, reconfigure
 from ..state import resolve_project
 
@@ -36,7 +36,7 @@ class _Handler(APIHandler):
             return {}
         try:
             data = json.loads(self.request.body)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # also: numbers over 4,300 digits, deep nesting
             raise tornado.web.HTTPError(400, f"The request body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise tornado.web.HTTPError(400, "The request body must be a JSON object.")
@@ -77,8 +77,8 @@ def app_logs(name: str) -> dict[str, Any]:
     return {"name": name, "lines": list(backends.get_deployment(name).logs())}
 
 
-def configure_app(name: str, changes: dict[str, Any]) -> dict[str, Any]:
-    project = reconfigure(resolve_project(name), changes)
+def configure_app(name: str, changes: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+    project = reconfigure(resolve_project(name), changes, root=root)
     return {
         "name": name,
         "config": project.config.model_dump(mode="json", exclude_none=True),
@@ -87,13 +87,9 @@ def configure_app(name: str, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def capture_notebook(root: Path, relative: str) -> list[dict[str, Any]]:
-    from ..capture.notebook import export_notebook
+    from ..capture.notebook import export_notebook, notebook_in
 
-    notebook = (root / relative).resolve()
-    if not notebook.is_relative_to(root.resolve()):
-        raise ConfigError(f"{relative!r} is outside the server's root directory.")
-    if not notebook.is_file():
-        raise NotFoundError(f"No notebook at {relative!r} (relative to the server's root directory).")
+    notebook = notebook_in(root, relative)
     projects = export_notebook(notebook, out_dir=notebook.parent / "fal_apps")
     return [{"name": p.name, "mode": p.mode, "path": str(p.path), "summary": p.summary()} for p in projects]
 
@@ -131,7 +127,7 @@ class LogsHandler(_Handler):
 class ConfigHandler(_Handler):
     @tornado.web.authenticated
     async def put(self, name: str) -> None:
-        await self.call(configure_app, name, self.body())
+        await self.call(configure_app, name, self.body(), Path(self.settings["server_root_dir"]).expanduser())
 
 
 class CaptureHandler(_Handler):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as W
+from traitlets import TraitError
 
 from ..schema import MISSING, Field, Shape
 from ..validation import Invalid, Issue, validate
@@ -115,11 +116,11 @@ class NumberControl(Control):
         return self.input.value
 
     def set(self, value: Any) -> None:
+        low, high = getattr(self.input, "min", None), getattr(self.input, "max", None)
         if value is MISSING or value is None:
-            value = self.low if self.low is not None else 0
+            value = self.low if self.low is not None else 0 if high is None else min(0, high)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"expects a number, not {value!r}")
-        low, high = getattr(self.input, "min", None), getattr(self.input, "max", None)
         if (low is not None and value < low) or (high is not None and value > high):
             raise ValueError(f"{value} is outside {low}..{high}")
         self.input.value = int(value) if self.integer and float(value).is_integer() else value
@@ -355,10 +356,18 @@ class FieldRow(W.VBox):
         super().__init__([header, self.body])
         self.add_class("fal-pg-row")
         if field.initial is not MISSING:
-            self.control.set(field.initial)
+            self._show_initial(field.initial)
         if self.toggle is not None:
             self.toggle.observe(lambda change: self._display(), "value")
             self._display()
+
+    def _show_initial(self, value: Any) -> None:
+        """Show the schema's example or default; one the widget cannot show (an object with keys
+        the form lacks, a blank tag) leaves the field empty, and the app applies its own default."""
+        try:
+            self.control.set(value)
+        except (ValueError, TraitError):
+            self.control.set(MISSING)
 
     def _display(self) -> None:
         self.body.layout.display = "" if self.is_set else "none"
@@ -383,7 +392,7 @@ class FieldRow(W.VBox):
                 return
         try:
             self.control.set(value)
-        except ValueError as e:
+        except (ValueError, TraitError) as e:  # TraitError: a value the widget cannot hold
             raise ValueError(f"{self.field.name}: {e}") from None
 
     def reset(self) -> None:
@@ -391,7 +400,7 @@ class FieldRow(W.VBox):
         if self.toggle is not None:
             self.toggle.value = False
         else:
-            self.control.set(self.field.default)
+            self._show_initial(self.field.default)
 
     def show_issues(self, issues: list[Issue]) -> None:
         if any(path for path, _ in issues) and isinstance(self.body, W.Accordion):

@@ -152,7 +152,7 @@ class FakeHost:
     def submit(self, runtime: AppRuntime, request_id: str, *, deadline: float | None = None, body: Any = None) -> None:
         """Store a queued request and hand it to the runtime (as Gateway.submit does)."""
         payload = json.dumps(body if body is not None else {"id": request_id}).encode()
-        self.store.add_request(request_id, runtime.name, "/", payload, {}, start_deadline=deadline)
+        self.store.add_request(request_id, runtime.name, "/", {}, body=payload, start_deadline=deadline)
         runtime.enqueue(request_id, deadline=deadline)
 
     def row(self, request_id: str) -> Any:

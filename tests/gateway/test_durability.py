@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway_apps import echo
 
 from fal_notebook.gateway import gateway_status, start_gateway
-from fal_notebook.gateway.store import Store
+from fal_notebook.gateway.store import INLINE_BODY, Store
 
 
 def alive(pid: int) -> bool:
@@ -59,7 +59,8 @@ def test_gateway_killed_with_requests_queued_completes_them_after_restart(gatewa
 
 def test_results_are_kept_an_hour_then_purged(tmp_path):
     store = Store(tmp_path / "queue.sqlite3")
-    store.add_request("r1", "app", "/", b"{}", {})
+    store.save_body("r1", b"{}")
+    store.add_request("r1", "app", "/", {})
     store.add_log("r1", {"timestamp": "t", "level": "STDOUT", "source": "USER", "message": "hello"})
     store.complete("r1", 200, b'{"ok": true}', "application/json")
     assert store.purge() == 0
@@ -85,7 +86,7 @@ def test_submissions_and_results_are_committed_before_the_store_returns(tmp_path
 
     async def scenario() -> list[str | None]:
         seen = []
-        store.add_request("r1", "app", "/", b'{"big": "body"}', {})
+        store.add_request("r1", "app", "/", {}, body=b'{"small": "body"}')
         seen.append(committed(path, "r1")["status"])  # answered only after this: it survives a kill
         store.start("r1", 1, "runner-1")  # acknowledges nothing: joins the next commit
         await asyncio.sleep(0)
@@ -97,7 +98,24 @@ def test_submissions_and_results_are_committed_before_the_store_returns(tmp_path
 
     assert asyncio.run(scenario()) == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
     assert store.get("r1")["attempts"] == 2
-    assert "body" not in store.get("r1").keys() and store.body("r1") == b'{"big": "body"}'
+    assert "body" not in store.get("r1").keys() and store.body("r1") is None  # it went with the completion
+    store.close()
+
+
+def test_a_body_is_written_once_in_the_database_or_beside_it_and_goes_when_its_request_completes(tmp_path):
+    store = Store(tmp_path / "queue.sqlite3")
+    large = b"x" * (INLINE_BODY + 1)
+    store.add_request("small", "app", "/", {}, body=b'{"text": "hi"}')
+    store.save_body("large", large)  # (off the event loop, in the gateway)
+    store.add_request("large", "app", "/", {})
+    assert store.body("small") == b'{"text": "hi"}' and store.body("large") == large
+    assert not (store.bodies / "small").exists() and (store.bodies / "large").read_bytes() == large
+    store.start("small", 1, "runner-1")
+    assert store.body("small") == b'{"text": "hi"}'  # a change of the row leaves the body be
+    for request_id in ("small", "large"):
+        store.complete(request_id, 200, b"{}", "application/json")
+        assert store.body(request_id) is None
+    assert list(store.bodies.iterdir()) == []
     store.close()
 
 
@@ -127,9 +145,9 @@ def test_a_database_of_the_previous_gateway_keeps_its_requests_and_apps(tmp_path
     db.close()
     store = Store(path)
     assert [row["id"] for row in store.queued("app")] == ["queued"]
-    assert store.body("queued") == b"{}" and store.body("done") == b"[]"
+    assert store.body("queued") == b"{}" and store.body("done") is None
     assert store.result("done")["result_body"] == b"1" and store.result("queued") is None
     assert store.apps() == {"app": {"status": "ready"}}
-    store.add_request("new", "app", "/", b"{}", {})
+    store.add_request("new", "app", "/", {}, body=b"{}")
     assert store.queue_position(store.get("new")) == 1
     store.close()

@@ -82,7 +82,7 @@ def validate(project):
 @pytest.mark.parametrize("options", APP_OPTIONS)
 def test_app_mode(tmp_path, monkeypatch, options):
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
-    project = capture(APP, "demo", dir=tmp_path / "demo", **options)
+    project = capture(APP, "demo", out_dir=tmp_path, **options)
     data = validate(project)
     assert data["ref"] == f"{project.path}/app.py::Demo" and data["name"] == "demo"
     for key in ("keep_alive", "min_concurrency", "max_concurrency", "num_gpus", "regions", "secrets"):
@@ -95,7 +95,7 @@ def test_app_mode(tmp_path, monkeypatch, options):
 @pytest.mark.parametrize("options", SERVER_OPTIONS)
 def test_server_mode(tmp_path, monkeypatch, options):
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
-    project = capture(SERVER if "cmd" not in options else "", "web", dir=tmp_path / "web", **options)
+    project = capture(SERVER if "cmd" not in options else "", "web", out_dir=tmp_path, **options)
     data = validate(project)
     assert data["ref"] is None and data["kind"] == "container"
     assert data["gateway"]["exposed_port"] == options.get("exposed_port", 8000)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +16,21 @@ from pathlib import Path
 import httpx
 
 from .gateway import await_completed
-from .harness import INPUT, WORDS, Row, Sizes, deploy, free_port, interleaved, median, private_gateway, wait_answer
+from .harness import (
+    INPUT,
+    WORDS,
+    Row,
+    Sizes,
+    app_info,
+    deploy,
+    free_port,
+    interleaved,
+    median,
+    private_gateway,
+    wait_answer,
+)
+
+_READY = re.compile(r"is ready on port \d+ \(([0-9.]+) s\)")
 
 
 def by_hand(project_path: Path, python: str) -> float:
@@ -69,7 +84,7 @@ def first_response(sizes: Sizes) -> list[Row]:
                     "ours": lambda name=name, env=env: [deployed(home, name, env)],
                     "hand": lambda name=name, python=python: [by_hand(home / "apps" / name, python)],
                 },
-                sizes.rounds,
+                sizes.deploy_rounds,
             )
             ours, hand = median(got["ours"]), median(got["hand"])
             rows.append(
@@ -88,9 +103,11 @@ def first_response(sizes: Sizes) -> list[Row]:
 def scale_out(sizes: Sizes) -> list[Row]:
     count, seconds, width = sizes.scale_requests, sizes.scale_seconds, sizes.scale_concurrency
     with private_gateway() as home:
+        starts: list[float] = []  # for each burst, how long the runners it started took (the slowest)
 
         def burst() -> list[float]:
             deployment = deploy(home, WORDS, "scale", max_concurrency=width, keep_alive=600)
+            since = app_info("scale")["events"][-1]["seq"]
             started = time.perf_counter()
             with httpx.Client(timeout=120) as client:
                 handles = [
@@ -99,6 +116,8 @@ def scale_out(sizes: Sizes) -> list[Row]:
                 for handle in handles:
                     await_completed(client, handle["status_url"])
             took = time.perf_counter() - started
+            events = [e["message"] for e in app_info("scale")["events"] if e["seq"] > since]
+            starts.append(max((float(m) for e in events for m in _READY.findall(e)), default=0.0))
             deployment.stop()
             return [took]
 
@@ -118,5 +137,8 @@ def scale_out(sizes: Sizes) -> list[Row]:
             ideal / took,
             "≥ 0.9 of ideal",
             ideal / took >= 0.9,
+            f"the runners it started were ready after {median(starts):.2f} s"
+            if median(starts)
+            else "it ended before the runners it started were ready",
         )
     ]

@@ -99,7 +99,7 @@ def first_response(home: Path, name: str, image: str, sizes: Sizes) -> Row:
         finally:
             subprocess.run(["docker", "rm", "--force", container], capture_output=True)
 
-    got = interleaved({"ours": ours, "hand": by_hand}, sizes.rounds)
+    got = interleaved({"ours": ours, "hand": by_hand}, sizes.deploy_rounds)
     a, b = median(got["ours"]), median(got["hand"])
     return Row(
         "docker: deploy → first response, image built, vs `docker run` by hand",

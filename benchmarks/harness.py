@@ -65,7 +65,8 @@ class Sizes:
     calls: int = 400  # sync calls per side (gateway overhead)
     drain: int = 400  # requests per round (queue drain)
     round_trips: int = 200  # per side (queue round trip)
-    rounds: int = 5  # alternating rounds (throughput and deploy figures)
+    rounds: int = 5  # alternating rounds (throughput figures, scale-out)
+    deploy_rounds: int = 9  # alternating rounds of deploy → first response (a runner's start is noisy)
     scale_requests: int = 16
     scale_seconds: float = 1.0
     scale_concurrency: int = 4
@@ -81,6 +82,7 @@ class Sizes:
             drain=20,
             round_trips=10,
             rounds=1,
+            deploy_rounds=1,
             scale_requests=4,
             scale_seconds=0.2,
             scale_concurrency=2,

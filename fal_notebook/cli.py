@@ -114,9 +114,12 @@ def _scale(args: argparse.Namespace) -> None:
 def _gateway(args: argparse.Namespace) -> None:
     from .gateway import gateway_status, start_gateway, stop_gateway
 
+    def running(info) -> str:
+        https = f"; HTTPS for fal_client on 127.0.0.1:{info.tls_port}" if info.tls_port else "; no HTTPS listener"
+        return f"gateway running at {info.url} (pid {info.pid}, state in {info.home}{https})"
+
     if args.action == "start":
-        info = start_gateway()
-        print(f"gateway running at {info.url} (pid {info.pid}, state in {info.home})")
+        print(running(start_gateway()))
     elif args.action == "stop":
         print("gateway stopped" if stop_gateway() else "gateway was not running")
     else:
@@ -126,9 +129,18 @@ def _gateway(args: argparse.Namespace) -> None:
         elif not info.running:
             print(f"gateway not running (would listen on {info.url}; state in {info.home})")
         else:
-            print(f"gateway running at {info.url} (pid {info.pid}, state in {info.home})")
+            print(running(info))
             for app in info.apps:
                 print(f"  {app.get('name')}: {app.get('status')}")
+
+
+def _env(args: argparse.Namespace) -> None:
+    import shlex
+
+    from .gateway import client_environment
+
+    for name, value in client_environment().items():
+        print(f"export {name}={shlex.quote(value)}" if args.shell else f"{name}={value}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("action", choices=["start", "stop", "status"])
     gateway.add_argument("--json", action="store_true", help="status as JSON")
     gateway.set_defaults(func=_gateway)
+
+    env = commands.add_parser(
+        "env", help="the environment that points unmodified fal_client code at the local gateway (prints its key)"
+    )
+    env.add_argument("--shell", action="store_true", help='print `export` lines: eval "$(fal-notebook env --shell)"')
+    env.set_defaults(func=_env)
     return parser
 
 

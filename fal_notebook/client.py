@@ -11,6 +11,7 @@ only the I/O differs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -18,6 +19,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 import httpx
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
 from . import wire
 from ._version import __version__
@@ -258,6 +262,36 @@ class EndpointClient:
             await self._async_http.aclose()
             self._async_http = None
 
+    # -- websockets ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def websocket(self, path: str, *, open_timeout: float = CONNECT_TIMEOUT) -> Iterator[ClientConnection]:
+        """A websocket to the app's ``path`` (an endpoint with ``is_websocket=True``): a connection of
+        the ``websockets`` package, with the key sent as on a call."""
+        url = wire.websocket_url(join_url(self._address.app_url, path))
+        headers = {wire.AUTHORIZATION: wire.key_header(self._key)} if self._key else {}
+        try:
+            connection = ws_connect(url, additional_headers=headers, max_size=None, open_timeout=open_timeout)
+        except InvalidStatus as exc:
+            answer = exc.response
+            detail = wire.decode_error(_json_or_text(bytes(answer.body or b"")))[0]
+            raise make_error(
+                self._address,
+                f"the websocket {path} was refused: {render_detail(detail)}.",
+                "Check the path (an endpoint with is_websocket=True, or @fal.realtime) and the key.",
+                key=self._key,
+                status_code=answer.status_code,
+                detail=detail,
+            ) from None
+        with connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def realtime(self, path: str = "/realtime") -> Iterator[RealtimeSession]:
+        """A session with the app's ``@fal.realtime`` endpoint: ``send(dict)``, ``recv() -> dict``
+        (msgpack frames, as fal's realtime endpoints and fal_client's ``realtime`` speak them)."""
+        with self.websocket(path) as connection:
+            yield RealtimeSession(connection)
+
     # -- requests (shared by both flavours) ------------------------------------------------------
     def _request(
         self,
@@ -469,6 +503,32 @@ class EndpointClient:
             self._retry.attempts,
             wait,
         )
+
+
+class RealtimeSession:
+    """Messages to and from an app's ``@fal.realtime`` endpoint, msgpack-encoded."""
+
+    def __init__(self, connection: ClientConnection):
+        self.connection = connection
+
+    def send(self, message: dict[str, Any]) -> None:
+        import msgpack
+
+        self.connection.send(msgpack.packb(message, use_bin_type=True))
+
+    def recv(self, timeout: float | None = None) -> dict[str, Any]:
+        """The app's next message (its text frames as JSON)."""
+        import msgpack
+
+        frame = self.connection.recv(timeout)
+        return msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
+
+
+def _json_or_text(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
 
 
 class _Deadline:

@@ -8,6 +8,7 @@ the key while the user is still in the notebook.
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from typing import Annotated, Any, Literal
@@ -26,9 +27,21 @@ from pydantic import (
 from .errors import ConfigError
 from .secrets import redact
 
-CPU_MACHINE_TYPES = ("XS", "S", "M", "L")
-GPU_MACHINE_TYPES = ("GPU-A6000", "GPU-A100", "GPU-H100", "GPU-H200", "GPU-B200")
-MachineType = Literal[CPU_MACHINE_TYPES + GPU_MACHINE_TYPES]  # type: ignore[valid-type]
+#: Machine types fal lists today. fal's list grows, so another well-formed name is accepted (fal
+#: decides at deploy) with a warning (``AppConfig.warnings``); a GPU type's name starts with ``GPU``.
+CPU_MACHINE_TYPES = ("XS", "S", "M", "L", "XL")
+GPU_MACHINE_TYPES = (
+    "GPU-A6000",
+    "GPU-A100",
+    "GPU-L40",
+    "GPU-RTX4090",
+    "GPU-RTX5090",
+    "GPU-H100",
+    "GPU-H200",
+    "GPU-B200",
+    "GPU-B300",
+)
+MachineType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Region = Literal["us-west", "us-central", "us-east", "eu-north", "eu-west"]
 AuthMode = Literal["private", "public", "shared"]
 RetryCondition = Literal["timeout", "server_error", "connection_error"]
@@ -55,6 +68,62 @@ DEFAULT_SERVER_PORT = 8000
 
 # Fields that describe the project rather than a fal TOML key.
 PROJECT_FIELDS = ("name", "mode", "class_name", "entry", "cmd", "base_image", "requirements")
+#: Every key fal's ``fal deploy`` accepts in ``[tool.fal.apps.<name>]`` (fal 1.83,
+#: ``fal.cli._utils.get_app_data_from_toml``); it refuses any other.
+FAL_TOML_KEYS = frozenset(
+    {
+        "ref",
+        "python_entry_point",
+        "name",
+        "auth",
+        "deployment_strategy",
+        "team",
+        "requirements",
+        "requirements_context_dir",
+        "python_version",
+        "machine_type",
+        "num_gpus",
+        "min_concurrency",
+        "max_concurrency",
+        "max_multiplexing",
+        "concurrency_buffer",
+        "concurrency_buffer_perc",
+        "scaling_delay",
+        "request_timeout",
+        "request_start_timeout",
+        "startup_timeout",
+        "keep_alive",
+        "private_logs",
+        "regions",
+        "app_files",
+        "app_files_ignore",
+        "app_files_context_dir",
+        "exposed_port",
+        "metrics_port",
+        "skip_retry_conditions",
+        "retry_config",
+        "termination_grace_period_seconds",
+        "secrets",
+        "data_mounts",
+        "health_check",
+        "image",
+        "no_scale",
+        "app_scale_settings",
+        "_scheduler",
+        "_scheduler_options",
+    }
+)
+#: Keys fal accepts that the local gateway does not apply, and why (named in a note at deploy).
+LOCAL_IGNORED = {
+    "private_logs": "logs are the user's own on the local gateway",
+    "python_entry_point": "local runners serve the captured app.py/server.py",
+    "requirements": "local runners install requirements.txt",
+    "requirements_context_dir": "local runners install requirements.txt",
+    "app_files_context_dir": "local runners run from the project folder",
+    "no_scale": "deprecated by fal (use app_scale_settings); local scaling follows this file on every deploy",
+    "_scheduler": "fal's scheduler is not used locally",
+    "_scheduler_options": "fal's scheduler is not used locally",
+}
 # Command-line spelling of fields whose flag differs from "--" + name with dashes.
 FLAG_NAMES = {
     "name": "the NAME argument",
@@ -140,6 +209,7 @@ class AppConfig(_Strict):
     concurrency_buffer_perc: Annotated[int, Field(ge=0, le=100)] | None = None
     scaling_delay: Count | None = None
     request_timeout: Seconds | None = None
+    request_start_timeout: Annotated[float, Field(gt=0)] | None = None
     startup_timeout: Seconds | None = None
     keep_alive: Count | None = None
     termination_grace_period_seconds: Count | None = None
@@ -155,6 +225,11 @@ class AppConfig(_Strict):
     image: ImageConfig | None = None
     skip_retry_conditions: list[RetryCondition] | None = None
     retry_config: dict[RetryCondition, RetryEntry] | None = None
+    python_entry_point: Annotated[str, StringConstraints(pattern=r"^[\w.]+:\w+$")] | None = None
+    private_logs: bool | None = None
+    no_scale: bool | None = None
+    requirements_context_dir: str | None = None
+    app_files_context_dir: str | None = None
 
     @field_validator("base_image")
     @classmethod
@@ -221,7 +296,19 @@ class AppConfig(_Strict):
     # -- derived views ----------------------------------------------------------------------
     @property
     def is_gpu(self) -> bool:
-        return any(m in GPU_MACHINE_TYPES for m in self.machine_type or ())
+        return any(m.upper().startswith("GPU") for m in self.machine_type or ())
+
+    @property
+    def warnings(self) -> list[str]:
+        """What fal may refuse at deploy although it is well-formed: machine types fal does not list."""
+        known = CPU_MACHINE_TYPES + GPU_MACHINE_TYPES
+        unknown = [m for m in self.machine_type or () if m not in known]
+        if not unknown:
+            return []
+        return [
+            f"machine_type {', '.join(map(repr, unknown))} is not among the types fal lists ({', '.join(known)}); "
+            "fal decides when you deploy there."
+        ]
 
     @property
     def port(self) -> int:
@@ -253,6 +340,25 @@ class AppConfig(_Strict):
         return AppConfig.build({**self.model_dump(exclude_none=True), **changes})
 
 
+def check_toml_keys(table: dict[str, Any], *, where: str) -> None:
+    """Refuse keys ``fal deploy`` refuses (ConfigError naming each and the nearest valid key)."""
+    unexpected = sorted(set(table) - FAL_TOML_KEYS)
+    if not unexpected:
+        return
+    parts = []
+    for key in unexpected:
+        near = difflib.get_close_matches(key, sorted(FAL_TOML_KEYS), n=1, cutoff=0.6)
+        parts.append(f"`{key}`" + (f" (did you mean `{near[0]}`?)" if near else ""))
+    raise ConfigError(
+        f"Found unexpected keys in {where}: {', '.join(parts)}. `fal deploy` refuses them too; correct or remove them."
+    )
+
+
+def local_notes(table: dict[str, Any]) -> list[str]:
+    """Notes for the keys of a ``[tool.fal.apps.<name>]`` table that fal applies and local runners do not."""
+    return [f"{key} applies on fal only: {why}." for key, why in LOCAL_IGNORED.items() if key in table]
+
+
 def describe_validation_error(exc: ValidationError, *, where: str = "") -> str:
     """One readable paragraph for a pydantic error on AppConfig: key, flag, value, rule."""
     parts = []
@@ -273,13 +379,28 @@ def describe_validation_error(exc: ValidationError, *, where: str = "") -> str:
                 "must be lowercase letters, digits, '-' or '_', start with a letter or digit, "
                 "at most 63 characters (e.g. 'text-stats')"
             )
+        elif err["type"] == "string_pattern_mismatch" and top == "machine_type":
+            msg = "must be a machine type name such as XL or GPU-H100 (letters, digits, '-', '.', '_')"
         elif err["type"] == "extra_forbidden":
-            msg = "is not a fal configuration key"
+            near = difflib.get_close_matches(loc[-1], _fields_at(loc[:-1]), n=1, cutoff=0.6)
+            msg = "is not a fal configuration key" + (f" (did you mean `{near[0]}`?)" if near else "")
         value = err.get("input")
         shown = "" if isinstance(value, dict) or err["type"] == "missing" else f", got {short_repr(value)}"
         parts.append(f"`{key}`{flag} {msg}{shown}")
     prefix = f"Invalid configuration{' in ' + where if where else ''}: "
     return prefix + "; ".join(parts) + "."
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    """The field names of the model at ``loc`` (AppConfig at the top, its tables below)."""
+    model: type[BaseModel] = AppConfig
+    for part in loc:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        nested = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        model = next((a for a in nested if issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return sorted(model.model_fields)
 
 
 def short_repr(value: Any, limit: int = 80) -> str:

@@ -22,6 +22,7 @@ DEPLOY = _parser("%fal_deploy", NAME, (("--target",), {"default": "local"}), (("
 PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
 LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
 STOP = _parser("%fal_stop", NAME)
+ENV = _parser("%fal_env")
 LOGIN = _parser("%fal_login", (("--save",), {"action": "store_true"}), (("--profile",), {}))
 
 
@@ -81,6 +82,15 @@ class FalMagics(Magics):
         deployment = backends.get_deployment(parse_words(STOP, line).name)
         deployment.stop()
         return deployment
+
+    @line_magic
+    def fal_env(self, line: str):
+        """%fal_env — point fal_client in this kernel at the local gateway (FAL_RUN_HOST, FAL_QUEUE_RUN_HOST,
+        SSL_CERT_FILE, FAL_KEY); the key is set, never shown."""
+        from .gateway import apply_client_environment
+
+        parse_words(ENV, line)
+        print(apply_client_environment())
 
     @line_magic
     def fal_login(self, line: str):

@@ -25,12 +25,21 @@ def home() -> Path:
 
 def gateway_port() -> int:
     """The local gateway's port: ``FAL_NOTEBOOK_GATEWAY_PORT``, default 8765."""
-    raw = os.environ.get(wire.GATEWAY_PORT_VARIABLE, "").strip()
+    return _port(wire.GATEWAY_PORT_VARIABLE, wire.DEFAULT_GATEWAY_PORT)
+
+
+def gateway_tls_port() -> int:
+    """The port of the gateway's HTTPS listener: ``FAL_NOTEBOOK_GATEWAY_TLS_PORT``, default 8766."""
+    return _port(wire.GATEWAY_TLS_PORT_VARIABLE, wire.DEFAULT_GATEWAY_TLS_PORT)
+
+
+def _port(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip()
     if not raw:
-        return wire.DEFAULT_GATEWAY_PORT
+        return default
     port = wire.parse_port(raw)
     if port is None:
-        raise ConfigError(f"{wire.GATEWAY_PORT_VARIABLE}={raw!r} is not a port number; use an integer from 1 to 65535.")
+        raise ConfigError(f"{variable}={raw!r} is not a port number; use an integer from 1 to 65535.")
     return port
 
 

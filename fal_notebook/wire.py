@@ -1,5 +1,5 @@
 """fal's wire contract, stated once: hosts, URL layout, headers, statuses and bodies of fal's queue
-protocol (spec/fal-platform.md section 7), as the client reads it and the local gateway writes it.
+protocol (docs/fal-conformance.md), as the client reads it and the local gateway writes it.
 
 The client side (``protocol.py``, ``client.py``), the gateway (``gateway/routes.py`` and the queue
 behind it), the backends and the snippets import their facts from here, so both sides change together;
@@ -9,8 +9,10 @@ no I/O and no environment reads (``state.py`` and ``protocol.py`` read the varia
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -28,6 +30,13 @@ QUEUE_HOST_VARIABLE = "FAL_QUEUE_RUN_HOST"
 GATEWAY_HOST = "127.0.0.1"
 DEFAULT_GATEWAY_PORT = 8765
 GATEWAY_PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_PORT"
+#: The gateway's HTTPS listener for clients that speak only https (fal_client), port from
+#: ``FAL_NOTEBOOK_GATEWAY_TLS_PORT``; its self-signed certificate lives in the state directory.
+DEFAULT_GATEWAY_TLS_PORT = 8766
+GATEWAY_TLS_PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_TLS_PORT"
+#: What fal_client reads: its key, and (Python's ssl, httpx, websockets) the CA bundle to trust.
+FAL_KEY_VARIABLE = "FAL_KEY"
+CA_BUNDLE_VARIABLE = "SSL_CERT_FILE"
 #: The gateway's key (``<id>:<secret>``), relative to the state directory (``FAL_NOTEBOOK_HOME``).
 GATEWAY_KEY_FILE = PurePosixPath("gateway", "key")
 #: The owner segment of the gateway's endpoint ids: ``local/<name>``.
@@ -50,6 +59,13 @@ def parse_port(raw: str) -> int | None:
 def gateway_origin(port: int) -> str:
     """``http://127.0.0.1:<port>``: where the local gateway listens."""
     return f"http://{GATEWAY_HOST}:{port}"
+
+
+def gateway_hosts(tls_port: int) -> dict[str, str]:
+    """``FAL_RUN_HOST`` and ``FAL_QUEUE_RUN_HOST`` for fal's clients to reach the gateway's HTTPS
+    listener: ``127.0.0.1:<tls port>`` and ``127.0.0.1:<tls port>/queue``."""
+    host = f"{GATEWAY_HOST}:{tls_port}"
+    return {RUN_HOST_VARIABLE: host, QUEUE_HOST_VARIABLE: f"{host}/{QUEUE_SEGMENT}"}
 
 
 # -- URL layout -----------------------------------------------------------------------------------
@@ -85,6 +101,12 @@ def fal_app_urls(run_host: str, queue: str, app: str) -> tuple[str, str]:
     return f"https://{run_host}/{app}", f"https://{queue}/{app}"
 
 
+def websocket_url(url: str) -> str:
+    """The websocket URL of an http(s) URL: ``ws://`` for ``http://``, ``wss://`` for ``https://``."""
+    scheme, sep, rest = url.partition("://")
+    return {"http": "ws", "https": "wss"}.get(scheme, scheme) + sep + rest
+
+
 def request_url(app_queue_url: str, request_id: str) -> str:
     """A queued request's URL, under its app (never under the endpoint's path): ``.../requests/<id>``;
     its result is there."""
@@ -103,6 +125,11 @@ def cancel_url(request: str) -> str:
     return f"{request}/cancel"
 
 
+def response_url(request: str) -> str:
+    """``.../requests/<id>/response``: the result, as at the request's URL."""
+    return f"{request}/response"
+
+
 # -- headers and parameters -----------------------------------------------------------------------
 AUTHORIZATION = "Authorization"
 KEY_SCHEME = "Key"
@@ -113,14 +140,28 @@ REQUEST_TIMEOUT = "X-Fal-Request-Timeout"
 MIN_REQUEST_TIMEOUT = 0.1
 #: Response header of a timeout the caller set (``user``): such a 504 is final, not retried.
 REQUEST_TIMEOUT_TYPE = "X-Fal-Request-Timeout-Type"
+USER_TIMEOUT = "user"
+#: The error of a request whose start deadline passed before a runner started it.
+START_DEADLINE_PASSED = f"Request did not start within its {REQUEST_TIMEOUT}."
 QUEUE_PRIORITY = "X-Fal-Queue-Priority"
 PRIORITIES = ("normal", "low")
-#: Request header naming the runner a request prefers; the gateway hands it to the app unchanged.
+#: Request header naming the runner a request prefers (one of the hints a runner gave in
+#: ``X-Fal-Runner-Hints``, the answer header of an app that provides hints).
 RUNNER_HINT = "X-Fal-Runner-Hint"
+RUNNER_HINTS = "X-Fal-Runner-Hints"
 RETRY_AFTER = "Retry-After"
-#: fal's own headers start with this; a queued request keeps them for the app.
+#: fal's platform headers start with this: the gateway's, never the app's (but for the identity headers).
 FAL_HEADER_PREFIX = "x-fal-"
+#: Identity headers the gateway adds for the app: the endpoint called, and the caller's id.
+ENDPOINT = "x-fal-endpoint"
+CALLER_ID = "x-fal-caller-user-id"
+#: A platform header without fal's prefix (model fallbacks), consumed like the others.
+DISABLE_FALLBACK = "x-app-fal-disable-fallback"
 WEBHOOK_PARAM = "fal_webhook"
+#: Submit parameter: refuse (429) when the app's queue already holds this many requests.
+MAX_QUEUE_LENGTH_PARAM = "fal_max_queue_length"
+#: Query parameters that are the queue's own, never the app's.
+QUEUE_PARAMS = (WEBHOOK_PARAM, MAX_QUEUE_LENGTH_PARAM)
 LOGS_PARAM = "logs"
 EVENT_STREAM = "text/event-stream"
 
@@ -161,6 +202,7 @@ REQUEST_TIMEOUT_ERROR = "request_timeout"
 RUNNER_SCHEDULING_FAILURE = "runner_scheduling_failure"
 RUNNER_DISCONNECTED = "runner_disconnected"
 CLIENT_CANCELLED = "client_cancelled"
+CLIENT_DISCONNECTED = "client_disconnected"
 BAD_REQUEST = "bad_request"
 
 
@@ -220,14 +262,15 @@ def status_code(status: Status) -> int:
     return 200 if isinstance(status, Completed) else 202
 
 
-def encode_status(status: Status, *, response_url: str, with_logs: bool) -> dict[str, Any]:
+def encode_status(status: Status, *, request_id: str, response_url: str, with_logs: bool) -> dict[str, Any]:
     """A status answer; ``logs`` is null unless they were asked for (``?logs=1``)."""
     logs = status.logs if with_logs and not isinstance(status, Queued) else None
+    common = {"request_id": request_id, "response_url": response_url}
     if isinstance(status, Queued):
-        return {"status": IN_QUEUE, "queue_position": status.position, "response_url": response_url}
+        return {"status": IN_QUEUE, "queue_position": status.position, **common}
     if isinstance(status, InProgress):
-        return {"status": IN_PROGRESS, "logs": logs, "response_url": response_url}
-    body: dict[str, Any] = {"status": COMPLETED, "logs": logs, "response_url": response_url, "metrics": status.metrics}
+        return {"status": IN_PROGRESS, "logs": logs, **common}
+    body: dict[str, Any] = {"status": COMPLETED, "logs": logs, **common, "metrics": status.metrics}
     if status.error is not None:
         body.update(error=status.error, error_type=status.error_type)
     return body
@@ -262,15 +305,25 @@ class QueuedRequest:
 
 
 def encode_submit(request_id: str, request: str, position: int) -> dict[str, Any]:
-    """The answer to a submit; ``request`` is the request's URL (see ``request_url``)."""
+    """The answer to a submit; ``request`` is the request's URL (see ``request_url``). Its
+    ``gateway_request_id`` is the first attempt's (``gateway_request_id``)."""
     return {
         "status": IN_QUEUE,
         "request_id": request_id,
+        "gateway_request_id": request_id,
         "response_url": request,
         "status_url": status_url(request),
         "cancel_url": cancel_url(request),
         "queue_position": position,
     }
+
+
+def gateway_request_id(request_id: str, attempt: int) -> str:
+    """The id of one attempt of a queued request: the request's own for the first, a stable
+    derived one for each retry (fal's ``gateway_request_id`` names the last attempt)."""
+    if attempt <= 1:
+        return request_id
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request_id}/attempt/{attempt}"))
 
 
 def decode_submit(data: Any, app_queue_url: str) -> QueuedRequest:
@@ -311,10 +364,52 @@ def decode_cancel(body: Any, *, success: bool) -> str | None:
     return OK if success else None
 
 
+# -- webhooks -------------------------------------------------------------------------------------
+#: A completed queued request submitted with ``?fal_webhook=<url>`` is POSTed there, signed: ED25519
+#: over ``request id, user id, timestamp, sha256(body)`` (hex), one per line; the public keys are a
+#: JWKS at JWKS_PATH (fal's is on its REST host); receivers refuse timestamps TIMESTAMP_TOLERANCE off.
+WEBHOOK_REQUEST_ID = "X-Fal-Webhook-Request-Id"
+WEBHOOK_USER_ID = "X-Fal-Webhook-User-Id"
+WEBHOOK_TIMESTAMP = "X-Fal-Webhook-Timestamp"
+WEBHOOK_SIGNATURE = "X-Fal-Webhook-Signature"
+JWKS_PATH = "/.well-known/jwks.json"
+WEBHOOK_TIMESTAMP_TOLERANCE = 300
+WEBHOOK_OK, WEBHOOK_ERROR = "OK", "ERROR"
+
+
+def encode_webhook(request_id: str, gateway_request_id: str, status: int, body: bytes) -> dict[str, Any]:
+    """fal's webhook payload for a request that ended with ``status`` and ``body``: ``payload`` is
+    the JSON result (null, with ``payload_error``, when it is not JSON); a failure has ``error``."""
+    payload: dict[str, Any] = {
+        "request_id": request_id,
+        "gateway_request_id": gateway_request_id,
+        "status": WEBHOOK_OK if status < 400 else WEBHOOK_ERROR,
+    }
+    try:
+        payload["payload"] = json.loads(body)
+    except ValueError as exc:
+        payload["payload"] = None
+        payload["payload_error"] = f"The result is not valid JSON: {exc}"
+    if status >= 400:
+        payload["error"] = f"Invalid status code: {status}"
+    return payload
+
+
+def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
+    """What a webhook's signature signs."""
+    return "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
+
+
 # -- server-sent events ---------------------------------------------------------------------------
 def encode_event(data: Any) -> str:
     """One server-sent event whose data is ``data`` as JSON."""
     return f"data: {json.dumps(data)}\n\n"
+
+
+#: A status stream sends a comment after this many seconds without an event, so that proxies and
+#: clients see the connection alive; clients ignore comments.
+KEEPALIVE_SECONDS = 1.0
+KEEPALIVE = ": keep-alive\n\n"
 
 
 class SSEParser:
@@ -345,6 +440,14 @@ GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: fal's queue retries a request on these conditions (``retry_config``, ``skip_retry_conditions``).
 SERVER_ERROR, CONNECTION_ERROR, TIMEOUT = "server_error", "connection_error", "timeout"
 RETRY_CONDITIONS = (SERVER_ERROR, CONNECTION_ERROR, TIMEOUT)
+#: Request headers: no retry at all (``1``/``true``/``yes``); a per-condition budget (JSON
+#: ``{"server_error": {"retries": 3}}``, honoured for the app's owner only).
+NO_RETRY = "X-Fal-No-Retry"
+RETRY_CONFIG = "X-Fal-Retry-Config"
+#: Response headers of the app, consumed by the gateway: force (``1``) or prevent (``0``) a retry of a
+#: 5xx or 429; stop (``1``/``true``) or keep (``0``/``false``) the runner whatever the status.
+NEEDS_RETRY = "X-Fal-Needs-Retry"
+STOP_RUNNER = "x-fal-stop-runner"
 
 
 def retryable(status: int, headers: Mapping[str, str]) -> bool:
@@ -362,5 +465,6 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def retry_condition(status: int) -> str | None:
-    """The condition under which fal's queue retries an app's answer: 503 ``server_error``, 504 ``timeout``."""
-    return {503: SERVER_ERROR, 504: TIMEOUT}.get(status)
+    """The condition under which fal's queue retries an app's answer: 503 and 504 are ``server_error``
+    (a timeout is the gateway's own: the app's ``request_timeout`` ran out)."""
+    return SERVER_ERROR if status in (503, 504) else None

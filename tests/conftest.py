@@ -17,7 +17,15 @@ from fal_notebook.gateway import start_gateway, stop_gateway
 
 from .gateway_helpers import TEST_MAX_BODY, LocalGateway, free_port
 
-FAL_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST", "FAL_NOTEBOOK_GATEWAY_PORT")
+FAL_ENV = (
+    "FAL_KEY",
+    "FAL_KEY_ID",
+    "FAL_KEY_SECRET",
+    "FAL_RUN_HOST",
+    "FAL_QUEUE_RUN_HOST",
+    "FAL_NOTEBOOK_GATEWAY_PORT",
+    "FAL_NOTEBOOK_GATEWAY_TLS_PORT",
+)
 
 
 @pytest.fixture
@@ -32,14 +40,15 @@ def fal_env(monkeypatch, tmp_path):
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
     """A gateway process of its own (state dir, port) for the test module; stopped at its end."""
     home = tmp_path_factory.mktemp("home")
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FAL_NOTEBOOK_HOME", str(home))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(port))
+        mp.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(tls_port))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_MAX_BODY", str(TEST_MAX_BODY))
         start_gateway()
         try:
-            yield LocalGateway(home=home, port=port, apps_dir=tmp_path_factory.mktemp("apps"))
+            yield LocalGateway(home=home, port=port, tls_port=tls_port, apps_dir=tmp_path_factory.mktemp("apps"))
         finally:
             stop_gateway()
 

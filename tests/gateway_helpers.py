@@ -32,6 +32,7 @@ class LocalGateway:
     home: Path
     port: int
     apps_dir: Path
+    tls_port: int = 0
     progress: list[str] = field(default_factory=list)
 
     @property

@@ -36,6 +36,7 @@ def test_cli_from_notebook_to_call_and_back(tmp_path):
         **os.environ,
         "FAL_NOTEBOOK_HOME": str(tmp_path / "home"),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
+        "FAL_NOTEBOOK_GATEWAY_TLS_PORT": str(free_port()),
         "FAL_NOTEBOOK_LOCAL_ENV": "kernel",
     }
     nb = nbformat.v4.new_notebook()

@@ -77,6 +77,20 @@ def test_every_key_of_the_platform_table_is_a_field():
     assert keys <= set(AppConfig.model_fields)
 
 
+def test_machine_types_fal_lists_and_new_ones():
+    for known in ("XL", "GPU-RTX4090", "GPU-L40", "GPU-B300"):
+        assert app(machine_type=known).warnings == []
+    newer = app(machine_type=["GPU-Z9", "XL"])
+    assert newer.machine_type == ["GPU-Z9", "XL"] and newer.is_gpu
+    assert newer.warnings and "'GPU-Z9' is not among the types fal lists" in newer.warnings[0]
+
+
+def test_keys_fal_accepts_are_modelled():
+    config = app(request_start_timeout=30, private_logs=True, no_scale=True)
+    assert config.fal_keys()["request_start_timeout"] == 30 and config.private_logs
+    assert server(python_entry_point="server:app").python_entry_point == "server:app"
+
+
 def test_machine_type_single_and_fallbacks():
     assert app(machine_type="GPU-H100").fal_keys()["machine_type"] == "GPU-H100"
     assert app(machine_type=["GPU-H100", "GPU-A100"]).fal_keys()["machine_type"] == ["GPU-H100", "GPU-A100"]
@@ -86,7 +100,10 @@ def test_machine_type_single_and_fallbacks():
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"machine_type": "GPU-X1"}, r"`machine_type.0` \(--machine-type\) must be one of .*'GPU-H100'.*got 'GPU-X1'"),
+        (
+            {"machine_type": "GPU X1!"},
+            r"`machine_type.0` \(--machine-type\) must be a machine type name .*got 'GPU X1!'",
+        ),
         ({"min_concurrency": 3, "max_concurrency": 1}, r"min_concurrency \(3\) is greater than max_concurrency \(1\)"),
         ({"request_timeout": -5}, r"`request_timeout` \(--request-timeout\) .*greater than 0.*-5"),
         ({"startup_timeout": 0}, r"`startup_timeout`"),
@@ -140,3 +157,32 @@ def test_port_and_python_version_views():
     assert app().port == 8080
     assert server(exposed_port=9000).port == 9000
     assert re.fullmatch(r"3\.\d+", app().effective_python_version)
+
+
+def _captured_with(tmp_path, lines: str):
+    import fal_notebook
+    from fal_notebook.generate.project import AppProject
+
+    project = fal_notebook.capture("import fal\nclass Demo(fal.App):\n    pass\n", "demo", out_dir=tmp_path)
+    toml = project.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace("[tool.fal.apps.demo]\n", "[tool.fal.apps.demo]\n" + lines))
+    return lambda: AppProject.load(project.path)
+
+
+def test_a_typo_in_the_toml_is_refused_naming_the_nearest_key(tmp_path, fal_env):
+    load = _captured_with(tmp_path, "keep_alvie = 10\nmin_concurency = 1\n")
+    with pytest.raises(ConfigError) as refused:
+        load()
+    message = str(refused.value)
+    assert "Found unexpected keys in [tool.fal.apps.demo]" in message
+    assert "`keep_alvie` (did you mean `keep_alive`?)" in message
+    assert "`min_concurency` (did you mean `min_concurrency`?)" in message
+
+
+def test_keys_fal_accepts_and_local_runners_ignore_are_named_in_notes(tmp_path, fal_env):
+    load = _captured_with(tmp_path, 'private_logs = true\nrequirements = ["numpy"]\nmachine_type = "GPU-Z9"\n')
+    project = load()
+    assert project.config.private_logs is True
+    notes = "\n".join(project.notes)
+    assert "private_logs applies on fal only" in notes and "requirements applies on fal only" in notes
+    assert "'GPU-Z9' is not among the types fal lists" in notes

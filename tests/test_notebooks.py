@@ -17,6 +17,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(free_port()))
+    monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(free_port()))
     shutil.copy(path, tmp_path / path.name)
     nb = nbformat.read(tmp_path / path.name, as_version=4)
     try:

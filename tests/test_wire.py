@@ -104,16 +104,16 @@ def test_error_type_from_the_header_and_bodies_without_detail():
     ],
 )
 def test_status_round_trip(status):
-    body = wire.encode_status(status, response_url="http://h/queue/local/a/requests/r", with_logs=True)
+    body = wire.encode_status(status, request_id="r", response_url="http://h/queue/local/a/requests/r", with_logs=True)
     assert decode_status(over_the_wire(body)) == status
-    assert body["response_url"] == "http://h/queue/local/a/requests/r"
+    assert body["response_url"] == "http://h/queue/local/a/requests/r" and body["request_id"] == "r"
     assert wire.status_code(status) == (200 if isinstance(status, Completed) else 202)
 
 
 def test_logs_only_when_asked_for():
-    body = wire.encode_status(InProgress(logs=[LOG]), response_url="u", with_logs=False)
+    body = wire.encode_status(InProgress(logs=[LOG]), request_id="r", response_url="u", with_logs=False)
     assert body["logs"] is None and decode_status(body) == InProgress(logs=[])
-    done = wire.encode_status(Completed(logs=[LOG]), response_url="u", with_logs=False)
+    done = wire.encode_status(Completed(logs=[LOG]), request_id="r", response_url="u", with_logs=False)
     assert done["logs"] is None and "error" not in done
 
 
@@ -160,9 +160,16 @@ def test_submit_round_trip():
     queue = "http://127.0.0.1:8765/queue/local/echo"
     body = wire.encode_submit("r1", wire.request_url(queue, "r1"), 2)
     assert body["status"] == wire.IN_QUEUE and body["queue_position"] == 2
+    assert body["gateway_request_id"] == body["request_id"] == "r1"
     assert decode_submit(over_the_wire(body), queue) == QueuedRequest(
         "r1", f"{queue}/requests/r1/status", f"{queue}/requests/r1", f"{queue}/requests/r1/cancel"
     )
+
+
+def test_each_retry_has_its_own_gateway_request_id():
+    assert wire.gateway_request_id("r1", 1) == "r1"
+    second, third = wire.gateway_request_id("r1", 2), wire.gateway_request_id("r1", 3)
+    assert len({"r1", second, third}) == 3 and second == wire.gateway_request_id("r1", 2)
 
 
 # -- cancel answers -------------------------------------------------------------------------------
@@ -216,4 +223,4 @@ def test_what_a_client_retries():
 
 
 def test_what_the_queue_retries():
-    assert [wire.retry_condition(s) for s in (503, 504, 500, 200)] == [wire.SERVER_ERROR, wire.TIMEOUT, None, None]
+    assert [wire.retry_condition(s) for s in (503, 504, 500, 200)] == [wire.SERVER_ERROR, wire.SERVER_ERROR, None, None]

@@ -101,6 +101,7 @@ def capture(
             "must not be written into files: read them at run time instead (e.g. "
             "`os.environ[...]`, or fal `secrets`). Nothing was written."
         )
+    notes += config.warnings
     project = AppProject(config=config, path=project_dir.resolve(), files=files, requirements=requirements, notes=notes)
     project.changed = write_project(project, force=force)
     return project

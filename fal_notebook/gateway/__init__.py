@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from .control import (
     GatewayInfo,
+    apply_client_environment,
+    client_environment,
     gateway_key,
     gateway_running,
     gateway_status,
@@ -18,6 +20,8 @@ from .control import (
 
 __all__ = [
     "GatewayInfo",
+    "apply_client_environment",
+    "client_environment",
     "gateway_key",
     "gateway_running",
     "gateway_status",

@@ -46,7 +46,13 @@ def guarded(handler: Handler) -> Handler:
 
 async def identity(request: Request) -> Response:
     state = request.app.state
-    found = {"service": SERVICE, "state_id": state.state_id, "port": state.port, "version": __version__}
+    found = {
+        "service": SERVICE,
+        "state_id": state.state_id,
+        "port": state.port,
+        "tls_port": state.tls_port,
+        "version": __version__,
+    }
     if has_key(request):
         found.update(home=state.home, pid=os.getpid())
     return JSONResponse(found)

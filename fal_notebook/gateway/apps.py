@@ -27,7 +27,9 @@ from .. import wire
 from ..config import AppConfig
 from ..errors import FalNotebookError
 from ..secrets import Redactor
+from . import retries
 from .envs import EnvBuildError, OnLine
+from .headers import app_headers, endpoint_of, prefer_hinted, runner_hint, runner_hints
 from .images import remove_image
 from .paths import app_log_path, snapshots_dir
 from .prepare import DeploySpec
@@ -47,7 +49,6 @@ EVENTS_KEPT = 500
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
 _ACCESS_LINE = re.compile(r'^INFO:\s+\S+:\d+ - "[A-Z]+ ')
 _LEVEL_PREFIX = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)[:\s]")
-_HOP_HEADERS = {"host", "content-length", "connection", "authorization", "transfer-encoding", "keep-alive"}
 
 
 class Unavailable(Exception):
@@ -82,6 +83,9 @@ class Host(Protocol):
     def last_revision(self, name: str) -> int:
         """The last revision number recorded for app ``name`` (0 for none)."""
 
+    def completed(self, request_id: str) -> None:
+        """A queued request ended (its webhook is due)."""
+
     async def build(self, spec: DeploySpec, snapshot: Path, *, copy: bool, on_line: OnLine) -> Build:
         """Snapshot the project (``copy``) into ``snapshot``, load it, and prepare its runners' launch."""
 
@@ -112,6 +116,7 @@ class Work:
     waiter: asyncio.Future | None = field(default=None, compare=False)  # sync calls: gets the Runner
     deadline: float | None = field(default=None, compare=False)  # X-Fal-Request-Timeout (wall clock)
     cancelled: bool = field(default=False, compare=False)
+    hint: str | None = field(default=None, compare=False)  # X-Fal-Runner-Hint: the runner it prefers
 
 
 @dataclass
@@ -121,26 +126,27 @@ class Outcome:
     content_type: str = "application/json"
     error: str | None = None
     error_type: str | None = None
-    retry: str | None = None  # the retry condition this failure falls under (wire.RETRY_CONDITIONS)
     elapsed: float = 0.0
+    #: The app's answer headers (what retries.decide reads: X-Fal-Needs-Retry, x-fal-stop-runner).
+    headers: dict[str, str] = field(default_factory=dict)
+    #: How the gateway lost the attempt (retries.TIMED_OUT, DISCONNECTED), None when the app answered.
+    failure: str | None = None
 
     @classmethod
-    def failure(
-        cls, status: int, detail: str, error_type: str, *, retry: str | None = None, elapsed: float = 0.0
+    def failure_of(
+        cls, status: int, detail: str, error_type: str, *, failure: str | None = None, elapsed: float = 0.0
     ) -> Outcome:
         """The gateway's own error answer, in fal's shape."""
         body = wire.encode_error_bytes(detail, error_type)
-        return cls(status, body, error=detail, error_type=error_type, retry=retry, elapsed=elapsed)
+        return cls(status, body, error=detail, error_type=error_type, elapsed=elapsed, failure=failure)
+
+    @property
+    def attempt(self) -> retries.Attempt:
+        return retries.Attempt(self.status, self.headers, self.failure)
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def forwarded_headers(headers: dict[str, str], request_id: str) -> dict[str, str]:
-    out = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
-    out[wire.REQUEST_ID] = request_id
-    return out
 
 
 class AppRuntime:
@@ -158,6 +164,8 @@ class AppRuntime:
         self.runners: list[Runner] = []
         self.pending: list[Work] = []
         self.queued: dict[str, Work] = {}
+        #: Failed attempts per retry condition of each queued request under way (retries.decide counts them).
+        self._retry_failures: dict[str, dict[str, int]] = {}
         self.events: list[dict[str, Any]] = []
         self.failures = 0
         self.retry_at = 0.0
@@ -293,7 +301,7 @@ class AppRuntime:
                 if not work.waiter.done():
                     work.waiter.set_exception(Unavailable(detail))
             else:
-                self._finish(work.request_id, Outcome.failure(503, detail, error_type))
+                self._finish(work.request_id, Outcome.failure_of(503, detail, error_type))
         self.queued.clear()
 
     async def _fetch_openapi(self, runner: Runner) -> bytes | None:
@@ -437,20 +445,27 @@ class AppRuntime:
             if not work.cancelled and work.deadline is not None and now > work.deadline:
                 work.cancelled = True
                 self.queued.pop(work.request_id, None)
-                detail = f"Request did not start within its {wire.REQUEST_TIMEOUT}."
+                detail = wire.START_DEADLINE_PASSED
                 if work.waiter is not None:
                     if not work.waiter.done():
                         work.waiter.set_exception(TimeoutError(detail))
                 else:
-                    self._finish(work.request_id, Outcome.failure(504, detail, wire.REQUEST_TIMEOUT_ERROR))
+                    self._finish(work.request_id, Outcome.failure_of(504, detail, wire.REQUEST_TIMEOUT_ERROR))
 
     # -- work --------------------------------------------------------------------------------
     def enqueue(
-        self, request_id: str, *, priority: int = 0, order: float | None = None, deadline: float | None = None
+        self,
+        request_id: str,
+        *,
+        priority: int = 0,
+        order: float | None = None,
+        deadline: float | None = None,
+        hint: str | None = None,
     ) -> None:
         if self.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(self.unavailable_reason())
-        work = Work(priority, order if order is not None else self.clock.time(), request_id, deadline=deadline)
+        order = order if order is not None else self.clock.time()
+        work = Work(priority, order, request_id, deadline=deadline, hint=hint)
         self.queued[request_id] = work
         heapq.heappush(self.pending, work)
         self.pump()
@@ -460,12 +475,12 @@ class AppRuntime:
             return f"App {self.name} is stopped; deploy it again."
         return f"App {self.name} failed: {self.error}"
 
-    async def acquire(self, request_id: str, *, deadline: float | None = None) -> Runner:
+    async def acquire(self, request_id: str, *, deadline: float | None = None, hint: str | None = None) -> Runner:
         """A runner slot for a sync call; give it back with ``release``."""
         if self.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(self.unavailable_reason())
         waiter = asyncio.get_running_loop().create_future()
-        work = Work(0, self.clock.time(), request_id, waiter=waiter, deadline=deadline)
+        work = Work(0, self.clock.time(), request_id, waiter=waiter, deadline=deadline, hint=hint)
         heapq.heappush(self.pending, work)
         self.pump()
         try:
@@ -504,7 +519,7 @@ class AppRuntime:
             if work.cancelled or (work.waiter is not None and work.waiter.done()):
                 heapq.heappop(self.pending)
                 continue
-            runner = self._free_runner(rev)
+            runner = self._free_runner(rev, work.hint)
             if runner is None:
                 break
             heapq.heappop(self.pending)
@@ -516,13 +531,14 @@ class AppRuntime:
                 self.host.tasks.spawn(self._execute(work, runner), name=f"execute {work.request_id}")
         self.scale()
 
-    def _free_runner(self, rev: Revision) -> Runner | None:
+    def _free_runner(self, rev: Revision, hint: str | None = None) -> Runner | None:
+        """The least busy free runner, or the free one whose hints include ``hint``."""
         free = [
             r
             for r in self._runners_of(rev.number)
             if r.state == RunnerState.READY and r.alive and len(r.in_flight) < rev.settings.max_multiplexing
         ]
-        return min(free, key=lambda r: len(r.in_flight), default=None)
+        return prefer_hinted(hint, [(r, r.hints) for r in sorted(free, key=lambda r: len(r.in_flight))])
 
     async def _execute(self, work: Work, runner: Runner) -> None:
         """Run one queued request on ``runner``; its slot is given back on every way out."""
@@ -532,11 +548,29 @@ class AppRuntime:
         finally:
             self.release(runner, work.request_id, served=served)
         if retry is not None:
-            self.enqueue(retry["id"], priority=retry["priority"], order=retry["created"], deadline=None)
+            row, delay = retry
+            self.host.tasks.spawn(self._requeue_after(row, delay), name=f"retry {row['id']}")
+
+    async def _requeue_after(self, row: Any, delay: float) -> None:
+        """Queue a request again after fal's backoff, with the caller's start deadline kept."""
+        await self.clock.sleep(delay)
+        current = self.host.store.get(row["id"])
+        if current is None or current["status"] == wire.COMPLETED:
+            return
+        if current["cancel_requested"]:
+            self._finish(row["id"], Outcome.failure_of(499, "Request cancelled.", wire.CLIENT_CANCELLED))
+            return
+        try:
+            hint = runner_hint(json.loads(row["headers"]))
+            self.enqueue(
+                row["id"], priority=row["priority"], order=row["created"], deadline=row["start_deadline"], hint=hint
+            )
+        except Unavailable as exc:
+            self._finish(row["id"], Outcome.failure_of(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE))
 
     async def _attempt(self, request_id: str, runner: Runner) -> tuple[Any, bool]:
-        """One attempt of a queued request: ``(its row, False)`` when it is to be retried, else
-        ``(None, whether the runner served it)``; a final outcome completes it."""
+        """One attempt of a queued request: ``((its row, the backoff), False)`` when it is to be
+        retried, else ``(None, whether the runner served it)``; a final outcome completes it."""
         store = self.host.store
         row = store.get(request_id)
         if row is None or row["status"] == wire.COMPLETED:
@@ -544,20 +578,26 @@ class AppRuntime:
         attempts = row["attempts"] + 1
         store.start(row["id"], attempts, runner.id)
         self.host.notify(row["id"])
-        headers = forwarded_headers(json.loads(row["headers"]), row["id"])
+        endpoint = endpoint_of(wire.local_app(self.name), row["path"])
+        headers = app_headers(json.loads(row["headers"]), request_id=row["id"], endpoint=endpoint)
         body = store.body(row["id"])
         if body is None:  # it completed meanwhile (cancelled): its body went with it
             return None, False
         outcome = await self.call(runner, "POST", row["path"], body, headers)
         await self._output_settled(runner, outcome)
         cancelled = bool(store.get(row["id"])["cancel_requested"])
-        if not cancelled and self._retries(outcome, attempts):
-            self.request_log(row["id"], f"Attempt {attempts} failed ({outcome.error}); retrying on a runner.")
+        decision = self._retry_decision(row, outcome, attempts)
+        failed = f"Attempt {attempts} failed ({outcome.error})"
+        if not cancelled and decision.retry and self.status == AppStatus.READY:
+            self.request_log(row["id"], f"{failed}; {decision.reason}.")
             store.requeue(row["id"])
             self.host.notify(row["id"])
-            return row, False
+            return (row, decision.delay), False
+        if decision.condition is not None and not cancelled:
+            why = decision.reason if not decision.retry else f"app {self.name} is {self.status.value}"
+            self.request_log(row["id"], f"{failed}; not retried: {why}.")
         if cancelled and outcome.status >= 500:
-            outcome = Outcome.failure(499, "Request cancelled.", wire.CLIENT_CANCELLED)
+            outcome = Outcome.failure_of(499, "Request cancelled.", wire.CLIENT_CANCELLED)
         elif cancelled and outcome.status == 499:
             outcome.error_type = outcome.error_type or wire.CLIENT_CANCELLED
         self._finish(row["id"], outcome)
@@ -574,13 +614,26 @@ class AppRuntime:
             await self.clock.sleep(LATE_OUTPUT)
         await runner.output_read()
 
-    def _retries(self, outcome: Outcome, attempts: int) -> bool:
-        """Whether a failed attempt is tried again: fal's retry conditions and the app's budget.
-        (The seam for fidelity's retry rules, issue 9: one pure function will decide here.)"""
-        allowed = self.current.settings.attempts.get(outcome.retry or "", 1) if self.current else 1
-        return bool(outcome.retry) and attempts < allowed and self.status == AppStatus.READY
+    def _retry_decision(self, row: Any, outcome: Outcome, attempts: int) -> retries.Decision:
+        """fal's rules (retries.decide) for this attempt; failures are counted per condition."""
+        stored = json.loads(row["headers"])
+        failures = self._retry_failures.setdefault(row["id"], {})
+        decision = retries.decide(
+            outcome.attempt,
+            request_headers=stored,
+            policy=self.current.settings.retry if self.current else retries.Policy(),
+            attempts=attempts,
+            failures=failures,
+            owner=bool(stored.get(wire.CALLER_ID)),  # the key's holder owns every local app
+            now=self.clock.time(),
+            deadline=row["start_deadline"],
+        )
+        if decision.condition is not None:
+            failures[decision.condition] = failures.get(decision.condition, 0) + 1
+        return decision
 
     def _finish(self, request_id: str, outcome: Outcome) -> None:
+        self._retry_failures.pop(request_id, None)
         self.host.store.complete(
             request_id,
             outcome.status,
@@ -591,6 +644,7 @@ class AppRuntime:
             inference_time=outcome.elapsed or None,
         )
         self.host.notify(request_id)
+        self.host.completed(request_id)
 
     async def send(
         self,
@@ -614,14 +668,22 @@ class AppRuntime:
             detail = f"Request timed out after request_timeout={timeout:g} s."
             self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
             elapsed = self.clock.monotonic() - started
-            return Outcome.failure(504, detail, wire.REQUEST_TIMEOUT_ERROR, retry=wire.TIMEOUT, elapsed=elapsed)
+            return Outcome.failure_of(
+                504, detail, wire.REQUEST_TIMEOUT_ERROR, failure=retries.TIMED_OUT, elapsed=elapsed
+            )
         except UpstreamError as exc:
             detail = f"Runner {runner.id} disconnected during the request ({exc})."
             self.retire(runner, f"{detail} It is replaced. Its last output:\n{runner.tail_text()}")
             elapsed = self.clock.monotonic() - started
-            return Outcome.failure(503, detail, wire.RUNNER_DISCONNECTED, retry=wire.CONNECTION_ERROR, elapsed=elapsed)
-        if response.status_code == 503:  # fal terminates a runner that answers 503
-            self.retire(runner, f"Runner {runner.id} answered 503: it is replaced.")
+            return Outcome.failure_of(
+                503, detail, wire.RUNNER_DISCONNECTED, failure=retries.DISCONNECTED, elapsed=elapsed
+            )
+        hints = runner_hints(response.headers)
+        if hints is not None:
+            runner.hints = hints
+        if retries.stops_runner(retries.Attempt(response.status_code, response.headers)):
+            said = "" if response.status_code == 503 else f" with {wire.STOP_RUNNER}"
+            self.retire(runner, f"Runner {runner.id} answered {response.status_code}{said}: it is replaced.")
         return response
 
     def retire(self, runner: Runner, message: str) -> None:
@@ -642,11 +704,11 @@ class AppRuntime:
             response.content,
             response.headers.get("content-type", "application/json"),
             elapsed=self.clock.monotonic() - started,
+            headers=dict(response.headers),
         )
         if status >= 400:
             outcome.error = _detail(response)
             outcome.error_type = response.headers.get(wire.ERROR_TYPE)
-        outcome.retry = wire.retry_condition(status)
         return outcome
 
     # -- logs and events ---------------------------------------------------------------------

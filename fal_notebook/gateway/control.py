@@ -21,9 +21,10 @@ import httpx
 
 from .. import wire
 from ..errors import GatewayError
-from ..state import gateway_port, home, read_json
+from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
 from .paths import IDENTITY_PATH, SERVICE, base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
+from .tls import ca_bundle
 
 START_TIMEOUT = 30.0
 
@@ -36,6 +37,8 @@ class GatewayInfo:
     home: str
     pid: int | None = None
     apps: list[dict[str, Any]] = field(default_factory=list)
+    #: The HTTPS listener's port (None: not serving HTTPS, its port was taken).
+    tls_port: int | None = None
 
 
 def gateway_url() -> str:
@@ -162,9 +165,47 @@ def gateway_status() -> GatewayInfo:
         return info
     _ours(identity, port)
     info.running, info.pid = True, read_json(pid_path(), {}).get("pid")
+    info.tls_port = identity.get("tls_port")
     with admin() as client:
         info.apps = client.get("/_fal_notebook/apps").json()
     return info
+
+
+def client_environment() -> dict[str, str]:
+    """The environment that points unmodified fal_client code at this user's gateway (started if
+    needed): its HTTPS hosts, the CA bundle that trusts its certificate, and its key as ``FAL_KEY``."""
+    info = start_gateway()
+    if info.tls_port is None:
+        raise GatewayError(
+            f"The gateway at {info.url} serves no HTTPS: port {gateway_tls_port()} was in use when it started. "
+            f"Choose a free port with {wire.GATEWAY_TLS_PORT_VARIABLE} and restart it (`fal-notebook gateway stop`)."
+        )
+    return {
+        **wire.gateway_hosts(info.tls_port),
+        wire.CA_BUNDLE_VARIABLE: str(ca_bundle(_trusted())),
+        wire.FAL_KEY_VARIABLE: ensure_key(),
+    }
+
+
+def _trusted() -> Path | None:
+    """The CA file this process trusts (``SSL_CERT_FILE``), None for Python's and httpx's default."""
+    named = os.environ.get(wire.CA_BUNDLE_VARIABLE)
+    return Path(named) if named and Path(named).is_file() else None
+
+
+def apply_client_environment() -> str:
+    """Set ``client_environment()`` in this process; returns what was set, the key not shown."""
+    env = client_environment()
+    imported = sys.modules.get("fal_client.auth")
+    os.environ.update(env)
+    lines = [f"{name}={'<the gateway key>' if name == wire.FAL_KEY_VARIABLE else value}" for name, value in env.items()]
+    stale = imported is not None and getattr(imported, "FAL_RUN_HOST", None) != env[wire.RUN_HOST_VARIABLE]
+    if stale:
+        lines.append(
+            "fal_client was imported before: it reads its hosts once, at import. Restart the kernel and run "
+            "%fal_env before `import fal_client`."
+        )
+    return "\n".join(lines)
 
 
 def admin() -> httpx.Client:

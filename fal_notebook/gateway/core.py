@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,15 +19,17 @@ from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queu
 from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
+from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
 from .prepare import DeploySpec, digest, prepare, snapshot
+from .retries import MAX_ATTEMPTS
 from .runners import Launch, OnOutput, Runner, kill_orphans
-from .settings import DEFAULT_ATTEMPTS
 from .states import AppStatus
 from .store import INLINE_BODY, Store
 from .supervisor import Clock, Supervisor
 from .upstream import Upstream
+from .webhooks import Delivery, Webhooks, signing_key
 
 TICK = 0.25
 PURGE_EVERY = 60.0
@@ -49,6 +52,7 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
+        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -75,7 +79,7 @@ class Gateway:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
             runtime = self.apps.get(row["app"])
-            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= DEFAULT_ATTEMPTS:
+            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= MAX_ATTEMPTS:
                 self._end(row["id"], "The gateway restarted while the request ran, and it cannot be retried.")
                 continue
             self.store.requeue(row["id"])
@@ -90,6 +94,7 @@ class Gateway:
                         priority=row["priority"],
                         order=row["created"],
                         deadline=row["start_deadline"],
+                        hint=runner_hint(json.loads(row["headers"])),
                     )
         self.store.purge()
         self.tasks.spawn(self._keep_house(), name="housekeeping")
@@ -99,7 +104,7 @@ class Gateway:
         for runtime in self.apps.values():
             runtime.close()
         await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
-        await self.tasks.close()
+        await self.tasks.close()  # webhook deliveries still under way too
         for runtime in self.apps.values():
             runtime.close_log()
         await self.http.aclose()
@@ -125,6 +130,7 @@ class Gateway:
             error=detail,
             error_type=wire.RUNNER_DISCONNECTED,
         )
+        self.completed(request_id)
 
     # -- what the app runtimes need (apps.Host) ----------------------------------------------
     async def build(self, spec: DeploySpec, target: Path, *, copy: bool, on_line: OnLine) -> Build:
@@ -179,6 +185,25 @@ class Gateway:
     def last_revision(self, name: str) -> int:
         return (self._records.get(name) or {}).get("revision") or 0
 
+    def completed(self, request_id: str) -> None:
+        """A queued request ended: deliver its webhook, if it has one."""
+        row, answer = self.store.get(request_id), self.store.result(request_id)
+        if row is None or answer is None or not row["webhook"]:
+            return
+        runtime = self.apps.get(row["app"])
+        caller = json.loads(row["headers"]).get(wire.CALLER_ID) or "anonymous"
+        self.webhooks.deliver(
+            Delivery(
+                url=row["webhook"],
+                request_id=request_id,
+                gateway_request_id=wire.gateway_request_id(request_id, row["attempts"]),
+                user_id=caller,
+                status=answer["result_status"],
+                body=answer["result_body"],
+                log=runtime.event if runtime is not None else lambda _line: None,
+            )
+        )
+
     # -- change notifications ----------------------------------------------------------------
     def notify(self, request_id: str) -> None:
         for event in self._watchers.get(request_id, ()):
@@ -205,6 +230,7 @@ class Gateway:
         *,
         priority: int,
         timeout: float | None,
+        webhook: str | None = None,
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
@@ -227,8 +253,9 @@ class Gateway:
             body=body if inline else None,
             priority=priority,
             start_deadline=deadline,
+            webhook=webhook,
         )
-        runtime.enqueue(request_id, priority=priority, deadline=deadline)
+        runtime.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
         return request_id
 
     def status(self, row: Any, *, with_logs: bool) -> Status:
@@ -257,14 +284,17 @@ class Gateway:
                 error_type=wire.CLIENT_CANCELLED,
             )
             self.notify(row["id"])
+            self.completed(row["id"])
             return wire.CANCELLATION_REQUESTED
         self.store.request_cancel(row["id"])
         runner = runtime.runner_of(row["id"]) if runtime is not None else None
         if runner is not None:
-            self.tasks.spawn(
-                self._forward_cancel(runtime, runner.url, row["path"], row["id"]), name=f"cancel {row['id']}"
-            )
+            self.forward_cancel(runtime, runner.url, row["path"], row["id"])
         return wire.CANCELLATION_REQUESTED
+
+    def forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
+        """Ask the app to cancel a running request (``<path>/cancel``), in the background."""
+        self.tasks.spawn(self._forward_cancel(runtime, url, path, request_id), name=f"cancel {request_id}")
 
     async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
         path = path.split("?", 1)[0]  # the query string was the call's, not the cancel's
@@ -276,14 +306,3 @@ class Gateway:
             outcome = f"it failed ({type(exc).__name__})"
         runtime.request_log(request_id, f"Cancellation forwarded to {path.rstrip('/')}/cancel: {outcome}.")
         self.notify(request_id)
-
-
-def stored_headers(headers: Any) -> dict[str, str]:
-    """The request headers worth keeping with a queued request (content type and fal's own, but
-    its request id: the gateway gives each attempt the request's)."""
-    keep = {}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower == "content-type" or lower.startswith(wire.FAL_HEADER_PREFIX) and lower != wire.REQUEST_ID:
-            keep[lower] = value
-    return keep

@@ -83,7 +83,7 @@ def uses_port_variable(cmd: str) -> bool:
 async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tuple[Launch, list[str]]:
     """The Launch for the project's runners, building the environment if needed, and notes."""
     config = project.config
-    notes: list[str] = []
+    notes: list[str] = list(project.notes)  # keys fal applies and local runners do not
     if config.machine_type:
         notes.append(f"machine_type {', '.join(config.machine_type)} applies on fal; local runners use this machine.")
     timeout = float(config.startup_timeout or 600)

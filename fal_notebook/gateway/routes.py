@@ -1,4 +1,4 @@
-"""The gateway's routes of fal's protocol for ``local/<name>`` (spec/fal-platform.md section 7; the
+"""The gateway's routes of fal's protocol for ``local/<name>`` (docs/fal-conformance.md; the
 layout, headers and bodies come from ``wire.py``)::
 
 POST /local/<name>[/<path>]                       sync call (streamed through; /stream is SSE)
@@ -6,36 +6,42 @@ GET  /local/<name>/openapi.json                   the app's schema
 POST /queue/local/<name>[/<path>]                 submit
 GET  /queue/local/<name>/requests/<id>/status     [?logs=1]  202 queued/running, 200 completed
 GET  /queue/local/<name>/requests/<id>/status/stream           server-sent status events
-GET  /queue/local/<name>/requests/<id>            the result, with the app's status code
+GET  /queue/local/<name>/requests/<id>[/response] the result, with the app's status code
 PUT  /queue/local/<name>/requests/<id>/cancel
+GET  /.well-known/jwks.json                        the public keys of the webhooks' signatures (webhooks.py)
+WS   /local/<name>/realtime, /local/<name>/<path>    the app's websocket endpoints (sockets.py)
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from .. import wire
-from .apps import AppRuntime, Outcome, Unavailable, forwarded_headers
-from .core import QueueFull, stored_headers
+from .apps import AppRuntime, Outcome, Unavailable
+from .core import QueueFull
 from .door import BodyRefused, read_body
+from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers, runner_hint
 from .runners import Runner
+from .sockets import proxy
 from .upstream import Response as UpstreamResponse
 from .upstream import UpstreamError
 from .web import error, gateway_of, has_key, unauthorized
+from .webhooks import check_url, jwks
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
 BUFFERED_BODY = 1024 * 1024
-_RESPONSE_SKIP = {"content-length", "connection", "transfer-encoding", "keep-alive", "date", "server"}
+T = TypeVar("T")
 
 
 def lookup(request: Request) -> AppRuntime | Response:
@@ -60,11 +66,13 @@ async def lookup_with_body(request: Request) -> tuple[AppRuntime, bytes] | Respo
         return refused.response
 
 
-def start_timeout(request: Request) -> float | None | Response:
-    """``X-Fal-Request-Timeout``: seconds a request may wait before a runner starts it."""
+def start_timeout(request: Request, runtime: AppRuntime) -> float | None | Response:
+    """``X-Fal-Request-Timeout``: seconds a request may wait before a runner starts it; without it,
+    the app's ``request_start_timeout``."""
     raw = request.headers.get(wire.REQUEST_TIMEOUT)
     if raw is None:
-        return None
+        config = runtime.current.config if runtime.current else None
+        return config.request_start_timeout if config is not None else None
     value = wire.request_timeout(raw)
     if value is None:
         return error(
@@ -75,6 +83,11 @@ def start_timeout(request: Request) -> float | None | Response:
     return value
 
 
+def caller_of(request: Request) -> str | None:
+    """The caller's id (``x-fal-caller-user-id``): the id half of the gateway's key, when it sent it."""
+    return caller_id(gateway_of(request).key) if has_key(request) else None
+
+
 def app_path(request: Request) -> str:
     """The path for the app, percent-encoded again (the route decoded it): a ``%3F``, ``%23`` or
     ``%00`` the client sent reaches the app as such, never as a query, a fragment or a NUL."""
@@ -83,9 +96,40 @@ def app_path(request: Request) -> str:
 
 def app_query(request: Request) -> str:
     """The query string for the app (``?a=1``, or empty): scalar endpoint parameters travel in it.
-    ``fal_webhook`` is the queue's own parameter, never the app's."""
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != wire.WEBHOOK_PARAM]
+    ``fal_webhook`` and ``fal_max_queue_length`` are the queue's own parameters, never the app's."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in wire.QUEUE_PARAMS]
     return "?" + urlencode(params) if params else ""
+
+
+async def disconnected(request: Request) -> None:
+    """Returns when the caller goes away (its body already read: nothing else can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_gone(request: Request, work: Awaitable[T], abandon: Callable[[T], Any]) -> T:
+    """``work``'s result, or CallerGone (``work`` cancelled) when the caller disconnects first. When
+    this call itself is cancelled, ``work`` is too, and ``abandon`` gets a result it already had."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            abandon(task.result())
+        raise
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise CallerGone
+    return task.result()
+
+
+class CallerGone(Exception):
+    """The caller of a sync call disconnected: its request is cancelled, as fal cancels it."""
 
 
 # -- sync -------------------------------------------------------------------------------------
@@ -94,20 +138,33 @@ async def run_sync(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     runtime, body = found
-    timeout = start_timeout(request)
+    timeout = start_timeout(request, runtime)
     if isinstance(timeout, Response):
         return timeout
     request_id = str(uuid.uuid4())
+    deadline = time.time() + timeout if timeout else None
     try:
-        runner = await runtime.acquire(request_id, deadline=time.time() + timeout if timeout else None)
+        hint = runner_hint(request.headers)
+        runner = await unless_gone(
+            request,
+            runtime.acquire(request_id, deadline=deadline, hint=hint),
+            lambda runner: runtime.release(runner, request_id, served=False),
+        )
     except Unavailable as exc:
         return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
     except TimeoutError as exc:
-        return error(504, str(exc), wire.REQUEST_TIMEOUT_ERROR, {wire.REQUEST_TIMEOUT_TYPE: "user"})
+        return error(504, str(exc), wire.REQUEST_TIMEOUT_ERROR, {wire.REQUEST_TIMEOUT_TYPE: wire.USER_TIMEOUT})
+    except CallerGone:
+        return error(499, "The caller disconnected.", wire.CLIENT_DISCONNECTED)
     path = app_path(request) + app_query(request)
-    headers = forwarded_headers(dict(request.headers), request_id)
+    kept = kept_headers(request.headers, caller=caller_of(request))
+    headers = app_headers(kept, request_id=request_id, endpoint=endpoint_of(wire.local_app(runtime.name), path))
     try:
-        upstream = await runtime.send(runner, request.method, path, body, headers, stream=True)
+        sent = runtime.send(runner, request.method, path, body, headers, stream=True)
+        upstream = await unless_gone(request, sent, lambda answer: close_later(request, answer))
+    except CallerGone:
+        caller_gone(request, runtime, runner, path, request_id)
+        return error(499, "The caller disconnected.", wire.CLIENT_DISCONNECTED)
     except BaseException:  # the slot goes back on every way out (relay gives it back after the answer)
         runtime.release(runner, request_id, served=False)
         raise
@@ -117,13 +174,29 @@ async def run_sync(request: Request) -> Response:
         if upstream.error_type:
             headers[wire.ERROR_TYPE] = upstream.error_type
         return Response(upstream.body, upstream.status, media_type=upstream.content_type, headers=headers)
-    return await relay(runtime, runner, request_id, upstream)
+    return await relay(request, runtime, runner, request_id, upstream, path)
 
 
-async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: UpstreamResponse) -> Response:
+def close_later(request: Request, answer: UpstreamResponse | Outcome) -> None:
+    """Close an upstream answer nobody will read (the handler was cancelled), in the background."""
+    if isinstance(answer, UpstreamResponse):
+        gateway_of(request).tasks.spawn(answer.aclose(), name="close an abandoned answer")
+
+
+def caller_gone(request: Request, runtime: AppRuntime, runner: Runner, path: str, request_id: str) -> None:
+    """A sync caller went away mid-call: cancel its request on the app (``<path>/cancel``), as fal does."""
+    runtime.release(runner, request_id, served=False)
+    runtime.event(f"The caller of sync request {request_id} disconnected: cancelling it on runner {runner.id}.")
+    gateway_of(request).forward_cancel(runtime, runner.url, path, request_id)
+
+
+async def relay(
+    request: Request, runtime: AppRuntime, runner: Runner, request_id: str, upstream: UpstreamResponse, path: str
+) -> Response:
     """The runner's answer to the caller: small ones in one piece, others (SSE...) as they come.
-    The runner's slot is released when the answer is through, or the caller went away."""
-    headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_SKIP}
+    The runner's slot is released when the answer is through; a caller that goes away meanwhile
+    cancels the request."""
+    headers = caller_headers(upstream.headers)
     headers[wire.REQUEST_ID] = request_id
     timeout = runtime.current.settings.request_timeout if runtime.current else None
     loop = asyncio.get_running_loop()
@@ -149,26 +222,59 @@ async def relay(runtime: AppRuntime, runner: Runner, request_id: str, upstream: 
 
     async def chunks() -> AsyncIterator[bytes]:
         raw = upstream.aiter_raw()
+        gone = asyncio.ensure_future(disconnected(request))
+        ended = False
         try:
             while True:
+                following = asyncio.ensure_future(anext(raw))
+                await asyncio.wait(
+                    {following, gone}, timeout=ends - loop.time() if ends else None, return_when="FIRST_COMPLETED"
+                )
+                if not following.done():  # the caller went away, or request_timeout ran out
+                    following.cancel()
+                    await asyncio.gather(following, return_exceptions=True)
+                    if not gone.done():
+                        ended = True
+                        timed_out()
+                    return
                 try:
-                    chunk = await asyncio.wait_for(anext(raw), ends - loop.time() if ends else None)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    timed_out()
-                    return
-                except UpstreamError:
+                    chunk = following.result()
+                except (StopAsyncIteration, UpstreamError):
+                    ended = True
                     return
                 yield chunk
         finally:
+            gone.cancel()
             await upstream.aclose()
-            runtime.release(runner, request_id)
+            if ended:
+                runtime.release(runner, request_id)
+            else:  # the caller went away before the end
+                caller_gone(request, runtime, runner, path, request_id)
 
     return StreamingResponse(chunks(), upstream.status_code, headers=headers)
 
 
 # -- queue ------------------------------------------------------------------------------------
+def queue_full(request: Request, queued: int) -> Response | None:
+    """429 when ``fal_max_queue_length`` is given and the app's queue already holds that many; 400
+    when it is not a number."""
+    raw = request.query_params.get(wire.MAX_QUEUE_LENGTH_PARAM)
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        return error(
+            400, f"{wire.MAX_QUEUE_LENGTH_PARAM} must be a whole number of requests, got {raw!r}.", wire.BAD_REQUEST
+        )
+    limit = int(raw)
+    if queued >= limit:
+        return error(
+            429,
+            f"The queue of this app holds {queued} requests, not fewer than {wire.MAX_QUEUE_LENGTH_PARAM}={limit}; "
+            "try again later.",
+        )
+    return None
+
+
 def request_url(request: Request, name: str, request_id: str) -> str:
     """The request's URL as this caller reaches the gateway."""
     _, app_queue_url = wire.app_urls(str(request.base_url), wire.local_app(name))
@@ -205,19 +311,27 @@ async def submit(request: Request) -> Response:
         detail = invalid_json(body)
         if detail is not None:
             return error(422, detail)
-    timeout = start_timeout(request)
+    timeout = start_timeout(request, runtime)
     if isinstance(timeout, Response):
         return timeout
-    priority = 1 if wire.low_priority(request.headers.get(wire.QUEUE_PRIORITY, "")) else 0
     gateway = gateway_of(request)
+    full = queue_full(request, gateway.store.queue_length(runtime.name))
+    if full is not None:
+        return full
+    webhook = request.query_params.get(wire.WEBHOOK_PARAM)
+    refused = check_url(webhook) if webhook is not None else None
+    if refused is not None:
+        return error(400, refused, wire.BAD_REQUEST)
+    priority = 1 if wire.low_priority(request.headers.get(wire.QUEUE_PRIORITY, "")) else 0
     try:
         request_id = await gateway.submit(
             runtime,
             app_path(request) + app_query(request),
             body,
-            stored_headers(request.headers),
+            kept_headers(request.headers, caller=caller_of(request)),
             priority=priority,
             timeout=timeout,
+            webhook=webhook,
         )
     except Unavailable as exc:
         return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE)
@@ -253,7 +367,7 @@ async def status(request: Request) -> Response:
     url = request_url(request, row["app"], row["id"])
     logs = wants_logs(request)
     state = gateway_of(request).status(row, with_logs=logs)
-    body = wire.encode_status(state, response_url=url, with_logs=logs)
+    body = wire.encode_status(state, request_id=row["id"], response_url=url, with_logs=logs)
     return JSONResponse(body, wire.status_code(state), headers={wire.REQUEST_ID: row["id"]})
 
 
@@ -266,21 +380,33 @@ async def status_stream(request: Request) -> Response:
     url = request_url(request, row["app"], request_id)
 
     async def events() -> AsyncIterator[str]:
-        last = None
+        """One event per change, with the log entries added since the last event (fal's clients add
+        them up); a comment when nothing happened for KEEPALIVE_SECONDS."""
+        loop = asyncio.get_running_loop()
+        last, after, sent = None, 0, loop.time()
         with gateway.watch(request_id) as changed:
             while True:
                 changed.clear()
                 current = gateway.store.get(request_id)
                 if current is None:
                     return
-                body = wire.encode_status(gateway.status(current, with_logs=logs), response_url=url, with_logs=logs)
-                if body != last:
+                state = gateway.status(current, with_logs=False)
+                entries: list[dict[str, Any]] = []
+                if logs and not isinstance(state, wire.Queued):
+                    entries, after = gateway.store.logs_after(request_id, after)
+                    state = dataclasses.replace(state, logs=entries)
+                body = wire.encode_status(state, request_id=request_id, response_url=url, with_logs=logs)
+                shown = {**body, "logs": None}
+                if entries or shown != last:
                     yield wire.encode_event(body)
-                    last = body
+                    last, sent = shown, loop.time()
+                elif loop.time() - sent >= wire.KEEPALIVE_SECONDS:
+                    yield wire.KEEPALIVE
+                    sent = loop.time()
                 if current["status"] == wire.COMPLETED:
                     return
-                try:  # woken by changes; the timeout refreshes the queue position
-                    await asyncio.wait_for(changed.wait(), 0.5)
+                try:  # woken by changes; the timeout refreshes the queue position and keeps the stream alive
+                    await asyncio.wait_for(changed.wait(), min(0.5, wire.KEEPALIVE_SECONDS))
                 except TimeoutError:
                     pass
 
@@ -298,6 +424,8 @@ async def result(request: Request) -> Response:
         return error(400, "Request is still in progress", headers=headers)
     if answer["error_type"]:
         headers[wire.ERROR_TYPE] = answer["error_type"]
+    if row["error"] == wire.START_DEADLINE_PASSED:
+        headers[wire.REQUEST_TIMEOUT_TYPE] = wire.USER_TIMEOUT
     return Response(answer["result_body"], answer["result_status"], media_type=answer["result_type"], headers=headers)
 
 
@@ -311,6 +439,11 @@ async def cancel(request: Request) -> Response:
             return found
         answer = await gateway_of(request).cancel(*found)
     return JSONResponse(wire.encode_cancel(answer), wire.CANCEL_ANSWERS[answer])
+
+
+async def webhook_keys(request: Request) -> Response:
+    """The public keys that sign the gateway's webhooks (a JWKS, as fal publishes its own)."""
+    return JSONResponse(jwks(gateway_of(request).webhooks.key))
 
 
 async def openapi(request: Request) -> Response:
@@ -327,11 +460,14 @@ async def openapi(request: Request) -> Response:
 _APP, _QUEUED_APP = wire.app_urls("", wire.local_app("{name}"))  # /local/{name}, /queue/local/{name}
 _REQUEST = wire.request_url(_QUEUED_APP, "{request_id}")
 ROUTES = [
+    Route(wire.JWKS_PATH, webhook_keys, methods=["GET"]),
     Route(wire.status_url(_REQUEST), status, methods=["GET"]),
     Route(wire.status_stream_url(_REQUEST), status_stream, methods=["GET"]),
     Route(_REQUEST, result, methods=["GET"]),
+    Route(wire.response_url(_REQUEST), result, methods=["GET"]),
     Route(wire.cancel_url(_REQUEST), cancel, methods=["PUT"]),
     Route(_QUEUED_APP + "{path:path}", submit, methods=["POST"]),
     Route(wire.join_url(_APP, wire.OPENAPI_PATH), openapi, methods=["GET"]),
     Route(_APP + "{path:path}", run_sync, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    WebSocketRoute(_APP + "{path:path}", proxy),
 ]

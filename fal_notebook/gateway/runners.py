@@ -197,6 +197,7 @@ class Runner:
     metrics_port: int | None = None
     process: asyncio.subprocess.Process | None = None
     in_flight: dict[str, bool] = field(default_factory=dict)  # request id -> keep its logs
+    hints: frozenset[str] = frozenset()  # its X-Fal-Runner-Hints, as its last answer gave them
     idle_since: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
     served: int = 0

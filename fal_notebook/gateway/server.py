@@ -29,6 +29,7 @@ def build_app(
     state_id: str,
     home: str,
     port: int,
+    tls_port: int | None = None,
     limits: Limits | None = None,
     on_stop: Callable[[], None] = lambda: None,
 ) -> Starlette:
@@ -53,5 +54,6 @@ def build_app(
         exception_handlers={HTTPException: _http_error},
     )
     app.state.key, app.state.state_id, app.state.home, app.state.port = key, state_id, home, port
+    app.state.tls_port = tls_port
     app.state.limits, app.state.bodies = limits, bodies
     return app

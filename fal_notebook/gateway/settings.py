@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..config import AppConfig
-from ..wire import RETRY_CONDITIONS
+from .retries import Policy
 
 #: fal.App's default keep_alive.
 DEFAULT_KEEP_ALIVE = 60
@@ -14,8 +14,8 @@ DEFAULT_KEEP_ALIVE = 60
 DEFAULT_STARTUP_TIMEOUT = 600
 #: A laptop is not a GPU cloud: without max_concurrency an app gets one local runner.
 LOCAL_DEFAULT_MAX_CONCURRENCY = 1
-#: fal retries a queued request up to 10 attempts on server_error, connection_error and timeout.
-DEFAULT_ATTEMPTS = 10
+#: fal's platform default request_timeout: a request may run this long on a runner.
+DEFAULT_REQUEST_TIMEOUT = 3600
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,10 @@ class Settings:
     concurrency_buffer: int = 0
     concurrency_buffer_perc: int = 0
     keep_alive: float = DEFAULT_KEEP_ALIVE
-    request_timeout: float | None = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
-    attempts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_CONDITIONS, DEFAULT_ATTEMPTS))
+    #: The app's retry_config and skip_retry_conditions (retries.py applies fal's rules with them).
+    retry: Policy = field(default_factory=Policy)
 
     @classmethod
     def from_config(cls, config: AppConfig, *, single_runner: bool = False) -> Settings:
@@ -37,14 +38,6 @@ class Settings:
         high = max(high, low, 1)
         if single_runner:
             low, high = min(low, 1), 1
-        attempts = {}
-        for condition in RETRY_CONDITIONS:
-            if condition in (config.skip_retry_conditions or ()):
-                attempts[condition] = 1
-            elif config.retry_config and condition in config.retry_config:
-                attempts[condition] = config.retry_config[condition].retries + 1
-            else:
-                attempts[condition] = DEFAULT_ATTEMPTS
         return cls(
             min_concurrency=low,
             max_concurrency=high,
@@ -52,9 +45,9 @@ class Settings:
             concurrency_buffer=config.concurrency_buffer or 0,
             concurrency_buffer_perc=config.concurrency_buffer_perc or 0,
             keep_alive=DEFAULT_KEEP_ALIVE if config.keep_alive is None else config.keep_alive,
-            request_timeout=config.request_timeout,
+            request_timeout=config.request_timeout or DEFAULT_REQUEST_TIMEOUT,
             startup_timeout=config.startup_timeout or DEFAULT_STARTUP_TIMEOUT,
-            attempts=attempts,
+            retry=Policy.from_config(config.retry_config, config.skip_retry_conditions),
         )
 
     def desired_runners(self, work: int) -> int:

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS requests (
     error TEXT,
     error_type TEXT,
     inference_time REAL,
+    webhook TEXT,
     result_body BLOB
 );
 CREATE INDEX IF NOT EXISTS requests_queued ON requests (app, priority, seq) WHERE status = '{IN_QUEUE}';
@@ -85,8 +86,10 @@ CREATE TABLE IF NOT EXISTS apps (
 #: A request's state: every column but the bodies.
 _STATE = (
     "seq, id, app, path, headers, priority, status, attempts, runner, created, started, completed, start_deadline,"
-    " cancel_requested, result_status, result_type, error, error_type, inference_time"
+    " cancel_requested, result_status, result_type, error, error_type, inference_time, webhook"
 )
+#: (column, type) of ``requests`` added since schema version 2, for databases made before.
+_ADDED_COLUMNS = (("webhook", "TEXT"),)
 
 
 class Store:
@@ -98,12 +101,20 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         _migrate(self.db)
         self.db.executescript(_SCHEMA)
+        self._add_columns()
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         path.chmod(0o600)
         self.bodies = path.parent / "bodies"
         self.bodies.mkdir(mode=0o700, exist_ok=True)
         self._open = False  # a transaction holds changes that acknowledge nothing yet
         self._commit_soon: asyncio.Handle | None = None
+
+    def _add_columns(self) -> None:
+        """Columns added since a state directory's database was made."""
+        present = {r["name"] for r in self.db.execute("PRAGMA table_info(requests)")}
+        for column, kind in _ADDED_COLUMNS:
+            if column not in present:
+                self.db.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.commit()
@@ -166,13 +177,14 @@ class Store:
         body: bytes | None = None,
         priority: int = 0,
         start_deadline: float | None = None,
+        webhook: str | None = None,
     ) -> None:
         """Store a submitted request, with its ``body`` (at most INLINE_BODY bytes), or without one
         when ``save_body`` wrote it; committed when this returns."""
         cursor = self._write(
-            "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, app, path, json.dumps(headers), priority, IN_QUEUE, time.time(), start_deadline),
+            "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline, webhook)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (request_id, app, path, json.dumps(headers), priority, IN_QUEUE, time.time(), start_deadline, webhook),
             durable=body is None,
         )
         if body is not None:
@@ -209,6 +221,12 @@ class Store:
 
     def in_progress(self) -> list[sqlite3.Row]:
         return self.db.execute(f"SELECT {_STATE} FROM requests WHERE status = '{IN_PROGRESS}'").fetchall()
+
+    def queue_length(self, app: str) -> int:
+        (queued,) = self.db.execute(
+            f"SELECT COUNT(*) FROM requests WHERE status = '{IN_QUEUE}' AND app = ?", (app,)
+        ).fetchone()
+        return queued
 
     def queue_position(self, row: sqlite3.Row) -> int:
         """How many queued requests of the app go before this one."""
@@ -290,6 +308,15 @@ class Store:
             (request_id, LOG_WINDOW),
         ).fetchall()
         return [dict(r) for r in rows]
+
+    def logs_after(self, request_id: str, after: int) -> tuple[list[dict[str, str]], int]:
+        """The request's log entries added after entry ``after`` (0: from the start), and the last one's number."""
+        rows = self.db.execute(
+            "SELECT id, timestamp, level, source, message FROM logs WHERE request_id = ? AND id > ? ORDER BY id",
+            (request_id, after),
+        ).fetchall()
+        entries = [{k: r[k] for k in ("timestamp", "level", "source", "message")} for r in rows]
+        return entries, rows[-1]["id"] if rows else after
 
     # -- apps --------------------------------------------------------------------------------
     def save_app(self, name: str, record: dict[str, Any]) -> None:

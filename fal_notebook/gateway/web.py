@@ -5,18 +5,18 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 from .. import wire
 from .core import Gateway
 
 
-def gateway_of(request: Request) -> Gateway:
+def gateway_of(request: HTTPConnection) -> Gateway:
     return request.app.state.gateway
 
 
-def has_key(request: Request) -> bool:
+def has_key(request: HTTPConnection) -> bool:
     sent = wire.key_of(request.headers.get(wire.AUTHORIZATION, ""))
     key: str = request.app.state.key
     return sent is not None and hmac.compare_digest(sent.encode(), key.encode())

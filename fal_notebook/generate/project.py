@@ -13,7 +13,7 @@ from typing import Any
 import tomlkit
 
 from .._version import __version__
-from ..config import PROJECT_FIELDS, AppConfig
+from ..config import PROJECT_FIELDS, AppConfig, check_toml_keys, local_notes
 from ..errors import ConfigError, FalNotebookError, ProjectConflictError
 from ..packages import split_fal_runtime
 from ..state import read_json, register_project, write_json_atomic
@@ -91,11 +91,14 @@ class AppProject:
                 f"{path / PYPROJECT} has no [tool.fal.apps.{recorded['name']}] table; capture the "
                 "cell again to regenerate it."
             )
+        where = f"[tool.fal.apps.{recorded['name']}] of {path / PYPROJECT}"
+        check_toml_keys(table, where=where)
         values = {k: v for k, v in recorded.items() if k in PROJECT_FIELDS}
         values.update(config_from_table(table))
-        config = AppConfig.build(values, where=f"{path / PYPROJECT}")
+        config = AppConfig.build(values, where=where)
         files = {n: (path / n).read_text() for n in manifest["files"] if _inside(n) and (path / n).is_file()}
-        return cls(config=config, path=path, files=files, requirements=manifest["requirements"])
+        notes = local_notes(table) + config.warnings
+        return cls(config=config, path=path, files=files, requirements=manifest["requirements"], notes=notes)
 
 
 def project_path(

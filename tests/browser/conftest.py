@@ -64,6 +64,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, unavailable) -> Iterator[Lab]:
     fal_env = {
         "FAL_NOTEBOOK_HOME": str(state / "fal-notebook"),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
+        "FAL_NOTEBOOK_GATEWAY_TLS_PORT": str(free_port()),
         "FAL_NOTEBOOK_LOCAL_ENV": "kernel",
     }  # runners in the kernel's environment: no virtualenv to build
     env = {

@@ -202,9 +202,9 @@ def test_two_apps_need_class(workdir):
         ),
         (
             "import fal\nclass A(fal.App):\n    pass\n",
-            {"machine_type": ["GPU-X"]},
+            {"machine_type": ["GPU X"]},
             ConfigError,
-            r"`machine_type.0` \(--machine-type\) must be one of",
+            r"`machine_type.0` \(--machine-type\) must be a machine type name",
         ),
         (
             "import fal\nclass A(fal.App):\n    pass\n",

@@ -132,6 +132,7 @@ def gw(docker_client, tmp_path_factory) -> Iterator[DockerGateway]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FAL_NOTEBOOK_HOME", str(home))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(port))
+        mp.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(free_port()))
         mp.delenv("FAL_NOTEBOOK_BASE_IMAGE", raising=False)
         handle = DockerGateway(home, port, tmp_path_factory.mktemp("apps"), docker_client)
         try:

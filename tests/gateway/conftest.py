@@ -1,5 +1,6 @@
-"""Fixtures for the gateway tests: a TLS terminator in front of the module's gateway (tls_terminator.py;
-the ``gateway`` fixture itself is in tests/conftest.py, shared with tests/widgets)."""
+"""Fixtures for the gateway tests: a TLS terminator that records what passes (tls_terminator.py, for the
+fal target tests; fal_client reaches the gateway through its own HTTPS listener);
+the ``gateway`` fixture itself is in tests/conftest.py, shared with tests/widgets."""
 
 from __future__ import annotations
 

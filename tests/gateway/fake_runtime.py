@@ -102,6 +102,7 @@ class FakeHost:
     made: list[FakeRunner] = field(default_factory=list)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     notified: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.store = Store(self.folder / "queue.sqlite3")
@@ -133,6 +134,9 @@ class FakeHost:
 
     def last_revision(self, name: str) -> int:
         return 0
+
+    def completed(self, request_id: str) -> None:
+        self.ended.append(request_id)
 
     async def build(self, spec: DeploySpec, snapshot: Path, *, copy: bool, on_line: OnLine) -> Build:
         await asyncio.sleep(0)

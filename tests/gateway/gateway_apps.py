@@ -276,3 +276,114 @@ def countdown(body: Countdown):
 
     return StreamingResponse(events(), media_type="text/event-stream")
 """
+
+FIDELITY = """
+import os
+import time
+from pathlib import Path
+
+import fal
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+
+class Reply(BaseModel):
+    status: int = 200
+    headers: dict[str, str] = {}
+    failures: int = 0  # answer `status` this many times (counted in `counter`), then 200
+    counter: str = ""
+    delay: float = 0.0
+
+
+class Hold(BaseModel):
+    path: str  # wait until this file exists
+
+
+class Fidelity(fal.App):
+    keep_alive = 300
+
+    def setup(self):
+        self.cancelled = set()
+
+    def provide_hints(self) -> list[str]:
+        return [f"pid-{os.getpid()}"]
+
+    @fal.endpoint("/")
+    def reply(self, data: Reply) -> dict:
+        attempt = 1
+        if data.counter:
+            counter = Path(data.counter)
+            attempt = int(counter.read_text()) + 1 if counter.exists() else 1
+            counter.write_text(str(attempt))
+        print(f"attempt {attempt} on {os.getpid()}")
+        time.sleep(data.delay)
+        if attempt <= data.failures or not data.counter and data.status != 200:
+            return JSONResponse({"detail": f"failing attempt {attempt}"}, data.status, headers=data.headers)
+        return {"attempt": attempt, "pid": os.getpid()}
+
+    @fal.endpoint("/headers")
+    def headers(self, request: Request) -> dict:
+        return {"headers": dict(request.headers), "query": request.url.query, "pid": os.getpid()}
+
+    @fal.endpoint("/hold-stream")
+    def hold_stream(self, data: Hold, x_fal_request_id: str | None = Header(None)):
+        def events():
+            print("stream started")
+            try:
+                yield "data: {}\\n\\n"
+                while not Path(data.path).exists():
+                    if x_fal_request_id in self.cancelled:
+                        print("stream cancelled")
+                        return
+                    time.sleep(0.05)
+                yield "data: {}\\n\\n"
+            finally:
+                print("stream ended")
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @fal.endpoint("/hold-stream/cancel")
+    def cancel_stream(self, x_fal_request_id: str | None = Header(None)) -> dict:
+        self.cancelled.add(x_fal_request_id)
+        return {}
+"""
+
+LIVE = """
+import fal
+from fastapi import WebSocket
+from pydantic import BaseModel
+
+
+class Ping(BaseModel):
+    text: str
+
+
+class Pong(BaseModel):
+    upper: str
+
+
+class Live(fal.App):
+    keep_alive = 300
+
+    @fal.realtime("/realtime")
+    def live(self, data: Ping) -> Pong:
+        return Pong(upper=data.text.upper())
+
+    @fal.endpoint("/ws", is_websocket=True)
+    async def reverse(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        caller = websocket.headers.get("x-fal-caller-user-id", "")
+        async for text in websocket.iter_text():
+            if text == "who":
+                await websocket.send_text(caller)
+            elif text == "bye":
+                await websocket.close(4000, "bye")
+                return
+            else:
+                await websocket.send_text(text[::-1])
+
+    @fal.endpoint("/")
+    def ok(self) -> dict:
+        return {"ok": True}
+"""

@@ -1,20 +1,88 @@
-"""The unmodified official `fal_client` against the local gateway, behind a TLS terminator.
-
-fal_client always speaks https to ``FAL_RUN_HOST`` / ``FAL_QUEUE_RUN_HOST``; the terminator (the
-``tls`` fixture: a test-only HTTPS reverse proxy with a self-signed certificate) stands where fal's
-ingress stands, and ``SSL_CERT_FILE`` makes the client trust it. fal_client reads its hosts at
-import, so it runs in a subprocess with that environment.
-"""
+"""The unmodified official `fal_client` against the local gateway, with nothing but the environment
+that `fal-notebook env` prints: the gateway's HTTPS listener (fal_client speaks only https), the CA
+bundle that trusts its self-signed certificate, and its key. fal_client reads its hosts at import, so
+each script runs in a subprocess with that environment alone."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
 
+import certifi
+import pytest
 from gateway_apps import echo
+
+
+@pytest.fixture(scope="module")
+def fal_env(gateway) -> dict[str, str]:
+    """What `fal-notebook env --shell` prints for the module's gateway, parsed as a shell would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fal_notebook.cli", "env", "--shell"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ,
+        check=True,
+    )
+    env = {}
+    for line in done.stdout.splitlines():
+        words = shlex.split(line)
+        assert words[0] == "export", line
+        name, _, value = words[1].partition("=")
+        env[name] = value
+    return env
+
+
+def run_fal_client(script: str, env: dict[str, str], tmp_path) -> dict:
+    """Run ``script`` (which prints one JSON line last) with only ``env`` (and PATH) in its environment."""
+    path = tmp_path / "script.py"
+    path.write_text(textwrap.dedent(script))
+    done = subprocess.run(
+        [sys.executable, str(path)],
+        env={"PATH": os.environ["PATH"], **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_env_names_the_https_listener_the_ca_bundle_and_the_key(gateway, fal_env):
+    host = f"127.0.0.1:{gateway.tls_port}"
+    assert fal_env["FAL_RUN_HOST"] == host
+    assert fal_env["FAL_QUEUE_RUN_HOST"] == f"{host}/queue"
+    assert fal_env["FAL_KEY"] == gateway.key
+    bundle = open(fal_env["SSL_CERT_FILE"]).read()
+    assert fal_env["SSL_CERT_FILE"].startswith(str(gateway.home))
+    certificate = (gateway.home / "gateway" / "tls" / "cert.pem").read_text()
+    trusted = open(os.environ.get("SSL_CERT_FILE") or certifi.where()).read()
+    assert bundle.endswith(certificate) and bundle.startswith(trusted.rstrip("\n"))  # what the caller trusted too
+
+
+def test_env_without_shell_prints_name_value_lines(gateway):
+    done = subprocess.run(
+        [sys.executable, "-m", "fal_notebook.cli", "env"], capture_output=True, text=True, timeout=60, check=True
+    )
+    names = [line.partition("=")[0] for line in done.stdout.splitlines()]
+    assert names == ["FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST", "SSL_CERT_FILE", "FAL_KEY"]
+
+
+def test_fal_env_magic_sets_the_environment_and_never_shows_the_key(gateway, fal_env, monkeypatch):
+    from fal_notebook.gateway import apply_client_environment
+
+    for name in fal_env:
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    shown = apply_client_environment()
+    assert {name: os.environ[name] for name in fal_env} == fal_env
+    assert gateway.key not in shown and gateway.key.partition(":")[2] not in shown
+    assert "FAL_KEY=<the gateway key>" in shown and f"FAL_RUN_HOST={fal_env['FAL_RUN_HOST']}" in shown
+
 
 SCRIPT = textwrap.dedent(
     """
@@ -29,7 +97,7 @@ SCRIPT = textwrap.dedent(
     handle = fal_client.submit(app, {"text": "one two", "delay": 0.5})
     events = list(handle.iter_events(with_logs=True, interval=0.05))
     out["events"] = [type(e).__name__ for e in events]
-    out["event_logs"] = [entry["message"] for entry in events[-1].logs]
+    out["event_logs"] = [entry["message"] for entry in events[-1].logs]  # polled: the window each time
     status = fal_client.status(app, handle.request_id, with_logs=True)
     out["status"] = type(status).__name__
     out["status_logs"] = [entry["message"] for entry in status.logs]
@@ -57,22 +125,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_official_fal_client_works_against_the_gateway(gateway, tls, tmp_path):
+def test_official_fal_client_works_against_the_gateway(gateway, fal_env, tmp_path):
     gateway.deploy(echo(), "conformance")  # private: fal_client sends FAL_KEY
-    script = tmp_path / "conformance.py"
-    script.write_text(SCRIPT)
-    env = {
-        **os.environ,
-        "FAL_RUN_HOST": tls.host,
-        "FAL_QUEUE_RUN_HOST": f"{tls.host}/queue",
-        "SSL_CERT_FILE": str(tls.cert_file),
-        "FAL_KEY": gateway.key,
-    }
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_fal_client(SCRIPT, fal_env, tmp_path)
     assert out["run"]["words"] == 5
     assert out["events"][-1] == "Completed"
     assert "InProgress" in out["events"]

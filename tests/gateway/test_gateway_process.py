@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 
 import pytest
@@ -55,3 +56,22 @@ def test_bad_port_setting_is_a_config_error(monkeypatch):
     monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", "eighty")
     with pytest.raises(ConfigError, match="FAL_NOTEBOOK_GATEWAY_PORT"):
         start_gateway()
+
+
+def test_a_taken_tls_port_leaves_the_gateway_without_https_and_env_says_why(tmp_path, monkeypatch):
+    from fal_notebook.gateway import client_environment
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path))
+    monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(free_port()))
+    monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(taken.getsockname()[1]))
+    try:
+        info = start_gateway()
+        assert info.running and info.tls_port is None  # plain HTTP still serves
+        with pytest.raises(GatewayError, match="serves no HTTPS.*FAL_NOTEBOOK_GATEWAY_TLS_PORT"):
+            client_environment()
+    finally:
+        stop_gateway()
+        taken.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fal_notebook.config import AppConfig
-from fal_notebook.gateway.settings import DEFAULT_ATTEMPTS, Settings
+from fal_notebook.gateway.retries import Policy
+from fal_notebook.gateway.settings import Settings
 
 
 def config(**values) -> AppConfig:
@@ -13,8 +14,9 @@ def config(**values) -> AppConfig:
 def test_defaults_follow_fal_with_one_local_runner():
     settings = Settings.from_config(config())
     assert (settings.min_concurrency, settings.max_concurrency, settings.max_multiplexing) == (0, 1, 1)
-    assert settings.keep_alive == 60 and settings.startup_timeout == 600 and settings.request_timeout is None
-    assert settings.attempts == dict.fromkeys(("server_error", "connection_error", "timeout"), DEFAULT_ATTEMPTS)
+    assert settings.keep_alive == 60 and settings.startup_timeout == 600
+    assert settings.request_timeout == 3600  # fal's default: a hung request does not hold a runner forever
+    assert settings.retry == Policy()
 
 
 def test_desired_runners_cover_the_work_plus_the_buffer_within_min_and_max():
@@ -33,7 +35,7 @@ def test_retry_settings():
     settings = Settings.from_config(
         config(skip_retry_conditions=["timeout"], retry_config={"server_error": {"retries": 2}})
     )
-    assert settings.attempts == {"server_error": 3, "connection_error": DEFAULT_ATTEMPTS, "timeout": 1}
+    assert settings.retry == Policy(budgets={"server_error": 2}, skip=frozenset({"timeout"}))
 
 
 def test_a_fixed_port_means_a_single_runner():

@@ -1,0 +1,180 @@
+"""Webhooks as fal delivers them (docs/fal-conformance.md, "Webhooks"): a queued request submitted with
+``?fal_webhook=<url>`` is POSTed there once it completes, with fal's payload and signature headers.
+
+The signature is ED25519, by a key of the gateway's own (``<FAL_NOTEBOOK_HOME>/gateway/webhook-key.pem``)
+whose public half the gateway publishes as a JWKS (``GET /.well-known/jwks.json``), as fal publishes
+its own. A delivery that fails (no 2xx answer) is tried again on fal's schedule scaled down (ten
+retries, doubling, over about ten seconds instead of two hours); every attempt is written to the
+app's log. Deliveries are background tasks of the gateway's supervisor: they never change the request's result.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .. import wire
+from .paths import gateway_dir
+from .supervisor import Clock, Supervisor
+
+#: fal retries a failed delivery 10 times over about 2 hours; the gateway keeps the count and the
+#: doubling, scaled down to about 10 s in all.
+RETRY_DELAYS = tuple(0.01 * 2**n for n in range(10))
+#: fal gives a delivery 15 s to answer.
+ATTEMPT_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One completed request to announce at ``url``."""
+
+    url: str
+    request_id: str
+    gateway_request_id: str
+    user_id: str
+    status: int
+    body: bytes
+    #: Writes a line to the app's log.
+    log: Callable[[str], None]
+
+
+def signing_key() -> Ed25519PrivateKey:
+    """The gateway's webhook signing key, created on first use, readable only by the user."""
+    path = gateway_dir() / "webhook-key.pem"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        return key
+    key = Ed25519PrivateKey.generate()
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return key
+
+
+def _raw(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwks(key: Ed25519PrivateKey) -> dict[str, list[dict[str, str]]]:
+    """The public half of ``key`` as a JSON Web Key Set (RFC 7517, OKP/Ed25519)."""
+    raw = _raw(key.public_key())
+    kid = hashlib.sha256(raw).hexdigest()[:16]
+    return {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": kid, "use": "sig", "alg": "EdDSA"}]}
+
+
+def signed_headers(key: Ed25519PrivateKey, request_id: str, user_id: str, body: bytes, now: float) -> dict[str, str]:
+    """fal's webhook headers for ``body``, signed at ``now``."""
+    timestamp = str(int(now))
+    signature = key.sign(wire.webhook_message(request_id, user_id, timestamp, body)).hex()
+    return {
+        "Content-Type": "application/json",
+        wire.WEBHOOK_REQUEST_ID: request_id,
+        wire.WEBHOOK_USER_ID: user_id,
+        wire.WEBHOOK_TIMESTAMP: timestamp,
+        wire.WEBHOOK_SIGNATURE: signature,
+    }
+
+
+def verify(headers: Mapping[str, str], body: bytes, keys: dict, *, now: float | None = None) -> bool:
+    """Whether a webhook is signed by one of the JWKS ``keys`` within fal's timestamp tolerance: what a
+    receiver does, with fal's JWKS or the gateway's."""
+    found = {k.lower(): v for k, v in headers.items()}
+    names = (wire.WEBHOOK_REQUEST_ID, wire.WEBHOOK_USER_ID, wire.WEBHOOK_TIMESTAMP, wire.WEBHOOK_SIGNATURE)
+    values = [found.get(name.lower()) for name in names]
+    if None in values or not values[2].isdigit():
+        return False
+    request_id, user_id, timestamp, signature = values
+    if abs((time.time() if now is None else now) - int(timestamp)) > wire.WEBHOOK_TIMESTAMP_TOLERANCE:
+        return False
+    try:
+        signed = bytes.fromhex(signature)
+    except ValueError:
+        return False
+    message = wire.webhook_message(request_id, user_id, timestamp, body)
+    for jwk in keys.get("keys", []):
+        raw = base64.urlsafe_b64decode(jwk.get("x", "") + "==")
+        try:
+            Ed25519PublicKey.from_public_bytes(raw).verify(signed, message)
+        except (InvalidSignature, ValueError):
+            continue
+        return True
+    return False
+
+
+def check_url(url: str) -> str | None:
+    """Why ``url`` cannot take webhooks (None: it can): an absolute http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"{wire.WEBHOOK_PARAM} must be an absolute http(s) URL, got {shown(url)!r}."
+    return None
+
+
+def shown(url: str) -> str:
+    """The URL without its query and credentials, as logs show it (a query may carry a token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+class Webhooks:
+    """The gateway's webhook deliveries, each a background task of the gateway's supervisor."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        key: Ed25519PrivateKey,
+        tasks: Supervisor,
+        clock: Clock,
+        delays: tuple[float, ...] = RETRY_DELAYS,
+    ):
+        self.http, self.key, self.tasks, self.clock, self.delays = http, key, tasks, clock, delays
+
+    def deliver(self, delivery: Delivery) -> None:
+        self.tasks.spawn(self._deliver(delivery), name=f"webhook {delivery.request_id}")
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        body = json.dumps(
+            wire.encode_webhook(delivery.request_id, delivery.gateway_request_id, delivery.status, delivery.body)
+        ).encode()
+        where, attempts = shown(delivery.url), 1 + len(self.delays)
+        for attempt, delay in enumerate((0.0, *self.delays), 1):
+            await self.clock.sleep(delay)
+            headers = signed_headers(self.key, delivery.request_id, delivery.user_id, body, self.clock.time())
+            try:
+                answer = await self.http.post(
+                    delivery.url, content=body, headers=headers, timeout=ATTEMPT_TIMEOUT, follow_redirects=False
+                )
+                outcome, delivered = f"answered {answer.status_code}", answer.is_success
+            except httpx.HTTPError as exc:
+                outcome, delivered = f"failed ({type(exc).__name__})", False
+            if delivered:
+                then = "delivered"
+            elif attempt < attempts:
+                then = f"retrying in {self.delays[attempt - 1]:g} s"
+            else:
+                then = f"giving up after {attempts} attempts"
+            delivery.log(
+                f"Webhook of request {delivery.request_id}: attempt {attempt}/{attempts} to {where} {outcome}; {then}."
+            )
+            if delivered:
+                return

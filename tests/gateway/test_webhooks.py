@@ -1,0 +1,154 @@
+"""Webhooks as fal delivers them: payload, signature (checked against the gateway's JWKS the way a
+receiver checks fal's), retries on fal's schedule scaled down, every attempt in the app's log, and
+never a change to the request's own result."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from gateway_apps import FIDELITY
+from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module's fal_env fixture)
+
+from fal_notebook import wire
+from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on the loopback: answers ``answers`` in turn (then 200), records each POST."""
+
+    port: int
+    answers: list[int] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook?token=s3cret"
+
+    def wait(self, count: int, timeout: float = 60.0) -> list[tuple[dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count:
+            assert time.monotonic() < deadline, f"{len(self.received)} of {count} deliveries arrived"
+            time.sleep(0.05)
+        return self.received
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state: dict[str, Receiver] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            hook = state["receiver"]
+            hook.received.append((dict(self.headers.items()), body))
+            status = hook.answers.pop(0) if hook.answers else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state["receiver"] = Receiver(server.server_address[1])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state["receiver"]
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def app(gateway):
+    return gateway.deploy(FIDELITY, "hooked", max_concurrency=1)
+
+
+@pytest.fixture
+def client(gateway):
+    with gateway.http() as c:
+        yield c
+
+
+def app_log(gateway) -> str:
+    return (gateway.home / "gateway" / "logs" / "hooked.log").read_text()
+
+
+def test_a_completed_request_is_delivered_signed(gateway, client, app, receiver):
+    submitted = client.post("/queue/local/hooked", params={"fal_webhook": receiver.url}, json={}).json()
+    gateway.wait_completed(client, submitted["status_url"])
+    [(headers, body)] = receiver.wait(1)
+    assert json.loads(body) == {
+        "request_id": submitted["request_id"],
+        "gateway_request_id": submitted["request_id"],
+        "status": "OK",
+        "payload": {"attempt": 1, "pid": json.loads(body)["payload"]["pid"]},
+    }
+    keys = client.get(wire.JWKS_PATH).json()
+    assert keys["keys"][0]["kty"] == "OKP" and keys["keys"][0]["crv"] == "Ed25519"
+    assert verify(headers, body, keys)
+    assert headers[wire.WEBHOOK_USER_ID] == gateway.key.partition(":")[0]
+    assert not verify(headers, body + b" ", keys)  # the body is what is signed
+    assert not verify(headers, body, keys, now=int(headers[wire.WEBHOOK_TIMESTAMP]) + 301)  # fal's tolerance
+    assert "attempt 1/11 to http://127.0.0.1" in app_log(gateway) and "delivered" in app_log(gateway)
+    assert "s3cret" not in app_log(gateway)  # the webhook URL's query may carry a token
+
+
+def test_a_failed_request_is_delivered_as_an_error(gateway, client, app, receiver):
+    submitted = client.post("/queue/local/hooked", params={"fal_webhook": receiver.url}, json={"status": 422}).json()
+    gateway.wait_completed(client, submitted["status_url"])
+    [(_, body)] = receiver.wait(1)
+    delivered = json.loads(body)
+    assert delivered["status"] == "ERROR" and delivered["error"] == "Invalid status code: 422"
+    assert delivered["payload"] == {"detail": "failing attempt 1"}
+
+
+def test_a_failing_receiver_is_retried_and_never_changes_the_result(gateway, client, app, receiver):
+    receiver.answers = [500, 503]
+    submitted = client.post("/queue/local/hooked", params={"fal_webhook": receiver.url}, json={}).json()
+    status = gateway.wait_completed(client, submitted["status_url"])
+    assert "error" not in status and client.get(submitted["response_url"]).json()["attempt"] == 1
+    received = receiver.wait(3)
+    assert len({body for _, body in received}) == 1  # the same payload each time
+    log = app_log(gateway)
+    assert (
+        f"attempt 1/11 to http://127.0.0.1:{receiver.port}/hook answered 500; retrying in {RETRY_DELAYS[0]:g} s" in log
+    )
+    assert "attempt 2/11" in log and "answered 503" in log
+    assert "attempt 3/11" in log
+
+
+def test_a_receiver_that_never_answers_2xx_is_given_up_after_fals_count(gateway, client, app, receiver):
+    receiver.answers = [500] * 20
+    submitted = client.post("/queue/local/hooked", params={"fal_webhook": receiver.url}, json={}).json()
+    gateway.wait_completed(client, submitted["status_url"])
+    receiver.wait(len(RETRY_DELAYS) + 1)
+    gateway.wait_for(lambda: "giving up after 11 attempts" in app_log(gateway), what="the last attempt")
+    assert client.get(submitted["response_url"]).status_code == 200
+
+
+def test_a_webhook_url_must_be_an_absolute_http_url(client, app):
+    refused = client.post("/queue/local/hooked", params={"fal_webhook": "ftp://example/x"}, json={})
+    assert refused.status_code == 400 and "fal_webhook must be an absolute http(s) URL" in refused.json()["detail"]
+
+
+SUBMIT = """
+import json
+import sys
+
+import fal_client
+
+handle = fal_client.submit("local/hooked", {}, webhook_url=sys.argv[1] if len(sys.argv) > 1 else "{url}")
+print(json.dumps({"request_id": handle.request_id, "result": handle.get()}))
+"""
+
+
+def test_fal_clients_webhook_url_is_delivered(gateway, app, receiver, fal_env, tmp_path):  # noqa: F811
+    out = run_fal_client(SUBMIT.replace("{url}", receiver.url), fal_env, tmp_path)
+    [(headers, body)] = receiver.wait(1)
+    assert json.loads(body)["request_id"] == out["request_id"] and json.loads(body)["payload"] == out["result"]
+    assert headers[wire.WEBHOOK_REQUEST_ID] == out["request_id"]

@@ -12,8 +12,11 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from fal_notebook.generate.project import AppProject
 
 from .gateway import await_completed
 from .harness import (
@@ -23,10 +26,12 @@ from .harness import (
     Sizes,
     app_info,
     deploy,
+    deploy_project,
     free_port,
     interleaved,
     median,
     private_gateway,
+    tls,
     wait_answer,
 )
 
@@ -52,10 +57,10 @@ def by_hand(project_path: Path, python: str) -> float:
         process.wait()
 
 
-def deployed(home: Path, name: str, env: str) -> float:
-    """Seconds from ``deploy()`` to the app's first answer through the gateway (then stopped)."""
+def deployed(project: Any, env: str) -> float:
+    """Seconds from deploying the captured project to its first answer through the gateway (then stopped)."""
     started = time.perf_counter()
-    deployment = deploy(home, WORDS, name, env=env)
+    deployment = deploy_project(project, env)
     wait_answer(deployment.url)
     took = time.perf_counter() - started
     deployment.stop()
@@ -79,9 +84,10 @@ def first_response(sizes: Sizes) -> list[Row]:
             deployment = deploy(home, WORDS, name, env=env)  # builds (or finds) the environment
             python = runner_python(home, name)
             deployment.stop()
+            project = AppProject.load(home / "apps" / name)  # captured: %fal_deploy only deploys
             got = interleaved(
                 {
-                    "ours": lambda name=name, env=env: [deployed(home, name, env)],
+                    "ours": lambda project=project, env=env: [deployed(project, env)],
                     "hand": lambda name=name, python=python: [by_hand(home / "apps" / name, python)],
                 },
                 sizes.deploy_rounds,
@@ -109,7 +115,7 @@ def scale_out(sizes: Sizes) -> list[Row]:
             deployment = deploy(home, WORDS, "scale", max_concurrency=width, keep_alive=600)
             since = app_info("scale")["events"][-1]["seq"]
             started = time.perf_counter()
-            with httpx.Client(timeout=120) as client:
+            with httpx.Client(timeout=120, verify=tls()) as client:
                 handles = [
                     client.post(deployment.queue_url, json={**INPUT, "seconds": seconds}).json() for _ in range(count)
                 ]

@@ -14,12 +14,15 @@ import time
 import uuid
 from pathlib import Path
 
+from fal_notebook.generate.project import AppProject
+
 from .gateway import BLOCK, sync_call, timed
 from .harness import (
     WORDS,
     Row,
     Sizes,
     deploy,
+    deploy_project,
     free_port,
     interleaved,
     median,
@@ -80,9 +83,11 @@ def overhead(url: str, runner: str, sizes: Sizes) -> Row:
 
 
 def first_response(home: Path, name: str, image: str, sizes: Sizes) -> Row:
+    project = AppProject.load(home / "apps" / name)  # captured: %fal_deploy only deploys
+
     def ours() -> list[float]:
         started = time.perf_counter()
-        deployment = deploy(home, WORDS, name, env="docker")
+        deployment = deploy_project(project, "docker")
         wait_answer(deployment.url)
         took = time.perf_counter() - started
         deployment.stop()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import httpx
 
-from .harness import INPUT, WORDS, Row, Sizes, deploy, interleaved, median, p50_ms, private_gateway, wait_runners
+from .harness import INPUT, WORDS, Row, Sizes, deploy, interleaved, median, p50_ms, private_gateway, tls, wait_runners
 
 CLIENTS = 2
 BLOCK = 25
@@ -49,7 +49,7 @@ def timed(call: Callable[[httpx.Client, str], None], url: str, count: int) -> Ca
 
     def run() -> list[float]:
         latencies = []
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=60, verify=tls()) as client:
             for _ in range(count):
                 started = time.perf_counter()
                 call(client, url)
@@ -64,7 +64,7 @@ def sync_throughput(url: str, count: int) -> Callable[[], list[float]]:
 
     def run() -> list[float]:
         def client_work(share: int) -> None:
-            with httpx.Client(timeout=60) as client:
+            with httpx.Client(timeout=60, verify=tls()) as client:
                 for _ in range(share):
                     sync_call(client, url)
 
@@ -79,7 +79,7 @@ def drain_throughput(queue_url: str, count: int) -> Callable[[], list[float]]:
 
     def run() -> list[float]:
         def client_work(share: int) -> None:
-            with httpx.Client(timeout=60) as client:
+            with httpx.Client(timeout=60, verify=tls()) as client:
                 handles = [client.post(queue_url, json=INPUT).json() for _ in range(share)]
                 for handle in handles:
                     await_completed(client, handle["status_url"])

@@ -111,3 +111,8 @@ def load_ipython_extension(ipython: Any) -> None:
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """The jupyter-server extension: REST routes for the JupyterLab panel."""
     return [{"module": "fal_notebook.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (the fal sidebar), built into ``fal_notebook/labextension``."""
+    return [{"src": "labextension", "dest": "fal-notebook"}]

@@ -46,9 +46,9 @@ def _apps(args: argparse.Namespace) -> None:
     if not rows:
         print("No apps yet: capture one with %%fal_app in a notebook, or `fal-notebook export NOTEBOOK`.")
     for row in rows:
-        print(
-            f"{row['name']:<24} {row['mode'] or '-':<7} {row['target'] or '-':<7} {row['status']:<10} {row['endpoint_id'] or '-'}"
-        )
+        where = f"{row['mode'] or '-':<7} {row['target'] or '-':<7}"
+        line = f"{row['name']:<24} {where} {row['status']:<10} {row['endpoint_id'] or '-'}"
+        print(line + (f"  ({row['crash_loop']})" if row.get("crash_loop") else ""))
 
 
 def _logs(args: argparse.Namespace) -> None:

@@ -333,11 +333,25 @@ class AppConfig(_Strict):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, where=where)) from None
+            raise ConfigError(describe_validation_error(exc, where=where), fields=error_fields(exc)) from None
 
     def updated(self, **changes: Any) -> AppConfig:
         """A copy with ``changes`` applied and validated as a whole."""
         return AppConfig.build({**self.model_dump(exclude_none=True), **changes})
+
+
+def error_fields(exc: ValidationError) -> list[str]:
+    """The AppConfig keys a validation error is about (a rule over several keys names them)."""
+    fields: list[str] = []
+    for err in exc.errors(include_url=False):
+        if err["loc"]:
+            named = [str(err["loc"][0])]
+        else:
+            named = [
+                f for f in AppConfig.model_fields if f not in ("name", "mode") and re.search(rf"\b{f}\b", err["msg"])
+            ]
+        fields += [f for f in named if f not in fields]
+    return fields
 
 
 def check_toml_keys(table: dict[str, Any], *, where: str) -> None:

@@ -12,7 +12,11 @@ class FalNotebookError(Exception):
 
 
 class ConfigError(FalNotebookError, ValueError):
-    """A configuration value is invalid; the message names the key."""
+    """A configuration value is invalid; the message names the key, ``fields`` lists the keys."""
+
+    def __init__(self, message: str, fields: list[str] | tuple[str, ...] = ()):
+        super().__init__(message)
+        self.fields = list(fields)
 
 
 class CaptureError(FalNotebookError):
@@ -80,3 +84,7 @@ class InputError(FalNotebookError, ValueError):
 
 class GatewayError(FalNotebookError):
     """The local gateway cannot start or does not answer; the message says why and what to do."""
+
+
+class DeployCancelled(DeployError):
+    """A deploy was cancelled before it finished; a revision that served before keeps serving."""

@@ -47,9 +47,22 @@ class FalMagics(Magics):
 
     @line_magic
     def fal_deploy(self, line: str):
-        """%fal_deploy NAME [--target local|docker|fal] [--no-wait] — deploy a captured app."""
+        """%fal_deploy NAME [--target local|docker|fal] [--no-wait] — deploy a captured app, with its
+        progress shown as it happens."""
+        from .widgets.progress import DeployProgress
+
         args = parse_words(DEPLOY, line)
-        return backends.deploy(args.name, target=args.target, wait=not args.no_wait)
+        if args.no_wait:
+            return backends.deploy(args.name, target=args.target, wait=False)
+        view = DeployProgress(args.name, args.target)
+        display(view)
+        try:
+            deployment = backends.deploy(args.name, target=args.target, progress=view)
+        except BaseException as exc:
+            view.finish(str(exc) or type(exc).__name__)
+            raise
+        view.finish()
+        return deployment
 
     @line_magic
     def fal_playground(self, line: str):

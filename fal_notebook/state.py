@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ import platformdirs
 
 from . import wire
 from .errors import ConfigError, NotFoundError
+
+#: The file that marks a folder as a project fal-notebook generated (generate/project.py writes it).
+MANIFEST = ".fal-notebook.json"
 
 
 def home() -> Path:
@@ -95,13 +99,28 @@ def registered_projects() -> dict[str, Path]:
     return {name: Path(p) for name, p in sorted(projects.items()) if (Path(p) / "pyproject.toml").is_file()}
 
 
-def resolve_project(name_or_path: str | os.PathLike) -> Path:
-    """The project folder for an app name or a folder path."""
+def project_folders(folders: Iterable[str | os.PathLike]) -> dict[str, Path]:
+    """Project folders (``<folder>/<name>/`` with fal-notebook's manifest) in ``folders``, by name."""
+    found = {}
+    for folder in folders:
+        for manifest in sorted(Path(folder).glob(f"*/{MANIFEST}")):
+            try:
+                name = read_json(manifest, {}).get("config", {}).get("name")
+            except (ValueError, AttributeError):  # not fal-notebook's JSON: not a project
+                continue
+            if name and (manifest.parent / "pyproject.toml").is_file():
+                found.setdefault(name, manifest.parent.resolve())
+    return found
+
+
+def resolve_project(name_or_path: str | os.PathLike, folders: Iterable[str | os.PathLike] = ()) -> Path:
+    """The project folder for an app name or a folder path; a name is looked up among the captured
+    apps, then in ``folders`` (see ``project_folders``), then in ``./fal_apps``."""
     candidate = Path(name_or_path).expanduser()
     if (candidate / "pyproject.toml").is_file():
         return candidate.resolve()
     name = str(name_or_path)
-    known = registered_projects()
+    known = {**project_folders(folders), **registered_projects()}
     if name in known:
         return known[name]
     local = Path("fal_apps") / name

@@ -204,6 +204,7 @@ RUNNER_DISCONNECTED = "runner_disconnected"
 CLIENT_CANCELLED = "client_cancelled"
 CLIENT_DISCONNECTED = "client_disconnected"
 BAD_REQUEST = "bad_request"
+INTERNAL_ERROR = "internal_error"
 
 
 def encode_error(detail: Any, error_type: str | None = None) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import FalNotebookError
-from .base import Backend, Deployment, Progress, Target, get_backend
+from .base import Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary, get_backend
 
 __all__ = ["Backend", "Deployment", "deploy", "get_backend", "get_deployment", "list_apps"]
 
@@ -38,16 +38,18 @@ def get_deployment(name: str) -> Deployment:
     return deployment.backend.refresh(deployment)
 
 
-def list_apps() -> list[dict]:
-    """Every captured or deployed app: name, mode, path, target, status, endpoint_id."""
-    from ..generate.project import AppProject
-    from ..state import registered_projects
+def list_apps(folders: Iterable[str | os.PathLike] = ()) -> list[dict]:
+    """Every captured or deployed app: name, mode, path, target, status, endpoint_id; deployed
+    apps also have url, queue_url, runners and queued (local targets) and error. ``folders``
+    (e.g. a server root's ``fal_apps/``) are searched for project folders no capture registered."""
+    from ..state import MANIFEST, project_folders, read_json, registered_projects
 
     rows: dict[str, dict] = {}
-    for name, path in registered_projects().items():
-        try:
-            mode = AppProject.load(path).mode
-        except (FalNotebookError, OSError, ValueError, KeyError):  # a broken folder still shows up
+    projects = {**project_folders(folders), **registered_projects()}
+    for name, path in sorted(projects.items()):
+        try:  # the mode comes from the cell (recorded at capture), never from pyproject.toml
+            mode = str(read_json(path / MANIFEST, {})["config"]["mode"])
+        except (OSError, ValueError, KeyError, TypeError):  # a broken folder still shows up
             mode = "unreadable"
         rows[name] = {
             "name": name,
@@ -57,8 +59,24 @@ def list_apps() -> list[dict]:
             "status": "captured",
             "endpoint_id": None,
         }
+    by_target: dict[str, list[Deployment]] = {}
     for deployment in Deployment.all():
-        deployment = deployment.backend.refresh(deployment)
-        row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})
-        row.update(target=deployment.target, status=deployment.status, endpoint_id=deployment.endpoint_id)
+        by_target.setdefault(deployment.target, []).append(deployment)
+    for target, deployments in by_target.items():
+        for deployment in get_backend(target).refresh_many(deployments):
+            row = rows.setdefault(deployment.name, {"name": deployment.name, "mode": None, "path": deployment.path})
+            detail = deployment.detail
+            local = isinstance(detail, LocalDetail)
+            row.update(
+                target=deployment.target,
+                status=deployment.status,
+                endpoint_id=deployment.endpoint_id,
+                url=deployment.url,
+                queue_url=deployment.queue_url,
+                runners=detail.runners if local else None,
+                queued=detail.queued if local else None,
+                error=detail.error if local else detail.last_error,
+            )
+            if deployment.status == "crash-looping":
+                row["crash_loop"] = crash_loop_summary(deployment)
     return [rows[name] for name in sorted(rows)]

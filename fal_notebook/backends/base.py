@@ -8,6 +8,8 @@ card, its Playground) is the widget layer's, which depends on this module and ne
 
 from __future__ import annotations
 
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -25,7 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..protocol import Address
 
 Target = Literal["local", "docker", "fal"]
-Status = Literal["deploying", "ready", "failed", "stopped"]
+#: ``crash-looping``: its runners keep failing; the gateway backs off and tries again (local targets).
+Status = Literal["deploying", "ready", "failed", "crash-looping", "stopped"]
+STATUSES: tuple[Status, ...] = ("deploying", "ready", "failed", "crash-looping", "stopped")
+#: Receives progress lines; backends send ProgressEvents (str with a step, see progress.py).
 Progress = Callable[[str], None]
 
 
@@ -41,10 +46,13 @@ class LocalDetail:
     env: str | None = None  # where runners run: isolated | kernel | docker
     auth: str | None = None
     runners: int = 0
+    queued: int = 0  # requests waiting for a runner
     image: str | None = None  # docker: the image the runners run
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     gateway: str | None = None  # why the gateway does not answer, when it does not
+    next_attempt: float | None = None  # crash-looping: when the gateway starts a runner again (epoch seconds)
+    last_exit: str | None = None  # crash-looping: why the last runner failed
 
 
 @dataclass
@@ -68,6 +76,15 @@ class FalDetail:
 
 
 Detail = LocalDetail | FalDetail
+
+
+def crash_loop_summary(deployment: Deployment) -> str:
+    """For a crash-looping app: when the gateway tries again, and why its last runner failed (one line)."""
+    detail = deployment.detail
+    if deployment.status != "crash-looping" or not isinstance(detail, LocalDetail):
+        return ""
+    when = time.strftime("%H:%M:%S", time.localtime(detail.next_attempt)) if detail.next_attempt else "soon"
+    return f"next attempt at {when}; last exit: {detail.last_exit or 'unknown'}"
 
 
 def detail_type(target: str) -> type[LocalDetail] | type[FalDetail]:
@@ -126,8 +143,8 @@ class Deployment:
     def backend(self) -> Backend:
         return get_backend(self.target)
 
-    def logs(self, follow: bool = False) -> Iterator[str] | list[str]:
-        lines = self.backend.logs(self, follow=follow)
+    def logs(self, follow: bool = False, stop: threading.Event | None = None) -> Iterator[str] | list[str]:
+        lines = self.backend.logs(self, follow=follow, stop=stop)
         return lines if follow else list(lines)
 
     def stop(self) -> None:
@@ -175,12 +192,23 @@ class Backend(ABC):
     target: Target
 
     @abstractmethod
-    def deploy(self, project: AppProject, *, wait: bool = True, progress: Progress = print) -> Deployment:
-        """Deploy (or redeploy: same name replaces, never duplicates) and record the Deployment."""
+    def deploy(
+        self,
+        project: AppProject,
+        *,
+        wait: bool = True,
+        progress: Progress = print,
+        cancel: threading.Event | None = None,
+    ) -> Deployment:
+        """Deploy (or redeploy: same name replaces, never duplicates) and record the Deployment.
+        Setting ``cancel`` stops the deploy where it is (DeployCancelled)."""
 
     @abstractmethod
-    def logs(self, deployment: Deployment, *, follow: bool = False) -> Iterator[str]:
-        """The app's log lines; with ``follow``, keep yielding new ones until interrupted."""
+    def logs(
+        self, deployment: Deployment, *, follow: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[str]:
+        """The app's log lines; with ``follow``, keep yielding new ones until interrupted or ``stop``
+        is set."""
 
     @abstractmethod
     def stop(self, deployment: Deployment) -> None:
@@ -189,6 +217,10 @@ class Backend(ABC):
     def refresh(self, deployment: Deployment) -> Deployment:
         """The deployment with its current status (default: as recorded)."""
         return deployment
+
+    def refresh_many(self, deployments: list[Deployment]) -> list[Deployment]:
+        """Several deployments of this target refreshed (a backend may ask once for all)."""
+        return [self.refresh(d) for d in deployments]
 
 
 #: The backend of each target, imported when first used (docker and fal need their SDKs).

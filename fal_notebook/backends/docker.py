@@ -9,6 +9,7 @@ engine answers and hands the deploy to the gateway.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from ..gateway.containers import engine
@@ -24,6 +25,13 @@ class DockerBackend(LocalBackend):
 
     target = "docker"
 
-    def deploy(self, project: AppProject, *, wait: bool = True, progress: Progress = print) -> Deployment:
+    def deploy(
+        self,
+        project: AppProject,
+        *,
+        wait: bool = True,
+        progress: Progress = print,
+        cancel: threading.Event | None = None,
+    ) -> Deployment:
         engine(timeout=10).close()  # a DeployError that says how to start Docker, before anything else
-        return self._deploy(project, "docker", "", wait=wait, progress=progress)
+        return self._deploy(project, "docker", "", wait=wait, progress=progress, cancel=cancel)

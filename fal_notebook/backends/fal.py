@@ -12,6 +12,7 @@ import ast
 import difflib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..config import AppConfig
 from ..credentials import find_credentials
-from ..errors import DeployError, FalNotebookError
+from ..errors import DeployCancelled, DeployError, FalNotebookError
 from ..generate.project import AppProject
 from ..secrets import redact
 from . import fal_checks
@@ -42,6 +43,7 @@ from .fal_cli import (
     set_rev_args,
 )
 from .fal_errors import explain
+from .progress import Kind, ProgressEvent
 
 READY_STATES = {"RUNNING", "IDLE"}
 RUNNERS_SINCE = "1h"
@@ -57,13 +59,21 @@ class FalBackend(Backend):
         self.environment = environment or os.environ.get("FAL_ENV") or None
         self.timeout = timeout
 
-    def deploy(self, project: AppProject, *, wait: bool = True, progress: Progress = print) -> Deployment:
+    def deploy(
+        self,
+        project: AppProject,
+        *,
+        wait: bool = True,
+        progress: Progress = print,
+        cancel: threading.Event | None = None,
+    ) -> Deployment:
         config = project.config
+        step = "checks"
 
-        def say(message: str) -> None:
-            progress(redact(message))
+        def say(message: str, kind: Kind = "log") -> None:
+            progress(ProgressEvent(redact(message), step, kind))
 
-        say(f"Checking {config.name} before deploying it to fal...")
+        say(f"Checking {config.name} before deploying it to fal...", "step")
         credentials = fal_checks.check_credentials()
         fal_checks.check_pyproject(project)
         fal_checks.check_python_versions(project)
@@ -84,9 +94,15 @@ class FalBackend(Backend):
             env=self.environment,
             team=config.team,
         )
-        say(f"$ cd {project.path} && {command_line(args)}")
+        step = "deploy"
+        say(f"$ cd {project.path} && {command_line(args)}", "step")
         key = credentials.key if credentials else None
-        run = run_fal(args, cwd=project.path, key=key, progress=say, timeout=self.timeout)
+        run = run_fal(args, cwd=project.path, key=key, progress=say, timeout=self.timeout, cancel=cancel)
+        if run.cancelled:
+            raise DeployCancelled(
+                f"The deploy of {config.name} to fal was cancelled (`fal deploy` was stopped); the revision "
+                "deployed before, if any, keeps serving."
+            )
         if not run.ok or run.report is None:
             error = _failure(run, project)
             _record_failure(previous, project, str(error))
@@ -102,7 +118,8 @@ class FalBackend(Backend):
             detail.scaling = scaling if applied else last.scaling
         deployment.save()
         done = "Deployed" if deployment.status == "ready" else "Rolling out"
-        say(f"{done} {deployment.endpoint_id} (revision {detail.revision}): {deployment.url}")
+        step = "ready"
+        say(f"{done} {deployment.endpoint_id} (revision {detail.revision}): {deployment.url}", "step")
         return deployment
 
     def _apply_scaling(self, deployment: Deployment, new: dict, old: dict, key: str | None, say: Progress) -> bool:
@@ -120,7 +137,9 @@ class FalBackend(Backend):
             say(f"The app is deployed, but its new scaling values were not applied: {error}")
         return run.ok
 
-    def logs(self, deployment: Deployment, *, follow: bool = False) -> Iterator[str]:
+    def logs(
+        self, deployment: Deployment, *, follow: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[str]:
         detail, key = fal_detail(deployment), _key()
         runners = _runners(deployment, key)
         if not runners:
@@ -128,7 +147,7 @@ class FalBackend(Backend):
         if follow:
             newest = min(runners, key=lambda r: r.get("uptime_seconds", 0))
             args = runner_logs_args(newest["runner_id"], follow=True, team=detail.team)
-            return (format_log(entry) for entry in _json_lines(iter_fal(args, key=key)))
+            return (format_log(entry) for entry in _json_lines(iter_fal(args, key=key, stop=stop)))
         entries = []
         for runner in runners:
             run = _checked(runner_logs_args(runner["runner_id"], team=detail.team), deployment, key)

@@ -130,10 +130,11 @@ class FalRun:
     lines: list[str] = field(default_factory=list)
     report: dict[str, Any] | None = None
     timed_out: bool = False
+    cancelled: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.cancelled
 
     @property
     def output(self) -> str:
@@ -156,9 +157,14 @@ def fal_command(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "fal", *args]
 
 
-def iter_fal(args: list[str], *, cwd: Path | None = None, key: str | None = None) -> Iterator[str]:
-    """Run ``fal`` and yield its redacted output lines as they come (for ``--follow``)."""
+def iter_fal(
+    args: list[str], *, cwd: Path | None = None, key: str | None = None, stop: threading.Event | None = None
+) -> Iterator[str]:
+    """Run ``fal`` and yield its redacted output lines as they come (for ``--follow``), until it
+    ends or ``stop`` is set."""
     proc = _start(args, cwd, key)
+    if stop is not None:
+        _kill_when(stop, proc)
     try:
         for raw in proc.stdout:
             yield clean(raw)
@@ -173,14 +179,18 @@ def run_fal(
     key: str | None = None,
     progress: Callable[[str], None] | None = None,
     timeout: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> FalRun:
-    """Run ``fal <args>``; stream its output (stdout and stderr, redacted) to ``progress``."""
+    """Run ``fal <args>``; stream its output (stdout and stderr, redacted) to ``progress``.
+    Setting ``cancel`` ends the command (``run.cancelled``)."""
     proc = _start(args, cwd, key)
     run = FalRun(args=args, returncode=-1)
     timer = None
     if timeout is not None:
         timer = threading.Timer(timeout, lambda: (setattr(run, "timed_out", True), _kill(proc)))
         timer.start()
+    if cancel is not None:
+        _kill_when(cancel, proc, lambda: setattr(run, "cancelled", True))
     try:
         for raw in proc.stdout:
             line = clean(raw)
@@ -196,6 +206,19 @@ def run_fal(
             timer.cancel()
         _end(proc)
     return run
+
+
+def _kill_when(event: threading.Event, proc: subprocess.Popen, then: Callable[[], None] = lambda: None) -> None:
+    """End ``proc`` as soon as ``event`` is set (a watcher thread, gone when ``proc`` ends)."""
+
+    def watch() -> None:
+        while proc.poll() is None:
+            if event.wait(0.2):
+                then()
+                _kill(proc)
+                return
+
+    threading.Thread(target=watch, name="fal-kill-watch", daemon=True).start()
 
 
 def _start(args: list[str], cwd: Path | None, key: str | None) -> subprocess.Popen:

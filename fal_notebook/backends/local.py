@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -17,10 +18,11 @@ import httpx
 
 from .. import wire
 from ..credentials import find_credentials
-from ..errors import ConfigError, DeployError, GatewayError
+from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
 from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
-from .base import Backend, Deployment, LocalDetail, Progress, Target
+from .base import STATUSES, Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
+from .progress import GatewayProgress, ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..generate.project import AppProject
@@ -44,14 +46,29 @@ class LocalBackend(Backend):
         self.env = env
 
     def deploy(
-        self, project: AppProject, *, wait: bool = True, progress: Progress = print, env: str | None = None
+        self,
+        project: AppProject,
+        *,
+        wait: bool = True,
+        progress: Progress = print,
+        cancel: threading.Event | None = None,
+        env: str | None = None,
     ) -> Deployment:
         env = env or self.env or os.environ.get(ENV_VARIABLE) or "isolated"
         if env not in LOCAL_ENVS:
             raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(LOCAL_ENVS)}.")
-        return self._deploy(project, env, sys.executable, wait=wait, progress=progress)
+        return self._deploy(project, env, sys.executable, wait=wait, progress=progress, cancel=cancel)
 
-    def _deploy(self, project: AppProject, env: str, python: str, *, wait: bool, progress: Progress) -> Deployment:
+    def _deploy(
+        self,
+        project: AppProject,
+        env: str,
+        python: str,
+        *,
+        wait: bool,
+        progress: Progress,
+        cancel: threading.Event | None,
+    ) -> Deployment:
         """Ask the gateway to run the project's runners in ``env``, and follow its progress."""
         start_gateway()
         secrets, missing = {}, []
@@ -77,18 +94,32 @@ class LocalBackend(Backend):
             progress(f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready.")
             return deployment
         earlier = max((event["seq"] for event in info.get("events", ())), default=0)
-        return self.wait(deployment, info["requested"], progress=progress, since=earlier)
+        return self.wait(deployment, info["requested"], progress=progress, since=earlier, cancel=cancel)
 
-    def wait(self, deployment: Deployment, revision: int, *, progress: Progress = print, since: int = 0) -> Deployment:
+    def wait(
+        self,
+        deployment: Deployment,
+        revision: int,
+        *,
+        progress: Progress = print,
+        since: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> Deployment:
         """Show the gateway's progress (events after ``since``) until ``revision`` serves, or fails:
-        DeployError."""
+        DeployError. Setting ``cancel`` stops the rollout (DeployCancelled); a revision that
+        served before keeps serving."""
+        steps = GatewayProgress(deployment.target)
+        asked_to_cancel = False
         while True:
+            if cancel is not None and cancel.is_set() and not asked_to_cancel:
+                asked_to_cancel = True
+                self._cancel(deployment, revision)
             info = _app_info(deployment.name, since, wait=WAIT)
             for event in info["events"]:
-                progress(event["message"])
+                progress(steps(event["message"]))
                 since = event["seq"]
             latest = info["latest"] or {}
-            if info["status"] == "ready" and (info["revision"] or 0) >= revision:
+            if info["status"] in ("ready", "crash-looping") and (info["revision"] or 0) >= revision:
                 break
             if latest.get("number") == revision and latest.get("status") == "failed":
                 deployment.status = "failed" if info["revision"] is None else "ready"
@@ -103,17 +134,42 @@ class LocalBackend(Backend):
                 time.sleep(POLL_INTERVAL)
         updated = _deployment(self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
         updated.save()
-        progress(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})")
+        if updated.status == "crash-looping":
+            progress(ProgressEvent(f"{updated.endpoint_id} is crash-looping: {crash_loop_summary(updated)}", "ready"))
+        else:
+            progress(
+                ProgressEvent(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})", "ready")
+            )
         auth = local_detail(updated).auth
         if auth != "public":
             progress(
-                f"{updated.endpoint_id} is {auth}: callers send `{wire.AUTHORIZATION}: {wire.key_header('<key>')}` "
-                "with the gateway's key (fal_notebook.gateway.gateway_key())."
+                ProgressEvent(
+                    f"{updated.endpoint_id} is {auth}: callers send `{wire.AUTHORIZATION}: "
+                    f"{wire.key_header('<key>')}` with the gateway's key (fal_notebook.gateway.gateway_key()).",
+                    "ready",
+                )
             )
         return updated
 
-    def logs(self, deployment: Deployment, *, follow: bool = False) -> Iterator[str]:
-        """The app's log: runner output, deploy and scaling events (with ``follow``, until interrupted)."""
+    def _cancel(self, deployment: Deployment, revision: int) -> None:
+        """Ask the gateway to drop the rollout of ``revision`` and raise DeployCancelled; when the
+        rollout already ended (409), return and let the caller see how it ended."""
+        with admin() as client:
+            response = client.post(f"/_fal_notebook/apps/{deployment.name}/cancel", json={"revision": revision})
+        if response.status_code == 409:
+            return
+        if response.status_code != 200:
+            raise DeployError(f"Cancelling the deploy of {deployment.name} failed: {_detail(response)}")
+        self.refresh(deployment)
+        serving = response.json().get("revision")
+        kept = f" Revision {serving} keeps serving." if serving else ""
+        raise DeployCancelled(f"The deploy of {deployment.name} (revision {revision}) was cancelled.{kept}")
+
+    def logs(
+        self, deployment: Deployment, *, follow: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[str]:
+        """The app's log: runner output, deploy and scaling events (with ``follow``, until interrupted
+        or ``stop`` is set)."""
         path = app_log_path(deployment.name)
         if not path.exists():
             return
@@ -134,7 +190,10 @@ class LocalBackend(Backend):
                 if path.exists() and os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:  # rotated
                     f.close()
                     f = path.open(errors="replace")
-                time.sleep(POLL_INTERVAL)
+                if stop is not None and stop.wait(POLL_INTERVAL):
+                    return
+                if stop is None:
+                    time.sleep(POLL_INTERVAL)
         finally:
             f.close()
 
@@ -148,17 +207,44 @@ class LocalBackend(Backend):
 
     def refresh(self, deployment: Deployment) -> Deployment:
         if not gateway_running():
-            deployment.status = "stopped"
-            local_detail(deployment).gateway = "not running (fal-notebook gateway start restores deployed apps)"
-            return deployment
+            return _gateway_down(deployment)
         try:
             info = _app_info(deployment.name, since=1 << 62)
         except DeployError:
             deployment.status = "stopped"
             return deployment
-        updated = _deployment(self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
+        return _updated(deployment, info)
+
+    def refresh_many(self, deployments: list[Deployment]) -> list[Deployment]:
+        """Every deployment's current state from one question to the gateway."""
+        if not deployments:
+            return []
+        if not gateway_running():
+            return [_gateway_down(d) for d in deployments]
+        with admin() as client:
+            infos = {info["name"]: info for info in client.get("/_fal_notebook/apps").json()}
+        refreshed = []
+        for deployment in deployments:
+            if deployment.name in infos:
+                refreshed.append(_updated(deployment, infos[deployment.name]))
+            else:
+                deployment.status = "stopped"
+                refreshed.append(deployment)
+        return refreshed
+
+
+def _gateway_down(deployment: Deployment) -> Deployment:
+    deployment.status = "stopped"
+    local_detail(deployment).gateway = "not running (fal-notebook gateway start restores deployed apps)"
+    return deployment
+
+
+def _updated(deployment: Deployment, info: dict[str, Any]) -> Deployment:
+    """The deployment as the gateway's ``info`` describes it (its record rewritten if that changed)."""
+    updated = _deployment(deployment.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
+    if updated != deployment:
         updated.save()
-        return updated
+    return updated
 
 
 def local_detail(deployment: Deployment) -> LocalDetail:
@@ -194,16 +280,19 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
         endpoint_id=endpoint_id,
         url=url,
         queue_url=queue_url,
-        status=info["status"] if info["status"] in ("deploying", "ready", "failed", "stopped") else "deploying",
+        status=info["status"] if info["status"] in STATUSES else "deploying",
         path=path,
         detail=LocalDetail(
             revision=info.get("revision"),
             env=env,
             auth=info.get("auth"),
             runners=len(info.get("runners", [])),
+            queued=info.get("queued", 0),
             image=info.get("image") or None,
             notes=info.get("notes", []),
             error=info.get("error"),
+            next_attempt=info.get("next_attempt"),
+            last_exit=info.get("last_exit") if info["status"] == "crash-looping" else None,
         ),
     )
 

@@ -26,7 +26,7 @@ from .requirements import infer
 SERVING_PACKAGES = {"uvicorn": "uvicorn", "a2wsgi": "a2wsgi"}
 OPTION_ALIASES = {"port": "exposed_port", "class": "class_name", "secret": "secrets"}
 
-__all__ = ["capture"]
+__all__ = ["capture", "identify"]
 
 
 def capture(
@@ -105,6 +105,16 @@ def capture(
     project = AppProject(config=config, path=project_dir.resolve(), files=files, requirements=requirements, notes=notes)
     project.changed = write_project(project, force=force)
     return project
+
+
+def identify(source: str, name: str | None = None, *, where: str = "the cell", **options: Any) -> AppConfig:
+    """The configuration a capture of ``source`` would give (name, mode, options), read statically:
+    nothing runs and nothing is written. Raises what the capture would raise on the cell's shape."""
+    options = {OPTION_ALIASES.get(k, k): v for k, v in options.items() if v not in (None, [], ())}
+    values, _ = _classify(parse_cell(source, where=where), None, options, [], where)
+    if name is not None:
+        values["name"] = name
+    return AppConfig.build(values, where=where)
 
 
 def _classify(

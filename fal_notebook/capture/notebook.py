@@ -1,14 +1,21 @@
-"""``export_notebook``: every ``%%fal_app`` cell of a saved notebook, captured without a kernel."""
+"""``export_notebook``: every ``%%fal_app`` cell of a saved notebook, captured without a kernel;
+``export_cells`` and ``describe_app_cells`` do the same for a notebook's current content (the
+JupyterLab panel sends its cells, saved or not)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
 from ..errors import CaptureError, ConfigError, FalNotebookError, NotFoundError
 from .options import parse_magic_line, split_magic_cell
+
+#: A notebook cell as ``(cell_type, source)``.
+Cell = tuple[str, str]
 
 
 def export_notebook(path: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list:
@@ -16,27 +23,40 @@ def export_notebook(path: str | os.PathLike, out_dir: str | os.PathLike | None =
     notebook at ``path``. Names a cell uses are resolved statically from the cells above it.
     Apps that capture cleanly are written even if another cell fails; the failures are then
     raised together, each naming its cell."""
-    from . import capture
-
     path = Path(path)
     try:
         notebook = nbformat.read(path, as_version=4)
     except (OSError, ValueError) as exc:
         raise FalNotebookError(f"Cannot read notebook {path}: {exc}") from None
+    return export_cells([(cell.cell_type, cell.source) for cell in notebook.cells], path, out_dir)
+
+
+def export_cells(
+    cells: Iterable[Cell], path: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, only: str | None = None
+) -> list:
+    """``export_notebook`` over cells given as ``(cell_type, source)``; ``path`` is the notebook's
+    (error messages name its cells; modules beside it count as local). ``only``: capture just the
+    app of that name (NotFoundError if no cell defines it)."""
+    from . import capture, identify
+
+    path = Path(path)
     base = Path(out_dir) if out_dir is not None else Path("fal_apps")
     earlier: list[tuple[str, str]] = []
     projects, failures = [], []
-    for index, cell in enumerate(notebook.cells, start=1):
-        if cell.cell_type != "code":
+    for index, (cell_type, source) in enumerate(cells, start=1):
+        if cell_type != "code":
             continue
         label = f"cell {index} of {path.name}"
-        magic = split_magic_cell(cell.source)
+        magic = split_magic_cell(source)
         if magic is None:
-            earlier.append((label, cell.source))
+            earlier.append((label, source))
             continue
         line, body = magic
         try:
             parsed = parse_magic_line(line)
+            if only is not None and identify(body, parsed.name, where=label, **parsed.options).name != only:
+                earlier.append((label, body))
+                continue
             project = capture(
                 body,
                 parsed.name,
@@ -52,6 +72,10 @@ def export_notebook(path: str | os.PathLike, out_dir: str | os.PathLike | None =
         except FalNotebookError as exc:
             failures.append(str(exc))
         earlier.append((label, body))
+    if only is not None and not projects:
+        if failures:
+            raise CaptureError(" ".join(failures))
+        raise NotFoundError(f"No %%fal_app cell of {path.name} defines an app named {only!r}.")
     if failures:
         written = f" Written: {', '.join(p.name for p in projects)}." if projects else ""
         raise CaptureError(" ".join(failures) + written)
@@ -60,18 +84,55 @@ def export_notebook(path: str | os.PathLike, out_dir: str | os.PathLike | None =
     return projects
 
 
-def notebook_in(root: str | os.PathLike, relative: str) -> Path:
-    """The notebook at ``relative`` inside ``root`` (a server's root folder), or an error saying why not."""
+def describe_app_cells(sources: Iterable[str]) -> list[dict[str, Any] | None]:
+    """For each cell source: ``None`` if it is not a ``%%fal_app`` cell, else the app it defines
+    (``name``, ``mode``, the line's ``options``), or the ``error`` a capture would raise. Static:
+    nothing runs and nothing is written."""
+    from . import identify
+
+    described: list[dict[str, Any] | None] = []
+    for source in sources:
+        magic = split_magic_cell(source)
+        if magic is None:
+            described.append(None)
+            continue
+        line, body = magic
+        row: dict[str, Any] = {"name": None, "mode": None, "options": {}, "error": None}
+        try:
+            parsed = parse_magic_line(line)
+            row.update(name=parsed.name, options=parsed.options)
+            config = identify(body, parsed.name, where="this cell", **parsed.options)
+            row.update(name=config.name, mode=config.mode)
+        except FalNotebookError as exc:
+            row["error"] = str(exc)
+        described.append(row)
+    return described
+
+
+def path_in(root: str | os.PathLike, relative: str, *, field: str = "path") -> Path:
+    """``relative`` (a path sent to a server, relative to its root folder ``root``) as a path inside
+    it, or a ConfigError naming ``field`` and saying why not."""
     if not isinstance(relative, str) or not relative or "\x00" in relative or len(relative) > 1024:
-        raise ConfigError("\"path\" must be a notebook's path relative to the server's root (at most 1024 characters).")
+        raise ConfigError(
+            f'"{field}" must be a path relative to the server\'s root (at most 1024 characters).', fields=[field]
+        )
     root = Path(root).expanduser().resolve()
     try:
-        notebook = (root / relative).resolve()
+        path = (root / relative).resolve()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{field} {relative!r} is not a usable path: {exc}.", fields=[field]) from None
+    if not path.is_relative_to(root):
+        raise ConfigError(f"{field} {relative!r} is outside the server's root directory.", fields=[field])
+    return path
+
+
+def notebook_in(root: str | os.PathLike, relative: str) -> Path:
+    """The notebook at ``relative`` inside ``root`` (a server's root folder), or an error saying why not."""
+    notebook = path_in(root, relative)
+    try:
         found = notebook.is_file()
     except OSError as exc:
-        raise ConfigError(f"{relative!r} is not a usable path: {exc.strerror}.") from None
-    if not notebook.is_relative_to(root):
-        raise ConfigError(f"{relative!r} is outside the server's root directory.")
+        raise ConfigError(f"path {relative!r} is not a usable path: {exc.strerror}.", fields=["path"]) from None
     if not found:
         raise NotFoundError(f"No notebook at {relative!r} (relative to the server's root directory).")
     return notebook

@@ -9,6 +9,7 @@ GET    /_fal_notebook/apps/<name>[?since=<seq>][&wait=<s>]
                                                   state, runners, deploy events after <seq> (with
                                                   wait: once there are some, or after <s> seconds)
 DELETE /_fal_notebook/apps/<name>                 stop the app's runners
+POST   /_fal_notebook/apps/<name>/cancel          drop the rollout {"revision": N}; 409 if none
 POST   /_fal_notebook/shutdown                    stop the gateway
 """
 
@@ -107,6 +108,20 @@ async def delete_app(request: Request) -> Response:
     return JSONResponse({"name": request.path_params["name"], "status": "stopped"})
 
 
+async def cancel_rollout(request: Request) -> Response:
+    name = request.path_params["name"]
+    runtime = gateway_of(request).apps.get(name)
+    if runtime is None:
+        return error(404, f"No app named {name!r} was deployed here.")
+    try:
+        number = (await request.json()).get("revision")
+    except (ValueError, AttributeError):
+        number = None
+    if not await runtime.cancel_rollout(number if isinstance(number, int) else None):
+        return error(409, f"{name} has no deploy in progress{f' of revision {number}' if number else ''}.")
+    return JSONResponse(runtime.info(since=1 << 62))
+
+
 async def shutdown(request: Request) -> Response:
     server = getattr(request.app.state, "server", None)
     if server is not None:
@@ -120,5 +135,6 @@ ROUTES = [
     Route(f"{PREFIX}/apps/{{name}}", guarded(get_app), methods=["GET"]),
     Route(f"{PREFIX}/apps/{{name}}", guarded(put_app), methods=["PUT"]),
     Route(f"{PREFIX}/apps/{{name}}", guarded(delete_app), methods=["DELETE"]),
+    Route(f"{PREFIX}/apps/{{name}}/cancel", guarded(cancel_rollout), methods=["POST"]),
     Route(f"{PREFIX}/shutdown", guarded(shutdown), methods=["POST"]),
 ]

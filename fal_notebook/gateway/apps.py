@@ -4,9 +4,17 @@ Work (queued requests from SQLite and in-flight sync calls) waits in one priorit
 handed to the least busy ready runner of the serving revision. A redeploy starts the new
 revision's runners first; the old ones drain and stop, so no accepted request is dropped.
 
+Every accepted request ends: with the app's answer, or with an explicit error in fal's shape when
+its start deadline passes, when it cannot be forwarded, or when its app cannot be brought back. A
+runner that fails to start or dies before serving makes the next start wait (exponential back-off,
+capped, as Kubernetes' CrashLoopBackOff); after CRASH_LOOP failures in a row with no runner serving,
+the app is ``crash-looping``: it keeps trying, and its waiting requests end once it has been down
+for their startup_timeout. A gateway restart restores the serving revision the same way.
+
 The runtime reaches the world only through its ``Host``: the store, the HTTP client, its task
 supervisor and clock, how a revision is built and how a runner is made. Tests give it a fake host
-(fake runners, a fake clock); ``tick()`` is its periodic work (deadlines, scaling).
+(fake runners, a fake clock); ``tick()`` is its periodic work (deadlines, retries, health checks,
+scaling).
 """
 
 from __future__ import annotations
@@ -33,15 +41,19 @@ from .headers import app_headers, endpoint_of, prefer_hinted, runner_hint, runne
 from .images import remove_image
 from .paths import app_log_path, snapshots_dir
 from .prepare import DeploySpec
-from .runners import Launch, OnOutput, Runner, RunnerStartError, port_is_free
-from .settings import Settings
-from .states import GOING, LIVE, AppStatus, RevisionStatus, RunnerState
+from .runners import EXCEPTION_LINE, Launch, OnOutput, Runner, RunnerStartError, port_is_free
+from .settings import DEFAULT_STARTUP_TIMEOUT, HealthProbe, Settings
+from .states import GOING, LIVE, SERVING, AppStatus, RevisionStatus, RunnerState
 from .store import Store
 from .supervisor import Clock, Supervisor
 from .upstream import Response, Upstream, UpstreamError
 
 #: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
 CRASH_LOOP = 3
+#: After a runner failure the next start waits 1 s, 2 s, 4 s... up to BACKOFF_CAP (Kubernetes'
+#: CrashLoopBackOff doubles from 10 s to 5 min; a laptop's runners start in seconds, so it starts lower).
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 60.0
 #: Time for output a runner writes after its answer (see _output_settled) to arrive.
 LATE_OUTPUT = 0.02
 EVENTS_KEPT = 500
@@ -52,7 +64,12 @@ _LEVEL_PREFIX = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)[:\s]")
 
 
 class Unavailable(Exception):
-    """The app cannot take work (failed or stopped); ``str()`` says why."""
+    """The app cannot take work (failed, stopped, crash-looping for a sync call); ``str()`` says why."""
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait before the next runner start after ``failures`` failures in a row."""
+    return min(BACKOFF_BASE * 2.0 ** max(failures - 1, 0), BACKOFF_CAP)
 
 
 @dataclass
@@ -116,6 +133,7 @@ class Work:
     waiter: asyncio.Future | None = field(default=None, compare=False)  # sync calls: gets the Runner
     deadline: float | None = field(default=None, compare=False)  # X-Fal-Request-Timeout (wall clock)
     cancelled: bool = field(default=False, compare=False)
+    since: float = field(default=0.0, compare=False)  # when it began to wait (monotonic clock)
     hint: str | None = field(default=None, compare=False)  # X-Fal-Runner-Hint: the runner it prefers
 
 
@@ -150,14 +168,16 @@ def now_iso() -> str:
 
 
 class AppRuntime:
-    """One app in the gateway; ``stopped``: restored from a record of an app that was stopped."""
+    """One app in the gateway; ``stopped``: restored from a record of an app that was stopped;
+    ``auth``: its auth mode as last recorded (it survives failures and restarts)."""
 
-    def __init__(self, name: str, host: Host, *, stopped: bool = False):
+    def __init__(self, name: str, host: Host, *, stopped: bool = False, auth: str | None = None):
         self.name = name
         self.host = host
         self.clock = host.clock
         self.status = AppStatus.STOPPED if stopped else AppStatus.DEPLOYING
         self.error: str | None = None
+        self.auth_mode = auth or "private"
         self.current: Revision | None = None
         self.rolling: Revision | None = None
         self.revisions: dict[int, Revision] = {}
@@ -167,8 +187,10 @@ class AppRuntime:
         #: Failed attempts per retry condition of each queued request under way (retries.decide counts them).
         self._retry_failures: dict[str, dict[str, int]] = {}
         self.events: list[dict[str, Any]] = []
-        self.failures = 0
-        self.retry_at = 0.0
+        self.failures = 0  # runner failures in a row
+        self.retry_at = 0.0  # no runner starts before (monotonic clock)
+        self.last_exit: str | None = None  # the last failure, for crash-looping's report
+        self.down_since = 0.0  # crash-looping since (monotonic clock)
         self.spec: DeploySpec | None = None
         self.redact = Redactor()
         self.closing = False  # the gateway shuts down: no new runners
@@ -176,6 +198,7 @@ class AppRuntime:
         self._news = asyncio.Event()  # set (and replaced) by each event
         self._runner_seq = itertools.count(1)
         self._rollout: asyncio.Task | None = None
+        self._preparing: asyncio.Task | None = None
         self._log_path = app_log_path(name)
         self._log = self._log_path.open("a", buffering=1)
 
@@ -200,6 +223,49 @@ class AppRuntime:
         self._rollout = self.host.tasks.spawn(self._roll_out(rev, copy=copy), name=f"{self.name} rollout {number}")
         return number
 
+    def restore(self, spec: DeploySpec, digest: str, number: int) -> None:
+        """Serve revision ``number`` again after a gateway restart. It served before, so it is the
+        serving revision at once; its launch is prepared again from its snapshot, one runner starts
+        (more as work comes; keep_alive stops it when idle). Failures (preparing it, or its runners)
+        back off and are retried."""
+        rev = Revision(number, digest, spec, snapshots_dir(self.name) / f"rev-{number}")
+        self.revisions[number] = rev
+        self.current, self.spec = rev, spec
+        self.status, self.error = AppStatus.DEPLOYING, None
+        self.event(f"Restoring revision {number} of {self.name} from its snapshot, after a gateway restart.")
+        self._prepare(rev)
+
+    def _prepare(self, rev: Revision) -> None:
+        self._preparing = self.host.tasks.spawn(self._prepare_restored(rev), name=f"{self.name} restore {rev.number}")
+
+    async def _prepare_restored(self, rev: Revision) -> None:
+        try:
+            build = await self.host.build(rev.spec, rev.snapshot, copy=False, on_line=self.event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._preparing = None
+            self._count_failure(f"Preparing revision {rev.number} again failed: {_describe(exc)}")
+            return
+        self._preparing = None
+        if rev is not self.current:
+            return  # a redeploy replaced it meanwhile
+        self._apply(rev, build)
+        rev.status = RevisionStatus.READY
+        if self.status == AppStatus.DEPLOYING:
+            self.status = AppStatus.READY
+        self.host.save_app(self)
+        self.event(f"Revision {rev.number} serves again: {wire.local_app(self.name)}")
+        self.pump()
+        if not self.closing and not any(r.state in LIVE for r in self._runners_of(rev.number)):
+            self._spawn_runner(rev)  # warm, as after a deploy: its schema is served again, a broken one shows
+
+    def _apply(self, rev: Revision, build: Build) -> None:
+        rev.config, rev.launch, rev.notes = build.config, build.launch, build.notes
+        rev.settings = Settings.from_config(build.config, single_runner=build.launch.fixed_port is not None)
+        if rev is self.current:
+            self.auth_mode = build.config.auth or "private"
+
     def _supersede(self, rev: Revision) -> None:
         if self._rollout is not None:
             self._rollout.cancel()
@@ -212,11 +278,10 @@ class AppRuntime:
         source = rev.spec.path if copy else "its snapshot, after a gateway restart"
         self.event(f"Deploying revision {rev.number} of {self.name} from {source}.")
         try:
-            build = await self.host.build(rev.spec, rev.snapshot, copy=copy, on_line=self.event)
-            rev.config, rev.launch, rev.notes = build.config, build.launch, build.notes
-            rev.settings = Settings.from_config(build.config, single_runner=build.launch.fixed_port is not None)
+            self._apply(rev, await self.host.build(rev.spec, rev.snapshot, copy=copy, on_line=self.event))
             for note in rev.notes:
                 self.event("Note: " + note)
+            assert rev.launch is not None
             if rev.launch.fixed_port is not None:
                 await self._free_fixed_port(rev.launch.fixed_port)
             runner = await self._boot(self._new_runner(rev), rev)
@@ -227,7 +292,7 @@ class AppRuntime:
         except (RunnerStartError, EnvBuildError, FalNotebookError, OSError) as exc:
             self._rollout_failed(rev, str(exc))
         except Exception as exc:
-            self._rollout_failed(rev, f"{type(exc).__name__}: {exc}")
+            self._rollout_failed(rev, _describe(exc))
 
     async def _free_fixed_port(self, port: int) -> None:
         """A server pinned to one port: the old runners must go before the new one can start."""
@@ -246,6 +311,7 @@ class AppRuntime:
     def _promote(self, rev: Revision) -> None:
         old, self.current, self.rolling = self.current, rev, None
         rev.status, self.status, self.error = RevisionStatus.READY, AppStatus.READY, None
+        self.auth_mode = (rev.config.auth if rev.config else None) or "private"
         for runner in self.runners:
             if runner.revision != rev.number and runner.state in LIVE:
                 runner.state = RunnerState.DRAINING
@@ -266,11 +332,10 @@ class AppRuntime:
             self.fail(message)
         else:
             self.event(f"Revision {self.current.number} keeps serving.")
-            self.status = AppStatus.READY
         self.host.save_app(self)
 
     def fail(self, message: str) -> None:
-        """Stop serving (crash loop, failed first deploy): every waiting request ends with the reason."""
+        """Its first deploy failed: nothing serves, and every waiting request ends with the reason."""
         self.status, self.error = AppStatus.FAILED, message
         for runner in list(self.runners):
             self._stop_later(runner)
@@ -280,12 +345,32 @@ class AppRuntime:
     def close(self) -> None:
         """The gateway shuts down: start no more runners, and abandon a rollout."""
         self.closing = True
-        if self._rollout is not None:
-            self._rollout.cancel()
+        for task in (self._rollout, self._preparing):
+            if task is not None:
+                task.cancel()
+
+    async def cancel_rollout(self, number: int | None = None) -> bool:
+        """Drop the revision being rolled out (``number``, if given, must be it); a revision that
+        served before keeps serving, else the app stops. False if there is no such rollout."""
+        rev = self.rolling
+        if rev is None or (number is not None and rev.number != number):
+            return False
+        self.event(f"Deploy of revision {rev.number} cancelled.")
+        if self.current is None:
+            await self.stop()
+        else:
+            self._supersede(rev)
+            self.status, self.error = AppStatus.READY, None
+            self.event(f"Revision {self.current.number} keeps serving.")
+            self.host.save_app(self)
+        rev.status = RevisionStatus.CANCELLED
+        return True
 
     async def stop(self) -> None:
         if self.rolling is not None:
             self._supersede(self.rolling)
+        if self._preparing is not None:
+            self._preparing.cancel()
         self.status, self.error = AppStatus.STOPPED, None
         self._drop_pending(f"App {self.name} was stopped.", wire.RUNNER_SCHEDULING_FAILURE)
         await asyncio.gather(*(self._stop_runner(r) for r in list(self.runners)))
@@ -295,14 +380,19 @@ class AppRuntime:
     def _drop_pending(self, detail: str, error_type: str) -> None:
         while self.pending:
             work = heapq.heappop(self.pending)
-            if work.cancelled:
-                continue
-            if work.waiter is not None:
-                if not work.waiter.done():
-                    work.waiter.set_exception(Unavailable(detail))
-            else:
-                self._finish(work.request_id, Outcome.failure_of(503, detail, error_type))
+            if not work.cancelled:
+                self._end_waiting(work, 503, detail, error_type)
         self.queued.clear()
+
+    def _end_waiting(self, work: Work, status: int, detail: str, error_type: str) -> None:
+        """End work that waits for a runner: a sync caller gets Unavailable (TimeoutError for a 504),
+        a queued request completes with the error in fal's shape."""
+        work.cancelled = True
+        self.queued.pop(work.request_id, None)
+        if work.waiter is None:
+            self._finish(work.request_id, Outcome.failure_of(status, detail, error_type))
+        elif not work.waiter.done():
+            work.waiter.set_exception(TimeoutError(detail) if status == 504 else Unavailable(detail))
 
     async def _fetch_openapi(self, runner: Runner) -> bytes | None:
         try:
@@ -315,16 +405,26 @@ class AppRuntime:
     def _runners_of(self, number: int) -> list[Runner]:
         return [r for r in self.runners if r.revision == number]
 
+    def _ready_runners(self) -> list[Runner]:
+        rev = self.current
+        return [r for r in self.runners if rev and r.revision == rev.number and r.state == RunnerState.READY]
+
     def _spawn_runner(self, rev: Revision) -> None:
-        """Start a runner in the background (counted as live at once, so scaling never overshoots)."""
+        """Start a runner in the background (counted as live at once, so scaling never overshoots).
+        Any error while starting it counts as a failure of the app."""
         runner = self._new_runner(rev)
 
         async def boot() -> None:
             try:
                 await self._boot(runner, rev)
-            except RunnerStartError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
                 if rev is self.current:
-                    self._count_failure(str(exc))
+                    self._count_failure(str(exc) if isinstance(exc, RunnerStartError) else _describe(exc))
+                return
+            if rev.openapi is None and rev is self.current:  # a restored revision: its first runner
+                rev.openapi = await self._fetch_openapi(runner)
 
         self.host.tasks.spawn(boot(), name=f"boot {runner.id}")
 
@@ -349,9 +449,15 @@ class AppRuntime:
         runner.idle_since = self.clock.monotonic()
         took = runner.idle_since - runner.started
         self.event(f"Runner {runner.id} is ready on port {runner.port} ({took:.1f} s).")
+        probe = rev.settings.health
+        runner.next_probe = runner.idle_since + (probe.interval if probe else 0.0)
         self.host.tasks.spawn(self._monitor(runner), name=f"monitor {runner.id}")
         if rev is not self.current and rev is not self.rolling:
             self._stop_later(runner)  # its revision was replaced meanwhile
+        elif rev is self.current and self.status == AppStatus.CRASH_LOOPING:
+            self.status, self.error = AppStatus.READY, None
+            self.event(f"Runner {runner.id} is ready: {self.name} serves again after its crash loop.")
+            self.host.save_app(self)
         self.pump()
         return runner
 
@@ -366,7 +472,7 @@ class AppRuntime:
                 f"Runner {runner.id} exited unexpectedly (code {runner.returncode}); it will be replaced. "
                 f"Its last output:\n{runner.tail_text()}"
             )
-            if runner.served == 0 and not runner.in_flight:
+            if runner.served == 0 and not runner.in_flight and self.current and runner.revision == self.current.number:
                 self._count_failure(f"Runner {runner.id} exited with code {runner.returncode}:\n{runner.tail_text()}")
         self._clean_snapshots()
         self.scale()
@@ -386,12 +492,30 @@ class AppRuntime:
         self.event(f"Runner {runner.id} stopped.")
 
     def _count_failure(self, message: str) -> None:
+        """A runner failed to start or died before serving (or the restored revision could not be
+        prepared): the next start backs off; CRASH_LOOP failures in a row with no runner serving make
+        the app crash-looping."""
         self.failures += 1
-        if self.failures >= CRASH_LOOP and self.status == AppStatus.READY:
-            self.event(f"Crash loop: {self.failures} runners in a row failed; no more restarts until a redeploy.")
-            self.fail(f"crash loop, {self.failures} runners in a row failed. The last one: {message}")
+        self.last_exit = _reason(message)
+        delay = backoff(self.failures)
+        self.retry_at = self.clock.monotonic() + delay
+        if (
+            self.failures >= CRASH_LOOP
+            and self.status in (AppStatus.DEPLOYING, AppStatus.READY)
+            and self.current is not None
+            and not self._ready_runners()
+        ):
+            self.status, self.down_since = AppStatus.CRASH_LOOPING, self.clock.monotonic()
+            for work in [w for w in self.pending if w.waiter is not None and not w.cancelled]:
+                self._end_waiting(work, 503, self.unavailable_reason(), wire.RUNNER_SCHEDULING_FAILURE)
+        if self.status == AppStatus.CRASH_LOOPING:
+            self.event(
+                f"Crash loop: {self.failures} failures in a row; the next attempt in {delay:g} s. "
+                f"The last one: {message}"
+            )
         else:
-            self.retry_at = self.clock.monotonic() + min(0.5 * 2.0**self.failures, 30.0)
+            self.event(f"{message}\nThe next runner starts in {delay:g} s ({self.failures} failure(s) in a row).")
+        self.host.save_app(self)
 
     def _clean_snapshots(self) -> None:
         """Forget revisions that neither serve nor have runners: their snapshots and images go."""
@@ -407,19 +531,68 @@ class AppRuntime:
                 if image and image not in {r.launch.image for r in self.revisions.values() if r.launch}:
                     self.host.tasks.spawn(asyncio.to_thread(remove_image, image), name=f"remove image {image}")
 
+    # -- health checks -----------------------------------------------------------------------
+    def _check_health(self) -> None:
+        """Probe each ready runner whose probe is due (its revision's health check, settings.py)."""
+        now = self.clock.monotonic()
+        for runner in self.runners:
+            rev = self.revisions.get(runner.revision)
+            probe = rev.settings.health if rev is not None else None
+            if probe is None or runner.state != RunnerState.READY or runner.probing or now < runner.next_probe:
+                continue
+            runner.probing, runner.next_probe = True, now + probe.interval
+            self.host.tasks.spawn(self._probe(runner, probe), name=f"health {runner.id}")
+
+    async def _probe(self, runner: Runner, probe: HealthProbe) -> None:
+        """One health check; ``failure_threshold`` failures in a row, once the runner is older than the
+        start period, replace it (its requests fail over as a lost runner's do)."""
+        try:
+            response = await self.host.http.request(probe.method, runner.url + probe.path, timeout=probe.timeout)
+            healthy, why = response.status_code < 500, f"it answered {response.status_code}"
+        except httpx.TimeoutException:
+            healthy, why = False, f"no answer within timeout_seconds={probe.timeout:g}"
+        except httpx.HTTPError as exc:
+            healthy, why = False, type(exc).__name__
+        finally:
+            runner.probing = False
+        if healthy:
+            runner.health_failures = 0
+            return
+        runner.health_failures += 1
+        old_enough = self.clock.monotonic() - runner.started >= probe.start_period
+        if runner.health_failures >= probe.failure_threshold and old_enough:
+            self.retire(
+                runner,
+                f"Runner {runner.id} is unhealthy: {runner.health_failures} health checks of {probe.path} failed in "
+                f"a row ({why}); it is replaced.",
+            )
+
     # -- scaling -----------------------------------------------------------------------------
     def tick(self) -> None:
-        """The periodic work (the gateway's housekeeping calls it): deadlines, then scaling."""
+        """The periodic work (the gateway's housekeeping calls it): deadlines, a restore to retry,
+        health checks, scaling."""
         self.expire_deadlines()
+        rev = self.current
+        if (
+            rev is not None
+            and rev.launch is None
+            and self._preparing is None
+            and self.status in (AppStatus.DEPLOYING, AppStatus.CRASH_LOOPING)
+            and self.clock.monotonic() >= self.retry_at
+            and not self.closing
+        ):
+            self._prepare(rev)
+        self._check_health()
         self.scale()
 
     def scale(self) -> None:
-        """Start runners for the work there is, stop idle ones after keep_alive, drain old ones."""
+        """Start runners for the work there is, stop idle ones after keep_alive, drain old ones.
+        After a failure, one runner at a time starts, once its back-off has passed."""
         for runner in list(self.runners):
             if runner.state == RunnerState.DRAINING and not runner.in_flight:
                 self._stop_later(runner)
         rev = self.current
-        if rev is None or self.status != AppStatus.READY or rev.launch is None or self.closing:
+        if rev is None or self.status not in SERVING or rev.launch is None or self.closing:
             return
         if self.rolling is not None and self.rolling.launch is not None and self.rolling.launch.fixed_port:
             return  # the old runners make way for the new one on the fixed port
@@ -428,7 +601,9 @@ class AppRuntime:
         desired = rev.settings.desired_runners(work)
         now = self.clock.monotonic()
         if len(live) < desired and now >= self.retry_at:
-            for _ in range(desired - len(live)):
+            starting = any(r.state == RunnerState.STARTING for r in live)
+            wanted = desired - len(live) if not self.failures else int(not starting)
+            for _ in range(wanted):
                 self._spawn_runner(rev)
         elif len(live) > desired:
             idle = [r for r in live if r.state == RunnerState.READY and not r.in_flight]
@@ -440,17 +615,22 @@ class AppRuntime:
                 self._stop_later(runner)
 
     def expire_deadlines(self) -> None:
-        now = self.clock.time()
-        for work in self.pending:
-            if not work.cancelled and work.deadline is not None and now > work.deadline:
-                work.cancelled = True
-                self.queued.pop(work.request_id, None)
+        """End waiting work whose start deadline (X-Fal-Request-Timeout) passed, or that has waited
+        for a crash-looping app longer than the app's startup_timeout: it could not be brought back."""
+        now, wall = self.clock.monotonic(), self.clock.time()
+        give_up = self.current.settings.startup_timeout if self.current else DEFAULT_STARTUP_TIMEOUT
+        for work in list(self.pending):
+            if work.cancelled or (work.waiter is not None and work.waiter.done()):
+                continue
+            if work.deadline is not None and wall > work.deadline:
                 detail = wire.START_DEADLINE_PASSED
-                if work.waiter is not None:
-                    if not work.waiter.done():
-                        work.waiter.set_exception(TimeoutError(detail))
-                else:
-                    self._finish(work.request_id, Outcome.failure_of(504, detail, wire.REQUEST_TIMEOUT_ERROR))
+                self._end_waiting(work, 504, detail, wire.REQUEST_TIMEOUT_ERROR)
+            elif self.status == AppStatus.CRASH_LOOPING and now - max(work.since, self.down_since) > give_up:
+                detail = (
+                    f"App {self.name} could not be brought back within startup_timeout={give_up:g} s: "
+                    f"{self.unavailable_reason()}"
+                )
+                self._end_waiting(work, 503, detail, wire.RUNNER_SCHEDULING_FAILURE)
 
     # -- work --------------------------------------------------------------------------------
     def enqueue(
@@ -465,7 +645,7 @@ class AppRuntime:
         if self.status in (AppStatus.FAILED, AppStatus.STOPPED):
             raise Unavailable(self.unavailable_reason())
         order = order if order is not None else self.clock.time()
-        work = Work(priority, order, request_id, deadline=deadline, hint=hint)
+        work = Work(priority, order, request_id, deadline=deadline, hint=hint, since=self.clock.monotonic())
         self.queued[request_id] = work
         heapq.heappush(self.pending, work)
         self.pump()
@@ -473,14 +653,23 @@ class AppRuntime:
     def unavailable_reason(self) -> str:
         if self.status == AppStatus.STOPPED:
             return f"App {self.name} is stopped; deploy it again."
+        if self.status == AppStatus.CRASH_LOOPING:
+            wait = max(self.retry_at - self.clock.monotonic(), 0.0)
+            return (
+                f"App {self.name} is crash-looping ({self.failures} failures in a row); the next attempt is in "
+                f"{wait:.0f} s. The last failure: {self.last_exit}"
+            )
         return f"App {self.name} failed: {self.error}"
 
     async def acquire(self, request_id: str, *, deadline: float | None = None, hint: str | None = None) -> Runner:
-        """A runner slot for a sync call; give it back with ``release``."""
-        if self.status in (AppStatus.FAILED, AppStatus.STOPPED):
+        """A runner slot for a sync call; give it back with ``release``. A crash-looping app with no
+        runner serving refuses sync calls at once (they are not retried; queued ones wait)."""
+        crash_looping = self.status == AppStatus.CRASH_LOOPING and not self._ready_runners()
+        if self.status in (AppStatus.FAILED, AppStatus.STOPPED) or crash_looping:
             raise Unavailable(self.unavailable_reason())
         waiter = asyncio.get_running_loop().create_future()
-        work = Work(0, self.clock.time(), request_id, waiter=waiter, deadline=deadline, hint=hint)
+        since = self.clock.monotonic()
+        work = Work(0, self.clock.time(), request_id, waiter=waiter, deadline=deadline, hint=hint, since=since)
         heapq.heappush(self.pending, work)
         self.pump()
         try:
@@ -514,7 +703,7 @@ class AppRuntime:
     def pump(self) -> None:
         """Hand pending work to free runners of the serving revision."""
         rev = self.current
-        while self.pending and rev is not None and self.status == AppStatus.READY:
+        while self.pending and rev is not None and self.status in SERVING:
             work = self.pending[0]
             if work.cancelled or (work.waiter is not None and work.waiter.done()):
                 heapq.heappop(self.pending)
@@ -541,10 +730,15 @@ class AppRuntime:
         return prefer_hinted(hint, [(r, r.hints) for r in sorted(free, key=lambda r: len(r.in_flight))])
 
     async def _execute(self, work: Work, runner: Runner) -> None:
-        """Run one queued request on ``runner``; its slot is given back on every way out."""
+        """Run one queued request on ``runner``; its slot is given back on every way out, and a
+        failure of the gateway's own ends the request with an explicit error."""
         retry, served = None, False
         try:
             retry, served = await self._attempt(work.request_id, runner)
+        except Exception as exc:
+            detail = f"The gateway failed while running the request: {_describe(exc)}"
+            self._finish(work.request_id, Outcome.failure_of(500, detail, wire.INTERNAL_ERROR))
+            raise  # the supervisor logs it
         finally:
             self.release(runner, work.request_id, served=served)
         if retry is not None:
@@ -588,7 +782,7 @@ class AppRuntime:
         cancelled = bool(store.get(row["id"])["cancel_requested"])
         decision = self._retry_decision(row, outcome, attempts)
         failed = f"Attempt {attempts} failed ({outcome.error})"
-        if not cancelled and decision.retry and self.status == AppStatus.READY:
+        if not cancelled and decision.retry and self.status in SERVING:
             self.request_log(row["id"], f"{failed}; {decision.reason}.")
             store.requeue(row["id"])
             self.host.notify(row["id"])
@@ -656,7 +850,8 @@ class AppRuntime:
         *,
         stream: bool = False,
     ) -> Response | Outcome:
-        """Send one request to a runner; an Outcome when it times out or the runner is lost."""
+        """Send one request to a runner; an Outcome when it cannot be forwarded, times out or the
+        runner is lost."""
         timeout = self.current.settings.request_timeout if self.current else None
         started = self.clock.monotonic()
         try:
@@ -664,6 +859,8 @@ class AppRuntime:
                 response = await self.host.upstream.send(method, runner.url + path, content=body, headers=headers)
                 if not stream:
                     await response.aread()
+        except ValueError as exc:  # a header value HTTP cannot carry (the door refuses them): the runner is fine
+            return Outcome.failure_of(400, f"The request cannot be forwarded to the app: {exc}", wire.BAD_REQUEST)
         except TimeoutError:
             detail = f"Request timed out after request_timeout={timeout:g} s."
             self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
@@ -687,7 +884,7 @@ class AppRuntime:
         return response
 
     def retire(self, runner: Runner, message: str) -> None:
-        """Take a runner out of service (it is stuck or lost); scaling replaces it."""
+        """Take a runner out of service (it is stuck, unhealthy or lost); scaling replaces it."""
         if runner.state not in GOING:
             self.event(message)
             self._stop_later(runner)
@@ -759,8 +956,7 @@ class AppRuntime:
     # -- views -------------------------------------------------------------------------------
     @property
     def auth(self) -> str:
-        config = (self.current or self.rolling).config if (self.current or self.rolling) else None
-        return (config.auth if config is not None else None) or "private"
+        return self.auth_mode
 
     def info(self, since: int = 0) -> dict[str, Any]:
         latest = max(self.revisions.values(), key=lambda r: r.number, default=None)
@@ -768,6 +964,9 @@ class AppRuntime:
             "name": self.name,
             "status": self.status,
             "error": self.error,
+            "failures": self.failures,
+            "last_exit": self.last_exit,
+            "next_attempt": self._next_attempt(),
             "revision": self.current.number if self.current else None,
             "deploying": self.rolling.number if self.rolling else None,
             "latest": {"number": latest.number, "status": latest.status, "error": latest.error} if latest else None,
@@ -792,6 +991,12 @@ class AppRuntime:
             "events": [e for e in self.events if e["seq"] > since],
         }
 
+    def _next_attempt(self) -> float | None:
+        """When a crash-looping app tries again (wall clock), else None."""
+        if self.status != AppStatus.CRASH_LOOPING:
+            return None
+        return self.clock.time() + max(self.retry_at - self.clock.monotonic(), 0.0)
+
 
 def _detail(response: Response) -> str:
     """The app's error detail as text (its ``detail``, else its whole answer)."""
@@ -807,3 +1012,14 @@ def _remove_tree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _reason(message: str) -> str:
+    """A failure in one line: the first exception its output shows, else its first line (the exit code)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    raised = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return raised[0] if raised else (lines[0].rstrip(":.") if lines else message)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -57,10 +57,17 @@ def gateway_running() -> bool:
     return _identity(gateway_port()) is not None
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One default SSL context for every client of the gateway: httpx builds a new one per client
+    otherwise (loading the CA bundle, tens of milliseconds), even for the gateway's plain HTTP."""
+    return ssl.create_default_context()
+
+
 def _identity(port: int) -> dict[str, Any] | None:
     """What answers on the port: the gateway's identity, ``None`` if nothing listens."""
     try:
-        response = httpx.get(wire.gateway_origin(port) + IDENTITY_PATH, timeout=2.0, verify=_tls())
+        response = httpx.get(wire.gateway_origin(port) + IDENTITY_PATH, timeout=2.0, verify=_ssl_context())
     except httpx.TimeoutException:
         raise GatewayError(
             f"Something on {GATEWAY_HOST}:{port} accepts connections but does not answer. Free the port, or choose "
@@ -210,15 +217,12 @@ def apply_client_environment() -> str:
 
 def admin() -> httpx.Client:
     """An httpx client for the admin API, with the key (use it as a context manager)."""
-    headers = {wire.AUTHORIZATION: wire.key_header(ensure_key())}
-    return httpx.Client(base_url=base_url(), headers=headers, timeout=30.0, verify=_tls())
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every client of the gateway: the gateway speaks plain HTTP, but httpx makes a
-    context per client (20-40 ms of loading certificates), and deploys poll the admin API."""
-    return httpx.create_ssl_context()
+    return httpx.Client(
+        base_url=base_url(),
+        headers={wire.AUTHORIZATION: wire.key_header(ensure_key())},
+        timeout=30.0,
+        verify=_ssl_context(),
+    )
 
 
 def _alive(pid: Any) -> bool:

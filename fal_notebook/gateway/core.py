@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import httpx
 from .. import wire
 from ..generate.project import AppProject
 from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queued, Status
+from . import retries
 from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
@@ -23,7 +23,6 @@ from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
 from .prepare import DeploySpec, digest, prepare, snapshot
-from .retries import MAX_ATTEMPTS
 from .runners import Launch, OnOutput, Runner, kill_orphans
 from .states import AppStatus
 from .store import INLINE_BODY, Store
@@ -62,7 +61,7 @@ class Gateway:
             await asyncio.to_thread(remove_containers, self.state_id)
         for name, record in self._records.items():
             stopped = record["status"] == AppStatus.STOPPED or not record.get("spec")
-            runtime = self.apps[name] = AppRuntime(name, self, stopped=stopped)
+            runtime = self.apps[name] = AppRuntime(name, self, stopped=stopped, auth=record.get("auth"))
             if stopped:
                 continue
             spec = DeploySpec(**record["spec"])
@@ -74,13 +73,20 @@ class Gateway:
                 )
             if record.get("revision"):
                 digest = record["digest"] + ("-without-secrets" if secrets else "")
-                runtime.deploy(spec, digest, number=record["revision"], copy=False)
+                runtime.restore(spec, digest, record["revision"])
             else:
                 runtime.deploy(spec, "restored", copy=True)
         for row in self.store.in_progress():
             runtime = self.apps.get(row["app"])
-            if runtime is None or runtime.status == AppStatus.STOPPED or row["attempts"] >= MAX_ATTEMPTS:
-                self._end(row["id"], "The gateway restarted while the request ran, and it cannot be retried.")
+            if runtime is None or runtime.status == AppStatus.STOPPED:
+                self._end(row["id"], "The gateway restarted while the request ran, and its app is gone.")
+                continue
+            decision = self._interrupted(row)
+            if not decision.retry:
+                self._end(
+                    row["id"],
+                    f"The gateway restarted while the request ran, and it cannot be retried: {decision.reason}.",
+                )
                 continue
             self.store.requeue(row["id"])
             runtime.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
@@ -121,6 +127,25 @@ class Gateway:
                 self.store.purge()
                 last_purge = self.clock.monotonic()
 
+    def _interrupted(self, row: Any) -> retries.Decision:
+        """fal's rules (retries.decide) for a request whose runner went with the previous gateway: a
+        lost connection, under the app's own retry settings (recorded with the app). Its failures per
+        condition were in that gateway's memory, so all its earlier attempts count as lost connections:
+        a retry never goes beyond the app's budget."""
+        stored = json.loads(row["headers"])
+        recorded = (self._records.get(row["app"]) or {}).get("retry") or {}
+        policy = retries.Policy(budgets=recorded.get("budgets") or {}, skip=frozenset(recorded.get("skip") or ()))
+        return retries.decide(
+            retries.Attempt(503, {}, retries.DISCONNECTED),
+            request_headers=stored,
+            policy=policy,
+            attempts=row["attempts"],
+            failures={wire.CONNECTION_ERROR: max(row["attempts"] - 1, 0)},
+            owner=bool(stored.get(wire.CALLER_ID)),
+            now=self.clock.time(),
+            deadline=row["start_deadline"],
+        )
+
     def _end(self, request_id: str, detail: str) -> None:
         self.store.complete(
             request_id,
@@ -152,6 +177,8 @@ class Gateway:
         runtime = self.apps.get(name)
         if runtime is None:
             runtime = self.apps[name] = AppRuntime(name, self)
+        if runtime.current is None:  # nothing serves yet: the new revision's auth mode applies at once
+            runtime.auth_mode = project.config.auth or "private"
         number = runtime.deploy(spec, digest(project, spec, self.key))
         self.save_app(runtime)
         return {**runtime.info(), "requested": number}
@@ -170,14 +197,19 @@ class Gateway:
     def save_app(self, runtime: AppRuntime) -> None:
         current = runtime.current
         spec = current.spec if current else runtime.spec
+        known = current is not None and current.config is not None  # else the revision is not prepared yet
         record = {
             "status": runtime.status,
             "error": runtime.error,
+            "auth": runtime.auth_mode,
             "revision": current.number if current else None,
             "digest": current.digest if current else None,
+            "retry": _policy_record(current.settings.retry)
+            if known
+            else self._records.get(runtime.name, {}).get("retry"),
             "spec": spec.public() if spec else None,
             "secret_names": sorted(spec.secrets) if spec else [],
-            "updated": time.time(),
+            "updated": self.clock.time(),
         }
         self._records[runtime.name] = record
         self.store.save_app(runtime.name, record)
@@ -234,7 +266,7 @@ class Gateway:
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
         if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
-            raise Unavailable(runtime.unavailable_reason())
+            raise Unavailable(runtime.unavailable_reason())  # a crash-looping app queues: it may come back
         if sum(len(rt.queued) for rt in self.apps.values()) >= self.max_queue:
             raise QueueFull(
                 f"The gateway's queue holds {self.max_queue} requests already ({variable('max_queue')}); "
@@ -245,6 +277,8 @@ class Gateway:
         inline = len(body) <= INLINE_BODY  # small bodies go with the row; large ones to a file, off the loop
         if not inline:
             await asyncio.to_thread(self.store.save_body, request_id, body)
+            if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):  # it changed while the body was written
+                raise Unavailable(runtime.unavailable_reason())  # (an unused body file, as after a crash)
         self.store.add_request(
             request_id,
             runtime.name,
@@ -306,3 +340,8 @@ class Gateway:
             outcome = f"it failed ({type(exc).__name__})"
         runtime.request_log(request_id, f"Cancellation forwarded to {path.rstrip('/')}/cancel: {outcome}.")
         self.notify(request_id)
+
+
+def _policy_record(policy: retries.Policy) -> dict[str, Any]:
+    """An app's retry settings as its record keeps them (for the requests a restart interrupts)."""
+    return {"budgets": dict(policy.budgets), "skip": sorted(policy.skip)}

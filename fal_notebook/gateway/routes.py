@@ -88,6 +88,21 @@ def caller_of(request: Request) -> str | None:
     return caller_id(gateway_of(request).key) if has_key(request) else None
 
 
+def unforwardable(headers: dict[str, str]) -> Response | None:
+    """A 400 naming the first header the gateway would take on (``kept_headers``) whose value is not
+    ASCII, else None: header values reach the app as ASCII (httpx refuses others), so such a request
+    is refused where it enters, before it takes a runner slot or a place in the queue."""
+    for name, value in headers.items():
+        if not value.isascii():
+            return error(
+                400,
+                f"Header {name} has a value that is not ASCII, and cannot be forwarded to the app. Send it "
+                "as ASCII (percent-encode or base64-encode other text).",
+                wire.BAD_REQUEST,
+            )
+    return None
+
+
 def app_path(request: Request) -> str:
     """The path for the app, percent-encoded again (the route decoded it): a ``%3F``, ``%23`` or
     ``%00`` the client sent reaches the app as such, never as a query, a fragment or a NUL."""
@@ -143,6 +158,10 @@ async def run_sync(request: Request) -> Response:
         return timeout
     request_id = str(uuid.uuid4())
     deadline = time.time() + timeout if timeout else None
+    kept = kept_headers(request.headers, caller=caller_of(request))
+    refused = unforwardable(kept)
+    if refused is not None:
+        return refused
     try:
         hint = runner_hint(request.headers)
         runner = await unless_gone(
@@ -157,7 +176,6 @@ async def run_sync(request: Request) -> Response:
     except CallerGone:
         return error(499, "The caller disconnected.", wire.CLIENT_DISCONNECTED)
     path = app_path(request) + app_query(request)
-    kept = kept_headers(request.headers, caller=caller_of(request))
     headers = app_headers(kept, request_id=request_id, endpoint=endpoint_of(wire.local_app(runtime.name), path))
     try:
         sent = runtime.send(runner, request.method, path, body, headers, stream=True)
@@ -314,6 +332,10 @@ async def submit(request: Request) -> Response:
     timeout = start_timeout(request, runtime)
     if isinstance(timeout, Response):
         return timeout
+    headers = kept_headers(request.headers, caller=caller_of(request))
+    refused = unforwardable(headers)
+    if refused is not None:
+        return refused
     gateway = gateway_of(request)
     full = queue_full(request, gateway.store.queue_length(runtime.name))
     if full is not None:
@@ -328,7 +350,7 @@ async def submit(request: Request) -> Response:
             runtime,
             app_path(request) + app_query(request),
             body,
-            kept_headers(request.headers, caller=caller_of(request)),
+            headers,
             priority=priority,
             timeout=timeout,
             webhook=webhook,

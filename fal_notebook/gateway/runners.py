@@ -38,7 +38,7 @@ DRAIN_LIMIT = 0.02
 MAX_LINE = 1 << 20
 TAIL_LINES = 200
 SHOWN_LINES = 40
-_EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
+EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
@@ -206,6 +206,9 @@ class Runner:
     returncode: int | None = None
     instance: str = ""
     cleaned: bool = True
+    health_failures: int = 0  # health checks failed in a row
+    next_probe: float = 0.0  # when its next health check is due (the runtime's clock)
+    probing: bool = False
     _pipes: list[OutputPipe] = field(default_factory=list)  # its stdout and stderr, as they are read
     _spoke: asyncio.Event = field(default_factory=asyncio.Event)  # it wrote a line (since cleared)
 
@@ -220,7 +223,7 @@ class Runner:
     def tail_text(self) -> str:
         """The runner's last output lines, led by the exception it raised, if any."""
         lines = list(self.tail)
-        raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+        raised = [line for line in lines if EXCEPTION_LINE.match(line)]
         shown = "\n".join(lines[-SHOWN_LINES:]) or "(no output)"
         return f"{raised[0]}\n...\n{shown}" if raised and raised[0] not in lines[-SHOWN_LINES:] else shown
 

@@ -16,6 +16,51 @@ DEFAULT_STARTUP_TIMEOUT = 600
 LOCAL_DEFAULT_MAX_CONCURRENCY = 1
 #: fal's platform default request_timeout: a request may run this long on a runner.
 DEFAULT_REQUEST_TIMEOUT = 3600
+#: fal's health check defaults, from the fal SDK (fal/sdk.py, ``HealthCheck``'s docstring, fal 1.83):
+#: ``call_regularly`` True = a check every 15 s, ``timeout_seconds`` 5, ``failure_threshold`` 3,
+#: ``start_period_seconds`` 30, "replaced by startup_timeout of the application if it's less than it".
+HEALTH_INTERVAL = 15.0
+HEALTH_TIMEOUT = 5.0
+HEALTH_FAILURE_THRESHOLD = 3
+HEALTH_START_PERIOD = 30.0
+#: A fal.App serves GET /health (fal's own route, ``fal run`` included): it is probed when the app
+#: declares no health check of its own.
+APP_HEALTH_PATH = "/health"
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """How the gateway checks a ready runner: ``method path`` every ``interval`` s, failed when it
+    errs, answers 5xx or takes over ``timeout`` s; ``failure_threshold`` failures in a row replace the
+    runner, once it has run for ``start_period`` s."""
+
+    path: str
+    method: str = "GET"
+    interval: float = HEALTH_INTERVAL
+    timeout: float = HEALTH_TIMEOUT
+    failure_threshold: int = HEALTH_FAILURE_THRESHOLD
+    start_period: float = HEALTH_START_PERIOD
+
+    @classmethod
+    def from_config(cls, config: AppConfig, startup_timeout: float) -> HealthProbe | None:
+        """The app's ``health_check`` with fal's defaults; for a fal.App without one, its /health.
+        None when nothing is probed: a server without a health check, or ``call_regularly = false``
+        (fal then checks only on request, with a header no local caller sends)."""
+        check = config.health_check
+        if check is None:
+            if config.mode != "app":
+                return None
+            return cls(APP_HEALTH_PATH, start_period=max(HEALTH_START_PERIOD, startup_timeout))
+        if check.call_regularly is False:
+            return None
+        start_period = check.start_period_seconds if check.start_period_seconds is not None else HEALTH_START_PERIOD
+        return cls(
+            check.path,
+            check.method or ("POST" if config.mode == "app" else "GET"),  # fal's defaults per mode
+            timeout=HEALTH_TIMEOUT if check.timeout_seconds is None else check.timeout_seconds,
+            failure_threshold=check.failure_threshold or HEALTH_FAILURE_THRESHOLD,
+            start_period=max(start_period, startup_timeout),
+        )
 
 
 @dataclass(frozen=True)
@@ -30,6 +75,7 @@ class Settings:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     #: The app's retry_config and skip_retry_conditions (retries.py applies fal's rules with them).
     retry: Policy = field(default_factory=Policy)
+    health: HealthProbe | None = None
 
     @classmethod
     def from_config(cls, config: AppConfig, *, single_runner: bool = False) -> Settings:
@@ -38,6 +84,7 @@ class Settings:
         high = max(high, low, 1)
         if single_runner:
             low, high = min(low, 1), 1
+        startup_timeout = config.startup_timeout or DEFAULT_STARTUP_TIMEOUT
         return cls(
             min_concurrency=low,
             max_concurrency=high,
@@ -46,8 +93,9 @@ class Settings:
             concurrency_buffer_perc=config.concurrency_buffer_perc or 0,
             keep_alive=DEFAULT_KEEP_ALIVE if config.keep_alive is None else config.keep_alive,
             request_timeout=config.request_timeout or DEFAULT_REQUEST_TIMEOUT,
-            startup_timeout=config.startup_timeout or DEFAULT_STARTUP_TIMEOUT,
+            startup_timeout=startup_timeout,
             retry=Policy.from_config(config.retry_config, config.skip_retry_conditions),
+            health=HealthProbe.from_config(config, startup_timeout),
         )
 
     def desired_runners(self, work: int) -> int:

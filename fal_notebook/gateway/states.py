@@ -10,8 +10,13 @@ class AppStatus(StrEnum):
 
     DEPLOYING = "deploying"  # its first revision (or a redeploy after a failure) is rolling out
     READY = "ready"  # a revision serves
+    CRASH_LOOPING = "crash-looping"  # its runners keep failing: it backs off and tries again
     FAILED = "failed"  # its first deploy failed: nothing serves until a redeploy
     STOPPED = "stopped"
+
+
+#: Apps whose serving revision takes work (a crash-looping one as soon as a runner is ready).
+SERVING = (AppStatus.READY, AppStatus.CRASH_LOOPING)
 
 
 class RevisionStatus(StrEnum):
@@ -19,6 +24,7 @@ class RevisionStatus(StrEnum):
     READY = "ready"
     FAILED = "failed"
     SUPERSEDED = "superseded"  # a newer deploy replaced it before it served
+    CANCELLED = "cancelled"  # its deploy was cancelled before it served
 
 
 class RunnerState(StrEnum):

@@ -13,14 +13,13 @@ from typing import Any
 import tomlkit
 
 from .._version import __version__
-from ..config import PROJECT_FIELDS, AppConfig, check_toml_keys, local_notes
+from ..config import PROJECT_FIELDS, AppConfig, check_toml_keys, flag_for, local_notes
 from ..errors import ConfigError, FalNotebookError, ProjectConflictError
 from ..packages import split_fal_runtime
-from ..state import read_json, register_project, write_json_atomic
+from ..state import MANIFEST, read_json, register_project, write_json_atomic
 from .dockerfile import base_image, dockerfile, dockerignore
 from .pyproject import fal_table, pyproject
 
-MANIFEST = ".fal-notebook.json"
 PYPROJECT = "pyproject.toml"
 
 
@@ -238,7 +237,8 @@ def reconfigure(
     locked = sorted(set(changes) & set(CELL_FIELDS))
     if locked:
         raise ConfigError(
-            f"{', '.join(locked)} of {project.name} come from its notebook cell: change the cell and run it again."
+            f"{', '.join(locked)} of {project.name} come from its notebook cell: change the cell and run it again.",
+            fields=locked,
         )
     values = project.config.model_dump(exclude_none=True)
     values.update(changes)
@@ -253,6 +253,17 @@ def reconfigure(
     updated = AppProject(config=config, path=project.path, files=files, requirements=project.requirements)
     updated.changed = write_project(updated, force=force)
     return updated
+
+
+def config_schema() -> dict[str, Any]:
+    """What a form for ``reconfigure`` needs: AppConfig's JSON schema, the keys it may change (in
+    the model's order), and each key's flag of ``%%fal_app``."""
+    editable = [name for name in AppConfig.model_fields if name not in CELL_FIELDS]
+    return {
+        "schema": AppConfig.model_json_schema(),
+        "editable": editable,
+        "flags": {name: flag_for(name) for name in editable},
+    }
 
 
 def _digest(text: str) -> str:

@@ -1,35 +1,106 @@
-"""REST handlers: parse the request, call the Python API in a thread, answer JSON."""
+"""REST handlers: parse the request, call the Python API (in a thread), answer JSON or stream events.
+
+Every route is authenticated and authorized on the resource ``fal-notebook`` (``read`` for what
+only looks, ``write`` for what changes files or stops apps, ``execute`` for deploys, which run the
+app's code). Paths a client sends are relative to the server's root and must stay inside it;
+project folders are changed only when they are inside it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
+from tornado.iostream import StreamClosedError
 
 from .. import backends
-from ..errors import FalNotebookError, NotFoundError
-from ..generate.project import AppProject, reconfigure
+from ..capture.notebook import describe_app_cells, export_cells, export_notebook, notebook_in, path_in
+from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
+from ..generate.project import AppProject, config_schema, reconfigure
+from ..jobs import AlreadyDeploying, Jobs
 from ..state import resolve_project
+from ..watch import Watch
 
 NAME = r"(?P<name>[a-z0-9][a-z0-9_-]{0,62})"
+JOB = r"(?P<job_id>[0-9a-f]{16})"
+RESOURCE = "fal-notebook"
+#: A comment line this often keeps an idle event stream open through proxies.
+HEARTBEAT = 15.0
+
+
+class Context:
+    """What the handlers share: the server's root, the deploy jobs and the watch over the apps."""
+
+    def __init__(self, root: Path):
+        self.root = root.expanduser().resolve()
+        self.watch = Watch(self.snapshot)
+        self.jobs = Jobs(on_change=self.watch.poke)
+
+    @property
+    def folders(self) -> list[Path]:
+        """Where projects not registered by a capture are found: the root's ``fal_apps/``."""
+        return [self.root / "fal_apps"]
+
+    def project(self, name: str) -> Path:
+        return resolve_project(name, self.folders)
+
+    def relative(self, path: str | None) -> str | None:
+        """``path`` relative to the root (as the file browser names it), None if outside."""
+        if not path:
+            return None
+        resolved = Path(path).resolve()
+        return resolved.relative_to(self.root).as_posix() if resolved.is_relative_to(self.root) else None
+
+    def apps(self) -> list[dict[str, Any]]:
+        return [{**row, "relpath": self.relative(row.get("path"))} for row in backends.list_apps(self.folders)]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The apps, the gateway's state and the deploy jobs (what the panel shows)."""
+        from ..gateway.control import gateway_status
+
+        try:
+            status = gateway_status()
+            gateway = {"running": status.running, "url": status.url, "error": None}
+        except GatewayError as exc:
+            gateway = {"running": False, "url": None, "error": str(exc)}
+        return {"apps": self.apps(), "gateway": gateway, "jobs": self.jobs.summaries()}
 
 
 class _Handler(APIHandler):
-    async def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    auth_resource = RESOURCE
+
+    @property
+    def context(self) -> Context:
+        return self.settings["fal_notebook"]
+
+    async def call(self, func: Callable[..., Any], *args: Any, status: int = 200, **kwargs: Any) -> None:
         """Run an API call off the event loop and answer its result, or a clear error."""
         try:
             result = await asyncio.to_thread(func, *args, **kwargs)
-        except NotFoundError as exc:
-            raise tornado.web.HTTPError(404, str(exc)) from None
         except FalNotebookError as exc:
-            raise tornado.web.HTTPError(400, str(exc)) from None
+            self.fail(exc)
+            return
+        self.set_status(status)
         self.finish(json.dumps(result, default=str))
+
+    def fail(self, exc: FalNotebookError) -> None:
+        """The error as JSON: ``message``, and ``fields`` (the config keys or request fields it is about)."""
+        code = 400
+        if isinstance(exc, NotFoundError):
+            code = 404
+        elif isinstance(exc, AlreadyDeploying):
+            code = 409
+        elif isinstance(exc, GatewayError):
+            code = 503
+        self.set_status(code)
+        self.finish(json.dumps({"message": str(exc), "fields": getattr(exc, "fields", [])}))
 
     def body(self) -> dict[str, Any]:
         if not self.request.body:
@@ -43,14 +114,80 @@ class _Handler(APIHandler):
         return data
 
 
-def app_detail(name: str) -> dict[str, Any]:
+class _Stream(_Handler):
+    """Server-Sent Events: one ``data:`` line of JSON per event, until the source ends or the client
+    leaves (which cancels the source)."""
+
+    _pump: asyncio.Task | None = None
+
+    async def stream(self, events: AsyncIterator[tuple[str, Any]]) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+
+        async def pump() -> None:
+            async for name, data in events:
+                self.write(f"event: {name}\ndata: {json.dumps(data, default=str)}\n\n")
+                await self.flush()
+
+        try:
+            await self.flush()
+            self._pump = asyncio.ensure_future(pump())
+            while not self._pump.done():
+                done, _ = await asyncio.wait({self._pump}, timeout=HEARTBEAT)
+                if not done:
+                    self.write(": keep-alive\n\n")
+                    await self.flush()
+        except StreamClosedError:
+            pass
+        finally:
+            if self._pump is not None:
+                self._pump.cancel()
+                await asyncio.gather(self._pump, return_exceptions=True)
+        if not self.request.connection.stream.closed():
+            self.finish(set_content_type="text/event-stream")
+
+    def on_connection_close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+
+
+async def _threaded(lines: Callable[[threading.Event], Iterator[str]]) -> AsyncIterator[str]:
+    """A blocking iterator (given a stop event) read in a thread of its own (it may wait long, so
+    not in the shared pool), as an async iterator; leaving the loop sets the stop event."""
+    loop, queue, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
+    done = object()
+
+    def read() -> None:
+        try:
+            for line in lines(stop):
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+                if stop.is_set():
+                    break
+        except FalNotebookError as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    threading.Thread(target=read, name="fal-notebook-logs", daemon=True).start()
+    try:
+        while (item := await queue.get()) is not done:
+            if isinstance(item, FalNotebookError):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+# -- the API calls behind the routes (each one is what a route does) ------------------------------
+def app_detail(context: Context, name: str) -> dict[str, Any]:
     """One app: its row in the list, its configuration and its files."""
-    rows = {row["name"]: row for row in backends.list_apps()}
+    rows = {row["name"]: row for row in context.apps()}
     if name not in rows:
         raise NotFoundError(f"No app named {name!r}: capture it with %%fal_app {name} first.")
     detail = dict(rows[name])
     try:
-        project = AppProject.load(resolve_project(name))
+        project = AppProject.load(context.project(name))
     except NotFoundError:
         return detail
     detail.update(
@@ -61,24 +198,18 @@ def app_detail(name: str) -> dict[str, Any]:
     return detail
 
 
-def deploy_app(name: str, target: str) -> dict[str, Any]:
-    progress: list[str] = []
-    deployment = backends.deploy(name, target=target, progress=progress.append)
-    return {**dataclasses.asdict(deployment), "progress": progress}
-
-
 def stop_app(name: str) -> dict[str, Any]:
     deployment = backends.get_deployment(name)
     deployment.stop()
-    return dataclasses.asdict(deployment)
+    return {"name": name, "target": deployment.target, "status": deployment.status}
 
 
 def app_logs(name: str) -> dict[str, Any]:
     return {"name": name, "lines": list(backends.get_deployment(name).logs())}
 
 
-def configure_app(name: str, changes: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
-    project = reconfigure(resolve_project(name), changes, root=root)
+def configure_app(context: Context, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+    project = reconfigure(context.project(name), changes, root=context.root)
     return {
         "name": name,
         "config": project.config.model_dump(mode="json", exclude_none=True),
@@ -86,65 +217,229 @@ def configure_app(name: str, changes: dict[str, Any], root: Path | None = None) 
     }
 
 
-def capture_notebook(root: Path, relative: str) -> list[dict[str, Any]]:
-    from ..capture.notebook import export_notebook, notebook_in
-
-    notebook = notebook_in(root, relative)
+def capture_notebook(context: Context, relative: str) -> list[dict[str, Any]]:
+    notebook = notebook_in(context.root, relative)
     projects = export_notebook(notebook, out_dir=notebook.parent / "fal_apps")
-    return [{"name": p.name, "mode": p.mode, "path": str(p.path), "summary": p.summary()} for p in projects]
+    return [
+        {"name": p.name, "mode": p.mode, "path": str(p.path), "relpath": context.relative(str(p.path))}
+        for p in projects
+    ]
 
 
+def notebook_cells(data: Any) -> tuple[str, list[tuple[str, str]]]:
+    """``{"path": ..., "cells": [{"cell_type", "source"}, ...]}`` checked: the path and the cells."""
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str) or not isinstance(data.get("cells"), list):
+        raise ConfigError(
+            'notebook must be {"path": "<notebook>.ipynb", "cells": [{"cell_type": ..., "source": ...}]}.',
+            fields=["notebook"],
+        )
+    cells = []
+    for cell in data["cells"]:
+        if not isinstance(cell, dict) or not isinstance(cell.get("source"), str):
+            raise ConfigError("Each cell of notebook.cells needs a string 'source'.", fields=["notebook.cells"])
+        cells.append((str(cell.get("cell_type", "code")), cell["source"]))
+    return data["path"], cells
+
+
+def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    target = data.get("target", "local")
+    if not isinstance(target, str):
+        raise ConfigError("target must be one of local, docker, fal.", fields=["target"])
+    if data.get("notebook") is None:
+        return context.jobs.deploy(name, target, context.project(name)).summary()
+    relative, cells = notebook_cells(data["notebook"])
+    notebook = path_in(context.root, relative, field="notebook.path")
+    if not notebook.parent.is_dir():
+        raise NotFoundError(f"No folder for the notebook {relative!r} under the server's root directory.")
+
+    def capture() -> AppProject:
+        return export_cells(cells, notebook, notebook.parent / "fal_apps", only=name)[0]
+
+    return context.jobs.deploy(name, target, name, capture=capture).summary()
+
+
+def describe_cells(data: dict[str, Any]) -> list[dict[str, Any] | None]:
+    sources = data.get("cells")
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise ConfigError('Send {"cells": ["<cell source>", ...]}.', fields=["cells"])
+    return describe_app_cells(sources)
+
+
+# -- routes ---------------------------------------------------------------------------------------
 class AppsHandler(_Handler):
     @tornado.web.authenticated
+    @authorized
     async def get(self) -> None:
-        await self.call(backends.list_apps)
+        await self.call(self.context.apps)
 
 
 class AppHandler(_Handler):
     @tornado.web.authenticated
+    @authorized
     async def get(self, name: str) -> None:
-        await self.call(app_detail, name)
+        await self.call(app_detail, self.context, name)
 
 
 class DeployHandler(_Handler):
     @tornado.web.authenticated
+    @authorized("execute")
     async def post(self, name: str) -> None:
-        await self.call(deploy_app, name, self.body().get("target", "local"))
+        await self.call(start_deploy, self.context, name, self.body(), status=202)
 
 
 class StopHandler(_Handler):
     @tornado.web.authenticated
+    @authorized
     async def post(self, name: str) -> None:
         await self.call(stop_app, name)
+        self.context.watch.poke()
 
 
-class LogsHandler(_Handler):
+class LogsHandler(_Stream):
     @tornado.web.authenticated
+    @authorized
     async def get(self, name: str) -> None:
-        await self.call(app_logs, name)
+        if self.get_argument("follow", "") not in ("1", "true"):
+            await self.call(app_logs, name)
+            return
+        try:
+            deployment = await asyncio.to_thread(backends.get_deployment, name)
+        except FalNotebookError as exc:
+            self.fail(exc)
+            return
+
+        async def lines() -> AsyncIterator[tuple[str, Any]]:
+            try:
+                async for line in _threaded(lambda stop: deployment.logs(follow=True, stop=stop)):
+                    yield "line", line
+            except FalNotebookError as exc:
+                yield "error", {"message": str(exc)}
+
+        await self.stream(lines())
 
 
 class ConfigHandler(_Handler):
     @tornado.web.authenticated
+    @authorized
     async def put(self, name: str) -> None:
-        await self.call(configure_app, name, self.body(), Path(self.settings["server_root_dir"]).expanduser())
+        await self.call(configure_app, self.context, name, self.body())
+        self.context.watch.poke()
+
+
+class ConfigSchemaHandler(_Handler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.call(config_schema)
 
 
 class CaptureHandler(_Handler):
     @tornado.web.authenticated
+    @authorized
     async def post(self) -> None:
         path = self.body().get("path")
         if not isinstance(path, str) or not path:
-            raise tornado.web.HTTPError(400, 'Send {"path": "<notebook>.ipynb"} (relative to the server root).')
-        await self.call(capture_notebook, Path(self.settings["server_root_dir"]).expanduser(), path)
+            self.fail(ConfigError('Send {"path": "<notebook>.ipynb"} (relative to the server root).', fields=["path"]))
+            return
+        await self.call(capture_notebook, self.context, path)
+        self.context.watch.poke()
 
 
-ROUTES = [
+class NotebookAppsHandler(_Handler):
+    @tornado.web.authenticated
+    @authorized("read")
+    async def post(self) -> None:
+        await self.call(describe_cells, self.body())
+
+
+class JobsHandler(_Handler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.call(self.context.jobs.summaries)
+
+
+class _JobHandler(_Stream):
+    def job(self, job_id: str):
+        job = self.context.jobs.get(job_id)
+        if job is None:
+            self.fail(NotFoundError(f"No deploy job {job_id} (jobs live as long as the Jupyter server)."))
+        return job
+
+
+class JobHandler(_JobHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        job = self.job(job_id)
+        if job is not None:
+            since = _int(self.get_argument("since", "0"))
+            self.finish(json.dumps({**job.summary(), "log": job.events(since)}))
+
+
+class JobEventsHandler(_JobHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        job = self.job(job_id)
+        if job is None:
+            return
+        since = _int(self.get_argument("since", "0") or self.request.headers.get("Last-Event-ID", "0"))
+
+        async def events() -> AsyncIterator[tuple[str, Any]]:
+            async for event in job.follow(since):
+                yield "progress", event
+
+        await self.stream(events())
+
+
+class JobCancelHandler(_JobHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        job = self.job(job_id)
+        if job is not None:
+            self.finish(json.dumps({"id": job.id, "cancelling": job.cancel(), "state": job.state}))
+
+
+class StatusHandler(_Handler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.call(self.context.snapshot)
+
+
+class EventsHandler(_Stream):
+    """The panel's live view: the snapshot (apps, gateway, jobs) now and each time it changes."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        async def snapshots() -> AsyncIterator[tuple[str, Any]]:
+            async for snapshot in self.context.watch.follow():
+                yield "snapshot", snapshot
+
+        await self.stream(snapshots())
+
+
+def _int(value: str) -> int:
+    return int(value) if value.isdigit() else 0
+
+
+ROUTES: Iterable[tuple[str, type[_Handler]]] = [
     (r"apps", AppsHandler),
     (rf"apps/{NAME}", AppHandler),
     (rf"apps/{NAME}/deploy", DeployHandler),
     (rf"apps/{NAME}/stop", StopHandler),
     (rf"apps/{NAME}/logs", LogsHandler),
     (rf"apps/{NAME}/config", ConfigHandler),
+    (r"config/schema", ConfigSchemaHandler),
     (r"capture", CaptureHandler),
+    (r"notebook/apps", NotebookAppsHandler),
+    (r"jobs", JobsHandler),
+    (rf"jobs/{JOB}", JobHandler),
+    (rf"jobs/{JOB}/events", JobEventsHandler),
+    (rf"jobs/{JOB}/cancel", JobCancelHandler),
+    (r"status", StatusHandler),
+    (r"events", EventsHandler),
 ]

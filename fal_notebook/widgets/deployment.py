@@ -8,16 +8,24 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..backends import Deployment
+from ..backends import Deployment, crash_loop_summary
 from .style import stylesheet
 
-STATUS_STATE = {"ready": "completed", "deploying": "running", "failed": "failed", "stopped": "cancelled"}
+STATUS_STATE = {
+    "ready": "completed",
+    "deploying": "running",
+    "failed": "failed",
+    "crash-looping": "failed",
+    "stopped": "cancelled",
+}
 
 
 def deployment_view(deployment: Deployment) -> W.VBox:
     """A small card for a deployment; the buttons open the Playground or the logs below it."""
     state = STATUS_STATE.get(deployment.status, "running")
     rows = [("endpoint id", deployment.endpoint_id), ("url", deployment.url), ("queue url", deployment.queue_url)]
+    if deployment.status == "crash-looping":
+        rows.append(("crash loop", crash_loop_summary(deployment)))
     table = "".join(
         f"<tr><td class='fal-pg-help'>{label}</td><td><code>{html.escape(value)}</code></td></tr>"
         for label, value in rows

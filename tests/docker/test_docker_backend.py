@@ -152,7 +152,8 @@ def gw(docker_client, tmp_path_factory) -> Iterator[DockerGateway]:
 def server(gw):
     name = gw.name("dk-server")
     started = time.monotonic()
-    deployment, lines = gw.deploy(SERVER_CELL, name, auth="public", max_concurrency=2)
+    # keep_alive: its container must outlive the fal.App image build of the next fixture (minutes on a busy machine)
+    deployment, lines = gw.deploy(SERVER_CELL, name, auth="public", max_concurrency=2, keep_alive=900)
     print(f"{name}: built and deployed in {time.monotonic() - started:.1f} s")
     return deployment, lines
 
@@ -188,6 +189,14 @@ def test_server_cell_deploys_as_a_container_behind_the_gateway(gw, server):
 
     logs = deployment.logs()
     assert any("counting 18 characters" in line for line in logs)  # the container's output is the log
+
+
+def test_the_deploy_reports_its_steps_and_how_far_the_image_build_is(gw, server):
+    _, lines = server
+    steps = [line.step for line in lines if line.kind == "step"]
+    assert steps == ["image", "runners", "ready"], steps
+    fractions = [line.fraction for line in lines if line.step == "image" and line.fraction is not None]
+    assert fractions[0] == 0.0 and fractions == sorted(fractions) and fractions[-1] < 1.0, fractions
 
 
 def test_fal_app_cell_runs_in_its_image(gw, fal_app):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.fal import FalBackend, describe_change
 from fal_notebook.backends.fal_cli import deploy_args, run_fal
 from fal_notebook.backends.fal_errors import explain
-from fal_notebook.errors import DeployError
+from fal_notebook.errors import DeployCancelled, DeployError
 
 
 def deploy(project, **backend_options):
@@ -80,6 +81,23 @@ def test_successful_deploy_records_what_fal_reported(project, fake_key, fake_clo
     assert started["reset_scale"] is False and started["attach"] is None
     assert any("fal deploy text-stats --output json" in line for line in lines)
     assert any("Build complete" in line for line in lines)
+    assert [line.step for line in lines if line.kind == "step"] == ["checks", "deploy", "ready"]
+    assert {line.step for line in lines if "Build complete" in line} == {"deploy"}  # fal's own output
+
+
+def test_a_cancelled_fal_deploy_stops_the_command(project, fake_key, monkeypatch):
+    hanging = [sys.executable, "-c", "import time; print('Deploying', flush=True); time.sleep(60)"]
+    monkeypatch.setattr("fal_notebook.backends.fal_cli.fal_command", lambda args: hanging)
+    cancel = threading.Event()
+
+    def progress(line):
+        if line == "Deploying":
+            cancel.set()
+
+    start = time.monotonic()
+    with pytest.raises(DeployCancelled, match="was cancelled"):
+        FalBackend().deploy(project, progress=progress, cancel=cancel)
+    assert time.monotonic() - start < 30
 
 
 def test_redeploy_describes_the_change_and_applies_changed_scaling(project, cell, fake_key, fake_cloud, tmp_path):

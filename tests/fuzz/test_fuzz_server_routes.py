@@ -99,7 +99,13 @@ ROUTES = {
     "apps/{}/logs": "GET",
     "apps/{}/config": "PUT",
     "capture": "POST",
-}
+    "config/schema": "GET",
+    "notebook/apps": "POST",
+    "jobs": "GET",
+    "jobs/{}": "GET",
+    "jobs/{}/cancel": "POST",
+    "status": "GET",
+}  # the event streams (events, jobs/<id>/events, logs?follow) do not end by design: tests/server covers them
 VALID_TARGETS = {"local", "docker", "fal"}
 
 

@@ -1,5 +1,7 @@
 """A Deployment displays as a card: status, endpoint id, URLs, and buttons that act on it."""
 
+import time
+
 from fal_notebook.backends.base import Deployment
 from fal_notebook.widgets.deployment import deployment_view
 
@@ -56,3 +58,12 @@ def test_buttons_act_on_the_deployment():
 def test_playground_needs_a_ready_deployment():
     assert buttons(deployment_view(make("failed")))["Playground"].disabled
     assert not buttons(deployment_view(make("ready")))["Playground"].disabled
+
+
+def test_a_crash_looping_deployment_shows_when_it_tries_again_and_why():
+    dep = make("crash-looping")
+    dep.detail.next_attempt = time.mktime((2026, 11, 30, 14, 5, 9, 0, 0, -1))
+    dep.detail.last_exit = "RuntimeError: out of memory while loading the model"
+    text = deployment_view(dep).children[1].value
+    assert "crash-looping" in text and "fal-pg-status-failed" in text
+    assert "next attempt at 14:05:09; last exit: RuntimeError: out of memory while loading the model" in text

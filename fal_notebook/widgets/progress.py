@@ -1,0 +1,78 @@
+"""A deploy as it happens, in the notebook: its steps, a progress bar and its latest lines.
+
+``DeployProgress`` is a ``progress=`` callback: it takes the backend's ProgressEvents (the same ones
+the JupyterLab panel shows) and updates its widgets while the deploy runs, so ``%fal_deploy`` shows
+the environment build, image build and runner start as they happen rather than at the end.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import deque
+
+import ipywidgets as W
+
+from ..backends.progress import STEP_TITLES, STEPS, ProgressTracker, as_event
+from .style import stylesheet
+
+#: Lines of the deploy's log the card shows (the app's log keeps them all).
+LINES_SHOWN = 12
+
+
+class DeployProgress:
+    """The progress of deploying app ``name`` to ``target``; call it with each progress line."""
+
+    def __init__(self, name: str, target: str, *, lines: int = LINES_SHOWN):
+        self.name, self.target = name, target
+        self.tracker = ProgressTracker(STEPS.get(target, ()))
+        self.lines: deque[str] = deque(maxlen=lines)
+        self.title = W.HTML()
+        self.bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info", layout=W.Layout(width="100%"))
+        self.steps = W.HTML()
+        self.log = W.HTML()
+        self.widget = W.VBox([stylesheet(), self.title, self.steps, self.bar, self.log])
+        self.widget.add_class("fal-pg")
+        self.widget.add_class("fal-pg-progress")
+        self._state = "running"
+        self._render()
+
+    def __call__(self, line: str) -> None:
+        event = as_event(line)
+        overall = self.tracker.update(event)
+        if overall is not None:
+            self.bar.value = overall
+        self.lines.append(str(event))
+        self._render()
+
+    def finish(self, error: str | None = None, *, cancelled: bool = False) -> None:
+        """The deploy ended: ready (no error), failed or cancelled."""
+        self._state = "cancelled" if cancelled else "failed" if error else "ready"
+        self.bar.bar_style = {"ready": "success", "failed": "danger", "cancelled": "warning"}[self._state]
+        if self._state == "ready":
+            self.bar.value = 1.0
+            self.tracker.step = "ready"
+        if error:
+            self.lines.append(error)
+        self._render()
+
+    def _render(self) -> None:
+        state = {"running": "running", "ready": "completed", "failed": "failed", "cancelled": "cancelled"}[self._state]
+        word = {"running": "deploying", "ready": "ready"}.get(self._state, self._state)
+        self.title.value = (
+            f"<span class='fal-pg-title'>{html.escape(self.name)}</span> "
+            f"<span class='fal-pg-status fal-pg-status-{state}'>{word}</span> "
+            f"<span class='fal-pg-help'>to {html.escape(self.target)}</span>"
+        )
+        current = self.tracker.steps.index(self.tracker.step) if self.tracker.step in self.tracker.steps else -1
+        marks = []
+        for index, step in enumerate(self.tracker.steps):
+            done = self._state == "ready" or index < current
+            mark = "✓" if done else "●" if index == current else "○"
+            weight = "font-weight:600;" if index == current and not done else ""
+            marks.append(f"<span style='{weight}margin-right:10px'>{mark} {STEP_TITLES.get(step, step)}</span>")
+        self.steps.value = f"<div class='fal-pg-help'>{''.join(marks)}</div>"
+        shown = "\n".join(html.escape(line) for line in self.lines)
+        self.log.value = f"<pre class='fal-pg-logs'>{shown}</pre>" if shown else ""
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -1,0 +1,319 @@
+/**
+ * The panel's state logic, pure (no JupyterLab imports): what the server sends, how deploy jobs
+ * advance with their progress events, and how the rows of the three sections are built.
+ */
+
+export type Status =
+  'captured' | 'deploying' | 'ready' | 'failed' | 'crash-looping' | 'stopped';
+export type Target = 'local' | 'docker' | 'fal';
+export const TARGETS: Target[] = ['local', 'docker', 'fal'];
+export type JobState = 'running' | 'ready' | 'failed' | 'cancelled';
+export type Section = 'notebook' | 'deployed' | 'folders';
+
+/** A row of `GET apps` (fal_notebook.backends.list_apps, plus `relpath`). */
+export interface IAppRow {
+  name: string;
+  mode: string | null;
+  path: string | null;
+  relpath: string | null;
+  target: Target | null;
+  status: Status;
+  endpoint_id: string | null;
+  url?: string | null;
+  queue_url?: string | null;
+  runners?: number | null;
+  queued?: number | null;
+  error?: string | null;
+}
+
+/** A `%%fal_app` cell of the open notebook, as `POST notebook/apps` describes it. */
+export interface ICellApp {
+  cellId: string;
+  name: string | null;
+  mode: string | null;
+  options: Record<string, unknown>;
+  error: string | null;
+}
+
+export interface IDeploymentInfo {
+  name: string;
+  target: Target;
+  endpoint_id: string;
+  url: string;
+  queue_url: string;
+  status: Status;
+}
+
+/** A deploy job as the server summarises it (fal_notebook.jobs.DeployJob.summary). */
+export interface IJobSummary {
+  id: string;
+  name: string;
+  target: Target;
+  state: JobState;
+  steps: string[];
+  step: string | null;
+  /** The fraction of the whole deploy done (steps done, plus the known part of the current one). */
+  progress: number | null;
+  message: string | null;
+  events: number;
+  deployment: IDeploymentInfo | null;
+  error: string | null;
+}
+
+/** One event of a job's stream: a step begins, a log line, or the end. */
+export interface IProgressEvent {
+  seq: number;
+  kind: 'step' | 'log' | 'end';
+  step?: string | null;
+  message?: string | null;
+  fraction?: number | null;
+  progress?: number | null;
+  state?: JobState;
+  error?: string | null;
+  deployment?: IDeploymentInfo | null;
+}
+
+/** A job as the panel shows it. */
+export interface IJobView {
+  id: string;
+  name: string;
+  target: Target;
+  state: JobState;
+  steps: string[];
+  step: string | null;
+  progress: number | null;
+  lines: string[];
+  error: string | null;
+  deployment: IDeploymentInfo | null;
+  seq: number;
+}
+
+export interface IGateway {
+  running: boolean;
+  url: string | null;
+  error: string | null;
+}
+
+/** What the server pushes on `GET events` (and answers on `GET status`). */
+export interface ISnapshot {
+  apps: IAppRow[];
+  gateway: IGateway;
+  jobs: IJobSummary[];
+  error?: string;
+}
+
+/** How many log lines of a job the panel keeps. */
+export const JOB_LINES_KEPT = 200;
+
+export const STEP_TITLES: Record<string, string> = {
+  capture: 'Capture',
+  environment: 'Environment',
+  image: 'Image',
+  runners: 'Runners',
+  checks: 'Checks',
+  deploy: 'fal deploy',
+  ready: 'Ready'
+};
+
+export function jobFromSummary(summary: IJobSummary): IJobView {
+  return {
+    id: summary.id,
+    name: summary.name,
+    target: summary.target,
+    state: summary.state,
+    steps: summary.steps,
+    step: summary.step,
+    progress: summary.progress,
+    lines: [], // filled by the job's events, replayed from the first
+    error: summary.error,
+    deployment: summary.deployment,
+    seq: 0
+  };
+}
+
+/** The job after `event` (events already seen are ignored, so a resumed stream is harmless). */
+export function applyEvent(job: IJobView, event: IProgressEvent): IJobView {
+  if (event.seq <= job.seq) {
+    return job;
+  }
+  const next: IJobView = { ...job, seq: event.seq };
+  if (event.progress !== null && event.progress !== undefined) {
+    next.progress = event.progress;
+  }
+  if (event.kind === 'end') {
+    next.state = event.state ?? 'failed';
+    next.error = event.error ?? null;
+    next.deployment = event.deployment ?? null;
+    if (next.state === 'ready') {
+      next.step = 'ready';
+    }
+    return next;
+  }
+  if (event.step && job.steps.includes(event.step)) {
+    next.step = event.step;
+  }
+  if (event.message) {
+    next.lines = [...job.lines, event.message].slice(-JOB_LINES_KEPT);
+  }
+  return next;
+}
+
+export type StepState = 'done' | 'current' | 'todo' | 'failed';
+
+/** Each step of the job with where the job is. */
+export function stepStates(
+  job: IJobView
+): { step: string; title: string; state: StepState }[] {
+  const current = job.step ? job.steps.indexOf(job.step) : 0;
+  return job.steps.map((step, index) => {
+    let state: StepState = 'todo';
+    if (job.state === 'ready' || index < current) {
+      state = 'done';
+    } else if (index === current) {
+      state =
+        job.state === 'running'
+          ? 'current'
+          : job.state === 'failed'
+            ? 'failed'
+            : 'todo';
+    }
+    return { step, title: STEP_TITLES[step] ?? step, state };
+  });
+}
+
+/** A row of the panel. */
+export interface IRowView {
+  key: string;
+  section: Section;
+  name: string;
+  status: Status;
+  mode: string | null;
+  target: Target | null;
+  endpointId: string | null;
+  url: string | null;
+  queueUrl: string | null;
+  runners: number | null;
+  queued: number | null;
+  relpath: string | null;
+  path: string | null;
+  cellId: string | null;
+  options: Record<string, unknown>;
+  error: string | null;
+  job: IJobView | null;
+}
+
+export interface ISections {
+  notebook: IRowView[];
+  /** `%%fal_app` cells that cannot become an app as they are (the message says why). */
+  broken: ICellApp[];
+  deployed: IRowView[];
+  folders: IRowView[];
+}
+
+function row(
+  section: Section,
+  name: string,
+  app: IAppRow | undefined,
+  job: IJobView | undefined
+): IRowView {
+  const running = job?.state === 'running';
+  return {
+    key: `${section}:${name}`,
+    section,
+    name,
+    status: running ? 'deploying' : (app?.status ?? 'captured'),
+    mode: app?.mode ?? null,
+    target: app?.target ?? null,
+    endpointId: app?.endpoint_id ?? null,
+    url: app?.url ?? null,
+    queueUrl: app?.queue_url ?? null,
+    runners: app?.runners ?? null,
+    queued: app?.queued ?? null,
+    relpath: app?.relpath ?? null,
+    path: app?.path ?? null,
+    cellId: null,
+    options: {},
+    error: app?.error ?? null,
+    job: job ?? null
+  };
+}
+
+/**
+ * The three sections: the open notebook's app cells (with their deployment's state, if any),
+ * the other deployed apps, and the other captured projects. An app shows in one section only.
+ */
+export function buildSections(
+  cellApps: ICellApp[],
+  apps: IAppRow[],
+  jobs: ReadonlyMap<string, IJobView>
+): ISections {
+  const byName = new Map(apps.map(app => [app.name, app]));
+  const notebook: IRowView[] = [];
+  const broken: ICellApp[] = [];
+  const inNotebook = new Set<string>();
+  for (const cell of cellApps) {
+    if (!cell.name || cell.error || inNotebook.has(cell.name)) {
+      broken.push(
+        cell.name && !cell.error
+          ? {
+              ...cell,
+              error: `Another cell above also defines ${cell.name}: give this one another name.`
+            }
+          : cell
+      );
+      continue;
+    }
+    inNotebook.add(cell.name);
+    const view = row(
+      'notebook',
+      cell.name,
+      byName.get(cell.name),
+      jobs.get(cell.name)
+    );
+    view.mode = cell.mode ?? view.mode;
+    view.cellId = cell.cellId;
+    view.options = cell.options;
+    notebook.push(view);
+  }
+  const deployed: IRowView[] = [];
+  const folders: IRowView[] = [];
+  for (const app of apps) {
+    if (inNotebook.has(app.name)) {
+      continue;
+    }
+    const job = jobs.get(app.name);
+    if (app.target !== null || job?.state === 'running') {
+      deployed.push(row('deployed', app.name, app, job));
+    } else {
+      folders.push(row('folders', app.name, app, job));
+    }
+  }
+  return { notebook, broken, deployed, folders };
+}
+
+/** The status bar's text for a snapshot. */
+export function statusText(snapshot: ISnapshot | null): string {
+  if (!snapshot) {
+    return 'fal';
+  }
+  if (!snapshot.gateway.running) {
+    return 'fal: gateway stopped';
+  }
+  const local = snapshot.apps.filter(
+    app => app.target === 'local' || app.target === 'docker'
+  );
+  const ready = local.filter(app => app.status === 'ready').length;
+  return `fal: gateway running, ${ready}/${local.length} ready`;
+}
+
+/** Options of a `%%fal_app` line as short labels (`keep_alive 30`, `machine_type GPU-H100`). */
+export function optionLabels(options: Record<string, unknown>): string[] {
+  return Object.entries(options).map(([key, value]) =>
+    Array.isArray(value) ? `${key} ${value.join(', ')}` : `${key} ${value}`
+  );
+}
+
+/** True when the cell's source is a `%%fal_app` cell. */
+export function isAppCell(source: string): boolean {
+  return /^\s*%%fal_app(\s|$)/.test(source);
+}

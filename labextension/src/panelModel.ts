@@ -1,0 +1,369 @@
+/**
+ * The panel's live state: the server's snapshot (streamed while the panel is visible), the open
+ * notebook's app cells (read from its model as the user types, no save needed), and deploy jobs
+ * (each followed on its own stream until it ends, visible or not).
+ */
+import { Notification } from '@jupyterlab/apputils';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { ApiError, requestAPI, streamAPI } from './api';
+import {
+  applyEvent,
+  buildSections,
+  ICellApp,
+  IJobSummary,
+  IJobView,
+  IProgressEvent,
+  IRowView,
+  ISections,
+  ISnapshot,
+  jobFromSummary,
+  Target
+} from './model';
+import { appCells, notebookCells } from './notebook';
+
+/** Wait this long after the last keystroke before asking the server about the app cells. */
+const DESCRIBE_DELAY_MS = 400;
+/** Wait this long after a cell ran before asking for the state again (while the panel is hidden). */
+const REFRESH_DELAY_MS = 500;
+/** Reconnect the live stream after this long, doubling up to the maximum. */
+const RETRY_MS = 1000;
+const RETRY_MAX_MS = 15000;
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class PanelModel {
+  /** Emitted whenever anything the panel shows changed. */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  snapshot: ISnapshot | null = null;
+  cellApps: ICellApp[] = [];
+  /** The latest job of each app, by app name. */
+  jobs = new Map<string, IJobView>();
+  /** The live stream's trouble, shown at the top of the panel (null: connected). */
+  error: string | null = null;
+  /** The last failed action of each app (shown in its row until the next action). */
+  actionErrors = new Map<string, string>();
+  notebook: NotebookPanel | null = null;
+  defaultTarget: Target = 'local';
+  /** True once the live stream delivered a snapshot since the panel was shown. */
+  live = false;
+
+  get sections(): ISections {
+    return buildSections(this.cellApps, this.snapshot?.apps ?? [], this.jobs);
+  }
+
+  get visible(): boolean {
+    return this._visible;
+  }
+
+  /** Follow the server while the panel is visible; rest when it is hidden. */
+  setVisible(visible: boolean): void {
+    if (visible === this._visible) {
+      return;
+    }
+    this._visible = visible;
+    if (visible) {
+      void this._connect();
+      this._describeSoon(0);
+    } else {
+      this.live = false;
+      this._live?.abort();
+      this._live = null;
+    }
+  }
+
+  /** Fetch the state once (the status bar's view while the panel is hidden). */
+  async refresh(): Promise<void> {
+    try {
+      this._onSnapshot(await requestAPI<ISnapshot>('status'));
+    } catch (error) {
+      this.error = errorMessage(error);
+      this._changed.emit();
+    }
+  }
+
+  /**
+   * Fetch the state once, soon (calls within the delay make one request): for the status bar,
+   * after something that may have changed it, while the panel is hidden.
+   */
+  refreshSoon(delay = REFRESH_DELAY_MS): void {
+    if (this._visible) {
+      return; // the live stream follows the changes
+    }
+    window.clearTimeout(this._refreshTimer);
+    this._refreshTimer = window.setTimeout(() => void this.refresh(), delay);
+  }
+
+  setNotebook(panel: NotebookPanel | null): void {
+    if (panel === this.notebook) {
+      return;
+    }
+    this.notebook?.model?.contentChanged.disconnect(this._onContent, this);
+    this.notebook = panel;
+    this._described = '';
+    this.cellApps = [];
+    panel?.model?.contentChanged.connect(this._onContent, this);
+    if (panel && !panel.model) {
+      void panel.context.ready.then(() => {
+        if (this.notebook === panel) {
+          panel.model?.contentChanged.connect(this._onContent, this);
+          this._describeSoon(0);
+        }
+      });
+    }
+    this._describeSoon(0);
+    this._changed.emit();
+  }
+
+  /** Deploy the row's app; a row of the open notebook is captured from its current cells first. */
+  async deploy(row: IRowView, target: Target): Promise<void> {
+    const body: Record<string, unknown> = { target };
+    if (row.section === 'notebook' && this.notebook) {
+      body.notebook = {
+        path: this.notebook.context.path,
+        cells: notebookCells(this.notebook)
+      };
+    }
+    await this.startJob(row.name, body);
+  }
+
+  /** POST a deploy and follow its job. */
+  async startJob(name: string, body: Record<string, unknown>): Promise<void> {
+    this._clearError(name);
+    try {
+      const summary = await requestAPI<IJobSummary>(
+        `apps/${name}/deploy`,
+        'POST',
+        body
+      );
+      this._follow(jobFromSummary(summary));
+    } catch (error) {
+      this._fail(name, `Deploying ${name} failed`, error);
+    }
+  }
+
+  async cancel(name: string): Promise<void> {
+    const job = this.jobs.get(name);
+    if (!job) {
+      return;
+    }
+    try {
+      await requestAPI(`jobs/${job.id}/cancel`, 'POST', {});
+    } catch (error) {
+      this._fail(name, `Cancelling the deploy of ${name} failed`, error);
+    }
+  }
+
+  async stop(name: string): Promise<void> {
+    this._clearError(name);
+    try {
+      await requestAPI(`apps/${name}/stop`, 'POST', {});
+      Notification.info(`${name} stopped.`, { autoClose: 3000 });
+      await this.refresh();
+    } catch (error) {
+      this._fail(name, `Stopping ${name} failed`, error);
+    }
+  }
+
+  dispose(): void {
+    this.setVisible(false);
+    this.setNotebook(null);
+    for (const abort of this._following.values()) {
+      abort.abort();
+    }
+    Signal.clearData(this);
+  }
+
+  // -- the live stream -----------------------------------------------------------------------
+  private async _connect(): Promise<void> {
+    let wait = RETRY_MS;
+    while (this._visible) {
+      const abort = new AbortController();
+      this._live = abort;
+      try {
+        await streamAPI(
+          'events',
+          (name, data) => {
+            if (name === 'snapshot') {
+              wait = RETRY_MS;
+              this.live = true;
+              this._onSnapshot(data as ISnapshot);
+            }
+          },
+          abort.signal
+        );
+      } catch (error) {
+        if (abort.signal.aborted) {
+          return;
+        }
+        this.live = false;
+        this.error = `The fal-notebook server extension does not answer: ${errorMessage(error)}`;
+        this._changed.emit();
+      }
+      if (abort.signal.aborted || !this._visible) {
+        return;
+      }
+      await new Promise(resolve => setTimeout(resolve, wait));
+      wait = Math.min(wait * 2, RETRY_MAX_MS);
+    }
+  }
+
+  private _onSnapshot(snapshot: ISnapshot): void {
+    this.error = snapshot.error ?? null;
+    if (!snapshot.error) {
+      this.snapshot = snapshot;
+      for (const summary of snapshot.jobs) {
+        const known = this.jobs.get(summary.name);
+        if (summary.state === 'running' && !this._following.has(summary.id)) {
+          this._follow(
+            known?.id === summary.id ? known : jobFromSummary(summary)
+          );
+        }
+      }
+    }
+    this._changed.emit();
+  }
+
+  // -- jobs ----------------------------------------------------------------------------------
+  private _follow(job: IJobView): void {
+    const current = this.jobs.get(job.name);
+    if (!current || current.id !== job.id) {
+      this.jobs.set(job.name, job);
+    }
+    if (this._following.has(job.id) || job.state !== 'running') {
+      this._changed.emit();
+      return;
+    }
+    const abort = new AbortController();
+    this._following.set(job.id, abort);
+    this._changed.emit();
+    const since = this.jobs.get(job.name)?.seq ?? 0;
+    void streamAPI(
+      `jobs/${job.id}/events?since=${since}`,
+      (name, event: IProgressEvent) => {
+        const latest = this.jobs.get(job.name);
+        if (name !== 'progress' || !latest || latest.id !== job.id) {
+          return;
+        }
+        const next = applyEvent(latest, event);
+        this.jobs.set(job.name, next);
+        if (event.kind === 'end') {
+          this._ended(next);
+        }
+        this._changed.emit();
+      },
+      abort.signal
+    )
+      .catch(error => {
+        if (!abort.signal.aborted) {
+          this._fail(
+            job.name,
+            `Following the deploy of ${job.name} failed`,
+            error
+          );
+        }
+      })
+      .finally(() => this._following.delete(job.id));
+  }
+
+  private _ended(job: IJobView): void {
+    if (job.state === 'ready') {
+      Notification.success(
+        `${job.name} is ready on ${job.target}: ${job.deployment?.endpoint_id ?? ''}`,
+        { autoClose: 5000 }
+      );
+    } else if (job.state === 'cancelled') {
+      Notification.info(
+        job.error ?? `The deploy of ${job.name} was cancelled.`,
+        {
+          autoClose: 5000
+        }
+      );
+    } else {
+      Notification.error(job.error ?? `Deploying ${job.name} failed.`, {
+        autoClose: false
+      });
+    }
+    void this.refresh();
+  }
+
+  // -- the open notebook ---------------------------------------------------------------------
+  private _onContent(): void {
+    this._describeSoon(DESCRIBE_DELAY_MS);
+  }
+
+  private _describeSoon(delay: number): void {
+    window.clearTimeout(this._describeTimer);
+    if (!this._visible) {
+      return; // done when the panel shows again
+    }
+    this._describeTimer = window.setTimeout(() => void this._describe(), delay);
+  }
+
+  private async _describe(): Promise<void> {
+    const panel = this.notebook;
+    const cells = panel ? appCells(panel) : [];
+    const key = JSON.stringify(cells);
+    if (key === this._described) {
+      return;
+    }
+    this._described = key;
+    if (!cells.length) {
+      this.cellApps = [];
+      this._changed.emit();
+      return;
+    }
+    try {
+      const described = await requestAPI<(Omit<ICellApp, 'cellId'> | null)[]>(
+        'notebook/apps',
+        'POST',
+        { cells: cells.map(cell => cell.source) }
+      );
+      if (panel !== this.notebook || key !== this._described) {
+        return; // the notebook changed meanwhile
+      }
+      this.cellApps = cells.map((cell, index) => ({
+        cellId: cell.cellId,
+        ...(described[index] ?? {
+          name: null,
+          mode: null,
+          options: {},
+          error: 'Not an app cell.'
+        })
+      }));
+    } catch (error) {
+      this._described = '';
+      this.error = errorMessage(error);
+    }
+    this._changed.emit();
+  }
+
+  /** Show a failed action inline (in the app's row) and as a notification. */
+  private _fail(name: string, what: string, error: unknown): void {
+    const message =
+      error instanceof ApiError ? error.message : errorMessage(error);
+    this.actionErrors.set(name, `${what}: ${message}`);
+    Notification.error(`${what}: ${message}`, { autoClose: false });
+    this._changed.emit();
+  }
+
+  private _clearError(name: string): void {
+    if (this.actionErrors.delete(name)) {
+      this._changed.emit();
+    }
+  }
+
+  private _changed = new Signal<this, void>(this);
+  private _visible = false;
+  private _live: AbortController | null = null;
+  private _following = new Map<string, AbortController>();
+  private _described = '';
+  private _describeTimer = 0;
+  private _refreshTimer = 0;
+}

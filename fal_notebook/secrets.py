@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 
 _SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 _MIN_SECRET_LENGTH = 8
@@ -47,8 +48,18 @@ def secrets_in(text: str) -> list[str]:
     return [name for name, value in secret_values().items() if value in text]
 
 
+class Redactor:
+    """Replaces credential values with ``***`` in one pass: the known ones (read when it is made, so
+    make one where the values are settled, e.g. once per deploy) and ``extra`` values."""
+
+    def __init__(self, extra: Iterable[str] = ()):
+        values = sorted({*secret_values().values(), *(value for value in extra if value)}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
+
+
 def redact(text: str) -> str:
     """``text`` with every known credential value replaced by ``***``."""
-    for value in sorted(secret_values().values(), key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return text
+    return Redactor()(text)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 ENV_VARIABLE = "FAL_NOTEBOOK_LOCAL_ENV"
 LOCAL_ENVS = ("isolated", "kernel")
 POLL_INTERVAL = 0.1
+#: A deploy follows the gateway's events with long polls of this many seconds.
+WAIT = 1
 
 
 class LocalBackend(Backend):
@@ -112,7 +114,7 @@ class LocalBackend(Backend):
             if cancel is not None and cancel.is_set() and not asked_to_cancel:
                 asked_to_cancel = True
                 self._cancel(deployment, revision)
-            info = _app_info(deployment.name, since)
+            info = _app_info(deployment.name, since, wait=WAIT)
             for event in info["events"]:
                 progress(steps(event["message"]))
                 since = event["seq"]
@@ -128,7 +130,8 @@ class LocalBackend(Backend):
             if latest.get("number", 0) > revision:
                 progress(f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one.")
                 break
-            time.sleep(POLL_INTERVAL)
+            if not info["events"]:  # the long poll timed out (or a gateway of an older version answered at once)
+                time.sleep(POLL_INTERVAL)
         updated = _deployment(self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
         updated.save()
         if updated.status == "crash-looping":
@@ -251,10 +254,13 @@ def local_detail(deployment: Deployment) -> LocalDetail:
     return deployment.detail
 
 
-def _app_info(name: str, since: int) -> dict[str, Any]:
+def _app_info(name: str, since: int, *, wait: int = 0) -> dict[str, Any]:
+    """The app's state with its events after ``since`` (``wait``: the gateway answers once there are
+    some, at the latest after ``wait`` seconds)."""
+    params = {"since": since, **({"wait": wait} if wait else {})}
     try:
         with admin() as client:
-            response = client.get(f"/_fal_notebook/apps/{name}", params={"since": since})
+            response = client.get(f"/_fal_notebook/apps/{name}", params=params)
     except httpx.TransportError:
         raise GatewayError(
             f"The gateway stopped answering (its log: {log_path()}). `fal-notebook gateway start` restarts "

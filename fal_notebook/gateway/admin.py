@@ -5,7 +5,9 @@ GET    /_fal_notebook/identity                    which state directory this gat
 GET    /_fal_notebook/apps                        every app's state
 PUT    /_fal_notebook/apps/<name>                 deploy/redeploy {"path", "env", "python", "secrets"}
                                                   (env: isolated | kernel | docker)
-GET    /_fal_notebook/apps/<name>[?since=<seq>]   state, runners, deploy events after <seq>
+GET    /_fal_notebook/apps/<name>[?since=<seq>][&wait=<s>]
+                                                  state, runners, deploy events after <seq> (with
+                                                  wait: once there are some, or after <s> seconds)
 DELETE /_fal_notebook/apps/<name>                 stop the app's runners
 POST   /_fal_notebook/apps/<name>/cancel          drop the rollout {"revision": N}; 409 if none
 POST   /_fal_notebook/shutdown                    stop the gateway
@@ -29,6 +31,8 @@ from .prepare import ENV_KINDS, DeploySpec
 from .web import error, gateway_of, has_key, unauthorized
 
 PREFIX = "/_fal_notebook"
+#: Longest long poll (``?wait=``) of an app's state, in seconds.
+MAX_WAIT = 10
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -66,6 +70,11 @@ async def get_app(request: Request) -> Response:
     since = request.query_params.get("since", "0")
     if not (since.isascii() and since.isdigit()):
         return error(422, f"since must be an event number (0, 1, 2...), got {since[:40]!r}.")
+    wait = request.query_params.get("wait", "0")
+    if not (wait.isascii() and wait.isdigit()):
+        return error(422, f"wait must be whole seconds (0, 1, 2...), got {wait[:40]!r}.")
+    if int(wait):  # a long poll: answer as soon as something happens, at the latest after `wait` s
+        await runtime.news(int(since), min(int(wait), MAX_WAIT))
     return JSONResponse(runtime.info(int(since)))
 
 

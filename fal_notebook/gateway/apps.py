@@ -34,7 +34,7 @@ import httpx
 from .. import wire
 from ..config import AppConfig
 from ..errors import FalNotebookError
-from ..secrets import redact
+from ..secrets import Redactor
 from . import retries
 from .envs import EnvBuildError, OnLine
 from .headers import app_headers, endpoint_of, prefer_hinted, runner_hint, runner_hints
@@ -46,6 +46,7 @@ from .settings import DEFAULT_STARTUP_TIMEOUT, HealthProbe, Settings
 from .states import GOING, LIVE, SERVING, AppStatus, RevisionStatus, RunnerState
 from .store import Store
 from .supervisor import Clock, Supervisor
+from .upstream import Response, Upstream, UpstreamError
 
 #: Consecutive runner failures (never ready, or died before serving) that make a crash loop.
 CRASH_LOOP = 3
@@ -53,8 +54,8 @@ CRASH_LOOP = 3
 #: CrashLoopBackOff doubles from 10 s to 5 min; a laptop's runners start in seconds, so it starts lower).
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
-#: Time for a runner's last output lines to arrive after its response, before a request completes.
-LOG_SETTLE = 0.02
+#: Time for output a runner writes after its answer (see _output_settled) to arrive.
+LATE_OUTPUT = 0.02
 EVENTS_KEPT = 500
 #: The app's log file is rotated (to ``<name>.log.1``) beyond this size.
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
@@ -85,6 +86,7 @@ class Host(Protocol):
 
     store: Store
     http: httpx.AsyncClient
+    upstream: Upstream  # the proxy hop to runners
     state_id: str
     tasks: Supervisor
     clock: Clock
@@ -190,8 +192,10 @@ class AppRuntime:
         self.last_exit: str | None = None  # the last failure, for crash-looping's report
         self.down_since = 0.0  # crash-looping since (monotonic clock)
         self.spec: DeploySpec | None = None
+        self.redact = Redactor()
         self.closing = False  # the gateway shuts down: no new runners
         self._event_seq = itertools.count(1)
+        self._news = asyncio.Event()  # set (and replaced) by each event
         self._runner_seq = itertools.count(1)
         self._rollout: asyncio.Task | None = None
         self._preparing: asyncio.Task | None = None
@@ -212,6 +216,7 @@ class AppRuntime:
         rev = Revision(number, digest, spec, snapshots_dir(self.name) / f"rev-{number}")
         self.revisions[number] = rev
         self.rolling, self.spec = rev, spec
+        self.redact = Redactor(spec.secrets.values())  # once per deploy, not per output line
         if self.status in (AppStatus.FAILED, AppStatus.STOPPED) or self.current is None:
             self.status, self.error = AppStatus.DEPLOYING, None
         self.failures, self.retry_at = 0, 0.0
@@ -769,12 +774,11 @@ class AppRuntime:
         self.host.notify(row["id"])
         endpoint = endpoint_of(wire.local_app(self.name), row["path"])
         headers = app_headers(json.loads(row["headers"]), request_id=row["id"], endpoint=endpoint)
-        try:
-            body = store.body(row["id"])  # a file of at most max_body bytes, no database work
-        except FileNotFoundError:  # it completed meanwhile (cancelled): its body went with it
+        body = store.body(row["id"])
+        if body is None:  # it completed meanwhile (cancelled): its body went with it
             return None, False
         outcome = await self.call(runner, "POST", row["path"], body, headers)
-        await self.clock.sleep(LOG_SETTLE)
+        await self._output_settled(runner, outcome)
         cancelled = store.cancel_requested(row["id"])
         decision = self._retry_decision(row, outcome, attempts)
         failed = f"Attempt {attempts} failed ({outcome.error})"
@@ -794,6 +798,15 @@ class AppRuntime:
         if outcome.status < 500:
             self.failures = 0
         return None, True
+
+    async def _output_settled(self, runner: Runner, outcome: Outcome) -> None:
+        """Wait until the runner's output about this attempt is in the request's logs. A runner
+        writes it before answering, so draining its pipes is enough; but a server logs an error's
+        traceback after its 500, and docker's client relays a container's output on its own
+        schedule: those get LATE_OUTPUT first."""
+        if outcome.status >= 500 or runner.launch.image is not None:
+            await self.clock.sleep(LATE_OUTPUT)
+        await runner.output_read()
 
     def _retry_decision(self, row: Any, outcome: Outcome, attempts: int) -> retries.Decision:
         """fal's rules (retries.decide) for this attempt; failures are counted per condition."""
@@ -836,18 +849,18 @@ class AppRuntime:
         headers: dict[str, str],
         *,
         stream: bool = False,
-    ) -> httpx.Response | Outcome:
+    ) -> Response | Outcome:
         """Send one request to a runner; an Outcome when it cannot be forwarded, times out or the
         runner is lost."""
         timeout = self.current.settings.request_timeout if self.current else None
         started = self.clock.monotonic()
         try:
-            request = self.host.http.build_request(method, runner.url + path, content=body, headers=headers)
-        except (ValueError, TypeError) as exc:  # a header value HTTP cannot carry (the door refuses them)
-            return Outcome.failure_of(400, f"The request cannot be forwarded to the app: {exc}", wire.BAD_REQUEST)
-        try:
             async with asyncio.timeout(timeout):
-                response = await self.host.http.send(request, stream=stream)
+                response = await self.host.upstream.send(method, runner.url + path, content=body, headers=headers)
+                if not stream:
+                    await response.aread()
+        except ValueError as exc:  # a header value HTTP cannot carry (the door refuses them): the runner is fine
+            return Outcome.failure_of(400, f"The request cannot be forwarded to the app: {exc}", wire.BAD_REQUEST)
         except TimeoutError:
             detail = f"Request timed out after request_timeout={timeout:g} s."
             self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
@@ -855,10 +868,8 @@ class AppRuntime:
             return Outcome.failure_of(
                 504, detail, wire.REQUEST_TIMEOUT_ERROR, failure=retries.TIMED_OUT, elapsed=elapsed
             )
-        except httpx.LocalProtocolError as exc:  # refused before it left: the runner is fine
-            return Outcome.failure_of(400, f"The request cannot be forwarded to the app: {exc}", wire.BAD_REQUEST)
-        except httpx.HTTPError as exc:
-            detail = f"Runner {runner.id} disconnected during the request ({type(exc).__name__})."
+        except UpstreamError as exc:
+            detail = f"Runner {runner.id} disconnected during the request ({exc})."
             self.retire(runner, f"{detail} It is replaced. Its last output:\n{runner.tail_text()}")
             elapsed = self.clock.monotonic() - started
             return Outcome.failure_of(
@@ -899,9 +910,7 @@ class AppRuntime:
 
     # -- logs and events ---------------------------------------------------------------------
     def _on_output(self, runner: Runner, stream: str, line: str) -> None:
-        line = redact(line)
-        for value in self.spec.secrets.values() if self.spec else ():
-            line = line.replace(value, "***")
+        line = self.redact(line)
         self._write_log(f"[{runner.id}] {line}")
         if _ACCESS_LINE.match(line) or not runner.in_flight:
             return
@@ -923,6 +932,16 @@ class AppRuntime:
         self.events.append({"seq": next(self._event_seq), "time": self.clock.time(), "message": message})
         del self.events[:-EVENTS_KEPT]
         self._write_log(f"[gateway] {message}")
+        news, self._news = self._news, asyncio.Event()
+        news.set()
+
+    async def news(self, since: int, timeout: float) -> None:
+        """Return when there are events after ``since``, or after ``timeout`` seconds."""
+        if not self.events or self.events[-1]["seq"] <= since:
+            try:
+                await asyncio.wait_for(self._news.wait(), timeout)
+            except TimeoutError:
+                pass
 
     def _write_log(self, line: str) -> None:
         self._log.write(f"{now_iso()} {line}\n")
@@ -979,7 +998,7 @@ class AppRuntime:
         return self.clock.time() + max(self.retry_at - self.clock.monotonic(), 0.0)
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: Response) -> str:
     """The app's error detail as text (its ``detail``, else its whole answer)."""
     try:
         body = response.json()

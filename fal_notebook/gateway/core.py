@@ -25,8 +25,9 @@ from .paths import db_path
 from .prepare import DeploySpec, digest, prepare, snapshot
 from .runners import Launch, OnOutput, Runner, kill_orphans
 from .states import AppStatus
-from .store import Store
+from .store import INLINE_BODY, Store
 from .supervisor import Clock, Supervisor
+from .upstream import Upstream
 from .webhooks import Delivery, Webhooks, signing_key
 
 TICK = 0.25
@@ -43,9 +44,8 @@ class Gateway:
         self.state_id = state_id
         self.max_queue = max_queue
         self.store = Store(db_path())
-        self.http = httpx.AsyncClient(
-            timeout=None, limits=httpx.Limits(max_connections=None, max_keepalive_connections=200)
-        )
+        self.http = httpx.AsyncClient(timeout=None)  # health checks, schemas, cancellations
+        self.upstream = Upstream()  # the calls themselves
         self.apps: dict[str, AppRuntime] = {}
         self._records = self.store.apps()
         self._watchers: dict[str, set[asyncio.Event]] = {}
@@ -116,6 +116,7 @@ class Gateway:
         for runtime in self.apps.values():
             runtime.close_log()
         await self.http.aclose()
+        await self.upstream.aclose()
         self.store.close()
 
     async def _keep_house(self) -> None:
@@ -224,15 +225,17 @@ class Gateway:
             self.webhooks.deliver(self._delivery(row))
 
     def _delivery(self, row: Any) -> Delivery:
-        """The webhook delivery of a completed request, from its stored row."""
+        """The webhook delivery of a completed request, from its stored row and answer."""
         runtime = self.apps.get(row["app"])
+        answer = self.store.result(row["id"])
+        assert answer is not None, "a webhook is delivered for a completed request"
         return Delivery(
             url=row["webhook"],
             request_id=row["id"],
             gateway_request_id=wire.gateway_request_id(row["id"], row["attempts"]),
             user_id=json.loads(row["headers"]).get(wire.CALLER_ID) or "anonymous",
-            status=row["result_status"],
-            body=row["result_body"],
+            status=answer["result_status"],
+            body=answer["result_body"],
             log=runtime.event if runtime is not None else lambda _line: None,
             attempts=row["webhook_attempts"],
         )
@@ -275,11 +278,20 @@ class Gateway:
             )
         request_id = str(uuid.uuid4())
         deadline = self.clock.time() + timeout if timeout else None
-        await asyncio.to_thread(self.store.save_body, request_id, body)
-        if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):  # it changed while the body was written
-            raise Unavailable(runtime.unavailable_reason())  # (an unused body file, as after a crash)
+        inline = len(body) <= INLINE_BODY  # small bodies go with the row; large ones to a file, off the loop
+        if not inline:
+            await asyncio.to_thread(self.store.save_body, request_id, body)
+            if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):  # it changed while the body was written
+                raise Unavailable(runtime.unavailable_reason())  # (an unused body file, as after a crash)
         self.store.add_request(
-            request_id, runtime.name, path, headers, priority=priority, start_deadline=deadline, webhook=webhook
+            request_id,
+            runtime.name,
+            path,
+            headers,
+            body=body if inline else None,
+            priority=priority,
+            start_deadline=deadline,
+            webhook=webhook,
         )
         runtime.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
         return request_id

@@ -21,10 +21,10 @@ import uvicorn
 
 from ..state import gateway_port, gateway_tls_port, home, write_json_atomic
 from ..wire import GATEWAY_HOST, GATEWAY_PORT_VARIABLE, GATEWAY_TLS_PORT_VARIABLE
-from .door import door_protocol
 from .limits import Limits
 from .paths import ensure_key, lock_path, pid_path, state_id
 from .server import build_app
+from .serving import http_protocol
 from .tls import ensure_certificate
 
 
@@ -114,7 +114,8 @@ def main() -> int:
         on_stop=forget_pid,
     )
     common: dict[str, Any] = {
-        "http": door_protocol(limits),
+        "loop": "uvloop",
+        "http": http_protocol(limits),
         "timeout_keep_alive": math.ceil(limits.keep_alive),  # uvicorn counts whole seconds
         "log_level": "warning",
         "access_log": False,

@@ -6,20 +6,17 @@
   ``max_bodies`` bytes held by the gateway at once (given back when the request ends), and a body
   that stays silent ``body_timeout`` seconds is dropped.
 - A connection that does not send its request line and headers within ``header_timeout`` seconds
-  is closed (:class:`DoorProtocol`, uvicorn's h11 protocol with that deadline): slowloris clients
-  hold no connection.
+  is closed (``serving.HttpProtocol``, the server loop's protocol): slowloris clients hold no
+  connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import Any
 
-import h11
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .. import wire
 from .limits import Limits, variable
@@ -123,49 +120,3 @@ async def read_body(request: Request) -> bytes:
             budget.take(request.scope, len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-class DoorProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request line and headers take longer than
-    ``header_timeout`` seconds (from the connection, or from the end of the previous response)."""
-
-    header_timeout = Limits.header_timeout
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._header_deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._await_headers()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE and self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._await_headers()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-        super().connection_lost(exc)
-
-    def _await_headers(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
-
-    def _too_slow(self) -> None:
-        self._header_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.transport.close()
-
-
-def door_protocol(limits: Limits) -> type[DoorProtocol]:
-    """The protocol class for uvicorn's ``http=`` setting, with the limits' header timeout."""
-    return type("DoorProtocol", (DoorProtocol,), {"header_timeout": limits.header_timeout})

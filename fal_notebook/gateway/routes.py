@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -35,6 +34,7 @@ from .door import BodyRefused, read_body
 from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers, runner_hint
 from .runners import Runner
 from .sockets import proxy
+from .upstream import Response as UpstreamResponse, UpstreamError
 from .web import error, gateway_of, has_key, unauthorized
 from .webhooks import check_url, jwks
 
@@ -194,9 +194,9 @@ async def run_sync(request: Request) -> Response:
     return await relay(request, runtime, runner, request_id, upstream, path)
 
 
-def close_later(request: Request, answer: httpx.Response | Outcome) -> None:
+def close_later(request: Request, answer: UpstreamResponse | Outcome) -> None:
     """Close an upstream answer nobody will read (the handler was cancelled), in the background."""
-    if isinstance(answer, httpx.Response):
+    if isinstance(answer, UpstreamResponse):
         gateway_of(request).tasks.spawn(answer.aclose(), name="close an abandoned answer")
 
 
@@ -208,7 +208,7 @@ def caller_gone(request: Request, runtime: AppRuntime, runner: Runner, path: str
 
 
 async def relay(
-    request: Request, runtime: AppRuntime, runner: Runner, request_id: str, upstream: httpx.Response, path: str
+    request: Request, runtime: AppRuntime, runner: Runner, request_id: str, upstream: UpstreamResponse, path: str
 ) -> Response:
     """The runner's answer to the caller: small ones in one piece, others (SSE...) as they come.
     The runner's slot is released when the answer is through; a caller that goes away meanwhile
@@ -230,7 +230,7 @@ async def relay(
         except TimeoutError:
             timed_out()
             return error(504, "Request timed out.", wire.REQUEST_TIMEOUT_ERROR)
-        except httpx.HTTPError:
+        except UpstreamError:
             return error(503, f"Runner {runner.id} disconnected during the response.", wire.RUNNER_DISCONNECTED)
         finally:
             await upstream.aclose()
@@ -256,7 +256,7 @@ async def relay(
                     return
                 try:
                     chunk = following.result()
-                except (StopAsyncIteration, httpx.HTTPError):
+                except (StopAsyncIteration, UpstreamError):
                     ended = True
                     return
                 yield chunk
@@ -439,13 +439,14 @@ async def result(request: Request) -> Response:
         return found
     _, row = found
     headers = {wire.REQUEST_ID: row["id"]}
-    if row["status"] != wire.COMPLETED:
+    answer = gateway_of(request).store.result(row["id"])
+    if answer is None:
         return error(400, "Request is still in progress", headers=headers)
-    if row["error_type"]:
-        headers[wire.ERROR_TYPE] = row["error_type"]
+    if answer["error_type"]:
+        headers[wire.ERROR_TYPE] = answer["error_type"]
     if row["error"] == wire.START_DEADLINE_PASSED:
         headers[wire.REQUEST_TIMEOUT_TYPE] = wire.USER_TIMEOUT
-    return Response(row["result_body"], row["result_status"], media_type=row["result_type"], headers=headers)
+    return Response(answer["result_body"], answer["result_status"], media_type=answer["result_type"], headers=headers)
 
 
 async def cancel(request: Request) -> Response:

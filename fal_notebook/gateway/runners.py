@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import ipaddress
 import os
 import re
 import signal
 import socket
+import struct
 import sys
+import termios
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +33,10 @@ from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
+#: At most this long to drain a runner's output pipes (a runner that writes without pause).
+DRAIN_LIMIT = 0.02
+#: Longest output line passed on whole (a longer one comes in pieces).
+MAX_LINE = 1 << 20
 TAIL_LINES = 200
 SHOWN_LINES = 40
 EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
@@ -203,6 +210,8 @@ class Runner:
     health_failures: int = 0  # health checks failed in a row
     next_probe: float = 0.0  # when its next health check is due (the runtime's clock)
     probing: bool = False
+    _pipes: list[OutputPipe] = field(default_factory=list)  # its stdout and stderr, as they are read
+    _spoke: asyncio.Event = field(default_factory=asyncio.Event)  # it wrote a line (since cleared)
 
     @property
     def url(self) -> str:
@@ -273,43 +282,53 @@ class Runner:
         argv = self.launch.argv if self.launch.shell else self._expand(self.launch.argv)
         if self.launch.shell:
             argv = ["/bin/sh", "-c", shell_command(argv[0])]
-        self.process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=self.launch.cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_PRE_EXEC,
-            limit=1 << 20,
-        )
+        # pipes of the runner's own (not asyncio's): output_read can tell what is still unread in them
+        loop = asyncio.get_running_loop()
+        (out, out_end), (err, err_end) = os.pipe(), os.pipe()
+        self._pipes = [OutputPipe(out, "stdout", self._line, loop), OutputPipe(err, "stderr", self._line, loop)]
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self.launch.cwd,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_end,
+                stderr=err_end,
+                start_new_session=True,
+                preexec_fn=_PRE_EXEC,
+            )
+        except BaseException:
+            for pipe in self._pipes:
+                pipe.close()
+            raise
+        finally:
+            os.close(out_end)
+            os.close(err_end)
         self.started = time.monotonic()
-        readers = [
-            tasks.spawn(self._read(self.process.stdout, "stdout"), name=f"{self.id} stdout"),
-            tasks.spawn(self._read(self.process.stderr, "stderr"), name=f"{self.id} stderr"),
-        ]
-        tasks.spawn(self._watch(self.process, readers), name=f"{self.id} exit")
+        tasks.spawn(self._watch(self.process, self._pipes), name=f"{self.id} exit")
 
-    async def _read(self, stream: asyncio.StreamReader | None, name: str) -> None:
-        assert stream is not None
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the limit: take what is buffered
-                raw = await stream.read(1 << 20)
-            if not raw:
-                return
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            self.tail.append(line)
-            try:  # a failing consumer must not stop the reading: a full pipe would block the runner
-                self.on_output(self, name, line)
-            except Exception:
-                log.exception("Output of runner %s could not be recorded", self.id)
+    async def output_read(self) -> None:
+        """Return once the output the runner wrote before now has been handed to ``on_output``: its
+        pipes hold nothing unread (what the loop reads goes to ``on_output`` at once). No timer:
+        usually at once, else a turn or two of the loop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_LIMIT
+        while any(pipe.unread() for pipe in self._pipes) and loop.time() < deadline:
+            await asyncio.sleep(0)  # the loop reads the pipes
 
-    async def _watch(self, process: asyncio.subprocess.Process, readers: list[asyncio.Task]) -> None:
+    def _line(self, name: str, line: str) -> None:
+        self.tail.append(line)
+        self._spoke.set()
+        try:  # a failing consumer must not stop the reading: a full pipe would block the runner
+            self.on_output(self, name, line)
+        except Exception:
+            log.exception("Output of runner %s could not be recorded", self.id)
+
+    async def _watch(self, process: asyncio.subprocess.Process, pipes: list[OutputPipe]) -> None:
         code = await process.wait()
-        await asyncio.wait(readers, timeout=1.0)
+        await asyncio.wait([asyncio.ensure_future(pipe.ended.wait()) for pipe in pipes], timeout=1.0)
+        for pipe in pipes:  # a grandchild may hold the pipe open: stop reading it with the runner
+            pipe.close()
         if process is self.process:
             self.returncode = code
             self.exited.set()
@@ -330,12 +349,14 @@ class Runner:
                     f"Runner {self.id} was not ready within startup_timeout={self.launch.startup_timeout:g} s "
                     f"(--startup-timeout). Its last output:\n{self.tail_text()}"
                 )
+            self._spoke.clear()
             if await self._answers(http):
                 return
-            try:
-                await asyncio.wait_for(self.exited.wait(), 0.1)
-            except TimeoutError:
-                pass
+            # probe again when the runner writes a line (a server says when it listens), or in 0.1 s
+            waits = [asyncio.ensure_future(self.exited.wait()), asyncio.ensure_future(self._spoke.wait())]
+            await asyncio.wait(waits, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
 
     async def _answers(self, http: httpx.AsyncClient) -> bool:
         if self.launch.health_path or self.launch.http_probe:
@@ -391,6 +412,53 @@ class Runner:
             os.killpg(self.process.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+class OutputPipe:
+    """The read end of a runner's stdout or stderr: the event loop reads it as data comes and hands
+    each line (at most MAX_LINE bytes) to ``on_line``; it is closed at its end, once."""
+
+    def __init__(self, fd: int, name: str, on_line: Callable[[str, str], None], loop: asyncio.AbstractEventLoop):
+        self.fd, self.name, self.on_line, self.loop = fd, name, on_line, loop
+        self.ended = asyncio.Event()
+        self._partial = b""
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._readable)
+
+    def unread(self) -> int:
+        """Bytes written to the pipe and not read yet (0 once it is closed)."""
+        if self.ended.is_set():
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
+
+    def close(self) -> None:
+        if not self.ended.is_set():
+            self.ended.set()
+            self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            if self._partial:
+                self.on_line(self.name, self._partial.decode(errors="replace").rstrip("\r"))
+                self._partial = b""
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        if len(self._partial) > MAX_LINE:  # a line without end: pass on what there is
+            lines.append(self._partial)
+            self._partial = b""
+        for line in lines:
+            self.on_line(self.name, line.decode(errors="replace").rstrip("\r"))
 
 
 def kill_orphans(state_id: str) -> int:

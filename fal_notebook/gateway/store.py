@@ -1,17 +1,26 @@
 """The gateway's durable state in SQLite: queued requests, their results and logs, deployed apps.
 
-A request is committed before the gateway answers its submission, so it survives a crash of the
-gateway process (WAL journal: a commit is durable against a killed process). Its body is written
-once, to a file of its own beside the database (``save_body``, which needs no database and so runs
-off the event loop), and deleted when the request completes: a large body never passes through
-SQLite, and status updates never rewrite it.
+Durability: a request is committed before its submission is answered, and a result before anyone
+is told the request completed, so neither is lost when the gateway process is killed (WAL journal:
+a commit is in the operating system's hands when it returns). Changes that acknowledge nothing
+(a request started, a log line) join one transaction that commits at the next turn of the event
+loop, or with the next change that must be durable, whichever comes first.
+
+Bodies are written once and dropped when their request completes. A body of up to INLINE_BODY
+bytes (the common case: a JSON input) goes into a table of its own with the request's row, in the
+same transaction; a larger one into a file of its own beside the database (``save_body``, which
+needs no database and so runs off the event loop), so a large body never passes through SQLite.
+A request's row changes a few times; its body never. ``get`` reads a request's state without the
+bodies; ``body`` and ``result`` read those.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +31,16 @@ from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE
 RESULT_TTL = 3600.0
 #: Logs returned per status call (a moving window, as on fal; clients de-duplicate).
 LOG_WINDOW = 1000
+SCHEMA_VERSION = 2
+#: Bodies up to this size are kept in the database, larger ones in files.
+INLINE_BODY = 64 * 1024
+#: A body file that no queued request names is removed after this many seconds (its request was
+#: refused, or the gateway died between the file and the row).
+ORPHAN_BODY_AGE = 60.0
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS requests (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT UNIQUE NOT NULL,
     app TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -40,19 +55,24 @@ CREATE TABLE IF NOT EXISTS requests (
     start_deadline REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     result_status INTEGER,
-    result_body BLOB,
     result_type TEXT,
     error TEXT,
     error_type TEXT,
     inference_time REAL,
     webhook TEXT,
     webhook_attempts INTEGER NOT NULL DEFAULT 0,
-    webhook_outcome TEXT
+    webhook_outcome TEXT,
+    result_body BLOB
 );
-CREATE INDEX IF NOT EXISTS requests_queue ON requests (app, status, priority, seq);
+CREATE INDEX IF NOT EXISTS requests_queued ON requests (app, priority, seq) WHERE status = '{IN_QUEUE}';
+CREATE INDEX IF NOT EXISTS requests_running ON requests (seq) WHERE status = '{IN_PROGRESS}';
 CREATE INDEX IF NOT EXISTS requests_completed ON requests (completed);
+CREATE TABLE IF NOT EXISTS bodies (
+    seq INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS logs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL,
     timestamp TEXT NOT NULL,
     level TEXT NOT NULL,
@@ -65,9 +85,13 @@ CREATE TABLE IF NOT EXISTS apps (
     record TEXT NOT NULL
 );
 """
-
-
-#: (column, type) of ``requests`` added after the first release, for databases made before.
+#: A request's state: every column but the bodies.
+_STATE = (
+    "seq, id, app, path, headers, priority, status, attempts, runner, created, started, completed, start_deadline,"
+    " cancel_requested, result_status, result_type, error, error_type, inference_time, webhook, webhook_attempts,"
+    " webhook_outcome"
+)
+#: (column, type) of ``requests`` added since schema version 2, for databases made before.
 _ADDED_COLUMNS = (
     ("webhook", "TEXT"),
     ("webhook_attempts", "INTEGER NOT NULL DEFAULT 0"),
@@ -82,18 +106,15 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
+        _migrate(self.db)
         self.db.executescript(_SCHEMA)
         self._add_columns()
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         path.chmod(0o600)
         self.bodies = path.parent / "bodies"
         self.bodies.mkdir(mode=0o700, exist_ok=True)
-        if "body" in {r["name"] for r in self.db.execute("PRAGMA table_info(requests)")}:  # an older gateway's
-            for row in self.db.execute("SELECT id, body FROM requests WHERE status != ?", (COMPLETED,)).fetchall():
-                self.save_body(row["id"], row["body"])
-            self.db.execute("ALTER TABLE requests DROP COLUMN body")
-
-    def close(self) -> None:
-        self.db.close()
+        self._open = False  # a transaction holds changes that acknowledge nothing yet
+        self._commit_soon: asyncio.Handle | None = None
 
     def _add_columns(self) -> None:
         """Columns added since a state directory's database was made."""
@@ -102,9 +123,49 @@ class Store:
             if column not in present:
                 self.db.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
 
+    def close(self) -> None:
+        self.commit()
+        self.db.close()
+
+    # -- transactions ------------------------------------------------------------------------
+    def _write(self, sql: str, params: tuple[Any, ...] = (), *, durable: bool) -> sqlite3.Cursor:
+        """Run a change; ``durable``: committed (with every change before it) when this returns."""
+        if not self._open:
+            self.db.execute("BEGIN")
+            self._open = True
+        cursor = self.db.execute(sql, params)
+        if durable:
+            self.commit()
+        elif self._commit_soon is None:
+            try:
+                self._commit_soon = asyncio.get_running_loop().call_soon(self._commit_later)
+            except RuntimeError:  # no event loop (tools, tests): nothing to batch with
+                self.commit()
+        return cursor
+
+    def commit(self) -> None:
+        if self._commit_soon is not None:
+            self._commit_soon.cancel()
+            self._commit_soon = None
+        if self._open:
+            self._open = False
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _commit_later(self) -> None:
+        self._commit_soon = None
+        try:
+            self.commit()
+        except sqlite3.Error as exc:  # lost: changes that acknowledged nothing; the next durable one tells
+            print(f"fal-notebook gateway: a deferred commit failed: {exc}", file=sys.stderr)
+
     # -- requests ----------------------------------------------------------------------------
     def save_body(self, request_id: str, body: bytes) -> None:
-        """Write a request's body durably (before its row: a crash leaves at most an unused file)."""
+        """Write a body larger than INLINE_BODY to its file, durably, before its request's row (a
+        crash leaves at most an unused file). Needs no database: run it off the event loop."""
         target = self.bodies / request_id
         partial = target.with_name(f".{request_id}.partial")
         with open(partial, "wb") as f:
@@ -113,9 +174,6 @@ class Store:
             os.fsync(f.fileno())
         os.replace(partial, target)
 
-    def body(self, request_id: str) -> bytes:
-        return (self.bodies / request_id).read_bytes()
-
     def add_request(
         self,
         request_id: str,
@@ -123,61 +181,78 @@ class Store:
         path: str,
         headers: dict[str, str],
         *,
+        body: bytes | None = None,
         priority: int = 0,
         start_deadline: float | None = None,
         webhook: str | None = None,
     ) -> None:
-        """Queue a request whose body ``save_body`` wrote."""
-        self.db.execute(
+        """Store a submitted request, with its ``body`` (at most INLINE_BODY bytes), or without one
+        when ``save_body`` wrote it; committed when this returns."""
+        cursor = self._write(
             "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline, webhook)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                request_id,
-                app,
-                path,
-                json.dumps(headers),
-                priority,
-                IN_QUEUE,
-                time.time(),
-                start_deadline,
-                webhook,
-            ),
+            (request_id, app, path, json.dumps(headers), priority, IN_QUEUE, time.time(), start_deadline, webhook),
+            durable=body is None,
         )
+        if body is not None:
+            self._write("INSERT INTO bodies (seq, body) VALUES (?, ?)", (cursor.lastrowid, body), durable=True)
 
     def get(self, request_id: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+        """The request's state (no bodies: ``body`` and ``result`` read those)."""
+        return self.db.execute(f"SELECT {_STATE} FROM requests WHERE id = ?", (request_id,)).fetchone()
 
+    def body(self, request_id: str) -> bytes | None:
+        """The body of a request not completed yet (None once it completed: its body went with it)."""
+        row = self.db.execute(
+            "SELECT body FROM bodies WHERE seq = (SELECT seq FROM requests WHERE id = ?)", (request_id,)
+        ).fetchone()
+        if row is not None:
+            return row[0]
+        try:
+            return (self.bodies / request_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def result(self, request_id: str) -> sqlite3.Row | None:
+        """A completed request's answer: ``result_status``, ``result_type``, ``error_type``, ``result_body``."""
+        return self.db.execute(
+            "SELECT result_status, result_type, error_type, result_body FROM requests WHERE id = ? AND status = ?",
+            (request_id, COMPLETED),
+        ).fetchone()
+
+    # (the statuses are spelled out in the queries below, as in the partial indexes they use)
     def queued(self, app: str) -> list[sqlite3.Row]:
         return self.db.execute(
-            "SELECT * FROM requests WHERE app = ? AND status = ? ORDER BY priority, seq", (app, IN_QUEUE)
+            f"SELECT {_STATE} FROM requests WHERE status = '{IN_QUEUE}' AND app = ? ORDER BY priority, seq", (app,)
         ).fetchall()
 
     def in_progress(self) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM requests WHERE status = ?", (IN_PROGRESS,)).fetchall()
+        return self.db.execute(f"SELECT {_STATE} FROM requests WHERE status = '{IN_PROGRESS}'").fetchall()
 
     def queue_length(self, app: str) -> int:
         (queued,) = self.db.execute(
-            "SELECT COUNT(*) FROM requests WHERE app = ? AND status = ?", (app, IN_QUEUE)
+            f"SELECT COUNT(*) FROM requests WHERE status = '{IN_QUEUE}' AND app = ?", (app,)
         ).fetchone()
         return queued
 
     def queue_position(self, row: sqlite3.Row) -> int:
+        """How many queued requests of the app go before this one."""
         (ahead,) = self.db.execute(
-            "SELECT COUNT(*) FROM requests WHERE app = ? AND status = ? AND (priority < ? OR "
-            "(priority = ? AND seq < ?))",
-            (row["app"], IN_QUEUE, row["priority"], row["priority"], row["seq"]),
+            f"SELECT COUNT(*) FROM requests WHERE status = '{IN_QUEUE}' AND app = ? AND (priority, seq) < (?, ?)",
+            (row["app"], row["priority"], row["seq"]),
         ).fetchone()
         return ahead
 
     def start(self, request_id: str, attempts: int, runner: str) -> None:
-        self.db.execute(
+        self._write(
             "UPDATE requests SET status = ?, attempts = ?, runner = ?, started = ? WHERE id = ?",
             (IN_PROGRESS, attempts, runner, time.time(), request_id),
+            durable=False,
         )
 
     def requeue(self, request_id: str) -> None:
         """Back in the queue (its attempts so far are kept)."""
-        self.db.execute("UPDATE requests SET status = ?, runner = NULL WHERE id = ?", (IN_QUEUE, request_id))
+        self._write("UPDATE requests SET status = ?, runner = NULL WHERE id = ?", (IN_QUEUE, request_id), durable=False)
 
     def cancel_requested(self, request_id: str) -> bool:
         row = self.get(request_id)
@@ -189,7 +264,7 @@ class Store:
         return self.queue_position(row) if row is not None and row["status"] == IN_QUEUE else 0
 
     def request_cancel(self, request_id: str) -> None:
-        self.db.execute("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,))
+        self._write("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,), durable=True)
 
     def complete(
         self,
@@ -202,65 +277,60 @@ class Store:
         error_type: str | None = None,
         inference_time: float | None = None,
     ) -> None:
-        self.db.execute(
+        """Record the request's answer (its body goes); committed when this returns."""
+        self._write(
+            "DELETE FROM bodies WHERE seq = (SELECT seq FROM requests WHERE id = ?)", (request_id,), durable=False
+        )
+        self._write(
             "UPDATE requests SET status = ?, completed = ?, result_status = ?, result_body = ?,"
             " result_type = ?, error = ?, error_type = ?, inference_time = ?, runner = NULL WHERE id = ?",
-            (
-                COMPLETED,
-                time.time(),
-                status_code,
-                body,
-                content_type,
-                error,
-                error_type,
-                inference_time,
-                request_id,
-            ),
+            (COMPLETED, time.time(), status_code, body, content_type, error, error_type, inference_time, request_id),
+            durable=True,
         )
         (self.bodies / request_id).unlink(missing_ok=True)
 
     def purge(self, older_than: float = RESULT_TTL) -> int:
         """Forget completed requests (and their logs) older than ``older_than`` seconds."""
         cutoff = time.time() - older_than
-        ids = [
-            r[0]
-            for r in self.db.execute(  # a webhook still to deliver keeps its request
-                "SELECT id FROM requests WHERE completed < ? AND (webhook IS NULL OR webhook_outcome IS NOT NULL)",
-                (cutoff,),
-            )
-        ]
-        if ids:
-            marks = ",".join("?" * len(ids))
-            self.db.execute(f"DELETE FROM logs WHERE request_id IN ({marks})", ids)
-            self.db.execute(f"DELETE FROM requests WHERE id IN ({marks})", ids)
-        waiting = {r[0] for r in self.db.execute("SELECT id FROM requests WHERE status != ?", (COMPLETED,))}
-        for file in self.bodies.iterdir():  # bodies of requests that completed, or were never queued
-            if file.name not in waiting and file.stat().st_mtime < time.time() - 60:
+        rows = self.db.execute(  # a webhook still to deliver keeps its request
+            "SELECT seq, id FROM requests WHERE completed < ? AND (webhook IS NULL OR webhook_outcome IS NOT NULL)",
+            (cutoff,),
+        ).fetchall()
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self._write(f"DELETE FROM logs WHERE request_id IN ({marks})", tuple(r["id"] for r in chunk), durable=False)
+            self._write(f"DELETE FROM bodies WHERE seq IN ({marks})", tuple(r["seq"] for r in chunk), durable=False)
+            self._write(f"DELETE FROM requests WHERE seq IN ({marks})", tuple(r["seq"] for r in chunk), durable=False)
+        self.commit()
+        waiting = {r[0] for r in self.db.execute(f"SELECT id FROM requests WHERE status != '{COMPLETED}'")}
+        for file in self.bodies.iterdir():  # body files of requests that completed, or were never queued
+            if file.name not in waiting and file.stat().st_mtime < time.time() - ORPHAN_BODY_AGE:
                 file.unlink(missing_ok=True)
-        return len(ids)
+        return len(rows)
 
     # -- webhooks ----------------------------------------------------------------------------
     def webhook_attempt(self, request_id: str, attempt: int) -> None:
-        """Attempt ``attempt`` of the request's webhook is about to be made (counted before it is)."""
-        self.db.execute("UPDATE requests SET webhook_attempts = ? WHERE id = ?", (attempt, request_id))
+        """Attempt ``attempt`` of the request's webhook is about to be made (counted, durably, before it is)."""
+        self._write("UPDATE requests SET webhook_attempts = ? WHERE id = ?", (attempt, request_id), durable=True)
 
     def webhook_ended(self, request_id: str, outcome: str) -> None:
         """The request's webhook was delivered or given up (``outcome`` says which, and why)."""
-        self.db.execute("UPDATE requests SET webhook_outcome = ? WHERE id = ?", (outcome, request_id))
+        self._write("UPDATE requests SET webhook_outcome = ? WHERE id = ?", (outcome, request_id), durable=True)
 
     def pending_webhooks(self) -> list[sqlite3.Row]:
         """Completed requests whose webhook has not ended (the gateway stopped before it did)."""
         return self.db.execute(
-            "SELECT * FROM requests WHERE status = ? AND webhook IS NOT NULL AND webhook_outcome IS NULL"
-            " ORDER BY completed",
-            (COMPLETED,),
+            f"SELECT {_STATE} FROM requests WHERE status = '{COMPLETED}' AND webhook IS NOT NULL"
+            " AND webhook_outcome IS NULL ORDER BY completed"
         ).fetchall()
 
     # -- logs --------------------------------------------------------------------------------
     def add_log(self, request_id: str, entry: dict[str, str]) -> None:
-        self.db.execute(
+        self._write(
             "INSERT INTO logs (request_id, timestamp, level, source, message) VALUES (?, ?, ?, ?, ?)",
             (request_id, entry["timestamp"], entry["level"], entry["source"], entry["message"]),
+            durable=False,
         )
 
     def logs(self, request_id: str) -> list[dict[str, str]]:
@@ -282,10 +352,37 @@ class Store:
 
     # -- apps --------------------------------------------------------------------------------
     def save_app(self, name: str, record: dict[str, Any]) -> None:
-        self.db.execute(
+        self._write(
             "INSERT INTO apps (name, record) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record",
             (name, json.dumps(record)),
+            durable=True,
         )
 
     def apps(self) -> dict[str, dict[str, Any]]:
         return {r["name"]: json.loads(r["record"]) for r in self.db.execute("SELECT * FROM apps ORDER BY name")}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database of an earlier gateway to this schema, keeping its requests and apps (bodies in
+    its rows move to the bodies table; body files stay where they are)."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    if version >= SCHEMA_VERSION or not columns:
+        return
+    # version 1: AUTOINCREMENT, one index over every request's status, maybe the body in the row
+    kept = ", ".join(c for c in _STATE.replace(" ", "").split(",") if c in columns)
+    bodies = "INSERT INTO bodies (seq, body) SELECT seq, body FROM requests_v1;" if "body" in columns else ""
+    db.executescript(
+        f"""
+        BEGIN;
+        ALTER TABLE requests RENAME TO requests_v1;
+        DROP INDEX IF EXISTS requests_queue;
+        DROP INDEX IF EXISTS requests_completed;
+        {_SCHEMA}
+        INSERT INTO requests ({kept}, result_body) SELECT {kept}, result_body FROM requests_v1;
+        {bodies}
+        DELETE FROM bodies WHERE seq IN (SELECT seq FROM requests WHERE status = '{COMPLETED}');
+        DROP TABLE requests_v1;
+        COMMIT;
+        """
+    )

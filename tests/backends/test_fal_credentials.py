@@ -12,7 +12,7 @@ from fal.auth import key_credentials
 
 from fal_notebook import credentials
 from fal_notebook.errors import ConfigError
-from fal_notebook.secrets import redact
+from fal_notebook.secrets import Redactor, redact
 
 pytestmark = pytest.mark.fal_sdk
 
@@ -189,3 +189,12 @@ def test_redact_covers_a_key_that_is_not_in_the_environment(fal_env):
     text = f"header Authorization: Key {FAKE_KEY}; secret {FAKE_KEY_SECRET}; id {FAKE_KEY_ID}"
     cleaned = redact(text)
     assert FAKE_KEY_SECRET not in cleaned and FAKE_KEY_ID not in cleaned
+
+
+def test_a_redactor_made_once_covers_the_key_and_the_apps_secrets(fal_env, monkeypatch):
+    write_config(fal_env / ".fal" / "config.toml", f'[__internal__]\nprofile = "p"\n\n[p]\nkey = "{FAKE_KEY}"\n')
+    monkeypatch.setenv("SERVICE_TOKEN", "token-value-123")
+    redactor = Redactor(["app-secret", ""])  # an app's secret values (an empty one replaces nothing)
+    line = f"key {FAKE_KEY}, token token-value-123, app-secret, and plain words"
+    assert redactor(line) == "key ***, token ***, ***, and plain words"
+    assert Redactor()("nothing secret") == "nothing secret"

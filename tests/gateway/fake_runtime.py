@@ -21,6 +21,7 @@ from fal_notebook.gateway.runners import Launch, OnOutput, Runner, RunnerStartEr
 from fal_notebook.gateway.states import RunnerState
 from fal_notebook.gateway.store import Store
 from fal_notebook.gateway.supervisor import Clock, Supervisor
+from fal_notebook.gateway.upstream import Response, UpstreamError
 
 
 class FakeClock(Clock):
@@ -106,6 +107,7 @@ class FakeHost:
     def __post_init__(self) -> None:
         self.store = Store(self.folder / "queue.sqlite3")
         self.http = httpx.AsyncClient(transport=httpx.MockTransport(self._handle))
+        self.upstream = FakeUpstream(self)
         self.tasks = Supervisor()
         self.clock = FakeClock()
 
@@ -154,8 +156,7 @@ class FakeHost:
     def submit(self, runtime: AppRuntime, request_id: str, *, deadline: float | None = None, body: Any = None) -> None:
         """Store a queued request and hand it to the runtime (as Gateway.submit does)."""
         payload = json.dumps(body if body is not None else {"id": request_id}).encode()
-        self.store.save_body(request_id, payload)
-        self.store.add_request(request_id, runtime.name, "/", {}, start_deadline=deadline)
+        self.store.add_request(request_id, runtime.name, "/", {}, body=payload, start_deadline=deadline)
         runtime.enqueue(request_id, deadline=deadline)
 
     def row(self, request_id: str) -> Any:
@@ -165,6 +166,23 @@ class FakeHost:
         await self.tasks.close()
         await self.http.aclose()
         self.store.close()
+
+
+class FakeUpstream:
+    """The proxy hop to runners (upstream.Upstream), answered by the host's ``respond``."""
+
+    def __init__(self, host: FakeHost):
+        self.host = host
+
+    async def send(self, method: str, url: str, *, content: bytes = b"", headers: Any = None) -> Response:
+        try:
+            answer = await self.host._handle(httpx.Request(method, url, content=content, headers=headers))
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{type(exc).__name__}: {exc}") from None
+        return Response.of(answer.status_code, list(answer.headers.items()), answer.content)
+
+    async def aclose(self) -> None:
+        pass
 
 
 async def settle(rounds: int = 30) -> None:

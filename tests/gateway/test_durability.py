@@ -3,6 +3,7 @@ deliver, through a SIGKILL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from test_webhooks import receiver  # noqa: F401  (the fixture)
 
 from fal_notebook import wire
 from fal_notebook.gateway import gateway_status, start_gateway
-from fal_notebook.gateway.store import Store
+from fal_notebook.gateway.store import INLINE_BODY, Store
 from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
 
 
@@ -75,7 +76,7 @@ def test_results_are_kept_an_hour_then_purged(tmp_path):
     store.add_log("r1", {"timestamp": "t", "level": "STDOUT", "source": "USER", "message": "hello"})
     store.complete("r1", 200, b'{"ok": true}', "application/json")
     assert store.purge() == 0
-    assert store.get("r1")["result_body"] == b'{"ok": true}'
+    assert store.result("r1")["result_body"] == b'{"ok": true}'
     store.db.execute("UPDATE requests SET completed = completed - 3601 WHERE id = 'r1'")
     assert store.purge() == 1
     assert store.get("r1") is None and store.logs("r1") == []
@@ -133,3 +134,86 @@ def test_pending_webhooks_are_the_completed_requests_whose_delivery_has_not_ende
     assert store.purge() == 1  # "plain"; a webhook still to deliver keeps its request
     store.webhook_ended("hooked", "delivered: attempt 4 answered 200")
     assert store.pending_webhooks() == [] and store.purge() == 1
+
+
+def committed(path: Path, request_id: str) -> sqlite3.Row | None:
+    """The request as another process sees it: only what was committed."""
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute("SELECT status FROM requests WHERE id = ?", (request_id,)).fetchone()
+    finally:
+        db.close()
+
+
+def test_submissions_and_results_are_committed_before_the_store_returns(tmp_path):
+    path = tmp_path / "queue.sqlite3"
+    store = Store(path)
+
+    async def scenario() -> list[str | None]:
+        seen = []
+        store.add_request("r1", "app", "/", {}, body=b'{"small": "body"}')
+        seen.append(committed(path, "r1")["status"])  # answered only after this: it survives a kill
+        store.start("r1", 1, "runner-1")  # acknowledges nothing: joins the next commit
+        await asyncio.sleep(0)
+        seen.append(committed(path, "r1")["status"])
+        store.start("r1", 2, "runner-1")
+        store.complete("r1", 200, b'{"ok": true}', "application/json")  # commits the start with it
+        seen.append(committed(path, "r1")["status"])
+        return seen
+
+    assert asyncio.run(scenario()) == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    assert store.get("r1")["attempts"] == 2
+    assert "body" not in store.get("r1").keys() and store.body("r1") is None  # it went with the completion
+    store.close()
+
+
+def test_a_body_is_written_once_in_the_database_or_beside_it_and_goes_when_its_request_completes(tmp_path):
+    store = Store(tmp_path / "queue.sqlite3")
+    large = b"x" * (INLINE_BODY + 1)
+    store.add_request("small", "app", "/", {}, body=b'{"text": "hi"}')
+    store.save_body("large", large)  # (off the event loop, in the gateway)
+    store.add_request("large", "app", "/", {})
+    assert store.body("small") == b'{"text": "hi"}' and store.body("large") == large
+    assert not (store.bodies / "small").exists() and (store.bodies / "large").read_bytes() == large
+    store.start("small", 1, "runner-1")
+    assert store.body("small") == b'{"text": "hi"}'  # a change of the row leaves the body be
+    for request_id in ("small", "large"):
+        store.complete(request_id, 200, b"{}", "application/json")
+        assert store.body(request_id) is None
+    assert list(store.bodies.iterdir()) == []
+    store.close()
+
+
+V1_SCHEMA = """
+CREATE TABLE requests (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, app TEXT NOT NULL,
+    path TEXT NOT NULL, body BLOB NOT NULL, headers TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, runner TEXT, created REAL NOT NULL, started REAL,
+    completed REAL, start_deadline REAL, cancel_requested INTEGER NOT NULL DEFAULT 0, result_status INTEGER,
+    result_body BLOB, result_type TEXT, error TEXT, error_type TEXT, inference_time REAL);
+CREATE INDEX requests_queue ON requests (app, status, priority, seq);
+CREATE INDEX requests_completed ON requests (completed);
+CREATE TABLE logs (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, timestamp TEXT NOT NULL,
+    level TEXT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE apps (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+INSERT INTO requests (id, app, path, body, headers, status, created) VALUES ('queued', 'app', '/', x'7b7d', '{}',
+    'IN_QUEUE', 1.0);
+INSERT INTO requests (id, app, path, body, headers, status, created, completed, result_status, result_body,
+    result_type) VALUES ('done', 'app', '/', x'5b5d', '{}', 'COMPLETED', 2.0, 3.0, 200, x'31', 'application/json');
+INSERT INTO apps VALUES ('app', '{"status": "ready"}');
+"""
+
+
+def test_a_database_of_the_previous_gateway_keeps_its_requests_and_apps(tmp_path):
+    path = tmp_path / "queue.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.close()
+    store = Store(path)
+    assert [row["id"] for row in store.queued("app")] == ["queued"]
+    assert store.body("queued") == b"{}" and store.body("done") is None
+    assert store.result("done")["result_body"] == b"1" and store.result("queued") is None
+    assert store.apps() == {"app": {"status": "ready"}}
+    store.add_request("new", "app", "/", {}, body=b"{}")
+    assert store.queue_position(store.get("new")) == 1
+    store.close()

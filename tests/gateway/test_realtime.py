@@ -30,7 +30,8 @@ def test_a_websocket_endpoint_through_the_gateway(gateway, live):
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=30)
     assert closed.value.rcvd.code == 4000 and closed.value.rcvd.reason == "bye"
-    assert "WebSocket /ws closed" in (gateway.home / "gateway" / "logs" / "live.log").read_text()
+    log = gateway.home / "gateway" / "logs" / "live.log"  # written once the gateway saw the close too
+    gateway.wait_for(lambda: "WebSocket /ws closed" in log.read_text(), what="the close in the app's log")
 
 
 def test_handshakes_the_gateway_refuses_are_http_errors(gateway, live):

@@ -6,19 +6,17 @@ widgets are displayed). fal-notebook's side is what the Playground does with an 
 parse the OpenAPI document (``parse_openapi``) and build the form (``ObjectControl``); AutoUi gets
 the model's JSON schema.
 
-    PYTHONPATH=. python benchmarks/bench_playground_form.py [--repeat 15]
-
-ipyautoui is not a dependency of fal-notebook: install it (and its dependencies) where this
-script can import it, e.g. ``pip install --target /tmp/bench-pkgs ipyautoui`` and prepend that folder
-to PYTHONPATH.
+ipyautoui is not a dependency of fal-notebook (its pins would move the project's): the suite
+installs it into a folder of its own (``pip install --target``) and imports it from there.
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
+import importlib
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Literal
 
 import fal
@@ -26,6 +24,8 @@ from pydantic import BaseModel, Field, create_model
 
 from fal_notebook.schema import parse_openapi
 from fal_notebook.widgets.fields import ObjectControl
+
+from .harness import Row, Sizes, interleaved, median
 
 
 class Point(BaseModel):
@@ -65,44 +65,54 @@ class BigApp(fal.App):
         raise NotImplementedError
 
 
-def median_seconds(build, repeat: int) -> float:
-    build()  # warm up: imports, pydantic caches
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        build()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+#: Where the suite installs ipyautoui and what it needs beyond the project's environment.
+PACKAGES = Path(__file__).resolve().parent.parent / ".ci" / "cache" / "bench-packages"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=15)
-    args = parser.parse_args()
+def import_autoui():
+    """ipyautoui's AutoUi, installed into PACKAGES first if needed; that folder comes last on the
+    path, so the project's own packages keep their versions."""
+    if str(PACKAGES) not in sys.path:
+        sys.path.append(str(PACKAGES))
     try:
         from ipyautoui import AutoUi
     except ImportError:
-        print("ipyautoui is not importable: see this script's docstring.", file=sys.stderr)
-        return 2
+        print(f"[benchmarks] installing ipyautoui into {PACKAGES} ...", file=sys.stderr, flush=True)
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(PACKAGES), "ipyautoui"]
+        subprocess.run(pip, check=True, stdout=subprocess.DEVNULL)
+        importlib.invalidate_caches()
+        from ipyautoui import AutoUi
+    return AutoUi
+
+
+def rows(sizes: Sizes) -> list[Row]:
+    AutoUi = import_autoui()
     document, schema = BigApp(_allow_init=True).openapi(), BigInput.model_json_schema()
 
-    def ours():
-        endpoint = parse_openapi(document).endpoint("/")
-        form = ObjectControl(endpoint.form, lambda *a: "")
+    def ours() -> list[float]:
+        started = time.perf_counter()
+        form = ObjectControl(parse_openapi(document).endpoint("/").form, lambda *a: "")
+        took = time.perf_counter() - started
         assert len(form.rows) == 50
+        return [took]
 
-    def theirs():
+    def theirs() -> list[float]:
+        started = time.perf_counter()
         ui = AutoUi(schema)
+        took = time.perf_counter() - started
         assert len(ui.value) >= 49
+        return [took]
 
-    fal_notebook_s = median_seconds(ours, args.repeat)
-    ipyautoui_s = median_seconds(theirs, args.repeat)
-    print(f"form build, 50 fields, median of {args.repeat}:")
-    print(f"  fal-notebook Playground form  {fal_notebook_s * 1000:8.1f} ms")
-    print(f"  ipyautoui AutoUi              {ipyautoui_s * 1000:8.1f} ms")
-    print(f"  ratio AutoUi / fal-notebook   {ipyautoui_s / fal_notebook_s:8.2f}x")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    ours(), theirs()  # warm up: imports, pydantic caches
+    got = interleaved({"ours": ours, "theirs": theirs}, sizes.form_repeat)
+    a, b = median(got["ours"]), median(got["theirs"])
+    return [
+        Row(
+            "Playground form of a 50-field schema vs ipyautoui's AutoUi on the same schema, in-kernel build",
+            f"{a * 1000:.1f} ms",
+            f"{b * 1000:.1f} ms",
+            a / b,
+            "≤ 0.5×",
+            a / b <= 0.5,
+        )
+    ]

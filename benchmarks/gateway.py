@@ -1,0 +1,177 @@
+"""The local gateway's request paths, each beside its baseline in the same run.
+
+One trivial fal.App with two runners (``max_concurrency=2``), in the kernel's environment:
+
+- sync calls through the gateway vs straight to a runner (one client, alternating blocks);
+- queue drain: N queued requests (submit, COMPLETED on the status stream, result) vs N sync calls
+  through the gateway, both from 2 clients on the same runners (alternating rounds);
+- queue round trip p50 (one client: submit, COMPLETED on the status stream, result) vs a sync call.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+from .harness import INPUT, WORDS, Row, Sizes, deploy, interleaved, median, p50_ms, private_gateway, tls, wait_runners
+
+CLIENTS = 2
+BLOCK = 25
+
+
+def sync_call(client: httpx.Client, url: str) -> None:
+    response = client.post(url, json=INPUT)
+    assert response.status_code == 200, response.text
+
+
+def queue_call(client: httpx.Client, queue_url: str) -> None:
+    """What ``fal_client.subscribe`` does: submit, follow the status stream, fetch the result."""
+    handle = client.post(queue_url, json=INPUT).json()
+    await_completed(client, handle["status_url"])
+    response = client.get(handle["response_url"])
+    assert response.status_code == 200 and response.json() == {"words": 5}, response.text
+
+
+def await_completed(client: httpx.Client, status_url: str) -> None:
+    with client.stream("GET", status_url + "/stream") as events:
+        for line in events.iter_lines():
+            if line.startswith("data:") and json.loads(line[5:])["status"] == "COMPLETED":
+                return
+    raise AssertionError(f"{status_url}: the stream ended before COMPLETED")
+
+
+def timed(call: Callable[[httpx.Client, str], None], url: str, count: int) -> Callable[[], list[float]]:
+    """``count`` calls one after the other; their latencies."""
+
+    def run() -> list[float]:
+        latencies = []
+        with httpx.Client(timeout=60, verify=tls()) as client:
+            for _ in range(count):
+                started = time.perf_counter()
+                call(client, url)
+                latencies.append(time.perf_counter() - started)
+        return latencies
+
+    return run
+
+
+def sync_throughput(url: str, count: int) -> Callable[[], list[float]]:
+    """``count`` sync calls from CLIENTS clients at once; [requests per second]."""
+
+    def run() -> list[float]:
+        def client_work(share: int) -> None:
+            with httpx.Client(timeout=60, verify=tls()) as client:
+                for _ in range(share):
+                    sync_call(client, url)
+
+        return [count / in_threads(client_work, count)]
+
+    return run
+
+
+def drain_throughput(queue_url: str, count: int) -> Callable[[], list[float]]:
+    """``count`` queued requests from CLIENTS clients at once (each submits its share, then follows
+    each request to its result); [requests per second]."""
+
+    def run() -> list[float]:
+        def client_work(share: int) -> None:
+            with httpx.Client(timeout=60, verify=tls()) as client:
+                handles = [client.post(queue_url, json=INPUT).json() for _ in range(share)]
+                for handle in handles:
+                    await_completed(client, handle["status_url"])
+                    response = client.get(handle["response_url"])
+                    assert response.status_code == 200, response.text
+
+        return [count / in_threads(client_work, count)]
+
+    return run
+
+
+def in_threads(work: Callable[[int], None], count: int) -> float:
+    """Seconds for CLIENTS threads to do ``count`` units of ``work`` between them."""
+    errors: list[BaseException] = []
+
+    def guarded(share: int) -> None:
+        try:
+            work(share)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    shares = [count // CLIENTS + (i < count % CLIENTS) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=guarded, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def rows(sizes: Sizes) -> list[Row]:
+    with private_gateway() as home:
+        deployment = deploy(home, WORDS, "words", max_concurrency=2, min_concurrency=2)
+        runner = f"http://127.0.0.1:{wait_runners('words', 2)[0]['port']}/"
+        url, queue_url = deployment.url, deployment.queue_url
+        for warm in (timed(sync_call, url, 20), timed(sync_call, runner, 20), timed(queue_call, queue_url, 20)):
+            warm()
+        return [overhead(url, runner, sizes), drain(url, queue_url, sizes), round_trip(url, queue_url, sizes)]
+
+
+def overhead(url: str, runner: str, sizes: Sizes) -> Row:
+    blocks = max(1, sizes.calls // BLOCK)
+    got = interleaved(
+        {
+            "via": timed(sync_call, url, sizes.calls // blocks),
+            "direct": timed(sync_call, runner, sizes.calls // blocks),
+        },
+        blocks,
+    )
+    rps_via, rps_direct = len(got["via"]) / sum(got["via"]), len(got["direct"]) / sum(got["direct"])
+    added = p50_ms(got["via"]) - p50_ms(got["direct"])
+    ratio = rps_via / rps_direct
+    return Row(
+        f"sync calls through the gateway vs straight to the runner ({len(got['via'])} each, 1 client)",
+        f"{rps_via:.0f} req/s, p50 {p50_ms(got['via']):.2f} ms",
+        f"{rps_direct:.0f} req/s, p50 {p50_ms(got['direct']):.2f} ms",
+        ratio,
+        "≥ 0.8×, p50 added ≤ 0.5 ms",
+        ratio >= 0.8 and added <= 0.5,
+        f"p50 added {added:+.2f} ms",
+    )
+
+
+def drain(url: str, queue_url: str, sizes: Sizes) -> Row:
+    got = interleaved(
+        {"queue": drain_throughput(queue_url, sizes.drain), "sync": sync_throughput(url, sizes.drain)}, sizes.rounds
+    )
+    queue, sync = median(got["queue"]), median(got["sync"])
+    return Row(
+        f"queue drain, {sizes.drain} queued requests vs {sizes.drain} sync calls, {CLIENTS} clients, 2 runners",
+        f"{queue:.0f} req/s",
+        f"{sync:.0f} req/s",
+        queue / sync,
+        "≥ 0.8×",
+        queue / sync >= 0.8,
+    )
+
+
+def round_trip(url: str, queue_url: str, sizes: Sizes) -> Row:
+    blocks = max(1, sizes.round_trips // BLOCK)
+    share = sizes.round_trips // blocks
+    got = interleaved({"queue": timed(queue_call, queue_url, share), "sync": timed(sync_call, url, share)}, blocks)
+    queue, sync = p50_ms(got["queue"]), p50_ms(got["sync"])
+    return Row(
+        "queue round trip (submit → COMPLETED on the status stream → result) vs a sync call, p50",
+        f"{queue:.2f} ms",
+        f"{sync:.2f} ms",
+        queue / sync,
+        "adds ≤ 2 ms",
+        queue - sync <= 2.0,
+        f"adds {queue - sync:+.2f} ms",
+    )

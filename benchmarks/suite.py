@@ -1,0 +1,58 @@
+"""Run the benchmarks and print one table: each figure beside its baseline, measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from . import deploy, docker_target, gateway, playground_form
+from .harness import Row, Sizes, load_average, machine
+
+BENCHMARKS: dict[str, Callable[[Sizes], list[Row]]] = {
+    "gateway": gateway.rows,
+    "first-response": deploy.first_response,
+    "scale-out": deploy.scale_out,
+    "docker": docker_target.rows,
+    "form": playground_form.rows,
+}
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| figure | measured | baseline, beside it | ratio | goal | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        mark = {True: "✓", False: "✗", None: ""}[row.met]
+        measured = row.subject + (f" ({row.extra})" if row.extra else "")
+        lines.append(f"| {row.name} | {measured} | {row.baseline} | {row.ratio:.2f}× | {row.goal} | {mark} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every benchmark still runs")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks")
+    args = parser.parse_args(argv)
+    sizes = Sizes.smoke() if args.smoke else Sizes()
+    started, load = time.monotonic(), load_average()
+    rows, failed = [], []
+    for name in args.only or BENCHMARKS:
+        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
+        try:
+            rows += BENCHMARKS[name](sizes)
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"Benchmarks of {when} on {machine()}; load average {load} at the start, {load_average()} at the end")
+    kind = "smoke sizes" if args.smoke else "full sizes"
+    print(f"({kind}, {time.monotonic() - started:.0f} s; medians of interleaved runs)\n")
+    print(table(rows))
+    if failed:
+        print(f"\nFailed: {', '.join(failed)} (tracebacks above)")
+    return 1 if failed else 0

@@ -160,8 +160,11 @@ class SessionView:
             state, error = ("closed" if e.error_type == "TIMEOUT" else "failed"), str(e)
         except RequestError as e:  # the handshake was refused
             state, error = "failed", f"Could not connect: {e}"
-        except ConnectionClosed as e:  # a websocket endpoint's connection broke
-            state, error = "failed", f"The connection to {self.endpoint.path} broke ({_closed(e)})."
+        except ConnectionClosed as e:  # a websocket endpoint's connection ended without a normal close
+            if _closed_by_the_app(e):
+                state, error = "closed", f"The app closed the connection to {self.endpoint.path} ({_closed(e)})."
+            else:
+                state, error = "failed", f"The connection to {self.endpoint.path} broke ({_closed(e)})."
         except Exception as e:  # shown in the widget: the worker has no one else to tell
             state, error = "failed", f"{type(e).__name__}: {e}"
         finally:
@@ -223,6 +226,12 @@ def _unusable(endpoint: Endpoint) -> str:
             "call it with fal_client.realtime(..., encode_message=..., decode_message=...)."
         )
     return ""
+
+
+def _closed_by_the_app(error: ConnectionClosed) -> bool:
+    """The app closed the connection on purpose, with a code of its own (3000-4999: frameworks' and
+    applications' codes), rather than because something broke (1002-1015, or no close frame)."""
+    return error.rcvd is not None and 3000 <= error.rcvd.code <= 4999
 
 
 def _closed(error: ConnectionClosed) -> str:

@@ -8,6 +8,8 @@ import ast
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosedError
+from websockets.frames import Close
 
 from fal_notebook.errors import FalNotebookError, InputError, RealtimeError, RequestError
 from fal_notebook.widgets import realtime
@@ -232,6 +234,21 @@ def test_a_websocket_endpoint_sends_text_and_shows_frames(client):
     pg.disconnect()
     until(lambda: pg.session.state == "closed", "the end of the session")
     assert pg.session.error == ""
+
+
+def test_a_broken_websocket_connection_is_a_failure(client):
+    """The app closing with a code of its own is a note (the live test); a server error is a failure."""
+
+    def broken(path, message):
+        raise ConnectionClosedError(Close(1011, "oops"), None)
+
+    client.respond = broken
+    pg = connected(Playground(client, endpoint="/chat"))
+    pg.set_values({"message": "hello"})
+    pg.send()
+    until(lambda: pg.session.state == "failed", "the failure")
+    assert pg.session.error == "The connection to /chat broke (code 1011: oops)."
+    assert "Failed · 1 sent · 0 received" in status(pg) and '<div class="fal-pg-error">' in pg.session._error.value
 
 
 def test_a_realtime_endpoint_with_its_own_encoding_cannot_be_connected(client):

@@ -81,7 +81,7 @@ class SessionView:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._connect = W.Button(description="Connect", icon="plug", button_style="primary")
+        self._connect = W.Button(description="Connect", icon="plug")
         self._send = W.Button(description="Send", icon="paper-plane")
         self._disconnect = W.Button(description="Disconnect", icon="times")
         self._connect.on_click(lambda _: self._clicked(self.connect))
@@ -203,10 +203,13 @@ class SessionView:
         self._status.value = f'<div class="fal-pg-status fal-pg-status-{css}">{html.escape(text)}</div>'
         css = "fal-pg-error" if self.state == "failed" or self._unusable else "fal-pg-help"
         self._error.value = f'<div class="{css}">{html.escape(self.error)}</div>' if self.error else ""
-        busy = self.state in ("connecting", "connected")
+        busy, connected = self.state in ("connecting", "connected"), self.state == "connected"
         self._connect.disabled = busy or bool(self._unusable)
-        self._send.disabled = self.state != "connected"
+        self._send.disabled = not connected
         self._disconnect.disabled = not busy
+        # the next step stands out: Connect until connected, then Send
+        self._connect.button_style = "" if busy else "primary"
+        self._send.button_style = "primary" if connected else ""
 
     def _clicked(self, action: Callable[[], None]) -> None:
         try:

@@ -67,6 +67,11 @@ def buttons(pg: Playground) -> dict[str, bool]:
     return {b.description: not b.disabled for b in pg._buttons.children}
 
 
+def primary(pg: Playground) -> list[str]:
+    """The buttons that stand out (the next step)."""
+    return [b.description for b in pg._buttons.children if b.button_style == "primary"]
+
+
 def status(pg: Playground) -> str:
     return pg.session._status.value
 
@@ -75,12 +80,14 @@ def test_a_realtime_endpoint_gets_connect_send_disconnect_instead_of_run(client)
     pg = Playground(client, endpoint="/realtime")
     assert pg.session.endpoint.protocol == "realtime"
     assert buttons(pg) == {"Connect": True, "Send": False, "Disconnect": False, "Reset": True}
+    assert primary(pg) == ["Connect"]
     assert pg._result_tab.children == (pg.session.panel,)
     assert "Not connected" in status(pg) and pg.session.error == ""
     assert list(pg.fields) == ["prompt", "steps"] and pg.fields["prompt"].value == "a cat"
 
     connected(pg)
     assert buttons(pg) == {"Connect": False, "Send": True, "Disconnect": True, "Reset": True}
+    assert primary(pg) == ["Send"]
     assert "Connected to /realtime · 0 sent · 0 received" in status(pg) and "fal-pg-status-running" in status(pg)
 
     pg.set_values({"prompt": "a dog"})
@@ -97,6 +104,7 @@ def test_a_realtime_endpoint_gets_connect_send_disconnect_instead_of_run(client)
     assert session.closed.is_set() and pg.session.error == ""
     assert "Disconnected · 1 sent · 1 received" in status(pg) and "fal-pg-error" not in html_of(pg.session.panel)
     assert buttons(pg) == {"Connect": True, "Send": False, "Disconnect": False, "Reset": True}
+    assert primary(pg) == ["Connect"]
     assert f'<img src="{PICTURE}"' in html_of(pg.session.panel)  # the outputs stay until the next Connect
 
 

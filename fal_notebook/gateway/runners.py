@@ -354,9 +354,11 @@ class Runner:
                 return
             # probe again when the runner writes a line (a server says when it listens), or in 0.1 s
             waits = [asyncio.ensure_future(self.exited.wait()), asyncio.ensure_future(self._spoke.wait())]
-            await asyncio.wait(waits, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
-            for wait in waits:
-                wait.cancel()
+            try:
+                await asyncio.wait(waits, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the start itself is cancelled
+                for wait in waits:
+                    wait.cancel()
 
     async def _answers(self, http: httpx.AsyncClient) -> bool:
         if self.launch.health_path or self.launch.http_probe:

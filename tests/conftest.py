@@ -13,9 +13,11 @@ from typing import NoReturn
 import docker
 import pytest
 
+from fal_notebook.backends.base import Deployment
 from fal_notebook.gateway import start_gateway, stop_gateway
 
 from .gateway_helpers import TEST_MAX_BODY, LocalGateway, free_port
+from .realtime_apps import LIVE
 
 FAL_ENV = (
     "FAL_KEY",
@@ -51,6 +53,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
             yield LocalGateway(home=home, port=port, tls_port=tls_port, apps_dir=tmp_path_factory.mktemp("apps"))
         finally:
             stop_gateway()
+
+
+@pytest.fixture(scope="module")
+def live(gateway: LocalGateway) -> Deployment:
+    """The LIVE app (tests/realtime_apps.py: a realtime and a websocket endpoint) on the module's gateway, private."""
+    return gateway.deploy(LIVE, "live")
 
 
 def in_ci() -> bool:

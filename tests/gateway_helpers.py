@@ -55,6 +55,11 @@ class LocalGateway:
         project = self.capture(source, name, **options)
         return LocalBackend(env=env).deploy(project, progress=self.progress.append)
 
+    def app_log(self, name: str) -> str:
+        """The app's log as the gateway writes it (runner output, websockets opened and closed)."""
+        log = self.home / "gateway" / "logs" / f"{name}.log"
+        return log.read_text() if log.exists() else ""
+
     def info(self, name: str) -> dict[str, Any]:
         with self.http() as client:
             return client.get(f"/_fal_notebook/apps/{name}").json()

@@ -81,7 +81,7 @@ class SessionView:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._connect = W.Button(description="Connect", icon="plug", button_style="primary")
+        self._connect = W.Button(description="Connect", icon="plug")
         self._send = W.Button(description="Send", icon="paper-plane")
         self._disconnect = W.Button(description="Disconnect", icon="times")
         self._connect.on_click(lambda _: self._clicked(self.connect))
@@ -160,8 +160,11 @@ class SessionView:
             state, error = ("closed" if e.error_type == "TIMEOUT" else "failed"), str(e)
         except RequestError as e:  # the handshake was refused
             state, error = "failed", f"Could not connect: {e}"
-        except ConnectionClosed as e:  # a websocket endpoint's connection broke
-            state, error = "failed", f"The connection to {self.endpoint.path} broke ({_closed(e)})."
+        except ConnectionClosed as e:  # a websocket endpoint's connection ended without a normal close
+            if _closed_by_the_app(e):
+                state, error = "closed", f"The app closed the connection to {self.endpoint.path} ({_closed(e)})."
+            else:
+                state, error = "failed", f"The connection to {self.endpoint.path} broke ({_closed(e)})."
         except Exception as e:  # shown in the widget: the worker has no one else to tell
             state, error = "failed", f"{type(e).__name__}: {e}"
         finally:
@@ -200,10 +203,13 @@ class SessionView:
         self._status.value = f'<div class="fal-pg-status fal-pg-status-{css}">{html.escape(text)}</div>'
         css = "fal-pg-error" if self.state == "failed" or self._unusable else "fal-pg-help"
         self._error.value = f'<div class="{css}">{html.escape(self.error)}</div>' if self.error else ""
-        busy = self.state in ("connecting", "connected")
+        busy, connected = self.state in ("connecting", "connected"), self.state == "connected"
         self._connect.disabled = busy or bool(self._unusable)
-        self._send.disabled = self.state != "connected"
+        self._send.disabled = not connected
         self._disconnect.disabled = not busy
+        # the next step stands out: Connect until connected, then Send
+        self._connect.button_style = "" if busy else "primary"
+        self._send.button_style = "primary" if connected else ""
 
     def _clicked(self, action: Callable[[], None]) -> None:
         try:
@@ -223,6 +229,12 @@ def _unusable(endpoint: Endpoint) -> str:
             "call it with fal_client.realtime(..., encode_message=..., decode_message=...)."
         )
     return ""
+
+
+def _closed_by_the_app(error: ConnectionClosed) -> bool:
+    """The app closed the connection on purpose, with a code of its own (3000-4999: frameworks' and
+    applications' codes), rather than because something broke (1002-1015, or no close frame)."""
+    return error.rcvd is not None and 3000 <= error.rcvd.code <= 4999
 
 
 def _closed(error: ConnectionClosed) -> str:

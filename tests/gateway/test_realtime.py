@@ -1,19 +1,14 @@
 """Realtime and websocket endpoints of a fal.App through the gateway, with our own websocket client and
 with the official fal_client over the gateway's HTTPS listener (``use_jwt=False``: fal_client fetches
-its tokens from fal's REST host, which it does not let be redirected)."""
+its tokens from fal's REST host, which it does not let be redirected). The ``live`` fixture (tests/conftest.py)
+deploys the LIVE app (tests/realtime_apps.py)."""
 
 from __future__ import annotations
 
 import pytest
-from gateway_apps import LIVE
 from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module's fal_env fixture)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
-
-
-@pytest.fixture(scope="module")
-def live(gateway):
-    return gateway.deploy(LIVE, "live")  # private
 
 
 def ws_url(gateway, path: str) -> str:
@@ -30,8 +25,8 @@ def test_a_websocket_endpoint_through_the_gateway(gateway, live):
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=30)
     assert closed.value.rcvd.code == 4000 and closed.value.rcvd.reason == "bye"
-    log = gateway.home / "gateway" / "logs" / "live.log"  # written once the gateway saw the close too
-    gateway.wait_for(lambda: "WebSocket /ws closed" in log.read_text(), what="the close in the app's log")
+    # written once the gateway saw the close too
+    gateway.wait_for(lambda: "WebSocket /ws closed" in gateway.app_log("live"), what="the close in the app's log")
 
 
 def test_handshakes_the_gateway_refuses_are_http_errors(gateway, live):

@@ -211,14 +211,13 @@ def test_history_is_kept_per_app_and_reloads_into_the_form(text_app):
 def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget(gateway, live_badges):
     """A real fal.App's ``@fal.realtime`` endpoints through the gateway: connect, send messages from the
     form, images rendered as they arrive, the app's error shown, the connection closed with the widget."""
-    log = gateway.home / "gateway" / "logs" / "live-badges.log"
 
     def connect(pg: Playground) -> None:
         pg.connect()
         wait_until(lambda: pg.session.state == "connected", "the connection", TIMEOUT)
 
     def sockets(event: str) -> int:
-        return log.read_text().count(f"WebSocket {event}")
+        return gateway.app_log("live-badges").count(f"WebSocket {event}")
 
     pg = Playground(live_badges, endpoint="/realtime")
     assert {e.path: e.protocol for e in pg.schema.endpoints} == {

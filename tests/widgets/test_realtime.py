@@ -8,6 +8,8 @@ import ast
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosedError
+from websockets.frames import Close
 
 from fal_notebook.errors import FalNotebookError, InputError, RealtimeError, RequestError
 from fal_notebook.widgets import realtime
@@ -65,6 +67,11 @@ def buttons(pg: Playground) -> dict[str, bool]:
     return {b.description: not b.disabled for b in pg._buttons.children}
 
 
+def primary(pg: Playground) -> list[str]:
+    """The buttons that stand out (the next step)."""
+    return [b.description for b in pg._buttons.children if b.button_style == "primary"]
+
+
 def status(pg: Playground) -> str:
     return pg.session._status.value
 
@@ -73,12 +80,14 @@ def test_a_realtime_endpoint_gets_connect_send_disconnect_instead_of_run(client)
     pg = Playground(client, endpoint="/realtime")
     assert pg.session.endpoint.protocol == "realtime"
     assert buttons(pg) == {"Connect": True, "Send": False, "Disconnect": False, "Reset": True}
+    assert primary(pg) == ["Connect"]
     assert pg._result_tab.children == (pg.session.panel,)
     assert "Not connected" in status(pg) and pg.session.error == ""
     assert list(pg.fields) == ["prompt", "steps"] and pg.fields["prompt"].value == "a cat"
 
     connected(pg)
     assert buttons(pg) == {"Connect": False, "Send": True, "Disconnect": True, "Reset": True}
+    assert primary(pg) == ["Send"]
     assert "Connected to /realtime · 0 sent · 0 received" in status(pg) and "fal-pg-status-running" in status(pg)
 
     pg.set_values({"prompt": "a dog"})
@@ -95,6 +104,7 @@ def test_a_realtime_endpoint_gets_connect_send_disconnect_instead_of_run(client)
     assert session.closed.is_set() and pg.session.error == ""
     assert "Disconnected · 1 sent · 1 received" in status(pg) and "fal-pg-error" not in html_of(pg.session.panel)
     assert buttons(pg) == {"Connect": True, "Send": False, "Disconnect": False, "Reset": True}
+    assert primary(pg) == ["Connect"]
     assert f'<img src="{PICTURE}"' in html_of(pg.session.panel)  # the outputs stay until the next Connect
 
 
@@ -232,6 +242,21 @@ def test_a_websocket_endpoint_sends_text_and_shows_frames(client):
     pg.disconnect()
     until(lambda: pg.session.state == "closed", "the end of the session")
     assert pg.session.error == ""
+
+
+def test_a_broken_websocket_connection_is_a_failure(client):
+    """The app closing with a code of its own is a note (the live test); a server error is a failure."""
+
+    def broken(path, message):
+        raise ConnectionClosedError(Close(1011, "oops"), None)
+
+    client.respond = broken
+    pg = connected(Playground(client, endpoint="/chat"))
+    pg.set_values({"message": "hello"})
+    pg.send()
+    until(lambda: pg.session.state == "failed", "the failure")
+    assert pg.session.error == "The connection to /chat broke (code 1011: oops)."
+    assert "Failed · 1 sent · 0 received" in status(pg) and '<div class="fal-pg-error">' in pg.session._error.value
 
 
 def test_a_realtime_endpoint_with_its_own_encoding_cannot_be_connected(client):

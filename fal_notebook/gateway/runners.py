@@ -37,6 +37,8 @@ RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
 DRAIN_LIMIT = 0.02
 #: Longest output line passed on whole (a longer one comes in pieces).
 MAX_LINE = 1 << 20
+#: A starting runner that writes nothing is probed again after this many seconds.
+PROBE_INTERVAL = 0.05
 TAIL_LINES = 200
 SHOWN_LINES = 40
 EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
@@ -352,10 +354,10 @@ class Runner:
             self._spoke.clear()
             if await self._answers(http):
                 return
-            # probe again when the runner writes a line (a server says when it listens), or in 0.1 s
+            # probe again when the runner writes a line (a server says when it listens), or after PROBE_INTERVAL
             waits = [asyncio.ensure_future(self.exited.wait()), asyncio.ensure_future(self._spoke.wait())]
             try:
-                await asyncio.wait(waits, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=PROBE_INTERVAL, return_when=asyncio.FIRST_COMPLETED)
             finally:  # also when the start itself is cancelled
                 for wait in waits:
                     wait.cancel()

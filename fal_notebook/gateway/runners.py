@@ -1,7 +1,7 @@
 """Runner processes: one OS process per runner, on ports of its own, with its output captured.
 
 App mode runs the real fal SDK (``fal run --local``); server mode runs the server's own command;
-a docker deployment runs ``docker run`` in attached mode (containers.py). Runners live in their own
+a docker deployment runs its container detached and follows it (containers.py). Runners live in their own
 process group and (on Linux) die with the gateway, so a killed gateway leaves no runner behind
 holding a port; what a runner leaves outside its process (a container) its launch's ``cleanup``
 command removes.

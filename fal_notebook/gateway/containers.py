@@ -74,6 +74,7 @@ def launch(
         "-S",  # no site-packages either: a faster start
         RUNNER_PROGRAM,
         "{instance}",
+        "{start_fd}",
         docker_cli,
         "run",
         "--detach",
@@ -106,6 +107,7 @@ def launch(
         cleanup=[docker_cli, "rm", "--force", "{instance}"],
         http_probe=True,
         image=image,
+        start_notice=True,
     )
 
 

@@ -73,7 +73,8 @@ def test_runner_command_publishes_the_app_port_and_passes_secrets_by_name(projec
         project, "fal-notebook/tagged:abc", {"API_TOKEN": "v4lue"}, state_id="s1", startup_timeout=60, gpus=2
     )
     argv = docker_launch.argv
-    assert argv[argv.index("{instance}") + 1 :][1:3] == ["run", "--detach"] and argv[-1] == "fal-notebook/tagged:abc"
+    assert argv[argv.index("{start_fd}") + 2 : argv.index("{start_fd}") + 4] == ["run", "--detach"]
+    assert argv[-1] == "fal-notebook/tagged:abc" and docker_launch.start_notice
     assert "--rm" not in argv  # the runner program reads the exit code, then removes the container
     assert "127.0.0.1:{port}:8000" in argv and "PORT=8000" in argv
     assert argv[argv.index("--gpus") + 1] == "2"
@@ -111,14 +112,46 @@ def test_runner_cleanup_runs_once_with_the_runner_instance_name(tmp_path: Path):
     assert (tmp_path / f"{runner.instance}.cleaned").read_text() == "x"
 
 
+NOTICE_SERVER = """\
+import http.server, os, sys, threading, time
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+time.sleep(0.3)
+print("start notice closed", flush=True)
+os.close(int(sys.argv[2]))
+time.sleep(60)
+"""
+
+
+def test_a_runner_with_a_start_notice_is_probed_only_once_it_closed_it(tmp_path: Path):
+    output: list[str] = []
+    argv = [sys.executable, "-c", NOTICE_SERVER, "{port}", "{start_fd}"]
+    launch = Launch(argv, tmp_path, {}, http_probe=True, start_notice=True)
+    runner = Runner("app-r1-1", 1, launch, lambda _, name, line: output.append(line))
+
+    async def run() -> None:
+        tasks = Supervisor()
+        async with httpx.AsyncClient() as http:
+            try:
+                await runner.start(http, state_id="0123456789abcdef", tasks=tasks)
+            finally:
+                await runner.stop(grace=5)
+        await tasks.close()
+        assert tasks.failures == 0
+
+    asyncio.run(run())
+    probes = [i for i, line in enumerate(output) if '"GET / HTTP/1.1"' in line]  # the server logs each request
+    assert probes and output.index("start notice closed") < probes[0]
+
+
 def container_launch(tmp_path: Path, label: str, script: str, *, port: int | None = None) -> Launch:
     """A runner of the base image running ``python -c script`` (serving HTTP on port 8000, to be ready),
     as containers.launch runs an app."""
     image = f"python:{kernel_python_version()}-slim"
     run = ["docker", "run", "--detach", "--init", "--pull", "never", "--name", "{instance}", "--label", label]
     run += ["--publish", "127.0.0.1:{port}:8000", image, "python", "-u", "-c", script]
-    argv = [sys.executable, "-I", "-S", RUNNER_PROGRAM, "{instance}", *run]
-    return Launch(argv, tmp_path, {}, fixed_port=port, http_probe=True)
+    argv = [sys.executable, "-I", "-S", RUNNER_PROGRAM, "{instance}", "{start_fd}", *run]
+    return Launch(argv, tmp_path, {}, fixed_port=port, http_probe=True, start_notice=True)
 
 
 def run_runner(launch: Launch, *, stop: bool) -> tuple[Runner, list[tuple[str, str]], str]:

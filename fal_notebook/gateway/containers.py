@@ -1,15 +1,18 @@
-"""Docker runners: a runner is the ``docker run`` client of the app's image, in attached mode.
+"""Docker runners: a runner is a small program (docker_runner.py) that runs the app's image detached
+and follows it.
 
-Its output is the container's, it exits when the container does, and its SIGTERM reaches the app
-(``--init`` forwards it, so even a Python PID 1 stops at once). A killed client leaves its
-container running, so each container is named after its runner and removed when the runner ends
-(the launch's ``cleanup``), and labelled with the gateway's state, so that a gateway starting after
-a crash removes what the previous one left.
+Its output is the container's, it exits when the container does and with its exit code, and its
+SIGTERM stops the container (``--init`` forwards the stop to the app, so even a Python PID 1 stops at
+once). A killed runner leaves its container running, so each container is named after its runner and
+removed when the runner ends (the launch's ``cleanup``), and labelled with the gateway's state, so
+that a gateway starting after a crash removes what the previous one left.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
+from pathlib import Path
 
 import docker
 import requests
@@ -20,6 +23,8 @@ from .runners import Launch, runner_environment
 
 STATE_LABEL = "org.fal-notebook.state"
 APP_LABEL = "org.fal-notebook.app"
+#: The runner program: ``docker run --detach``, its output, its exit code (standard library only).
+RUNNER_PROGRAM = str(Path(__file__).with_name("docker_runner.py"))
 ENGINE_HINT = (
     "Start the Docker engine (Docker Desktop, `systemctl start docker` or `dockerd`; on a fal-notebook "
     "development machine `.ci/provision` starts it), and check DOCKER_HOST."
@@ -59,14 +64,20 @@ def launch(
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise DeployError(
-            "The `docker` command is not on the gateway's PATH (docker runners are `docker run` processes). "
+            "The `docker` command is not on the gateway's PATH (docker runners run `docker run`). "
             "Install Docker's command-line client, then deploy again."
         )
     config = project.config
     argv = [
+        sys.executable,
+        "-I",  # no user site, no PYTHON* variables, no current folder on its path
+        "-S",  # no site-packages either: a faster start
+        RUNNER_PROGRAM,
+        "{instance}",
+        "{start_fd}",
         docker_cli,
         "run",
-        "--rm",
+        "--detach",
         "--init",
         "--pull",
         "never",
@@ -96,6 +107,7 @@ def launch(
         cleanup=[docker_cli, "rm", "--force", "{instance}"],
         http_probe=True,
         image=image,
+        start_notice=True,
     )
 
 

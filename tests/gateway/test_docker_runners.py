@@ -1,19 +1,23 @@
-"""The docker target without an engine: base images, what the image copies, the content tag, the
-``docker run`` command; and the runners' cleanup command (run once the runner process ended)."""
+"""The docker target: base images, what the image copies, the content tag, the ``docker run``
+command; the runners' cleanup command (run once the runner process ended); and, with an engine, the
+runner program (docker_runner.py): the container's output, exit code, graceful stop and errors."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 import fal_notebook
-from fal_notebook.gateway.containers import launch
+from fal_notebook.config import kernel_python_version
+from fal_notebook.gateway.containers import RUNNER_PROGRAM, STATE_LABEL, launch
 from fal_notebook.gateway.images import base_images, copied_sources, image_files, image_tag, repository
-from fal_notebook.gateway.runners import Launch, Runner
+from fal_notebook.gateway.runners import Launch, Runner, RunnerStartError
 from fal_notebook.gateway.supervisor import Supervisor
 
 SERVER_CELL = "from fastapi import FastAPI\n\napp = FastAPI()\n"
@@ -69,7 +73,9 @@ def test_runner_command_publishes_the_app_port_and_passes_secrets_by_name(projec
         project, "fal-notebook/tagged:abc", {"API_TOKEN": "v4lue"}, state_id="s1", startup_timeout=60, gpus=2
     )
     argv = docker_launch.argv
-    assert argv[1:3] == ["run", "--rm"] and argv[-1] == "fal-notebook/tagged:abc"
+    assert argv[argv.index("{start_fd}") + 2 : argv.index("{start_fd}") + 4] == ["run", "--detach"]
+    assert argv[-1] == "fal-notebook/tagged:abc" and docker_launch.start_notice
+    assert "--rm" not in argv  # the runner program reads the exit code, then removes the container
     assert "127.0.0.1:{port}:8000" in argv and "PORT=8000" in argv
     assert argv[argv.index("--gpus") + 1] == "2"
     assert argv[argv.index("API_TOKEN") - 1] == "--env" and "v4lue" not in " ".join(argv)
@@ -104,3 +110,107 @@ def test_runner_cleanup_runs_once_with_the_runner_instance_name(tmp_path: Path):
     asyncio.run(run())
     assert runner.instance == "fal-notebook-app-r1-1-01234567"
     assert (tmp_path / f"{runner.instance}.cleaned").read_text() == "x"
+
+
+NOTICE_SERVER = """\
+import http.server, os, sys, threading, time
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+time.sleep(0.3)
+print("start notice closed", flush=True)
+os.close(int(sys.argv[2]))
+time.sleep(60)
+"""
+
+
+def test_a_runner_with_a_start_notice_is_probed_only_once_it_closed_it(tmp_path: Path):
+    output: list[str] = []
+    argv = [sys.executable, "-c", NOTICE_SERVER, "{port}", "{start_fd}"]
+    launch = Launch(argv, tmp_path, {}, http_probe=True, start_notice=True)
+    runner = Runner("app-r1-1", 1, launch, lambda _, name, line: output.append(line))
+
+    async def run() -> None:
+        tasks = Supervisor()
+        async with httpx.AsyncClient() as http:
+            try:
+                await runner.start(http, state_id="0123456789abcdef", tasks=tasks)
+            finally:
+                await runner.stop(grace=5)
+        await tasks.close()
+        assert tasks.failures == 0
+
+    asyncio.run(run())
+    probes = [i for i, line in enumerate(output) if '"GET / HTTP/1.1"' in line]  # the server logs each request
+    assert probes and output.index("start notice closed") < probes[0]
+
+
+def container_launch(tmp_path: Path, label: str, script: str, *, port: int | None = None) -> Launch:
+    """A runner of the base image running ``python -c script`` (serving HTTP on port 8000, to be ready),
+    as containers.launch runs an app."""
+    image = f"python:{kernel_python_version()}-slim"
+    run = ["docker", "run", "--detach", "--init", "--pull", "never", "--name", "{instance}", "--label", label]
+    run += ["--publish", "127.0.0.1:{port}:8000", image, "python", "-u", "-c", script]
+    argv = [sys.executable, "-I", "-S", RUNNER_PROGRAM, "{instance}", "{start_fd}", *run]
+    return Launch(argv, tmp_path, {}, fixed_port=port, http_probe=True, start_notice=True)
+
+
+def run_runner(launch: Launch, *, stop: bool) -> tuple[Runner, list[tuple[str, str]], str]:
+    """Start a runner of ``launch`` (then stop it, if ``stop``): the runner, its output, its start error."""
+    output: list[tuple[str, str]] = []
+    runner = Runner(f"t{uuid.uuid4().hex[:8]}", 1, launch, lambda _, name, line: output.append((name, line)))
+    error = ""
+
+    async def run() -> None:
+        nonlocal error
+        tasks = Supervisor()
+        async with httpx.AsyncClient() as http:
+            try:
+                await runner.start(http, state_id=uuid.uuid4().hex, tasks=tasks)
+                if stop:
+                    await runner.stop(grace=10)
+            except RunnerStartError as exc:
+                error = str(exc)
+            finally:
+                await runner.stop(grace=10)
+        await tasks.close()
+        assert tasks.failures == 0
+
+    asyncio.run(run())
+    return runner, output, error
+
+
+@pytest.mark.docker
+def test_runner_program_passes_on_the_containers_streams_and_exit_code(docker_client, tmp_path):
+    label = f"{STATE_LABEL}=test-{uuid.uuid4().hex}"
+    script = "import sys; print('to stdout'); print('to stderr', file=sys.stderr); sys.exit(3)"
+    runner, output, error = run_runner(container_launch(tmp_path, label, script), stop=False)
+    assert runner.returncode == 3
+    assert "exited with code 3 before it was ready" in error and "to stderr" in error
+    assert ("stdout", "to stdout") in output and ("stderr", "to stderr") in output
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
+
+
+@pytest.mark.docker
+def test_runner_program_stops_its_container_gracefully(docker_client, tmp_path):
+    label = f"{STATE_LABEL}=test-{uuid.uuid4().hex}"
+    script = (
+        "import http.server, signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(print('stopping gracefully')))\n"
+        "http.server.HTTPServer(('', 8000), http.server.SimpleHTTPRequestHandler).serve_forever()"
+    )
+    runner, output, error = run_runner(container_launch(tmp_path, label, script), stop=True)
+    assert error == ""
+    assert ("stdout", "stopping gracefully") in output and runner.returncode == 0
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
+
+
+@pytest.mark.docker
+def test_runner_program_reports_a_taken_port_as_a_port_conflict(docker_client, tmp_path):
+    label = f"{STATE_LABEL}=test-{uuid.uuid4().hex}"
+    with socket.socket() as taken:  # bound, not listening: the probe is refused, docker cannot bind
+        taken.bind(("127.0.0.1", 0))
+        launch = container_launch(tmp_path, label, "pass", port=taken.getsockname()[1])
+        runner, _, error = run_runner(launch, stop=False)
+    assert runner.returncode == 125 and "before it was ready" in error
+    assert "address already in use" in error or "port is already allocated" in error
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []

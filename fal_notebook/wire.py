@@ -26,6 +26,13 @@ RUN_HOST_VARIABLE = "FAL_RUN_HOST"
 QUEUE_HOST_PREFIX = "queue."
 QUEUE_HOST_VARIABLE = "FAL_QUEUE_RUN_HOST"
 
+#: fal's storage hosts, fixed in fal_client (``client.py``: ``REST_URL``, ``CDN_URL``); fal's SDK reads
+#: its REST host from ``FAL_REST_HOST`` (``flags.py``). The gateway's store answers for both.
+STORAGE_REST_HOST = "rest.fal.ai"
+STORAGE_CDN_HOST = "v3.fal.media"
+STORAGE_HOSTS = (STORAGE_REST_HOST, STORAGE_CDN_HOST)
+REST_HOST_VARIABLE = "FAL_REST_HOST"
+
 #: The local gateway: one per user on the loopback interface, port from ``FAL_NOTEBOOK_GATEWAY_PORT``.
 GATEWAY_HOST = "127.0.0.1"
 DEFAULT_GATEWAY_PORT = 8765

@@ -32,6 +32,10 @@ class Limits:
     body_timeout: float = 30.0
     #: Seconds an idle keep-alive connection stays open.
     keep_alive: float = 5.0
+    #: Bytes the file store (filestore.py) keeps at most: files returned by runners and uploaded by clients.
+    store_max: int = 20 * 1024 * MiB
+    #: Seconds a stored file is kept unless its uploader asked for less or more (fal's lifecycle preference).
+    store_ttl: float = 7 * 24 * 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:

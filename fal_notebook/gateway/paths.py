@@ -74,6 +74,18 @@ def envs_dir() -> Path:
     return folder
 
 
+def files_dir() -> Path:
+    """The file store's folder (filestore.py)."""
+    folder = gateway_dir() / "files"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    return folder
+
+
+def store_socket_path() -> Path:
+    """The file store's socket: Docker runners mount it, the storage proxy relays to it."""
+    return gateway_dir() / "store.sock"
+
+
 def snapshots_dir(name: str) -> Path:
     folder = gateway_dir() / "apps" / name
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)

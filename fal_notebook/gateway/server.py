@@ -11,10 +11,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import admin, routes
+from .. import wire
+from . import admin, routes, uploads
 from .core import Gateway
 from .door import BodyBudget, Door
+from .filestore import FileStore
 from .limits import Limits
+from .paths import files_dir
 from .web import error
 
 
@@ -47,8 +50,9 @@ def build_app(
             on_stop()
 
     bodies = BodyBudget(limits.max_bodies)
+    files = FileStore(files_dir(), max_bytes=limits.store_max, ttl=limits.store_ttl)
     app = Starlette(
-        routes=[*admin.ROUTES, *routes.ROUTES],
+        routes=[*admin.ROUTES, *uploads.ROUTES, *routes.ROUTES],
         middleware=[Middleware(Door, budget=bodies)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
@@ -56,4 +60,10 @@ def build_app(
     app.state.key, app.state.state_id, app.state.home, app.state.port = key, state_id, home, port
     app.state.tls_port = tls_port
     app.state.limits, app.state.bodies = limits, bodies
+    app.state.files, app.state.files_origin = files, wire.gateway_origin(port)
+    # The store alone, for the store's socket (Docker runners, the storage proxy): no Host check there,
+    # as requests through the proxy name fal's storage hosts.
+    app.state.store_app = store = Starlette(routes=uploads.ROUTES, exception_handlers={HTTPException: _http_error})
+    store.state.key, store.state.limits, store.state.files = key, limits, files
+    store.state.files_origin = app.state.files_origin
     return app

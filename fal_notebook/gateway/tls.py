@@ -1,6 +1,14 @@
-"""The gateway's HTTPS identity: a self-signed certificate for 127.0.0.1 kept in the state directory
-(``<FAL_NOTEBOOK_HOME>/gateway/tls/``), and a CA bundle that trusts it besides the authorities the
-caller already trusts, for ``SSL_CERT_FILE`` (fal_client speaks only https)."""
+"""The gateway's HTTPS identity, kept in the state directory (``<FAL_NOTEBOOK_HOME>/gateway/tls/``): a
+certificate authority of its own and the certificate it signs for the gateway, and a CA bundle that
+trusts that authority besides the ones the caller trusts already, for ``SSL_CERT_FILE`` (fal_client and
+fal's SDK speak only https).
+
+The authority is name-constrained (RFC 5280 name constraints, critical): it can vouch for loopback
+(``127.0.0.1``, ``::1``, ``localhost``) and fal's two storage hosts (``rest.fal.ai``, ``v3.fal.media``,
+which the gateway's storage proxy answers for) and for no other name, so a process that trusts it
+(only the processes given ``SSL_CERT_FILE``: never the system) trusts nothing else it could sign. Its
+key and the certificate's are readable by the user alone.
+"""
 
 from __future__ import annotations
 
@@ -16,18 +24,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ..wire import GATEWAY_HOST
+from ..wire import STORAGE_HOSTS
 from .paths import gateway_dir
 
 #: A certificate is made anew when it would expire within this many days.
 RENEW_BEFORE_DAYS = 30
 VALID_DAYS = 825
+#: The names the gateway answers for, and the only ones its authority may sign.
+DNS_NAMES = ("localhost", *STORAGE_HOSTS)
+IP_ADDRESSES = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
 class TLSFiles:
     certificate: Path
     key: Path
+    authority: Path
+    authority_key: Path
 
 
 def tls_dir() -> Path:
@@ -37,9 +50,10 @@ def tls_dir() -> Path:
 
 
 def ensure_certificate() -> TLSFiles:
-    """The gateway's certificate and key, created (or renewed) when missing or expiring."""
+    """The gateway's authority and certificate, created (or renewed) when missing, expiring, or of an
+    older kind (a self-signed certificate without name constraints)."""
     folder = tls_dir()
-    files = TLSFiles(folder / "cert.pem", folder / "key.pem")
+    files = TLSFiles(folder / "cert.pem", folder / "key.pem", folder / "ca.pem", folder / "ca-key.pem")
     if not _valid(files):
         _create(files)
     return files
@@ -47,73 +61,98 @@ def ensure_certificate() -> TLSFiles:
 
 def ca_bundle(trusted: Path | None) -> Path:
     """A CA bundle of the authorities in ``trusted`` (a PEM file; None: certifi's) and the gateway's
-    certificate, so that one ``SSL_CERT_FILE`` reaches both the gateway and other https hosts."""
+    authority, so that one ``SSL_CERT_FILE`` reaches both the gateway and other https hosts."""
     bundle = tls_dir() / "ca-bundle.pem"
     base = Path(certifi.where()) if trusted is None or trusted == bundle else trusted
-    certificate = ensure_certificate().certificate.read_bytes()
-    _write(bundle, base.read_bytes().rstrip(b"\n") + b"\n" + certificate)
+    authority = ensure_certificate().authority.read_bytes()
+    _write(bundle, base.read_bytes().rstrip(b"\n") + b"\n" + authority)
     return bundle
 
 
 def _valid(files: TLSFiles) -> bool:
     try:
+        authority = x509.load_pem_x509_certificate(files.authority.read_bytes())
         certificate = x509.load_pem_x509_certificate(files.certificate.read_bytes())
-    except (OSError, ValueError):
+        authority.extensions.get_extension_for_class(x509.NameConstraints)
+        certificate.verify_directly_issued_by(authority)
+    except (OSError, ValueError, TypeError, x509.ExtensionNotFound):
         return False
     renew_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=RENEW_BEFORE_DAYS)
-    return certificate.not_valid_after_utc > renew_at and files.key.is_file()
+    expiry = min(authority.not_valid_after_utc, certificate.not_valid_after_utc)
+    return expiry > renew_at and files.key.is_file() and files.authority_key.is_file()
 
 
-def _create(files: TLSFiles) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, GATEWAY_HOST),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fal-notebook"),
         ]
     )
+
+
+def _usage(*, sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=sign,
+        crl_sign=sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _create(files: TLSFiles) -> None:
     now = datetime.datetime.now(datetime.UTC)
-    public = key.public_key()
-    certificate = (
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=VALID_DAYS)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("fal-notebook local gateway authority")
+    networks = [x509.IPAddress(ipaddress.ip_network(address)) for address in IP_ADDRESSES]
+    authority = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(GATEWAY_HOST)), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_usage(sign=True), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            x509.NameConstraints(permitted_subtrees=[*map(x509.DNSName, DNS_NAMES), *networks], excluded_subtrees=None),
             critical=True,
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    names = [*map(x509.DNSName, DNS_NAMES), *(x509.IPAddress(ipaddress.ip_address(a)) for a in IP_ADDRESSES)]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name("fal-notebook gateway"))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_usage(sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
     )
-    pem = certificate.public_bytes(serialization.Encoding.PEM)
-    _write(
-        files.key,
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-    _write(files.certificate, pem)
+    for path, private in ((files.authority_key, ca_key), (files.key, key)):
+        _write(
+            path,
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
+    _write(files.authority, authority.public_bytes(serialization.Encoding.PEM))
+    _write(files.certificate, certificate.public_bytes(serialization.Encoding.PEM))
 
 
 def _write(path: Path, data: bytes) -> None:

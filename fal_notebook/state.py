@@ -37,6 +37,11 @@ def gateway_tls_port() -> int:
     return _port(wire.GATEWAY_TLS_PORT_VARIABLE, wire.DEFAULT_GATEWAY_TLS_PORT)
 
 
+def gateway_proxy_port() -> int:
+    """The port of the gateway's storage proxy: ``FAL_NOTEBOOK_GATEWAY_PROXY_PORT``, default 8767."""
+    return _port(wire.GATEWAY_PROXY_PORT_VARIABLE, wire.DEFAULT_GATEWAY_PROXY_PORT)
+
+
 def _port(variable: str, default: int) -> int:
     raw = os.environ.get(variable, "").strip()
     if not raw:

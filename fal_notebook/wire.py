@@ -32,6 +32,8 @@ STORAGE_REST_HOST = "rest.fal.ai"
 STORAGE_CDN_HOST = "v3.fal.media"
 STORAGE_HOSTS = (STORAGE_REST_HOST, STORAGE_CDN_HOST)
 REST_HOST_VARIABLE = "FAL_REST_HOST"
+#: What a proxy exemption (``NO_PROXY``) names for this machine's loopback.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 #: The local gateway: one per user on the loopback interface, port from ``FAL_NOTEBOOK_GATEWAY_PORT``.
 GATEWAY_HOST = "127.0.0.1"
@@ -41,6 +43,9 @@ GATEWAY_PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_PORT"
 #: ``FAL_NOTEBOOK_GATEWAY_TLS_PORT``; its self-signed certificate lives in the state directory.
 DEFAULT_GATEWAY_TLS_PORT = 8766
 GATEWAY_TLS_PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_TLS_PORT"
+#: The gateway's storage proxy (proxy.py: fal_client's uploads), port from ``FAL_NOTEBOOK_GATEWAY_PROXY_PORT``.
+DEFAULT_GATEWAY_PROXY_PORT = 8767
+GATEWAY_PROXY_PORT_VARIABLE = "FAL_NOTEBOOK_GATEWAY_PROXY_PORT"
 #: What fal_client reads: its key, and (Python's ssl, httpx, websockets) the CA bundle to trust.
 FAL_KEY_VARIABLE = "FAL_KEY"
 CA_BUNDLE_VARIABLE = "SSL_CERT_FILE"

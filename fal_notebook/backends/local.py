@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .. import wire
-from ..credentials import find_credentials
 from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
 from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
@@ -79,9 +78,6 @@ class LocalBackend(Backend):
                 missing.append(name)
         if missing:
             progress(f"Note: secret {', '.join(missing)} is not set in this environment; the runners will not have it.")
-        credentials = _fal_credentials()
-        if credentials is not None:  # what fal's runners have: fal's toolkit uploads outputs with it
-            secrets.setdefault("FAL_KEY", credentials.key)
         spec = {"path": str(project.path), "env": env, "python": python, "secrets": secrets}
         with admin() as client:
             response = client.put(f"/_fal_notebook/apps/{project.name}", json=spec)
@@ -304,11 +300,3 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         return response.text
     return str(detail)
-
-
-def _fal_credentials():
-    """The user's fal key, if any (a malformed one is fal's to report, at a fal deploy)."""
-    try:
-        return find_credentials()
-    except ConfigError:
-        return None

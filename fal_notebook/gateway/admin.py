@@ -52,6 +52,7 @@ async def identity(request: Request) -> Response:
         "state_id": state.state_id,
         "port": state.port,
         "tls_port": state.tls_port,
+        "proxy_port": state.proxy_port,
         "version": __version__,
     }
     if has_key(request):

@@ -58,6 +58,7 @@ def launch(
     state_id: str,
     startup_timeout: float,
     gpus: int = 0,
+    mounts: list[str] | None = None,
 ) -> Launch:
     """Runners run the image with the app's port published on ``127.0.0.1:{port}`` (and ``gpus``
     GPUs, for a GPU machine type on an engine that has them)."""
@@ -94,6 +95,7 @@ def launch(
     ]
     if gpus:
         argv += ["--gpus", str(gpus)]
+    argv += mounts or []
     for name in sorted(secrets):  # values come from the client's environment, never its command line
         argv += ["--env", name]
     argv.append(image)

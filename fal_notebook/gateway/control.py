@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -39,6 +40,8 @@ class GatewayInfo:
     apps: list[dict[str, Any]] = field(default_factory=list)
     #: The HTTPS listener's port (None: not serving HTTPS, its port was taken).
     tls_port: int | None = None
+    #: The storage proxy's port (None: not serving it, its port was taken).
+    proxy_port: int | None = None
 
 
 def gateway_url() -> str:
@@ -172,7 +175,7 @@ def gateway_status() -> GatewayInfo:
         return info
     _ours(identity, port)
     info.running, info.pid = True, read_json(pid_path(), {}).get("pid")
-    info.tls_port = identity.get("tls_port")
+    info.tls_port, info.proxy_port = identity.get("tls_port"), identity.get("proxy_port")
     with admin() as client:
         info.apps = client.get("/_fal_notebook/apps").json()
     return info
@@ -187,11 +190,26 @@ def client_environment() -> dict[str, str]:
             f"The gateway at {info.url} serves no HTTPS: port {gateway_tls_port()} was in use when it started. "
             f"Choose a free port with {wire.GATEWAY_TLS_PORT_VARIABLE} and restart it (`fal-notebook gateway stop`)."
         )
-    return {
+    key = ensure_key()
+    env = {
         **wire.gateway_hosts(info.tls_port),
         wire.CA_BUNDLE_VARIABLE: str(ca_bundle(_trusted())),
-        wire.FAL_KEY_VARIABLE: ensure_key(),
+        wire.FAL_KEY_VARIABLE: key,
     }
+    if info.proxy_port is not None:
+        env.update(storage_proxy_environment(key, info.proxy_port))
+    return env
+
+
+def storage_proxy_environment(key: str, proxy_port: int) -> dict[str, str]:
+    """``HTTPS_PROXY`` (the gateway's storage proxy, with its key as credentials) and ``NO_PROXY``
+    (loopback, besides what the caller exempted already), in both spellings, as httpx and curl read them."""
+    key_id, _, secret = key.partition(":")
+    proxy = f"http://{quote(key_id, safe='')}:{quote(secret, safe='')}@{wire.GATEWAY_HOST}:{proxy_port}"
+    exempt = [h for h in (os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or "").split(",") if h.strip()]
+    exempt += [h for h in wire.LOOPBACK_NAMES if h not in exempt]
+    no_proxy = ",".join(exempt)
+    return {"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": no_proxy, "no_proxy": no_proxy}
 
 
 def _trusted() -> Path | None:
@@ -205,7 +223,7 @@ def apply_client_environment() -> str:
     env = client_environment()
     imported = sys.modules.get("fal_client.auth")
     os.environ.update(env)
-    lines = [f"{name}={'<the gateway key>' if name == wire.FAL_KEY_VARIABLE else value}" for name, value in env.items()]
+    lines = [f"{name}={_shown(name, value)}" for name, value in env.items()]
     stale = imported is not None and getattr(imported, "FAL_RUN_HOST", None) != env[wire.RUN_HOST_VARIABLE]
     if stale:
         lines.append(
@@ -213,6 +231,15 @@ def apply_client_environment() -> str:
             "%fal_env before `import fal_client`."
         )
     return "\n".join(lines)
+
+
+def _shown(name: str, value: str) -> str:
+    """A variable's value as %fal_env shows it: the key never, the proxy without its credentials."""
+    if name == wire.FAL_KEY_VARIABLE:
+        return "<the gateway key>"
+    if name.lower() == "https_proxy":
+        return value.split("://", 1)[0] + "://<the gateway key>@" + value.rpartition("@")[2]
+    return value
 
 
 def admin() -> httpx.Client:

@@ -3,6 +3,9 @@
 It listens twice, for the same app: plain HTTP on ``FAL_NOTEBOOK_GATEWAY_PORT`` (our client, the
 runners' tools) and HTTPS on ``FAL_NOTEBOOK_GATEWAY_TLS_PORT`` with the certificate of ``tls.py``
 (fal_client speaks only https). Without its port the HTTPS listener is left out, and said so.
+Besides, the file store alone (uploads.py) on a socket in the state directory (``store.sock``: Docker
+runners mount it, the storage proxy relays to it), and the storage proxy (proxy.py) on
+``FAL_NOTEBOOK_GATEWAY_PROXY_PORT``, left out like the HTTPS listener when its port is taken.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 
 import uvicorn
 
-from ..state import gateway_port, gateway_tls_port, home, write_json_atomic
-from ..wire import GATEWAY_HOST, GATEWAY_PORT_VARIABLE, GATEWAY_TLS_PORT_VARIABLE
+from ..state import gateway_port, gateway_proxy_port, gateway_tls_port, home, write_json_atomic
+from ..wire import GATEWAY_HOST, GATEWAY_PORT_VARIABLE, GATEWAY_PROXY_PORT_VARIABLE, GATEWAY_TLS_PORT_VARIABLE
 from .limits import Limits
-from .paths import ensure_key, lock_path, pid_path, state_id
+from .paths import ensure_key, lock_path, pid_path, state_id, store_socket_path
+from .proxy import StorageProxy
 from .server import build_app
 from .serving import http_protocol
 from .tls import ensure_certificate
@@ -38,14 +42,21 @@ def _port_free(port: int) -> bool:
     return True
 
 
+#: The longest request head the storage proxy reads.
+MAX_PROXY_HEAD = 16 * 1024
+
+
 class Gateway(uvicorn.Server):
     """The HTTP listener; it owns the app's lifespan and stops its companion listeners first."""
 
     def __init__(self, config: uvicorn.Config):
         super().__init__(config)
         self.companions: list[tuple[uvicorn.Server, asyncio.Task]] = []
+        self.proxy: asyncio.Server | None = None
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.proxy is not None:
+            self.proxy.close()
         for companion, _ in self.companions:
             companion.should_exit = True
         await asyncio.gather(*(task for _, task in self.companions), return_exceptions=True)
@@ -67,13 +78,20 @@ class Companion(uvicorn.Server):
         return self.primary.should_exit or await super().on_tick(counter)
 
 
-async def _serve(primary: Gateway, tls: uvicorn.Config | None) -> None:
+async def _serve(primary: Gateway, companions: list[uvicorn.Config], proxy: tuple[StorageProxy, int] | None) -> None:
     task = asyncio.create_task(primary.serve())
     while not primary.started and not task.done():
         await asyncio.sleep(0.02)
-    if tls is not None and primary.started:
-        companion = Companion(tls, primary)
-        primary.companions.append((companion, asyncio.create_task(companion.serve())))
+    if primary.started:
+        for config in companions:
+            companion = Companion(config, primary)
+            primary.companions.append((companion, asyncio.create_task(companion.serve())))
+            while config.uds and not companion.started and not primary.companions[-1][1].done():
+                await asyncio.sleep(0.01)
+            if config.uds and companion.started:
+                os.chmod(config.uds, 0o600)  # uvicorn makes it 0o666; the store is the user's alone
+        if proxy is not None:
+            primary.proxy = await asyncio.start_server(proxy[0], GATEWAY_HOST, proxy[1], limit=MAX_PROXY_HEAD)
     await task
 
 
@@ -100,6 +118,15 @@ def main() -> int:
             file=sys.stderr,
         )
 
+    proxy_port = gateway_proxy_port()
+    proxying = https and proxy_port not in (port, tls_port) and _port_free(proxy_port)
+    if https and not proxying:
+        print(
+            f"Port {proxy_port} on {GATEWAY_HOST} is in use: the gateway serves no storage proxy (fal_client's "
+            f"uploads need it). Choose another port with {GATEWAY_PROXY_PORT_VARIABLE}.",
+            file=sys.stderr,
+        )
+
     def forget_pid() -> None:  # also on SIGTERM, which uvicorn re-raises after the graceful shutdown
         pid_path().unlink(missing_ok=True)
 
@@ -110,6 +137,7 @@ def main() -> int:
         home=str(home()),
         port=port,
         tls_port=tls_port if https else None,
+        proxy_port=proxy_port if proxying else None,
         limits=limits,
         on_stop=forget_pid,
     )
@@ -122,23 +150,41 @@ def main() -> int:
         "timeout_graceful_shutdown": 10,
     }
     server = Gateway(uvicorn.Config(app, host=GATEWAY_HOST, port=port, **common))
-    tls = None
+    store_socket = store_socket_path()
+    store_socket.unlink(missing_ok=True)
+    companions = [uvicorn.Config(app.state.store_app, uds=str(store_socket), lifespan="off", **common)]
+    proxy = None
     if https:
         files = ensure_certificate()
-        tls = uvicorn.Config(
-            app,
-            host=GATEWAY_HOST,
-            port=tls_port,
-            lifespan="off",
-            ssl_certfile=str(files.certificate),
-            ssl_keyfile=str(files.key),
-            **common,
+        companions.append(
+            uvicorn.Config(
+                app,
+                host=GATEWAY_HOST,
+                port=tls_port,
+                lifespan="off",
+                ssl_certfile=str(files.certificate),
+                ssl_keyfile=str(files.key),
+                **common,
+            )
         )
+        if proxying:
+            handler = StorageProxy(
+                key=app.state.key, store_socket=store_socket, certificate=files.certificate, private_key=files.key
+            )
+            proxy = (handler, proxy_port)
     app.state.server = server
-    write_json_atomic(pid_path(), {"pid": os.getpid(), "port": port, "tls_port": tls_port if https else None})
+    write_json_atomic(
+        pid_path(),
+        {
+            "pid": os.getpid(),
+            "port": port,
+            "tls_port": tls_port if https else None,
+            "proxy_port": proxy_port if proxying else None,
+        },
+    )
     try:
         with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
-            runner.run(_serve(server, tls))
+            runner.run(_serve(server, companions, proxy))
     finally:
         forget_pid()
     return 0

@@ -6,6 +6,7 @@ Its port and the key file's place are read as the client reads them (``state.py`
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -44,6 +45,12 @@ def ensure_key() -> str:
     with os.fdopen(fd, "w") as f:
         f.write(f"{secrets.token_hex(8)}:{secrets.token_urlsafe(32)}\n")
     return path.read_text().strip()
+
+
+def runner_key(gateway_key: str) -> str:
+    """The key runners get as ``FAL_KEY``: it stores files in the gateway (uploads.py) and opens nothing else."""
+    secret = hmac.new(gateway_key.encode(), b"fal-notebook runner store key", hashlib.sha256).hexdigest()[:40]
+    return f"runners:{secret}"
 
 
 def db_path() -> Path:

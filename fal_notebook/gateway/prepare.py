@@ -13,15 +13,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from .. import wire
 from ..config import kernel_python_version, reads_port_variable
 from ..generate.project import AppProject
 from ..packages import requirement_name, split_fal_runtime
+from ..state import gateway_tls_port
 from .containers import gpu_runtime, launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
 from .paths import state_id
+from .platform_env import check_data_literal, docker_environment, docker_mounts, local_environment
 from .runners import Launch, runner_environment
 from .settings import Settings
+from .tls import ca_bundle
 
 EnvKind = Literal["isolated", "kernel", "docker"]
 #: Where runners run: a cached virtualenv, the kernel's own environment, or a Docker container.
@@ -88,13 +92,19 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         gpus = (config.num_gpus or 1) if config.is_gpu and await asyncio.to_thread(gpu_runtime) else 0
         if config.is_gpu and not gpus:
             notes.append("This Docker engine has no NVIDIA runtime: the containers run without GPUs.")
-        launch = docker_launch(project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout, gpus=gpus)
+        environment = {**spec.secrets, **docker_environment()}
+        launch = docker_launch(
+            project, image, environment, state_id=state_id(), startup_timeout=timeout, gpus=gpus, mounts=docker_mounts()
+        )
         return launch, notes
     if config.python_version and config.python_version != kernel_python_version():
         notes.append(
             f"python_version {config.python_version} applies on fal; local runners use Python "
             f"{kernel_python_version()}."
         )
+    entry = project.path / ("app.py" if project.mode == "app" else "server.py")
+    if entry.is_file():
+        check_data_literal(entry.read_text(), entry.name)
     if spec.env == "kernel":
         python = spec.python
         on_line(f"Runners use the kernel's Python environment ({python}).")
@@ -102,6 +112,12 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         python = str(await ensure_environment(spec.python, requirements(project), on_line))
     bin_dir = str(Path(python).parent)
     env = runner_environment(spec.secrets, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    trusted = (
+        Path(env[wire.CA_BUNDLE_VARIABLE])
+        if env.get(wire.CA_BUNDLE_VARIABLE) and Path(env[wire.CA_BUNDLE_VARIABLE]).is_file()
+        else None
+    )
+    env.update(local_environment(gateway_tls_port(), ca_bundle(trusted, "runner-ca-bundle.pem")))
     if spec.env == "isolated":
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
     if project.mode == "app":

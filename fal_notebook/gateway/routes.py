@@ -34,6 +34,7 @@ from .door import BodyRefused, read_body
 from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers, runner_hint
 from .runners import Runner
 from .sockets import proxy
+from .uploads import inline_files
 from .upstream import Response as UpstreamResponse, UpstreamError
 from .web import error, gateway_of, has_key, unauthorized
 from .webhooks import check_url, jwks
@@ -60,7 +61,7 @@ async def lookup_with_body(request: Request) -> tuple[AppRuntime, bytes] | Respo
     if isinstance(runtime, Response):
         return runtime
     try:
-        return runtime, await read_body(request)
+        return runtime, await inline_files(request, await read_body(request))
     except BodyRefused as refused:
         return refused.response
 

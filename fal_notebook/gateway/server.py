@@ -33,6 +33,7 @@ def build_app(
     home: str,
     port: int,
     tls_port: int | None = None,
+    proxy_port: int | None = None,
     limits: Limits | None = None,
     on_stop: Callable[[], None] = lambda: None,
 ) -> Starlette:
@@ -58,7 +59,7 @@ def build_app(
         exception_handlers={HTTPException: _http_error},
     )
     app.state.key, app.state.state_id, app.state.home, app.state.port = key, state_id, home, port
-    app.state.tls_port = tls_port
+    app.state.tls_port, app.state.proxy_port = tls_port, proxy_port
     app.state.limits, app.state.bodies = limits, bodies
     app.state.files, app.state.files_origin = files, wire.gateway_origin(port)
     # The store alone, for the store's socket (Docker runners, the storage proxy): no Host check there,

@@ -59,10 +59,10 @@ def ensure_certificate() -> TLSFiles:
     return files
 
 
-def ca_bundle(trusted: Path | None) -> Path:
+def ca_bundle(trusted: Path | None, name: str = "ca-bundle.pem") -> Path:
     """A CA bundle of the authorities in ``trusted`` (a PEM file; None: certifi's) and the gateway's
     authority, so that one ``SSL_CERT_FILE`` reaches both the gateway and other https hosts."""
-    bundle = tls_dir() / "ca-bundle.pem"
+    bundle = tls_dir() / name
     base = Path(certifi.where()) if trusted is None or trusted == bundle else trusted
     authority = ensure_certificate().authority.read_bytes()
     _write(bundle, base.read_bytes().rstrip(b"\n") + b"\n" + authority)

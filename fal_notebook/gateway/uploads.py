@@ -22,6 +22,7 @@ nothing else. The upload URLs it answers carry an unguessable id, as fal's signe
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import hashlib
 import hmac
@@ -37,18 +38,12 @@ from starlette.routing import Route
 from .. import wire
 from .filestore import FileStore, PendingUpload, StoredFile, StoreFull, UnknownUpload
 from .limits import variable
+from .paths import runner_key
 from .web import error
 
 REST_HOST, CDN_HOST, STORAGE_HOSTS = wire.STORAGE_REST_HOST, wire.STORAGE_CDN_HOST, wire.STORAGE_HOSTS
 LIFECYCLE_HEADERS = ("x-fal-object-lifecycle-preference", "x-fal-object-lifecycle")
 TOKEN_SCHEME = "Bearer"
-RUNNER_KEY_ID = "runners"
-
-
-def runner_key(gateway_key: str) -> str:
-    """The key runners get as ``FAL_KEY``: it stores files in the gateway and opens nothing else."""
-    secret = hmac.new(gateway_key.encode(), b"fal-notebook runner store key", hashlib.sha256).hexdigest()[:40]
-    return f"{RUNNER_KEY_ID}:{secret}"
 
 
 def _token(gateway_key: str, key: str) -> str:
@@ -304,6 +299,39 @@ async def local_session_delete(request: Request) -> Response:
 
 
 # -- the files ----------------------------------------------------------------------------------------
+#: Files up to this size are handed to an app inline (see ``inline_files``); larger ones stay URLs.
+INLINE_MAX = 128 * 1024 * 1024
+
+
+def _inlined(store: FileStore, prefix: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _inlined(store, prefix, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inlined(store, prefix, v) for v in value]
+    if isinstance(value, str) and value.startswith(prefix):
+        found = store.get(value[len(prefix) :].split("/", 1)[0])
+        if found is not None and found[0].size <= INLINE_MAX:
+            encoded = base64.b64encode(found[1].read_bytes()).decode()
+            return f"data:{found[0].content_type};base64,{encoded}"
+    return value
+
+
+async def inline_files(request: Request, body: bytes) -> bytes:
+    """A request body for an app, with the URLs of the store's files given as ``data:`` URIs.
+
+    fal's SDK downloads a ``File`` input only from a globally routable address (fal
+    ``toolkit/utils/ssrf.py``: loopback is refused, no proxy, no setting), and Docker runners cannot
+    reach the host's loopback at all; ``data:`` URIs it reads in place (``download_utils.py``)."""
+    prefix = f"{request.app.state.files_origin}/files/"
+    if prefix.encode() not in body:
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    return json.dumps(await asyncio.to_thread(_inlined, store_of(request), prefix, data)).encode()
+
+
 async def serve(request: Request) -> Response:
     found = store_of(request).get(request.path_params["file"])
     if found is None:

@@ -147,6 +147,8 @@ AUTHORIZATION = "Authorization"
 KEY_SCHEME = "Key"
 REQUEST_ID = "x-fal-request-id"
 ERROR_TYPE = "X-Fal-Error-Type"
+#: Request header: how long the files an app returns are kept (``{"expiration_duration_seconds": n}``).
+LIFECYCLE_PREFERENCE = "x-fal-object-lifecycle-preference"
 #: Request header: seconds the request may wait for a runner to start it (above MIN_REQUEST_TIMEOUT).
 REQUEST_TIMEOUT = "X-Fal-Request-Timeout"
 MIN_REQUEST_TIMEOUT = 0.1

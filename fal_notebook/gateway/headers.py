@@ -36,6 +36,9 @@ _CONSUMED_RESPONSE = frozenset({wire.NEEDS_RETRY.lower(), wire.STOP_RUNNER})
 _RESPONSE_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive", "date", "server"})
 #: Platform headers without fal's prefix that fal's gateway consumes too.
 _CONSUMED_REQUEST = frozenset({wire.DISABLE_FALLBACK})
+#: Platform headers that fal's gateway passes on to the app, which reads them (fal ``app.py``,
+#: ``toolkit/file/file.py``: the caller's lifecycle preference for the files the app returns).
+_PASSED_ON = frozenset({wire.LIFECYCLE_PREFERENCE})
 #: The identity headers the gateway adds; a caller cannot set them.
 _IDENTITY = frozenset({wire.REQUEST_ID, wire.ENDPOINT, wire.CALLER_ID})
 
@@ -66,7 +69,9 @@ def app_headers(kept: Mapping[str, str], *, request_id: str, endpoint: str) -> d
     out = {
         name: value
         for name, value in kept.items()
-        if not name.startswith(wire.FAL_HEADER_PREFIX) and name not in _CONSUMED_REQUEST and name not in _HOP
+        if (not name.startswith(wire.FAL_HEADER_PREFIX) or name in _PASSED_ON)
+        and name not in _CONSUMED_REQUEST
+        and name not in _HOP
     }
     out[wire.REQUEST_ID] = request_id
     out[wire.ENDPOINT] = endpoint

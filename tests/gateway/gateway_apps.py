@@ -348,3 +348,68 @@ class Fidelity(fal.App):
         self.cancelled.add(x_fal_request_id)
         return {}
 """
+
+MEDIA = '''
+import os
+import tempfile
+from pathlib import Path
+
+import fal
+from fal.toolkit import File, Image
+from pydantic import BaseModel
+
+
+class Prompt(BaseModel):
+    text: str = "hi"
+    size: int = 32
+
+
+class Picture(BaseModel):
+    image: Image
+
+
+class Document(BaseModel):
+    file: File
+
+
+class Read(BaseModel):
+    size: int
+    text: str
+
+
+class Weights(BaseModel):
+    found: bool
+    path: str
+    key_id: str
+
+
+class Media(fal.App):
+    def setup(self):
+        # Model weights on fal's persistent storage: written by the first runner, found by the next ones.
+        folder = Path(os.environ["HF_HOME"])
+        folder.mkdir(parents=True, exist_ok=True)
+        self.weights = folder / "weights.bin"
+        self.found = self.weights.exists()
+        if not self.found:
+            self.weights.write_bytes(b"w" * 4096)
+
+    @fal.endpoint("/")
+    def paint(self, prompt: Prompt) -> Picture:
+        from PIL import Image as PILImage
+
+        picture = PILImage.new("RGB", (prompt.size, prompt.size), (200, 30, 60))
+        return Picture(image=Image.from_pil(picture))
+
+    @fal.endpoint("/file")
+    def write(self, prompt: Prompt) -> Document:
+        return Document(file=File.from_bytes(prompt.text.encode(), content_type="text/plain", file_name="note.txt"))
+
+    @fal.endpoint("/read")
+    def read(self, given: Document) -> Read:
+        data = given.file.save(Path(tempfile.mkdtemp()) / "input").read_bytes()
+        return Read(size=len(data), text=data[:64].decode(errors="replace"))
+
+    @fal.endpoint("/weights")
+    def weights_found(self, prompt: Prompt) -> Weights:
+        return Weights(found=self.found, path=str(self.weights), key_id=os.environ["FAL_KEY"].partition(":")[0])
+'''

@@ -1,0 +1,80 @@
+"""fal's real workloads on local runners, with the network cut (offline.py: a network namespace with loopback
+only, so nothing can leave the machine): an app returning an image and a file through fal's toolkit, the
+unmodified fal_client uploading files that the app reads back, expiry, a 200 MiB multipart upload, and a
+weight file written in setup() found by the next runners after a redeploy (docs/fal-conformance.md,
+"Storage", "Uploads", "/data"). media_scenario.py is what runs inside the namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from tests.gateway_helpers import free_port
+
+import offline
+
+SCENARIO = str(Path(__file__).with_name("media_scenario.py"))
+
+
+def scenario(tmp_path: Path, env: str, *flags: str, network: bool = False) -> dict:
+    home = tmp_path / "home"
+    variables = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "HTTPS_PROXY", "https_proxy"))},
+        "FAL_NOTEBOOK_HOME": str(home),
+        "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
+        "FAL_NOTEBOOK_GATEWAY_TLS_PORT": str(free_port()),
+        "FAL_NOTEBOOK_GATEWAY_PROXY_PORT": str(free_port()),
+        "APPS_DIR": str(tmp_path),
+    }
+    argv = [sys.executable, SCENARIO, env, *flags]
+    if network:
+        import subprocess
+
+        done = subprocess.run(argv, env=variables, capture_output=True, text=True, timeout=600)
+    else:
+        done = offline.run(argv, env=variables, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-6000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+
+
+@pytest.fixture(scope="module")
+def cut(unavailable):
+    if not offline.available():
+        unavailable("a network namespace (`unshare -n`, as root)")
+
+
+@pytest.mark.parametrize("env", ["kernel", "isolated"])
+def test_media_apps_and_uploads_on_local_runners_with_nothing_leaving(env, cut, tmp_path):
+    if env == "isolated":  # the environment is built with the network, then everything runs without it
+        scenario(tmp_path, env, "--prepare", network=True)
+    flags = ("--large",) if env == "kernel" else ()
+    seen = scenario(tmp_path, env, *flags)
+    assert seen["no_route"], "the scenario ran with a route off the machine"
+    client = seen["client"]
+
+    image = client["image"]
+    assert image["url"].startswith("http://127.0.0.1:") and "/files/" in image["url"]
+    assert image["status"] == 200 and image["type"] == "image/png" and image["png"]
+    assert image["content_type"] == "image/png" and image["width"] == 24
+    assert client["file"]["text"] == "a note" and client["file"]["content_type"] == "text/plain"
+
+    read = client["upload_file"]["read"]
+    assert read == {"size": len(b"bytes from the user's disk"), "text": "bytes from the user's disk"}
+    assert client["upload"]["body"] == "raw bytes" and client["upload"]["type"] == "application/octet-stream"
+    assert client["upload_image"]["type"] == "image/png"
+    assert client["upload_file_async"]["body"] == "bytes from the user's disk"
+
+    assert client["expiry"] == {"first": 200, "later": 404}
+    assert client["app_expiry"] == 404  # the caller's X-Fal-Object-Lifecycle-Preference reached the app
+
+    first, redeployed = seen["weights_first"], seen["weights_redeployed"]
+    assert not first["found"] and redeployed["found"] and first["path"] == redeployed["path"]
+    assert first["path"].startswith(str(tmp_path / "home" / "data"))
+    assert first["key_id"] == "runners"  # the gateway's store key, never a fal key
+
+    if env == "kernel":
+        assert client["large"]["same"], "the 200 MiB upload came back different"
+        print(f"\n200 MiB through fal_client's multipart upload and back: {client['large']['seconds']:.1f} s")

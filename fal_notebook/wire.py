@@ -147,6 +147,18 @@ AUTHORIZATION = "Authorization"
 KEY_SCHEME = "Key"
 REQUEST_ID = "x-fal-request-id"
 ERROR_TYPE = "X-Fal-Error-Type"
+#: A log entry's levels and source in fal's schema (fal-js ``RequestLog``: ``types/common.d.ts``); what
+#: Python's logging writes maps onto them (``WARNING`` → ``WARN``, ``CRITICAL`` → ``ERROR``).
+LOG_LEVELS = ("STDERR", "STDOUT", "ERROR", "INFO", "WARN", "DEBUG")
+LOG_SOURCE = "USER"
+_PYTHON_LEVELS = {"WARNING": "WARN", "CRITICAL": "ERROR"}
+
+
+def log_level(name: str) -> str:
+    """fal's level for a Python logging level name (``WARNING`` → ``WARN``)."""
+    return _PYTHON_LEVELS.get(name, name)
+
+
 #: Request header: how long the files an app returns are kept (``{"expiration_duration_seconds": n}``).
 LIFECYCLE_PREFERENCE = "x-fal-object-lifecycle-preference"
 #: Request header: seconds the request may wait for a runner to start it (above MIN_REQUEST_TIMEOUT).
@@ -219,6 +231,22 @@ CLIENT_CANCELLED = "client_cancelled"
 CLIENT_DISCONNECTED = "client_disconnected"
 BAD_REQUEST = "bad_request"
 INTERNAL_ERROR = "internal_error"
+#: An app's own 500 (an unhandled exception: fal's SDK answers ``{"detail": "Internal Server Error"}``).
+RUNNER_SERVER_ERROR = "runner_server_error"
+
+
+def runner_error(status: int, body: bytes, error_type: str | None) -> tuple[bytes, str | None]:
+    """An app's answer as fal's platform gives it on: a 500 without an ``error_type`` is a
+    ``runner_server_error`` (Request Error Types), added to a ``{"detail": ...}`` body too."""
+    if status != 500 or error_type:
+        return body, error_type
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body, RUNNER_SERVER_ERROR
+    if isinstance(data, dict) and "detail" in data and "error_type" not in data:
+        body = json.dumps({**data, "error_type": RUNNER_SERVER_ERROR}).encode()
+    return body, RUNNER_SERVER_ERROR
 
 
 def encode_error(detail: Any, error_type: str | None = None) -> dict[str, Any]:

@@ -905,7 +905,9 @@ class AppRuntime:
         )
         if status >= 400:
             outcome.error = _detail(response)
-            outcome.error_type = response.headers.get(wire.ERROR_TYPE)
+            outcome.body, outcome.error_type = wire.runner_error(
+                status, outcome.body, response.headers.get(wire.ERROR_TYPE)
+            )
         return outcome
 
     # -- logs and events ---------------------------------------------------------------------
@@ -915,8 +917,8 @@ class AppRuntime:
         if _ACCESS_LINE.match(line) or not runner.in_flight:
             return
         prefix = _LEVEL_PREFIX.match(line)
-        level = prefix.group(1) if prefix else ("STDERR" if stream == "stderr" else "STDOUT")
-        entry = {"timestamp": now_iso(), "message": line, "level": level, "source": "USER"}
+        level = wire.log_level(prefix.group(1)) if prefix else ("STDERR" if stream == "stderr" else "STDOUT")
+        entry = {"timestamp": now_iso(), "message": line, "level": level, "source": wire.LOG_SOURCE}
         for request_id, keep in list(runner.in_flight.items()):
             if keep:
                 self.host.store.add_log(request_id, entry)
@@ -924,7 +926,7 @@ class AppRuntime:
 
     def request_log(self, request_id: str, message: str) -> None:
         self.host.store.add_log(
-            request_id, {"timestamp": now_iso(), "message": message, "level": "WARNING", "source": "GATEWAY"}
+            request_id, {"timestamp": now_iso(), "message": message, "level": "WARN", "source": wire.LOG_SOURCE}
         )
 
     def event(self, message: str) -> None:

@@ -236,6 +236,10 @@ async def relay(
         finally:
             await upstream.aclose()
             runtime.release(runner, request_id)
+        sent_type = next((v for k, v in headers.items() if k.lower() == wire.ERROR_TYPE.lower()), None)
+        content, error_type = wire.runner_error(upstream.status_code, content, sent_type)
+        if error_type and not sent_type:
+            headers[wire.ERROR_TYPE] = error_type
         return Response(content, upstream.status_code, headers=headers)
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -269,6 +273,8 @@ async def relay(
             else:  # the caller went away before the end
                 caller_gone(request, runtime, runner, path, request_id)
 
+    if upstream.status_code == 500 and not any(k.lower() == wire.ERROR_TYPE.lower() for k in headers):
+        headers[wire.ERROR_TYPE] = wire.RUNNER_SERVER_ERROR
     return StreamingResponse(chunks(), upstream.status_code, headers=headers)
 
 

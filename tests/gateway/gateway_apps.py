@@ -349,7 +349,7 @@ class Fidelity(fal.App):
         return {}
 """
 
-MEDIA = '''
+MEDIA = """
 import os
 import tempfile
 from pathlib import Path
@@ -412,4 +412,4 @@ class Media(fal.App):
     @fal.endpoint("/weights")
     def weights_found(self, prompt: Prompt) -> Weights:
         return Weights(found=self.found, path=str(self.weights), key_id=os.environ["FAL_KEY"].partition(":")[0])
-'''
+"""

@@ -37,7 +37,8 @@ from PIL import Image
 out = {}
 image = fal_client.subscribe("local/media", {"size": 24})["image"]
 got = httpx.get(image["url"])
-out["image"] = {**image, "status": got.status_code, "type": got.headers["content-type"], "png": got.content[:8] == b"\\x89PNG\\r\\n\\x1a\\n"}
+PNG = b"\\x89PNG\\r\\n\\x1a\\n"
+out["image"] = {**image, "status": got.status_code, "type": got.headers["content-type"], "png": got.content[:8] == PNG}
 note = fal_client.subscribe("local/media/file", {"text": "a note"})["file"]
 out["file"] = {**note, "text": httpx.get(note["url"]).text}
 
@@ -57,9 +58,8 @@ deadline = time.monotonic() + 30
 while httpx.get(brief).status_code == 200 and time.monotonic() < deadline:
     time.sleep(0.2)
 out["expiry"] = {"first": first, "later": httpx.get(brief).status_code}
-note = fal_client.subscribe(
-    "local/media/file", {"text": "brief"}, headers={"X-Fal-Object-Lifecycle-Preference": '{"expiration_duration_seconds": 1}'}
-)["file"]
+brief_files = {"X-Fal-Object-Lifecycle-Preference": '{"expiration_duration_seconds": 1}'}
+note = fal_client.subscribe("local/media/file", {"text": "brief"}, headers=brief_files)["file"]
 deadline = time.monotonic() + 30
 while httpx.get(note["url"]).status_code == 200 and time.monotonic() < deadline:
     time.sleep(0.2)

@@ -42,7 +42,9 @@ def no_route() -> bool:
 
 def run(argv: list[str], *, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     """``argv`` in a new network namespace with loopback up."""
-    prelude = f"import sys, os; sys.path.insert(0, {os.path.dirname(__file__)!r}); import offline; offline.loopback_up(); "
+    prelude = (
+        f"import sys, os; sys.path.insert(0, {os.path.dirname(__file__)!r}); import offline; offline.loopback_up(); "
+    )
     prelude += "os.execvpe(sys.argv[1], sys.argv[1:], os.environ)"
     command = ["unshare", "-n", "--", sys.executable, "-c", prelude, *argv]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)

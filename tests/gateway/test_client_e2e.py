@@ -13,6 +13,7 @@ import asyncio
 import pytest
 from gateway_apps import EVENTS_SERVER, WORDS
 
+from fal_notebook import wire
 from fal_notebook.backends import deploy
 from fal_notebook.backends.base import Deployment
 from fal_notebook.client import Completed, InProgress, Queued, RequestError, connect
@@ -201,3 +202,22 @@ def test_app_failure_is_500_with_detail_and_request_id(words):
     status = handle.status(logs=True)
     assert isinstance(status, Completed) and status.error
     assert {"failing on 'boom'", "ValueError: cannot count 'boom'"} <= set(messages(status.logs))
+
+
+def test_an_app_that_raises_answers_as_fal_does_for_a_runners_server_error(gateway, words):
+    # fal's Request Error Types: an app's 500 is `runner_server_error`, in the body and X-Fal-Error-Type.
+    with gateway.http() as http:
+        answer = http.post("/local/words/fail", json={"text": "boom"})
+        assert answer.status_code == 500 and answer.headers["x-fal-error-type"] == "runner_server_error"
+        assert answer.json() == {"detail": "Internal Server Error", "error_type": "runner_server_error"}
+        own = http.post("/local/words/fail", json={"text": "boom", "repeat": 2})  # the app's own HTTPException
+        assert (
+            own.json()["error_type"] == "runner_server_error" and own.json()["detail"] == "cannot count 'boom' 2 times"
+        )
+    handle = words.client().submit({"text": "boom"}, path="/fail")
+    with pytest.raises(RequestError):
+        handle.result(timeout=60)
+    status = handle.status(logs=True)
+    assert isinstance(status, Completed) and status.error_type == "runner_server_error"
+    # Every entry, the gateway's own included, within fal's log schema (fal-js RequestLog).
+    assert status.logs and all(e["level"] in wire.LOG_LEVELS and e["source"] == "USER" for e in status.logs)

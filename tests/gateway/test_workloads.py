@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
-import pytest
-from tests.gateway_helpers import free_port
-
 import offline
+import pytest
+
+from tests.gateway_helpers import free_port
 
 SCENARIO = str(Path(__file__).with_name("media_scenario.py"))
 
@@ -50,6 +51,7 @@ def cut(unavailable):
 def test_media_apps_and_uploads_on_local_runners_with_nothing_leaving(env, cut, tmp_path):
     if env == "isolated":  # the environment is built with the network, then everything runs without it
         scenario(tmp_path, env, "--prepare", network=True)
+        shutil.rmtree(tmp_path / "home" / "data")  # the weights its runner wrote: the scenario starts afresh
     flags = ("--large",) if env == "kernel" else ()
     seen = scenario(tmp_path, env, *flags)
     assert seen["no_route"], "the scenario ran with a route off the machine"

@@ -16,7 +16,7 @@ import pytest
 from fal_notebook.backends.base import Deployment
 from fal_notebook.gateway import start_gateway, stop_gateway
 
-from .gateway_helpers import TEST_MAX_BODY, LocalGateway, free_port
+from .gateway_helpers import TEST_MAX_BODY, TEST_WEBHOOK_WINDOW, LocalGateway, free_port
 from .realtime_apps import LIVE
 
 FAL_ENV = (
@@ -48,6 +48,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
         mp.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(port))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(tls_port))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_MAX_BODY", str(TEST_MAX_BODY))
+        mp.setenv("FAL_NOTEBOOK_GATEWAY_WEBHOOK_WINDOW", str(TEST_WEBHOOK_WINDOW))
         start_gateway()
         try:
             yield LocalGateway(home=home, port=port, tls_port=tls_port, apps_dir=tmp_path_factory.mktemp("apps"))

@@ -19,6 +19,8 @@ from fal_notebook.gateway import gateway_key
 
 #: Bodies above this size are refused with 413 in the tests' gateways.
 TEST_MAX_BODY = 1 << 20
+#: The tests' gateways spread a webhook's retries over this many seconds: waits of 0.01 s doubling.
+TEST_WEBHOOK_WINDOW = 10.23
 
 
 def free_port() -> int:

@@ -28,7 +28,7 @@ from .states import AppStatus
 from .store import INLINE_BODY, Store
 from .supervisor import Clock, Supervisor
 from .upstream import Upstream
-from .webhooks import Delivery, Webhooks, signing_key
+from .webhooks import Delivery, Webhooks, retry_delays, signing_key
 
 TICK = 0.25
 PURGE_EVERY = 60.0
@@ -39,7 +39,15 @@ class QueueFull(Exception):
 
 
 class Gateway:
-    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue):
+    def __init__(
+        self,
+        *,
+        key: str,
+        state_id: str,
+        max_queue: int = Limits.max_queue,
+        webhook_window: float = Limits.webhook_window,
+        jwks_url: str = wire.JWKS_PATH,
+    ):
         self.key = key
         self.state_id = state_id
         self.max_queue = max_queue
@@ -51,7 +59,8 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
-        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store)
+        delays = retry_delays(webhook_window)
+        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store, delays, jwks_url)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:

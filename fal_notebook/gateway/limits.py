@@ -32,6 +32,8 @@ class Limits:
     body_timeout: float = 30.0
     #: Seconds an idle keep-alive connection stays open.
     keep_alive: float = 5.0
+    #: Seconds over which a webhook's 10 retries are spread (fal: about 2 hours), doubling each time.
+    webhook_window: float = 120.0
     #: Bytes the file store (filestore.py) keeps at most: files returned by runners and uploaded by clients.
     store_max: int = 20 * 1024 * MiB
     #: Seconds a stored file is kept unless its uploader asked for less or more (fal's lifecycle preference).

@@ -42,7 +42,13 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.gateway = Gateway(key=key, state_id=state_id, max_queue=limits.max_queue)
+        app.state.gateway = Gateway(
+            key=key,
+            state_id=state_id,
+            max_queue=limits.max_queue,
+            webhook_window=limits.webhook_window,
+            jwks_url=wire.gateway_origin(port) + wire.JWKS_PATH,
+        )
         await app.state.gateway.start()
         try:
             yield

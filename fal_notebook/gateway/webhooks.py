@@ -36,8 +36,16 @@ from .store import Store
 from .supervisor import Clock, Supervisor
 
 #: fal retries a failed delivery 10 times over about 2 hours; the gateway keeps the count and the
-#: doubling, scaled down to about 10 s in all.
-RETRY_DELAYS = tuple(0.01 * 2**n for n in range(10))
+#: doubling, over a window of its own (``FAL_NOTEBOOK_GATEWAY_WEBHOOK_WINDOW``, default 120 s: a
+#: receiver down for a minute still gets its webhook).
+RETRIES = 10
+
+
+def retry_delays(window: float) -> tuple[float, ...]:
+    """The waits before each retry: doubling, adding up to ``window`` seconds (the last one half of it)."""
+    return tuple(window * 2**n / (2**RETRIES - 1) for n in range(RETRIES))
+
+
 #: fal gives a delivery 15 s to answer.
 ATTEMPT_TIMEOUT = 15.0
 
@@ -155,9 +163,11 @@ class Webhooks:
         tasks: Supervisor,
         clock: Clock,
         store: Store,
-        delays: tuple[float, ...] = RETRY_DELAYS,
+        delays: tuple[float, ...],
+        jwks_url: str,
     ):
         self.http, self.key, self.tasks, self.clock, self.store, self.delays = http, key, tasks, clock, store, delays
+        self.jwks_url = jwks_url
         self.active: set[str] = set()
 
     def deliver(self, delivery: Delivery) -> None:
@@ -190,7 +200,7 @@ class Webhooks:
             except httpx.HTTPError as exc:
                 outcome, delivered = f"failed ({type(exc).__name__})", False
             if delivered:
-                then = "delivered"
+                then = f"delivered, signed with the gateway's key (receivers verify it at {self.jwks_url})"
             elif attempt < attempts:
                 then = f"retrying in {self.delays[attempt - 1]:g} s"
             else:

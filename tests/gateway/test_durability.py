@@ -17,7 +17,10 @@ from test_webhooks import receiver  # noqa: F401  (the fixture)
 from fal_notebook import wire
 from fal_notebook.gateway import gateway_status, start_gateway
 from fal_notebook.gateway.store import INLINE_BODY, Store
-from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+from fal_notebook.gateway.webhooks import retry_delays, verify
+from tests.gateway_helpers import TEST_WEBHOOK_WINDOW
+
+RETRY_DELAYS = retry_delays(TEST_WEBHOOK_WINDOW)
 
 
 def kill_gateway(gateway) -> None:
@@ -114,7 +117,11 @@ def test_a_webhook_pending_when_the_gateway_is_killed_is_delivered_once_after_re
     assert numbers == list(range(1, len(receiver.received) + 1))  # one entry per attempt, counted on
     assert f"the gateway restarted after attempt {before}/11; resuming." in log
     attempts = [line for line in log.splitlines() if f"request {handle['request_id']}: attempt" in line]
-    assert attempts[-1].endswith(" answered 200; delivered.")
+    assert (
+        " answered 200; delivered, signed with the gateway's key (receivers verify it at http://127.0.0.1:"
+        in attempts[-1]
+    )
+    assert attempts[-1].endswith("/.well-known/jwks.json).")
     db = sqlite3.connect(gateway.home / "gateway" / "gateway.sqlite3")
     [(outcome,)] = db.execute("SELECT webhook_outcome FROM requests WHERE id = ?", (handle["request_id"],))
     db.close()

@@ -16,7 +16,11 @@ from gateway_apps import FIDELITY
 from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module's fal_env fixture)
 
 from fal_notebook import wire
-from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+from fal_notebook.gateway.limits import Limits
+from fal_notebook.gateway.webhooks import retry_delays, verify
+from tests.gateway_helpers import TEST_WEBHOOK_WINDOW
+
+RETRY_DELAYS = retry_delays(TEST_WEBHOOK_WINDOW)
 
 
 @dataclass
@@ -155,3 +159,11 @@ def test_fal_clients_webhook_url_is_delivered(gateway, app, receiver, fal_env, t
     [(headers, body)] = receiver.wait(1)
     assert json.loads(body)["request_id"] == out["request_id"] and json.loads(body)["payload"] == out["result"]
     assert headers[wire.WEBHOOK_REQUEST_ID] == out["request_id"]
+
+
+def test_the_retry_schedule_keeps_fals_shape_and_covers_a_receiver_down_for_a_minute():
+    delays = retry_delays(Limits.webhook_window)  # the default
+    assert len(delays) == 10 and all(b == 2 * a for a, b in zip(delays, delays[1:], strict=False))
+    # The last attempt comes 120 s after the first: a receiver down for a minute gets the webhook.
+    assert sum(delays) == pytest.approx(120) and sum(delays) > 60
+    assert Limits.from_env({"FAL_NOTEBOOK_GATEWAY_WEBHOOK_WINDOW": "7200"}).webhook_window == 7200  # fal's 2 hours

@@ -60,9 +60,12 @@ def test_env_names_the_https_listener_the_ca_bundle_and_the_key(gateway, fal_env
     assert fal_env["FAL_KEY"] == gateway.key
     bundle = open(fal_env["SSL_CERT_FILE"]).read()
     assert fal_env["SSL_CERT_FILE"].startswith(str(gateway.home))
-    certificate = (gateway.home / "gateway" / "tls" / "cert.pem").read_text()
+    authority = (gateway.home / "gateway" / "tls" / "ca.pem").read_text()
     trusted = open(os.environ.get("SSL_CERT_FILE") or certifi.where()).read()
-    assert bundle.endswith(certificate) and bundle.startswith(trusted.rstrip("\n"))  # what the caller trusted too
+    assert bundle.endswith(authority) and bundle.startswith(trusted.rstrip("\n"))  # what the caller trusted too
+    proxy = f"http://{gateway.key}@127.0.0.1:"
+    assert fal_env["HTTPS_PROXY"].startswith(proxy) and fal_env["https_proxy"] == fal_env["HTTPS_PROXY"]
+    assert {"127.0.0.1", "localhost", "::1"} <= set(fal_env["NO_PROXY"].split(","))
 
 
 def test_env_without_shell_prints_name_value_lines(gateway):
@@ -70,7 +73,16 @@ def test_env_without_shell_prints_name_value_lines(gateway):
         [sys.executable, "-m", "fal_notebook.cli", "env"], capture_output=True, text=True, timeout=60, check=True
     )
     names = [line.partition("=")[0] for line in done.stdout.splitlines()]
-    assert names == ["FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST", "SSL_CERT_FILE", "FAL_KEY"]
+    assert names == [
+        "FAL_RUN_HOST",
+        "FAL_QUEUE_RUN_HOST",
+        "SSL_CERT_FILE",
+        "FAL_KEY",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ]
 
 
 def test_fal_env_magic_sets_the_environment_and_never_shows_the_key(gateway, fal_env, monkeypatch):

@@ -27,6 +27,7 @@ FAL_ENV = (
     "FAL_QUEUE_RUN_HOST",
     "FAL_NOTEBOOK_GATEWAY_PORT",
     "FAL_NOTEBOOK_GATEWAY_TLS_PORT",
+    "FAL_NOTEBOOK_GATEWAY_PROXY_PORT",
 )
 
 
@@ -47,6 +48,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
         mp.setenv("FAL_NOTEBOOK_HOME", str(home))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(port))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(tls_port))
+        mp.setenv("FAL_NOTEBOOK_GATEWAY_PROXY_PORT", str(free_port()))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_MAX_BODY", str(TEST_MAX_BODY))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_WEBHOOK_WINDOW", str(TEST_WEBHOOK_WINDOW))
         start_gateway()

@@ -192,9 +192,8 @@ def _part_numbers(data: dict[str, Any]) -> list[int] | None:
     if not isinstance(parts, list):
         return None
     numbers = [p.get("partNumber", p.get("part_number")) for p in parts if isinstance(p, dict)]
-    if len(numbers) != len(parts) or not all(isinstance(n, int) for n in numbers):
-        return None
-    return sorted(numbers)
+    found = [n for n in numbers if isinstance(n, int)]
+    return sorted(found) if len(found) == len(parts) else None
 
 
 async def complete(request: Request) -> Response:

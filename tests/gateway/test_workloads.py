@@ -80,3 +80,22 @@ def test_media_apps_and_uploads_on_local_runners_with_nothing_leaving(env, cut, 
     if env == "kernel":
         assert client["large"]["same"], "the 200 MiB upload came back different"
         print(f"\n200 MiB through fal_client's multipart upload and back: {client['large']['seconds']:.1f} s")
+
+
+def test_the_storage_proxy_needs_the_gateways_key_and_speaks_only_connect(gateway):
+    import base64
+    import socket
+
+    port = int(os.environ["FAL_NOTEBOOK_GATEWAY_PROXY_PORT"])  # the module gateway's
+
+    def ask(head: str) -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(head.encode())
+            return s.recv(4096).decode("latin-1").split("\r\n", 1)[0]
+
+    assert ask("CONNECT rest.fal.ai:443 HTTP/1.1\r\nHost: rest.fal.ai:443\r\n\r\n").startswith("HTTP/1.1 407")
+    wrong = base64.b64encode(b"someone:else").decode()
+    assert " 407 " in ask(f"CONNECT rest.fal.ai:443 HTTP/1.1\r\nProxy-Authorization: Basic {wrong}\r\n\r\n")
+    key = base64.b64encode(gateway.key.encode()).decode()
+    assert " 405 " in ask(f"GET http://example.com/ HTTP/1.1\r\nProxy-Authorization: Basic {key}\r\n\r\n")
+    assert " 200 " in ask(f"CONNECT v3.fal.media:443 HTTP/1.1\r\nProxy-Authorization: Basic {key}\r\n\r\n")

@@ -115,7 +115,7 @@ def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
     ensure_key()
     package_root = str(Path(__file__).resolve().parents[2])
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not _own_proxy(k, v)},
         "FAL_NOTEBOOK_HOME": str(home()),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(port),
         "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
@@ -231,6 +231,12 @@ def apply_client_environment() -> str:
             "%fal_env before `import fal_client`."
         )
     return "\n".join(lines)
+
+
+def _own_proxy(name: str, value: str) -> bool:
+    """Whether a variable is the storage proxy that `%fal_env` set: the gateway (and so its runners)
+    must not route through a proxy of its own, or of a gateway gone since."""
+    return name.lower() == "https_proxy" and f"@{wire.GATEWAY_HOST}:" in value
 
 
 def _shown(name: str, value: str) -> str:

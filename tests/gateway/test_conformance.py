@@ -88,8 +88,9 @@ def test_env_without_shell_prints_name_value_lines(gateway):
 def test_fal_env_magic_sets_the_environment_and_never_shows_the_key(gateway, fal_env, monkeypatch):
     from fal_notebook.gateway import apply_client_environment
 
-    for name in fal_env:
-        monkeypatch.delenv(name, raising=False)  # restored after the test
+    for name in fal_env:  # each one restored (or removed again) after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     shown = apply_client_environment()
     assert {name: os.environ[name] for name in fal_env} == fal_env
     assert gateway.key not in shown and gateway.key.partition(":")[2] not in shown

@@ -296,7 +296,11 @@ class EndpointClient:
         def error(code: str, reason: str) -> RealtimeError:
             problem = f"the realtime session with {path} ended with {code}" + (f": {reason}" if reason else "")
             problem += "" if problem.endswith((".", "!", "?")) else "."
-            todo = "Connect again; the app's log says more." if code != "TIMEOUT" else "Connect again to send more."
+            todo = (
+                "Connect again; the app's log says more."
+                if code != wire.REALTIME_TIMEOUT
+                else "Connect again to send more."
+            )
             return make_error(
                 self._address, problem, todo, key=self._key, detail=reason, error_type=code, cls=RealtimeError
             )

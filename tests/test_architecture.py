@@ -171,7 +171,7 @@ LAYERS = [
     ["gateway"],
     ["client", "protocol", "uploads"],
     ["capture", "generate", "config", "packages"],
-    ["state", "wire", "fal_sdk", "watch", "errors", "secrets", "credentials", "_version"],
+    ["state", "statuses", "wire", "fal_sdk", "watch", "errors", "secrets", "credentials", "_version"],
 ]
 
 

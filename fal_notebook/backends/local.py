@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .. import wire
+from ..config import is_public
 from ..credentials import find_credentials
 from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
 from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
-from .base import STATUSES, Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
+from ..statuses import SERVING, AppStatus
+from .base import Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
 from .progress import GatewayProgress, ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,10 +121,10 @@ class LocalBackend(Backend):
                 progress(steps(event["message"]))
                 since = event["seq"]
             latest = info["latest"] or {}
-            if info["status"] in ("ready", "crash-looping") and (info["revision"] or 0) >= revision:
+            if info["status"] in SERVING and (info["revision"] or 0) >= revision:
                 break
-            if latest.get("number") == revision and latest.get("status") == "failed":
-                deployment.status = "failed" if info["revision"] is None else "ready"
+            if latest.get("number") == revision and latest.get("status") == AppStatus.FAILED:
+                deployment.status = AppStatus.FAILED if info["revision"] is None else AppStatus.READY
                 local_detail(deployment).error = latest.get("error")
                 deployment.save()
                 kept = "" if info["revision"] is None else f" Revision {info['revision']} keeps serving."
@@ -134,14 +136,14 @@ class LocalBackend(Backend):
                 time.sleep(POLL_INTERVAL)
         updated = _deployment(self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
         updated.save()
-        if updated.status == "crash-looping":
+        if updated.status == AppStatus.CRASH_LOOPING:
             progress(ProgressEvent(f"{updated.endpoint_id} is crash-looping: {crash_loop_summary(updated)}", "ready"))
         else:
             progress(
                 ProgressEvent(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})", "ready")
             )
         auth = local_detail(updated).auth
-        if auth != "public":
+        if not is_public(auth):
             progress(
                 ProgressEvent(
                     f"{updated.endpoint_id} is {auth}: callers send `{wire.AUTHORIZATION}: "
@@ -211,7 +213,7 @@ class LocalBackend(Backend):
         try:
             info = _app_info(deployment.name, since=1 << 62)
         except DeployError:
-            deployment.status = "stopped"
+            deployment.status = AppStatus.STOPPED
             return deployment
         return _updated(deployment, info)
 
@@ -228,13 +230,13 @@ class LocalBackend(Backend):
             if deployment.name in infos:
                 refreshed.append(_updated(deployment, infos[deployment.name]))
             else:
-                deployment.status = "stopped"
+                deployment.status = AppStatus.STOPPED
                 refreshed.append(deployment)
         return refreshed
 
 
 def _gateway_down(deployment: Deployment) -> Deployment:
-    deployment.status = "stopped"
+    deployment.status = AppStatus.STOPPED
     local_detail(deployment).gateway = "not running (fal-notebook gateway start restores deployed apps)"
     return deployment
 
@@ -280,7 +282,7 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
         endpoint_id=endpoint_id,
         url=url,
         queue_url=queue_url,
-        status=info["status"] if info["status"] in STATUSES else "deploying",
+        status=AppStatus(info["status"]) if info["status"] in set(AppStatus) else AppStatus.DEPLOYING,
         path=path,
         detail=LocalDetail(
             revision=info.get("revision"),
@@ -292,7 +294,7 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
             notes=info.get("notes", []),
             error=info.get("error"),
             next_attempt=info.get("next_attempt"),
-            last_exit=info.get("last_exit") if info["status"] == "crash-looping" else None,
+            last_exit=info.get("last_exit") if info["status"] == AppStatus.CRASH_LOOPING else None,
         ),
     )
 

@@ -32,9 +32,11 @@ from typing import Any, Protocol
 import httpx
 
 from .. import wire
-from ..config import AppConfig
+from ..config import DEFAULT_AUTH, AppConfig, auth_mode
 from ..errors import FalNotebookError
 from ..secrets import Redactor
+from ..statuses import GOING, LIVE, SERVING, AppStatus, RevisionStatus, RunnerState
+from ..wire import ErrorType, RequestStatus
 from . import retries
 from .envs import EnvBuildError, OnLine
 from .headers import app_headers, endpoint_of, prefer_hinted, runner_hint, runner_hints
@@ -43,8 +45,7 @@ from .paths import app_log_path, snapshots_dir
 from .prepare import DeploySpec
 from .runners import EXCEPTION_LINE, Launch, OnOutput, Runner, RunnerStartError, port_is_free
 from .settings import DEFAULT_STARTUP_TIMEOUT, HealthProbe, Settings
-from .states import GOING, LIVE, SERVING, AppStatus, RevisionStatus, RunnerState
-from .store import Store
+from .store import Request, Store
 from .supervisor import Clock, Supervisor
 from .upstream import Response, Upstream, UpstreamError
 
@@ -177,7 +178,7 @@ class AppRuntime:
         self.clock = host.clock
         self.status = AppStatus.STOPPED if stopped else AppStatus.DEPLOYING
         self.error: str | None = None
-        self.auth_mode = auth or "private"
+        self.auth_mode = auth or DEFAULT_AUTH
         self.current: Revision | None = None
         self.rolling: Revision | None = None
         self.revisions: dict[int, Revision] = {}
@@ -264,7 +265,7 @@ class AppRuntime:
         rev.config, rev.launch, rev.notes = build.config, build.launch, build.notes
         rev.settings = Settings.from_config(build.config, single_runner=build.launch.fixed_port is not None)
         if rev is self.current:
-            self.auth_mode = build.config.auth or "private"
+            self.auth_mode = auth_mode(build.config.auth)
 
     def _supersede(self, rev: Revision) -> None:
         if self._rollout is not None:
@@ -311,7 +312,7 @@ class AppRuntime:
     def _promote(self, rev: Revision) -> None:
         old, self.current, self.rolling = self.current, rev, None
         rev.status, self.status, self.error = RevisionStatus.READY, AppStatus.READY, None
-        self.auth_mode = (rev.config.auth if rev.config else None) or "private"
+        self.auth_mode = auth_mode(rev.config.auth if rev.config else None)
         for runner in self.runners:
             if runner.revision != rev.number and runner.state in LIVE:
                 runner.state = RunnerState.DRAINING
@@ -339,7 +340,7 @@ class AppRuntime:
         self.status, self.error = AppStatus.FAILED, message
         for runner in list(self.runners):
             self._stop_later(runner)
-        self._drop_pending(f"App {self.name} failed: {message}", wire.RUNNER_SCHEDULING_FAILURE)
+        self._drop_pending(f"App {self.name} failed: {message}", ErrorType.RUNNER_SCHEDULING_FAILURE)
         self.host.save_app(self)
 
     def close(self) -> None:
@@ -372,7 +373,7 @@ class AppRuntime:
         if self._preparing is not None:
             self._preparing.cancel()
         self.status, self.error = AppStatus.STOPPED, None
-        self._drop_pending(f"App {self.name} was stopped.", wire.RUNNER_SCHEDULING_FAILURE)
+        self._drop_pending(f"App {self.name} was stopped.", ErrorType.RUNNER_SCHEDULING_FAILURE)
         await asyncio.gather(*(self._stop_runner(r) for r in list(self.runners)))
         self.event(f"Stopped {self.name}.")
         self.host.save_app(self)
@@ -396,7 +397,7 @@ class AppRuntime:
 
     async def _fetch_openapi(self, runner: Runner) -> bytes | None:
         try:
-            response = await self.host.http.get(runner.url + "/openapi.json", timeout=10)
+            response = await self.host.http.get(runner.url + wire.join_path(wire.OPENAPI_PATH), timeout=10)
         except httpx.HTTPError:
             return None
         return response.content if response.status_code == 200 else None
@@ -507,7 +508,7 @@ class AppRuntime:
         ):
             self.status, self.down_since = AppStatus.CRASH_LOOPING, self.clock.monotonic()
             for work in [w for w in self.pending if w.waiter is not None and not w.cancelled]:
-                self._end_waiting(work, 503, self.unavailable_reason(), wire.RUNNER_SCHEDULING_FAILURE)
+                self._end_waiting(work, 503, self.unavailable_reason(), ErrorType.RUNNER_SCHEDULING_FAILURE)
         if self.status == AppStatus.CRASH_LOOPING:
             self.event(
                 f"Crash loop: {self.failures} failures in a row; the next attempt in {delay:g} s. "
@@ -624,13 +625,13 @@ class AppRuntime:
                 continue
             if work.deadline is not None and wall > work.deadline:
                 detail = wire.START_DEADLINE_PASSED
-                self._end_waiting(work, 504, detail, wire.REQUEST_TIMEOUT_ERROR)
+                self._end_waiting(work, 504, detail, ErrorType.REQUEST_TIMEOUT)
             elif self.status == AppStatus.CRASH_LOOPING and now - max(work.since, self.down_since) > give_up:
                 detail = (
                     f"App {self.name} could not be brought back within startup_timeout={give_up:g} s: "
                     f"{self.unavailable_reason()}"
                 )
-                self._end_waiting(work, 503, detail, wire.RUNNER_SCHEDULING_FAILURE)
+                self._end_waiting(work, 503, detail, ErrorType.RUNNER_SCHEDULING_FAILURE)
 
     # -- work --------------------------------------------------------------------------------
     def enqueue(
@@ -737,64 +738,64 @@ class AppRuntime:
             retry, served = await self._attempt(work.request_id, runner)
         except Exception as exc:
             detail = f"The gateway failed while running the request: {_describe(exc)}"
-            self._finish(work.request_id, Outcome.failure_of(500, detail, wire.INTERNAL_ERROR))
+            self._finish(work.request_id, Outcome.failure_of(500, detail, ErrorType.INTERNAL_ERROR))
             raise  # the supervisor logs it
         finally:
             self.release(runner, work.request_id, served=served)
         if retry is not None:
-            row, delay = retry
-            self.host.tasks.spawn(self._requeue_after(row, delay), name=f"retry {row['id']}")
+            request, delay = retry
+            self.host.tasks.spawn(self._requeue_after(request, delay), name=f"retry {request.id}")
 
-    async def _requeue_after(self, row: Any, delay: float) -> None:
+    async def _requeue_after(self, request: Request, delay: float) -> None:
         """Queue a request again after fal's backoff, with the caller's start deadline kept."""
         await self.clock.sleep(delay)
-        current = self.host.store.get(row["id"])
-        if current is None or current["status"] == wire.COMPLETED:
+        current = self.host.store.get(request.id)
+        if current is None or current.status == RequestStatus.COMPLETED:
             return
-        if current["cancel_requested"]:
-            self._finish(row["id"], Outcome.failure_of(499, "Request cancelled.", wire.CLIENT_CANCELLED))
+        if current.cancel_requested:
+            self._finish(request.id, Outcome.failure_of(499, "Request cancelled.", ErrorType.CLIENT_CANCELLED))
             return
         try:
-            hint = runner_hint(json.loads(row["headers"]))
+            hint = runner_hint(request.headers)
             self.enqueue(
-                row["id"], priority=row["priority"], order=row["created"], deadline=row["start_deadline"], hint=hint
+                request.id, priority=request.priority, order=request.created, deadline=request.start_deadline, hint=hint
             )
         except Unavailable as exc:
-            self._finish(row["id"], Outcome.failure_of(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE))
+            self._finish(request.id, Outcome.failure_of(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE))
 
-    async def _attempt(self, request_id: str, runner: Runner) -> tuple[Any, bool]:
-        """One attempt of a queued request: ``((its row, the backoff), False)`` when it is to be
+    async def _attempt(self, request_id: str, runner: Runner) -> tuple[tuple[Request, float] | None, bool]:
+        """One attempt of a queued request: ``((its request, the backoff), False)`` when it is to be
         retried, else ``(None, whether the runner served it)``; a final outcome completes it."""
         store = self.host.store
-        row = store.get(request_id)
-        if row is None or row["status"] == wire.COMPLETED:
+        request = store.get(request_id)
+        if request is None or request.status == RequestStatus.COMPLETED:
             return None, False
-        attempts = row["attempts"] + 1
-        store.start(row["id"], attempts, runner.id)
-        self.host.notify(row["id"])
-        endpoint = endpoint_of(wire.local_app(self.name), row["path"])
-        headers = app_headers(json.loads(row["headers"]), request_id=row["id"], endpoint=endpoint)
-        body = store.body(row["id"])
+        attempts = request.attempts + 1
+        store.start(request.id, attempts, runner.id)
+        self.host.notify(request.id)
+        endpoint = endpoint_of(wire.local_app(self.name), request.path)
+        headers = app_headers(request.headers, request_id=request.id, endpoint=endpoint)
+        body = store.body(request.id)
         if body is None:  # it completed meanwhile (cancelled): its body went with it
             return None, False
-        outcome = await self.call(runner, "POST", row["path"], body, headers)
+        outcome = await self.call(runner, "POST", request.path, body, headers)
         await self._output_settled(runner, outcome)
-        cancelled = store.cancel_requested(row["id"])
-        decision = self._retry_decision(row, outcome, attempts)
+        cancelled = store.cancel_requested(request.id)
+        decision = self._retry_decision(request, outcome, attempts)
         failed = f"Attempt {attempts} failed ({outcome.error})"
         if not cancelled and decision.retry and self.status in SERVING:
-            self.request_log(row["id"], f"{failed}; {decision.reason}.")
-            store.requeue(row["id"])
-            self.host.notify(row["id"])
-            return (row, decision.delay), False
+            self.request_log(request.id, f"{failed}; {decision.reason}.")
+            store.requeue(request.id)
+            self.host.notify(request.id)
+            return (request, decision.delay), False
         if decision.condition is not None and not cancelled:
             why = decision.reason if not decision.retry else f"app {self.name} is {self.status.value}"
-            self.request_log(row["id"], f"{failed}; not retried: {why}.")
+            self.request_log(request.id, f"{failed}; not retried: {why}.")
         if cancelled and outcome.status >= 500:
-            outcome = Outcome.failure_of(499, "Request cancelled.", wire.CLIENT_CANCELLED)
+            outcome = Outcome.failure_of(499, "Request cancelled.", ErrorType.CLIENT_CANCELLED)
         elif cancelled and outcome.status == 499:
-            outcome.error_type = outcome.error_type or wire.CLIENT_CANCELLED
-        self._finish(row["id"], outcome)
+            outcome.error_type = outcome.error_type or ErrorType.CLIENT_CANCELLED
+        self._finish(request.id, outcome)
         if outcome.status < 500:
             self.failures = 0
         return None, True
@@ -808,10 +809,10 @@ class AppRuntime:
             await self.clock.sleep(LATE_OUTPUT)
         await runner.output_read()
 
-    def _retry_decision(self, row: Any, outcome: Outcome, attempts: int) -> retries.Decision:
+    def _retry_decision(self, request: Request, outcome: Outcome, attempts: int) -> retries.Decision:
         """fal's rules (retries.decide) for this attempt; failures are counted per condition."""
-        stored = json.loads(row["headers"])
-        failures = self._retry_failures.setdefault(row["id"], {})
+        stored = request.headers
+        failures = self._retry_failures.setdefault(request.id, {})
         decision = retries.decide(
             outcome.attempt,
             request_headers=stored,
@@ -820,7 +821,7 @@ class AppRuntime:
             failures=failures,
             owner=bool(stored.get(wire.CALLER_ID)),  # the key's holder owns every local app
             now=self.clock.time(),
-            deadline=row["start_deadline"],
+            deadline=request.start_deadline,
         )
         if decision.condition is not None:
             failures[decision.condition] = failures.get(decision.condition, 0) + 1
@@ -860,20 +861,20 @@ class AppRuntime:
                 if not stream:
                     await response.aread()
         except ValueError as exc:  # a header value HTTP cannot carry (the door refuses them): the runner is fine
-            return Outcome.failure_of(400, f"The request cannot be forwarded to the app: {exc}", wire.BAD_REQUEST)
+            return Outcome.failure_of(400, f"The request cannot be forwarded to the app: {exc}", ErrorType.BAD_REQUEST)
         except TimeoutError:
             detail = f"Request timed out after request_timeout={timeout:g} s."
             self.retire(runner, f"{detail} Runner {runner.id} is restarted.")
             elapsed = self.clock.monotonic() - started
             return Outcome.failure_of(
-                504, detail, wire.REQUEST_TIMEOUT_ERROR, failure=retries.TIMED_OUT, elapsed=elapsed
+                504, detail, ErrorType.REQUEST_TIMEOUT, failure=retries.TIMED_OUT, elapsed=elapsed
             )
         except UpstreamError as exc:
             detail = f"Runner {runner.id} disconnected during the request ({exc})."
             self.retire(runner, f"{detail} It is replaced. Its last output:\n{runner.tail_text()}")
             elapsed = self.clock.monotonic() - started
             return Outcome.failure_of(
-                503, detail, wire.RUNNER_DISCONNECTED, failure=retries.DISCONNECTED, elapsed=elapsed
+                503, detail, ErrorType.RUNNER_DISCONNECTED, failure=retries.DISCONNECTED, elapsed=elapsed
             )
         hints = runner_hints(response.headers)
         if hints is not None:

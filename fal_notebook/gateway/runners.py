@@ -28,8 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from ..statuses import GOING, RunnerState
 from .settings import DEFAULT_STARTUP_TIMEOUT
-from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"

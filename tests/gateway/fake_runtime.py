@@ -18,10 +18,10 @@ from fal_notebook.gateway.apps import AppRuntime, Build
 from fal_notebook.gateway.envs import OnLine
 from fal_notebook.gateway.prepare import DeploySpec
 from fal_notebook.gateway.runners import Launch, OnOutput, Runner, RunnerStartError
-from fal_notebook.gateway.states import RunnerState
-from fal_notebook.gateway.store import Store
+from fal_notebook.gateway.store import Request, Store
 from fal_notebook.gateway.supervisor import Clock, Supervisor
 from fal_notebook.gateway.upstream import Response, UpstreamError
+from fal_notebook.statuses import RunnerState
 
 
 class FakeClock(Clock):
@@ -159,8 +159,10 @@ class FakeHost:
         self.store.add_request(request_id, runtime.name, "/", {}, body=payload, start_deadline=deadline)
         runtime.enqueue(request_id, deadline=deadline)
 
-    def row(self, request_id: str) -> Any:
-        return self.store.get(request_id)
+    def row(self, request_id: str) -> Request:
+        request = self.store.get(request_id)
+        assert request is not None, f"request {request_id} is stored"
+        return request
 
     async def close(self) -> None:
         await self.tasks.close()

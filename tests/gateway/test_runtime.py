@@ -16,7 +16,8 @@ from fal_notebook.config import AppConfig
 from fal_notebook.gateway.apps import AppRuntime, Unavailable
 from fal_notebook.gateway.prepare import DeploySpec
 from fal_notebook.gateway.settings import HealthProbe, Settings
-from fal_notebook.gateway.states import AppStatus, RunnerState
+from fal_notebook.statuses import AppStatus, RunnerState
+from fal_notebook.wire import ErrorType, RequestStatus
 
 Scenario = Callable[[FakeHost, AppRuntime], Awaitable[None]]
 
@@ -79,7 +80,7 @@ def test_deploy_promotes_the_first_runner_and_pump_dispatches_to_the_least_busy(
         for gate in gates.values():
             gate.set()
         await settle()
-        assert all(host.row(f"q{i}")["status"] == wire.COMPLETED for i in range(4))
+        assert all(host.row(f"q{i}").status == RequestStatus.COMPLETED for i in range(4))
         assert all(not r.in_flight for r in runtime.runners)
 
     run(tmp_path, scenario, max_concurrency=2, max_multiplexing=2)
@@ -99,7 +100,7 @@ def test_scale_never_exceeds_max_concurrency_and_stops_idle_runners_after_keep_a
         for i in range(10):
             gates.setdefault(f"q{i}", asyncio.Event()).set()
             await settle()
-        assert all(host.row(f"q{i}")["status"] == wire.COMPLETED for i in range(10))
+        assert all(host.row(f"q{i}").status == RequestStatus.COMPLETED for i in range(10))
         host.clock.advance(29)
         runtime.tick()
         await settle()
@@ -143,7 +144,7 @@ def test_a_runner_that_dies_is_replaced_and_its_request_retried(tmp_path):
         assert second is not None and second is not first and second.state == RunnerState.READY
         gates["survivor"].set()
         await settle()
-        assert host.row("survivor")["status"] == wire.COMPLETED and host.row("survivor")["attempts"] == 2
+        assert host.row("survivor").status == RequestStatus.COMPLETED and host.row("survivor").attempts == 2
 
     run(tmp_path, scenario)
 
@@ -158,8 +159,8 @@ def test_deadlines_end_queued_requests_with_an_explicit_error(tmp_path):
         runtime.tick()
         await settle()
         row = host.row("waits")
-        assert row["status"] == wire.COMPLETED and row["error_type"] == wire.REQUEST_TIMEOUT_ERROR
-        assert row["result_status"] == 504
+        assert row.status == RequestStatus.COMPLETED and row.error_type == ErrorType.REQUEST_TIMEOUT
+        assert row.result_status == 504
 
     run(tmp_path, scenario)
 
@@ -180,13 +181,13 @@ def test_a_restore_whose_first_runner_dies_backs_off_and_serves_its_queue(tmp_pa
         await settle()
         assert runtime.status != AppStatus.FAILED and runtime.auth == "public"
         assert len(host.made) == 1 and runtime.runners == []  # the first runner died while starting
-        assert all(host.row(f"q{i}")["status"] == wire.IN_QUEUE for i in range(5))
+        assert all(host.row(f"q{i}").status == RequestStatus.IN_QUEUE for i in range(5))
         runtime.tick()
         await settle()
         assert len(host.made) == 1  # backing off: no new runner before its time
         await advance(host, runtime, 1.0)
         assert len(host.made) == 2 and runtime.status == AppStatus.READY
-        assert all(host.row(f"q{i}")["status"] == wire.COMPLETED for i in range(5))
+        assert all(host.row(f"q{i}").status == RequestStatus.COMPLETED for i in range(5))
         assert host.records["fake"] == {"status": "ready", "auth": "public"}
 
     run(tmp_path, scenario, restored=True, failures=["SIGKILL"])
@@ -197,9 +198,9 @@ def test_a_restore_that_cannot_be_prepared_retries_with_back_off(tmp_path):
         assert runtime.status == AppStatus.DEPLOYING and runtime.failures == 1 and runtime.auth == "public"
         host.submit(runtime, "waits")
         await advance(host, runtime, 1.0)  # the second try fails too
-        assert runtime.failures == 2 and host.row("waits")["status"] == wire.IN_QUEUE
+        assert runtime.failures == 2 and host.row("waits").status == RequestStatus.IN_QUEUE
         await advance(host, runtime, 2.0)
-        assert runtime.status == AppStatus.READY and host.row("waits")["status"] == wire.COMPLETED
+        assert runtime.status == AppStatus.READY and host.row("waits").status == RequestStatus.COMPLETED
 
     run(tmp_path, scenario, restored=True, build_failures=[OSError("its Python is gone")] * 2)
 
@@ -225,10 +226,10 @@ def test_crash_loop_backs_off_exponentially_reports_and_recovers(tmp_path):
             await runtime.acquire("sync")  # a sync call is refused at once, with the reason
         host.submit(runtime, "queued")  # a queued one waits
         await advance(host, runtime, 7.0)
-        assert host.row("queued")["status"] == wire.IN_QUEUE and len(host.made) == 4
+        assert host.row("queued").status == RequestStatus.IN_QUEUE and len(host.made) == 4
         await advance(host, runtime, 1.0)  # the fifth start succeeds
         assert runtime.status == AppStatus.READY
-        assert host.row("queued")["status"] == wire.COMPLETED and host.row("queued")["result_status"] == 200
+        assert host.row("queued").status == RequestStatus.COMPLETED and host.row("queued").result_status == 200
         assert runtime.failures == 0  # it served: the back-off starts again from 1 s
 
     run(tmp_path, scenario, min_concurrency=1)
@@ -245,12 +246,12 @@ def test_requests_waiting_for_a_crash_looping_app_end_at_their_deadlines(tmp_pat
             await advance(host, runtime, runtime.retry_at - host.clock.monotonic())
         assert runtime.status == AppStatus.CRASH_LOOPING
         impatient = host.row("impatient")
-        assert impatient["status"] == wire.COMPLETED and impatient["error_type"] == wire.REQUEST_TIMEOUT_ERROR
-        assert host.row("patient")["status"] == wire.IN_QUEUE
+        assert impatient.status == RequestStatus.COMPLETED and impatient.error_type == ErrorType.REQUEST_TIMEOUT
+        assert host.row("patient").status == RequestStatus.IN_QUEUE
         await advance(host, runtime, 31)  # crash-looping longer than startup_timeout: it cannot be brought back
         patient = host.row("patient")
-        assert patient["status"] == wire.COMPLETED and patient["result_status"] == 503
-        assert patient["error_type"] == wire.RUNNER_SCHEDULING_FAILURE and "startup_timeout=30" in patient["error"]
+        assert patient.status == RequestStatus.COMPLETED and patient.result_status == 503
+        assert patient.error_type == ErrorType.RUNNER_SCHEDULING_FAILURE and "startup_timeout=30" in patient.error
         made = len(host.made)
         await advance(host, runtime, 60)
         assert len(host.made) == made + 1  # it keeps trying, one runner at a time
@@ -281,8 +282,8 @@ def test_a_failure_of_the_gateway_itself_ends_the_request_and_frees_the_slot(tmp
         host.submit(runtime, "poisoned")
         await settle()
         row = host.row("poisoned")
-        assert row["status"] == wire.COMPLETED and row["result_status"] == 500
-        assert row["error_type"] == wire.INTERNAL_ERROR and "the proxy hop broke" in row["error"]
+        assert row.status == RequestStatus.COMPLETED and row.result_status == 500
+        assert row.error_type == ErrorType.INTERNAL_ERROR and "the proxy hop broke" in row.error
         assert all(not r.in_flight for r in runtime.runners) and host.tasks.failures == 1  # and it was logged
 
     run(tmp_path, scenario)
@@ -298,11 +299,11 @@ def test_a_stored_header_that_cannot_be_forwarded_ends_at_once_and_keeps_the_run
         runtime.enqueue("bad")
         await settle()
         row = host.row("bad")
-        assert row["status"] == wire.COMPLETED and row["result_status"] == 400
-        assert row["error_type"] == wire.BAD_REQUEST and row["attempts"] == 1
+        assert row.status == RequestStatus.COMPLETED and row.result_status == 400
+        assert row.error_type == ErrorType.BAD_REQUEST and row.attempts == 1
         host.submit(runtime, "good")
         await settle()
-        assert host.row("good")["result_status"] == 200 and runtime.runners == [runner]
+        assert host.row("good").result_status == 200 and runtime.runners == [runner]
 
     run(tmp_path, scenario)
 
@@ -332,7 +333,7 @@ def test_an_unhealthy_runner_is_replaced_and_its_request_retried(tmp_path):
         assert second is not None and second is not first
         gates["stuck"].set()
         await settle()
-        assert host.row("stuck")["result_status"] == 200 and host.row("stuck")["attempts"] == 2
+        assert host.row("stuck").result_status == 200 and host.row("stuck").attempts == 2
 
     health = {"path": "/healthz", "failure_threshold": 2, "start_period_seconds": 40, "method": "GET"}
     run(tmp_path, scenario, health_check=health, startup_timeout=10)

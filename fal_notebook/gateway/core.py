@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -17,13 +17,14 @@ from ..generate.project import AppProject
 from ..statuses import AppStatus
 from ..wire import CancelAnswer, Completed, ErrorType, InProgress, Queued, RequestStatus, RetryCondition, Status
 from . import retries
-from .apps import AppRuntime, Build, Unavailable
+from .admin_api import AppInfo, DeploySpec
+from .app import AppRuntime, Build, NoResources, Resources, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
 from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
-from .prepare import DeploySpec, digest, prepare, snapshot
+from .prepare import digest, prepare, snapshot
 from .runners import Launch, OnOutput, Runner, kill_orphans
 from .store import INLINE_BODY, AppRecord, Request, Store
 from .supervisor import Clock, Supervisor
@@ -51,6 +52,7 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
+        self.resources: Resources = NoResources()  # what runners take from the machine (app/resources.py)
         self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -62,12 +64,13 @@ class Gateway:
         for name, record in self._records.items():
             spec = record.spec
             stopped = record.status == AppStatus.STOPPED or spec is None
-            runtime = self.apps[name] = AppRuntime(name, self, stopped=stopped, auth=record.auth)
+            runtime = AppRuntime(name, self, stopped=stopped, auth=record.auth, retry=record.retry)
+            self.apps[name] = runtime
             if spec is None or stopped:
                 continue
             secrets = record.secret_names
             if secrets:  # their values live in memory only: the next deploy brings them back
-                runtime.event(
+                runtime.log.event(
                     f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners see the "
                     "gateway's own environment until the app is deployed again."
                 )
@@ -89,13 +92,13 @@ class Gateway:
                 )
                 continue
             self.store.requeue(request.id)
-            app.request_log(request.id, "The gateway restarted while this request ran; retrying it.")
+            app.log.request_log(request.id, "The gateway restarted while this request ran; retrying it.")
         for name, runtime in self.apps.items():
             for request in self.store.queued(name):
                 if runtime.status == AppStatus.STOPPED:
                     self._end(request.id, f"App {name} is stopped.")
                 else:
-                    runtime.enqueue(
+                    runtime.queue.enqueue(
                         request.id,
                         priority=request.priority,
                         order=request.created,
@@ -109,12 +112,10 @@ class Gateway:
 
     async def close(self) -> None:
         """Stop every runner; the apps stay deployed and come back with the next start."""
-        for runtime in self.apps.values():
-            runtime.close()
-        await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
+        await asyncio.gather(*(runtime.shutdown() for runtime in self.apps.values()), return_exceptions=True)
         await self.tasks.close()  # webhook deliveries still under way too
         for runtime in self.apps.values():
-            runtime.close_log()
+            runtime.log.close()
         await self.http.aclose()
         await self.upstream.aclose()
         self.store.close()
@@ -171,7 +172,7 @@ class Gateway:
         return Runner(runner_id, revision, launch, on_output)
 
     # -- apps --------------------------------------------------------------------------------
-    def deploy(self, name: str, spec: DeploySpec) -> dict[str, Any]:
+    def deploy(self, name: str, spec: DeploySpec) -> AppInfo:
         """Register or replace app ``name``; returns its info with the revision being rolled out."""
         project = AppProject.load(spec.path)
         if project.name != name:
@@ -179,11 +180,9 @@ class Gateway:
         runtime = self.apps.get(name)
         if runtime is None:
             runtime = self.apps[name] = AppRuntime(name, self)
-        if runtime.current is None:  # nothing serves yet: the new revision's auth mode applies at once
-            runtime.auth_mode = auth_mode(project.config.auth)
-        number = runtime.deploy(spec, digest(project, spec, self.key))
-        self.save_app(runtime)
-        return {**runtime.info(), "requested": number}
+        number = runtime.deploy(spec, digest(project, spec, self.key), auth=auth_mode(project.config.auth))
+        runtime.save()
+        return dataclasses.replace(runtime.info(), requested=number)
 
     async def remove(self, name: str) -> bool:
         runtime = self.apps.get(name)
@@ -196,24 +195,9 @@ class Gateway:
         runtime = self.apps.get(name)
         return runtime if runtime is not None and runtime.status != AppStatus.STOPPED else None
 
-    def save_app(self, runtime: AppRuntime) -> None:
-        current = runtime.current
-        spec = current.spec if current else runtime.spec
-        known = current is not None and current.config is not None  # else the revision is not prepared yet
-        earlier = self._records.get(runtime.name)
-        record = AppRecord(
-            status=runtime.status,
-            error=runtime.error,
-            auth=runtime.auth_mode,
-            revision=current.number if current else None,
-            digest=current.digest if current else None,
-            retry=current.settings.retry if current is not None and known else earlier.retry if earlier else None,
-            spec=spec,
-            secret_names=tuple(sorted(spec.secrets)) if spec else (),
-            updated=self.clock.time(),
-        )
-        self._records[runtime.name] = record
-        self.store.save_app(runtime.name, record)
+    def save_app(self, name: str, record: AppRecord) -> None:
+        self._records[name] = record
+        self.store.save_app(name, record)
 
     def last_revision(self, name: str) -> int:
         record = self._records.get(name)
@@ -237,7 +221,7 @@ class Gateway:
             user_id=request.headers.get(wire.CALLER_ID) or "anonymous",
             status=answer.status,
             body=answer.body,
-            log=runtime.event if runtime is not None else lambda _line: None,
+            log=runtime.log.event if runtime is not None else lambda _line: None,
             attempts=request.webhook_attempts,
         )
 
@@ -270,9 +254,9 @@ class Gateway:
         webhook: str | None = None,
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
-        if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
-            raise Unavailable(runtime.unavailable_reason())  # a crash-looping app queues: it may come back
-        if sum(len(rt.queued) for rt in self.apps.values()) >= self.max_queue:
+        if runtime.lifecycle.down:
+            raise Unavailable(runtime.lifecycle.unavailable_reason())  # a crash-looping app queues: it may come back
+        if sum(len(rt.queue.queued) for rt in self.apps.values()) >= self.max_queue:
             raise QueueFull(
                 f"The gateway's queue holds {self.max_queue} requests already ({variable('max_queue')}); "
                 "retry when some have run."
@@ -282,8 +266,8 @@ class Gateway:
         inline = len(body) <= INLINE_BODY  # small bodies go with the row; large ones to a file, off the loop
         if not inline:
             await asyncio.to_thread(self.store.save_body, request_id, body)
-            if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):  # it changed while the body was written
-                raise Unavailable(runtime.unavailable_reason())  # (an unused body file, as after a crash)
+            if runtime.lifecycle.down:  # it changed while the body was written
+                raise Unavailable(runtime.lifecycle.unavailable_reason())  # (an unused body file, as after a crash)
         self.store.add_request(
             request_id,
             runtime.name,
@@ -294,7 +278,7 @@ class Gateway:
             start_deadline=deadline,
             webhook=webhook,
         )
-        runtime.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
+        runtime.queue.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
         return request_id
 
     def status(self, request: Request, *, with_logs: bool) -> Status:
@@ -312,7 +296,7 @@ class Gateway:
         Returns fal's answer (``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED``)."""
         if request.status == RequestStatus.COMPLETED:
             return CancelAnswer.ALREADY_COMPLETED
-        if runtime is not None and request.status == RequestStatus.IN_QUEUE and runtime.cancel_queued(request.id):
+        if runtime is not None and request.status == RequestStatus.IN_QUEUE and runtime.queue.cancel_queued(request.id):
             detail = "Request cancelled while in the queue."
             self.store.complete(
                 request.id,
@@ -326,7 +310,7 @@ class Gateway:
             self.completed(request.id)
             return CancelAnswer.CANCELLATION_REQUESTED
         self.store.request_cancel(request.id)
-        if runtime is not None and (runner := runtime.runner_of(request.id)) is not None:
+        if runtime is not None and (runner := runtime.pool.runner_of(request.id)) is not None:
             self.forward_cancel(runtime, runner.url, request.path, request.id)
         return CancelAnswer.CANCELLATION_REQUESTED
 
@@ -341,5 +325,5 @@ class Gateway:
             outcome = f"the app answered {response.status_code}"
         except httpx.HTTPError as exc:
             outcome = f"it failed ({type(exc).__name__})"
-        runtime.request_log(request_id, f"Cancellation forwarded to {cancel_path}: {outcome}.")
+        runtime.log.request_log(request_id, f"Cancellation forwarded to {cancel_path}: {outcome}.")
         self.notify(request_id)

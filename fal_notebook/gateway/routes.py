@@ -29,7 +29,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from .. import wire
 from ..wire import CancelAnswer, ErrorType, RequestStatus
-from .apps import AppRuntime, Outcome, Unavailable
+from .app import AppRuntime, Outcome, Unavailable
 from .core import QueueFull
 from .door import BodyRefused, read_body
 from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers, runner_hint
@@ -167,8 +167,8 @@ async def run_sync(request: Request) -> Response:
         hint = runner_hint(request.headers)
         runner = await unless_gone(
             request,
-            runtime.acquire(request_id, deadline=deadline, hint=hint),
-            lambda runner: runtime.release(runner, request_id, served=False),
+            runtime.queue.acquire(request_id, deadline=deadline, hint=hint),
+            lambda runner: runtime.queue.release(runner, request_id, served=False),
         )
     except Unavailable as exc:
         return error(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
@@ -179,16 +179,16 @@ async def run_sync(request: Request) -> Response:
     path = app_path(request) + app_query(request)
     headers = app_headers(kept, request_id=request_id, endpoint=endpoint_of(wire.local_app(runtime.name), path))
     try:
-        sent = runtime.send(runner, request.method, path, body, headers, stream=True)
+        sent = runtime.attempts.send(runner, request.method, path, body, headers, stream=True)
         upstream = await unless_gone(request, sent, lambda answer: close_later(request, answer))
     except CallerGone:
         caller_gone(request, runtime, runner, path, request_id)
         return error(499, "The caller disconnected.", ErrorType.CLIENT_DISCONNECTED)
     except BaseException:  # the slot goes back on every way out (relay gives it back after the answer)
-        runtime.release(runner, request_id, served=False)
+        runtime.queue.release(runner, request_id, served=False)
         raise
     if isinstance(upstream, Outcome):
-        runtime.release(runner, request_id, served=False)
+        runtime.queue.release(runner, request_id, served=False)
         headers = {wire.REQUEST_ID: request_id}
         if upstream.error_type:
             headers[wire.ERROR_TYPE] = upstream.error_type
@@ -204,8 +204,8 @@ def close_later(request: Request, answer: UpstreamResponse | Outcome) -> None:
 
 def caller_gone(request: Request, runtime: AppRuntime, runner: Runner, path: str, request_id: str) -> None:
     """A sync caller went away mid-call: cancel its request on the app (``<path>/cancel``), as fal does."""
-    runtime.release(runner, request_id, served=False)
-    runtime.event(f"The caller of sync request {request_id} disconnected: cancelling it on runner {runner.id}.")
+    runtime.queue.release(runner, request_id, served=False)
+    runtime.log.event(f"The caller of sync request {request_id} disconnected: cancelling it on runner {runner.id}.")
     gateway_of(request).forward_cancel(runtime, runner.url, path, request_id)
 
 
@@ -222,7 +222,7 @@ async def relay(
     ends = loop.time() + timeout if timeout else None
 
     def timed_out() -> None:
-        runtime.retire(runner, f"Request timed out after request_timeout={timeout:g} s mid-response.")
+        runtime.pool.retire(runner, f"Request timed out after request_timeout={timeout:g} s mid-response.")
 
     declared = upstream.headers.get("content-length", "")
     if declared.isdigit() and int(declared) <= BUFFERED_BODY:
@@ -236,7 +236,7 @@ async def relay(
             return error(503, f"Runner {runner.id} disconnected during the response.", ErrorType.RUNNER_DISCONNECTED)
         finally:
             await upstream.aclose()
-            runtime.release(runner, request_id)
+            runtime.queue.release(runner, request_id)
         return Response(content, upstream.status_code, headers=headers)
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -266,7 +266,7 @@ async def relay(
             gone.cancel()
             await upstream.aclose()
             if ended:
-                runtime.release(runner, request_id)
+                runtime.queue.release(runner, request_id)
             else:  # the caller went away before the end
                 caller_gone(request, runtime, runner, path, request_id)
 

@@ -22,7 +22,7 @@ from websockets.typing import Subprotocol
 
 from .. import wire
 from ..wire import ErrorType
-from .apps import AppRuntime, Unavailable
+from .app import AppRuntime, Unavailable
 from .headers import app_headers, caller_id, endpoint_of, kept_headers
 from .web import error, gateway_of, has_key, may_call, unauthorized
 
@@ -42,14 +42,14 @@ async def proxy(websocket: WebSocket) -> None:
         return
     request_id = str(uuid.uuid4())
     try:
-        runner = await runtime.acquire(request_id)
+        runner = await runtime.queue.acquire(request_id)
     except Unavailable as exc:
         await deny(websocket, error(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE))
         return
     try:
         await session(websocket, runtime, runner.url, request_id)
     finally:
-        runtime.release(runner, request_id)
+        runtime.queue.release(runner, request_id)
 
 
 async def session(websocket: WebSocket, runtime: AppRuntime, runner_url: str, request_id: str) -> None:
@@ -85,9 +85,9 @@ async def session(websocket: WebSocket, runtime: AppRuntime, runner_url: str, re
         return
     async with upstream:
         await websocket.accept(subprotocol=upstream.subprotocol)
-        runtime.event(f"WebSocket {path} opened (request {request_id}).")
+        runtime.log.event(f"WebSocket {path} opened (request {request_id}).")
         await relay(websocket, upstream)
-        runtime.event(f"WebSocket {path} closed (request {request_id}).")
+        runtime.log.event(f"WebSocket {path} closed (request {request_id}).")
 
 
 async def relay(websocket: WebSocket, upstream: ClientConnection) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..statuses import AppStatus
 from ..wire import RequestStatus
-from .prepare import DeploySpec
+from .admin_api import DeploySpec
 from .retries import Policy
 
 #: How long results stay retrievable, as on fal.

@@ -19,12 +19,13 @@ from fal_notebook.gateway import gateway_status, start_gateway
 from fal_notebook.gateway.store import INLINE_BODY, AppRecord, Store
 from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
 from fal_notebook.statuses import AppStatus
+from tests.polling import wait_for
 
 
 def kill_gateway(gateway) -> None:
     pid = gateway_status().pid
     os.kill(pid, signal.SIGKILL)
-    gateway.wait_for(lambda: not alive(pid), what="the gateway to die")
+    wait_for(lambda: not alive(pid), what="the gateway to die")
 
 
 def alive(pid: int) -> bool:
@@ -45,7 +46,7 @@ def test_gateway_killed_with_requests_queued_completes_them_after_restart(gatewa
         handles = [
             client.post("/queue/local/durable", json={"text": f"job {i}", "delay": 1.0}).json() for i in range(4)
         ]
-        gateway.wait_for(
+        wait_for(
             lambda: client.get(handles[0]["status_url"]).json()["status"] == "IN_PROGRESS",
             what="first request running",
         )
@@ -57,9 +58,9 @@ def test_gateway_killed_with_requests_queued_completes_them_after_restart(gatewa
 
     gateway_pid = gateway_status().pid
     os.kill(gateway_pid, signal.SIGKILL)
-    gateway.wait_for(lambda: not alive(gateway_pid), what="the gateway to die")
-    gateway.wait_for(lambda: not alive(runner_pid), what="its runner to die with it")
-    gateway.wait_for(lambda: not alive(server_pid), what="the --cmd server to die with it")
+    wait_for(lambda: not alive(gateway_pid), what="the gateway to die")
+    wait_for(lambda: not alive(runner_pid), what="its runner to die with it")
+    wait_for(lambda: not alive(server_pid), what="the --cmd server to die with it")
 
     assert start_gateway().pid != gateway_pid
     with gateway.http() as client:
@@ -99,7 +100,7 @@ def test_a_webhook_pending_when_the_gateway_is_killed_is_delivered_once_after_re
     start_gateway()
     receiver.wait(before + 1)  # a first attempt after the restart, still refused
     receiver.answers.clear()  # the receiver takes deliveries again
-    gateway.wait_for(lambda: 200 in receiver.answered, timeout=60, what="the delivery")
+    wait_for(lambda: 200 in receiver.answered, timeout=60, what="the delivery")
 
     answers = receiver.answered
     assert answers.count(200) == 1 and answers[-1] == 200 and set(answers[:-1]) == {503}

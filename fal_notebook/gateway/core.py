@@ -98,13 +98,7 @@ class Gateway:
                 if runtime.status == AppStatus.STOPPED:
                     self._end(request.id, f"App {name} is stopped.")
                 else:
-                    runtime.queue.enqueue(
-                        request.id,
-                        priority=request.priority,
-                        order=request.created,
-                        deadline=request.start_deadline,
-                        hint=runner_hint(request.headers),
-                    )
+                    runtime.queue.resume(request)
         for request in self.store.pending_webhooks():  # deliveries the gateway stopped before they ended
             self.webhooks.deliver(self._delivery(request))
         self.store.purge()

@@ -15,7 +15,7 @@ import json
 from ... import wire
 from ...wire import ErrorType, RequestStatus
 from .. import retries
-from ..headers import app_headers, endpoint_of, runner_hint, runner_hints
+from ..headers import app_headers, endpoint_of, runner_hints
 from ..runners import Runner
 from ..store import Request
 from ..upstream import Response, UpstreamError
@@ -119,14 +119,7 @@ class Attempts:
             finish(self.host, request.id, Outcome.failure_of(499, "Request cancelled.", ErrorType.CLIENT_CANCELLED))
             return
         try:
-            self.queue.enqueue(
-                request.id,
-                priority=request.priority,
-                order=request.created,
-                deadline=request.start_deadline,
-                hint=runner_hint(request.headers),
-                failures=failures,
-            )
+            self.queue.resume(request, failures=failures)
         except Unavailable as exc:
             finish(self.host, request.id, Outcome.failure_of(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE))
 

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...wire import START_DEADLINE_PASSED, ErrorType
+from ..headers import runner_hint
 from ..runners import Runner
+from ..store import Request
 from .host import Host
 from .lifecycle import Lifecycle
 from .outcome import Outcome, finish
@@ -81,6 +83,18 @@ class WorkQueue:
         self.queued[request_id] = work
         heapq.heappush(self.pending, work)
         self.pump()
+
+    def resume(self, request: Request, *, failures: dict[str, int] | None = None) -> None:
+        """Queue a stored request again (after a gateway restart, or a retry's back-off): in its
+        place by when it was submitted, with its start deadline and runner hint."""
+        self.enqueue(
+            request.id,
+            priority=request.priority,
+            order=request.created,
+            deadline=request.start_deadline,
+            hint=runner_hint(request.headers),
+            failures=failures,
+        )
 
     async def acquire(self, request_id: str, *, deadline: float | None = None, hint: str | None = None) -> Runner:
         """A runner slot for a sync call; give it back with ``release``. A crash-looping app with no

@@ -205,7 +205,7 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
 
     def connect(pg: Playground) -> None:
         pg.connect()
-        wait_for(lambda: pg.session.state == "connected", "the connection", TIMEOUT)
+        wait_for(lambda: pg.session.state == "connected", "the connection", timeout=TIMEOUT)
 
     def sockets(event: str) -> int:
         return gateway.app_log("live-badges").count(f"WebSocket {event}")
@@ -220,17 +220,17 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
     connect(pg)
     pg.set_values({"text": "hi"})
     pg.send()
-    wait_for(lambda: " 1 received" in pg.session._status.value, "the badge", TIMEOUT)
+    wait_for(lambda: " 1 received" in pg.session._status.value, "the badge", timeout=TIMEOUT)
     [drawn] = pg.session.received
     assert drawn["caption"] == "Live: hi" and drawn["image"]["url"].startswith("data:image/png;base64,")
     assert f'<img src="{drawn["image"]["url"]}"' in html_of(pg.session.panel)
 
     pg.select("/frames")  # closes the connection to /realtime
-    wait_for(lambda: sockets("/realtime closed") == 1, "the gateway to see /realtime closed", TIMEOUT)
+    wait_for(lambda: sockets("/realtime closed") == 1, "the gateway to see /realtime closed", timeout=TIMEOUT)
     connect(pg)
     pg.set_values({"text": "frame", "count": 3})
     pg.send()
-    wait_for(lambda: pg.session.state == "closed", "the end of the stream", TIMEOUT)
+    wait_for(lambda: pg.session.state == "closed", "the end of the stream", timeout=TIMEOUT)
     assert [d["caption"] for d in pg.session.received] == ["Live: frame 1", "Live: frame 2", "Live: frame 3"]
     assert html_of(pg.session.panel).count("<img src=") == 3
     # fal ends a server-streaming session after its one message's outputs: a note, not an error
@@ -243,7 +243,7 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
     connect(pg)
     pg.set_values({"text": "fail"})
     pg.send()
-    wait_for(lambda: pg.session.state == "failed", "the app's error", TIMEOUT)
+    wait_for(lambda: pg.session.state == "failed", "the app's error", timeout=TIMEOUT)
     assert "ended with INTERNAL_ERROR: cannot draw 'fail'" in pg.session.error
     assert "Failed · 1 sent · 0 received" in pg.session._status.value
     assert '<div class="fal-pg-error">' in pg.session._error.value
@@ -252,7 +252,7 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
     pg.widget.close()
     pg.session.wait(TIMEOUT)
     assert (pg.session.error, pg.session.state) == ("", "closed")
-    wait_for(lambda: sockets("/realtime closed") == 3, "the gateway to see the last close", TIMEOUT)
+    wait_for(lambda: sockets("/realtime closed") == 3, "the gateway to see the last close", timeout=TIMEOUT)
     assert sockets("/realtime opened") == 3 and sockets("/frames opened") == sockets("/frames closed") == 1
 
 

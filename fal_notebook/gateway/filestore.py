@@ -208,7 +208,7 @@ class FileStore:
         if not force and now - self._last_sweep < SWEEP_EVERY:
             return 0
         self._last_sweep = now
-        for upload in [u for u in self._pending.values() if now - u.started > PENDING_TTL]:
+        for upload in [u for u in list(self._pending.values()) if now - u.started > PENDING_TTL]:
             self.abort(upload)
         removed = 0
         for stored in self._files():

@@ -48,6 +48,7 @@ def build_app(
             max_queue=limits.max_queue,
             webhook_window=limits.webhook_window,
             jwks_url=wire.gateway_origin(port) + wire.JWKS_PATH,
+            files=files,
         )
         await app.state.gateway.start()
         try:

@@ -220,4 +220,4 @@ def test_an_app_that_raises_answers_as_fal_does_for_a_runners_server_error(gatew
     status = handle.status(logs=True)
     assert isinstance(status, Completed) and status.error_type == "runner_server_error"
     # Every entry, the gateway's own included, within fal's log schema (fal-js RequestLog).
-    assert status.logs and all(e["level"] in wire.LOG_LEVELS and e["source"] == "USER" for e in status.logs)
+    assert status.logs and all(e["level"] in set(wire.LogLevel) and e["source"] == "USER" for e in status.logs)

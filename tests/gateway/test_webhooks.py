@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from fal_notebook import wire
 from fal_notebook.gateway.limits import Limits
 from fal_notebook.gateway.webhooks import retry_delays, verify
 from tests.gateway_helpers import TEST_WEBHOOK_WINDOW
+from tests.polling import wait_for
 
 RETRY_DELAYS = retry_delays(TEST_WEBHOOK_WINDOW)
 
@@ -38,10 +38,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook?token=s3cret"
 
     def wait(self, count: int, timeout: float = 60.0) -> list[tuple[dict[str, str], bytes]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count:
-            assert time.monotonic() < deadline, f"{len(self.received)} of {count} deliveries arrived"
-            time.sleep(0.05)
+        wait_for(lambda: len(self.received) >= count, f"{count} deliveries", timeout=timeout)
         return self.received
 
 
@@ -134,7 +131,7 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_after_fals_count(gateway,
     submitted = client.post("/queue/local/hooked", params={"fal_webhook": receiver.url}, json={}).json()
     gateway.wait_completed(client, submitted["status_url"])
     receiver.wait(len(RETRY_DELAYS) + 1)
-    gateway.wait_for(lambda: "giving up after 11 attempts" in app_log(gateway), what="the last attempt")
+    wait_for(lambda: "giving up after 11 attempts" in app_log(gateway), what="the last attempt")
     assert client.get(submitted["response_url"]).status_code == 200
 
 

@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -42,8 +43,37 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _listening(port: int) -> socket.socket | None:
+    """A listening socket on ``127.0.0.1:port`` (None: the port is taken). The companion listeners are
+    bound before the gateway answers, so a client told of them never finds them refusing: what
+    connects before they serve waits in the backlog."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((GATEWAY_HOST, port))
+    except OSError:
+        sock.close()
+        return None
+    sock.listen(BACKLOG)
+    return sock
+
+
+def _listening_unix(path: Path) -> socket.socket:
+    """The store's socket, the user's alone from the start (mode 0600)."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(mask)
+    sock.listen(BACKLOG)
+    return sock
+
+
 #: The longest request head the storage proxy reads.
 MAX_PROXY_HEAD = 16 * 1024
+BACKLOG = 2048
 
 
 class Gateway(uvicorn.Server):
@@ -78,20 +108,20 @@ class Companion(uvicorn.Server):
         return self.primary.should_exit or await super().on_tick(counter)
 
 
-async def _serve(primary: Gateway, companions: list[uvicorn.Config], proxy: tuple[StorageProxy, int] | None) -> None:
+async def _serve(
+    primary: Gateway,
+    companions: list[tuple[uvicorn.Config, socket.socket]],
+    proxy: tuple[StorageProxy, socket.socket] | None,
+) -> None:
     task = asyncio.create_task(primary.serve())
     while not primary.started and not task.done():
         await asyncio.sleep(0.02)
     if primary.started:
-        for config in companions:
+        for config, sock in companions:
             companion = Companion(config, primary)
-            primary.companions.append((companion, asyncio.create_task(companion.serve())))
-            while config.uds and not companion.started and not primary.companions[-1][1].done():
-                await asyncio.sleep(0.01)
-            if config.uds and companion.started:
-                os.chmod(config.uds, 0o600)  # uvicorn makes it 0o666; the store is the user's alone
+            primary.companions.append((companion, asyncio.create_task(companion.serve(sockets=[sock]))))
         if proxy is not None:
-            primary.proxy = await asyncio.start_server(proxy[0], GATEWAY_HOST, proxy[1], limit=MAX_PROXY_HEAD)
+            primary.proxy = await asyncio.start_server(proxy[0], sock=proxy[1], limit=MAX_PROXY_HEAD)
     await task
 
 
@@ -110,7 +140,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    https = tls_port != port and _port_free(tls_port)
+    tls_socket = _listening(tls_port) if tls_port != port else None
+    https = tls_socket is not None
     if not https:
         print(
             f"Port {tls_port} on {GATEWAY_HOST} is in use: the gateway serves no HTTPS (fal_client needs it). Choose "
@@ -119,7 +150,8 @@ def main() -> int:
         )
 
     proxy_port = gateway_proxy_port()
-    proxying = https and proxy_port not in (port, tls_port) and _port_free(proxy_port)
+    proxy_socket = _listening(proxy_port) if https and proxy_port not in (port, tls_port) else None
+    proxying = proxy_socket is not None
     if https and not proxying:
         print(
             f"Port {proxy_port} on {GATEWAY_HOST} is in use: the gateway serves no storage proxy (fal_client's "
@@ -151,27 +183,26 @@ def main() -> int:
     }
     server = Gateway(uvicorn.Config(app, host=GATEWAY_HOST, port=port, **common))
     store_socket = store_socket_path()
-    store_socket.unlink(missing_ok=True)
-    companions = [uvicorn.Config(app.state.store_app, uds=str(store_socket), lifespan="off", **common)]
+    store_config = uvicorn.Config(app.state.store_app, uds=str(store_socket), lifespan="off", **common)
+    companions = [(store_config, _listening_unix(store_socket))]
     proxy = None
-    if https:
+    if tls_socket is not None:
         files = ensure_certificate()
-        companions.append(
-            uvicorn.Config(
-                app,
-                host=GATEWAY_HOST,
-                port=tls_port,
-                lifespan="off",
-                ssl_certfile=str(files.certificate),
-                ssl_keyfile=str(files.key),
-                **common,
-            )
+        tls_config = uvicorn.Config(
+            app,
+            host=GATEWAY_HOST,
+            port=tls_port,
+            lifespan="off",
+            ssl_certfile=str(files.certificate),
+            ssl_keyfile=str(files.key),
+            **common,
         )
-        if proxying:
+        companions.append((tls_config, tls_socket))
+        if proxy_socket is not None:
             handler = StorageProxy(
                 key=app.state.key, store_socket=store_socket, certificate=files.certificate, private_key=files.key
             )
-            proxy = (handler, proxy_port)
+            proxy = (handler, proxy_socket)
     app.state.server = server
     write_json_atomic(
         pid_path(),

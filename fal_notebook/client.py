@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
@@ -22,7 +23,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection, connect as ws_connect
 
-from . import wire
+from . import uploads, wire
 from ._version import __version__
 from .errors import ConfigError, RealtimeError, RequestError, RequestTimeoutError
 from .protocol import (
@@ -207,6 +208,25 @@ class EndpointClient:
         finally:
             response.close()
 
+    def upload(
+        self,
+        data: bytes | str | os.PathLike,
+        content_type: str | None = None,
+        *,
+        file_name: str | None = None,
+        expires_in: int | None = None,
+    ) -> str:
+        """Store a file (its bytes, or a path) where this endpoint's app reads it; its URL, an input for
+        the app's ``File``/``Image`` fields. Apps behind the local gateway: the gateway's store (nothing
+        leaves the machine); apps on fal: fal's CDN with fal's key (through fal_client when installed).
+        ``content_type`` defaults to the one the name suggests; ``expires_in``: seconds to keep it."""
+        file = uploads.file_to_upload(data, content_type, file_name, expires_in)
+        if uploads.via_fal_client(self.address):
+            return uploads.upload_with_fal_client(file, self._connection.key)
+        token = self._connection.json(self._connection.send(self._token_request()))
+        answer = self._connection.json(self._connection.send(self._upload_request(file, token, file.read())))
+        return self._uploaded(answer)
+
     def openapi(self) -> dict[str, Any]:
         """The app's OpenAPI document (``GET <app>/openapi.json``)."""
         return self._schema(
@@ -265,6 +285,22 @@ class EndpointClient:
             raise self._broken_stream(exc, response) from exc
         finally:
             await response.aclose()
+
+    async def upload_async(
+        self,
+        data: bytes | str | os.PathLike,
+        content_type: str | None = None,
+        *,
+        file_name: str | None = None,
+        expires_in: int | None = None,
+    ) -> str:
+        file = uploads.file_to_upload(data, content_type, file_name, expires_in)
+        if uploads.via_fal_client(self.address):
+            return await asyncio.to_thread(uploads.upload_with_fal_client, file, self._connection.key)
+        token = self._connection.json(await self._connection.send_async(self._token_request()))
+        content = await asyncio.to_thread(file.read)
+        answer = self._connection.json(await self._connection.send_async(self._upload_request(file, token, content)))
+        return self._uploaded(answer)
 
     async def aclose(self) -> None:
         await self._connection.aclose()
@@ -333,6 +369,30 @@ class EndpointClient:
             timeout=_timeout(None),
             accept=wire.EVENT_STREAM,
         )
+
+    def _token_request(self) -> httpx.Request:
+        """fal's CDN upload, first step: a token for the store of this endpoint's app (uploads.py)."""
+        if self._connection.key is None and self.address.kind == "fal":
+            raise uploads.no_key_error()
+        url = join_url(uploads.store_origin(self.address), wire.STORAGE_TOKEN_PATH)
+        return self._connection.request("POST", url, json={}, params=wire.STORAGE_TYPE)
+
+    def _upload_request(self, file: uploads.FileToUpload, token: Any, content: bytes) -> httpx.Request:
+        """The second step: the file to the token's base URL, with the token."""
+        try:
+            authorization, base_url = uploads.token_of(token)
+        except ValueError as exc:
+            raise self._connection.failure(f"gave no upload token ({exc}).", "Check the endpoint.") from None
+        headers = {**file.headers(), wire.AUTHORIZATION: authorization}
+        return self._connection.request(
+            "POST", join_url(base_url, wire.CDN_UPLOAD_PATH), content=content, headers=headers
+        )
+
+    def _uploaded(self, answer: Any) -> str:
+        try:
+            return uploads.access_url(answer)
+        except ValueError as exc:
+            raise self._connection.failure(f"stored the file but gave no URL ({exc}).", "") from None
 
     def _schema(self, response: httpx.Response) -> dict[str, Any]:
         schema = self._connection.json(response)
@@ -410,6 +470,7 @@ class Connection:
         url: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         timeout: httpx.Timeout | None = None,
@@ -423,6 +484,7 @@ class Connection:
             method,
             url,
             json=json,
+            content=content,
             params=params,
             headers=all_headers,
             extensions={"timeout": (timeout or self.timeout).as_dict()},

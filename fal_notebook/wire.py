@@ -35,6 +35,17 @@ STORAGE_HOSTS = (STORAGE_REST_HOST, STORAGE_CDN_HOST)
 REST_HOST_VARIABLE = "FAL_REST_HOST"
 #: What a proxy exemption (``NO_PROXY``) names for this machine's loopback.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+#: fal's CDN upload, as fal_client speaks it (``client.py``: ``CDNTokenManager``, ``_upload_v3``) and the
+#: gateway's store answers it: ``POST <REST host>/storage/auth/token?storage_type=fal-cdn-v3`` with the key
+#: gives ``{token, token_type, base_url, expires_at}``; ``POST <base_url>/files/upload`` with
+#: ``Authorization: <token_type> <token>``, the file as the body, its type and ``X-Fal-File-Name`` gives
+#: ``{access_url}``.
+STORAGE_TOKEN_PATH = "/storage/auth/token"
+STORAGE_TYPE = {"storage_type": "fal-cdn-v3"}
+CDN_UPLOAD_PATH = "/files/upload"
+FILE_NAME = "X-Fal-File-Name"
+#: The key of ``X-Fal-Object-Lifecycle-Preference``: seconds a stored file is kept.
+EXPIRATION_KEY = "expiration_duration_seconds"
 
 #: The local gateway: one per user on the loopback interface, port from ``FAL_NOTEBOOK_GATEWAY_PORT``.
 GATEWAY_HOST = "127.0.0.1"

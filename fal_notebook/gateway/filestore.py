@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import wire
+
 #: A pending upload that is not completed within this many seconds is dropped.
 PENDING_TTL = 3600.0
 #: Expired files and abandoned uploads are swept at most this often.
 SWEEP_EVERY = 60.0
-#: fal's key in ``X-Fal-Object-Lifecycle-Preference`` (fal_client ``_normalize_upload_lifecycle``).
-EXPIRATION_KEY = "expiration_duration_seconds"
 DEFAULT_NAME = "upload.bin"
 OCTET_STREAM = "application/octet-stream"
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -88,7 +88,7 @@ def expiration(preference: Any) -> float | None:
             return None
     if not isinstance(preference, dict):
         return None
-    seconds = preference.get(EXPIRATION_KEY)
+    seconds = preference.get(wire.EXPIRATION_KEY)  # fal_client ``_normalize_upload_lifecycle``
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < 1e10:
         return None
     return float(seconds)

@@ -219,7 +219,7 @@ async def cdn_upload(request: Request) -> Response:
     stored: list[StoredFile] = []
 
     async def work() -> None:
-        name, kind = request.headers.get("x-fal-file-name"), request.headers.get("content-type")
+        name, kind = request.headers.get(wire.FILE_NAME), request.headers.get("content-type")
         stored.append(await store.put(name, kind, _body(request), _lifecycle(request)))
 
     failed = await _stored(work())
@@ -230,7 +230,7 @@ async def cdn_multipart(request: Request) -> Response:
     if _sent_key(request) is None:
         return _refused()
     headers = request.headers
-    upload = store_of(request).start(headers.get("x-fal-file-name"), headers.get("content-type"), _lifecycle(request))
+    upload = store_of(request).start(headers.get(wire.FILE_NAME), headers.get("content-type"), _lifecycle(request))
     return JSONResponse({"access_url": file_url(request, upload), "uploadId": upload.id})
 
 
@@ -246,7 +246,7 @@ async def local_upload(request: Request) -> Response:
         return _refused()
     store = store_of(request)
     stored: list[StoredFile] = []
-    name = request.headers.get("x-fal-file-name")
+    name = request.headers.get(wire.FILE_NAME)
 
     async def work() -> None:
         stored.append(await store.put(name, request.headers.get("content-type"), _body(request), _lifecycle(request)))
@@ -264,7 +264,7 @@ async def local_session(request: Request) -> Response:
     if _sent_key(request) is None:
         return _refused()
     headers = request.headers
-    upload = store_of(request).start(headers.get("x-fal-file-name"), headers.get("content-type"), _lifecycle(request))
+    upload = store_of(request).start(headers.get(wire.FILE_NAME), headers.get("content-type"), _lifecycle(request))
     return _accepted(request, upload.id, upload, "receiving", 201)
 
 
@@ -343,14 +343,14 @@ _UPLOAD = "/storage/upload/{upload}"
 _CDN_PART = "/files/{file}/{name}/multipart/{upload}"
 _SESSION = "/v1/upload-sessions/{upload}"
 ROUTES = [
-    Route("/storage/auth/token", auth_token, methods=["POST"]),
+    Route(wire.STORAGE_TOKEN_PATH, auth_token, methods=["POST"]),
     Route("/storage/upload/initiate", initiate, methods=["POST"]),
     Route("/storage/upload/initiate-multipart", initiate, methods=["POST"]),
     Route(_UPLOAD, upload_whole, methods=["PUT"]),
     Route(_UPLOAD + "/{part:int}", upload_part, methods=["PUT"]),
     Route(_UPLOAD + "/complete", complete, methods=["POST"]),
-    Route("/files/upload", cdn_upload, methods=["POST"]),
-    Route("/files/upload/multipart", cdn_multipart, methods=["POST"]),
+    Route(wire.CDN_UPLOAD_PATH, cdn_upload, methods=["POST"]),
+    Route(wire.CDN_UPLOAD_PATH + "/multipart", cdn_multipart, methods=["POST"]),
     Route(_CDN_PART + "/{part:int}", upload_part, methods=["PUT"]),
     Route(_CDN_PART + "/complete", complete, methods=["POST"]),
     Route("/files/{file}/{name}", serve, methods=["GET", "HEAD"]),

@@ -18,6 +18,7 @@ from typing import Any
 import ipywidgets as W
 from traitlets import TraitError
 
+from ..errors import FalNotebookError
 from ..schema import MISSING, Field, Shape
 from ..validation import Invalid, Issue, validate
 
@@ -253,8 +254,12 @@ class MediaControl(Control):
             return
         file = change["new"][0]
         content = bytes(file["content"])
-        url = self.uploader(content, file.get("type") or "", file.get("name") or "upload")
         self.upload.value = ()  # release the bytes; the same file can be chosen again
+        try:
+            url = self.uploader(content, file.get("type") or "", file.get("name") or "upload")
+        except FalNotebookError as exc:  # the store refused it, or could not be reached: say so here
+            self.note.value = f'<span class="fal-pg-error">{html.escape(str(exc))}</span>'
+            return
         self._take(url, f"{file.get('name')} · {size_text(len(content))}")
 
     def _take(self, url: str, note: str) -> None:
@@ -264,6 +269,7 @@ class MediaControl(Control):
             self.note.value = f'<span class="fal-pg-help">{html.escape(note)} (inline)</span>'
         else:
             self.url.value = url
+            self.note.value = f'<span class="fal-pg-help">{html.escape(note)} (uploaded)</span>'
         self._refresh()
 
     def _refresh(self) -> None:

@@ -23,11 +23,11 @@ import ipywidgets as W
 
 from ..backends import Deployment, get_deployment
 from ..client import connect
-from ..credentials import fal_key
 from ..errors import FalNotebookError, InputError
 from ..protocol import Address
 from ..schema import AppSchema, Endpoint, parse_openapi
 from ..state import gateway_key_file
+from ..uploads import can_upload
 from ..validation import Issue, issues_from_422, prune, validate_object
 from ..wire import Completed, InProgress, Queued
 from .fields import FieldRow, ObjectControl, Uploader, data_uri
@@ -59,6 +59,8 @@ class Client(Protocol):
     def realtime(self, path: str = "/realtime") -> AbstractContextManager[Any]: ...
 
     def websocket(self, path: str) -> AbstractContextManager[Any]: ...
+
+    def upload(self, data: bytes, content_type: str | None = None, *, file_name: str | None = None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class Playground:
         self.schema: AppSchema = parse_openapi(self.client.openapi())
         if not self.schema.endpoints:
             raise FalNotebookError(f"{self.name}: the app's schema has no POST endpoint to call.")
-        self.uploader = uploader or default_uploader(self.address)
+        self.uploader = uploader or default_uploader(self.client, self.address)
         self.store = HistoryStore(self.endpoint_id or self.name or "app", history_limit)
         self.history: list[Call] = self.store.load()
         self.result: Any = None
@@ -545,13 +547,12 @@ class Playground:
         self.set_values(call.arguments, reset=True)
 
 
-def default_uploader(address: Address) -> Uploader:
-    """Apps on fal get uploads through fal's storage (when fal credentials are found); everything
-    else gets ``data:`` URIs, which fal's File/Image inputs accept."""
-    if address.kind == "fal" and fal_key():
-        from ..uploads import upload_file
-
-        return lambda content, content_type, name: upload_file(content, content_type, file_name=name)
+def default_uploader(client: Client, address: Address | None = None) -> Uploader:
+    """Uploads go where the app reads them, through the client (``client.upload``): the local gateway's
+    store for its apps, fal's storage for apps on fal when fal's credentials are found. Only an app on
+    fal without them, or on another server, gets ``data:`` URIs (fal's File/Image inputs accept them)."""
+    if can_upload(address or client.address):
+        return lambda content, content_type, name: client.upload(content, content_type, file_name=name)
     return data_uri
 
 

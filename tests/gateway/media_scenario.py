@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -93,6 +94,35 @@ def weights() -> dict:
     return httpx.post(f"http://127.0.0.1:{os.environ['FAL_NOTEBOOK_GATEWAY_PORT']}/local/media/weights", json={}).json()
 
 
+def our_uploads() -> dict:
+    """fal_notebook's own client: upload(...) and upload_async(...) store in the gateway, and the app reads them."""
+    import asyncio
+
+    import httpx
+
+    client = fal_notebook.connect("local/media")
+    url = client.upload(b"our client's bytes", "text/plain", file_name="ours.txt")
+    path = Path(os.environ["APPS_DIR"]) / "ours.bin"
+    path.write_bytes(b"\x00\x01 from a path")
+    from_path = asyncio.run(client.upload_async(path))
+    brief = client.upload(b"kept a second", file_name="brief.txt", expires_in=1)
+    brief_type = httpx.get(brief).headers["content-type"]
+    deadline = time.monotonic() + 30
+    while httpx.get(brief).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {
+        "url": url,
+        "read": client.run({"file": url}, "/read"),
+        "type": httpx.get(url).headers["content-type"],
+        "async": {
+            "url": from_path,
+            "body": httpx.get(from_path).content.decode(),
+            "type": httpx.get(from_path).headers["content-type"],
+        },
+        "brief": {"type": brief_type, "later": httpx.get(brief).status_code},
+    }
+
+
 def main() -> None:
     env = sys.argv[1]
     result: dict = {"no_route": no_route()}
@@ -113,6 +143,7 @@ def main() -> None:
         if done.returncode != 0:
             raise SystemExit(f"fal_client failed:\n{done.stderr[-4000:]}")
         result["client"] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["ours"] = our_uploads()
         deploy(env, 2)  # a redeploy: new runners
         result["weights_redeployed"] = weights()
     finally:

@@ -69,6 +69,13 @@ def test_media_apps_and_uploads_on_local_runners_with_nothing_leaving(env, cut, 
     assert client["upload_image"]["type"] == "image/png"
     assert client["upload_file_async"]["body"] == "bytes from the user's disk"
 
+    ours = seen["ours"]  # our client's upload(...), sync and async
+    assert ours["url"].startswith("http://127.0.0.1:") and ours["type"].startswith("text/plain")
+    assert ours["read"] == {"size": len(b"our client's bytes"), "text": "our client's bytes"}
+    assert ours["async"]["url"].endswith("/ours.bin") and ours["async"]["body"] == "\x00\x01 from a path"
+    assert ours["async"]["type"] == "application/octet-stream"
+    assert ours["brief"]["type"].startswith("text/plain") and ours["brief"]["later"] == 404  # expires_in=1
+
     assert client["expiry"] == {"first": 200, "later": 404}
     assert client["app_expiry"] == 404  # the caller's X-Fal-Object-Lifecycle-Preference reached the app
 

@@ -1,6 +1,6 @@
 """A stand-in for fal_notebook.client in widget unit tests: exactly the interface the Playground uses
-(``openapi``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``, and the
-``realtime``/``websocket`` sessions), with the client's own event and error classes, answering from a
+(``openapi``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``, ``upload``, and
+the ``realtime``/``websocket`` sessions), with the client's own event and error classes, answering from a
 function (each log entry yielded once, as the client's ``iter_events`` does). The integration tests
 use the real client against the local gateway."""
 
@@ -83,6 +83,8 @@ class FakeClient:
         self.refuse: Exception | None = None  # raised when a session is opened
         self.opening = threading.Event()  # set: sessions open at once; clear: they wait for it
         self.opening.set()
+        self.uploads: list[tuple[bytes, str | None, str | None]] = []
+        self.refuse_upload: Exception | None = None
 
     def openapi(self) -> dict:
         return self.document
@@ -116,6 +118,13 @@ class FakeClient:
         path = path.rstrip("/") + "/stream"  # as the client: POST <path>/stream
         self.calls.append((path, arguments))
         yield from self.respond(path, arguments)
+
+    def upload(self, data: bytes, content_type: str | None = None, *, file_name: str | None = None) -> str:
+        """As the client's: the file stored (here, kept in ``uploads``) and its URL; ``refuse_upload`` raised."""
+        if self.refuse_upload is not None:
+            raise self.refuse_upload
+        self.uploads.append((data, content_type, file_name))
+        return f"http://127.0.0.1:8765/files/f{len(self.uploads)}/{file_name}"
 
 
 class FakeSession:

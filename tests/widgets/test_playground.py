@@ -9,12 +9,13 @@ import pytest
 
 from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import FalNotebookError, InputError, RequestError
-from fal_notebook.protocol import fal_address, resolve_address
+from fal_notebook.protocol import fal_address
 from fal_notebook.widgets.fields import data_uri
 from fal_notebook.widgets.playground import Playground, default_uploader
 
 from .. import sample_apps
 from .fake_client import FakeClient, FakeHandle, request_error
+from .test_fields import upload
 
 IMAGES = {
     "images": [{"url": "https://cdn.example/out.png", "content_type": "image/png", "width": 8, "height": 8}],
@@ -275,7 +276,8 @@ def test_deployment_on_the_local_gateway(monkeypatch, home):
     key_file.write_text("id:secret-of-the-gateway")
     code = pg.code("Python")
     assert str(key_file) in code and "secret-of-the-gateway" not in code
-    assert pg.uploader is data_uri
+    pg.uploader(b"a picture", "image/png", "in.png")
+    assert client.uploads == [(b"a picture", "image/png", "in.png")]  # stored through the client, in the gateway
 
 
 def test_a_fal_deployment_owned_by_local_shows_fal_code(monkeypatch, home):
@@ -302,23 +304,33 @@ def test_not_a_client():
         Playground(object())
 
 
-def test_default_uploader(fal_env, monkeypatch):
-    import fal_notebook.uploads
-
-    assert default_uploader(resolve_address("local/x")) is data_uri
-    assert default_uploader(resolve_address("alice/x")) is data_uri  # no fal credentials
+def test_uploads_go_through_the_client_where_it_has_a_store(fal_env, monkeypatch):
+    """Apps behind the gateway store uploads in it; apps on fal in fal's storage when fal's key is at hand;
+    only an app on fal without one (or on another server) gets data: URIs."""
+    document = sample_apps.fal_document(sample_apps.ImageApp)
+    local = FakeClient(document, lambda p, a: IMAGES, endpoint_id="local/x")
+    uploader = default_uploader(local)
+    assert uploader is not data_uri
+    assert uploader(b"1", "image/png", "a.png") == "http://127.0.0.1:8765/files/f1/a.png"
+    assert local.uploads == [(b"1", "image/png", "a.png")]
+    on_fal = FakeClient(document, lambda p, a: IMAGES, endpoint_id="alice/x")
+    assert default_uploader(on_fal) is data_uri  # no fal credentials
+    assert default_uploader(FakeClient(document, lambda p, a: IMAGES, url="https://example.com/app")) is data_uri
     monkeypatch.setenv("FAL_KEY", "id:secret-value")
-    uploads = []
-    monkeypatch.setattr(
-        fal_notebook.uploads,
-        "upload_file",
-        lambda data, ctype, file_name: uploads.append((data, ctype, file_name)) or "https://v3/x",
-    )
-    assert default_uploader(resolve_address("alice/x"))(b"1", "image/png", "a.png") == "https://v3/x"
-    assert uploads == [(b"1", "image/png", "a.png")]
-    assert default_uploader(resolve_address("local/x")) is data_uri  # the gateway's apps get data: URIs
+    assert default_uploader(on_fal)(b"2", "image/png", "b.png").endswith("/b.png") and on_fal.uploads
     # A fal app whose owner is called "local" is on fal: its files go to fal's storage.
-    assert default_uploader(fal_address("local/painter")) is not data_uri
+    owned = FakeClient(document, lambda p, a: IMAGES, endpoint_id="local/painter")
+    assert default_uploader(owned, fal_address("local/painter")) is not data_uri
+
+
+def test_an_upload_the_store_refuses_is_said_on_its_field(fal_env):
+    client = FakeClient(sample_apps.fal_document(sample_apps.ImageApp), lambda p, a: IMAGES, endpoint_id="local/x")
+    client.refuse_upload = RequestError("local/x: the gateway's file store is full (507).", status_code=507)
+    pg = Playground(client)
+    control = pg.fields["image_url"].control
+    before = control.get()
+    upload(control, b"\x89PNG", "a.png", "image/png")
+    assert "file store is full" in control.note.value and control.get() == before and not client.uploads
 
 
 def test_a_fal_deployment_owned_by_local_uploads_to_fal(monkeypatch, home):
@@ -336,5 +348,7 @@ def test_a_fal_deployment_owned_by_local_uploads_to_fal(monkeypatch, home):
     monkeypatch.setattr(Deployment, "client", lambda self, key=None: client)
     monkeypatch.setenv("FAL_KEY", "id:secret-value")
     assert Playground(deployment).uploader is not data_uri
+    monkeypatch.delenv("FAL_KEY")
+    assert Playground(deployment).uploader is data_uri  # on fal without a key: inline
     local = Deployment("painter", "local", "local/painter", "http://127.0.0.1:4321/local/painter", "", "ready")
-    assert Playground(local).uploader is data_uri
+    assert Playground(local).uploader is not data_uri  # the gateway's store

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from fal_notebook.client import connect
@@ -88,12 +89,15 @@ def test_image_output_is_rendered_inline(badge):
     assert '<div class="fal-pg-text">A badge: from a test</div>' in page
 
 
-def test_an_uploaded_file_reaches_the_app_as_a_data_uri(file_info):
+def test_an_uploaded_file_is_stored_in_the_gateway_and_reaches_the_app(file_info):
     pg = Playground(file_info)
     content = b"first line\nsecond line\n"
     control = pg.fields["document_url"].control
     upload(control, content, "notes.txt", "text/plain")
-    assert "notes.txt" in control.note.value and pg.arguments["document_url"].startswith("data:text/plain;base64,")
+    url = pg.arguments["document_url"]  # the gateway's store, as fal's CDN for an app on fal: no data: URI
+    assert "notes.txt" in control.note.value and url.startswith(file_info.url.split("/local/")[0] + "/files/")
+    stored = httpx.get(url)
+    assert stored.content == content and stored.headers["content-type"].startswith("text/plain")
     assert run(pg) == {
         "size": len(content),
         "sha256": hashlib.sha256(content).hexdigest(),

@@ -35,6 +35,9 @@ Location = Literal["body", "query", "value"]  # a body property, a query paramet
 Protocol = Literal["http", "realtime", "websocket"]
 MEDIA_KINDS = ("image", "file", "audio", "video")
 SKIPPED_PATHS = {"/health", wire.join_path(wire.OPENAPI_PATH), "/docs", "/redoc"}
+#: fal.toolkit's media models by their schema's title: a field of one is a media input even when it was
+#: declared without fal's ``FileField``/``ImageField`` (which add ``ui.field``).
+_MEDIA_MODELS = {"File": "file", "Image": "image", "Audio": "audio", "Video": "video"}
 _NAME_MEDIA = (("image_url", "image"), ("audio_url", "audio"), ("video_url", "video"), ("file_url", "file"))
 _PROSE_NAMES = re.compile(r"(^|_)(prompt|text|caption|description|instructions?|message|content)s?$")
 _LONG_TEXT = 256
@@ -463,7 +466,11 @@ class _Parser:
                 return replace(shape, kind="any")
             return replace(shape, items=self.shape(items))
         if shape.kind == "object":
-            return replace(shape, fields=self.properties(schema))
+            properties = schema.get("properties")
+            model_media = (
+                _MEDIA_MODELS.get(shape.title, "") if isinstance(properties, Mapping) and "url" in properties else ""
+            )
+            return replace(shape, fields=self.properties(schema), media=shape.media or model_media)
         return shape
 
     def properties(self, schema: Mapping[str, Any]) -> tuple[Field, ...]:

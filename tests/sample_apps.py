@@ -63,6 +63,7 @@ class FileInput(BaseModel):
     reference_image_urls: list[str] = Field(default_factory=list)
     picture: Image = Field(description="A picture as fal's Image model.")
     language: Literal["en", "de", "fr"] | None = None
+    attachment: File | None = Field(None, description="Any file, as fal's File model without FileField.")
 
 
 class FileOutput(BaseModel):

@@ -135,6 +135,8 @@ def test_file_inputs(file_app):
     assert e.field("video").shape.media == "video" and e.field("video").shape.nullable
     assert e.field("reference_image_urls").shape.items.media == "image"  # *_image_urls convention
     assert e.field("language").shape.enum == ("en", "de", "fr") and e.field("language").shape.nullable
+    attachment = e.field("attachment").shape  # fal's File model, declared without FileField: no ui.field
+    assert attachment.kind == "object" and attachment.media == "file" and attachment.nullable
     assert e.output.field("thumbnail").shape.media == "image"
 
 

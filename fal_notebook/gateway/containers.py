@@ -10,6 +10,7 @@ that a gateway starting after a crash removes what the previous one left.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ STATE_LABEL = "org.fal-notebook.state"
 APP_LABEL = "org.fal-notebook.app"
 #: The runner program: ``docker run --detach``, its output, its exit code (standard library only).
 RUNNER_PROGRAM = str(Path(__file__).with_name("docker_runner.py"))
+#: The Docker network runner containers join (default: Docker's default bridge).
+NETWORK_VARIABLE = "FAL_NOTEBOOK_DOCKER_NETWORK"
 
 
 def gpu_runtime() -> bool:
@@ -36,6 +39,33 @@ def gpu_runtime() -> bool:
         client.close()
 
 
+def runner_network() -> str | None:
+    """The Docker network runner containers join (``FAL_NOTEBOOK_DOCKER_NETWORK``; None: Docker's default
+    bridge), checked with the engine: it must exist and publish ports (the gateway reaches a runner on
+    ``127.0.0.1``). A bridge network whose forwarded traffic the machine drops keeps runners off the
+    network while the gateway still reaches them."""
+    name = os.environ.get(NETWORK_VARIABLE, "").strip()
+    if not name:
+        return None
+    client = engine(timeout=10)
+    try:
+        network = client.networks.get(name)
+    except docker.errors.NotFound:
+        raise DeployError(
+            f"{NETWORK_VARIABLE}={name!r} names no network of the Docker engine. Create it (`docker network create "
+            f"{name}`) or unset the variable, restart the gateway (`fal-notebook gateway stop`), and deploy again."
+        ) from None
+    finally:
+        client.close()
+    if network.attrs.get("Internal"):
+        raise DeployError(
+            f"{NETWORK_VARIABLE}={name!r} is an internal network: Docker publishes no ports from it, and the gateway "
+            "reaches runners through a port published on 127.0.0.1. Use a bridge network (a firewall rule can keep "
+            "it off the outside: iptables -I DOCKER-USER -i <its bridge> -j DROP)."
+        )
+    return name
+
+
 def launch(
     project: AppProject,
     image: str,
@@ -45,9 +75,10 @@ def launch(
     startup_timeout: float,
     gpus: int = 0,
     mounts: list[str] | None = None,
+    network: str | None = None,
 ) -> Launch:
     """Runners run the image with the app's port published on ``127.0.0.1:{port}`` (and ``gpus``
-    GPUs, for a GPU machine type on an engine that has them)."""
+    GPUs, for a GPU machine type on an engine that has them), on ``network`` (None: Docker's default)."""
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise DeployError(
@@ -81,6 +112,8 @@ def launch(
     ]
     if gpus:
         argv += ["--gpus", str(gpus)]
+    if network:
+        argv += ["--network", network]
     argv += mounts or []
     for name in sorted(secrets):  # values come from the client's environment, never its command line
         argv += ["--env", name]

@@ -16,7 +16,7 @@ from ..environments import runner_requirements
 from ..generate.project import AppProject
 from ..state import gateway_tls_port
 from .admin_api import DeploySpec
-from .containers import gpu_runtime, launch as docker_launch
+from .containers import gpu_runtime, launch as docker_launch, runner_network
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
 from .paths import state_id
@@ -56,13 +56,21 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         notes.append(f"machine_type {', '.join(config.machine_type)} applies on fal; local runners use this machine.")
     timeout = Settings.from_config(config).startup_timeout
     if spec.env == "docker":
+        network = await asyncio.to_thread(runner_network)  # a wrong setting is said before a long build
         image = await ensure_image(project, Path(spec.path) / "Dockerfile", on_line)
         gpus = (config.num_gpus or 1) if config.is_gpu and await asyncio.to_thread(gpu_runtime) else 0
         if config.is_gpu and not gpus:
             notes.append("This Docker engine has no NVIDIA runtime: the containers run without GPUs.")
         environment = {**spec.secrets, **docker_environment()}
         launch = docker_launch(
-            project, image, environment, state_id=state_id(), startup_timeout=timeout, gpus=gpus, mounts=docker_mounts()
+            project,
+            image,
+            environment,
+            state_id=state_id(),
+            startup_timeout=timeout,
+            gpus=gpus,
+            mounts=docker_mounts(),
+            network=network,
         )
         return launch, notes
     if config.python_version and config.python_version != kernel_python_version():

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,7 +32,6 @@ from fal_notebook.gateway.paths import pid_path, state_id
 from fal_notebook.gateway.platform_env import data_volume
 from fal_notebook.gateway.runners import RUNNER_MARKER
 from fal_notebook.state import read_json
-from tests.gateway.gateway_apps import MEDIA
 from tests.gateway_helpers import free_port
 from tests.polling import wait_for
 
@@ -367,31 +364,3 @@ def test_stopping_the_gateway_removes_every_container(gw, server, fal_app):
     assert gw.containers()  # the apps above still run
     stop_gateway()
     assert gw.containers() == []
-
-
-def test_a_media_app_stores_its_files_in_the_gateway_and_keeps_its_weights_on_data(gw):
-    """fal's toolkit in the container uploads through the store's socket (fal's node-local uploader); a file
-    fal_client uploaded reaches the app; weights written to /data in setup() outlive a redeploy."""
-    from fal_notebook.gateway import client_environment
-
-    name = gw.name("dk-media")
-    gw.deploy(MEDIA + "\nVERSION = 1\n", name, auth="public")
-    base = f"http://127.0.0.1:{gw.port}/local/{name}"
-    with httpx.Client(timeout=60) as client:
-        assert client.post(f"{base}/weights", json={}).json() == {
-            "found": False,
-            "path": "/data/.cache/huggingface/weights.bin",
-            "key_id": "runners",
-        }
-        image = client.post(base, json={"size": 16}).json()["image"]
-        got = client.get(image["url"])
-        assert got.headers["content-type"] == "image/png" and got.content.startswith(b"\x89PNG")
-        script = "import fal_client; print(fal_client.upload(b'docker reads me', 'text/plain', 'x.txt'))"
-        env = {"PATH": os.environ["PATH"], **client_environment()}
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        read = client.post(f"{base}/read", json={"file": {"url": done.stdout.strip()}}).json()
-        assert read == {"size": 15, "text": "docker reads me"}
-    gw.deploy(MEDIA + "\nVERSION = 2\n", name, auth="public")  # new containers, the same volume
-    with httpx.Client(timeout=60) as client:
-        assert client.post(f"{base}/weights", json={}).json()["found"]

@@ -8,6 +8,7 @@ this test's own, and is stopped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,13 +60,20 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory, unavailable) -> Iterator[Lab]:
     if find_spec("jupyterlab") is None:
         unavailable("JupyterLab is not installed in this Python environment")
-    state = tmp_path_factory.mktemp("lab-state")
-    root = tmp_path_factory.mktemp("lab-root")
+    with running_lab(tmp_path_factory.mktemp("lab-state"), tmp_path_factory.mktemp("lab-root")) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_lab(state: Path, root: Path) -> Iterator[Lab]:
+    """JupyterLab on a free port serving ``root``, its state (and fal-notebook's) under ``state``; at the
+    end it stops, and so does the gateway its kernels started."""
     port, token = free_port(), secrets.token_hex(16)
     fal_env = {
         "FAL_NOTEBOOK_HOME": str(state / "fal-notebook"),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
         "FAL_NOTEBOOK_GATEWAY_TLS_PORT": str(free_port()),
+        "FAL_NOTEBOOK_GATEWAY_PROXY_PORT": str(free_port()),
         "FAL_NOTEBOOK_LOCAL_ENV": "kernel",
     }  # runners in the kernel's environment: no virtualenv to build
     env = {
@@ -155,6 +164,13 @@ def chromium(unavailable):
         unavailable(f"Chromium is not installed ({CHROMIUM})")
     if find_spec("playwright") is None:
         unavailable("Python playwright is not installed")
+    with chromium_browser() as browser:
+        yield browser
+
+
+@contextlib.contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """The machine's Chromium, headless, driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

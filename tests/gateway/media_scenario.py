@@ -3,10 +3,11 @@ network cut): deploy the MEDIA app (tests/gateway/gateway_apps.py) on a gateway 
 the unmodified fal_client after `fal-notebook env`, upload files with fal_client and hand them to the
 app, redeploy, and print what was seen as one JSON line.
 
-    python media_scenario.py ENV [--prepare] [--large]
+    python media_scenario.py ENV [--prepare] [--large] [--js PATH_OF_FAL_AI_CLIENT]
 
 ``--prepare`` only deploys and stops (builds an isolated environment while the network is there);
-``--large`` also uploads 200 MiB with fal_client (its multipart path)."""
+``--large`` also uploads 200 MiB with fal_client (its multipart path); ``--js`` also runs fal's JavaScript
+client (fal_js_media.js)."""
 
 from __future__ import annotations
 
@@ -123,6 +124,20 @@ def our_uploads() -> dict:
     }
 
 
+def fal_js(client_dir: str, env: dict[str, str]) -> dict:
+    """fal's JavaScript client with the app (fal_js_media.js)."""
+    done = subprocess.run(
+        ["node", str(HERE / "fal_js_media.js"), client_dir, "local/media"],
+        env={**env, "NODE_EXTRA_CA_CERTS": env["SSL_CERT_FILE"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"fal-js failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     env = sys.argv[1]
     result: dict = {"no_route": no_route()}
@@ -144,6 +159,8 @@ def main() -> None:
             raise SystemExit(f"fal_client failed:\n{done.stderr[-4000:]}")
         result["client"] = json.loads(done.stdout.strip().splitlines()[-1])
         result["ours"] = our_uploads()
+        if "--js" in sys.argv:
+            result["fal_js"] = fal_js(sys.argv[sys.argv.index("--js") + 1], client_env)
         deploy(env, 2)  # a redeploy: new runners
         result["weights_redeployed"] = weights()
     finally:

@@ -18,6 +18,7 @@ import pytest
 from tests.gateway_helpers import free_port
 
 SCENARIO = str(Path(__file__).with_name("media_scenario.py"))
+FAL_JS = Path(__file__).resolve().parents[2] / ".ci" / "cache" / "fal-js" / "node_modules" / "@fal-ai" / "client"
 
 
 def scenario(tmp_path: Path, env: str, *flags: str, network: bool = False) -> dict:
@@ -42,18 +43,26 @@ def scenario(tmp_path: Path, env: str, *flags: str, network: bool = False) -> di
 
 
 @pytest.fixture(scope="module")
+def fal_js(unavailable) -> Path:
+    """The @fal-ai/client that .ci/provision installs, and Node to run it."""
+    if shutil.which("node") is None or not FAL_JS.is_dir():
+        unavailable("Node or @fal-ai/client (.ci/cache/fal-js) is not installed")
+    return FAL_JS
+
+
+@pytest.fixture(scope="module")
 def cut(unavailable):
     if not offline.available():
         unavailable("a network namespace (`unshare -n`, as root)")
 
 
 @pytest.mark.parametrize("env", ["kernel", "isolated"])
-def test_media_apps_and_uploads_on_local_runners_with_nothing_leaving(env, cut, tmp_path):
+def test_media_apps_and_uploads_on_local_runners_with_nothing_leaving(env, cut, fal_js, tmp_path):
     if env == "isolated":  # the environment is built with the network, then everything runs without it
         scenario(tmp_path, env, "--prepare", network=True)
         shutil.rmtree(tmp_path / "home" / "data")  # the weights its runner wrote: the scenario starts afresh
     flags = ("--large",) if env == "kernel" else ()
-    seen = scenario(tmp_path, env, *flags)
+    seen = scenario(tmp_path, env, *flags, "--js", str(fal_js))
     assert seen["no_route"], "the scenario ran with a route off the machine"
     client = seen["client"]
 
@@ -68,6 +77,12 @@ def test_media_apps_and_uploads_on_local_runners_with_nothing_leaving(env, cut, 
     assert client["upload"]["body"] == "raw bytes" and client["upload"]["type"] == "application/octet-stream"
     assert client["upload_image"]["type"] == "image/png"
     assert client["upload_file_async"]["body"] == "bytes from the user's disk"
+
+    js = seen["fal_js"]  # fal's JavaScript client: outputs fetched, fal.storage.upload and a Blob input read back
+    assert js["image"]["status"] == 200 and js["image"]["type"] == "image/png" and js["image"]["png"]
+    assert js["image"]["width"] == 20 and js["file"]["text"] == "from fal-js"
+    assert js["stored"]["url"].startswith("http://127.0.0.1:") and "/files/" in js["stored"]["url"]
+    assert js["stored"]["read"]["text"] == "stored by fal.storage" and js["blob"]["text"] == "a Blob in the input"
 
     ours = seen["ours"]  # our client's upload(...), sync and async
     assert ours["url"].startswith("http://127.0.0.1:") and ours["type"].startswith("text/plain")

@@ -64,7 +64,8 @@ def test_media_by_schema_even_without_content_type(file_output):
         "thumbnail": {"url": "https://cdn.example/t.jpg"},
     }
     found = list(find_media(output, file_output))
-    assert [(m.group, m.kind) for m in found] == [("thumbnail", "image")]  # File has no ui.field, no content_type
+    assert [(m.group, m.kind) for m in found] == [("file", "file"), ("thumbnail", "image")]  # fal's File model
+    assert list(find_media({"other": {"url": "https://cdn.example/f.bin"}}, file_output)) == []  # any url: not media
     found = list(
         find_media({**output, "file": {"url": "https://cdn.example/f.bin", "content_type": "text/plain"}}, file_output)
     )

@@ -6,6 +6,7 @@ and containers of the module are removed at its end, and none may be left over.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -130,8 +131,10 @@ def runner_processes(state: str) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def gw(docker_client, tmp_path_factory) -> Iterator[DockerGateway]:
+@contextlib.contextmanager
+def docker_gateway(docker_client, tmp_path_factory, **env: str) -> Iterator[DockerGateway]:
+    """A gateway of its own (state dir, ports, ``env``) for a test module; at the end its containers,
+    images and /data volume are removed, and none of its containers may be left over."""
     home = tmp_path_factory.mktemp("home")
     port = free_port()
     with pytest.MonkeyPatch.context() as mp:
@@ -140,6 +143,8 @@ def gw(docker_client, tmp_path_factory) -> Iterator[DockerGateway]:
         mp.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(free_port()))
         mp.setenv("FAL_NOTEBOOK_GATEWAY_PROXY_PORT", str(free_port()))
         mp.delenv("FAL_NOTEBOOK_BASE_IMAGE", raising=False)
+        for name, value in env.items():
+            mp.setenv(name, value)
         handle = DockerGateway(home, port, tmp_path_factory.mktemp("apps"), docker_client)
         try:
             yield handle
@@ -154,6 +159,12 @@ def gw(docker_client, tmp_path_factory) -> Iterator[DockerGateway]:
             for volume in docker_client.volumes.list(filters={"name": data_volume()}):
                 volume.remove(force=True)
     assert not leftovers, f"containers left after the gateway stopped: {[c.name for c in leftovers]}"
+
+
+@pytest.fixture(scope="module")
+def gw(docker_client, tmp_path_factory) -> Iterator[DockerGateway]:
+    with docker_gateway(docker_client, tmp_path_factory) as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")

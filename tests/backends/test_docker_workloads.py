@@ -28,10 +28,8 @@ import pytest
 import fal_notebook
 from fal_notebook.gateway import client_environment, stop_gateway
 from fal_notebook.gateway.containers import NETWORK_VARIABLE
-from fal_notebook.gateway.platform_env import data_volume
-from tests.backends.test_docker_backend import DockerGateway
+from tests.backends.test_docker_backend import DockerGateway, docker_gateway
 from tests.gateway.gateway_apps import MEDIA
-from tests.gateway_helpers import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -76,26 +74,8 @@ def cut_network(docker_client, unavailable) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gw(docker_client, cut_network, tmp_path_factory) -> Iterator[DockerGateway]:
-    home = tmp_path_factory.mktemp("home")
-    port = free_port()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAL_NOTEBOOK_HOME", str(home))
-        mp.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(port))
-        mp.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(free_port()))
-        mp.setenv("FAL_NOTEBOOK_GATEWAY_PROXY_PORT", str(free_port()))
-        mp.setenv(NETWORK_VARIABLE, cut_network)
-        mp.delenv("FAL_NOTEBOOK_BASE_IMAGE", raising=False)
-        handle = DockerGateway(home, port, tmp_path_factory.mktemp("apps"), docker_client)
-        try:
-            yield handle
-        finally:
-            stop_gateway()
-            for container in handle.containers():
-                container.remove(force=True)
-            for tag in [tag for name in handle.names for tag in handle.images(name)]:
-                docker_client.images.remove(tag, force=True)
-            for volume in docker_client.volumes.list(filters={"name": data_volume()}):
-                volume.remove(force=True)
+    with docker_gateway(docker_client, tmp_path_factory, **{NETWORK_VARIABLE: cut_network}) as handle:
+        yield handle
 
 
 def test_a_media_app_in_a_container_cut_off_the_network(gw, cut_network, unavailable):

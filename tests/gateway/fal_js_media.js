@@ -1,23 +1,10 @@
-// fal's JavaScript client (@fal-ai/client) with the MEDIA app (gateway_apps.py) on the gateway: the image
-// and the file it returns, fetched by their URLs; a file stored with fal.storage.upload and one uploaded by
-// fal-js itself (a Blob in the input), both read back by the app. fal-js's hosts are fixed (fal.run,
-// queue.fal.run, rest.fal.ai): its request middleware, its own extension point, points them at the
-// gateway's HTTPS listener (FAL_RUN_HOST); NODE_EXTRA_CA_CERTS trusts its certificate.
+// fal's JavaScript client (@fal-ai/client) with the MEDIA app (gateway_apps.py) on the gateway
+// (fal_js_gateway.js): the image and the file it returns, fetched by their URLs; a file stored with
+// fal.storage.upload and one uploaded by fal-js itself (a Blob in the input), both read back by the app.
 //
 //     node fal_js_media.js <path of @fal-ai/client> <endpoint id, e.g. local/media>
-const { fal } = require(process.argv[2]);
+const fal = require("./fal_js_gateway.js")(process.argv[2]);
 const app = process.argv[3];
-const host = process.env.FAL_RUN_HOST;
-fal.config({
-  credentials: process.env.FAL_KEY,
-  requestMiddleware: async (request) => ({
-    ...request,
-    url: request.url
-      .replace("https://queue.fal.run/", `https://${host}/queue/`)
-      .replace("https://fal.run/", `https://${host}/`)
-      .replace("https://rest.fal.ai/", `https://${host}/`),
-  }),
-});
 
 async function fetched(url) {
   const response = await fetch(url);

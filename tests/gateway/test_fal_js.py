@@ -2,8 +2,9 @@
 HTTPS listener: its queue subscription in streaming mode adds up the log entries of the status
 events, so each entry must come once (docs/fal-conformance.md, "Status and results").
 
-fal-js builds ``https://queue.fal.run/...`` URLs; a request middleware (fal-js's own extension point)
-points them at the gateway, and ``NODE_EXTRA_CA_CERTS`` makes Node trust the gateway's certificate."""
+fal-js builds ``https://queue.fal.run/...`` URLs; a request middleware (fal-js's own extension point,
+fal_js_gateway.js) points them at the gateway, and ``NODE_EXTRA_CA_CERTS`` makes Node trust the gateway's
+certificate."""
 
 from __future__ import annotations
 
@@ -20,17 +21,7 @@ from test_conformance import fal_env  # noqa: F401  (the module's fal_env fixtur
 CLIENT = Path(__file__).resolve().parents[2] / ".ci" / "cache" / "fal-js" / "node_modules" / "@fal-ai" / "client"
 
 SUBSCRIBE = """
-const { fal } = require(process.env.FAL_JS_CLIENT);
-const host = process.env.FAL_RUN_HOST;
-fal.config({
-  credentials: process.env.FAL_KEY,
-  requestMiddleware: async (request) => ({
-    ...request,
-    url: request.url
-      .replace("https://queue.fal.run/", `https://${host}/queue/`)
-      .replace("https://fal.run/", `https://${host}/`),
-  }),
-});
+const fal = require(process.env.FAL_JS_GATEWAY)(process.env.FAL_JS_CLIENT);
 (async () => {
   const updates = [];
   const result = await fal.subscribe("local/fidelity-js", {
@@ -66,6 +57,7 @@ def test_fal_js_streaming_subscription_sees_each_log_entry_once(gateway, app, fa
         **fal_env,
         "NODE_EXTRA_CA_CERTS": fal_env["SSL_CERT_FILE"],
         "FAL_JS_CLIENT": str(CLIENT),
+        "FAL_JS_GATEWAY": str(Path(__file__).with_name("fal_js_gateway.js")),
     }
     done = subprocess.run(
         [node, str(script), json.dumps(body)], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path

@@ -25,7 +25,7 @@ def _deploy(args: argparse.Namespace) -> None:
     from .backends import deploy
 
     quiet = args.json
-    deployment = deploy(args.app, target=args.target, progress=(lambda _line: None) if quiet else print)
+    deployment = deploy(args.app, target=args.target, env=args.env, progress=(lambda _line: None) if quiet else print)
     if args.json:
         print(json.dumps(_deployment_json(deployment)))
     else:
@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy a captured app")
     deploy.add_argument("app", help="the app's name or its project folder")
     deploy.add_argument("--target", default="local", choices=["local", "docker", "fal"])
+    deploy.add_argument(
+        "--env",
+        choices=["kernel", "isolated"],
+        help="local runners in this Python environment as it is, or in a virtualenv built from requirements.txt "
+        "(default: FAL_NOTEBOOK_LOCAL_ENV, else isolated)",
+    )
     deploy.add_argument("--json", action="store_true", help="print the deployment as JSON")
     deploy.set_defaults(func=_deploy)
 

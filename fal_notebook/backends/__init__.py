@@ -20,16 +20,20 @@ def deploy(
     target: str = "local",
     wait: bool = True,
     progress: Progress = print,
+    env: str | None = None,
     **options: Any,
 ) -> Deployment:
     """Deploy a captured app (its name, its project folder's path, or an AppProject).
 
-    ``options`` go to the target's backend, e.g. ``env="kernel"`` for local runners in the
-    kernel's own Python environment."""
+    ``env`` (local runners): ``"kernel"`` runs them in the kernel's own Python environment as it is,
+    ``"isolated"`` in a virtualenv built from requirements.txt; default FAL_NOTEBOOK_LOCAL_ENV, else
+    isolated. ``options`` go to the target's backend."""
     from ..generate.project import AppProject
     from ..state import resolve_project
 
     backend = get_backend(target)
+    if env is not None:
+        options["env"] = env
     project = app if isinstance(app, AppProject) else AppProject.load(resolve_project(_as_str(app)))
     return backend.deploy(project, wait=wait, progress=progress, **options)
 

@@ -35,6 +35,25 @@ POLL_INTERVAL = 0.1
 WAIT = 1
 
 
+def choose_env(env: str | None) -> tuple[str, str]:
+    """Where local runners run, and why: ``env`` as asked (--env), else FAL_NOTEBOOK_LOCAL_ENV, else
+    ``isolated``; ConfigError for another value."""
+    if env:
+        why = f"--env {env}"
+    elif os.environ.get(ENV_VARIABLE, "").strip():
+        env = os.environ[ENV_VARIABLE].strip()
+        why = f"{ENV_VARIABLE}={env}"
+    else:
+        env = "isolated"
+        why = (
+            f"the default; --env kernel (or {ENV_VARIABLE}=kernel) uses this Python environment as it is, "
+            "with nothing to install: the way without network"
+        )
+    if env not in LOCAL_ENVS:
+        raise ConfigError(f"env={env!r} ({why}): use one of {', '.join(LOCAL_ENVS)}.")
+    return env, why
+
+
 class LocalBackend(Backend):
     """Deploys to local runners. ``env="kernel"`` runs them in the kernel's own Python environment
     (fast, nothing installed); the default ``"isolated"`` builds a cached virtualenv from the
@@ -54,9 +73,13 @@ class LocalBackend(Backend):
         cancel: threading.Event | None = None,
         env: str | None = None,
     ) -> Deployment:
-        env = env or self.env or os.environ.get(ENV_VARIABLE) or "isolated"
-        if env not in LOCAL_ENVS:
-            raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(LOCAL_ENVS)}.")
+        env, why = choose_env(env or self.env)
+        where = (
+            f"the kernel's Python environment as it is ({sys.executable}; nothing installed)"
+            if env == "kernel"
+            else "an isolated virtualenv built from requirements.txt (cached)"
+        )
+        progress(ProgressEvent(f"Runners use {where}: {why}.", "environment", "step"))
         return self._deploy(project, env, sys.executable, wait=wait, progress=progress, cancel=cancel)
 
     def _deploy(
@@ -83,6 +106,8 @@ class LocalBackend(Backend):
         if credentials is not None:  # what fal's runners have: fal's toolkit uploads outputs with it
             secrets.setdefault("FAL_KEY", credentials.key)
         spec = {"path": str(project.path), "env": env, "python": python, "secrets": secrets}
+        if env == "kernel":  # packages the kernel imports through its PYTHONPATH, the runners import too
+            spec["python_path"] = os.environ.get("PYTHONPATH", "")
         with admin() as client:
             response = client.put(f"/_fal_notebook/apps/{project.name}", json=spec)
         if response.status_code != 202:

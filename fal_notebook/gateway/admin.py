@@ -86,6 +86,7 @@ async def put_app(request: Request) -> Response:
             env=data.get("env", "isolated"),
             python=str(data.get("python") or ""),
             secrets={str(k): str(v) for k, v in (data.get("secrets") or {}).items()},
+            python_path=str(data.get("python_path") or ""),
         )
     except BodyRefused as refused:
         return refused.response

@@ -37,9 +37,10 @@ class DeploySpec:
     env: EnvKind = "isolated"
     python: str = ""
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    python_path: str = ""  # the kernel's PYTHONPATH, for runners in its environment
 
     def public(self) -> dict[str, str]:
-        return {"path": self.path, "env": self.env, "python": self.python}
+        return {"path": self.path, "env": self.env, "python": self.python, "python_path": self.python_path}
 
 
 def digest(project: AppProject, spec: DeploySpec, key: str) -> str:
@@ -97,11 +98,15 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         )
     if spec.env == "kernel":
         python = spec.python
-        on_line(f"Runners use the kernel's Python environment ({python}).")
+        on_line(f"Using the kernel's Python environment ({python}): nothing to install.")
     else:
         python = str(await ensure_environment(spec.python, requirements(project), on_line))
     bin_dir = str(Path(python).parent)
-    env = runner_environment(spec.secrets, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    env = runner_environment(
+        spec.secrets,
+        python_path=spec.python_path if spec.env == "kernel" else "",
+        PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    )
     if spec.env == "isolated":
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
     if project.mode == "app":

@@ -48,32 +48,44 @@ _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
 #: What a runner takes from the gateway's environment: what programs need to run on this machine
-#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs), none of the user's
-#: other variables. Credentials come only as the app's declared secrets and fal's key.
+#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs and what CUDA programs
+#: read), none of the user's other variables. Credentials come only as the app's declared secrets
+#: and fal's key.
 INHERITED = (
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
-    "XDG_CACHE_HOME", "HF_HOME", "TORCH_HOME",
+    "LD_LIBRARY_PATH", "TORCH_CUDA_ARCH_LIST", "PYTORCH_CUDA_ALLOC_CONF", "CUDAHOSTCXX",
+    "XDG_CACHE_HOME", "TORCH_HOME",
     "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
 )  # fmt: skip
-INHERITED_PREFIXES = ("LC_",)
+#: Families of variables a runner takes too: locale, CUDA, NVIDIA's, NCCL, Triton and Hugging Face's
+#: (caches, offline mode), each without what names a credential (INHERITED_NEVER).
+INHERITED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "NCCL_", "TRITON_", "HF_")
+INHERITED_NEVER = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|(^|_)(API_?)?KEY(_|$)", re.IGNORECASE)
 #: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
 LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
 #: Where a server should listen, for servers that read it (the generated server.py does).
 LOOPBACK_HOST = "127.0.0.1"
 
 
-def runner_environment(secrets: dict[str, str], *, loopback: bool = True, **extra: str) -> dict[str, str]:
-    """A runner's environment: :data:`INHERITED` from the gateway's, ``secrets``, ``extra``, and
-    (for processes on this machine, not containers) loopback-only servers."""
-    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+def inherited(name: str) -> bool:
+    """Whether a runner takes the gateway's variable ``name`` (README's security section says the rule)."""
+    return name in INHERITED or (name.startswith(INHERITED_PREFIXES) and not INHERITED_NEVER.search(name))
+
+
+def runner_environment(
+    secrets: dict[str, str], *, loopback: bool = True, python_path: str = "", **extra: str
+) -> dict[str, str]:
+    """A runner's environment: what it :func:`inherited` from the gateway's, ``secrets``, ``extra``,
+    and (for processes on this machine, not containers) loopback-only servers, ahead of
+    ``python_path`` (the kernel's PYTHONPATH, for runners in its environment)."""
+    env = {k: v for k, v in os.environ.items() if inherited(k)}
     env.update(secrets)
     env.update(extra)
     if loopback:
-        env.update(PYTHONPATH=LOOPBACK_PATH, HOST=LOOPBACK_HOST)
+        env.update(PYTHONPATH=os.pathsep.join(filter(None, (LOOPBACK_PATH, python_path))), HOST=LOOPBACK_HOST)
     return env
 
 

@@ -247,8 +247,11 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     target = data.get("target", "local")
     if not isinstance(target, str):
         raise ConfigError("target must be one of local, docker, fal.", fields=["target"])
+    env = data.get("env")
+    if env not in (None, "kernel", "isolated"):
+        raise ConfigError("env must be kernel or isolated (local runners), or absent.", fields=["env"])
     if data.get("notebook") is None:
-        return context.jobs.deploy(name, target, context.project(name)).summary()
+        return context.jobs.deploy(name, target, context.project(name), env=env).summary()
     relative, cells = notebook_cells(data["notebook"])
     notebook = path_in(context.root, relative, field="notebook.path")
     if not notebook.parent.is_dir():
@@ -257,7 +260,7 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     def capture() -> AppProject:
         return export_cells(cells, notebook, notebook.parent / "fal_apps", only=name)[0]
 
-    return context.jobs.deploy(name, target, name, capture=capture).summary()
+    return context.jobs.deploy(name, target, name, env=env, capture=capture).summary()
 
 
 def describe_cells(data: dict[str, Any]) -> list[dict[str, Any] | None]:

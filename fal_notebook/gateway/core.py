@@ -19,6 +19,7 @@ from . import retries
 from .apps import AppRuntime, Build, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
+from .gpus import NO_DRIVER, GpuPool
 from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
@@ -39,8 +40,9 @@ class QueueFull(Exception):
 
 
 class Gateway:
-    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue):
+    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue, gpus: GpuPool | None = None):
         self.key = key
+        self.gpus = gpus or GpuPool([], NO_DRIVER)  # the GPUs runners take (gpus.py)
         self.state_id = state_id
         self.max_queue = max_queue
         self.store = Store(db_path())
@@ -164,7 +166,7 @@ class Gateway:
         if copy:
             await asyncio.to_thread(snapshot, Path(spec.path), target)
         project = await asyncio.to_thread(AppProject.load, target)
-        launch, notes = await prepare(project, spec, on_line)
+        launch, notes = await prepare(project, spec, on_line, self.gpus)
         return Build(project.config, launch, notes)
 
     def new_runner(self, runner_id: str, revision: int, launch: Launch, on_output: OnOutput) -> Runner:

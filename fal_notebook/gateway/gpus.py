@@ -268,6 +268,36 @@ class GpuPool:
         return {"source": self.source, "gpus": self.describe()}
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What each runner of an app takes: ``count`` GPUs of the pool. ``visible``: its
+    CUDA_VISIBLE_DEVICES names them (empty for none); False only for a GPU app where the gateway
+    found no GPU and was told none, whose runners see the machine as it is."""
+
+    count: int
+    visible: bool = True
+    note: str | None = None
+
+
+def plan(pool: GpuPool, wanted: int, machine_types: list[str]) -> Plan:
+    """The Plan for runners that want ``wanted`` GPUs each (0: a CPU app); GatewayError when they
+    want more than the gateway has, so they could never start."""
+    if not wanted:
+        return Plan(0)
+    kind = f"machine_type {', '.join(machine_types)}"
+    if not pool.managed:
+        return Plan(0, False, f"{kind} applies on fal; {pool.source} here, so runners see this machine as it is.")
+    if not pool.gpus:
+        return Plan(0, True, f"{kind}: the gateway hands out no GPU ({pool.source}); runners get none.")
+    if wanted > len(pool.gpus):
+        raise GatewayError(
+            f"{kind} with num_gpus={wanted}: the gateway has {len(pool.gpus)} GPU{'s' * (len(pool.gpus) != 1)} "
+            f"({pool.source}), so no runner could start. Lower --num-gpus, or list more GPUs in {GPUS_VARIABLE}."
+        )
+    each = f"{wanted} GPU{'s' * (wanted > 1)}"
+    return Plan(wanted, True, f"{kind}: each runner gets {each} of its own ({pool.source}), by UUID in {CUDA_VISIBLE}.")
+
+
 def visible(gpus: tuple[Gpu, ...]) -> str:
     """The value of CUDA_VISIBLE_DEVICES for a runner holding ``gpus`` (empty: no GPU)."""
     return ",".join(g.uuid for g in gpus)

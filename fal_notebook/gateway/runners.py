@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from .gpus import CUDA_VISIBLE, Gpu, visible
 from .settings import DEFAULT_STARTUP_TIMEOUT
 from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
@@ -43,7 +44,7 @@ TAIL_LINES = 200
 SHOWN_LINES = 40
 EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd)\}")
+_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd|gpus)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
@@ -102,7 +103,8 @@ class Launch:
     """How to start the runners of one app revision. ``argv`` may contain ``{port}``,
     ``{metrics_port}`` and ``{instance}`` (a name unique to the runner on this machine); with
     ``shell`` it is one shell command that reads ``$PORT``. ``cleanup`` (same placeholders) runs
-    once the runner's process has ended. ``http_probe``: ready only once the port answers HTTP
+    once the runner's process has ended; ``{gpus}``: the UUIDs of the runner's GPUs, comma-separated.
+    ``http_probe``: ready only once the port answers HTTP
     (a port forwarder accepts connections before the app listens). ``start_notice``: ``argv``
     contains ``{start_fd}``, a file descriptor the runner closes once what listens on its port has
     started; it is not probed before (a connection to a starting container's published port
@@ -120,6 +122,8 @@ class Launch:
     http_probe: bool = False
     image: str | None = None  # the docker image the runners run, if any
     start_notice: bool = False
+    gpus: int = 0  # GPUs each runner takes from the gateway's pool (gpus.py), before it starts
+    visible_devices: bool = False  # its CUDA_VISIBLE_DEVICES names them (empty: none)
 
 
 def free_port() -> int:
@@ -217,6 +221,7 @@ class Runner:
     process: asyncio.subprocess.Process | None = None
     in_flight: dict[str, bool] = field(default_factory=dict)  # request id -> keep its logs
     hints: frozenset[str] = frozenset()  # its X-Fal-Runner-Hints, as its last answer gave them
+    gpus: tuple[Gpu, ...] = ()  # the GPUs it holds (taken before it starts)
     idle_since: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
     served: int = 0
@@ -286,7 +291,7 @@ class Runner:
 
     def _expand(self, template: list[str], start_fd: int | None = None) -> list[str]:
         values = {"port": str(self.port), "metrics_port": str(self.metrics_port), "instance": self.instance}
-        values["start_fd"] = str(start_fd)
+        values["start_fd"], values["gpus"] = str(start_fd), visible(self.gpus)
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
     async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
@@ -299,6 +304,8 @@ class Runner:
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
         }
+        if self.launch.visible_devices:
+            env[CUDA_VISIBLE] = visible(self.gpus)
         loop = asyncio.get_running_loop()
         self._started = asyncio.Event()
         notice, notice_end = os.pipe() if self.launch.start_notice else (None, None)

@@ -7,12 +7,30 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import Backend, Deployment, FalDetail, LocalDetail, Progress, crash_loop_summary, get_backend
+from .base import (
+    Backend,
+    Deployment,
+    FalDetail,
+    LocalDetail,
+    Progress,
+    crash_loop_summary,
+    get_backend,
+    gpu_summary,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..generate.project import AppProject
 
-__all__ = ["Backend", "Deployment", "crash_loop_summary", "deploy", "get_backend", "get_deployment", "list_apps"]
+__all__ = [
+    "Backend",
+    "Deployment",
+    "crash_loop_summary",
+    "deploy",
+    "get_backend",
+    "get_deployment",
+    "gpu_summary",
+    "list_apps",
+]
 
 
 def deploy(
@@ -54,7 +72,8 @@ def get_deployment(name: str) -> Deployment:
 
 def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, Any]]:
     """Every captured or deployed app: name, mode, path, target, status, endpoint_id; deployed
-    apps also have url, queue_url, runners and queued (local targets) and error. ``folders``
+    apps also have url, queue_url, runners, queued, gpus (each runner's) and waiting (local targets)
+    and error. ``folders``
     (e.g. a server root's ``fal_apps/``) are searched for project folders no capture registered."""
     from ..state import MANIFEST, project_folders, read_json, registered_projects
 
@@ -90,6 +109,8 @@ def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, 
                 queue_url=deployment.queue_url,
                 runners=local.runners if local else None,
                 queued=local.queued if local else None,
+                gpus=local.gpus if local else [],
+                waiting=local.waiting if local else None,
                 error=local.error if local else on_fal.last_error if on_fal else None,
             )
             if deployment.status == "crash-looping":

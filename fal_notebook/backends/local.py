@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 ENV_VARIABLE = "FAL_NOTEBOOK_LOCAL_ENV"
 LOCAL_ENVS = ("isolated", "kernel")
 POLL_INTERVAL = 0.1
+#: What a deployment records of each GPU its runners hold.
+GPU_KEYS = ("index", "uuid", "name", "memory_mib", "memory_used_mib")
 #: A deploy follows the gateway's events with long polls of this many seconds.
 WAIT = 1
 
@@ -318,6 +320,12 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
             error=info.get("error"),
             next_attempt=info.get("next_attempt"),
             last_exit=info.get("last_exit") if info["status"] == "crash-looping" else None,
+            gpus=[
+                {**{k: gpu.get(k) for k in GPU_KEYS}, "runner": runner["id"]}
+                for runner in info.get("runners", [])
+                for gpu in runner.get("gpus") or []
+            ],
+            waiting=info.get("waiting"),
         ),
     )
 

@@ -63,6 +63,11 @@ async def list_apps(request: Request) -> Response:
     return JSONResponse([{**rt.info(), "events": []} for rt in gateway_of(request).apps.values()])
 
 
+async def list_gpus(request: Request) -> Response:
+    """The GPUs the gateway hands out, where they were found, and who holds each."""
+    return JSONResponse(gateway_of(request).gpus.info())
+
+
 async def get_app(request: Request) -> Response:
     runtime = gateway_of(request).apps.get(request.path_params["name"])
     if runtime is None:
@@ -133,6 +138,7 @@ async def shutdown(request: Request) -> Response:
 ROUTES = [
     Route(IDENTITY_PATH, identity, methods=["GET"]),
     Route(f"{PREFIX}/apps", guarded(list_apps), methods=["GET"]),
+    Route(f"{PREFIX}/gpus", guarded(list_gpus), methods=["GET"]),
     Route(f"{PREFIX}/apps/{{name}}", guarded(get_app), methods=["GET"]),
     Route(f"{PREFIX}/apps/{{name}}", guarded(put_app), methods=["PUT"]),
     Route(f"{PREFIX}/apps/{{name}}", guarded(delete_app), methods=["DELETE"]),

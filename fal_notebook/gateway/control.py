@@ -39,6 +39,9 @@ class GatewayInfo:
     apps: list[dict[str, Any]] = field(default_factory=list)
     #: The HTTPS listener's port (None: not serving HTTPS, its port was taken).
     tls_port: int | None = None
+    #: The GPUs it hands to runners: {"source": how they were found, "gpus": [index, uuid, name,
+    #: memory_mib, memory_used_mib, app, runner]} (gpus.py).
+    gpus: dict[str, Any] = field(default_factory=dict)
 
 
 def gateway_url() -> str:
@@ -175,6 +178,7 @@ def gateway_status() -> GatewayInfo:
     info.tls_port = identity.get("tls_port")
     with admin() as client:
         info.apps = client.get("/_fal_notebook/apps").json()
+        info.gpus = client.get("/_fal_notebook/gpus").json()
     return info
 
 

@@ -140,7 +140,7 @@ def _gateway(args: argparse.Namespace) -> None:
         else:
             print(running(info))
             for app in info.apps:
-                print(f"  {app.get('name')}: {app.get('status')}")
+                print(f"  {app.name}: {app.status}")
             gpus = info.gpus.get("gpus") or []
             print(f"GPUs ({info.gpus.get('source')}):" + ("" if gpus else " none"))
             for gpu in gpus:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..statuses import AppStatus
 from .base import (
     Backend,
     Deployment,
@@ -113,6 +114,6 @@ def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, 
                 waiting=local.waiting if local else None,
                 error=local.error if local else on_fal.last_error if on_fal else None,
             )
-            if deployment.status == "crash-looping":
+            if deployment.status == AppStatus.CRASH_LOOPING:
                 row["crash_loop"] = crash_loop_summary(deployment)
     return [rows[name] for name in sorted(rows)]

@@ -18,7 +18,7 @@ from ..statuses import AppStatus
 from ..wire import CancelAnswer, Completed, ErrorType, InProgress, Queued, RequestStatus, RetryCondition, Status
 from . import retries
 from .admin_api import AppInfo, DeploySpec
-from .app import AppRuntime, Build, NoResources, Resources, Unavailable
+from .app import AppRuntime, Build, GpuResources, Resources, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
 from .gpus import NO_DRIVER, GpuPool
@@ -54,7 +54,7 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
-        self.resources: Resources = NoResources()  # what runners take from the machine (app/resources.py)
+        self.resources: Resources = GpuResources(self.gpus)  # what runners take from the machine (app/resources.py)
         self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store)
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -209,9 +209,9 @@ class GpuPool:
             self._holders[gpu.uuid] = holder
         return taken
 
-    def release(self, holder: Holder) -> tuple[Gpu, ...]:
-        """Free what ``holder`` holds; returns it."""
-        freed = tuple(g for g in self.gpus if self._holders.get(g.uuid) == holder)
+    def release(self, runner: str) -> tuple[Gpu, ...]:
+        """Free what ``runner`` holds; returns it."""
+        freed = self.held_by(runner)
         for gpu in freed:
             del self._holders[gpu.uuid]
         return freed
@@ -226,7 +226,10 @@ class GpuPool:
         if count > len(self.gpus):
             return f"it needs {count} GPU{'s' * (count > 1)} and the gateway has {len(self.gpus)} ({self.source})"
         held = ", ".join(f"{g.index} by {self._holders[g.uuid].runner}" for g in self.gpus if g.uuid in self._holders)
-        return f"it needs {count} GPU{'s' * (count > 1)}, {len(self.free())} free (held: {held})"
+        return (
+            f"it needs {count} GPU{'s' * (count > 1)}, {len(self.free())} free (held: {held}); it starts once a "
+            "runner gives its GPUs back"
+        )
 
     def memory_used(self) -> dict[str, int]:
         """MiB in use on each GPU, by UUID, where NVML says (read at most once a MEMORY_TTL)."""

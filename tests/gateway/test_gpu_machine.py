@@ -15,6 +15,7 @@ import pytest
 import fal_notebook
 from fal_notebook.backends.local import LocalBackend
 from fal_notebook.gateway import gpus
+from tests.polling import wait_for
 
 FOUND, SOURCE = gpus.found()
 pytestmark = [
@@ -96,9 +97,9 @@ def test_a_gpu_runner_gets_a_gpu_of_its_own_and_a_cpu_runner_none(gateway):
 
     if len(FOUND) == 1:  # a second GPU app waits while the first holds the only GPU, then starts
         deploy(gateway, "cuda-two", machine_type=["GPU-H100"], wait=False)
-        gateway.wait_for(lambda: "0 free" in (gateway.info("cuda-two").get("waiting") or ""), what="cuda-two waits")
+        wait_for(lambda: "0 free" in (gateway.info("cuda-two").get("waiting") or ""), "cuda-two to wait")
         deployment.stop()
-        gateway.wait_for(lambda: gateway.info("cuda-two")["status"] == "ready", timeout=120, what="cuda-two serves")
+        wait_for(lambda: gateway.info("cuda-two")["status"] == "ready", "cuda-two to serve", timeout=120)
         assert fal_notebook.connect("local/cuda-two").run({})["visible"] == seen["visible"]
         fal_notebook.backends.get_deployment("cuda-two").stop()
     deployment.stop()

@@ -16,6 +16,7 @@ from fal_notebook.backends import list_apps
 from fal_notebook.backends.local import LocalBackend
 from fal_notebook.errors import DeployError
 from fal_notebook.wire import Queued
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/driver/nvidia").exists(), reason="this machine has an NVIDIA driver: test_gpu_machine.py runs there"
@@ -122,10 +123,10 @@ def deploy(gateway, name: str, *, wait: bool = True, source: str = VISIBLE, **op
 
 def waiting(gateway, name: str, reason: str) -> str:
     """The app's reason to wait, once it is ``reason``."""
-    return gateway.wait_for(
+    return wait_for(
         lambda: reason in (gateway.info(name).get("waiting") or "") and gateway.info(name)["waiting"],
+        f"{name} to wait: {reason}",
         timeout=60,
-        what=f"{name} to wait: {reason}",
     )
 
 
@@ -164,7 +165,7 @@ def test_gpus_are_handed_out_whole_waited_for_and_given_back(gpu_gateway):
     fal_notebook.backends.get_deployment("gpu-b").stop()
     waiting(gateway, "gpu-two", "it needs 2 GPUs, 1 free")  # all or nothing: one is not enough
     fal_notebook.backends.get_deployment("gpu-c").stop()
-    gateway.wait_for(lambda: gateway.info("gpu-two")["status"] == "ready", timeout=120, what="gpu-two to serve")
+    wait_for(lambda: gateway.info("gpu-two")["status"] == "ready", "gpu-two to serve", timeout=120)
     assert visible("gpu-two") == "0,1"
 
     # a redeploy: the new revision's runner needs the GPUs the old one holds, which makes way for it

@@ -37,11 +37,11 @@ from .harness import (
     median,
     p50_ms,
     private_gateway,
+    table,
     tls,
     wait_answer,
     wait_runners,
 )
-from .suite import table
 
 WIDTH = 512
 INPUT = {"values": [((i % 7) - 3) / 3 for i in range(WIDTH)]}

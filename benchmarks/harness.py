@@ -60,6 +60,18 @@ class Row:
     extra: str = ""  # a second figure, e.g. the p50 latency added
 
 
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| figure | measured | baseline, beside it | ratio | goal | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        mark = {True: "✓", False: "✗", None: ""}[row.met]
+        measured = row.subject + (f" ({row.extra})" if row.extra else "")
+        lines.append(f"| {row.name} | {measured} | {row.baseline} | {row.ratio:.2f}× | {row.goal} | {mark} |")
+    return "\n".join(lines)
+
+
 @dataclass
 class Sizes:
     """How much work each benchmark does: the full suite's sizes, or tiny ones (``--smoke``)."""

@@ -241,7 +241,7 @@ class GpuPool:
         if nvml is not None:
             for gpu in self.gpus:
                 try:
-                    handle = nvml.nvmlDeviceGetHandleByUUID(gpu.uuid)
+                    handle = nvml.nvmlDeviceGetHandleByIndex(gpu.index)
                     used[gpu.uuid] = nvml.nvmlDeviceGetMemoryInfo(handle).used // (1024 * 1024)
                 except nvml.NVMLError:
                     continue

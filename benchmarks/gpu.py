@@ -25,9 +25,10 @@ from typing import Any
 import httpx
 
 from .deploy import by_hand, runner_python
-from .gateway import BLOCK
+from .gateway import overhead
 from .harness import (
     Row,
+    Sizes,
     app_info,
     deploy,
     deploy_project,
@@ -35,7 +36,6 @@ from .harness import (
     load_average,
     machine,
     median,
-    p50_ms,
     private_gateway,
     table,
     tls,
@@ -139,33 +139,9 @@ def first_answer(home: Path, name: str, python: str, rounds: int, device: str) -
     )
 
 
-def calls(url: str, runner: str, count: int) -> Row:
-    def timed(target: str, n: int):
-        def run() -> list[float]:
-            latencies = []
-            with httpx.Client(timeout=60, verify=tls()) as client:
-                for _ in range(n):
-                    started = time.perf_counter()
-                    response = client.post(target, json=INPUT)
-                    latencies.append(time.perf_counter() - started)
-                    assert response.status_code == 200, response.text
-            return latencies
-
-        return run
-
-    blocks = max(1, count // BLOCK)
-    got = interleaved({"via": timed(url, count // blocks), "direct": timed(runner, count // blocks)}, blocks)
-    rps_via, rps_direct = len(got["via"]) / sum(got["via"]), len(got["direct"]) / sum(got["direct"])
-    added = p50_ms(got["via"]) - p50_ms(got["direct"])
-    return Row(
-        f"sync calls (a forward pass each) through the gateway vs straight to the runner ({len(got['via'])} each)",
-        f"{rps_via:.0f} req/s, p50 {p50_ms(got['via']):.2f} ms",
-        f"{rps_direct:.0f} req/s, p50 {p50_ms(got['direct']):.2f} ms",
-        rps_via / rps_direct,
-        "≥ 0.8×, p50 added ≤ 0.5 ms",
-        rps_via / rps_direct >= 0.8 and added <= 0.5,
-        f"p50 added {added:+.2f} ms",
-    )
+def forward_pass(client: httpx.Client, url: str) -> None:
+    response = client.post(url, json=INPUT)
+    assert response.status_code == 200, response.text
 
 
 def runners_gpus(name: str, seen: dict[str, Any]) -> list[str]:
@@ -216,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         gpus = runners_gpus("torch-model", seen)
         inventory = gateway_gpus()
         python = runner_python(home, "torch-model")
-        rows = [calls(deployment.url, runner, count)]
+        rows = [overhead(deployment.url, runner, Sizes(calls=count), forward_pass, "sync calls (a forward pass each)")]
         deployment.stop()
         rows.insert(0, first_answer(home, "torch-model", python, rounds, args.device))
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -59,6 +59,15 @@ def choose_env(env: str | None) -> tuple[str, str]:
     return env, why
 
 
+def default_env() -> str:
+    """Where local runners run when a deploy does not say (FAL_NOTEBOOK_LOCAL_ENV, else isolated;
+    a bad value is reported by the deploy)."""
+    try:
+        return choose_env(None)[0]
+    except ConfigError:
+        return "isolated"
+
+
 class LocalBackend(Backend):
     """Deploys to local runners. ``env="kernel"`` runs them in the kernel's own Python environment
     (fast, nothing installed); the default ``"isolated"`` builds a cached virtualenv from the

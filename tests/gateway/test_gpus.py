@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from fal_notebook.errors import GatewayError
-from fal_notebook.gateway import gpus
+from fal_notebook.gateway import gpus, start_gateway
 from fal_notebook.gateway.gpus import Gpu, GpuPool, Holder
+from tests.gateway_helpers import free_port
 
 SMI_OUTPUT = """\
 0, GPU-5b1f0c2e-aaaa-bbbb-cccc-000000000000, NVIDIA H200, 143771
@@ -135,3 +136,11 @@ def test_the_inventory_as_json_has_names_and_memory_where_known():
         "runner": "model-r1-1",
     }
     assert info["gpus"][1]["runner"] is None
+
+
+def test_a_gateway_told_a_malformed_gpu_list_does_not_start_and_says_why(fal_env, monkeypatch):
+    monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_PORT", str(free_port()))
+    monkeypatch.setenv("FAL_NOTEBOOK_GATEWAY_TLS_PORT", str(free_port()))
+    monkeypatch.setenv("FAL_NOTEBOOK_GPUS", "0;1")
+    with pytest.raises(GatewayError, match=r"FAL_NOTEBOOK_GPUS='0;1': '0;1' is not a GPU index or UUID"):
+        start_gateway()

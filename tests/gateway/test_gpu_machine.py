@@ -83,11 +83,10 @@ def test_a_gpu_runner_gets_a_gpu_of_its_own_and_a_cpu_runner_none(gateway):
     [runner] = gateway.info("cuda-app")["runners"]
     [held] = runner["gpus"]
     assert held["uuid"] == seen["visible"] and held["name"] == seen["name"] and held["memory_mib"]
-    used = wait_for(  # NVML reads what the runner allocated (readings are kept a second)
+    wait_for(  # NVML reads what the runner allocated (readings are kept a second)
         lambda: (gateway.info("cuda-app")["runners"][0]["gpus"][0]["memory_used_mib"] or 0) >= 512,
         "the runner's GPU memory in use to show its 512 MiB",
     )
-    assert used
 
     status = cli(gateway, "gateway", "status")
     assert f"held by {runner['id']}" in status and seen["name"] in status

@@ -93,7 +93,7 @@ class LocalBackend(Backend):
             if env == "kernel"
             else "an isolated virtualenv built from requirements.txt (cached)"
         )
-        progress(ProgressEvent(f"Runners use {where}: {why}.", "environment", "step"))
+        progress(ProgressEvent(f"Runners use {where}: {why}.", "environment"))  # the gateway starts the step
         return self._deploy(project, env, sys.executable, wait=wait, progress=progress, cancel=cancel)
 
     def _deploy(

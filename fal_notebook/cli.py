@@ -25,7 +25,7 @@ def _deploy(args: argparse.Namespace) -> None:
     from .backends import deploy
 
     quiet = args.json
-    deployment = deploy(args.app, target=args.target, progress=(lambda _line: None) if quiet else print)
+    deployment = deploy(args.app, target=args.target, env=args.env, progress=(lambda _line: None) if quiet else print)
     if args.json:
         print(json.dumps(_deployment_json(deployment)))
     else:
@@ -41,7 +41,7 @@ def _deployment_json(deployment: Deployment) -> dict[str, Any]:
 
 
 def _apps(args: argparse.Namespace) -> None:
-    from .backends import list_apps
+    from .backends import gpu_summary, list_apps
 
     rows = list_apps()
     if args.json:
@@ -53,6 +53,10 @@ def _apps(args: argparse.Namespace) -> None:
         where = f"{row['mode'] or '-':<7} {row['target'] or '-':<7}"
         line = f"{row['name']:<24} {where} {row['status']:<10} {row['endpoint_id'] or '-'}"
         print(line + (f"  ({row['crash_loop']})" if row.get("crash_loop") else ""))
+        for held in gpu_summary(row.get("gpus") or []):
+            print(f"    {held}")
+        if row.get("waiting"):
+            print(f"    waiting: {row['waiting']}")
 
 
 def _logs(args: argparse.Namespace) -> None:
@@ -116,6 +120,7 @@ def _scale(args: argparse.Namespace) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> None:
+    from .backends.base import gpu_line
     from .gateway import GatewayInfo, gateway_status, start_gateway, stop_gateway
 
     def running(info: GatewayInfo) -> str:
@@ -136,6 +141,11 @@ def _gateway(args: argparse.Namespace) -> None:
             print(running(info))
             for app in info.apps:
                 print(f"  {app.name}: {app.status}")
+            gpus = info.gpus.get("gpus") or []
+            print(f"GPUs ({info.gpus.get('source')}):" + ("" if gpus else " none"))
+            for gpu in gpus:
+                holder = f"held by {gpu['runner']}" if gpu.get("runner") else "free"
+                print(f"  {gpu_line(gpu)}: {holder}")
 
 
 def _env(args: argparse.Namespace) -> None:
@@ -161,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy a captured app")
     deploy.add_argument("app", help="the app's name or its project folder")
     deploy.add_argument("--target", default="local", choices=["local", "docker", "fal"])
+    deploy.add_argument(
+        "--env",
+        choices=["kernel", "isolated"],
+        help="local runners in this Python environment as it is, or in a virtualenv built from requirements.txt "
+        "(default: FAL_NOTEBOOK_LOCAL_ENV, else isolated)",
+    )
     deploy.add_argument("--json", action="store_true", help="print the deployment as JSON")
     deploy.set_defaults(func=_deploy)
 

@@ -25,7 +25,13 @@ def _parser(prog: str, *arguments: Argument) -> ArgumentParser:
 
 
 NAME: Argument = (("name",), {})
-DEPLOY = _parser("%fal_deploy", NAME, (("--target",), {"default": "local"}), (("--no-wait",), {"action": "store_true"}))
+DEPLOY = _parser(
+    "%fal_deploy",
+    NAME,
+    (("--target",), {"default": "local"}),
+    (("--env",), {"choices": ["kernel", "isolated"]}),
+    (("--no-wait",), {"action": "store_true"}),
+)
 PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
 LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
 STOP = _parser("%fal_stop", NAME)
@@ -59,17 +65,17 @@ class FalMagics(Magics):
 
     @line_magic
     def fal_deploy(self, line: str) -> Deployment:
-        """%fal_deploy NAME [--target local|docker|fal] [--no-wait] — deploy a captured app, with its
-        progress shown as it happens."""
+        """%fal_deploy NAME [--target local|docker|fal] [--env kernel|isolated] [--no-wait] — deploy a
+        captured app, with its progress shown as it happens."""
         from .widgets.progress import DeployProgress
 
         args = parse_words(DEPLOY, line)
         if args.no_wait:
-            return backends.deploy(args.name, target=args.target, wait=False)
+            return backends.deploy(args.name, target=args.target, env=args.env, wait=False)
         view = DeployProgress(args.name, args.target)
         display(view)
         try:
-            deployment = backends.deploy(args.name, target=args.target, progress=view)
+            deployment = backends.deploy(args.name, target=args.target, env=args.env, progress=view)
         except BaseException as exc:
             view.finish(str(exc) or type(exc).__name__)
             raise

@@ -34,8 +34,38 @@ if TYPE_CHECKING:  # pragma: no cover
 ENV_VARIABLE = "FAL_NOTEBOOK_LOCAL_ENV"
 LOCAL_ENVS = ("isolated", "kernel")
 POLL_INTERVAL = 0.1
+#: What a deployment records of each GPU its runners hold.
+GPU_KEYS = ("index", "uuid", "name", "memory_mib", "memory_used_mib")
 #: A deploy follows the gateway's events with long polls of this many seconds.
 WAIT = 1
+
+
+def choose_env(env: str | None) -> tuple[str, str]:
+    """Where local runners run, and why: ``env`` as asked (--env), else FAL_NOTEBOOK_LOCAL_ENV, else
+    ``isolated``; ConfigError for another value."""
+    if env:
+        why = f"--env {env}"
+    elif os.environ.get(ENV_VARIABLE, "").strip():
+        env = os.environ[ENV_VARIABLE].strip()
+        why = f"{ENV_VARIABLE}={env}"
+    else:
+        env = "isolated"
+        why = (
+            f"the default; --env kernel (or {ENV_VARIABLE}=kernel) uses this Python environment as it is, "
+            "with nothing to install: the way without network"
+        )
+    if env not in LOCAL_ENVS:
+        raise ConfigError(f"env={env!r} ({why}): use one of {', '.join(LOCAL_ENVS)}.")
+    return env, why
+
+
+def default_env() -> str:
+    """Where local runners run when a deploy does not say (FAL_NOTEBOOK_LOCAL_ENV, else isolated;
+    a bad value is reported by the deploy)."""
+    try:
+        return choose_env(None)[0]
+    except ConfigError:
+        return "isolated"
 
 
 class LocalBackend(Backend):
@@ -57,9 +87,13 @@ class LocalBackend(Backend):
         cancel: threading.Event | None = None,
         env: str | None = None,
     ) -> Deployment:
-        env = env or self.env or os.environ.get(ENV_VARIABLE) or "isolated"
-        if env not in LOCAL_ENVS:
-            raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(LOCAL_ENVS)}.")
+        env, why = choose_env(env or self.env)
+        where = (
+            f"the kernel's Python environment as it is ({sys.executable}; nothing installed)"
+            if env == "kernel"
+            else "an isolated virtualenv built from requirements.txt (cached)"
+        )
+        progress(ProgressEvent(f"Runners use {where}: {why}.", "environment"))  # the gateway starts the step
         return self._deploy(project, env, sys.executable, wait=wait, progress=progress, cancel=cancel)
 
     def _deploy(
@@ -85,7 +119,9 @@ class LocalBackend(Backend):
         credentials = _fal_credentials()
         if credentials is not None:  # what fal's runners have: fal's toolkit uploads outputs with it
             secrets.setdefault("FAL_KEY", credentials.key)
-        spec = DeploySpec(str(project.path), env, python, secrets)
+        # packages the kernel imports through its PYTHONPATH, runners in its environment import too
+        python_path = os.environ.get("PYTHONPATH", "") if env == "kernel" else ""
+        spec = DeploySpec(str(project.path), env, python, secrets, python_path)
         with admin() as client:
             response = client.put(app_path(project.name), json=spec.body())
         if response.status_code != 202:
@@ -296,6 +332,12 @@ def _deployment(target: Target, name: str, path: str, info: AppInfo, *, env: str
             error=info.error,
             next_attempt=info.next_attempt,
             last_exit=info.last_exit if info.status == AppStatus.CRASH_LOOPING else None,
+            gpus=[
+                {**{k: gpu.get(k) for k in GPU_KEYS}, "runner": runner.id}
+                for runner in info.runners
+                for gpu in runner.gpus
+            ],
+            waiting=info.waiting,
         ),
     )
 

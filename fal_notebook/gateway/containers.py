@@ -19,6 +19,7 @@ import docker
 from ..docker_engine import engine
 from ..errors import DeployError
 from ..generate.project import AppProject
+from .gpus import CUDA_VISIBLE, NVIDIA_VISIBLE
 from .runners import Launch, runner_environment
 
 STATE_LABEL = "org.fal-notebook.state"
@@ -36,6 +37,18 @@ def gpu_runtime() -> bool:
         client.close()
 
 
+def gpu_options(count: int, *, managed: bool = True) -> list[str]:
+    """``docker run`` options that give a runner its GPUs: ``count`` of the gateway's, by UUID (the
+    runner's ``{gpus}``), or, where the gateway manages none, ``count`` of the engine's; without a
+    GPU, an empty CUDA_VISIBLE_DEVICES, as on fal's CPU machines."""
+    if not count:
+        return ["--env", f"{CUDA_VISIBLE}="]
+    if not managed:
+        return ["--gpus", str(count)]
+    devices = ["--gpus", '"device={gpus}"']  # quoted: docker reads the value as CSV, and UUIDs are comma-separated
+    return devices + ["--env", f"{NVIDIA_VISIBLE}={{gpus}}", "--env", f"{CUDA_VISIBLE}={{gpus}}"]
+
+
 def launch(
     project: AppProject,
     image: str,
@@ -43,10 +56,10 @@ def launch(
     *,
     state_id: str,
     startup_timeout: float,
-    gpus: int = 0,
+    gpu_options: list[str],
 ) -> Launch:
-    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` (and ``gpus``
-    GPUs, for a GPU machine type on an engine that has them)."""
+    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` and
+    ``gpu_options`` (:func:`gpu_options`)."""
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise DeployError(
@@ -78,8 +91,7 @@ def launch(
         "--env",
         f"PORT={config.port}",
     ]
-    if gpus:
-        argv += ["--gpus", str(gpus)]
+    argv += gpu_options
     for name in sorted(secrets):  # values come from the client's environment, never its command line
         argv += ["--env", name]
     argv.append(image)

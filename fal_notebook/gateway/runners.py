@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from ..statuses import GOING, RunnerState
+from .gpus import Gpu, visible
 from .settings import DEFAULT_STARTUP_TIMEOUT
 from .supervisor import Supervisor, log
 
@@ -43,37 +44,49 @@ TAIL_LINES = 200
 SHOWN_LINES = 40
 EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd)\}")
+_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd|gpus)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
 #: What a runner takes from the gateway's environment: what programs need to run on this machine
-#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs), none of the user's
-#: other variables. Credentials come only as the app's declared secrets and fal's key.
+#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs and what CUDA programs
+#: read), none of the user's other variables. Credentials come only as the app's declared secrets
+#: and fal's key.
 INHERITED = (
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
-    "XDG_CACHE_HOME", "HF_HOME", "TORCH_HOME",
+    "LD_LIBRARY_PATH", "TORCH_CUDA_ARCH_LIST", "PYTORCH_CUDA_ALLOC_CONF", "CUDAHOSTCXX",
+    "XDG_CACHE_HOME", "TORCH_HOME",
     "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
 )  # fmt: skip
-INHERITED_PREFIXES = ("LC_",)
+#: Families of variables a runner takes too: locale, CUDA, NVIDIA's, NCCL, Triton and Hugging Face's
+#: (caches, offline mode), each without what names a credential (INHERITED_NEVER).
+INHERITED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "NCCL_", "TRITON_", "HF_")
+INHERITED_NEVER = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|(^|_)(API_?)?KEY(_|$)", re.IGNORECASE)
 #: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
 LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
 #: Where a server should listen, for servers that read it (the generated server.py does).
 LOOPBACK_HOST = "127.0.0.1"
 
 
-def runner_environment(secrets: dict[str, str], *, loopback: bool = True, **extra: str) -> dict[str, str]:
-    """A runner's environment: :data:`INHERITED` from the gateway's, ``secrets``, ``extra``, and
-    (for processes on this machine, not containers) loopback-only servers."""
-    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+def inherited(name: str) -> bool:
+    """Whether a runner takes the gateway's variable ``name`` (README's security section says the rule)."""
+    return name in INHERITED or (name.startswith(INHERITED_PREFIXES) and not INHERITED_NEVER.search(name))
+
+
+def runner_environment(
+    secrets: dict[str, str], *, loopback: bool = True, python_path: str = "", **extra: str
+) -> dict[str, str]:
+    """A runner's environment: what it :func:`inherited` from the gateway's, ``secrets``, ``extra``,
+    and (for processes on this machine, not containers) loopback-only servers, ahead of
+    ``python_path`` (the kernel's PYTHONPATH, for runners in its environment)."""
+    env = {k: v for k, v in os.environ.items() if inherited(k)}
     env.update(secrets)
     env.update(extra)
     if loopback:
-        env.update(PYTHONPATH=LOOPBACK_PATH, HOST=LOOPBACK_HOST)
+        env.update(PYTHONPATH=os.pathsep.join(filter(None, (LOOPBACK_PATH, python_path))), HOST=LOOPBACK_HOST)
     return env
 
 
@@ -90,7 +103,8 @@ class Launch:
     """How to start the runners of one app revision. ``argv`` may contain ``{port}``,
     ``{metrics_port}`` and ``{instance}`` (a name unique to the runner on this machine); with
     ``shell`` it is one shell command that reads ``$PORT``. ``cleanup`` (same placeholders) runs
-    once the runner's process has ended. ``http_probe``: ready only once the port answers HTTP
+    once the runner's process has ended; ``{gpus}``: the UUIDs of the runner's GPUs, comma-separated.
+    ``http_probe``: ready only once the port answers HTTP
     (a port forwarder accepts connections before the app listens). ``start_notice``: ``argv``
     contains ``{start_fd}``, a file descriptor the runner closes once what listens on its port has
     started; it is not probed before (a connection to a starting container's published port
@@ -108,6 +122,8 @@ class Launch:
     http_probe: bool = False
     image: str | None = None  # the docker image the runners run, if any
     start_notice: bool = False
+    gpus: int = 0  # GPUs each runner takes from the gateway's pool (gpus.py), before it starts
+    visible_devices: bool = False  # its CUDA_VISIBLE_DEVICES names them (empty: none)
 
 
 def free_port() -> int:
@@ -207,6 +223,7 @@ class Runner:
     env: dict[str, str] = field(default_factory=dict)
     in_flight: dict[str, bool] = field(default_factory=dict)  # request id -> keep its logs
     hints: frozenset[str] = frozenset()  # its X-Fal-Runner-Hints, as its last answer gave them
+    gpus: tuple[Gpu, ...] = ()  # the GPUs it holds (taken before it starts)
     idle_since: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
     served: int = 0
@@ -276,7 +293,7 @@ class Runner:
 
     def _expand(self, template: list[str], start_fd: int | None = None) -> list[str]:
         values = {"port": str(self.port), "metrics_port": str(self.metrics_port), "instance": self.instance}
-        values["start_fd"] = str(start_fd)
+        values["start_fd"], values["gpus"] = str(start_fd), visible(self.gpus)
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
     def environment(self, state_id: str) -> dict[str, str]:

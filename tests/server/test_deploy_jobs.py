@@ -82,10 +82,12 @@ async def test_deploy_from_unsaved_notebook_content_streams_progress_to_ready(
         "echo-web",
         "deploy",
         method="POST",
-        body={"target": "local", "notebook": {"path": "work/unsaved.ipynb", "cells": cells}},
+        body={"target": "local", "env": "kernel", "notebook": {"path": "work/unsaved.ipynb", "cells": cells}},
     )
     assert job["state"] == "running" and job["steps"] == ["capture", "environment", "runners", "ready"]
     events = await follow_job(jp_fetch, job["id"])
+    chosen = [e["message"] for e in events if e.get("message", "").startswith("Runners use ")]
+    assert len(chosen) == 1 and "the kernel's Python environment" in chosen[0] and chosen[0].endswith(": --env kernel.")
     end = events[-1]
     assert end["kind"] == "end" and end["state"] == "ready", end
     assert end["deployment"]["endpoint_id"] == "local/echo-web"

@@ -1,4 +1,4 @@
-"""On a machine with NVIDIA GPUs (issue 18's GPU check; skipped where the gateway finds none, as in CI):
+"""On a machine with NVIDIA GPUs (issue 18's GPU check; deselected where the gateway finds none, as in CI):
 torch runners deployed with --target local in the kernel's environment get a GPU of their own, by
 UUID, with its name and memory as NVML reads them; a runner that would need one none has free
 waits; a CPU app's runners see none. Issue 18's GPU check runs it on a lent GPU machine."""
@@ -18,10 +18,7 @@ from fal_notebook.gateway import gpus
 from tests.polling import wait_for
 
 FOUND, SOURCE = gpus.found()
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not FOUND, reason=f"no NVIDIA GPU here ({SOURCE}); test_gpu_runners.py tests assignment"),
-]
+pytestmark = pytest.mark.gpu  # deselected where the gateway finds no GPU (tests/conftest.py)
 
 TORCH_APP = """
 import os

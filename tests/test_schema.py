@@ -148,7 +148,9 @@ def test_unknown_endpoint_names_the_known_ones(image_app):
 
 def test_fastapi_server(server):
     assert server.title == "summarizer" and server.version == "2.0"
-    assert server.paths == ["/summarize", "/echo"]  # GET and path-parameter routes are not forms
+    # a GET route is a form of its query parameters; path-parameter routes go to the request form
+    assert server.paths == ["/summarize", "/echo", "/status"]
+    assert [e.method for e in server.endpoints] == ["POST", "POST", "GET"]
     e = server.endpoint("/summarize")
     assert e.summary == "Summarize a text"
     assert [f.name for f in e.fields] == ["text", "sentences", "language", "keywords"]

@@ -50,7 +50,7 @@ def run(playground: Playground):
 def test_layout_picker_and_fields(client):
     pg = Playground(client)
     assert isinstance(pg.widget, W.VBox) and "fal-pg" in pg.widget._dom_classes
-    assert [value for _, value in pg._picker.options] == ["/", "/count"]
+    assert [value for _, value in pg._picker.options] == ["/", "/count", "*"]  # "*": any request
     assert list(pg.fields)[:2] == ["prompt", "image_url"] and "debug" not in pg.fields
     assert pg.fields["prompt"].value == "a cat in a hat"
     assert pg._tabs.titles == ("Result", "Code", "History")

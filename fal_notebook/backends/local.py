@@ -22,6 +22,7 @@ from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
 from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
 from .base import STATUSES, Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
+from .hints import failure_hint
 from .progress import GatewayProgress, ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,11 +123,17 @@ class LocalBackend(Backend):
             if info["status"] in ("ready", "crash-looping") and (info["revision"] or 0) >= revision:
                 break
             if latest.get("number") == revision and latest.get("status") == "failed":
-                deployment.status = "failed" if info["revision"] is None else "ready"
-                local_detail(deployment).error = latest.get("error")
-                deployment.save()
-                kept = "" if info["revision"] is None else f" Revision {info['revision']} keeps serving."
-                raise DeployError(f"Deploying {deployment.name} failed: {latest.get('error')}{kept}")
+                failed = _deployment(
+                    self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env
+                )
+                failed.status = "failed" if info["revision"] is None else failed.status
+                local_detail(failed).error = latest.get("error")
+                failed.save()  # what serves now: an earlier revision (on its own target), or nothing
+                kept = (
+                    "" if info["revision"] is None else f" Revision {info['revision']} ({failed.target}) keeps serving."
+                )
+                error = str(latest.get("error"))
+                raise DeployError(f"Deploying {deployment.name} failed: {error}{failure_hint(error)}{kept}")
             if latest.get("number", 0) > revision:
                 progress(f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one.")
                 break
@@ -272,8 +279,12 @@ def _app_info(name: str, since: int, *, wait: int = 0) -> dict[str, Any]:
 
 
 def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, env: str | None) -> Deployment:
+    """The deployment as the gateway describes it. Its target is that of the revision serving, if
+    one does (a failed Docker deploy leaves the local revision serving: the app is not on Docker)."""
     endpoint_id = wire.local_app(name)
     url, queue_url = wire.app_urls(base_url(), endpoint_id)
+    if info.get("revision") is not None:
+        target = "docker" if info.get("image") else "local"
     return Deployment(
         name=name,
         target=target,

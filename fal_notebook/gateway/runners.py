@@ -43,6 +43,7 @@ TAIL_LINES = 200
 SHOWN_LINES = 40
 EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE)
+_COLOUR = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
@@ -336,6 +337,7 @@ class Runner:
             await asyncio.sleep(0)  # the loop reads the pipes
 
     def _line(self, name: str, line: str) -> None:
+        line = _COLOUR.sub("", line)  # servers that colour their logs whatever NO_COLOR says
         self.tail.append(line)
         self._spoke.set()
         try:  # a failing consumer must not stop the reading: a full pipe would block the runner

@@ -36,6 +36,8 @@ Protocol = Literal["http", "realtime", "websocket", "request"]
 #: The path under which a Playground lists its form for any HTTP request (``request_form``).
 ANY_REQUEST = "*"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: Request bodies of forms (a POST endpoint with one is sent as a plain request, its files uploaded).
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 MEDIA_KINDS = ("image", "file", "audio", "video")
 SKIPPED_PATHS = {"/health", "/openapi.json", "/docs", "/redoc"}
 _NAME_MEDIA = (("image_url", "image"), ("audio_url", "audio"), ("video_url", "video"), ("file_url", "file"))
@@ -177,8 +179,8 @@ class Endpoint:
 
     @property
     def queued(self) -> bool:
-        """Whether a call goes through fal's queue (a POST in fal's protocol), not as a plain request."""
-        return self.protocol == "http" and self.method == "POST"
+        """Whether a call goes through fal's queue (a POST of JSON, fal's protocol), not as a plain request."""
+        return self.protocol == "http" and self.method == "POST" and self.content_type not in FORM_TYPES
 
     @property
     def form(self) -> Shape:
@@ -216,7 +218,7 @@ class AppSchema:
 
     def endpoint(self, path: str) -> Endpoint:
         """The endpoint at ``path``, exactly as the app declares it (``/items/`` is not ``/items``)."""
-        wanted = "/" + path.lstrip("/")
+        wanted = path if path == ANY_REQUEST else "/" + path.lstrip("/")
         for e in self.endpoints:
             if e.path == wanted:
                 return e
@@ -319,6 +321,9 @@ class _Parser:
         fields: list[Field] = []
         content = ((op.get("requestBody") or {}).get("content")) or {}
         body_schema = (content.get("application/json") or {}).get("schema")
+        form = "" if body_schema is not None else next((kind for kind in FORM_TYPES if kind in content), "")
+        if form:  # fields of a form (FastAPI's Form and UploadFile): sent as the form asks
+            body_schema = (content.get(form) or {}).get("schema")
         if body_schema is not None:
             body = self.shape(body_schema)
             if body.kind == "object" and body.fields:
@@ -345,6 +350,7 @@ class _Parser:
             fields=tuple(fields),
             output=self.output(op),
             streaming=path.rstrip("/").endswith("/stream") or _produces(op, "text/event-stream"),
+            content_type=form,
         )
 
     def socket(self, path: str, protocol: Mapping[str, Any], op: Mapping[str, Any]) -> Endpoint:
@@ -579,7 +585,7 @@ def _keywords(schema: Mapping[str, Any]) -> dict[str, Any]:
     return dict(
         format=fmt,
         multiline=fmt in ("textarea", "multiline") or (max_length or 0) > _LONG_TEXT,
-        media=ui.get("field") if ui.get("field") in MEDIA_KINDS else "",
+        media=ui.get("field") if ui.get("field") in MEDIA_KINDS else "file" if _uploaded(schema) else "",
         minimum=low[0],
         exclusive_minimum=low[1],
         maximum=high[0],
@@ -592,6 +598,11 @@ def _keywords(schema: Mapping[str, Any]) -> dict[str, Any]:
         max_items=max_items,
         constraints=dict(schema["x-fal"]) if isinstance(schema.get("x-fal"), Mapping) else {},
     )
+
+
+def _uploaded(schema: Mapping[str, Any]) -> bool:
+    """A file a form uploads: OpenAPI 3.0's ``format: binary``, 3.1's ``contentMediaType``."""
+    return schema.get("type") == "string" and (schema.get("format") == "binary" or "contentMediaType" in schema)
 
 
 def _list(value: Any) -> list[Any]:

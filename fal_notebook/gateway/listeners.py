@@ -44,7 +44,7 @@ def listening_sockets() -> dict[int, int]:
 
 def socket_inodes(pid: int) -> set[int]:
     """The inodes of the sockets process ``pid`` holds open."""
-    inodes = set()
+    inodes: set[int] = set()
     try:
         fds = list((_PROC / str(pid) / "fd").iterdir())
     except OSError:

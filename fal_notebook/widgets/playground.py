@@ -163,8 +163,8 @@ class Playground:
         """Show the form of an endpoint (``"/"``, ``"/stream"``...), back at its examples and defaults;
         a connection to another endpoint is closed."""
         self._endpoint = self.schema.endpoint(endpoint)
-        plain = self._endpoint.protocol == "request"  # uploads keep their file names, for multipart
-        uploader = named_data_uri if plain else self.uploader
+        plain = self._endpoint.protocol == "request"
+        uploader = named_data_uri if plain or self._endpoint.content_type else self.uploader  # multipart: names kept
         self.form = ObjectControl(self._endpoint.form, uploader, split=_crowded(self._endpoint))
         self._form_box.children = [self.form.widget]
         self._message.value = _note_html(self.schema_note) if plain else ""
@@ -436,10 +436,18 @@ class Playground:
 
     def _plain_request(self, values: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """(method, path, the client's request options) of a plain HTTP call with the form's values."""
-        if self.endpoint.protocol != "request":
-            path, _ = self.endpoint.request(values)
+        if self.endpoint.protocol == "request":
+            return plain_request(values)
+        path, body = self.endpoint.request(values)
+        if not self.endpoint.content_type:
             return self.endpoint.method, path, {}
-        return plain_request(values)
+        files, data = [], {}
+        for name, value in (body or {}).items():
+            if self.endpoint.field(name).shape.media:
+                files += [(name, read_data_uri(uri)) for uri in (value if isinstance(value, list) else [value])]
+            else:
+                data[name] = value if isinstance(value, str) else json.dumps(value)
+        return self.endpoint.method, path, {"data": data or None, "files": files or None}
 
     def _send_plain(self, call: Call) -> Any:
         """Send the request as it is (no queue); the answer is the output (JSON, text, or a ``data:``

@@ -409,11 +409,11 @@ class EndpointClient:
     def _json(self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False) -> Any:
         if response.is_error:
             raise self._error(response, request_id, from_app=from_app)
-        if response.is_redirect:
-            location = response.headers.get("location", "")
+        if response.is_redirect:  # the app's own Location names its own address: its path is what counts
+            location = httpx.URL(response.headers.get("location", "")).path
             raise make_error(
                 self._address,
-                f"answered {response.request.url} with a redirect ({response.status_code}) to {location!r}.",
+                f"answered {response.request.url} with a redirect ({response.status_code}) to the path {location!r}.",
                 "Call the path it names: the app declares it so (FastAPI's `/items/` with its trailing slash).",
                 key=self._key,
                 status_code=response.status_code,

@@ -80,7 +80,9 @@ def join_url(base: str, *paths: str) -> str:
     the last part is kept, as the app declared it (FastAPI's ``/items/`` is not ``/items``, which
     answers with a redirect); an app's root ``/`` adds nothing."""
     parts = [p.strip("/") for p in paths if p.strip("/")]
-    return "/".join([base.rstrip("/"), *parts]) + ("/" if parts and paths[-1].endswith("/") else "")
+    if not parts:
+        return base
+    return "/".join([base.rstrip("/"), *parts]) + ("/" if paths[-1].endswith("/") else "")
 
 
 def join_path(*paths: str) -> str:

@@ -224,3 +224,12 @@ def test_what_a_client_retries():
 
 def test_what_the_queue_retries():
     assert [wire.retry_condition(s) for s in (503, 504, 500, 200)] == [wire.SERVER_ERROR, wire.SERVER_ERROR, None, None]
+
+
+def test_paths_are_joined_as_the_app_declares_them():
+    assert wire.join_url("http://h/local/a", "/items/") == "http://h/local/a/items/"
+    assert wire.join_url("http://h/local/a", "/items") == "http://h/local/a/items"
+    assert wire.join_url("http://h/local/a", "/") == "http://h/local/a"  # an app's root adds nothing
+    assert wire.join_url("http://h/local/a/items/", "/") == "http://h/local/a/items/"
+    assert wire.join_url("http://h/local/a", "/items/", "stream") == "http://h/local/a/items/stream"
+    assert wire.join_path("items", "") == "/items" and wire.join_path("a", "b/") == "/a/b/" and wire.join_path() == "/"

@@ -51,6 +51,7 @@ def running_cell(cell: str, namespace: dict[str, Any], folder: str | Path) -> It
     nested = threading.local()
 
     def recording(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        __tracebackhide__ = True  # IPython leaves this frame out of the cell's tracebacks
         depth = getattr(nested, "depth", 0)
         if depth == 0 and level == 0 and threading.current_thread() is thread:
             imported.add(name.partition(".")[0])

@@ -201,6 +201,12 @@ class Playground:
                 f"{self.endpoint.path} is a {self.endpoint.protocol} endpoint: connect() to it, then send() messages."
             )
         values = self._valid_values("input")
+        if self.endpoint.protocol == "request":
+            try:
+                plain_request(values)  # a request it cannot make is said before anything is sent
+            except InputError as exc:
+                self._message.value = _error_html(str(exc))
+                raise
         with self._lock:
             if self._running is not None:
                 raise FalNotebookError("A call is already running: wait for it or press Cancel.")

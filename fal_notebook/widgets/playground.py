@@ -616,6 +616,22 @@ def read_schema(client: Client) -> tuple[AppSchema, str]:
     return AppSchema(schema.title, schema.version, (*schema.endpoints, request_form(paths))), ""
 
 
+def describe_endpoints(source: str | Deployment | Client) -> dict[str, Any]:
+    """What a Playground of ``source`` offers, as JSON (the panel asks it before opening one): whether
+    the app serves an OpenAPI schema, and each form, with the form for any request last."""
+    connection = resolve_endpoint(source)
+    schema, note = read_schema(connection.client)
+    return {
+        "name": connection.name,
+        "endpoint_id": connection.address.endpoint_id,
+        "openapi": not note,
+        "note": note,
+        "endpoints": [
+            {"path": e.path, "method": e.method, "protocol": e.protocol, "summary": e.summary} for e in schema.endpoints
+        ],
+    }
+
+
 def _requests_only(why: str) -> tuple[AppSchema, str]:
     note = f"{why}: this form sends any HTTP request. Serve /openapi.json (FastAPI does) for typed forms."
     return AppSchema("", "", (request_form(),)), note

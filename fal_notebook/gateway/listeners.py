@@ -59,22 +59,30 @@ def socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
-def group_members(pgid: int) -> list[int]:
-    """The processes of process group ``pgid`` (a runner and what it started)."""
-    members = []
-    for entry in _processes():
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (children a server forks keep their parent, even in a session
+    of their own)."""
+    children: dict[int, list[int]] = {}
+    for pid in _processes():
         try:
-            if os.getpgid(entry) == pgid:
-                members.append(entry)
+            stat = (_PROC / str(pid) / "stat").read_text()
         except OSError:
             continue
-    return members
+        fields = stat.rpartition(")")[2].split()  # after the command, which may hold spaces
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
 
 
-def ports_of_group(pgid: int) -> set[int]:
-    """The TCP ports the processes of group ``pgid`` listen on."""
+def ports_of_tree(root: int) -> set[int]:
+    """The TCP ports that process ``root`` and its descendants listen on."""
     sockets = listening_sockets()
-    return {sockets[i] for pid in group_members(pgid) for i in socket_inodes(pid) if i in sockets}
+    return {sockets[i] for pid in process_tree(root) for i in socket_inodes(pid) if i in sockets}
 
 
 def holder(port: int) -> Process | None:

@@ -29,17 +29,16 @@ def test_this_process_holds_the_socket_it_listens_on():
     assert listeners.holder(port) is None  # closed: nobody listens
 
 
-def test_a_process_group_and_its_ports():
+def test_a_process_tree_and_its_ports():
     child = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         port = int(child.stdout.readline())
-        assert listeners.group_members(child.pid) == [child.pid]
-        assert listeners.ports_of_group(child.pid) == {port}
+        assert listeners.process_tree(child.pid) == [child.pid]
+        assert child.pid in listeners.process_tree(os.getpid())
+        assert listeners.ports_of_tree(child.pid) == {port}
         held = listeners.holder(port)
         assert held is not None and held.pid == child.pid and "socket" in held.command
         assert str(held).startswith(f"process {child.pid} (`")
-        assert os.getpid() not in listeners.group_members(child.pid)
-        assert port not in listeners.ports_of_group(os.getpgid(os.getpid()))
     finally:
         child.kill()
         child.wait()

@@ -41,7 +41,7 @@ from .headers import app_headers, endpoint_of, prefer_hinted, runner_hint, runne
 from .images import remove_image
 from .paths import app_log_path, snapshots_dir
 from .prepare import DeploySpec
-from .runners import EXCEPTION_LINE, Launch, OnOutput, Runner, RunnerStartError, port_is_free
+from .runners import EXCEPTION_LINE, Launch, OnOutput, Runner, RunnerStartError, port_is_free, port_taken
 from .settings import DEFAULT_STARTUP_TIMEOUT, HealthProbe, Settings
 from .states import GOING, LIVE, SERVING, AppStatus, RevisionStatus, RunnerState
 from .store import Store
@@ -303,10 +303,7 @@ class AppRuntime:
                 await self.clock.sleep(0.05)
             await self._stop_runner(runner)
         if not port_is_free(port):
-            raise FalNotebookError(
-                f"Port {port} (exposed_port, --port) is in use by another process, and the app's --cmd "
-                "listens on it. Stop that process, choose another --port, or let the command read $PORT."
-            )
+            raise FalNotebookError(port_taken(port, "where the app's server listens (exposed_port, --port)"))
 
     def _promote(self, rev: Revision) -> None:
         old, self.current, self.rolling = self.current, rev, None

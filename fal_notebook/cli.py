@@ -52,7 +52,8 @@ def _apps(args: argparse.Namespace) -> None:
     for row in rows:
         where = f"{row['mode'] or '-':<7} {row['target'] or '-':<7}"
         line = f"{row['name']:<24} {where} {row['status']:<10} {row['endpoint_id'] or '-'}"
-        print(line + (f"  ({row['crash_loop']})" if row.get("crash_loop") else ""))
+        note = row.get("crash_loop") or row.get("error")
+        print(line + (f"  ({' '.join(str(note).split())[:160]})" if note else ""))
 
 
 def _logs(args: argparse.Namespace) -> None:

@@ -301,11 +301,19 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
             queued=info.get("queued", 0),
             image=info.get("image") or None,
             notes=info.get("notes", []),
-            error=info.get("error"),
+            error=info.get("error") or _failed_deploy(info),
             next_attempt=info.get("next_attempt"),
             last_exit=info.get("last_exit") if info["status"] == "crash-looping" else None,
         ),
     )
+
+
+def _failed_deploy(info: dict[str, Any]) -> str | None:
+    """The error of the last deploy when it failed while an earlier revision serves on."""
+    latest = info.get("latest") or {}
+    if latest.get("status") == "failed" and latest.get("number") != info.get("revision"):
+        return f"the deploy of revision {latest.get('number')} failed: {latest.get('error')}"
+    return None
 
 
 def _detail(response: httpx.Response) -> str:

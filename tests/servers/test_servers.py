@@ -81,6 +81,7 @@ def test_a_failed_docker_deploy_leaves_the_local_revision_serving_and_says_so(ru
 def test_gradios_fixed_port_taken_by_another_process_is_named_not_served(run):
     get_deployment("gradio-demo").stop()
     with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the runner's closed connections linger
         other.bind(("127.0.0.1", 7860))
         other.listen()
         other.settimeout(0.1)

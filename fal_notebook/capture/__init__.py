@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import types
 from collections.abc import Iterable
@@ -291,14 +292,8 @@ def _value_modules(tree: ast.Module, namespace: dict[str, Any] | None) -> list[s
     modules = []
     for name in sorted(bound):
         value = namespace.get(name)
-        parts = (
-            list(value.values())[:20]
-            if isinstance(value, dict)
-            else list(value)[:20]
-            if isinstance(value, (list, tuple))
-            else []
-        )
-        for item in (value, *parts):
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+        for item in (value, *itertools.islice(items, 20)):
             if not isinstance(item, (type, types.ModuleType, types.FunctionType)):
                 modules.append(type(item).__module__)
     return modules

@@ -143,8 +143,10 @@ def _read_simple(words: list[str], found: Command) -> None:
             found.modules.append(match.group(1).split(".")[0])
 
 
-#: Names that are never data files of the app: its modules, notebooks, secrets.
+#: Names that are never data files of the app: its modules, notebooks, secrets; and the files a
+#: project has of its own (generated), which a copy must not replace.
 _NOT_DATA = (".py", ".ipynb", ".pyc", ".env")
+_GENERATED = {"requirements.txt", "Dockerfile", "pyproject.toml", "README.md"}
 #: Files larger than this are better put on /data than in an image (a note says so).
 LARGE_FILE = 100 * 1024 * 1024
 
@@ -162,7 +164,8 @@ def data_file(text: str, search_dir: Path) -> str | None:
             return None
     except (OSError, ValueError):
         return None
-    return resolved.relative_to(search_dir.resolve()).as_posix()
+    relative = resolved.relative_to(search_dir.resolve()).as_posix()
+    return None if relative in _GENERATED else relative
 
 
 def script_distribution(program: str) -> str | None:

@@ -157,8 +157,8 @@ def test_a_command_brings_its_program_its_module_its_imports_and_the_files_they_
 
 
 def test_a_command_naming_a_module_that_is_not_there_says_the_cell_is_server_py(workdir):
-    with pytest.raises(CaptureError, match=r"names the module `main`.*written to server\.py.*`server:app`"):
-        capture("app = object()\n", "web", cmd="uvicorn main:app --port $PORT")
+    with pytest.raises(CaptureError, match=r"names the module `missing_api`.*written to server\.py.*`server:app`"):
+        capture("app = object()\n", "web", cmd="uvicorn missing_api:app --port $PORT")
     assert not (workdir / "fal_apps").exists()
 
 

@@ -87,19 +87,26 @@ def _base_is_fal_app(base: ast.expr, fal_aliases: set[str], app_aliases: set[str
     return isinstance(base, ast.Name) and base.id in app_aliases
 
 
-def find_app_classes(tree: ast.Module, namespace: dict[str, Any] | None = None) -> list[ast.ClassDef]:
-    """Top-level classes deriving from ``fal.App`` (by import alias, or by the live object)."""
-    fal_aliases, app_aliases = {"fal"}, set()
+def fal_aliases(tree: ast.Module, name: str) -> tuple[set[str], set[str]]:
+    """The names the cell gives the ``fal`` module (``import fal as f``) and ``fal.<name>``
+    (``from fal import App as A``)."""
+    modules, names = {"fal"}, set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            fal_aliases |= {a.asname or a.name for a in node.names if a.name == "fal"}
+            modules |= {a.asname or a.name for a in node.names if a.name == "fal"}
         elif isinstance(node, ast.ImportFrom) and node.module == "fal":
-            app_aliases |= {a.asname or a.name for a in node.names if a.name == "App"}
+            names |= {a.asname or a.name for a in node.names if a.name == name}
+    return modules, names
+
+
+def find_app_classes(tree: ast.Module, namespace: dict[str, Any] | None = None) -> list[ast.ClassDef]:
+    """Top-level classes deriving from ``fal.App`` (by import alias, or by the live object)."""
+    fal_modules, app_aliases = fal_aliases(tree, "App")
     found = []
     for node in tree.body:
         if not isinstance(node, ast.ClassDef):
             continue
-        if any(_base_is_fal_app(b, fal_aliases, app_aliases) for b in node.bases):
+        if any(_base_is_fal_app(b, fal_modules, app_aliases) for b in node.bases):
             found.append(node)
         elif namespace is not None and _is_live_app_subclass(namespace.get(node.name)):
             found.append(node)
@@ -277,12 +284,7 @@ class FunctionServer:
 
 def find_function_servers(tree: ast.Module, namespace: dict[str, Any] | None = None) -> list[FunctionServer]:
     """The cell's ``@fal.function`` functions that expose a port."""
-    fal_aliases, function_aliases = {"fal"}, set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            fal_aliases |= {a.asname or a.name for a in node.names if a.name == "fal"}
-        elif isinstance(node, ast.ImportFrom) and node.module == "fal":
-            function_aliases |= {a.asname or a.name for a in node.names if a.name == "function"}
+    fal_modules, function_aliases = fal_aliases(tree, "function")
     strings = _string_constants(tree)
     found = []
     for node in tree.body:
@@ -290,7 +292,7 @@ def find_function_servers(tree: ast.Module, namespace: dict[str, Any] | None = N
             continue
         for decorator in node.decorator_list:
             if not (
-                isinstance(decorator, ast.Call) and _is_fal_function(decorator.func, fal_aliases, function_aliases)
+                isinstance(decorator, ast.Call) and _is_fal_function(decorator.func, fal_modules, function_aliases)
             ):
                 continue
             live = function_options(namespace.get(node.name)) if namespace is not None else {}

@@ -254,7 +254,7 @@ class Runner:
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
             self._take_ports()
-            if self.launch.fixed_port is not None and not port_is_free(self.launch.fixed_port):
+            if self.launch.fixed_port is not None and self._local() and not port_is_free(self.launch.fixed_port):
                 raise RunnerStartError(port_taken(self.launch.fixed_port, f"where runner {self.id} must listen"))
             await self._spawn(state_id, tasks)
             try:
@@ -399,14 +399,15 @@ class Runner:
                     wait.cancel()
 
     def _local(self) -> bool:
-        """A process of its own on this machine, whose sockets /proc shows (not a container's)."""
-        return self.process is not None and self.launch.image is None and listeners.observable()
+        """A process of its own on this machine, whose sockets /proc shows (not a container's, whose
+        port a forwarder holds: those launches probe over HTTP, or after a start notice)."""
+        forwarded = self.launch.image is not None or self.launch.http_probe or self.launch.start_notice
+        return not forwarded and listeners.observable()
 
     async def _opened(self) -> str:
         """What the runner's processes listen on, in words (for a runner that is not ready)."""
-        if not self._local():
+        if not self._local() or self.process is None:
             return "nothing answered there"
-        assert self.process is not None
         ports = sorted(await asyncio.to_thread(listeners.ports_of_tree, self.process.pid))
         if not ports:
             return "its processes opened no port"
@@ -421,9 +422,8 @@ class Runner:
     async def _check_own_port(self) -> None:
         """Ready only on a port its own processes opened: another process on its port (a fixed port
         taken while it started, as Gradio then moves to the next one) must not get its requests."""
-        if not self._local():
+        if not self._local() or self.process is None or self.port is None:
             return
-        assert self.process is not None and self.port is not None
         ports = await asyncio.to_thread(listeners.ports_of_tree, self.process.pid)
         if self.port in ports:
             return

@@ -256,7 +256,7 @@ class Playground:
         """The snippet for the current form values (``Python``, ``JavaScript`` or ``cURL``)."""
         key_file = gateway_key_file() if self.local else None
         key_file = key_file if key_file and key_file.is_file() else None
-        if not self.endpoint.queued and self.endpoint.protocol != "realtime" and self.endpoint.protocol != "websocket":
+        if self.endpoint.protocol in ("http", "request") and not self.endpoint.queued:  # a plain HTTP request
             method, path, options = self._plain_request(self.arguments)
             return request_snippets(
                 self.client.address.app_url,

@@ -15,6 +15,7 @@ import pytest
 from fal_notebook.errors import DeployError
 from fal_notebook.gateway import listeners
 from tests.gateway_helpers import free_port
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.skipif(not listeners.observable(), reason="no /proc (not Linux)")
 
@@ -75,7 +76,7 @@ def test_a_fixed_port_taken_before_a_runner_starts_is_named_and_never_served(gat
     gateway.deploy(MOVING.format(port=port), "moving", cmd="python server.py", exposed_port=port, keep_alive=1)
     with gateway.http() as client:
         assert client.post("/local/moving").json() == {"from": "the app"}
-        gateway.wait_for(lambda: gateway.info("moving")["runners"] == [], timeout=20, what="scaled to zero")
+        wait_for(lambda: gateway.info("moving")["runners"] == [], "scaled to zero", timeout=20)
         with holding(port) as taken:
             taken.settimeout(0.1)
             answer = client.post("/local/moving", headers={"X-Fal-Request-Timeout": "5"})

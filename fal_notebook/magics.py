@@ -28,7 +28,7 @@ def _parser(prog: str, *arguments: Argument) -> ArgumentParser:
 
 NAME: Argument = (("name",), {})
 DEPLOY = _parser("%fal_deploy", NAME, (("--target",), {"default": "local"}), (("--no-wait",), {"action": "store_true"}))
-PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
+PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": None}))
 LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
 STOP = _parser("%fal_stop", NAME)
 ENV = _parser("%fal_env")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -11,6 +12,7 @@ from IPython.display import display
 from . import backends
 from .backends import Deployment
 from .capture import capture
+from .capture.kernel import running_cell
 from .capture.options import ArgumentParser, parse_magic_line, parse_words
 from .generate.project import AppProject
 
@@ -32,7 +34,7 @@ DEPLOY = _parser(
     (("--env",), {"choices": ["kernel", "isolated"]}),
     (("--no-wait",), {"action": "store_true"}),
 )
-PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
+PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": None}))
 LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
 STOP = _parser("%fal_stop", NAME)
 ENV = _parser("%fal_env")
@@ -50,16 +52,20 @@ class FalMagics(Magics):
     def fal_app(self, line: str, cell: str) -> AppProject | None:
         """%%fal_app [NAME] [options] — run the cell, then capture it as a deployable app."""
         parsed = parse_magic_line(line)
+        imported: list[str] = []
         if parsed.run:
-            result = self._shell.run_cell(cell)
+            with running_cell(cell, self._shell.user_ns, os.getcwd()) as run:
+                result = self._shell.run_cell(run.source)
             if not result.success:
                 return None
+            imported = run.imported
         return capture(
             cell,
             parsed.name,
             namespace=self._shell.user_ns,
             dir=parsed.dir,
             force=parsed.force,
+            imported=imported,
             **parsed.options,
         )
 

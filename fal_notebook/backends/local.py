@@ -25,6 +25,7 @@ from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
 from ..statuses import SERVING, AppStatus, RevisionStatus
 from .base import Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
+from .hints import failure_hint
 from .progress import GatewayProgress, ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,11 +162,15 @@ class LocalBackend(Backend):
             if info.status in SERVING and (info.revision or 0) >= revision:
                 break
             if latest is not None and latest.number == revision and latest.status == RevisionStatus.FAILED:
-                deployment.status = AppStatus.FAILED if info.revision is None else AppStatus.READY
-                local_detail(deployment).error = latest.error
-                deployment.save()
-                kept = "" if info.revision is None else f" Revision {info.revision} keeps serving."
-                raise DeployError(f"Deploying {deployment.name} failed: {latest.error}{kept}")
+                failed = _deployment(
+                    self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env
+                )
+                failed.status = AppStatus.FAILED if info.revision is None else failed.status
+                local_detail(failed).error = latest.error
+                failed.save()  # what serves now: an earlier revision (on its own target), or nothing
+                kept = "" if info.revision is None else f" Revision {info.revision} ({failed.target}) keeps serving."
+                error = str(latest.error)
+                raise DeployError(f"Deploying {deployment.name} failed: {error}{failure_hint(error)}{kept}")
             if latest is not None and latest.number > revision:
                 progress(f"A newer deploy of {deployment.name} (revision {latest.number}) replaced this one.")
                 break
@@ -311,8 +316,12 @@ def _app_info(name: str, since: int, *, wait: int = 0) -> AppInfo:
 
 
 def _deployment(target: Target, name: str, path: str, info: AppInfo, *, env: str | None) -> Deployment:
+    """The deployment as the gateway describes it. Its target is that of the revision serving, if
+    one does (a failed Docker deploy leaves the local revision serving: the app is not on Docker)."""
     endpoint_id = wire.local_app(name)
     url, queue_url = wire.app_urls(base_url(), endpoint_id)
+    if info.revision is not None:
+        target = "docker" if info.image else "local"
     return Deployment(
         name=name,
         target=target,
@@ -329,7 +338,7 @@ def _deployment(target: Target, name: str, path: str, info: AppInfo, *, env: str
             queued=info.queued,
             image=info.image or None,
             notes=info.notes,
-            error=info.error,
+            error=info.error or _failed_deploy(info),
             next_attempt=info.next_attempt,
             last_exit=info.last_exit if info.status == AppStatus.CRASH_LOOPING else None,
             gpus=[
@@ -340,6 +349,14 @@ def _deployment(target: Target, name: str, path: str, info: AppInfo, *, env: str
             waiting=info.waiting,
         ),
     )
+
+
+def _failed_deploy(info: AppInfo) -> str | None:
+    """The error of the last deploy when it failed while an earlier revision serves on."""
+    latest = info.latest
+    if latest is not None and latest.status == RevisionStatus.FAILED and latest.number != info.revision:
+        return f"the deploy of revision {latest.number} failed: {latest.error}"
+    return None
 
 
 def _detail(response: httpx.Response) -> str:

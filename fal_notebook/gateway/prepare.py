@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import kernel_python_version, reads_port_variable
 from ..environments import runner_requirements
-from ..generate.project import AppProject
+from ..generate.project import AppProject, file_digest
 from .admin_api import DeploySpec
 from .containers import gpu_options, gpu_runtime, launch as docker_launch
 from .envs import OnLine, ensure_environment
@@ -28,6 +28,7 @@ def digest(project: AppProject, spec: DeploySpec, key: str) -> str:
     data = {
         "config": project.config.model_dump(mode="json", exclude_none=True),
         "files": {name: text for name, text in sorted(project.files.items())},
+        "data": {name: file_digest(path) for name, path in sorted(project.data_files.items())},
         "spec": spec.public(),
         "secrets": sorted(spec.secrets.items()),
     }

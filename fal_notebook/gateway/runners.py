@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from ..statuses import GOING, RunnerState
+from . import listeners
 from .gpus import Gpu, visible
 from .settings import DEFAULT_STARTUP_TIMEOUT
 from .supervisor import Supervisor, log
@@ -44,6 +45,7 @@ TAIL_LINES = 200
 SHOWN_LINES = 40
 EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE)
+_COLOUR = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd|gpus)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
@@ -178,6 +180,16 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def port_taken(port: int, where: str) -> str:
+    """Why a runner cannot have ``port``: who holds it, and what to change."""
+    holder = listeners.holder(port)
+    return (
+        f"Port {port}, {where}, is taken by {holder or 'another process'}: requests sent there would reach it, "
+        "not the app. Stop that process, choose another --port, or let the command read $PORT (each runner then "
+        "gets a free port)."
+    )
+
+
 def shell_command(cmd: str) -> str:
     """A simple command replaces the shell (``exec``), so it is the runner process itself and dies
     with the gateway; a compound one keeps its shell (leftovers are cleaned at the next start)."""
@@ -261,6 +273,8 @@ class Runner:
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
             self._take_ports()
+            if self.launch.fixed_port is not None and self._local() and not port_is_free(self.launch.fixed_port):
+                raise RunnerStartError(port_taken(self.launch.fixed_port, f"where runner {self.id} must listen"))
             await self._spawn(state_id, tasks)
             try:
                 await self._wait_ready(http)
@@ -361,6 +375,7 @@ class Runner:
             await asyncio.sleep(0)  # the loop reads the pipes
 
     def _line(self, name: str, line: str) -> None:
+        line = _COLOUR.sub("", line)  # servers that colour their logs whatever NO_COLOR says
         self.tail.append(line)
         self._spoke.set()
         try:  # a failing consumer must not stop the reading: a full pipe would block the runner
@@ -388,13 +403,16 @@ class Runner:
                     port_conflict=bool(_PORT_IN_USE.search(text)),
                 )
             if time.monotonic() > deadline:
+                opened = await self._opened()
                 await self.stop(grace=2.0)
                 raise RunnerStartError(
                     f"Runner {self.id} was not ready within startup_timeout={self.launch.startup_timeout:g} s "
-                    f"(--startup-timeout). Its last output:\n{self.tail_text()}"
+                    f"(--startup-timeout): the gateway waited for it on port {self.port}, and {opened}. "
+                    f"Its last output:\n{self.tail_text()}"
                 )
             self._spoke.clear()
             if self._started.is_set() and await self._answers(http):
+                await self._check_own_port()
                 return
             # probe again when the runner writes a line (a server says when it listens), or after PROBE_INTERVAL
             events = [self.exited, self._spoke] + ([] if self._started.is_set() else [self._started])
@@ -404,6 +422,39 @@ class Runner:
             finally:  # also when the start itself is cancelled
                 for wait in waits:
                     wait.cancel()
+
+    def _local(self) -> bool:
+        """A process of its own on this machine, whose sockets /proc shows (not a container's, whose
+        port a forwarder holds: those launches probe over HTTP, or after a start notice)."""
+        forwarded = self.launch.image is not None or self.launch.http_probe or self.launch.start_notice
+        return not forwarded and listeners.observable()
+
+    async def _opened(self) -> str:
+        """What the runner's processes listen on, in words (for a runner that is not ready)."""
+        if not self._local() or self.process is None:
+            return "nothing answered there"
+        ports = sorted(await asyncio.to_thread(listeners.ports_of_tree, self.process.pid))
+        if not ports:
+            return "its processes opened no port"
+        hint = (
+            "a server listens where its own code says (e.g. `app.run(port=5000)`): let it use $PORT, or set --port "
+            "to its port"
+            if self.launch.fixed_port is None
+            else "set --port to the port it listens on"
+        )
+        return f"its processes listen on {', '.join(map(str, ports))} instead ({hint})"
+
+    async def _check_own_port(self) -> None:
+        """Ready only on a port its own processes opened: another process on its port (a fixed port
+        taken while it started, as Gradio then moves to the next one) must not get its requests."""
+        if not self._local() or self.process is None or self.port is None:
+            return
+        ports = await asyncio.to_thread(listeners.ports_of_tree, self.process.pid)
+        if self.port in ports:
+            return
+        await self.stop(grace=2.0)
+        own = f"it listens on {', '.join(map(str, sorted(ports)))}" if ports else "it opened no port"
+        raise RunnerStartError(port_taken(self.port, f"where runner {self.id} was to listen ({own})"))
 
     async def _answers(self, http: httpx.AsyncClient) -> bool:
         if self.launch.health_path or self.launch.http_probe:

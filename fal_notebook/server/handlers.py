@@ -288,6 +288,21 @@ class AppHandler(_Handler):
         await self.call(app_detail, self.context, name)
 
 
+class EndpointsHandler(_Handler):
+    """What the app's Playground offers: its schema's forms, or only the form for any request."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        await self.call(app_endpoints, name)
+
+
+def app_endpoints(name: str) -> dict[str, Any]:
+    from ..widgets.playground import describe_endpoints
+
+    return describe_endpoints(backends.get_deployment(name))
+
+
 class DeployHandler(_Handler):
     @tornado.web.authenticated
     @authorized("execute")
@@ -437,6 +452,7 @@ def _int(value: str) -> int:
 ROUTES: Iterable[tuple[str, type[_Handler]]] = [
     (r"apps", AppsHandler),
     (rf"apps/{NAME}", AppHandler),
+    (rf"apps/{NAME}/endpoints", EndpointsHandler),
     (rf"apps/{NAME}/deploy", DeployHandler),
     (rf"apps/{NAME}/stop", StopHandler),
     (rf"apps/{NAME}/logs", LogsHandler),

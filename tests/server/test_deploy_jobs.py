@@ -181,3 +181,20 @@ async def test_the_live_view_pushes_snapshots_and_rests_without_followers(jp_fet
     assert events[0][0] == "snapshot" and snapshot["gateway"]["running"] is True
     assert {"apps", "gateway", "jobs"} <= set(snapshot)
     await wait_for_async(lambda: not watch.running, what="the watch to stop when its follower left")
+
+
+async def test_endpoints_say_whether_the_app_has_a_schema_and_what_its_playground_offers(jp_fetch, gateway):
+    gateway.deploy(SERVER_CELL, "typed-web", auth="public")
+    typed = await fetch_json(jp_fetch, "apps", "typed-web", "endpoints")
+    assert typed["openapi"] is True and typed["endpoint_id"] == "local/typed-web"
+    assert [(e["path"], e["method"], e["protocol"]) for e in typed["endpoints"]] == [
+        ("/", "POST", "http"),
+        ("*", "", "request"),  # any request, always last
+    ]
+    gateway.deploy("x = 1\n", "plain-web", cmd="python -m http.server $PORT", auth="public")
+    plain = await fetch_json(jp_fetch, "apps", "plain-web", "endpoints")
+    assert plain["openapi"] is False and "no OpenAPI schema" in plain["note"]
+    assert [e["path"] for e in plain["endpoints"]] == ["*"]
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("fal-notebook", "apps", "never-deployed", "endpoints")
+    assert error.value.code == 404

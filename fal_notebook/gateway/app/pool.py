@@ -20,7 +20,7 @@ from ... import wire
 from ...errors import FalNotebookError
 from ...statuses import GOING, LIVE, RunnerState
 from ..headers import prefer_hinted
-from ..runners import Runner, RunnerStartError, port_is_free
+from ..runners import Runner, RunnerStartError, port_is_free, port_taken
 from .host import Host
 from .lifecycle import Lifecycle
 from .log import AppLog
@@ -288,10 +288,7 @@ class RunnerPool:
                 await self.clock.sleep(0.05)
             await self.stop(runner)
         if not port_is_free(port):
-            raise FalNotebookError(
-                f"Port {port} (exposed_port, --port) is in use by another process, and the app's --cmd "
-                "listens on it. Stop that process, choose another --port, or let the command read $PORT."
-            )
+            raise FalNotebookError(port_taken(port, "where the app's server listens (exposed_port, --port)"))
 
     # -- scaling -------------------------------------------------------------------------------
     def scale(self, waiting: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import docker
@@ -20,6 +21,7 @@ import docker
 from ..docker_engine import engine
 from ..errors import DeployError
 from ..generate.project import AppProject
+from .gpus import CUDA_VISIBLE, NVIDIA_VISIBLE
 from .runners import Launch, runner_environment
 
 STATE_LABEL = "org.fal-notebook.state"
@@ -37,6 +39,18 @@ def gpu_runtime() -> bool:
         return "nvidia" in (client.info().get("Runtimes") or {})
     finally:
         client.close()
+
+
+def gpu_options(count: int, *, managed: bool = True) -> list[str]:
+    """``docker run`` options that give a runner its GPUs: ``count`` of the gateway's, by UUID (the
+    runner's ``{gpus}``), or, where the gateway manages none, ``count`` of the engine's; without a
+    GPU, an empty CUDA_VISIBLE_DEVICES, as on fal's CPU machines."""
+    if not count:
+        return ["--env", f"{CUDA_VISIBLE}="]
+    if not managed:
+        return ["--gpus", str(count)]
+    devices = ["--gpus", '"device={gpus}"']  # quoted: docker reads the value as CSV, and UUIDs are comma-separated
+    return devices + ["--env", f"{NVIDIA_VISIBLE}={{gpus}}", "--env", f"{CUDA_VISIBLE}={{gpus}}"]
 
 
 def runner_network() -> str | None:
@@ -73,12 +87,12 @@ def launch(
     *,
     state_id: str,
     startup_timeout: float,
-    gpus: int = 0,
-    mounts: list[str] | None = None,
+    gpu_options: list[str],
+    mounts: Sequence[str] = (),
     network: str | None = None,
 ) -> Launch:
-    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` (and ``gpus``
-    GPUs, for a GPU machine type on an engine that has them), on ``network`` (None: Docker's default)."""
+    """Runners run the image with the app's port published on ``127.0.0.1:{port}``, ``gpu_options``
+    (:func:`gpu_options`) and ``mounts`` (``docker run`` options), on ``network`` (None: Docker's default)."""
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise DeployError(
@@ -110,11 +124,10 @@ def launch(
         "--env",
         f"PORT={config.port}",
     ]
-    if gpus:
-        argv += ["--gpus", str(gpus)]
+    argv += gpu_options
     if network:
         argv += ["--network", network]
-    argv += mounts or []
+    argv += mounts
     for name in sorted(secrets):  # values come from the client's environment, never its command line
         argv += ["--env", name]
     argv.append(image)

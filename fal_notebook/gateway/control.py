@@ -24,7 +24,7 @@ from .. import wire
 from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
-from .admin_api import APPS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
+from .admin_api import APPS_PATH, GPUS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
 from .paths import base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
 from .tls import ca_bundle
 
@@ -43,6 +43,9 @@ class GatewayInfo:
     tls_port: int | None = None
     #: The storage proxy's port (None: not serving it, its port was taken).
     proxy_port: int | None = None
+    #: The GPUs it hands to runners: {"source": how they were found, "gpus": [index, uuid, name,
+    #: memory_mib, memory_used_mib, app, runner]} (gpus.py).
+    gpus: dict[str, Any] = field(default_factory=dict)
 
 
 def gateway_url() -> str:
@@ -179,6 +182,7 @@ def gateway_status() -> GatewayInfo:
     info.tls_port, info.proxy_port = identity.get("tls_port"), identity.get("proxy_port")
     with admin() as client:
         info.apps = [AppInfo.from_json(app) for app in client.get(APPS_PATH).json()]
+        info.gpus = client.get(GPUS_PATH).json()
     return info
 
 

@@ -18,10 +18,11 @@ from ..statuses import AppStatus
 from ..wire import CancelAnswer, Completed, ErrorType, InProgress, Queued, RequestStatus, RetryCondition, Status
 from . import retries
 from .admin_api import AppInfo, DeploySpec
-from .app import AppRuntime, Build, NoResources, Resources, Unavailable
+from .app import AppRuntime, Build, GpuResources, Resources, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
 from .filestore import FileStore
+from .gpus import NO_DRIVER, GpuPool
 from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
@@ -47,11 +48,13 @@ class Gateway:
         key: str,
         state_id: str,
         max_queue: int = Limits.max_queue,
+        gpus: GpuPool | None = None,
         webhook_window: float = Limits.webhook_window,
         jwks_url: str = wire.JWKS_PATH,
         files: FileStore | None = None,
     ):
         self.key = key
+        self.gpus = gpus or GpuPool([], NO_DRIVER)  # the GPUs runners take (gpus.py)
         self.files = files  # the file store (filestore.py), whose routes (uploads.py) serve it
         self.state_id = state_id
         self.max_queue = max_queue
@@ -63,7 +66,7 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
-        self.resources: Resources = NoResources()  # what runners take from the machine (app/resources.py)
+        self.resources: Resources = GpuResources(self.gpus)  # what runners take from the machine (app/resources.py)
         delays = retry_delays(webhook_window)
         self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store, delays, jwks_url)
 
@@ -173,7 +176,7 @@ class Gateway:
         if copy:
             await asyncio.to_thread(snapshot, Path(spec.path), target)
         project = await asyncio.to_thread(AppProject.load, target)
-        launch, notes = await prepare(project, spec, on_line)
+        launch, notes = await prepare(project, spec, on_line, self.gpus)
         return Build(project.config, launch, notes)
 
     def new_runner(self, runner_id: str, revision: int, launch: Launch, on_output: OnOutput) -> Runner:

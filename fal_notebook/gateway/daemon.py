@@ -23,8 +23,10 @@ from typing import Any
 
 import uvicorn
 
+from ..errors import GatewayError
 from ..state import gateway_port, gateway_proxy_port, gateway_tls_port, home, write_json_atomic
 from ..wire import GATEWAY_HOST, GATEWAY_PORT_VARIABLE, GATEWAY_PROXY_PORT_VARIABLE, GATEWAY_TLS_PORT_VARIABLE
+from .gpus import GpuPool
 from .limits import Limits
 from .paths import ensure_key, lock_path, pid_path, state_id, store_socket_path
 from .proxy import StorageProxy
@@ -162,7 +164,11 @@ def main() -> int:
     def forget_pid() -> None:  # also on SIGTERM, which uvicorn re-raises after the graceful shutdown
         pid_path().unlink(missing_ok=True)
 
-    limits = Limits.from_env()
+    try:
+        limits, gpus = Limits.from_env(), GpuPool.from_env(os.environ)
+    except GatewayError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     app = build_app(
         key=ensure_key(),
         state_id=state_id(),
@@ -171,6 +177,7 @@ def main() -> int:
         tls_port=tls_port if https else None,
         proxy_port=proxy_port if proxying else None,
         limits=limits,
+        gpus=gpus,
         on_stop=forget_pid,
     )
     common: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from . import admin, routes, uploads
 from .core import Gateway
 from .door import BodyBudget, Door
 from .filestore import FileStore
+from .gpus import GpuPool
 from .limits import Limits
 from .paths import files_dir
 from .web import error
@@ -35,10 +37,12 @@ def build_app(
     tls_port: int | None = None,
     proxy_port: int | None = None,
     limits: Limits | None = None,
+    gpus: GpuPool | None = None,
     on_stop: Callable[[], None] = lambda: None,
 ) -> Starlette:
     """The gateway for one state directory; its Gateway starts and stops with the app's lifespan."""
     limits = limits or Limits.from_env()
+    pool = gpus or GpuPool.from_env(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -46,6 +50,7 @@ def build_app(
             key=key,
             state_id=state_id,
             max_queue=limits.max_queue,
+            gpus=pool,
             webhook_window=limits.webhook_window,
             jwks_url=wire.gateway_origin(port) + wire.JWKS_PATH,
             files=files,

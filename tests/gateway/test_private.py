@@ -1,6 +1,7 @@
 """Private means private (issue 12, item 1): after deploying to every local target, nothing of
 fal-notebook listens beyond loopback, and runners get a clean environment (what programs need,
-the app's declared secrets and the user's fal key), not the gateway's whole environment."""
+the app's declared secrets and a key that opens only the gateway's file store), not the gateway's whole
+environment."""
 
 from __future__ import annotations
 
@@ -181,6 +182,7 @@ def test_runners_get_a_clean_environment(private_gateway):
         finally:
             deployment.stop()
         assert CANARY not in env
-        assert "FAL_KEY" in env  # the user has a fal key: fal's toolkit in the runner can upload outputs
+        assert "FAL_KEY" in env  # the runners' store key, for fal's toolkit to store outputs (never the user's one:
+        # test_platform_env.py)
         assert ("MY_SERVICE_TOKEN" in env) == ("secrets" in options)
         assert {"PATH", "HOME", "PORT", "HOST"} <= set(env)

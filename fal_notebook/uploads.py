@@ -70,9 +70,15 @@ def file_to_upload(
     return FileToUpload(content, kind, name, expires_in)
 
 
+def behind_gateway(address: Address) -> bool:
+    """Whether the address's app is served by the local gateway (``local/<name>``, or fal's hosts pointed
+    at the gateway); a server of the user's own on loopback is not."""
+    return address.kind == "local" or (address.kind == "fal" and address.loopback)
+
+
 def store_origin(address: Address) -> str:
     """Where files for the address's app are stored: the gateway that serves it, or fal's REST host."""
-    if address.loopback:
+    if behind_gateway(address):
         url = httpx.URL(address.app_url)
         return f"{url.scheme}://{url.netloc.decode()}"
     if address.kind == "fal":
@@ -91,7 +97,7 @@ def via_fal_client(address: Address) -> bool:
 def can_upload(address: Address) -> bool:
     """Whether files for the address's app can be stored: always behind the gateway; on fal, with
     fal's credentials (a key, or fal's own login when fal_client does the upload)."""
-    if address.loopback:
+    if behind_gateway(address):
         return True
     if address.kind != "fal":
         return False

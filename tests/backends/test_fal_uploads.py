@@ -128,5 +128,7 @@ def test_bad_arguments_name_what_is_wrong(fal_env, tmp_path):
         client.upload(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="expires_in must be a positive whole number"):
         client.upload(b"x", expires_in=0)
-    with pytest.raises(ConfigError, match="neither behind the local gateway nor on fal"):
-        connect("https://example.com/app").upload(b"x")
+    for server in ("https://example.com/app", "http://127.0.0.1:9/"):  # a server of one's own has no store
+        with pytest.raises(ConfigError, match="neither behind the local gateway nor on fal"):
+            connect(server).upload(b"x")
+        assert not uploads.can_upload(connect(server).address)

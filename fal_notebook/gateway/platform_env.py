@@ -10,13 +10,14 @@
   answers nowhere, so that no fallback leaves the machine;
 - **a persistent /data**: Docker runners mount one volume per user there (one per state directory),
   shared by all the user's apps as on fal; local runners get the cache variables pointed at a folder
-  under ``FAL_NOTEBOOK_HOME`` (``data/``), shared the same way.
+  under ``FAL_NOTEBOOK_HOME`` (``data/``), shared the same way, unless the user set their own.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from .. import wire
@@ -50,10 +51,11 @@ def data_volume() -> str:
     return f"fal-notebook-data-{state_id()}"
 
 
-def local_environment(tls_port: int, ca_bundle: Path) -> dict[str, str]:
-    """The store and caches of a runner process on this machine."""
+def local_environment(tls_port: int, ca_bundle: Path, inherited: Mapping[str, str]) -> dict[str, str]:
+    """The store and caches of a runner process on this machine; a cache the runner ``inherited`` set
+    (the user's own ``HF_HOME``...) stays theirs."""
     data = data_dir()
-    env = {name: str(data / path) for name, path in CACHES.items()}
+    env = {name: str(data / path) for name, path in CACHES.items() if not inherited.get(name)}
     env.update(
         {
             wire.REST_HOST_VARIABLE: f"{wire.GATEWAY_HOST}:{tls_port}",

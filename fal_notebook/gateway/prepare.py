@@ -108,7 +108,7 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine, pool: 
         if env.get(wire.CA_BUNDLE_VARIABLE) and Path(env[wire.CA_BUNDLE_VARIABLE]).is_file()
         else None
     )
-    env.update(local_environment(gateway_tls_port(), ca_bundle(trusted, "runner-ca-bundle.pem")))
+    env.update(local_environment(gateway_tls_port(), ca_bundle(trusted, "runner-ca-bundle.pem"), env))
     if spec.env == "isolated":
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
     launch = _process_launch(project, python, env, timeout, notes)

@@ -14,8 +14,9 @@ from fal_notebook.gateway.paths import ensure_key, runner_key
 
 def test_local_runners_get_the_store_and_persistent_caches_never_a_fal_key(fal_env, tmp_path, monkeypatch):
     monkeypatch.setenv("FAL_KEY", "user-id:user-secret")
-    env = platform_env.local_environment(8766, tmp_path / "bundle.pem")
+    env = platform_env.local_environment(8766, tmp_path / "bundle.pem", {"TORCH_HOME": "/opt/my-torch-cache"})
     data = platform_env.data_dir()
+    assert "TORCH_HOME" not in env  # the user's own cache stays theirs
     assert env["FAL_REST_HOST"] == "127.0.0.1:8766" and env["SSL_CERT_FILE"] == str(tmp_path / "bundle.pem")
     assert env["FAL_KEY"] == runner_key(ensure_key()) and "user-secret" not in env.values()
     assert env["HF_HOME"] == str(data / ".cache" / "huggingface") and env["FAL_NOTEBOOK_DATA"] == str(data)

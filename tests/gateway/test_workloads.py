@@ -15,6 +15,7 @@ from pathlib import Path
 import offline
 import pytest
 
+from fal_notebook.gateway.platform_env import CACHES
 from tests.gateway_helpers import free_port
 
 SCENARIO = str(Path(__file__).with_name("media_scenario.py"))
@@ -25,6 +26,7 @@ def scenario(tmp_path: Path, env: str, *flags: str, network: bool = False) -> di
     home = tmp_path / "home"
     variables = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "HTTPS_PROXY", "https_proxy"))},
+        **{name: "" for name in CACHES},  # the runners' caches are the gateway's own folder's here
         "FAL_NOTEBOOK_HOME": str(home),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
         "FAL_NOTEBOOK_GATEWAY_TLS_PORT": str(free_port()),

@@ -111,7 +111,8 @@ class DockerGateway:
         return found[0]
 
     def images(self, name: str) -> list[str]:
-        return [tag for image in self.docker.images.list(name=repository(name)) for tag in image.tags]
+        # one listing, no inspection per image: an image the gateway removes meanwhile is simply not listed
+        return [tag for image in self.docker.api.images(name=repository(name)) for tag in image.get("RepoTags") or []]
 
     def info(self, name: str) -> dict:
         with httpx.Client(base_url=f"http://127.0.0.1:{self.port}") as client:

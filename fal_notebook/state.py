@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,10 +21,24 @@ from .errors import ConfigError, NotFoundError
 MANIFEST = ".fal-notebook.json"
 
 
+def home_path() -> Path:
+    """``FAL_NOTEBOOK_HOME``, default the user's data directory (not created: see ``home``)."""
+    return Path(os.environ.get("FAL_NOTEBOOK_HOME") or platformdirs.user_data_dir("fal-notebook"))
+
+
 def home() -> Path:
-    """``FAL_NOTEBOOK_HOME``, default the user's data directory; created private to the user."""
-    path = Path(os.environ.get("FAL_NOTEBOOK_HOME") or platformdirs.user_data_dir("fal-notebook"))
+    """``home_path()``, created private to the user; an existing one readable by others is made
+    private (its keys, queue and logs are the user's alone)."""
+    path = home_path()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_mode & 0o077:
+        if info.st_uid != os.getuid() or info.st_mode & stat.S_ISVTX:
+            raise ConfigError(
+                f"FAL_NOTEBOOK_HOME={path} is a folder shared with other users; fal-notebook keeps keys there. "
+                "Point FAL_NOTEBOOK_HOME at a folder of your own (or unset it for the default)."
+            )
+        path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
     return path
 
 
@@ -53,10 +68,11 @@ def gateway_key_file() -> Path:
 
 
 def read_gateway_key() -> str | None:
-    """The gateway's key, None before a gateway of this state directory first started."""
+    """The gateway's key, None before a gateway of this state directory first started (nothing is
+    created here)."""
     try:
-        return gateway_key_file().read_text().strip() or None
-    except FileNotFoundError:
+        return (home_path() / wire.GATEWAY_KEY_FILE).read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 

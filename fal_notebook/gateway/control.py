@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from .. import wire
+from ..credentials import set_aside_fal_key
 from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
@@ -204,6 +205,7 @@ def apply_client_environment() -> str:
     """Set ``client_environment()`` in this process; returns what was set, the key not shown."""
     env = client_environment()
     imported = sys.modules.get("fal_client.auth")
+    set_aside_fal_key()  # the user's fal key stays theirs (deploys, runners, redaction)
     os.environ.update(env)
     lines = [f"{name}={'<the gateway key>' if name == wire.FAL_KEY_VARIABLE else value}" for name, value in env.items()]
     stale = imported is not None and getattr(imported, "FAL_RUN_HOST", None) != env[wire.RUN_HOST_VARIABLE]

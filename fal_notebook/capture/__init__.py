@@ -21,7 +21,7 @@ from .classify import (
     parse_cell,
     read_class_config,
 )
-from .closure import KernelResolver, NotebookResolver, closure
+from .closure import KernelResolver, NotebookResolver, closure, user_code
 from .requirements import infer
 
 #: Packages the generated serving code imports, with the spec used when the kernel lacks them.
@@ -56,7 +56,8 @@ def capture(
     options = {OPTION_ALIASES.get(k, k): v for k, v in options.items() if v not in (None, [], ())}
     tree = parse_cell(source, where=where)
     notes: list[str] = []
-    values, interface = _classify(tree, namespace, options, notes, where)
+    with user_code(f"the objects {where} defines"):
+        values, interface = _classify(tree, namespace, options, notes, where)
     if name is not None:
         values["name"] = name
     config = AppConfig.build(values, where=where)
@@ -84,7 +85,7 @@ def capture(
     _check_module(module, config, where)
 
     project_dir = project_path(config.name, root=search, dir=dir, out_dir=out_dir)
-    existing, previous = existing_state(project_dir)
+    existing, previous = existing_state(project_dir, force=force)
     files = render_files(
         config,
         module,

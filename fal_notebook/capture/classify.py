@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import is_text
 from ..errors import CaptureError
 
 # fal.App class attributes (and class keyword arguments) that map onto AppConfig fields.
@@ -54,8 +55,16 @@ def fal_app_name(class_name: str) -> str:
 
 def parse_cell(source: str, *, where: str = "the cell") -> ast.Module:
     """Parse cell source, turning syntax errors (and IPython-only syntax) into CaptureError."""
+    if not is_text(source):
+        line = next(n for n, text in enumerate(source.splitlines() or [source], start=1) if not is_text(text))
+        raise CaptureError(
+            f"Line {line} of {where} holds text that is not valid Unicode (a lone surrogate such as \\ud800); "
+            "remove it and run the cell again; nothing was written."
+        )
     try:
         return ast.parse(source)
+    except (RecursionError, MemoryError):
+        raise CaptureError(f"{where} is nested too deeply for Python's parser; nothing was written.") from None
     except SyntaxError as exc:
         lineno = exc.lineno or 0
         lines = source.splitlines()

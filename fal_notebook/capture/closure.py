@@ -13,12 +13,14 @@ import builtins
 import inspect
 import symtable
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from ..errors import CaptureError
-from .classify import _MAGIC_LINE, literal_value
+from ..config import short_repr
+from ..errors import CaptureError, FalNotebookError
+from .classify import _MAGIC_LINE, literal_value, parse_cell
 
 MAX_CONSTANT_CHARS = 10_000
 SUGGESTION = (
@@ -203,8 +205,8 @@ class NotebookResolver:
             return
         text = strip_magics(source)
         try:
-            tree = ast.parse(text)
-        except SyntaxError:
+            tree = parse_cell(text, where=label)
+        except CaptureError:  # a cell that does not parse defines nothing
             return
         lines = text.splitlines()
         for node in tree.body:
@@ -260,6 +262,21 @@ def _import_code(a: ast.alias) -> str:
 
 
 # -- resolving from a live kernel ----------------------------------------------------------------
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Reading the kernel's objects runs their own code (a metaclass's ``__getattribute__``, a
+    property): what that raises becomes a CaptureError naming ``what``."""
+    try:
+        yield
+    except FalNotebookError:
+        raise
+    except Exception as exc:
+        raise CaptureError(
+            f"Reading {what} in the kernel raised {type(exc).__name__} from the object's own code "
+            f"({short_repr(str(exc))}); fal-notebook cannot capture it. Nothing was written."
+        ) from None
+
+
 class KernelResolver:
     """Resolves names from the kernel's namespace; source text comes from the cells it ran."""
 
@@ -274,7 +291,10 @@ class KernelResolver:
     def resolve(self, name: str) -> Definition | None:
         if name not in self.namespace:
             return None
-        value = self.namespace[name]
+        with user_code(f"`{name}`"):
+            return self._resolve(name, self.namespace[name])
+
+    def _resolve(self, name: str, value: Any) -> Definition | None:
         if inspect.ismodule(value):
             module = value.__name__
             if module == "__main__":

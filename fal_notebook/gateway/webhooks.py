@@ -40,6 +40,8 @@ from .supervisor import Clock, Supervisor
 RETRY_DELAYS = tuple(0.01 * 2**n for n in range(10))
 #: fal gives a delivery 15 s to answer.
 ATTEMPT_TIMEOUT = 15.0
+#: The longest webhook URL taken (browsers and servers commonly stop near 2,000 characters).
+MAX_URL = 2048
 
 
 @dataclass(frozen=True)
@@ -131,17 +133,29 @@ def verify(headers: Mapping[str, str], body: bytes, keys: dict, *, now: float | 
 
 
 def check_url(url: str) -> str | None:
-    """Why ``url`` cannot take webhooks (None: it can): an absolute http(s) URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"{wire.WEBHOOK_PARAM} must be an absolute http(s) URL, got {shown(url)!r}."
+    """Why ``url`` cannot take webhooks (None: it can): an absolute http(s) URL with a host (and a
+    port from 1 to 65535, if it names one) that the gateway's HTTP client can send to."""
+    try:
+        parts = urlsplit(url)
+        scheme, port, host = parts.scheme, parts.port, httpx.URL(url).host  # the host is decoded (IDNA) as read
+    except (ValueError, httpx.InvalidURL):  # an unclosed [IPv6], a port out of range, a bad IDNA name
+        scheme, port, host = "", None, ""
+    if len(url) > MAX_URL or scheme not in ("http", "https") or not host or port == 0:
+        return (
+            f"{wire.WEBHOOK_PARAM} must be an absolute http(s) URL with a host (and a port from 1 to 65535), "
+            f"at most {MAX_URL} characters; got {shown(url)!r}."
+        )
     return None
 
 
 def shown(url: str) -> str:
     """The URL without its query and credentials, as logs show it (a query may carry a token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"[:200]
 
 
 class Webhooks:
@@ -174,6 +188,11 @@ class Webhooks:
         ).encode()
         where, attempts = shown(delivery.url), 1 + len(self.delays)
         about = f"Webhook of request {delivery.request_id}:"
+        refused = check_url(delivery.url)  # one a gateway of an earlier version accepted
+        if refused is not None:
+            delivery.log(f"{about} not sent: {refused}")
+            self.store.webhook_ended(delivery.request_id, f"not sent: {refused}")
+            return
         if delivery.attempts:
             then = "resuming" if delivery.attempts < attempts else "giving up: no attempt is left"
             delivery.log(f"{about} the gateway restarted after attempt {delivery.attempts}/{attempts}; {then}.")

@@ -21,8 +21,8 @@ from jupyter_server.base.handlers import APIHandler
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
-from .. import backends
-from ..capture.notebook import describe_app_cells, export_cells, export_notebook, notebook_in, path_in
+from .. import backends, wire
+from ..capture.notebook import cells_of, describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
 from ..jobs import AlreadyDeploying, DeployJob, Jobs
@@ -235,12 +235,10 @@ def notebook_cells(data: Any) -> tuple[str, list[tuple[str, str]]]:
             'notebook must be {"path": "<notebook>.ipynb", "cells": [{"cell_type": ..., "source": ...}]}.',
             fields=["notebook"],
         )
-    cells = []
-    for cell in data["cells"]:
-        if not isinstance(cell, dict) or not isinstance(cell.get("source"), str):
-            raise ConfigError("Each cell of notebook.cells needs a string 'source'.", fields=["notebook.cells"])
-        cells.append((str(cell.get("cell_type", "code")), cell["source"]))
-    return data["path"], cells
+    try:
+        return data["path"], cells_of(data["cells"], where="notebook.cells")
+    except FalNotebookError as exc:
+        raise ConfigError(str(exc), fields=["notebook.cells"]) from None
 
 
 def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -425,7 +423,7 @@ class EventsHandler(_Stream):
 
 
 def _int(value: str) -> int:
-    return int(value) if value.isdigit() else 0
+    return wire.parse_count(value) or 0
 
 
 ROUTES: Iterable[tuple[str, type[_Handler]]] = [

@@ -4,12 +4,14 @@ dropped, and no 500 for odd input; the Host check against DNS rebinding; the ide
 from __future__ import annotations
 
 import socket
+import sys
 import time
 
 import httpx
 import pytest
 
 from fal_notebook.gateway.paths import db_path
+from tests.bad_files import MANIFEST_EDITS, PYPROJECT_EDITS, edit_file
 
 HOLD_SERVER = """
 import asyncio
@@ -77,10 +79,30 @@ def test_deeply_nested_json_is_a_422_not_a_500(client):
     assert response.json()["detail"][0]["type"] == "json_invalid"
 
 
-@pytest.mark.parametrize("since", ["²", "-1", "1.5", "x"])
-def test_since_that_is_not_an_event_number_is_a_422(client, since):
-    response = client.get("/_fal_notebook/apps/door", params={"since": since})
-    assert response.status_code == 422 and "since" in response.json()["detail"]
+@pytest.mark.parametrize("since", ["²", "-1", "1.5", "x", "1" * 5000])
+@pytest.mark.parametrize("name", ["since", "wait"])
+def test_since_or_wait_that_is_not_a_whole_number_is_a_422(client, name, since):
+    response = client.get("/_fal_notebook/apps/door", params={name: since})
+    assert response.status_code == 422 and name in response.json()["detail"]
+
+
+@pytest.mark.parametrize("length", ["²", "1" * 5000, "-1", "1e3", ""])
+def test_a_max_queue_length_that_is_not_a_whole_number_is_a_400_without_a_key(door, length):
+    with door.http(key=False) as client:
+        response = client.post("/queue/local/door", params={"fal_max_queue_length": length}, json={})
+    assert response.status_code == 400 and "fal_max_queue_length" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"), [("manifest", w) for w in MANIFEST_EDITS] + [("pyproject", w) for w in PYPROJECT_EDITS]
+)
+def test_deploying_a_hand_edited_project_is_a_422(door, client, kind, what):
+    project = door.capture(HOLD_SERVER, "edited", auth="public", force=True)
+    name, edits = (".fal-notebook.json", MANIFEST_EDITS) if kind == "manifest" else ("pyproject.toml", PYPROJECT_EDITS)
+    edit_file(project.path / name, edits[what])
+    spec = {"path": str(project.path), "env": "kernel", "python": sys.executable}
+    response = client.put("/_fal_notebook/apps/edited", json=spec)
+    assert response.status_code in (202, 422), response.text
 
 
 @pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "1e999", "Infinity"])

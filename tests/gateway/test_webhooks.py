@@ -134,9 +134,25 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_after_fals_count(gateway,
     assert client.get(submitted["response_url"]).status_code == 200
 
 
-def test_a_webhook_url_must_be_an_absolute_http_url(client, app):
-    refused = client.post("/queue/local/hooked", params={"fal_webhook": "ftp://example/x"}, json={})
-    assert refused.status_code == 400 and "fal_webhook must be an absolute http(s) URL" in refused.json()["detail"]
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example/x",
+        "http://[::1",
+        "http://127.0.0.1:99999/hook",
+        "http://127.0.0.1:0/hook",
+        "http://127.0.0.1:-1/hook",
+        "http://\u2603\u2603.invalid/",
+        "http://xn--zz/",
+        "http:///hook",
+        "http://h" + "o" * 3000 + "k/",
+    ],
+)
+def test_a_webhook_url_must_be_one_the_gateway_can_send_to(client, app, url):
+    """Refused at the submit with a 400 (it was accepted, then crashed its delivery task, or a 500)."""
+    refused = client.post("/queue/local/hooked", params={"fal_webhook": url}, json={})
+    assert refused.status_code == 400, refused.text
+    assert "fal_webhook must be an absolute http(s) URL" in refused.json()["detail"]
 
 
 SUBMIT = """

@@ -176,11 +176,11 @@ def _manifest_problem(data: Any) -> str | None:
     return None
 
 
-def _strings(value: Any, kind: type) -> bool:
+def _strings(value: Any, kind: type[list] | type[dict]) -> bool:
     """Whether ``value`` is a ``kind`` (list or dict) of strings (a dict: keys and values)."""
     if not isinstance(value, kind):
         return False
-    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else list(value)
     return all(isinstance(item, str) for item in items)
 
 

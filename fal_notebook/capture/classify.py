@@ -56,9 +56,9 @@ def fal_app_name(class_name: str) -> str:
 def parse_cell(source: str, *, where: str = "the cell") -> ast.Module:
     """Parse cell source, turning syntax errors (and IPython-only syntax) into CaptureError."""
     if not is_text(source):
-        line = next(n for n, text in enumerate(source.splitlines() or [source], start=1) if not is_text(text))
+        number = next(n for n, text in enumerate(source.splitlines() or [source], start=1) if not is_text(text))
         raise CaptureError(
-            f"Line {line} of {where} holds text that is not valid Unicode (a lone surrogate such as \\ud800); "
+            f"Line {number} of {where} holds text that is not valid Unicode (a lone surrogate such as \\ud800); "
             "remove it and run the cell again; nothing was written."
         )
     try:

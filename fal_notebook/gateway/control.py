@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,13 @@ from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
 from .paths import IDENTITY_PATH, SERVICE, base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
+from .runners import INHERITED, INHERITED_PREFIXES
 from .tls import ca_bundle
 
 START_TIMEOUT = 30.0
+#: Variables the gateway takes beyond those its runners inherit (see ``gateway_environment``).
+GATEWAY_SETTINGS = ("FAL_NOTEBOOK_HOME", "FAL_NOTEBOOK_GPUS")
+GATEWAY_PREFIXES = ("FAL_NOTEBOOK_GATEWAY_", "UV_", "PIP_", "JUPYTER_", "XDG_")
 
 
 @dataclass
@@ -113,7 +118,7 @@ def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
     ensure_key()
     package_root = str(Path(__file__).resolve().parents[2])
     env = {
-        **os.environ,
+        **gateway_environment(os.environ),
         "FAL_NOTEBOOK_HOME": str(home()),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(port),
         "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
@@ -138,6 +143,16 @@ def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
             return gateway_status()
         time.sleep(0.1)
     raise GatewayError(f"The gateway did not answer on port {port} within {timeout:g} s. Its log:\n{_tail()}")
+
+
+def gateway_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the gateway takes from the kernel's environment: what its runners may inherit
+    (``runners.INHERITED``), fal-notebook's settings, the package index settings its environment
+    builds use, and where Jupyter keeps its runtime files (hidden from runners). Never the kernel's
+    other variables: secrets reach the gateway only as an app's declared secrets, with its deploy."""
+    prefixes = (*INHERITED_PREFIXES, *GATEWAY_PREFIXES)
+    names = (*INHERITED, *GATEWAY_SETTINGS)
+    return {name: value for name, value in environ.items() if name in names or name.startswith(prefixes)}
 
 
 def stop_gateway(*, timeout: float = 20.0) -> bool:

@@ -13,14 +13,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from jupyter_core.paths import jupyter_runtime_dir
+
 from ..config import kernel_python_version, reads_port_variable
 from ..generate.project import AppProject
 from ..packages import requirement_name, split_fal_runtime
+from ..state import home
 from .containers import gpu_runtime, launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
 from .paths import state_id
 from .runners import Launch, runner_environment
+from .sandbox import detect
 from .settings import Settings
 
 EnvKind = Literal["isolated", "kernel", "docker"]
@@ -104,16 +108,31 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     env = runner_environment(spec.secrets, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     if spec.env == "isolated":
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
+    sandbox = detect()
+    if sandbox.note:
+        notes.append(sandbox.note)
+    wrapper = sandbox.command(
+        cwd=project.path, hidden=hidden_folders(), readable=needed_inside(python, env), writable=[project.path]
+    )
     if project.mode == "app":
         argv = [python, "-m", "fal", "run", "--local", f"app.py::{config.class_name}"]
         argv += ["--exposed-port", "{port}", "--exposed-metrics-port", "{metrics_port}"]
         launch = Launch(
-            argv, project.path, env, health_path="/health", startup_timeout=timeout, needs_metrics_port=True
+            argv,
+            project.path,
+            env,
+            health_path="/health",
+            startup_timeout=timeout,
+            needs_metrics_port=True,
+            wrapper=wrapper,
         )
         return launch, notes
     health = config.health_check.path if config.health_check else None
     if config.cmd is None:
-        return Launch([python, "server.py"], project.path, env, health_path=health, startup_timeout=timeout), notes
+        launch = Launch(
+            [python, "server.py"], project.path, env, health_path=health, startup_timeout=timeout, wrapper=wrapper
+        )
+        return launch, notes
     fixed = None
     if not reads_port_variable(config.cmd):
         fixed = config.exposed_port
@@ -129,5 +148,20 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         fixed_port=fixed,
         health_path=health,
         startup_timeout=timeout,
+        wrapper=wrapper,
     )
     return launch, notes
+
+
+def hidden_folders() -> list[Path]:
+    """What local runners must not read: ``FAL_NOTEBOOK_HOME`` (the gateway's key, queue, logs, the
+    other apps) and Jupyter's runtime folder (each kernel's connection key)."""
+    return [home(), Path(jupyter_runtime_dir())]
+
+
+def needed_inside(python: str, env: dict[str, str]) -> list[Path]:
+    """What a runner reads inside the hidden folders: its virtualenv, and files its environment names
+    (e.g. ``SSL_CERT_FILE``, a CA bundle in the state folder)."""
+    hidden = hidden_folders()
+    wanted = [Path(python).parent.parent, *(Path(value) for value in env.values() if value.startswith("/"))]
+    return [path for path in wanted if path.exists() and any(path.is_relative_to(folder) for folder in hidden)]

@@ -94,7 +94,8 @@ class Launch:
     (a port forwarder accepts connections before the app listens). ``start_notice``: ``argv``
     contains ``{start_fd}``, a file descriptor the runner closes once what listens on its port has
     started; it is not probed before (a connection to a starting container's published port
-    delays its start by ~0.2 s)."""
+    delays its start by ~0.2 s). ``wrapper``: a command the runner's own command runs under (the
+    sandbox, sandbox.py), its arguments before the runner's."""
 
     argv: list[str]
     cwd: Path
@@ -108,6 +109,7 @@ class Launch:
     http_probe: bool = False
     image: str | None = None  # the docker image the runners run, if any
     start_notice: bool = False
+    wrapper: list[str] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -297,6 +299,7 @@ class Runner:
         argv = self.launch.argv if self.launch.shell else self._expand(self.launch.argv, notice_end)
         if self.launch.shell:
             argv = ["/bin/sh", "-c", shell_command(argv[0])]
+        argv = [*self.launch.wrapper, *argv]
         # pipes of the runner's own (not asyncio's): output_read can tell what is still unread in them
         (out, out_end), (err, err_end) = os.pipe(), os.pipe()
         self._pipes = [OutputPipe(out, "stdout", self._line, loop), OutputPipe(err, "stderr", self._line, loop)]

@@ -184,3 +184,12 @@ def test_runners_get_a_clean_environment(private_gateway):
         assert "FAL_KEY" in env  # the user has a fal key: fal's toolkit in the runner can upload outputs
         assert ("MY_SERVICE_TOKEN" in env) == ("secrets" in options)
         assert {"PATH", "HOME", "PORT", "HOST"} <= set(env)
+
+
+def test_the_gateway_runs_without_the_kernels_secrets(private_gateway):
+    """The gateway process gets what its runners may inherit and its own settings: not the kernel's
+    other variables (a canary), its fal key or an undeclared secret (issue 20, item 7)."""
+    environ = Path(f"/proc/{read_json(pid_path(), {})['pid']}/environ").read_bytes().split(b"\0")
+    names = {entry.partition(b"=")[0].decode() for entry in environ if entry}
+    assert {"FAL_NOTEBOOK_HOME", "PATH", "HOME"} <= names
+    assert not names & {CANARY, "FAL_KEY", "MY_SERVICE_TOKEN"}

@@ -19,7 +19,7 @@ from ..config import kernel_python_version, reads_port_variable
 from ..generate.project import AppProject
 from ..packages import requirement_name, split_fal_runtime
 from ..state import home
-from .containers import gpu_runtime, launch as docker_launch
+from .containers import gpu_runtime, image_command, launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
 from .paths import state_id
@@ -92,7 +92,10 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         gpus = (config.num_gpus or 1) if config.is_gpu and await asyncio.to_thread(gpu_runtime) else 0
         if config.is_gpu and not gpus:
             notes.append("This Docker engine has no NVIDIA runtime: the containers run without GPUs.")
-        launch = docker_launch(project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout, gpus=gpus)
+        command = await asyncio.to_thread(image_command, image) if spec.secrets else []
+        launch = docker_launch(
+            project, image, spec.secrets, state_id=state_id(), startup_timeout=timeout, gpus=gpus, command=command
+        )
         return launch, notes
     if config.python_version and config.python_version != kernel_python_version():
         notes.append(

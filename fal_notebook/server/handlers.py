@@ -50,7 +50,15 @@ class Context:
         return [self.root / "fal_apps"]
 
     def project(self, name: str) -> Path:
-        return resolve_project(name, self.folders)
+        """The project folder of app ``name``, for what changes or runs it (deploy, configure): only
+        one inside the server's root (a capture elsewhere registers its folder for the kernel)."""
+        path = resolve_project(name, self.folders)
+        if not path.resolve().is_relative_to(self.root):
+            raise ConfigError(
+                f"{name} lives in {path}, outside the Jupyter server's root {self.root}: the panel deploys and "
+                "changes only projects inside it. Deploy it from its notebook (%fal_deploy) or the CLI."
+            )
+        return path
 
     def relative(self, path: str | None) -> str | None:
         """``path`` relative to the root (as the file browser names it), None if outside."""
@@ -189,7 +197,7 @@ def app_detail(context: Context, name: str) -> dict[str, Any]:
         raise NotFoundError(f"No app named {name!r}: capture it with %%fal_app {name} first.")
     detail = dict(rows[name])
     try:
-        project = AppProject.load(context.project(name))
+        project = AppProject.load(resolve_project(name, context.folders))
     except NotFoundError:
         return detail
     detail.update(

@@ -82,6 +82,16 @@ async def test_config_refuses_projects_outside_the_root(jp_fetch, captured, tmp_
     assert (project.path / "pyproject.toml").read_text() == before
 
 
+async def test_deploy_refuses_a_registered_project_outside_the_root(jp_fetch, tmp_path_factory, monkeypatch):
+    """A capture elsewhere registers its folder (for the kernel); the panel does not deploy it (issue 20, item 9)."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    capture("from fastapi import FastAPI\n\napp = FastAPI()\n", "far", port=9000)
+    code, message = await answer(jp_fetch, "apps", "far", "deploy", body=json.dumps({"target": "local"}))
+    assert code == 400 and "outside the Jupyter server's root" in message
+    response = await jp_fetch("fal-notebook", "jobs", method="GET")
+    assert json.loads(response.body) == []
+
+
 # -- issue 20, item 8: no 500 for malformed notebooks, hand-edited projects, odd query values ----------
 @pytest.mark.parametrize("what", MALFORMED_NOTEBOOKS)
 async def test_capture_of_a_malformed_notebook_is_a_400(jp_fetch, jp_root_dir, what):

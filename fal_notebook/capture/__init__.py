@@ -62,7 +62,8 @@ def capture(
         values["name"] = name
     config = AppConfig.build(values, where=where)
 
-    resolver = KernelResolver(namespace) if namespace is not None else NotebookResolver(notebook_cells)
+    with user_code("the kernel's input history"):
+        resolver = KernelResolver(namespace) if namespace is not None else NotebookResolver(notebook_cells)
     definitions = closure(source, resolver, where=where)
     module = module_source(config, source, definitions, interface)
 

@@ -272,9 +272,17 @@ def user_code(what: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise CaptureError(
-            f"Reading {what} in the kernel raised {type(exc).__name__} from the object's own code "
-            f"({short_repr(str(exc))}); fal-notebook cannot capture it. Nothing was written."
+            f"Reading {what} in the kernel raised {_described(exc)} from the object's own code; fal-notebook "
+            "cannot capture it. Nothing was written."
         ) from None
+
+
+def _described(exc: Exception) -> str:
+    """An exception's class and text, even when its own ``__str__`` raises too."""
+    try:
+        return f"{type(exc).__name__} ({short_repr(str(exc))})"
+    except Exception:
+        return f"{type(exc).__name__} (its message cannot be shown)"
 
 
 class KernelResolver:

@@ -97,8 +97,14 @@ class AppProject:
         values.update(config_from_table(table))
         config = AppConfig.build(values, where=where)
         files = {n: _read_text(path / n) for n in manifest.files if _inside(n) and (path / n).is_file()}
-        notes = local_notes(table) + config.warnings
-        return cls(config=config, path=path, files=files, requirements=manifest.requirements, notes=notes)
+        project = cls(config=config, path=path, files=files, requirements=manifest.requirements)
+        if project.module_file not in files:
+            raise ConfigError(
+                f"{path / project.module_file} is missing, or {MANIFEST} does not list it; capture the cell again "
+                "to write the project anew."
+            )
+        project.notes = local_notes(table) + config.warnings
+        return project
 
 
 def read_pyproject(path: Path) -> tuple[str, dict[str, Any]] | None:

@@ -110,14 +110,26 @@ def set_aside_fal_key() -> None:
 
 
 def find_credentials() -> FalCredentials | None:
-    """The fal key fal itself would use, or None. A malformed key raises ConfigError. ``FAL_KEY``
-    holding the local gateway's key (``%fal_env``, ``fal-notebook env``) is not a fal key: the key
-    it replaced in this process counts instead, else fal's other places."""
-    if os.environ.get("FAL_FORCE_AUTH_BY_USER") == "1":
-        return None
+    """The fal key fal itself would use (``FAL_KEY`` as it is: what fal_client sends), or None. A
+    malformed key raises ConfigError."""
+    return _credentials(os.environ.get("FAL_KEY", "").strip())
+
+
+def user_credentials() -> FalCredentials | None:
+    """The user's own fal key (to deploy to fal, and for runners, as fal's have it): as
+    ``find_credentials``, but ``FAL_KEY`` holding the local gateway's key (``%fal_env``,
+    ``fal-notebook env``) is not the user's: the key it replaced in this process counts instead,
+    else fal's other places."""
     env_key = os.environ.get("FAL_KEY", "").strip()
     if env_key and env_key == read_gateway_key():
         env_key = _set_aside or ""
+    return _credentials(env_key)
+
+
+def _credentials(env_key: str) -> FalCredentials | None:
+    """fal's order of places for a key, with ``env_key`` as ``FAL_KEY``."""
+    if os.environ.get("FAL_FORCE_AUTH_BY_USER") == "1":
+        return None
     if env_key:
         return _split(env_key, "the FAL_KEY environment variable")
     config = _read_config()

@@ -23,19 +23,20 @@ def secret_values() -> dict[str, str]:
     """Credentials by name: environment variables that hold them, the fal key in use (which may come
     from fal's profile config or a Colab secret rather than the environment, or be the key that
     ``%fal_env`` set aside), and the local gateway's key; keys also by their halves."""
-    from .credentials import find_credentials
+    from .credentials import find_credentials, user_credentials
     from .errors import ConfigError
     from .state import read_gateway_key
 
     found = {
         name: value for name, value in os.environ.items() if name.startswith("FAL_KEY") or _SECRET_NAME.search(name)
     }
-    try:
-        credentials = find_credentials()
-    except ConfigError:  # a malformed key is still a secret, but the environment scan finds it
-        credentials = None
-    if credentials is not None:
-        found["fal key"] = credentials.key
+    for name, find in (("fal key", find_credentials), ("the user's fal key", user_credentials)):
+        try:
+            credentials = find()
+        except ConfigError:  # a malformed key is still a secret, but the environment scan finds it
+            credentials = None
+        if credentials is not None:
+            found[name] = credentials.key
     found["the gateway's key"] = read_gateway_key() or ""
     return {label: piece for name, value in found.items() for label, piece in parts(name, value)}
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .. import wire
-from ..credentials import find_credentials
+from ..credentials import user_credentials
 from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
 from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
@@ -309,6 +309,6 @@ def _detail(response: httpx.Response) -> str:
 def _fal_credentials():
     """The user's fal key, if any (a malformed one is fal's to report, at a fal deploy)."""
     try:
-        return find_credentials()
+        return user_credentials()
     except ConfigError:
         return None

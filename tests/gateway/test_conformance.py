@@ -101,7 +101,7 @@ def test_fal_env_keeps_the_users_fal_key_a_secret(gateway, fal_env, monkeypatch,
     monkeypatch.chdir(tmp_path)
     apply_client_environment()
     assert os.environ["FAL_KEY"] == gateway.key
-    assert credentials.find_credentials().key == user_key  # what deploys to fal and runners get
+    assert credentials.user_credentials().key == user_key  # what deploys to fal and runners get
     pieces = [user_key, *user_key.split(":"), gateway.key, *gateway.key.split(":")]
     for piece in pieces:
         shown = redact(f"the value {piece} is wrong")

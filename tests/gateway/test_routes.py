@@ -269,10 +269,10 @@ def test_openapi_is_the_apps_own_document(client, app):
 
 
 def test_redeploy_unchanged_is_idempotent(gateway, app, client):
-    pid = client.post("/local/echo", json={"text": "a"}).json()["pid"]
+    runner = client.post("/local/echo", json={"text": "a"}).json()["runner"]
     again = gateway.deploy(echo(), "echo", max_concurrency=1)
     assert again.detail.revision == app.detail.revision
-    assert client.post("/local/echo", json={"text": "a"}).json()["pid"] == pid
+    assert client.post("/local/echo", json={"text": "a"}).json()["runner"] == runner
     assert len(gateway.info("echo")["runners"]) == 1
 
 

@@ -89,7 +89,7 @@ def test_a_completed_request_is_delivered_signed(gateway, client, app, receiver)
         "request_id": submitted["request_id"],
         "gateway_request_id": submitted["request_id"],
         "status": "OK",
-        "payload": {"attempt": 1, "pid": json.loads(body)["payload"]["pid"]},
+        "payload": {"attempt": 1, "runner": json.loads(body)["payload"]["runner"]},
     }
     keys = client.get(wire.JWKS_PATH).json()
     assert keys["keys"][0]["kty"] == "OKP" and keys["keys"][0]["crv"] == "Ed25519"

@@ -13,7 +13,6 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,12 @@ from ..credentials import set_aside_fal_key
 from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
-from .paths import IDENTITY_PATH, SERVICE, base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
-from .runners import INHERITED, INHERITED_PREFIXES
+from .admin_api import APPS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
+from .environment import gateway_environment
+from .paths import base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
 from .tls import ca_bundle
 
 START_TIMEOUT = 30.0
-#: Variables the gateway takes beyond those its runners inherit (see ``gateway_environment``).
-GATEWAY_SETTINGS = ("FAL_NOTEBOOK_HOME", "FAL_NOTEBOOK_GPUS")
-GATEWAY_PREFIXES = ("FAL_NOTEBOOK_GATEWAY_", "UV_", "PIP_", "JUPYTER_", "XDG_")
 
 
 @dataclass
@@ -42,7 +39,7 @@ class GatewayInfo:
     url: str
     home: str
     pid: int | None = None
-    apps: list[dict[str, Any]] = field(default_factory=list)
+    apps: list[AppInfo] = field(default_factory=list)
     #: The HTTPS listener's port (None: not serving HTTPS, its port was taken).
     tls_port: int | None = None
 
@@ -145,16 +142,6 @@ def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
     raise GatewayError(f"The gateway did not answer on port {port} within {timeout:g} s. Its log:\n{_tail()}")
 
 
-def gateway_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """What the gateway takes from the kernel's environment: what its runners may inherit
-    (``runners.INHERITED``), fal-notebook's settings, the package index settings its environment
-    builds use, and where Jupyter keeps its runtime files (hidden from runners). Never the kernel's
-    other variables: secrets reach the gateway only as an app's declared secrets, with its deploy."""
-    prefixes = (*INHERITED_PREFIXES, *GATEWAY_PREFIXES)
-    names = (*INHERITED, *GATEWAY_SETTINGS)
-    return {name: value for name, value in environ.items() if name in names or name.startswith(prefixes)}
-
-
 def stop_gateway(*, timeout: float = 20.0) -> bool:
     """Stop this user's gateway and its runners; ``False`` if it was not running."""
     port = gateway_port()
@@ -165,7 +152,7 @@ def stop_gateway(*, timeout: float = 20.0) -> bool:
     pid = read_json(pid_path(), {}).get("pid")
     try:
         with admin() as client:
-            client.post("/_fal_notebook/shutdown")
+            client.post(SHUTDOWN_PATH)
     except httpx.HTTPError:
         if pid:
             os.kill(pid, signal.SIGTERM)
@@ -190,7 +177,7 @@ def gateway_status() -> GatewayInfo:
     info.running, info.pid = True, read_json(pid_path(), {}).get("pid")
     info.tls_port = identity.get("tls_port")
     with admin() as client:
-        info.apps = client.get("/_fal_notebook/apps").json()
+        info.apps = [AppInfo.from_json(app) for app in client.get(APPS_PATH).json()]
     return info
 
 

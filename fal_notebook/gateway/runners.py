@@ -28,8 +28,9 @@ from pathlib import Path
 
 import httpx
 
+from ..statuses import GOING, RunnerState
+from .environment import INHERITED, INHERITED_PREFIXES
 from .settings import DEFAULT_STARTUP_TIMEOUT
-from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
@@ -47,19 +48,6 @@ _PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
-#: What a runner takes from the gateway's environment: what programs need to run on this machine
-#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs), none of the user's
-#: other variables. Credentials come only as the app's declared secrets and fal's key.
-INHERITED = (
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
-    "XDG_CACHE_HOME", "HF_HOME", "TORCH_HOME",
-    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
-)  # fmt: skip
-INHERITED_PREFIXES = ("LC_",)
 #: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
 LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
 #: Where a server should listen, for servers that read it (the generated server.py does).
@@ -205,6 +193,8 @@ class Runner:
     port: int | None = None
     metrics_port: int | None = None
     process: asyncio.subprocess.Process | None = None
+    #: Its own environment, beside its launch's (what its resources give it: app/resources.py).
+    env: dict[str, str] = field(default_factory=dict)
     in_flight: dict[str, bool] = field(default_factory=dict)  # request id -> keep its logs
     hints: frozenset[str] = frozenset()  # its X-Fal-Runner-Hints, as its last answer gave them
     idle_since: float = field(default_factory=time.monotonic)
@@ -279,16 +269,22 @@ class Runner:
         values["start_fd"] = str(start_fd)
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
-    async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
-        self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
-        self.cleaned = not self.launch.cleanup
-        env = {
+    def environment(self, state_id: str) -> dict[str, str]:
+        """The runner process's environment: its launch's (runner_environment), its own (``env``),
+        its port, and the marker that finds it after a gateway crash (kill_orphans)."""
+        return {
             **self.launch.env,
+            **self.env,
             "PORT": str(self.port),
             RUNNER_MARKER: f"{state_id}/{self.id}",
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
         }
+
+    async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
+        self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
+        self.cleaned = not self.launch.cleanup
+        env = self.environment(state_id)
         loop = asyncio.get_running_loop()
         self._started = asyncio.Event()
         notice, notice_end = os.pipe() if self.launch.start_notice else (None, None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module'
 
 from fal_notebook import wire
 from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+from tests.polling import wait_for
 
 
 @dataclass
@@ -34,10 +34,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook?token=s3cret"
 
     def wait(self, count: int, timeout: float = 60.0) -> list[tuple[dict[str, str], bytes]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count:
-            assert time.monotonic() < deadline, f"{len(self.received)} of {count} deliveries arrived"
-            time.sleep(0.05)
+        wait_for(lambda: len(self.received) >= count, f"{count} deliveries", timeout=timeout)
         return self.received
 
 
@@ -130,7 +127,7 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_after_fals_count(gateway,
     submitted = client.post("/queue/local/hooked", params={"fal_webhook": receiver.url}, json={}).json()
     gateway.wait_completed(client, submitted["status_url"])
     receiver.wait(len(RETRY_DELAYS) + 1)
-    gateway.wait_for(lambda: "giving up after 11 attempts" in app_log(gateway), what="the last attempt")
+    wait_for(lambda: "giving up after 11 attempts" in app_log(gateway), what="the last attempt")
     assert client.get(submitted["response_url"]).status_code == 200
 
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from gateway_apps import FIDELITY
+from gateway_apps import FIDELITY, echo
 from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module's fal_env fixture)
 
 from fal_notebook import wire
-from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+from fal_notebook.gateway.webhooks import DELIVERIES, RETRY_DELAYS, verify
 from tests.polling import wait_for
 
 
@@ -114,7 +115,7 @@ def test_a_failing_receiver_is_retried_and_never_changes_the_result(gateway, cli
     assert "error" not in status and client.get(submitted["response_url"]).json()["attempt"] == 1
     received = receiver.wait(3)
     assert len({body for _, body in received}) == 1  # the same payload each time
-    log = app_log(gateway)
+    log = wait_for(lambda: "attempt 3/11" in app_log(gateway) and app_log(gateway), "the third attempt logged")
     assert (
         f"attempt 1/11 to http://127.0.0.1:{receiver.port}/hook answered 500; retrying in {RETRY_DELAYS[0]:g} s" in log
     )
@@ -168,3 +169,44 @@ def test_fal_clients_webhook_url_is_delivered(gateway, app, receiver, fal_env, t
     [(headers, body)] = receiver.wait(1)
     assert json.loads(body)["request_id"] == out["request_id"] and json.loads(body)["payload"] == out["result"]
     assert headers[wire.WEBHOOK_REQUEST_ID] == out["request_id"]
+
+
+@pytest.fixture
+def silent_receiver() -> Iterator[list[socket.socket]]:
+    """A loopback port that accepts connections and never answers (what it accepted, held open)."""
+    held: list[socket.socket] = []
+    server = socket.create_server(("127.0.0.1", 0), backlog=512)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield held, server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for connection in [*held, server]:
+        connection.close()
+
+
+def test_webhooks_at_a_receiver_that_never_answers_starve_no_probe(gateway, app, client, silent_receiver):
+    """120 deliveries to a receiver that never answers (the issue's 300, scaled; more than a shared pool
+    of 100 connections held): they take a bounded share of connections (webhooks.DELIVERIES), while a
+    deploy's readiness probes, on connections of their own, find the new runner (issue 20, item 3)."""
+    held, port = silent_receiver
+    url = f"http://127.0.0.1:{port}/never"
+    gateway.deploy(FIDELITY, "hooked-public", auth="public")
+    with gateway.http(key=False) as anonymous:  # no key needed: a public app
+        for _ in range(120):
+            assert anonymous.post("/queue/local/hooked-public", params={"fal_webhook": url}, json={}).status_code == 200
+    wait_for(lambda: len(held) >= DELIVERIES, "deliveries under way")
+    probed = gateway.deploy(echo(), "probed-meanwhile", auth="public", startup_timeout=30)
+    assert probed.status == "ready"
+    assert client.post("/local/probed-meanwhile", json={"text": "found in time"}).json()["words"] == 3
+    assert len(held) <= DELIVERIES  # the deliveries' share of connections, and no more

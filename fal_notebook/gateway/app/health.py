@@ -35,7 +35,7 @@ class HealthChecks:
         """One health check; ``failure_threshold`` failures in a row, once the runner is older than the
         start period, replace it (its requests fail over as a lost runner's do)."""
         try:
-            response = await self.host.http.request(probe.method, runner.url + probe.path, timeout=probe.timeout)
+            response = await self.host.probes.request(probe.method, runner.url + probe.path, timeout=probe.timeout)
             healthy, why = response.status_code < 500, f"it answered {response.status_code}"
         except httpx.TimeoutException:
             healthy, why = False, f"no answer within timeout_seconds={probe.timeout:g}"

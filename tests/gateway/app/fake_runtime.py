@@ -111,6 +111,7 @@ class FakeHost:
     def __post_init__(self) -> None:
         self.store = Store(self.folder / "queue.sqlite3")
         self.http = httpx.AsyncClient(transport=httpx.MockTransport(self._handle))
+        self.probes = self.http
         self.upstream = FakeUpstream(self)
         self.tasks = Supervisor()
         self.clock = FakeClock()

@@ -3,9 +3,12 @@ dropped, and no 500 for odd input; the Host check against DNS rebinding; the ide
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -142,27 +145,83 @@ def test_the_identity_tells_folder_and_pid_only_to_the_key(door):
 
 
 # -- item 3: resource bounds ---------------------------------------------------------------------
-def test_bodies_held_at_once_are_bounded(door, client):
-    """Each of two unfinished uploads holds (declares) almost max_body; a third would pass max_bodies."""
-    holders = []
-    for _ in range(2):
-        sock = raw_connection(door.port)
-        sock.sendall(
-            b"POST /queue/local/door HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n{" % (MAX_BODY - 10)
-        )
-        holders.append(sock)
-    big = {"x": "y" * (MAX_BODY - 100)}  # a sync call: refused while the uploads hold their bytes, else served
-    wait_for(lambda: client.post("/local/door", json=big).status_code == 503, "the uploads' bodies to be held")
+class Upload:
+    """An upload on a raw connection that sent ``sent`` bytes of a ``length``-byte body (with the
+    gateway's ``key``, or without) and then goes on a byte every ``every`` seconds, never finishing."""
+
+    def __init__(self, port: int, *, length: int, sent: int, key: str | None = None, every: float = 0.5):
+        self.sock = raw_connection(port)
+        auth = f"Authorization: Key {key}\r\n".encode() if key else b""
+        head = b"POST /queue/local/door HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        self.sock.sendall(head + auth + b"Content-Length: %d\r\n\r\n{" % length + b" " * (sent - 1))
+        self.every, self.stop = every, threading.Event()
+        self.thread = threading.Thread(target=self._trickle, daemon=True)
+        self.thread.start()
+
+    def _trickle(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                self.sock.sendall(b" ")
+            except OSError:
+                return
+
+    def answer(self, within: float) -> bytes:
+        """What the gateway answered (b"" if nothing within ``within`` seconds)."""
+        self.sock.settimeout(within)
+        try:
+            return self.sock.recv(4096)
+        except TimeoutError:
+            return b""
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def uploads(*started: Upload) -> Iterator[list[Upload]]:
     try:
-        busy = client.post("/queue/local/door", content=b"{" + b" " * (MAX_BODY - 100) + b"}")
-        assert busy.status_code == 503 and "FAL_NOTEBOOK_GATEWAY_MAX_BODIES" in busy.json()["detail"]
-        assert busy.headers["retry-after"]
+        yield list(started)
     finally:
-        for sock in holders:
-            sock.close()
+        for upload in started:
+            upload.close()
+
+
+def test_bodies_held_at_once_are_bounded(door, client):
+    """Two unfinished uploads hold the almost max_body bytes each that they sent; a third body would
+    pass max_bodies: refused with Retry-After, and served once the uploads end."""
+    big = {"x": "y" * (MAX_BODY - 100)}
+    with uploads(*(Upload(door.port, length=MAX_BODY, sent=MAX_BODY - 200, key=door.key) for _ in range(2))):
+        busy = wait_for(
+            lambda: (answer := client.post("/queue/local/door", json=big)).status_code == 503 and answer,
+            "the uploads' bytes to be held",
+        )
+        assert "FAL_NOTEBOOK_GATEWAY_MAX_BODIES" in busy.json()["detail"] and busy.headers["retry-after"]
     # the gateway notices the closed uploads and gives their bytes back
     wait_for(lambda: client.post("/local/door", json=big).status_code == 200, "the uploads' bytes to be given back")
+
+
+def test_bodies_without_the_key_hold_half_the_budget_at_most(door, client):
+    """Callers of a public app without the key: the second upload passes their share and is refused;
+    a keyed body still finds room (before: every byte of max_bodies could be theirs; issue 20, item 4)."""
+    with uploads(Upload(door.port, length=MAX_BODY, sent=MAX_BODY - 200)) as (first,):
+        with uploads(Upload(door.port, length=MAX_BODY, sent=MAX_BODY - 200)) as (second,):
+            assert second.answer(within=10).startswith(b"HTTP/1.1 503")
+            assert first.answer(within=0.1) == b""  # the first one still uploads, holding its bytes
+            assert client.post("/local/door", json={"x": "y" * (MAX_BODY - 100)}).status_code == 200
+
+
+def test_slow_senders_hold_no_budget_and_are_cut(door, client):
+    """Five uploads declare max_body and send a byte a second (the issue's slow senders): they hold
+    only what they sent, keyed calls are served meanwhile, and each is cut once it has taken
+    body_timeout and averages under min_body_rate (before: 503 for every keyed call; issue 20, item 4)."""
+    started = time.monotonic()
+    with uploads(*(Upload(door.port, length=MAX_BODY, sent=1, every=1.0) for _ in range(5))) as slow:
+        assert client.post("/local/door", json={"x": "y" * (MAX_BODY - 100)}).status_code == 200
+        answers = [upload.answer(within=15) for upload in slow]
+    assert all(answer.startswith(b"HTTP/1.1 408") and b"too slowly" in answer for answer in answers), answers
+    assert time.monotonic() - started < 15
 
 
 def test_the_queue_length_is_capped(door, client, tmp_path):

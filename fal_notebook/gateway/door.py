@@ -1,7 +1,8 @@
 """The gateway's door: what every connection and request passes before a route sees it.
 
 - ``Host`` must name this machine's loopback (``127.0.0.1``, ``localhost``, ``[::1]``): a web page
-  whose name resolves to 127.0.0.1 (DNS rebinding) reaches nothing.
+  whose name resolves to 127.0.0.1 (DNS rebinding) reaches nothing. So must a browser's ``Origin``:
+  a web page elsewhere reaches no app (websockets included) and reads no answer.
 - Request bodies are read by :func:`read_body` only: at most ``max_body`` bytes each, at most
   ``max_bodies`` bytes held by the gateway at once, counted as they arrive and given back when the
   request ends (at most half of them sent without the gateway's key), and a body that stays silent
@@ -81,20 +82,43 @@ def loopback_host(host: str) -> bool:
         return False
 
 
+def loopback_origin(origin: str) -> bool:
+    """Whether an ``Origin`` header names a web page of this machine (``http(s)://`` a loopback host)."""
+    scheme, _, host = origin.strip().partition("://")
+    return scheme.lower() in ("http", "https") and "/" not in host and loopback_host(host)
+
+
+def refusal(scope: Scope) -> tuple[int, str] | None:
+    """Why the door refuses a request or a websocket (status, detail), None when it lets it in: its
+    ``Host`` must name loopback (no DNS rebinding), and its ``Origin``, when a browser sends one, a
+    page of this machine (a web page elsewhere neither calls an app nor reads its answers: browsers
+    do not ask before they open a websocket, and an app's CORS answers would let them read)."""
+    headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in (b"host", b"origin")}
+    host, origin = headers.get("host"), headers.get("origin")
+    if host is not None and not loopback_host(host):
+        return 421, f"This gateway answers on loopback only, not for Host {host[:100]!r}."
+    if origin is not None and not loopback_origin(origin):
+        return 403, f"This gateway answers web pages of this machine only, not Origin {origin[:100]!r}."
+    return None
+
+
 class Door:
-    """ASGI middleware: the Host check, and bodies' bytes given back when their request ends."""
+    """ASGI middleware: the Host and Origin checks (requests and websockets), and bodies' bytes given
+    back when their request ends."""
 
     def __init__(self, app: ASGIApp, budget: BodyBudget):
         self.app, self.budget = app, budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
-        if host is not None and not loopback_host(host):
-            response = error(421, f"This gateway answers on loopback only, not for Host {host[:100]!r}.")
-            await response(scope, receive, send)
+        refused = refusal(scope)
+        if refused is not None and scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": refused[1][:120]})  # 403, not accepted
+            return
+        if refused is not None:
+            await error(*refused)(scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)

@@ -135,6 +135,42 @@ def test_loopback_host_headers_are_served(door, host):
         assert local.get("/_fal_notebook/identity").status_code == 200
 
 
+CORS_SERVER = """
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+app = FastAPI()
+app.add_middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True, allow_methods=["*"])
+
+
+@app.post("/")
+def run() -> dict:
+    return {"secret": "only for this machine"}
+"""
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://127.0.0.1.evil.example", "null", "file://"])
+def test_a_web_page_elsewhere_neither_calls_a_public_app_nor_reads_its_answer(door, origin):
+    """A public app that echoes any Origin with credentials allowed (fal's runners do): a page elsewhere
+    is refused at the door, before the app runs, preflight included (issue 20, item 5)."""
+    door.deploy(CORS_SERVER, "cors", auth="public")
+    with httpx.Client(base_url=door.base, headers={"Origin": origin}) as page:
+        called = page.post("/local/cors", json={})
+        preflight = page.options("/local/cors", headers={"Access-Control-Request-Method": "POST"})
+    for answer in (called, preflight):
+        assert answer.status_code == 403 and "access-control-allow-origin" not in answer.headers
+        assert "only for this machine" not in answer.text
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:5173", "http://127.0.0.1:8888", "https://[::1]"])
+def test_a_page_of_this_machine_calls_and_reads_a_public_app(door, origin):
+    door.deploy(CORS_SERVER, "cors", auth="public")
+    with httpx.Client(base_url=door.base, headers={"Origin": origin}) as page:
+        called = page.post("/local/cors", json={})
+    assert called.json() == {"secret": "only for this machine"}
+    assert called.headers["access-control-allow-origin"] == origin
+
+
 def test_the_identity_tells_folder_and_pid_only_to_the_key(door):
     with door.http(key=False) as anonymous:
         public = anonymous.get("/_fal_notebook/identity").json()

@@ -246,17 +246,25 @@ class Runner:
                 raise
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
-            public = exposed({port for port in (self.port, self.metrics_port) if port is not None})
+            public = self.beyond_loopback()
             if public:
                 await self.stop(grace=2.0)
-                raise RunnerStartError(
-                    f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without "
-                    f"the gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have "
-                    f'HOST={LOOPBACK_HOST}; e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
-                )
+                raise RunnerStartError(self.exposed_message(public))
             self.state = RunnerState.READY
             self.idle_since = time.monotonic()
             return
+
+    def beyond_loopback(self) -> list[str]:
+        """Where the runner listens beyond loopback (``address:port``, its ports only): checked when it
+        starts and, while it runs, by its app's health checks (a server may rebind later)."""
+        return exposed({port for port in (self.port, self.metrics_port) if port is not None})
+
+    def exposed_message(self, public: list[str]) -> str:
+        return (
+            f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without the "
+            f"gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have HOST={LOOPBACK_HOST}; "
+            f'e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
+        )
 
     def _take_ports(self) -> None:
         _release_port(self.port)

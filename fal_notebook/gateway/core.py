@@ -77,8 +77,8 @@ class Gateway:
             secrets = record.secret_names
             if secrets:  # their values live in memory only: the next deploy brings them back
                 runtime.log.event(
-                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners see the "
-                    "gateway's own environment until the app is deployed again."
+                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners run without "
+                    "them until the app is deployed again."
                 )
             if record.revision:
                 digest = (record.digest or "") + ("-without-secrets" if secrets else "")

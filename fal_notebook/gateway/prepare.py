@@ -82,7 +82,7 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
     sandbox = detect()
     if sandbox.note:
         notes.append(sandbox.note)
-    wrapper = sandbox.command(
+    wrapper = sandbox.command(  # binds=[Bind(folder, "/data")] would give the runners a private /data
         cwd=project.path, hidden=hidden_folders(), readable=needed_inside(python, env), writable=[project.path]
     )
     if project.mode == "app":

@@ -161,3 +161,12 @@ def test_the_cli_stops_quietly_when_its_reader_goes_away(workdir):
         _, err = process.communicate(timeout=120)
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
     assert process.returncode == 141
+
+
+def test_a_form_feed_in_a_cell_is_whitespace_as_python_reads_it(workdir):
+    """Found by the full fuzz run: ``class Input\\f(BaseModel):`` parses (a form feed is whitespace to
+    Python) but ``str.splitlines`` breaks the line there, and capture's line numbers went astray."""
+    cell = "import fal\nfrom pydantic import BaseModel\n\nclass Input\f(BaseModel):\n    text: str\n\n\n"
+    cell += "class Echo(fal.App):\n    @fal.endpoint('/')\n    def run(self, inp: Input) -> dict:\n        return {}\n"
+    project = capture(cell, "echo")
+    assert "class Input\f(BaseModel):" in project.files["app.py"]

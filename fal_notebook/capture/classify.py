@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import is_text
 from ..errors import CaptureError
+from ..generate.source import source_lines
 
 # fal.App class attributes (and class keyword arguments) that map onto AppConfig fields.
 CLASS_CONFIG_KEYS = {
@@ -56,7 +57,7 @@ def fal_app_name(class_name: str) -> str:
 def parse_cell(source: str, *, where: str = "the cell") -> ast.Module:
     """Parse cell source, turning syntax errors (and IPython-only syntax) into CaptureError."""
     if not is_text(source):
-        number = next(n for n, text in enumerate(source.splitlines() or [source], start=1) if not is_text(text))
+        number = next(n for n, text in enumerate(source_lines(source), start=1) if not is_text(text))
         raise CaptureError(
             f"Line {number} of {where} holds text that is not valid Unicode (a lone surrogate such as \\ud800); "
             "remove it and run the cell again; nothing was written."
@@ -67,7 +68,7 @@ def parse_cell(source: str, *, where: str = "the cell") -> ast.Module:
         raise CaptureError(f"{where} is nested too deeply for Python's parser; nothing was written.") from None
     except SyntaxError as exc:
         lineno = exc.lineno or 0
-        lines = source.splitlines()
+        lines = source_lines(source)
         line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
         if _MAGIC_LINE.match(line):
             raise CaptureError(

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from ..config import short_repr
 from ..errors import CaptureError, FalNotebookError
+from ..generate.source import source_lines
 from .classify import _MAGIC_LINE, literal_value, parse_cell
 
 MAX_CONSTANT_CHARS = 10_000
@@ -74,7 +75,7 @@ def free_names(source: str) -> set[str]:
 
 def _evaluated_annotations(source: str, tree: ast.Module) -> str:
     """``source`` without ``from __future__ import annotations``, so symtable sees annotation names."""
-    lines = source.splitlines()
+    lines = source_lines(source)
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
             for i in range(node.lineno - 1, node.end_lineno or node.lineno):
@@ -184,7 +185,7 @@ def _is_literal(value: Any, depth: int = 0) -> bool:
 # -- resolving from the notebook's text ----------------------------------------------------------
 def strip_magics(source: str) -> str:
     """Blank out IPython line magics and shell escapes, keeping line numbers."""
-    return "\n".join("" if _MAGIC_LINE.match(line) else line for line in source.splitlines())
+    return "\n".join("" if _MAGIC_LINE.match(line) else line for line in source_lines(source))
 
 
 def statement_source(lines: list[str], node: ast.stmt) -> str:
@@ -208,7 +209,7 @@ class NotebookResolver:
             tree = parse_cell(text, where=label)
         except CaptureError:  # a cell that does not parse defines nothing
             return
-        lines = text.splitlines()
+        lines = source_lines(text)
         for node in tree.body:
             for name, definition in _definitions_of(node, lines, label):
                 self._defs[name] = definition

@@ -129,12 +129,14 @@ def read_json(path: Path, default: Any) -> Any:
 @dataclass(frozen=True)
 class Manifest:
     """What the generator recorded in a project folder (:data:`MANIFEST`): the cell's configuration,
-    the pinned requirements, each file it wrote (name → SHA-256) and the TOML keys it wrote."""
+    the pinned requirements, each file it wrote (name → SHA-256), each file the app reads that it
+    copied (``data``, the same) and the TOML keys it wrote."""
 
     config: dict[str, Any]
     requirements: list[str]
     files: dict[str, str]
     toml: dict[str, Any]
+    data: dict[str, str]
 
     @property
     def name(self) -> str:
@@ -154,7 +156,7 @@ def read_manifest(folder: Path) -> Manifest | None:
             f"{path} is not a manifest fal-notebook wrote: {problem}. Restore it, or capture the cell again "
             "with --force to write the folder anew."
         )
-    return Manifest(data["config"], data["requirements"], data["files"], data.get("toml") or {})
+    return Manifest(data["config"], data["requirements"], data["files"], data.get("toml") or {}, data.get("data") or {})
 
 
 def _manifest_problem(data: Any) -> str | None:
@@ -171,6 +173,8 @@ def _manifest_problem(data: Any) -> str | None:
         return '"requirements" is not a list of strings'
     if not _strings(data.get("files"), dict):
         return '"files" is not an object of file names and digests'
+    if not _strings(data.get("data", {}), dict):
+        return '"data" is not an object of file names and digests'
     if not isinstance(data.get("toml", {}), dict):
         return '"toml" is not an object'
     return None

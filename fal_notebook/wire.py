@@ -87,14 +87,20 @@ APP_CANCEL_PATH = "cancel"
 
 
 def join_url(base: str, *paths: str) -> str:
-    """``base`` with the non-empty ``paths`` appended, one slash between parts, none at the end."""
+    """``base`` with the non-empty ``paths`` appended, one slash between parts. A trailing slash of
+    the last part is kept, as the app declared it (FastAPI's ``/items/`` is not ``/items``, which
+    answers with a redirect); an app's root ``/`` adds nothing."""
     parts = [p.strip("/") for p in paths if p.strip("/")]
-    return "/".join([base.rstrip("/"), *parts])
+    if not parts:
+        return base
+    return "/".join([base.rstrip("/"), *parts]) + ("/" if paths[-1].endswith("/") else "")
 
 
 def join_path(*paths: str) -> str:
-    """``/a/b`` from ``"/a"`` and ``"b/"``; ``/`` when all are empty."""
-    return "/" + "/".join(p.strip("/") for p in paths if p.strip("/"))
+    """``/a/b`` from ``"/a"`` and ``"b"``, ``/a/b/`` from ``"/a"`` and ``"b/"`` (the trailing slash of
+    the last part is kept); ``/`` when all are empty."""
+    parts = [p.strip("/") for p in paths if p.strip("/")]
+    return "/" + "/".join(parts) + ("/" if parts and paths[-1].endswith("/") else "")
 
 
 def is_stream_path(path: str) -> bool:

@@ -15,7 +15,16 @@ from .. import wire
 from .._version import __version__
 from ..errors import FalNotebookError
 from ..statuses import AppStatus
-from .admin_api import APPS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, DeploySpec, app_path, cancel_path
+from .admin_api import (
+    APPS_PATH,
+    GPUS_PATH,
+    IDENTITY_PATH,
+    SERVICE,
+    SHUTDOWN_PATH,
+    DeploySpec,
+    app_path,
+    cancel_path,
+)
 from .door import BodyRefused, read_body
 from .web import error, gateway_of, has_key, unauthorized
 
@@ -49,6 +58,11 @@ async def identity(request: Request) -> Response:
 
 async def list_apps(request: Request) -> Response:
     return JSONResponse([rt.info(since=1 << 62).to_json() for rt in gateway_of(request).apps.values()])
+
+
+async def list_gpus(request: Request) -> Response:
+    """The GPUs the gateway hands out, where they were found, and who holds each."""
+    return JSONResponse(gateway_of(request).gpus.info())
 
 
 async def get_app(request: Request) -> Response:
@@ -110,6 +124,7 @@ async def shutdown(request: Request) -> Response:
 ROUTES = [
     Route(IDENTITY_PATH, identity, methods=["GET"]),
     Route(APPS_PATH, guarded(list_apps), methods=["GET"]),
+    Route(GPUS_PATH, guarded(list_gpus), methods=["GET"]),
     Route(app_path("{name}"), guarded(get_app), methods=["GET"]),
     Route(app_path("{name}"), guarded(put_app), methods=["PUT"]),
     Route(app_path("{name}"), guarded(delete_app), methods=["DELETE"]),

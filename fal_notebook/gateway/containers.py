@@ -20,6 +20,7 @@ import docker
 from ..docker_engine import engine
 from ..errors import DeployError
 from ..generate.project import AppProject
+from .gpus import CUDA_VISIBLE, NVIDIA_VISIBLE
 from .paths import secrets_dir
 from .runners import Launch, runner_environment
 
@@ -41,6 +42,18 @@ def gpu_runtime() -> bool:
         client.close()
 
 
+def gpu_options(count: int, *, managed: bool = True) -> list[str]:
+    """``docker run`` options that give a runner its GPUs: ``count`` of the gateway's, by UUID (the
+    runner's ``{gpus}``), or, where the gateway manages none, ``count`` of the engine's; without a
+    GPU, an empty CUDA_VISIBLE_DEVICES, as on fal's CPU machines."""
+    if not count:
+        return ["--env", f"{CUDA_VISIBLE}="]
+    if not managed:
+        return ["--gpus", str(count)]
+    devices = ["--gpus", '"device={gpus}"']  # quoted: docker reads the value as CSV, and UUIDs are comma-separated
+    return devices + ["--env", f"{NVIDIA_VISIBLE}={{gpus}}", "--env", f"{CUDA_VISIBLE}={{gpus}}"]
+
+
 def image_command(image: str) -> list[str]:
     """What the image runs: its entrypoint, then its command."""
     client = engine(timeout=30)
@@ -58,13 +71,13 @@ def launch(
     *,
     state_id: str,
     startup_timeout: float,
-    gpus: int = 0,
+    gpu_options: list[str],
     command: Sequence[str] = (),
 ) -> Launch:
-    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` (and ``gpus``
-    GPUs, for a GPU machine type on an engine that has them). The app's secrets reach it in a file
-    that the runner writes and removes once the container started; a shell reads it into the
-    environment before it runs the image's own ``command`` (its entrypoint and command)."""
+    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` and
+    ``gpu_options`` (:func:`gpu_options`). The app's secrets reach it in a file that the runner writes
+    and removes once the container started; a shell reads it into the environment before it runs the
+    image's own ``command`` (its entrypoint and command)."""
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise DeployError(
@@ -99,8 +112,7 @@ def launch(
         "--env",
         f"PORT={config.port}",
     ]
-    if gpus:
-        argv += ["--gpus", str(gpus)]
+    argv += gpu_options
     if secrets:  # read from a file at start, so that they are not in the container's config (docker inspect)
         argv += ["--mount", f"type=bind,source={secrets_file},target={SECRETS_TARGET},readonly", "--entrypoint", "sh"]
         argv += [image, "-c", READ_SECRETS, "sh", *command]

@@ -24,7 +24,7 @@ from ..credentials import set_aside_fal_key
 from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
-from .admin_api import APPS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
+from .admin_api import APPS_PATH, GPUS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
 from .environment import gateway_environment
 from .paths import base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
 from .tls import ca_bundle
@@ -42,6 +42,9 @@ class GatewayInfo:
     apps: list[AppInfo] = field(default_factory=list)
     #: The HTTPS listener's port (None: not serving HTTPS, its port was taken).
     tls_port: int | None = None
+    #: The GPUs it hands to runners: {"source": how they were found, "gpus": [index, uuid, name,
+    #: memory_mib, memory_used_mib, app, runner]} (gpus.py).
+    gpus: dict[str, Any] = field(default_factory=dict)
 
 
 def gateway_url() -> str:
@@ -178,6 +181,7 @@ def gateway_status() -> GatewayInfo:
     info.tls_port = identity.get("tls_port")
     with admin() as client:
         info.apps = [AppInfo.from_json(app) for app in client.get(APPS_PATH).json()]
+        info.gpus = client.get(GPUS_PATH).json()
     return info
 
 

@@ -18,9 +18,10 @@ from ..statuses import AppStatus
 from ..wire import CancelAnswer, Completed, ErrorType, InProgress, Queued, RequestStatus, RetryCondition, Status
 from . import retries
 from .admin_api import AppInfo, DeploySpec
-from .app import AppRuntime, Build, NoResources, Resources, Unavailable
+from .app import AppRuntime, Build, GpuResources, Resources, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
+from .gpus import NO_DRIVER, GpuPool
 from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
@@ -45,8 +46,9 @@ class QueueFull(Exception):
 
 
 class Gateway:
-    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue):
+    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue, gpus: GpuPool | None = None):
         self.key = key
+        self.gpus = gpus or GpuPool([], NO_DRIVER)  # the GPUs runners take (gpus.py)
         self.state_id = state_id
         self.max_queue = max_queue
         self.store = Store(db_path())
@@ -58,7 +60,7 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
-        self.resources: Resources = NoResources()  # what runners take from the machine (app/resources.py)
+        self.resources: Resources = GpuResources(self.gpus)  # what runners take from the machine (app/resources.py)
         self.webhooks = Webhooks(signing_key(), self.tasks, self.clock, self.store)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -167,7 +169,7 @@ class Gateway:
         if copy:
             await asyncio.to_thread(snapshot, Path(spec.path), target)
         project = await asyncio.to_thread(AppProject.load, target)
-        launch, notes = await prepare(project, spec, on_line)
+        launch, notes = await prepare(project, spec, on_line, self.gpus)
         return Build(project.config, launch, notes)
 
     def new_runner(self, runner_id: str, revision: int, launch: Launch, on_output: OnOutput) -> Runner:

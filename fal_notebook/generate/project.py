@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ class AppProject:
     requirements: list[str]
     notes: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    #: Requirements found beyond the cell's own imports, with why (shown for the user to check).
+    inferred: list[tuple[str, str]] = field(default_factory=list)
+    #: Files the app reads (``app_files``), copied into the project as they are: name → where they are read.
+    data_files: dict[str, Path] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -53,14 +58,19 @@ class AppProject:
         if self.mode == "server":
             what += f" (`{self.config.cmd}`)" if self.config.cmd else f" (`{self.config.entry}`)"
             what += f", port {self.config.exposed_port}"
-        if len(self.changed) == len(self.files):
+        if len(self.changed) == len(self.files) + len(self.data_files):
             changed = " — written"
         else:
             changed = f" — changed: {', '.join(self.changed)}" if self.changed else " — unchanged"
         lines = [
             f"Captured {self.name}: {what} → {_shown(self.path)}",
-            f"Files: {', '.join(self.files)}{changed}",
+            f"Files: {', '.join([*self.files, *self.data_files])}{changed}",
             f"Requirements (pinned): {', '.join(self.requirements) or 'none'}",
+            *(
+                [f"Also inferred (check them; --requirements pins another version): {'; '.join(found)}"]
+                if (found := [f"{req} ({why})" for req, why in self.inferred if not why.startswith("imported")])
+                else []
+            ),
             *(f"Note: {note}" for note in self.notes),
             f"Next: %fal_deploy {self.name}   (or, in {_shown(self.path)}: fal deploy {self.name})",
         ]
@@ -97,7 +107,8 @@ class AppProject:
         values.update(config_from_table(table))
         config = AppConfig.build(values, where=where)
         files = {n: _read_text(path / n) for n in manifest.files if _inside(n) and (path / n).is_file()}
-        project = cls(config=config, path=path, files=files, requirements=manifest.requirements)
+        data = {n: path / n for n in manifest.data if _inside(n) and (path / n).is_file()}
+        project = cls(config=config, path=path, files=files, requirements=manifest.requirements, data_files=data)
         if project.module_file not in files:
             raise ConfigError(
                 f"{path / project.module_file} is missing, or {MANIFEST} does not list it; capture the cell again "
@@ -199,8 +210,10 @@ def render_files(
     *,
     existing_pyproject: str | None = None,
     previous_toml: dict[str, Any] | None = None,
+    data_files: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Every file of the project, by relative path (pure: model in, text out)."""
+    """Every file of the project, by relative path (pure: model in, text out). ``data_files`` are the
+    files the app reads, copied as they are (the Dockerfile copies them into the image)."""
     module_file = "app.py" if config.mode == "app" else "server.py"
     user_reqs, runtime_reqs = split_fal_runtime(requirements) if config.mode == "app" else (requirements, [])
     files = {
@@ -212,6 +225,7 @@ def render_files(
             code_files=[module_file, *sorted(extra_files)],
             runtime_requirements=runtime_reqs,
             base=base_image(config),
+            data_files=sorted(data_files),
         ),
         ".dockerignore": dockerignore(),
         PYPROJECT: pyproject(config, existing_pyproject, previous_toml),
@@ -252,7 +266,7 @@ silently.
 
 #: Fields that only the cell can change: they change the generated source, or (``cmd``) they are a
 #: shell command run on this machine, which must come from the user's own cell, never from a form.
-CELL_FIELDS = ("name", "mode", "class_name", "entry", "requirements", "cmd")
+CELL_FIELDS = ("name", "mode", "class_name", "entry", "requirements", "cmd", "base_dockerfile")
 
 
 def reconfigure(
@@ -283,9 +297,17 @@ def reconfigure(
     extra = {n: t for n, t in project.files.items() if n not in standard}
     existing, previous = existing_state(project.path, force=force)
     files = render_files(
-        config, module, project.requirements, extra, existing_pyproject=existing, previous_toml=previous
+        config,
+        module,
+        project.requirements,
+        extra,
+        existing_pyproject=existing,
+        previous_toml=previous,
+        data_files=list(project.data_files),
     )
-    updated = AppProject(config=config, path=project.path, files=files, requirements=project.requirements)
+    updated = AppProject(
+        config=config, path=project.path, files=files, requirements=project.requirements, data_files=project.data_files
+    )
     updated.changed = write_project(updated, force=force)
     return updated
 
@@ -305,8 +327,10 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _digest_of(file: Path) -> str:
-    return hashlib.sha256(file.read_bytes()).hexdigest()
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (a model may be large)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def existing_state(path: Path, *, force: bool = False) -> tuple[str | None, dict[str, Any] | None]:
@@ -361,7 +385,7 @@ def write_project(project: AppProject, *, force: bool = False) -> list[str]:
     path = project.path
     if path.exists() and not path.is_dir():
         raise FalNotebookError(f"{path} exists and is not a folder; choose another --dir.")
-    outside = [name for name in project.files if not _inside(name)]
+    outside = [name for name in [*project.files, *project.data_files] if not _inside(name)]
     if outside:
         raise FalNotebookError(f"Not writing {path}: {', '.join(map(repr, outside))} would land outside the folder.")
     if not force and path.is_dir() and not (path / MANIFEST).is_file() and any(path.iterdir()):
@@ -371,31 +395,41 @@ def write_project(project: AppProject, *, force: bool = False) -> list[str]:
         )
     recorded = _manifest(path, force=force)
     previous = {n: digest for n, digest in (recorded.files if recorded else {}).items() if _inside(n)}
-    _refuse_links(path, [*project.files, MANIFEST, *previous])
+    recorded_data = {n: digest for n, digest in (recorded.data if recorded else {}).items() if _inside(n)}
+    _refuse_links(path, [*project.files, *project.data_files, MANIFEST, *previous, *recorded_data])
     if not force:
         edited = edited_files(path, project.files, recorded)
         if edited:
             raise ProjectConflictError(path, edited)
-    changed = [n for n, t in project.files.items() if not (path / n).is_file() or _digest_of(path / n) != _digest(t)]
+    changed = [n for n, t in project.files.items() if not (path / n).is_file() or file_digest(path / n) != _digest(t)]
+    data = {n: file_digest(source) for n, source in project.data_files.items()}
     manifest = {
         "generator": f"fal-notebook {__version__}",
         "config": project.config.model_dump(mode="json", exclude_none=True),
         "requirements": project.requirements,
         "files": {n: _digest(t) for n, t in project.files.items()},
+        "data": data,
         "toml": fal_table(project.config),
     }
+    changed += [n for n, d in data.items() if recorded_data.get(n) != d or not (path / n).is_file()]
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         for name, text in {**project.files}.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_text(text)
+        for name, source in project.data_files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            if source.resolve() != (path / name).resolve():  # a project loaded from its folder has them
+                shutil.copyfile(source, staging / name)
         write_json_atomic(staging / MANIFEST, manifest, mode=0o644)
         if not path.exists():
             staging.rename(path)
         else:
-            _replace_files(staging, path, [*project.files, MANIFEST])  # the manifest last
+            staged = [n for n in project.data_files if (staging / n).is_file()]
+            _replace_files(staging, path, [*project.files, *staged, MANIFEST])  # the manifest last
             _remove_stale(path, previous, project.files)
+            _remove_stale_data(path, recorded_data, project.data_files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     register_project(project.name, path)
@@ -447,9 +481,17 @@ def _inside(name: str) -> bool:
     return bool(parts) and not Path(name).is_absolute() and ".." not in parts and "\x00" not in name
 
 
+def _remove_stale_data(path: Path, previous: dict[str, str], current: dict[str, Path]) -> None:
+    """Delete copies of files the app read before and reads no more, if they are the copies made."""
+    for name, digest in previous.items():
+        target = path / name
+        if name not in current and target.is_file() and file_digest(target) == digest:
+            target.unlink()
+
+
 def _remove_stale(path: Path, previous: dict[str, str], current: dict[str, str]) -> None:
     """Delete files an earlier generation wrote and this one does not, if the user left them alone."""
     for name, digest in previous.items():
         target = path / name
-        if name not in current and target.is_file() and _digest_of(target) == digest:
+        if name not in current and target.is_file() and file_digest(target) == digest:
             target.unlink()

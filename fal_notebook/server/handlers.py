@@ -22,6 +22,7 @@ from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from .. import backends, wire
+from ..backends.local import default_env
 from ..capture.notebook import cells_of, describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
@@ -72,7 +73,8 @@ class Context:
         return [{**row, "relpath": self.relative(row.get("path"))} for row in backends.list_apps(self.folders)]
 
     def snapshot(self) -> dict[str, Any]:
-        """The apps, the gateway's state and the deploy jobs (what the panel shows)."""
+        """The apps, the gateway's state, the deploy jobs, and where local runners run unless a
+        deploy says (what the panel shows)."""
         from ..gateway.control import gateway_status
 
         try:
@@ -80,7 +82,7 @@ class Context:
             gateway = {"running": status.running, "url": status.url, "error": None}
         except GatewayError as exc:
             gateway = {"running": False, "url": None, "error": str(exc)}
-        return {"apps": self.apps(), "gateway": gateway, "jobs": self.jobs.summaries()}
+        return {"apps": self.apps(), "gateway": gateway, "jobs": self.jobs.summaries(), "local_env": default_env()}
 
 
 class _Handler(APIHandler):
@@ -254,8 +256,11 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     target = data.get("target", "local")
     if not isinstance(target, str):
         raise ConfigError("target must be one of local, docker, fal.", fields=["target"])
+    env = data.get("env")
+    if env not in (None, "kernel", "isolated"):
+        raise ConfigError("env must be kernel or isolated (local runners), or absent.", fields=["env"])
     if data.get("notebook") is None:
-        return context.jobs.deploy(name, target, context.project(name)).summary()
+        return context.jobs.deploy(name, target, context.project(name), env=env).summary()
     relative, cells = notebook_cells(data["notebook"])
     notebook = path_in(context.root, relative, field="notebook.path")
     if not notebook.parent.is_dir():
@@ -264,7 +269,7 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     def capture() -> AppProject:
         return export_cells(cells, notebook, notebook.parent / "fal_apps", only=name)[0]
 
-    return context.jobs.deploy(name, target, name, capture=capture).summary()
+    return context.jobs.deploy(name, target, name, env=env, capture=capture).summary()
 
 
 def describe_cells(data: dict[str, Any]) -> list[dict[str, Any] | None]:
@@ -287,6 +292,21 @@ class AppHandler(_Handler):
     @authorized
     async def get(self, name: str) -> None:
         await self.call(app_detail, self.context, name)
+
+
+class EndpointsHandler(_Handler):
+    """What the app's Playground offers: its schema's forms, or only the form for any request."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        await self.call(app_endpoints, name)
+
+
+def app_endpoints(name: str) -> dict[str, Any]:
+    from ..widgets.playground import describe_endpoints
+
+    return describe_endpoints(backends.get_deployment(name))
 
 
 class DeployHandler(_Handler):
@@ -438,6 +458,7 @@ def _int(value: str) -> int:
 ROUTES: Iterable[tuple[str, type[_Handler]]] = [
     (r"apps", AppsHandler),
     (rf"apps/{NAME}", AppHandler),
+    (rf"apps/{NAME}/endpoints", EndpointsHandler),
     (rf"apps/{NAME}/deploy", DeployHandler),
     (rf"apps/{NAME}/stop", StopHandler),
     (rf"apps/{NAME}/logs", LogsHandler),

@@ -259,13 +259,13 @@ def without_main_blocks(source: str) -> tuple[str, list[ast.If]]:
     """The cell without its ``if __name__ == "__main__":`` blocks (each left as a comment line), and
     the blocks taken out."""
     blocks = main_blocks(ast.parse(source))
-    lines = source.splitlines()
+    lines = source_lines(source)
     for node in reversed(blocks):
         lines[node.lineno - 1 : node.end_lineno] = [
             f'# (the cell\'s `if __name__ == "__main__":` block, line {node.lineno}, is left out: the runner starts '
             "the server)"
         ]
-    return "\n".join(lines) + ("\n" if source.endswith("\n") else ""), blocks
+    return "\n".join(lines), blocks
 
 
 def port_of(blocks: list[ast.If]) -> int | None:

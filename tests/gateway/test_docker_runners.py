@@ -103,11 +103,12 @@ def test_runner_command_publishes_the_app_port_and_passes_secrets_in_a_file(proj
         "python",
         "server.py",
     ]
-    assert "v4lue" not in " ".join(argv) and "API_TOKEN" not in argv  # neither value nor name: the file has them
+    assert "v4lue" not in " ".join(argv)  # and no `--env API_TOKEN`: the file has it
+    assert all(argv[i : i + 2] != ["--env", "API_TOKEN"] for i in range(len(argv)))
     assert docker_launch.env["API_TOKEN"] == "v4lue"  # the runner program writes it to the file
     assert docker_launch.cleanup[-3:] == ["rm", "--force", "{instance}"]
     assert docker_launch.http_probe and docker_launch.fixed_port is None
-    plain = launch(project, "fal-notebook/tagged:abc", {}, state_id="s1", startup_timeout=60)
+    plain = launch(project, "fal-notebook/tagged:abc", {}, state_id="s1", startup_timeout=60, gpu_options=options)
     assert plain.argv[-1] == "fal-notebook/tagged:abc" and "--mount" not in plain.argv
 
 

@@ -4,13 +4,15 @@ JupyterLab panel sends its cells, saved or not)."""
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..config import is_text, short_repr
+import nbformat
+
+from ..config import is_text
 from ..errors import CaptureError, ConfigError, FalNotebookError, NotFoundError
 from ..state import checked_path
 from .options import parse_magic_line, split_magic_cell
@@ -29,24 +31,26 @@ def export_notebook(path: str | os.PathLike, out_dir: str | os.PathLike | None =
 
 
 def read_cells(path: Path) -> list[Cell]:
-    """The cells of the notebook file at ``path`` (nbformat 4, as JupyterLab and Notebook write it);
-    FalNotebookError saying what is wrong with a file that is not one."""
+    """The cells of the notebook file at ``path``, read with nbformat (older formats converted to
+    version 4, as JupyterLab does); FalNotebookError saying what is wrong with a file that is not one."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FalNotebookError(f"Cannot read notebook {path}: {exc.strerror or exc}.") from None
+    except ValueError as exc:  # not UTF-8
+        raise FalNotebookError(f"{path} is not a notebook: it is not UTF-8 text ({str(exc)[:120]}).") from None
+    try:
+        with warnings.catch_warnings():  # nbformat's schema warnings (a cell without an id): cells_of checks cells
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(text, as_version=4)
     except RecursionError:
         raise FalNotebookError(f"{path} is not a notebook: its JSON is nested too deeply.") from None
-    except ValueError as exc:  # not UTF-8, not JSON, a number over 4,300 digits
-        raise FalNotebookError(f"{path} is not a notebook: it is not JSON ({str(exc)[:120]}).") from None
-    if not isinstance(data, dict):
-        raise FalNotebookError(f"{path} is not a notebook: its JSON is not an object.")
-    if data.get("nbformat") != 4:
+    except Exception as exc:  # nbformat's reader raises many kinds on files that are not notebooks
         raise FalNotebookError(
-            f"{path} is not a notebook in nbformat 4 (its nbformat is {short_repr(data.get('nbformat'))}): open it "
-            "in JupyterLab and save it."
-        )
-    return cells_of(data.get("cells"), where=str(path))
+            f"{path} is not a notebook nbformat can read ({type(exc).__name__}: {str(exc)[:160]}): open it in "
+            "JupyterLab and save it."
+        ) from None
+    return cells_of(notebook.get("cells") if isinstance(notebook, dict) else None, where=str(path))
 
 
 def cells_of(cells: Any, *, where: str) -> list[Cell]:

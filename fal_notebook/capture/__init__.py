@@ -28,7 +28,7 @@ from .classify import (
     read_class_config,
     without_main_blocks,
 )
-from .closure import KernelResolver, NotebookResolver, closure
+from .closure import KernelResolver, NotebookResolver, closure, user_code
 from .requirements import LARGE_FILE, Found
 
 #: How a server-mode module starts its server: an ASGI or WSGI object served by uvicorn, or a
@@ -67,7 +67,8 @@ def capture(
     options = {OPTION_ALIASES.get(k, k): v for k, v in options.items() if v not in (None, [], ())}
     tree = parse_cell(source, where=where)
     notes: list[str] = []
-    values, start = _classify(tree, namespace, options, notes, where)
+    with user_code(f"the objects {where} defines"):
+        values, start = _classify(tree, namespace, options, notes, where)
     if name is not None:
         values["name"] = name
     config = AppConfig.build(values, where=where)
@@ -80,7 +81,8 @@ def capture(
             f"{'app.py' if config.mode == 'app' else 'server.py'}: the runner starts the app itself."
             for b in blocks
         ]
-    resolver = KernelResolver(namespace) if namespace is not None else NotebookResolver(notebook_cells)
+    with user_code("the kernel's input history"):
+        resolver = KernelResolver(namespace) if namespace is not None else NotebookResolver(notebook_cells)
     definitions = closure(body, resolver, where=where)
     module = module_source(config, body, definitions, _start_block(config, start))
 
@@ -103,7 +105,7 @@ def capture(
     _check_module(module, config, where)
 
     project_dir = project_path(config.name, root=search, dir=dir, out_dir=out_dir)
-    existing, previous = existing_state(project_dir)
+    existing, previous = existing_state(project_dir, force=force)
     files = render_files(
         config,
         module,

@@ -35,6 +35,11 @@ from .webhooks import Delivery, Webhooks, retry_delays, signing_key
 
 TICK = 0.25
 PURGE_EVERY = 60.0
+#: The gateway's own calls to runners, each kind on connections of its own and with a timeout, so that
+#: none waits behind another: probes (readiness, health checks) never queue behind callers' traffic;
+#: webhook deliveries have their own, bounded share (webhooks.py). Seconds, and connections at once.
+PROBE_TIMEOUT, PROBE_CONNECTIONS = 10.0, 32
+CALL_TIMEOUT, CALL_CONNECTIONS = 10.0, 32
 
 
 class QueueFull(Exception):
@@ -59,7 +64,8 @@ class Gateway:
         self.state_id = state_id
         self.max_queue = max_queue
         self.store = Store(db_path())
-        self.http = httpx.AsyncClient(timeout=None)  # health checks, schemas, cancellations
+        self.probes = httpx.AsyncClient(timeout=PROBE_TIMEOUT, limits=httpx.Limits(max_connections=PROBE_CONNECTIONS))
+        self.http = httpx.AsyncClient(timeout=CALL_TIMEOUT, limits=httpx.Limits(max_connections=CALL_CONNECTIONS))
         self.upstream = Upstream()  # the calls themselves
         self.apps: dict[str, AppRuntime] = {}
         self._records = self.store.apps()
@@ -68,7 +74,7 @@ class Gateway:
         self.clock = Clock()
         self.resources: Resources = GpuResources(self.gpus)  # what runners take from the machine (app/resources.py)
         delays = retry_delays(webhook_window)
-        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store, delays, jwks_url)
+        self.webhooks = Webhooks(signing_key(), self.tasks, self.clock, self.store, delays, jwks_url)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -86,8 +92,8 @@ class Gateway:
             secrets = record.secret_names
             if secrets:  # their values live in memory only: the next deploy brings them back
                 runtime.log.event(
-                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners see the "
-                    "gateway's own environment until the app is deployed again."
+                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners run without "
+                    "them until the app is deployed again."
                 )
             if record.revision:
                 digest = (record.digest or "") + ("-without-secrets" if secrets else "")
@@ -126,6 +132,8 @@ class Gateway:
         for runtime in self.apps.values():
             runtime.log.close()
         await self.http.aclose()
+        await self.probes.aclose()
+        await self.webhooks.aclose()
         await self.upstream.aclose()
         self.store.close()
 

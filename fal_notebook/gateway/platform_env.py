@@ -9,8 +9,9 @@
   uploader listens on fal (``/run/fal/api.sock``, ``FAL_USE_LOCAL_UPLOADER=1``), and a REST host that
   answers nowhere, so that no fallback leaves the machine;
 - **a persistent /data**: Docker runners mount one volume per user there (one per state directory),
-  shared by all the user's apps as on fal; local runners get the cache variables pointed at a folder
-  under ``FAL_NOTEBOOK_HOME`` (``data/``), shared the same way, unless the user set their own.
+  shared by all the user's apps as on fal; local runners have a folder under ``FAL_NOTEBOOK_HOME``
+  (``data/``), shared the same way: at ``/data`` where they are sandboxed (a private bind, as on fal),
+  else where it is. Their cache variables point into it, unless the user set their own.
 """
 
 from __future__ import annotations
@@ -51,17 +52,17 @@ def data_volume() -> str:
     return f"fal-notebook-data-{state_id()}"
 
 
-def local_environment(tls_port: int, ca_bundle: Path, inherited: Mapping[str, str]) -> dict[str, str]:
-    """The store and caches of a runner process on this machine; a cache the runner ``inherited`` set
-    (the user's own ``HF_HOME``...) stays theirs."""
-    data = data_dir()
-    env = {name: str(data / path) for name, path in CACHES.items() if not inherited.get(name)}
+def local_environment(tls_port: int, ca_bundle: Path, inherited: Mapping[str, str], data: str) -> dict[str, str]:
+    """The store and caches of a runner process on this machine, which sees the data folder at
+    ``data`` (:data:`DATA_MOUNT` in a sandbox, else the folder itself); a cache the runner
+    ``inherited`` set (the user's own ``HF_HOME``...) stays theirs."""
+    env = {name: f"{data}/{path}" for name, path in CACHES.items() if not inherited.get(name)}
     env.update(
         {
             wire.REST_HOST_VARIABLE: f"{wire.GATEWAY_HOST}:{tls_port}",
             wire.FAL_KEY_VARIABLE: runner_key(ensure_key()),
             wire.CA_BUNDLE_VARIABLE: str(ca_bundle),
-            "FAL_NOTEBOOK_DATA": str(data),
+            "FAL_NOTEBOOK_DATA": data,
         }
     )
     return env
@@ -92,7 +93,8 @@ def docker_mounts() -> list[str]:
 
 
 def check_data_literal(source: str, where: str) -> None:
-    """Refuse at deploy an app that writes the literal path /data where local runners cannot have it."""
+    """Refuse at deploy an app that writes the literal path /data where unsandboxed local runners
+    cannot have it."""
     if not _DATA_LITERAL.search(source):
         return
     target = Path(DATA_MOUNT)
@@ -100,7 +102,8 @@ def check_data_literal(source: str, where: str) -> None:
         return
     raise DeployError(
         f"{where} uses the path {DATA_MOUNT}, which local runners on this machine cannot write (fal mounts its "
-        f"persistent volume there). Deploy with --target docker (its runners mount a persistent {DATA_MOUNT}), or "
+        f"persistent volume there; sandboxed runners have a private one, and these are not sandboxed: install "
+        f"bubblewrap). Deploy with --target docker (its runners mount a persistent {DATA_MOUNT}), or "
         f"use the cache variables local runners get (HF_HOME, TORCH_HOME, XDG_CACHE_HOME, FAL_NOTEBOOK_DATA: "
         f"folders under FAL_NOTEBOOK_HOME/data), e.g. os.environ.get('FAL_NOTEBOOK_DATA', '{DATA_MOUNT}')."
     )

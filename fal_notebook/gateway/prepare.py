@@ -10,19 +10,29 @@ import os
 import shutil
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_runtime_dir
+
 from .. import wire
 from ..config import kernel_python_version, reads_port_variable
 from ..environments import runner_requirements
 from ..generate.project import AppProject, file_digest
-from ..state import gateway_tls_port
+from ..state import gateway_tls_port, home
 from .admin_api import DeploySpec
-from .containers import gpu_options, gpu_runtime, launch as docker_launch, runner_network
+from .containers import gpu_options, gpu_runtime, image_command, launch as docker_launch, runner_network
 from .envs import OnLine, ensure_environment
 from .gpus import GpuPool, plan
 from .images import ensure_image
 from .paths import state_id
-from .platform_env import check_data_literal, docker_environment, docker_mounts, local_environment
+from .platform_env import (
+    DATA_MOUNT,
+    check_data_literal,
+    data_dir,
+    docker_environment,
+    docker_mounts,
+    local_environment,
+)
 from .runners import Launch, runner_environment
+from .sandbox import Bind, detect
 from .settings import Settings
 from .tls import ca_bundle
 
@@ -70,15 +80,17 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine, pool: 
             wanted = 0
         gpus = plan(pool, wanted, config.machine_type or [])
         notes += [gpus.note] if gpus.note else []
+        secrets = {**spec.secrets, **docker_environment()}  # the store's key among them: never in docker inspect
         launch = docker_launch(
             project,
             image,
-            {**spec.secrets, **docker_environment()},
+            secrets,
             state_id=state_id(),
             startup_timeout=timeout,
             gpu_options=gpu_options(gpus.count if gpus.visible else wanted, managed=gpus.visible),
             mounts=docker_mounts(),
             network=network,
+            command=await asyncio.to_thread(image_command, image),
         )
         launch.gpus = gpus.count
         return launch, notes
@@ -89,8 +101,11 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine, pool: 
             f"python_version {config.python_version} applies on fal; local runners use Python "
             f"{kernel_python_version()}."
         )
+    sandbox = detect()
+    if sandbox.note:
+        notes.append(sandbox.note)
     entry = project.path / ("app.py" if project.mode == "app" else "server.py")
-    if entry.is_file():
+    if sandbox.bwrap is None and entry.is_file():
         check_data_literal(entry.read_text(), entry.name)
     if spec.env == "kernel":
         python = spec.python
@@ -108,11 +123,19 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine, pool: 
         if env.get(wire.CA_BUNDLE_VARIABLE) and Path(env[wire.CA_BUNDLE_VARIABLE]).is_file()
         else None
     )
-    env.update(local_environment(gateway_tls_port(), ca_bundle(trusted, "runner-ca-bundle.pem"), env))
+    data = DATA_MOUNT if sandbox.bwrap else str(data_dir())  # where the runner sees it
+    env.update(local_environment(gateway_tls_port(), ca_bundle(trusted, "runner-ca-bundle.pem"), env, data))
     if spec.env == "isolated":
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
     launch = _process_launch(project, python, env, timeout, notes)
     launch.gpus, launch.visible_devices = gpus.count, gpus.visible
+    launch.wrapper = sandbox.command(
+        cwd=project.path,
+        hidden=hidden_folders(),
+        readable=needed_inside(python, env),
+        writable=[project.path],
+        binds=[Bind(data_dir(), DATA_MOUNT)],  # the user's /data, private to their runners, as on fal
+    )
     return launch, notes
 
 
@@ -142,3 +165,17 @@ def _process_launch(project: AppProject, python: str, env: dict[str, str], timeo
         health_path=health,
         startup_timeout=timeout,
     )
+
+
+def hidden_folders() -> list[Path]:
+    """What local runners must not read: ``FAL_NOTEBOOK_HOME`` (the gateway's key, queue, logs, the
+    other apps) and Jupyter's runtime folder (each kernel's connection key)."""
+    return [home(), Path(jupyter_runtime_dir())]
+
+
+def needed_inside(python: str, env: dict[str, str]) -> list[Path]:
+    """What a runner reads inside the hidden folders: its virtualenv, and files its environment names
+    (e.g. ``SSL_CERT_FILE``, a CA bundle in the state folder)."""
+    hidden = hidden_folders()
+    wanted = [Path(python).parent.parent, *(Path(value) for value in env.values() if value.startswith("/"))]
+    return [path for path in wanted if path.exists() and any(path.is_relative_to(folder) for folder in hidden)]

@@ -14,13 +14,17 @@ from fal_notebook.gateway.paths import ensure_key, runner_key
 
 def test_local_runners_get_the_store_and_persistent_caches_never_a_fal_key(fal_env, tmp_path, monkeypatch):
     monkeypatch.setenv("FAL_KEY", "user-id:user-secret")
-    env = platform_env.local_environment(8766, tmp_path / "bundle.pem", {"TORCH_HOME": "/opt/my-torch-cache"})
     data = platform_env.data_dir()
+    env = platform_env.local_environment(
+        8766, tmp_path / "bundle.pem", {"TORCH_HOME": "/opt/my-torch-cache"}, str(data)
+    )
     assert "TORCH_HOME" not in env  # the user's own cache stays theirs
     assert env["FAL_REST_HOST"] == "127.0.0.1:8766" and env["SSL_CERT_FILE"] == str(tmp_path / "bundle.pem")
     assert env["FAL_KEY"] == runner_key(ensure_key()) and "user-secret" not in env.values()
     assert env["HF_HOME"] == str(data / ".cache" / "huggingface") and env["FAL_NOTEBOOK_DATA"] == str(data)
     assert data == tmp_path / "home" / "data" and oct(data.stat().st_mode & 0o777) == "0o700"
+    sandboxed = platform_env.local_environment(8766, tmp_path / "bundle.pem", {}, "/data")  # its private /data
+    assert sandboxed["HF_HOME"] == "/data/.cache/huggingface" and sandboxed["FAL_NOTEBOOK_DATA"] == "/data"
 
 
 def test_docker_runners_get_fals_uploader_socket_and_one_volume_per_user(fal_env):

@@ -16,6 +16,7 @@ import offline
 import pytest
 
 from fal_notebook.gateway.platform_env import CACHES
+from fal_notebook.gateway.sandbox import detect
 from tests.gateway_helpers import free_port
 
 SCENARIO = str(Path(__file__).with_name("media_scenario.py"))
@@ -98,7 +99,9 @@ def test_media_apps_and_uploads_on_local_runners_with_nothing_leaving(env, cut, 
 
     first, redeployed = seen["weights_first"], seen["weights_redeployed"]
     assert not first["found"] and redeployed["found"] and first["path"] == redeployed["path"]
-    assert first["path"].startswith(str(tmp_path / "home" / "data"))
+    data = tmp_path / "home" / "data"  # at /data in the runners' sandbox, as on fal
+    assert first["path"] == ("/data" if detect().bwrap else str(data)) + "/.cache/huggingface/weights.bin"
+    assert (data / ".cache" / "huggingface" / "weights.bin").stat().st_size == 4096
     assert first["key_id"] == "runners"  # the gateway's store key, never a fal key
 
     if env == "kernel":

@@ -108,8 +108,9 @@ def test_fal_env_keeps_the_users_fal_key_a_secret(gateway, fal_env, monkeypatch,
 
     user_key = "user-id-0123456789:user-secret-abcdefghij"
     monkeypatch.setattr(credentials, "_set_aside", None, raising=False)  # restored after the test
-    for name in fal_env:
-        monkeypatch.delenv(name, raising=False)
+    for name in fal_env:  # each one restored (or removed again) after the test: the storage proxy too
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("FAL_KEY", user_key)
     monkeypatch.chdir(tmp_path)
     apply_client_environment()

@@ -15,6 +15,7 @@ from gateway_apps import SECRET_SERVER, SERVER, echo
 from fal_notebook.backends import deploy
 from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.local import LocalBackend
+from fal_notebook.gateway.paths import runner_key
 from tests.gateway_helpers import TEST_MAX_BODY
 from tests.polling import wait_for
 
@@ -328,8 +329,9 @@ exec python -m http.server "$PORT" --bind 127.0.0.1
 
 
 def test_the_fal_keys_halves_stay_out_of_the_logs(gateway, monkeypatch, tmp_path):
-    """The gateway started without FAL_KEY; the app is deployed with it set (runners get the user's
-    key), and prints each half: the app's log, `fal-notebook logs` and the panel's route show ***."""
+    """The gateway started without FAL_KEY; the app is deployed with it set, and prints each half of
+    the FAL_KEY it has: the runners' store key, never the user's key (issue 17). The app's log,
+    `fal-notebook logs` and the panel's route show its secret as ***."""
     from fal_notebook.server.handlers import app_logs
 
     key_id, key_secret = "halves-id-0123456789", "halves-secret-abcdefghij"
@@ -341,8 +343,9 @@ def test_the_fal_keys_halves_stay_out_of_the_logs(gateway, monkeypatch, tmp_path
     )
     shown = {"app log": gateway.app_log("halves"), "cli": cli.stdout, "panel": "\n".join(app_logs("halves")["lines"])}
     for where, text in shown.items():
-        assert "key id *** and secret ***" in text, where
+        assert "key id runners and secret ***" in text, where  # the id names no one; the secret is hidden
         assert key_id not in text and key_secret not in text, where
+        assert runner_key(gateway.key).partition(":")[2] not in text, where
 
 
 def test_deploy_by_name_through_the_backends_api(gateway, app):

@@ -16,7 +16,7 @@ from ...secrets import Redactor
 from ...statuses import LIVE, AppStatus, RevisionStatus
 from ..admin_api import DeploySpec
 from ..envs import EnvBuildError
-from ..paths import snapshots_dir
+from ..paths import ensure_key, runner_key, snapshots_dir
 from ..runners import RunnerStartError
 from .host import Host
 from .lifecycle import Lifecycle
@@ -70,7 +70,8 @@ class Rollouts:
         number = number or max([0, *revisions.all, self.host.last_revision(self.name)]) + 1
         rev = revisions.add(Revision(number, digest, spec, snapshots_dir(self.name) / f"rev-{number}"))
         revisions.rolling, self.spec = rev, spec
-        self.log.redact = Redactor(spec.secrets.values())  # once per deploy, not per output line
+        # once per deploy, not per output line; the runners' store key (their FAL_KEY) too
+        self.log.redact = Redactor([*spec.secrets.values(), runner_key(ensure_key())])
         self.lifecycle.deploying(serving=current is not None)
         self._rollout = self.host.tasks.spawn(self._roll_out(rev, copy=copy), name=f"{self.name} rollout {number}")
         return number

@@ -102,7 +102,7 @@ _set_aside: str | None = None
 
 def set_aside_fal_key() -> None:
     """Keep the user's ``FAL_KEY`` before ``%fal_env`` replaces it with the gateway's key: it stays
-    the user's fal key (for deploys to fal, runners, redaction) while fal_client uses the gateway's."""
+    the user's fal key (for deploys to fal, redaction) while fal_client uses the gateway's."""
     global _set_aside
     current = os.environ.get("FAL_KEY", "").strip()
     if current and current != read_gateway_key():
@@ -116,7 +116,7 @@ def find_credentials() -> FalCredentials | None:
 
 
 def user_credentials() -> FalCredentials | None:
-    """The user's own fal key (to deploy to fal, and for runners, as fal's have it): as
+    """The user's own fal key (to deploy to fal; local runners get the store's key instead): as
     ``find_credentials``, but ``FAL_KEY`` holding the local gateway's key (``%fal_env``,
     ``fal-notebook env``) is not the user's: the key it replaced in this process counts instead,
     else fal's other places."""

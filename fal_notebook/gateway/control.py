@@ -229,7 +229,7 @@ def apply_client_environment() -> str:
     """Set ``client_environment()`` in this process; returns what was set, the key not shown."""
     env = client_environment()
     imported = sys.modules.get("fal_client.auth")
-    set_aside_fal_key()  # the user's fal key stays theirs (deploys, runners, redaction)
+    set_aside_fal_key()  # the user's fal key stays theirs (deploys to fal, redaction)
     os.environ.update(env)
     lines = [f"{name}={_shown(name, value)}" for name, value in env.items()]
     stale = imported is not None and getattr(imported, "FAL_RUN_HOST", None) != env[wire.RUN_HOST_VARIABLE]

@@ -10,7 +10,14 @@ from typing import Any
 
 from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version, reads_port_variable, short_repr
 from ..errors import CaptureError, ConfigError
-from ..generate.project import AppProject, existing_state, project_path, render_files, write_project
+from ..generate.project import (
+    AppProject,
+    existing_state,
+    project_path,
+    render_files,
+    settle_config,
+    write_project,
+)
 from ..generate.source import module_source, requirements_block
 from ..packages import merge, without_fal
 from ..secrets import secrets_in
@@ -59,13 +66,15 @@ def capture(
     values, interface = _classify(tree, namespace, options, notes, where)
     if name is not None:
         values["name"] = name
-    config = AppConfig.build(values, where=where)
+    cell_config = AppConfig.build(values, where=where)
+    search = Path(search_dir or os.getcwd())
+    project_dir = project_path(cell_config.name, root=search, dir=dir, out_dir=out_dir)
+    config, from_file = settle_config(cell_config, project_dir, force=force, where=where)
 
     resolver = KernelResolver(namespace) if namespace is not None else NotebookResolver(notebook_cells)
     definitions = closure(source, resolver, where=where)
     module = module_source(config, source, definitions, interface)
 
-    search = Path(search_dir or os.getcwd())
     inferred = infer(module, search_dir=search)
     found = list(inferred.requirements)
     for module_name in inferred.unresolved:
@@ -83,7 +92,6 @@ def capture(
             module += f"{config.class_name}.local_python_modules = {sorted(inferred.local_modules)!r}\n"
     _check_module(module, config, where)
 
-    project_dir = project_path(config.name, root=search, dir=dir, out_dir=out_dir)
     existing, previous = existing_state(project_dir)
     files = render_files(
         config,
@@ -101,7 +109,19 @@ def capture(
             "`os.environ[...]`, or fal `secrets`). Nothing was written."
         )
     notes += config.warnings
-    project = AppProject(config=config, path=project_dir.resolve(), files=files, requirements=requirements, notes=notes)
+    if from_file:
+        shown = ", ".join(f"{key} = {short_repr(getattr(config, key))}" for key in from_file)
+        notes.append(
+            f"Kept from pyproject.toml (changed there since the last capture; the cell did not change them): {shown}."
+        )
+    project = AppProject(
+        config=config,
+        path=project_dir.resolve(),
+        files=files,
+        requirements=requirements,
+        notes=notes,
+        cell=cell_config.model_dump(mode="json", exclude_none=True),
+    )
     project.changed = write_project(project, force=force)
     return project
 

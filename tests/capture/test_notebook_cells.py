@@ -95,3 +95,30 @@ def test_config_errors_name_their_keys():
         with pytest.raises(ConfigError) as error:
             AppConfig.build({**base, **values})
         assert sorted(error.value.fields) == sorted(fields), (values, str(error.value))
+
+
+def test_a_broken_cell_does_not_block_the_deploy_of_another_app(workdir):
+    cells = [
+        ("code", "%%fal_app hello-api\nfrom fastapi import FastAPI\napi = FastAPI()\n"),
+        ("code", SERVER.replace("return shout", "return str")),
+    ]
+    (project,) = export_cells(cells, workdir / "nb.ipynb", workdir / "fal_apps", only="web")
+    assert project.name == "web"
+    with pytest.raises(CaptureError) as failed:  # the broken app itself: its cell and its name
+        export_cells(cells, workdir / "nb.ipynb", workdir / "fal_apps", only="hello-api")
+    assert "cell 1 of nb.ipynb (app hello-api) defines no fal.App subclass" in str(failed.value)
+    assert "Written" not in str(failed.value)
+
+
+def test_a_cells_row_shows_the_configuration_that_will_deploy(workdir):
+    from fal_notebook.generate.project import reconfigure
+
+    cells = [("code", SERVER.replace("return shout", "return str"))]
+    (project,) = export_cells(cells, workdir / "nb.ipynb", workdir / "fal_apps")
+    reconfigure(project.path, {"keep_alive": 300})
+    (row,) = describe_app_cells([cells[0][1]], workdir / "nb.ipynb")
+    assert row["settings"] == {"exposed_port": 9000, "keep_alive": 300} and row["from_file"] == ["keep_alive"]
+    changed = cells[0][1].replace("--port 9000", "--port 9000 --keep-alive 120")
+    (row,) = describe_app_cells([changed], workdir / "nb.ipynb")
+    assert "keep_alive (--keep-alive) is 120 in the cell and 300 in the file" in row["conflict"]
+    assert row["error"] is None  # still an app: it deploys once the two agree

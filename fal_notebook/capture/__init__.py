@@ -27,6 +27,7 @@ from .classify import (
     find_server_interface,
     parse_cell,
     read_class_config,
+    server_objects,
 )
 from .closure import KernelResolver, NotebookResolver, closure
 from .requirements import infer
@@ -204,11 +205,14 @@ def _server_values(
         entry = values.get("entry", "app")
         interface = find_server_interface(tree, entry, namespace)
         if interface is None:
-            raise CaptureError(
-                f"{where} defines no fal.App subclass and no server object named `{entry}`. Define a "
-                "fal.App class, an ASGI/WSGI application (e.g. `app = FastAPI()`; pick another name "
-                "with --entry), or give the command that starts the server with --cmd."
+            others = [name for name in server_objects(tree) if name != entry]
+            hint = (
+                f" It defines the server object `{others[0]}`: add --entry {others[0]}."
+                if others
+                else " Define a fal.App class, an ASGI/WSGI application (e.g. `app = FastAPI()`; pick another "
+                "name with --entry), or give the command that starts the server with --cmd."
             )
+            raise CaptureError(f"{where} defines no fal.App subclass and no server object named `{entry}`.{hint}")
         values.setdefault("exposed_port", DEFAULT_SERVER_PORT)
     elif "exposed_port" not in values:
         if not reads_port_variable(cmd):

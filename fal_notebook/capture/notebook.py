@@ -128,6 +128,7 @@ def describe_app_cells(
         try:
             parsed = parse_magic_line(line)
             row.update(name=parsed.name, options=parsed.options)
+            row.update(suggest(body, Path(notebook) if notebook is not None else None))
             config = identify(body, parsed.name, where="this cell", **parsed.options)
             row.update(name=config.name, mode=config.mode)
             if folder is not None:
@@ -144,6 +145,27 @@ def describe_app_cells(
             row["error"] = str(exc)
         described.append(row)
     return described
+
+
+def suggest(body: str, notebook: Path | None) -> dict[str, Any]:
+    """For a cell that may become a server app: its server objects (``entries``) and a name for the
+    app (``suggested``): fal's name of its fal.App class, else the title of its server object, else
+    the notebook's name with the object's."""
+    from .classify import fal_app_name, find_app_classes, kebab, parse_cell, server_objects
+
+    try:
+        tree = parse_cell(body)
+    except FalNotebookError:
+        return {"entries": [], "suggested": None}
+    classes = find_app_classes(tree, None)
+    objects = server_objects(tree)
+    if classes:
+        return {"entries": list(objects), "suggested": fal_app_name(classes[0].name)}
+    entry = "app" if "app" in objects or not objects else next(iter(objects))
+    stem = kebab(notebook.stem) if notebook is not None else ""
+    title = objects.get(entry)
+    suggested = kebab(title) if title else "-".join(filter(None, [stem, entry if entry != "app" else ""]))
+    return {"entries": list(objects), "suggested": suggested or None}
 
 
 def path_in(root: str | os.PathLike, relative: str, *, field: str = "path") -> Path:

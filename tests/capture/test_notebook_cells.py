@@ -37,7 +37,14 @@ class TextStats(fal.App):
 
 def test_app_cells_are_described_without_running_or_writing(workdir):
     described = describe_app_cells([APP, HELPER, SERVER, "%%fal_app --port nine\nx = 1", "%%fal_app\nx = 1\n"])
-    assert described[0] == {"name": "text-stats", "mode": "app", "options": {"keep_alive": 30}, "error": None}
+    assert described[0] == {
+        "name": "text-stats",
+        "mode": "app",
+        "options": {"keep_alive": 30},
+        "error": None,
+        "entries": [],
+        "suggested": "text-stats",
+    }
     assert described[1] is None
     assert (described[2]["name"], described[2]["mode"], described[2]["options"]) == (
         "web",
@@ -122,3 +129,15 @@ def test_a_cells_row_shows_the_configuration_that_will_deploy(workdir):
     (row,) = describe_app_cells([changed], workdir / "nb.ipynb")
     assert "keep_alive (--keep-alive) is 120 in the cell and 300 in the file" in row["conflict"]
     assert row["error"] is None  # still an app: it deploys once the two agree
+
+
+def test_deploy_this_cell_is_offered_the_cells_server_objects_and_a_name_of_its_own(workdir):
+    api = "%%fal_app\nfrom fastapi import FastAPI\napi = FastAPI(title='Hello API')\n"
+    (row,) = describe_app_cells([api], workdir / "demo.ipynb")
+    assert row["entries"] == ["api"] and row["suggested"] == "hello-api"
+    assert "It defines the server object `api`: add --entry api." in row["error"]
+    (row,) = describe_app_cells([api.replace("%%fal_app", "%%fal_app --entry api")], workdir / "demo.ipynb")
+    assert row["error"] is None and row["mode"] == "server"
+    plain = "%%fal_app\nfrom flask import Flask\nweb = Flask(__name__)\n"
+    (row,) = describe_app_cells([plain], workdir / "My Demo.ipynb")
+    assert row["entries"] == ["web"] and row["suggested"] == "my-demo-web"  # never just "server"

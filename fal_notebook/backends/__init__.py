@@ -87,6 +87,7 @@ def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, 
                 runners=local.runners if local else None,
                 queued=local.queued if local else None,
                 error=local.error if local else on_fal.last_error if on_fal else None,
+                openapi=local.openapi if local else None,
             )
             if deployment.status == "crash-looping":
                 row["crash_loop"] = crash_loop_summary(deployment)

@@ -53,6 +53,7 @@ class LocalDetail:
     gateway: str | None = None  # why the gateway does not answer, when it does not
     next_attempt: float | None = None  # crash-looping: when the gateway starts a runner again (epoch seconds)
     last_exit: str | None = None  # crash-looping: why the last runner failed
+    openapi: bool | None = None  # whether the serving revision serves an OpenAPI schema (the Playground's form)
 
 
 @dataclass

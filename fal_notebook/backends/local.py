@@ -293,6 +293,7 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
             error=info.get("error"),
             next_attempt=info.get("next_attempt"),
             last_exit=info.get("last_exit") if info["status"] == "crash-looping" else None,
+            openapi=info.get("openapi"),
         ),
     )
 

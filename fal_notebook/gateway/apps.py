@@ -976,6 +976,7 @@ class AppRuntime:
             "image": self.current.launch.image if self.current and self.current.launch else None,
             "path": self.spec.path if self.spec else None,
             "notes": self.current.notes if self.current else [],
+            "openapi": self.current.openapi is not None if self.current else None,
             "queued": sum(1 for w in self.pending if not w.cancelled and w.waiter is None),
             "runners": [
                 {

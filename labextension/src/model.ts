@@ -376,7 +376,8 @@ export function statusText(snapshot: ISnapshot | null): string {
   );
   const starting = snapshot.jobs.filter(
     job =>
-      job.state === 'running' && (job.target === 'local' || job.target === 'docker')
+      job.state === 'running' &&
+      (job.target === 'local' || job.target === 'docker')
   ).length;
   if (!snapshot.gateway.running) {
     return starting
@@ -403,7 +404,9 @@ export function keyLine(error: string): string {
     .filter(Boolean);
   const raised = [...lines]
     .reverse()
-    .find(line => /^([\w.]+(Error|Exception|Exit|Interrupt)|[\w.]*Error)\b:?/.test(line));
+    .find(line =>
+      /^([\w.]+(Error|Exception|Exit|Interrupt)|[\w.]*Error)\b:?/.test(line)
+    );
   return raised ?? lines[0] ?? error;
 }
 

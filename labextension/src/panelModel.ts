@@ -337,7 +337,9 @@ export class PanelModel {
         `${job.name} is ready on ${job.target}: ${job.deployment?.endpoint_id ?? ''}${where}`
       );
     } else if (job.state === 'cancelled') {
-      this._notify.info(job.error ?? `The deploy of ${job.name} was cancelled.`);
+      this._notify.info(
+        job.error ?? `The deploy of ${job.name} was cancelled.`
+      );
     } else {
       const error = job.error ?? `Deploying ${job.name} failed.`;
       const row = this.snapshot?.apps.find(app => app.name === job.name);

@@ -60,7 +60,11 @@ export function fakeClient(): IFalClient & {
       config: {},
       changed: []
     })),
-    configSchema: jest.fn(async () => ({ schema: {}, editable: [], flags: {} })),
+    configSchema: jest.fn(async () => ({
+      schema: {},
+      editable: [],
+      flags: {}
+    })),
     capture: jest.fn(async () => []),
     describeCells: jest.fn(async () => []),
     job: jest.fn(async (id: string) => ({ ...summary({ id }), log: [] })),

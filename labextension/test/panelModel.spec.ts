@@ -4,13 +4,7 @@
 /** PanelModel with its API client mocked (the pattern of jupyterlab-git's model.spec.tsx). */
 import { ApiError } from '../src/api';
 import { PanelModel } from '../src/panelModel';
-import {
-  app,
-  fakeClient,
-  fakeNotifier,
-  snapshot,
-  summary
-} from './fakes';
+import { app, fakeClient, fakeNotifier, snapshot, summary } from './fakes';
 
 const flush = () => new Promise(resolve => setTimeout(resolve, 0));
 
@@ -22,9 +16,9 @@ describe('PanelModel', () => {
     );
     const model = new PanelModel(client, fakeNotifier());
     await model.refresh();
-    expect(model.sections.deployed.map(row => [row.name, row.status])).toEqual(
-      [['web', 'ready']]
-    );
+    expect(model.sections.deployed.map(row => [row.name, row.status])).toEqual([
+      ['web', 'ready']
+    ]);
   });
 
   it('deploys a row and follows its job to ready, then says so', async () => {

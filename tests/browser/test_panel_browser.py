@@ -438,7 +438,7 @@ def run_last_cell(page) -> None:
         """() => {
           const nb = window.jupyterapp.shell.currentWidget.content;
           nb.activeCellIndex = nb.model.cells.length - 1;
-          return window.jupyterapp.commands.execute('notebook:run-cell');
+          void window.jupyterapp.commands.execute('notebook:run-cell');  // not awaited: a deploy runs on
         }"""
     )
 
@@ -454,8 +454,16 @@ def last_output(page) -> str:
 
 #: How many lines an element's text takes.
 ONE_LINE = "e => Math.round(e.getBoundingClientRect().height / (parseFloat(getComputedStyle(e).lineHeight) || 16))"
-#: A server whose runner never listens: its deploy stays in the Runners step until cancelled.
-SLEEPY_CELL = "%%fal_app sleepy-web --cmd 'sleep 600 # $PORT'\nx = 1\n"
+#: A server whose module takes 10 minutes to import: its deploy stays in the Runners step until
+#: cancelled (captured without running it in the kernel).
+SLEEPY_CELL = """%%fal_app sleepy-web --no-run
+import time
+
+from fastapi import FastAPI
+
+app = FastAPI()
+time.sleep(600)
+"""
 HELLO_API_CELL = "%%fal_app hello-api\nfrom fastapi import FastAPI\n\napi = FastAPI()\n"
 PLAIN_CELL = """%%fal_app plain-web --auth public
 from starlette.applications import Starlette
@@ -532,6 +540,7 @@ def test_a_deploy_started_in_the_kernel_is_followed_and_cancelled_from_the_panel
     add_cells(page, SLEEPY_CELL)
     run_last_cell(page)
     row(panel, "sleepy-web").wait_for()
+    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)  # captured
     add_cells(page, "%fal_deploy sleepy-web")
     run_last_cell(page)
     slow = row(panel, "sleepy-web")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from . import deploy, docker_target, gateway, playground_form
-from .harness import Row, Sizes, load_average, machine
+from .harness import Row, Sizes, load_average, machine, table
 
 BENCHMARKS: dict[str, Callable[[Sizes], list[Row]]] = {
     "gateway": gateway.rows,
@@ -19,18 +19,6 @@ BENCHMARKS: dict[str, Callable[[Sizes], list[Row]]] = {
     "docker": docker_target.rows,
     "form": playground_form.rows,
 }
-
-
-def table(rows: list[Row]) -> str:
-    lines = [
-        "| figure | measured | baseline, beside it | ratio | goal | |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        mark = {True: "✓", False: "✗", None: ""}[row.met]
-        measured = row.subject + (f" ({row.extra})" if row.extra else "")
-        lines.append(f"| {row.name} | {measured} | {row.baseline} | {row.ratio:.2f}× | {row.goal} | {mark} |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from ..config import short_repr
 from ..errors import ConfigError
 from ..state import home, read_json, write_json_atomic
+from ..statuses import AppStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..client import EndpointClient
@@ -27,9 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..protocol import Address
 
 Target = Literal["local", "docker", "fal"]
-#: ``crash-looping``: its runners keep failing; the gateway backs off and tries again (local targets).
-Status = Literal["deploying", "ready", "failed", "crash-looping", "stopped"]
-STATUSES: tuple[Status, ...] = ("deploying", "ready", "failed", "crash-looping", "stopped")
 #: Receives progress lines; backends send ProgressEvents (str with a step, see progress.py).
 Progress = Callable[[str], None]
 
@@ -53,6 +51,10 @@ class LocalDetail:
     gateway: str | None = None  # why the gateway does not answer, when it does not
     next_attempt: float | None = None  # crash-looping: when the gateway starts a runner again (epoch seconds)
     last_exit: str | None = None  # crash-looping: why the last runner failed
+    #: The GPUs its runners hold, one entry per runner and GPU: runner, index, uuid, name, memory_mib,
+    #: memory_used_mib (MiB; None where NVML does not say).
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    waiting: str | None = None  # why a runner waits to start (a GPU none has free)
     openapi: bool | None = None  # whether the serving revision serves an OpenAPI schema (the Playground's form)
 
 
@@ -82,10 +84,24 @@ Detail = LocalDetail | FalDetail
 def crash_loop_summary(deployment: Deployment) -> str:
     """For a crash-looping app: when the gateway tries again, and why its last runner failed (one line)."""
     detail = deployment.detail
-    if deployment.status != "crash-looping" or not isinstance(detail, LocalDetail):
+    if deployment.status != AppStatus.CRASH_LOOPING or not isinstance(detail, LocalDetail):
         return ""
     when = time.strftime("%H:%M:%S", time.localtime(detail.next_attempt)) if detail.next_attempt else "soon"
     return f"next attempt at {when}; last exit: {detail.last_exit or 'unknown'}"
+
+
+def gpu_line(gpu: dict[str, Any]) -> str:
+    """``GPU 0 NVIDIA H200 (GPU-5b1f0c2e), 3.1 of 140.4 GiB used`` (name and memory where known)."""
+    name = f" {gpu['name']}" if gpu.get("name") else ""
+    uuid = f" ({gpu['uuid'][:12]})" if gpu.get("uuid") != str(gpu.get("index")) else ""
+    used, total = gpu.get("memory_used_mib"), gpu.get("memory_mib")
+    memory = f", {used / 1024:.1f} of {total / 1024:.1f} GiB used" if used is not None and total else ""
+    return f"GPU {gpu.get('index')}{name}{uuid}{memory}"
+
+
+def gpu_summary(gpus: list[dict[str, Any]]) -> list[str]:
+    """One line per GPU a runner holds: ``app-r1-1: GPU 0 NVIDIA H200 (GPU-5b1f0c2e), 3.1 of 140.4 GiB used``."""
+    return [f"{gpu.get('runner')}: {gpu_line(gpu)}" for gpu in gpus]
 
 
 def detail_type(target: str) -> type[LocalDetail] | type[FalDetail]:
@@ -111,13 +127,14 @@ class Deployment:
     endpoint_id: str
     url: str
     queue_url: str
-    status: Status
+    status: AppStatus
     path: str = ""
     detail: Detail = field(default_factory=LocalDetail)  # the target's own type (see __post_init__)
     #: The widget layer's views, installed when ``fal_notebook`` is imported.
     views: ClassVar[DeploymentViews | None] = None
 
     def __post_init__(self) -> None:
+        self.status = AppStatus(self.status)  # a record's string (from JSON)
         kind = detail_type(self.target)
         if not isinstance(self.detail, kind):  # a record's dict (from JSON), or the default of another target
             given: dict[str, Any] = self.detail if isinstance(self.detail, dict) else {}
@@ -150,7 +167,7 @@ class Deployment:
 
     def stop(self) -> None:
         self.backend.stop(self)
-        self.status = "stopped"
+        self.status = AppStatus.STOPPED
         self.save()
 
     @property
@@ -182,7 +199,7 @@ class Deployment:
 
     def __repr__(self) -> str:
         return (
-            f"Deployment(name={self.name!r}, target={self.target!r}, status={self.status!r}, "
+            f"Deployment(name={self.name!r}, target={self.target!r}, status={self.status.value!r}, "
             f"endpoint_id={self.endpoint_id!r}, url={self.url!r})"
         )
 

@@ -15,30 +15,17 @@ import sys
 from pathlib import Path
 
 import docker
-import requests
 
+from ..docker_engine import engine
 from ..errors import DeployError
 from ..generate.project import AppProject
+from .gpus import CUDA_VISIBLE, NVIDIA_VISIBLE
 from .runners import Launch, runner_environment
 
 STATE_LABEL = "org.fal-notebook.state"
 APP_LABEL = "org.fal-notebook.app"
 #: The runner program: ``docker run --detach``, its output, its exit code (standard library only).
 RUNNER_PROGRAM = str(Path(__file__).with_name("docker_runner.py"))
-ENGINE_HINT = (
-    "Start the Docker engine (Docker Desktop, `systemctl start docker` or `dockerd`; on a fal-notebook "
-    "development machine `.ci/provision` starts it), and check DOCKER_HOST."
-)
-
-
-def engine(timeout: float = 60.0) -> docker.DockerClient:
-    """A client of the Docker engine that answers, or a DeployError saying how to start one."""
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except (docker.errors.DockerException, requests.RequestException) as exc:
-        raise DeployError(f"No Docker engine answers ({exc}). {ENGINE_HINT}") from None
-    return client
 
 
 def gpu_runtime() -> bool:
@@ -50,6 +37,18 @@ def gpu_runtime() -> bool:
         client.close()
 
 
+def gpu_options(count: int, *, managed: bool = True) -> list[str]:
+    """``docker run`` options that give a runner its GPUs: ``count`` of the gateway's, by UUID (the
+    runner's ``{gpus}``), or, where the gateway manages none, ``count`` of the engine's; without a
+    GPU, an empty CUDA_VISIBLE_DEVICES, as on fal's CPU machines."""
+    if not count:
+        return ["--env", f"{CUDA_VISIBLE}="]
+    if not managed:
+        return ["--gpus", str(count)]
+    devices = ["--gpus", '"device={gpus}"']  # quoted: docker reads the value as CSV, and UUIDs are comma-separated
+    return devices + ["--env", f"{NVIDIA_VISIBLE}={{gpus}}", "--env", f"{CUDA_VISIBLE}={{gpus}}"]
+
+
 def launch(
     project: AppProject,
     image: str,
@@ -57,10 +56,10 @@ def launch(
     *,
     state_id: str,
     startup_timeout: float,
-    gpus: int = 0,
+    gpu_options: list[str],
 ) -> Launch:
-    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` (and ``gpus``
-    GPUs, for a GPU machine type on an engine that has them)."""
+    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` and
+    ``gpu_options`` (:func:`gpu_options`)."""
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise DeployError(
@@ -92,8 +91,7 @@ def launch(
         "--env",
         f"PORT={config.port}",
     ]
-    if gpus:
-        argv += ["--gpus", str(gpus)]
+    argv += gpu_options
     for name in sorted(secrets):  # values come from the client's environment, never its command line
         argv += ["--env", name]
     argv.append(image)

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import httpx
 
+from ..statuses import GOING, RunnerState
+from . import listeners
+from .gpus import Gpu, visible
 from .settings import DEFAULT_STARTUP_TIMEOUT
-from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
@@ -43,37 +45,50 @@ TAIL_LINES = 200
 SHOWN_LINES = 40
 EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd)\}")
+_COLOUR = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd|gpus)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
 #: What a runner takes from the gateway's environment: what programs need to run on this machine
-#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs), none of the user's
-#: other variables. Credentials come only as the app's declared secrets and fal's key.
+#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs and what CUDA programs
+#: read), none of the user's other variables. Credentials come only as the app's declared secrets
+#: and fal's key.
 INHERITED = (
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
-    "XDG_CACHE_HOME", "HF_HOME", "TORCH_HOME",
+    "LD_LIBRARY_PATH", "TORCH_CUDA_ARCH_LIST", "PYTORCH_CUDA_ALLOC_CONF", "CUDAHOSTCXX",
+    "XDG_CACHE_HOME", "TORCH_HOME",
     "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
 )  # fmt: skip
-INHERITED_PREFIXES = ("LC_",)
+#: Families of variables a runner takes too: locale, CUDA, NVIDIA's, NCCL, Triton and Hugging Face's
+#: (caches, offline mode), each without what names a credential (INHERITED_NEVER).
+INHERITED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "NCCL_", "TRITON_", "HF_")
+INHERITED_NEVER = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|(^|_)(API_?)?KEY(_|$)", re.IGNORECASE)
 #: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
 LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
 #: Where a server should listen, for servers that read it (the generated server.py does).
 LOOPBACK_HOST = "127.0.0.1"
 
 
-def runner_environment(secrets: dict[str, str], *, loopback: bool = True, **extra: str) -> dict[str, str]:
-    """A runner's environment: :data:`INHERITED` from the gateway's, ``secrets``, ``extra``, and
-    (for processes on this machine, not containers) loopback-only servers."""
-    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+def inherited(name: str) -> bool:
+    """Whether a runner takes the gateway's variable ``name`` (README's security section says the rule)."""
+    return name in INHERITED or (name.startswith(INHERITED_PREFIXES) and not INHERITED_NEVER.search(name))
+
+
+def runner_environment(
+    secrets: dict[str, str], *, loopback: bool = True, python_path: str = "", **extra: str
+) -> dict[str, str]:
+    """A runner's environment: what it :func:`inherited` from the gateway's, ``secrets``, ``extra``,
+    and (for processes on this machine, not containers) loopback-only servers, ahead of
+    ``python_path`` (the kernel's PYTHONPATH, for runners in its environment)."""
+    env = {k: v for k, v in os.environ.items() if inherited(k)}
     env.update(secrets)
     env.update(extra)
     if loopback:
-        env.update(PYTHONPATH=LOOPBACK_PATH, HOST=LOOPBACK_HOST)
+        env.update(PYTHONPATH=os.pathsep.join(filter(None, (LOOPBACK_PATH, python_path))), HOST=LOOPBACK_HOST)
     return env
 
 
@@ -90,7 +105,8 @@ class Launch:
     """How to start the runners of one app revision. ``argv`` may contain ``{port}``,
     ``{metrics_port}`` and ``{instance}`` (a name unique to the runner on this machine); with
     ``shell`` it is one shell command that reads ``$PORT``. ``cleanup`` (same placeholders) runs
-    once the runner's process has ended. ``http_probe``: ready only once the port answers HTTP
+    once the runner's process has ended; ``{gpus}``: the UUIDs of the runner's GPUs, comma-separated.
+    ``http_probe``: ready only once the port answers HTTP
     (a port forwarder accepts connections before the app listens). ``start_notice``: ``argv``
     contains ``{start_fd}``, a file descriptor the runner closes once what listens on its port has
     started; it is not probed before (a connection to a starting container's published port
@@ -108,6 +124,8 @@ class Launch:
     http_probe: bool = False
     image: str | None = None  # the docker image the runners run, if any
     start_notice: bool = False
+    gpus: int = 0  # GPUs each runner takes from the gateway's pool (gpus.py), before it starts
+    visible_devices: bool = False  # its CUDA_VISIBLE_DEVICES names them (empty: none)
 
 
 def free_port() -> int:
@@ -162,6 +180,16 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def port_taken(port: int, where: str) -> str:
+    """Why a runner cannot have ``port``: who holds it, and what to change."""
+    holder = listeners.holder(port)
+    return (
+        f"Port {port}, {where}, is taken by {holder or 'another process'}: requests sent there would reach it, "
+        "not the app. Stop that process, choose another --port, or let the command read $PORT (each runner then "
+        "gets a free port)."
+    )
+
+
 def shell_command(cmd: str) -> str:
     """A simple command replaces the shell (``exec``), so it is the runner process itself and dies
     with the gateway; a compound one keeps its shell (leftovers are cleaned at the next start)."""
@@ -203,8 +231,11 @@ class Runner:
     port: int | None = None
     metrics_port: int | None = None
     process: asyncio.subprocess.Process | None = None
+    #: Its own environment, beside its launch's (what its resources give it: app/resources.py).
+    env: dict[str, str] = field(default_factory=dict)
     in_flight: dict[str, bool] = field(default_factory=dict)  # request id -> keep its logs
     hints: frozenset[str] = frozenset()  # its X-Fal-Runner-Hints, as its last answer gave them
+    gpus: tuple[Gpu, ...] = ()  # the GPUs it holds (taken before it starts)
     idle_since: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
     served: int = 0
@@ -242,6 +273,8 @@ class Runner:
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
             self._take_ports()
+            if self.launch.fixed_port is not None and self._local() and not port_is_free(self.launch.fixed_port):
+                raise RunnerStartError(port_taken(self.launch.fixed_port, f"where runner {self.id} must listen"))
             await self._spawn(state_id, tasks)
             try:
                 await self._wait_ready(http)
@@ -274,19 +307,25 @@ class Runner:
 
     def _expand(self, template: list[str], start_fd: int | None = None) -> list[str]:
         values = {"port": str(self.port), "metrics_port": str(self.metrics_port), "instance": self.instance}
-        values["start_fd"] = str(start_fd)
+        values["start_fd"], values["gpus"] = str(start_fd), visible(self.gpus)
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
-    async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
-        self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
-        self.cleaned = not self.launch.cleanup
-        env = {
+    def environment(self, state_id: str) -> dict[str, str]:
+        """The runner process's environment: its launch's (runner_environment), its own (``env``),
+        its port, and the marker that finds it after a gateway crash (kill_orphans)."""
+        return {
             **self.launch.env,
+            **self.env,
             "PORT": str(self.port),
             RUNNER_MARKER: f"{state_id}/{self.id}",
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
         }
+
+    async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
+        self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
+        self.cleaned = not self.launch.cleanup
+        env = self.environment(state_id)
         loop = asyncio.get_running_loop()
         self._started = asyncio.Event()
         notice, notice_end = os.pipe() if self.launch.start_notice else (None, None)
@@ -336,6 +375,7 @@ class Runner:
             await asyncio.sleep(0)  # the loop reads the pipes
 
     def _line(self, name: str, line: str) -> None:
+        line = _COLOUR.sub("", line)  # servers that colour their logs whatever NO_COLOR says
         self.tail.append(line)
         self._spoke.set()
         try:  # a failing consumer must not stop the reading: a full pipe would block the runner
@@ -363,13 +403,16 @@ class Runner:
                     port_conflict=bool(_PORT_IN_USE.search(text)),
                 )
             if time.monotonic() > deadline:
+                opened = await self._opened()
                 await self.stop(grace=2.0)
                 raise RunnerStartError(
                     f"Runner {self.id} was not ready within startup_timeout={self.launch.startup_timeout:g} s "
-                    f"(--startup-timeout). Its last output:\n{self.tail_text()}"
+                    f"(--startup-timeout): the gateway waited for it on port {self.port}, and {opened}. "
+                    f"Its last output:\n{self.tail_text()}"
                 )
             self._spoke.clear()
             if self._started.is_set() and await self._answers(http):
+                await self._check_own_port()
                 return
             # probe again when the runner writes a line (a server says when it listens), or after PROBE_INTERVAL
             events = [self.exited, self._spoke] + ([] if self._started.is_set() else [self._started])
@@ -379,6 +422,39 @@ class Runner:
             finally:  # also when the start itself is cancelled
                 for wait in waits:
                     wait.cancel()
+
+    def _local(self) -> bool:
+        """A process of its own on this machine, whose sockets /proc shows (not a container's, whose
+        port a forwarder holds: those launches probe over HTTP, or after a start notice)."""
+        forwarded = self.launch.image is not None or self.launch.http_probe or self.launch.start_notice
+        return not forwarded and listeners.observable()
+
+    async def _opened(self) -> str:
+        """What the runner's processes listen on, in words (for a runner that is not ready)."""
+        if not self._local() or self.process is None:
+            return "nothing answered there"
+        ports = sorted(await asyncio.to_thread(listeners.ports_of_tree, self.process.pid))
+        if not ports:
+            return "its processes opened no port"
+        hint = (
+            "a server listens where its own code says (e.g. `app.run(port=5000)`): let it use $PORT, or set --port "
+            "to its port"
+            if self.launch.fixed_port is None
+            else "set --port to the port it listens on"
+        )
+        return f"its processes listen on {', '.join(map(str, ports))} instead ({hint})"
+
+    async def _check_own_port(self) -> None:
+        """Ready only on a port its own processes opened: another process on its port (a fixed port
+        taken while it started, as Gradio then moves to the next one) must not get its requests."""
+        if not self._local() or self.process is None or self.port is None:
+            return
+        ports = await asyncio.to_thread(listeners.ports_of_tree, self.process.pid)
+        if self.port in ports:
+            return
+        await self.stop(grace=2.0)
+        own = f"it listens on {', '.join(map(str, sorted(ports)))}" if ports else "it opened no port"
+        raise RunnerStartError(port_taken(self.port, f"where runner {self.id} was to listen ({own})"))
 
     async def _answers(self, http: httpx.AsyncClient) -> bool:
         if self.launch.health_path or self.launch.http_probe:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ class AppProject:
     requirements: list[str]
     notes: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    #: Requirements found beyond the cell's own imports, with why (shown for the user to check).
+    inferred: list[tuple[str, str]] = field(default_factory=list)
+    #: Files the app reads (``app_files``), copied into the project as they are: name → where they are read.
+    data_files: dict[str, Path] = field(default_factory=dict)
     #: What the cell set, as captured (kept in the manifest: the next capture compares against it);
     #: None when the project was changed without its cell (the config editor).
     cell: dict[str, Any] | None = None
@@ -55,14 +60,19 @@ class AppProject:
         if self.mode == "server":
             what += f" (`{self.config.cmd}`)" if self.config.cmd else f" (`{self.config.entry}`)"
             what += f", port {self.config.exposed_port}"
-        if len(self.changed) == len(self.files):
+        if len(self.changed) == len(self.files) + len(self.data_files):
             changed = " — written"
         else:
             changed = f" — changed: {', '.join(self.changed)}" if self.changed else " — unchanged"
         lines = [
             f"Captured {self.name}: {what} → {_shown(self.path)}",
-            f"Files: {', '.join(self.files)}{changed}",
+            f"Files: {', '.join([*self.files, *self.data_files])}{changed}",
             f"Requirements (pinned): {', '.join(self.requirements) or 'none'}",
+            *(
+                [f"Also inferred (check them; --requirements pins another version): {'; '.join(found)}"]
+                if (found := [f"{req} ({why})" for req, why in self.inferred if not why.startswith("imported")])
+                else []
+            ),
             *(f"Note: {note}" for note in self.notes),
         ]
         if hint:
@@ -100,8 +110,11 @@ class AppProject:
         values.update(config_from_table(table))
         config = AppConfig.build(values, where=where)
         files = {n: (path / n).read_text() for n in manifest["files"] if _inside(n) and (path / n).is_file()}
+        data = {n: path / n for n in manifest.get("data", {}) if _inside(n) and (path / n).is_file()}
         notes = local_notes(table) + config.warnings
-        return cls(config=config, path=path, files=files, requirements=manifest["requirements"], notes=notes)
+        return cls(
+            config=config, path=path, files=files, requirements=manifest["requirements"], notes=notes, data_files=data
+        )
 
 
 def project_path(
@@ -168,8 +181,10 @@ def render_files(
     *,
     existing_pyproject: str | None = None,
     previous_toml: dict[str, Any] | None = None,
+    data_files: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Every file of the project, by relative path (pure: model in, text out)."""
+    """Every file of the project, by relative path (pure: model in, text out). ``data_files`` are the
+    files the app reads, copied as they are (the Dockerfile copies them into the image)."""
     module_file = "app.py" if config.mode == "app" else "server.py"
     user_reqs, runtime_reqs = split_fal_runtime(requirements) if config.mode == "app" else (requirements, [])
     files = {
@@ -181,6 +196,7 @@ def render_files(
             code_files=[module_file, *sorted(extra_files)],
             runtime_requirements=runtime_reqs,
             base=base_image(config),
+            data_files=sorted(data_files),
         ),
         ".dockerignore": dockerignore(),
         PYPROJECT: pyproject(config, existing_pyproject, previous_toml),
@@ -221,7 +237,7 @@ silently.
 
 #: Fields that only the cell can change: they change the generated source, or (``cmd``) they are a
 #: shell command run on this machine, which must come from the user's own cell, never from a form.
-CELL_FIELDS = ("name", "mode", "class_name", "entry", "requirements", "cmd")
+CELL_FIELDS = ("name", "mode", "class_name", "entry", "requirements", "cmd", "base_dockerfile")
 
 
 def settle_config(
@@ -306,9 +322,17 @@ def reconfigure(
     extra = {n: t for n, t in project.files.items() if n not in standard}
     existing, previous = existing_state(project.path)
     files = render_files(
-        config, module, project.requirements, extra, existing_pyproject=existing, previous_toml=previous
+        config,
+        module,
+        project.requirements,
+        extra,
+        existing_pyproject=existing,
+        previous_toml=previous,
+        data_files=list(project.data_files),
     )
-    updated = AppProject(config=config, path=project.path, files=files, requirements=project.requirements)
+    updated = AppProject(
+        config=config, path=project.path, files=files, requirements=project.requirements, data_files=project.data_files
+    )
     updated.changed = write_project(updated, force=force)
     return updated
 
@@ -326,6 +350,12 @@ def config_schema() -> dict[str, Any]:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (a model may be large)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def existing_state(path: Path) -> tuple[str | None, dict[str, Any] | None]:
@@ -360,7 +390,7 @@ def write_project(project: AppProject, *, force: bool = False) -> list[str]:
     path = project.path
     if path.exists() and not path.is_dir():
         raise FalNotebookError(f"{path} exists and is not a folder; choose another --dir.")
-    outside = [name for name in project.files if not _inside(name)]
+    outside = [name for name in [*project.files, *project.data_files] if not _inside(name)]
     if outside:
         raise FalNotebookError(f"Not writing {path}: {', '.join(map(repr, outside))} would land outside the folder.")
     if not force and path.is_dir() and not (path / MANIFEST).is_file() and any(path.iterdir()):
@@ -374,26 +404,36 @@ def write_project(project: AppProject, *, force: bool = False) -> list[str]:
             raise ProjectConflictError(path, edited)
     previous = read_json(path / MANIFEST, {}).get("files", {})
     changed = [n for n, t in project.files.items() if not (path / n).is_file() or (path / n).read_text() != t]
+    data = {n: file_digest(source) for n, source in project.data_files.items()}
     manifest = {
         "generator": f"fal-notebook {__version__}",
         "config": project.config.model_dump(mode="json", exclude_none=True),
         "cell": project.cell if project.cell is not None else read_json(path / MANIFEST, {}).get("cell"),
         "requirements": project.requirements,
         "files": {n: _digest(t) for n, t in project.files.items()},
+        "data": data,
         "toml": fal_table(project.config),
     }
+    recorded_data = read_json(path / MANIFEST, {}).get("data", {})
+    changed += [n for n, d in data.items() if recorded_data.get(n) != d or not (path / n).is_file()]
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         for name, text in {**project.files}.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_text(text)
+        for name, source in project.data_files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            if source.resolve() != (path / name).resolve():  # a project loaded from its folder has them
+                shutil.copyfile(source, staging / name)
         write_json_atomic(staging / MANIFEST, manifest, mode=0o644)
         if not path.exists():
             staging.rename(path)
         else:
-            _replace_files(staging, path, [*project.files, MANIFEST])  # the manifest last
+            staged = [n for n in project.data_files if (staging / n).is_file()]
+            _replace_files(staging, path, [*project.files, *staged, MANIFEST])  # the manifest last
             _remove_stale(path, previous, project.files)
+            _remove_stale_data(path, recorded_data, project.data_files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     register_project(project.name, path)
@@ -427,6 +467,14 @@ def _inside(name: str) -> bool:
     """A file name that stays inside its project folder (relative, no ``..``)."""
     parts = Path(name).parts
     return bool(parts) and not Path(name).is_absolute() and ".." not in parts and "\x00" not in name
+
+
+def _remove_stale_data(path: Path, previous: dict[str, str], current: dict[str, Path]) -> None:
+    """Delete copies of files the app read before and reads no more, if they are the copies made."""
+    for name, digest in previous.items():
+        target = path / name
+        if _inside(name) and name not in current and target.is_file() and file_digest(target) == digest:
+            target.unlink()
 
 
 def _remove_stale(path: Path, previous: dict[str, str], current: dict[str, str]) -> None:

@@ -12,9 +12,9 @@ HEADER = (
 )
 
 
-def module_source(config: AppConfig, cell: str, definitions: list, interface: str | None) -> str:
+def module_source(config: AppConfig, cell: str, definitions: list, start: str | None) -> str:
     """The self-contained module: hoisted ``__future__`` imports, notebook definitions, the cell,
-    and for a server object the block that serves it on ``$PORT``."""
+    and ``start``, the block that starts a server (:func:`serve_block`, :func:`function_start`)."""
     future, body = _split_future(cell)
     imports = [d.code for d in definitions if d.kind == "import"]
     others = [d.code for d in definitions if d.kind != "import"]
@@ -24,8 +24,8 @@ def module_source(config: AppConfig, cell: str, definitions: list, interface: st
         sections.extend(others)
         sections.append("# -- the cell --")
     sections.append(body.strip("\n"))
-    if config.mode == "server" and config.cmd is None:
-        sections.append(serve_block(config, interface or "asgi"))
+    if start:
+        sections.append(start)
     return "\n\n".join(s.strip("\n") for s in sections if s.strip()) + "\n"
 
 
@@ -44,6 +44,17 @@ def serve_block(config: AppConfig, interface: str) -> str:
         f'    uvicorn.run({app}, host=os.environ.get("HOST", "0.0.0.0"), port=port)',
     ]
     return "\n".join(lines) + "\n"
+
+
+def function_start(name: str) -> str:
+    """Start a ``@fal.function(exposed_port=...)`` server as fal does: call the function itself (which
+    starts the server on its port), not fal's wrapper around it."""
+    return (
+        'if __name__ == "__main__":\n'
+        "    import inspect\n\n"
+        f"    # @fal.function wraps {name}; fal calls the function itself on the runner, and so does this.\n"
+        f"    inspect.unwrap({name})()\n"
+    )
 
 
 def requirements_block(class_name: str, requirements: list[str]) -> str:

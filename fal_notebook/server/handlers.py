@@ -22,12 +22,14 @@ from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from .. import backends
+from ..backends.local import default_env
 from ..capture.notebook import describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
 from ..jobs import AlreadyDeploying, DeployJob, Jobs, RecordedJob
 from ..state import resolve_project
 from ..watch import Watch
+from ..wire import EVENT_STREAM, KEEPALIVE
 
 NAME = r"(?P<name>[a-z0-9][a-z0-9_-]{0,62})"
 JOB = r"(?P<job_id>[0-9a-f]{16})"
@@ -63,7 +65,8 @@ class Context:
         return [{**row, "relpath": self.relative(row.get("path"))} for row in backends.list_apps(self.folders)]
 
     def snapshot(self) -> dict[str, Any]:
-        """The apps, the gateway's state and the deploy jobs (what the panel shows)."""
+        """The apps, the gateway's state, the deploy jobs, and where local runners run unless a
+        deploy says (what the panel shows)."""
         from ..gateway.control import gateway_status
 
         try:
@@ -71,7 +74,7 @@ class Context:
             gateway = {"running": status.running, "url": status.url, "error": None}
         except GatewayError as exc:
             gateway = {"running": False, "url": None, "error": str(exc)}
-        return {"apps": self.apps(), "gateway": gateway, "jobs": self.jobs.summaries()}
+        return {"apps": self.apps(), "gateway": gateway, "jobs": self.jobs.summaries(), "local_env": default_env()}
 
 
 class _Handler(APIHandler):
@@ -122,7 +125,7 @@ class _Stream(_Handler):
     _pump: asyncio.Task | None = None
 
     async def stream(self, events: AsyncIterator[tuple[str, Any]]) -> None:
-        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Content-Type", EVENT_STREAM)
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
 
@@ -137,7 +140,7 @@ class _Stream(_Handler):
             while not self._pump.done():
                 done, _ = await asyncio.wait({self._pump}, timeout=HEARTBEAT)
                 if not done:
-                    self.write(": keep-alive\n\n")
+                    self.write(KEEPALIVE)
                     await self.flush()
         except StreamClosedError:
             pass
@@ -147,7 +150,7 @@ class _Stream(_Handler):
                 await asyncio.gather(self._pump, return_exceptions=True)
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection) and not connection.stream.closed():
-            self.finish(set_content_type="text/event-stream")
+            self.finish(set_content_type=EVENT_STREAM)
 
     def on_connection_close(self) -> None:
         if self._pump is not None:
@@ -247,8 +250,11 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     target = data.get("target", "local")
     if not isinstance(target, str):
         raise ConfigError("target must be one of local, docker, fal.", fields=["target"])
+    env = data.get("env")
+    if env not in (None, "kernel", "isolated"):
+        raise ConfigError("env must be kernel or isolated (local runners), or absent.", fields=["env"])
     if data.get("notebook") is None:
-        return context.jobs.deploy(name, target, context.project(name)).summary()
+        return context.jobs.deploy(name, target, context.project(name), env=env).summary()
     relative, cells = notebook_cells(data["notebook"])
     notebook = path_in(context.root, relative, field="notebook.path")
     if not notebook.parent.is_dir():
@@ -257,7 +263,7 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     def capture() -> AppProject:
         return export_cells(cells, notebook, notebook.parent / "fal_apps", only=name)[0]
 
-    return context.jobs.deploy(name, target, name, capture=capture).summary()
+    return context.jobs.deploy(name, target, name, env=env, capture=capture).summary()
 
 
 def describe_cells(context: Context, data: dict[str, Any]) -> list[dict[str, Any] | None]:
@@ -284,6 +290,21 @@ class AppHandler(_Handler):
     @authorized
     async def get(self, name: str) -> None:
         await self.call(app_detail, self.context, name)
+
+
+class EndpointsHandler(_Handler):
+    """What the app's Playground offers: its schema's forms, or only the form for any request."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        await self.call(app_endpoints, name)
+
+
+def app_endpoints(name: str) -> dict[str, Any]:
+    from ..widgets.playground import describe_endpoints
+
+    return describe_endpoints(backends.get_deployment(name))
 
 
 class DeployHandler(_Handler):
@@ -435,6 +456,7 @@ def _int(value: str) -> int:
 ROUTES: Iterable[tuple[str, type[_Handler]]] = [
     (r"apps", AppsHandler),
     (rf"apps/{NAME}", AppHandler),
+    (rf"apps/{NAME}/endpoints", EndpointsHandler),
     (rf"apps/{NAME}/deploy", DeployHandler),
     (rf"apps/{NAME}/stop", StopHandler),
     (rf"apps/{NAME}/logs", LogsHandler),

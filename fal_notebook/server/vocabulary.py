@@ -9,16 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..backends.base import BACKENDS, STATUSES
+from ..backends.base import BACKENDS
 from ..backends.progress import STEP_TITLES, STEPS
 from ..jobs import JOB_STATES
+from ..statuses import AppStatus
 
 TYPESCRIPT = Path(__file__).resolve().parents[2] / "labextension" / "src" / "vocabulary.ts"
 
 
 def vocabulary() -> dict[str, Any]:
     return {
-        "APP_STATUSES": ["captured", *STATUSES],
+        "APP_STATUSES": ["captured", *(status.value for status in AppStatus)],
         "JOB_STATES": list(JOB_STATES),
         "TARGETS": list(BACKENDS),
         "STEPS": {target: list(steps) for target, steps in STEPS.items()},

@@ -42,6 +42,8 @@ export interface ICellSource {
 /** What a panel Deploy sends: the target and, for a row of the open notebook, its current cells. */
 export interface IDeployRequest {
   target: Target;
+  /** Where local runners run (`kernel`, `isolated`); absent: the server's default. */
+  env?: 'kernel' | 'isolated';
   notebook?: { path: string; cells: ICellSource[] };
 }
 

@@ -7,6 +7,9 @@ import { JobState, Status, STEP_TITLES, Target, TARGETS } from './vocabulary';
 
 export { STEP_TITLES, TARGETS };
 export type { JobState, Status, Target };
+/** Where local runners run; '' leaves it to the server (FAL_NOTEBOOK_LOCAL_ENV, else isolated). */
+export type Env = '' | 'kernel' | 'isolated';
+export const ENVS: Env[] = ['', 'kernel', 'isolated'];
 export type Section = 'notebook' | 'deployed' | 'folders';
 
 /** A row of `GET apps` (fal_notebook.backends.list_apps, plus `relpath`). */
@@ -22,9 +25,40 @@ export interface IAppRow {
   queue_url?: string | null;
   runners?: number | null;
   queued?: number | null;
+  /** The GPUs its runners hold, one entry per runner and GPU. */
+  gpus?: IRunnerGpu[];
+  /** Why a runner waits to start (a GPU none has free). */
+  waiting?: string | null;
   error?: string | null;
   /** Whether the serving revision serves an OpenAPI schema (null: not known, e.g. on fal). */
   openapi?: boolean | null;
+}
+
+/** A GPU a runner holds (fal_notebook.backends.base.LocalDetail.gpus); memory in MiB. */
+export interface IRunnerGpu {
+  runner: string;
+  index: number;
+  uuid: string;
+  name: string | null;
+  memory_mib: number | null;
+  memory_used_mib: number | null;
+}
+
+/** `r1-1: GPU 0 NVIDIA H200 · 3.1 of 140.4 GiB`, as fal_notebook.backends.base.gpu_line says it. */
+export function gpuLine(gpu: IRunnerGpu): string {
+  const name = gpu.name ? ` ${gpu.name}` : '';
+  const used = gpu.memory_used_mib;
+  const total = gpu.memory_mib;
+  const memory =
+    used !== null && total
+      ? ` · ${(used / 1024).toFixed(1)} of ${(total / 1024).toFixed(1)} GiB`
+      : '';
+  return `${gpu.runner}: GPU ${gpu.index}${name}${memory}`;
+}
+
+/** The environment picker's label of ``env`` (the server's default named). */
+export function envLabel(env: Env, serverDefault: string | undefined): string {
+  return env ? env : `default (${serverDefault ?? 'isolated'})`;
 }
 
 /** `GET apps/<name>`: the row, with its configuration and files. */
@@ -135,6 +169,8 @@ export interface ISnapshot {
   apps: IAppRow[];
   gateway: IGateway;
   jobs: IJobSummary[];
+  /** Where local runners run unless a deploy says (FAL_NOTEBOOK_LOCAL_ENV, else isolated). */
+  local_env?: string;
   error?: string;
 }
 
@@ -222,6 +258,8 @@ export interface IRowView {
   queueUrl: string | null;
   runners: number | null;
   queued: number | null;
+  gpus: IRunnerGpu[];
+  waiting: string | null;
   relpath: string | null;
   path: string | null;
   cellId: string | null;
@@ -234,6 +272,8 @@ export interface IRowView {
   error: string | null;
   /** Why the Playground cannot work for it (null: it can). */
   noPlayground: string | null;
+  /** What its Playground is when it has no typed forms (null: it has). */
+  playgroundNote: string | null;
   job: IJobView | null;
 }
 
@@ -267,17 +307,16 @@ export function rowStatus(
 }
 
 /** Why the Playground of an app cannot work now, or null when it can. */
-export function playgroundProblem(
-  status: Status,
-  app: IAppRow | undefined
-): string | null {
-  if (status !== 'ready') {
-    return 'The Playground opens once the app is ready.';
+export function playgroundProblem(status: Status): string | null {
+  return status === 'ready' ? null : 'The Playground opens once the app is ready.';
+}
+
+/** What the Playground of an app without an OpenAPI schema is (null: it has typed forms). */
+export function playgroundNote(app: IAppRow | undefined): string | null {
+  if (app?.openapi !== false) {
+    return null;
   }
-  if (app?.openapi === false) {
-    return `${app.name} serves no OpenAPI schema (GET /openapi.json), which the Playground builds its form from. Call it with fal_notebook.connect("${app.endpoint_id}") or curl.`;
-  }
-  return null;
+  return `${app.name} serves no OpenAPI schema (GET /openapi.json), so its Playground is a form for any HTTP request (method, path, query, body, files). Serve a schema (FastAPI does) for typed forms.`;
 }
 
 function row(
@@ -299,6 +338,8 @@ function row(
     queueUrl: app?.queue_url ?? null,
     runners: app?.runners ?? null,
     queued: app?.queued ?? null,
+    gpus: app?.gpus ?? [],
+    waiting: app?.waiting ?? null,
     relpath: app?.relpath ?? null,
     path: app?.path ?? null,
     cellId: null,
@@ -306,7 +347,8 @@ function row(
     fromFile: [],
     conflict: null,
     error: app?.error ?? null,
-    noPlayground: playgroundProblem(status, app),
+    noPlayground: playgroundProblem(status),
+    playgroundNote: playgroundNote(app),
     job: job ?? null
   };
 }

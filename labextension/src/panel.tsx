@@ -21,6 +21,10 @@ import React, { useEffect, useRef, useState } from 'react';
 import { ConfigForm } from './configForm';
 import { falIcon } from './icons';
 import {
+  Env,
+  ENVS,
+  envLabel,
+  gpuLine,
   IJobView,
   IRowView,
   optionLabels,
@@ -246,6 +250,7 @@ export function AppRow(props: {
   const [target, setTarget] = useState<Target>(
     row.target ?? model.defaultTarget
   );
+  const [env, setEnv] = useState<Env>('');
   const [configOpen, setConfigOpen] = useState(false);
   const configure = useRef<HTMLButtonElement>(null);
   const deploying = row.status === 'deploying';
@@ -344,6 +349,19 @@ export function AppRow(props: {
               <dd>{row.queued ?? 0}</dd>
             </div>
           )}
+          {local &&
+            row.gpus.map(gpu => (
+              <div key={`${gpu.runner}-${gpu.index}`} className="fal-Row-gpu">
+                <dt>GPU</dt>
+                <dd title={gpu.uuid}>{gpuLine(gpu)}</dd>
+              </div>
+            ))}
+          {local && row.waiting && (
+            <div className="fal-Row-gpu">
+              <dt>waiting</dt>
+              <dd>{row.waiting}</dd>
+            </div>
+          )}
         </dl>
       )}
       {row.job && row.job.state !== 'ready' && (
@@ -381,6 +399,17 @@ export function AppRow(props: {
           onChange={event => setTarget(event.currentTarget.value as Target)}
           options={TARGETS.map(value => ({ label: value, value }))}
         />
+        <HTMLSelect
+          aria-label="Environment"
+          title="Where local runners run: this Python environment as it is (kernel), or a virtualenv built from requirements.txt (isolated)"
+          value={env}
+          disabled={target !== 'local'}
+          onChange={event => setEnv(event.currentTarget.value as Env)}
+          options={ENVS.map(value => ({
+            label: envLabel(value, model.snapshot?.local_env),
+            value
+          }))}
+        />
         <Button
           className="jp-mod-styled jp-mod-accept"
           disabled={deploying}
@@ -389,7 +418,7 @@ export function AppRow(props: {
               ? `Redeploy ${row.name} to ${target} (same name: replaces what runs)`
               : `Deploy ${row.name} to ${target}`
           }
-          onClick={() => void model.deploy(row, target)}
+          onClick={() => void model.deploy(row, target, env)}
         >
           Deploy
         </Button>
@@ -421,8 +450,8 @@ export function AppRow(props: {
           Playground
         </Button>
       </div>
-      {row.status === 'ready' && row.noPlayground && (
-        <div className="fal-Note">{row.noPlayground}</div>
+      {row.status === 'ready' && row.playgroundNote && (
+        <div className="fal-Note">{row.playgroundNote}</div>
       )}
       {!row.relpath && (
         <div className="fal-Note">

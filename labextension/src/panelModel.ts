@@ -10,6 +10,7 @@ import { ApiError, IFalClient } from './api';
 import {
   applyEvent,
   buildSections,
+  Env,
   ICellApp,
   IJobSummary,
   IJobView,
@@ -144,11 +145,12 @@ export class PanelModel {
   }
 
   /** Deploy the row's app; a row of the open notebook is captured from its current cells first. */
-  async deploy(row: IRowView, target: Target): Promise<void> {
+  async deploy(row: IRowView, target: Target, env: Env = ''): Promise<void> {
     await this.startJob(
       row.name,
       target,
-      row.section === 'notebook' && this.notebook !== null
+      row.section === 'notebook' && this.notebook !== null,
+      env
     );
   }
 
@@ -156,13 +158,15 @@ export class PanelModel {
   async startJob(
     name: string,
     target: Target,
-    fromNotebook = false
+    fromNotebook = false,
+    env: Env = ''
   ): Promise<void> {
     this._clearError(name);
     const notebook = fromNotebook ? this.notebook : null;
     try {
       const summary = await this.client.deploy(name, {
         target,
+        ...(env && target === 'local' ? { env } : {}),
         ...(notebook
           ? {
               notebook: {

@@ -79,15 +79,18 @@ describe('AppRow', () => {
     expect(screen.getByRole('note').textContent).toContain('changed both');
   });
 
-  it('offers the Playground only where it can work, and says why not', () => {
+  it('offers the Playground once ready, a request form for a server without a schema', () => {
     const model = new PanelModel(fakeClient(), fakeNotifier());
     const { rerender } = render(
-      <AppRow row={rowOf(ready)} model={model} actions={actions()} />
+      <AppRow row={rowOf({ status: 'failed', target: 'local' })} model={model} actions={actions()} />
     );
-    expect(
-      (screen.getByRole('button', { name: 'Playground' }) as HTMLButtonElement)
-        .disabled
-    ).toBe(false);
+    const button = () =>
+      screen.getByRole('button', { name: 'Playground' }) as HTMLButtonElement;
+    expect(button().disabled).toBe(true);
+    expect(button().title).toContain('once the app is ready');
+    rerender(<AppRow row={rowOf(ready)} model={model} actions={actions()} />);
+    expect(button().disabled).toBe(false);
+    expect(screen.queryByText(/serves no OpenAPI schema/)).toBeNull();
     rerender(
       <AppRow
         row={rowOf({ ...ready, openapi: false })}
@@ -95,11 +98,10 @@ describe('AppRow', () => {
         actions={actions()}
       />
     );
-    const playground = screen.getByRole('button', {
-      name: 'Playground'
-    }) as HTMLButtonElement;
-    expect(playground.disabled).toBe(true);
-    expect(playground.title).toContain('serves no OpenAPI schema');
+    expect(button().disabled).toBe(false);
+    expect(screen.getByText(/serves no OpenAPI schema/).textContent).toContain(
+      'a form for any HTTP request'
+    );
   });
 
   it('names each copy button after its value and its app', () => {

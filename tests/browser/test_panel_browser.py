@@ -13,11 +13,13 @@ import time
 import nbformat
 import pytest
 
+from tests.polling import wait_for
+
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 120_000
 NOTEBOOK = "apps.ipynb"
-ECHO_CELL = """%%fal_app echo-web --auth public --keep-alive 60
+ECHO_CELL = """%%fal_app echo-web --auth public --keep-alive 60 --machine-type GPU-H100
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -146,6 +148,9 @@ def test_the_panel_shows_the_notebooks_two_apps(page, panel, artifacts):
     assert "fal.App" in stats.inner_text() and "machine_type GPU-H100" in stats.inner_text()
     assert "auth public" in echo.inner_text()
     assert echo.get_by_role("combobox", name="Target").input_value() == "local"
+    environment = echo.get_by_role("combobox", name="Environment")
+    assert environment.is_enabled() and environment.input_value() == ""  # the server's default
+    environment.locator("option", has_text="default (kernel)").wait_for(state="attached")  # FAL_NOTEBOOK_LOCAL_ENV
     for name in ("Deploy", "Stop", "Logs", "Playground"):
         assert echo.get_by_role("button", name=name, exact=True).count() == 1
     panel.get_by_text("Nothing else is deployed").wait_for()
@@ -174,6 +179,7 @@ def test_the_panel_shows_the_notebooks_two_apps(page, panel, artifacts):
 def test_deploy_locally_and_watch_the_progress_reach_ready(page, panel, artifacts, lab):
     echo = row(panel, "echo-web")
     page.evaluate(RECORD)
+    echo.get_by_role("combobox", name="Environment").select_option("kernel")
     echo.get_by_role("button", name="Deploy", exact=True).click()
     echo.get_by_role("progressbar").wait_for(timeout=TIMEOUT_MS)
     wait_status(panel, "echo-web", "ready")
@@ -186,6 +192,7 @@ def test_deploy_locally_and_watch_the_progress_reach_ready(page, panel, artifact
     text = echo.inner_text()
     assert "local/echo-web" in text and "on local" in text
     assert re.search(r"runners\s*1", text), text
+    assert re.search(r"GPU\s*echo-web-r1-1: GPU [01]", text), text  # a GPU app's runner holds one of the two
     page.get_by_text(re.compile(r"fal: gateway running, 1/1 ready")).wait_for()
 
 
@@ -230,10 +237,7 @@ def test_config_edits_land_in_pyproject_and_errors_show_on_their_field(page, pan
     field(form, "max_concurrency").fill("2")
     form.get_by_role("button", name="Save").click()
     pyproject = lab.root / "fal_apps" / "echo-web" / "pyproject.toml"
-    deadline = time.monotonic() + 30
-    while "max_concurrency = 2" not in pyproject.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "max_concurrency = 2" in pyproject.read_text()
+    wait_for(lambda: "max_concurrency = 2" in pyproject.read_text(), "the form's change in pyproject.toml")
 
     form.get_by_role("combobox", name="Add a key").select_option("min_concurrency")
     field(form, "min_concurrency").fill("5")
@@ -581,17 +585,20 @@ def test_an_interrupted_kernel_cancels_its_deploy_and_says_so(page, panel, artif
     delete_last_cells(page, 3)
 
 
-def test_a_server_without_a_schema_is_not_offered_a_playground(page, panel, artifacts):
-    """Issue 19, 4."""
+def test_a_server_without_a_schema_gets_the_request_form_as_its_playground(page, panel, artifacts):
+    """Issue 19, 4: no typed Playground where there is no schema: the row says so, and its Playground is
+    the form for any HTTP request (issue 21's), not a cell that fails."""
     add_cells(page, PLAIN_CELL)
     plain = row(panel, "plain-web")
     plain.get_by_role("button", name="Deploy", exact=True).click()
     wait_status(panel, "plain-web", "ready")
-    playground = plain.get_by_role("button", name="Playground", exact=True)
-    plain.locator(".fal-Note", has_text="serves no OpenAPI schema").wait_for()
-    assert playground.is_disabled() and "serves no OpenAPI schema" in playground.get_attribute("title")
+    plain.locator(".fal-Note", has_text="a form for any HTTP request").wait_for()
     plain.scroll_into_view_if_needed()
     shoot(page, panel, artifacts, "panel-no-schema")
+    plain.get_by_role("button", name="Playground", exact=True).click()
+    playground = page.locator(".fal-pg-playground").last
+    playground.get_by_text("sends any HTTP request").wait_for(timeout=TIMEOUT_MS)
+    assert "Unknown app or path" not in playground.inner_text()
 
 
 def test_a_crash_shows_its_key_line_first_and_the_whole_text_on_show(page, panel, artifacts):

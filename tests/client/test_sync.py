@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from fal_notebook import wire
 from fal_notebook.client import Completed, InProgress, Queued, RequestError, RequestHandle, RequestTimeoutError, connect
 
 from .fakes import EXPECTED_EVENTS, KEY, SCRIPT, FakeFal, fake_client
@@ -89,12 +90,7 @@ def test_cancel():
 
 def test_unknown_request():
     client = fake_client(FakeFal())
-    handle = RequestHandle(
-        client,
-        client._queued(
-            httpx.Response(200, json={"request_id": "gone"}, request=httpx.Request("POST", client.queue_url))
-        ),
-    )
+    handle = RequestHandle(client.connection, wire.decode_submit({"request_id": "gone"}, client.address.app_queue_url))
     with pytest.raises(RequestError, match="No request with this id") as info:
         handle.status()
     assert info.value.status_code == 404

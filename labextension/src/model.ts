@@ -308,7 +308,9 @@ export function rowStatus(
 
 /** Why the Playground of an app cannot work now, or null when it can. */
 export function playgroundProblem(status: Status): string | null {
-  return status === 'ready' ? null : 'The Playground opens once the app is ready.';
+  return status === 'ready'
+    ? null
+    : 'The Playground opens once the app is ready.';
 }
 
 /** What the Playground of an app without an OpenAPI schema is (null: it has typed forms). */

@@ -82,7 +82,11 @@ describe('AppRow', () => {
   it('offers the Playground once ready, a request form for a server without a schema', () => {
     const model = new PanelModel(fakeClient(), fakeNotifier());
     const { rerender } = render(
-      <AppRow row={rowOf({ status: 'failed', target: 'local' })} model={model} actions={actions()} />
+      <AppRow
+        row={rowOf({ status: 'failed', target: 'local' })}
+        model={model}
+        actions={actions()}
+      />
     );
     const button = () =>
       screen.getByRole('button', { name: 'Playground' }) as HTMLButtonElement;

@@ -89,8 +89,9 @@ class DeployProgress:
         marks = []
         for index, step in enumerate(self.tracker.steps):
             done = self._state == "ready" or index < current
-            mark = "✓" if done else "●" if index == current else "○"
-            weight = "font-weight:600;" if index == current and not done else ""
+            stopped_here = {"failed": "✕", "cancelled": "–"}.get(self._state, "●")  # where it is, or ended
+            mark = "✓" if done else stopped_here if index == current else "○"
+            weight = "font-weight:600;" if index == current and not done and self._state == "running" else ""
             marks.append(f"<span style='{weight}margin-right:10px'>{mark} {STEP_TITLES.get(step, step)}</span>")
         self.steps.value = f"<div class='fal-pg-help'>{''.join(marks)}</div>"
         shown = "\n".join(html.escape(line) for line in self.lines)

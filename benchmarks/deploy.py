@@ -73,7 +73,8 @@ def runner_python(home: Path, name: str) -> str:
 
     with admin() as client:
         pid = client.get(f"/_fal_notebook/apps/{name}").json()["runners"][0]["pid"]
-    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return argv[argv.index("--") + 1] if "--" in argv else argv[0]  # the runner's own, after its sandbox's
 
 
 def first_response(sizes: Sizes) -> list[Row]:

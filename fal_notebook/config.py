@@ -449,3 +449,13 @@ def short_repr(value: Any, limit: int = 80) -> str:
     except ValueError:  # an integer over Python's 4,300-digit limit for conversion to text
         return "a number too large to print"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text (no lone surrogate such as ``\\ud800``, which JSON's
+    escapes can carry but no file, path or parser takes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

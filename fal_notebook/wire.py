@@ -51,10 +51,17 @@ def queue_host(run_host: str) -> str:
     return QUEUE_HOST_PREFIX + run_host
 
 
+def parse_count(raw: str, *, digits: int = 18) -> int | None:
+    """The whole number in ``raw`` (ASCII digits, at most ``digits`` of them, spaces around), or None
+    when it is not one: ``²``, ``-1``, ``1e3`` and a 5,000-digit number are not."""
+    raw = raw.strip()
+    return int(raw) if 0 < len(raw) <= digits and raw.isascii() and raw.isdigit() else None
+
+
 def parse_port(raw: str) -> int | None:
     """The port number in ``raw`` (1-65535), or None when it is not one."""
-    raw = raw.strip()
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else None
+    port = parse_count(raw, digits=5)
+    return port if port is not None and 0 < port < 65536 else None
 
 
 def gateway_origin(port: int) -> str:
@@ -534,8 +541,8 @@ def retryable(status: int, headers: Mapping[str, str]) -> bool:
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """The seconds a ``Retry-After`` header asks to wait, if it gives a number."""
-    value = headers.get(RETRY_AFTER, "")
-    return float(value) if value.isdigit() else None
+    seconds = parse_count(headers.get(RETRY_AFTER, ""))
+    return float(seconds) if seconds is not None else None
 
 
 def retry_condition(status: int) -> RetryCondition | None:

@@ -76,15 +76,17 @@ def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, 
     apps also have url, queue_url, runners, queued, gpus (each runner's) and waiting (local targets)
     and error. ``folders``
     (e.g. a server root's ``fal_apps/``) are searched for project folders no capture registered."""
-    from ..state import MANIFEST, project_folders, read_json, registered_projects
+    from ..errors import ConfigError
+    from ..state import project_folders, read_manifest, registered_projects
 
     rows: dict[str, dict[str, Any]] = {}
     projects = {**project_folders(folders), **registered_projects()}
     for name, path in sorted(projects.items()):
         try:  # the mode comes from the cell (recorded at capture), never from pyproject.toml
-            mode = str(read_json(path / MANIFEST, {})["config"]["mode"])
-        except (OSError, ValueError, KeyError, TypeError):  # a broken folder still shows up
-            mode = "unreadable"
+            manifest = read_manifest(path)
+        except ConfigError:  # a broken folder still shows up
+            manifest = None
+        mode = manifest.config["mode"] if manifest else "unreadable"
         rows[name] = {
             "name": name,
             "mode": mode,

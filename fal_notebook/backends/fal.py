@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import AppConfig
-from ..credentials import find_credentials
+from ..credentials import user_credentials
 from ..errors import ConfigError, DeployCancelled, DeployError, FalNotebookError
 from ..fal_sdk import check_version
 from ..generate.project import AppProject
@@ -317,7 +317,7 @@ def changed_definitions(old: str, new: str) -> list[str]:
 
 # -- operations on deployed apps (the CLI and magics call these) ---------------------------------
 def _key() -> str | None:
-    credentials = find_credentials()
+    credentials = user_credentials()
     return credentials.key if credentials else None
 
 

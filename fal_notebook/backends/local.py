@@ -18,7 +18,7 @@ import httpx
 
 from .. import wire
 from ..config import is_public
-from ..credentials import find_credentials
+from ..credentials import user_credentials
 from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
 from ..gateway.admin_api import APPS_PATH, AppInfo, DeploySpec, app_path, cancel_path
 from ..gateway.control import admin, gateway_running, start_gateway
@@ -372,6 +372,6 @@ def _detail(response: httpx.Response) -> str:
 def _fal_credentials():
     """The user's fal key, if any (a malformed one is fal's to report, at a fal deploy)."""
     try:
-        return find_credentials()
+        return user_credentials()
     except ConfigError:
         return None

@@ -36,7 +36,7 @@ from .classify import (
     server_objects,
     without_main_blocks,
 )
-from .closure import KernelResolver, NotebookResolver, closure
+from .closure import KernelResolver, NotebookResolver, closure, user_code
 from .requirements import LARGE_FILE, Found
 
 #: How a server-mode module starts its server: an ASGI or WSGI object served by uvicorn, or a
@@ -75,7 +75,8 @@ def capture(
     options = {OPTION_ALIASES.get(k, k): v for k, v in options.items() if v not in (None, [], ())}
     tree = parse_cell(source, where=where)
     notes: list[str] = []
-    values, start = _classify(tree, namespace, options, notes, where)
+    with user_code(f"the objects {where} defines"):
+        values, start = _classify(tree, namespace, options, notes, where)
     if name is not None:
         values["name"] = name
     cell_config = AppConfig.build(values, where=where)
@@ -91,7 +92,8 @@ def capture(
             f"{'app.py' if config.mode == 'app' else 'server.py'}: the runner starts the app itself."
             for b in blocks
         ]
-    resolver = KernelResolver(namespace) if namespace is not None else NotebookResolver(notebook_cells)
+    with user_code("the kernel's input history"):
+        resolver = KernelResolver(namespace) if namespace is not None else NotebookResolver(notebook_cells)
     definitions = closure(body, resolver, where=where)
     module = module_source(config, body, definitions, _start_block(config, start))
 
@@ -112,7 +114,7 @@ def capture(
             module += f"{config.class_name}.local_python_modules = {sorted(found.local_modules)!r}\n"
     _check_module(module, config, where)
 
-    existing, previous = existing_state(project_dir)
+    existing, previous = existing_state(project_dir, force=force)
     files = render_files(
         config,
         module,

@@ -7,8 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import is_text
 from ..errors import CaptureError
 from ..fal_sdk import function_options
+from ..generate.source import source_lines
 
 # fal.App class attributes (and class keyword arguments) that map onto AppConfig fields.
 CLASS_CONFIG_KEYS = {
@@ -55,11 +57,19 @@ def fal_app_name(class_name: str) -> str:
 
 def parse_cell(source: str, *, where: str = "the cell") -> ast.Module:
     """Parse cell source, turning syntax errors (and IPython-only syntax) into CaptureError."""
+    if not is_text(source):
+        number = next(n for n, text in enumerate(source_lines(source), start=1) if not is_text(text))
+        raise CaptureError(
+            f"Line {number} of {where} holds text that is not valid Unicode (a lone surrogate such as \\ud800); "
+            "remove it and run the cell again; nothing was written."
+        )
     try:
         return ast.parse(source)
+    except (RecursionError, MemoryError):
+        raise CaptureError(f"{where} is nested too deeply for Python's parser; nothing was written.") from None
     except SyntaxError as exc:
         lineno = exc.lineno or 0
-        lines = source.splitlines()
+        lines = source_lines(source)
         line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
         if _MAGIC_LINE.match(line):
             raise CaptureError(
@@ -279,13 +289,13 @@ def without_main_blocks(source: str) -> tuple[str, list[ast.If]]:
     """The cell without its ``if __name__ == "__main__":`` blocks (each left as a comment line), and
     the blocks taken out."""
     blocks = main_blocks(ast.parse(source))
-    lines = source.splitlines()
+    lines = source_lines(source)
     for node in reversed(blocks):
         lines[node.lineno - 1 : node.end_lineno] = [
             f'# (the cell\'s `if __name__ == "__main__":` block, line {node.lineno}, is left out: the runner starts '
             "the server)"
         ]
-    return "\n".join(lines) + ("\n" if source.endswith("\n") else ""), blocks
+    return "\n".join(lines), blocks
 
 
 def port_of(blocks: list[ast.If]) -> int | None:

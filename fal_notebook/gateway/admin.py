@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .. import wire
 from .._version import __version__
 from ..errors import FalNotebookError
 from ..statuses import AppStatus
@@ -68,15 +69,15 @@ async def get_app(request: Request) -> Response:
     runtime = gateway_of(request).apps.get(request.path_params["name"])
     if runtime is None:
         return error(404, f"No app named {request.path_params['name']!r} was deployed here.")
-    since = request.query_params.get("since", "0")
-    if not (since.isascii() and since.isdigit()):
-        return error(422, f"since must be an event number (0, 1, 2...), got {since[:40]!r}.")
-    wait = request.query_params.get("wait", "0")
-    if not (wait.isascii() and wait.isdigit()):
-        return error(422, f"wait must be whole seconds (0, 1, 2...), got {wait[:40]!r}.")
-    if int(wait):  # a long poll: answer as soon as something happens, at the latest after `wait` s
-        await runtime.log.news(int(since), min(int(wait), MAX_WAIT))
-    return JSONResponse(runtime.info(int(since)).to_json())
+    raw_since, raw_wait = request.query_params.get("since", "0"), request.query_params.get("wait", "0")
+    since, wait = wire.parse_count(raw_since), wire.parse_count(raw_wait)
+    if since is None:
+        return error(422, f"since must be an event number (0, 1, 2...), got {raw_since[:40]!r}.")
+    if wait is None:
+        return error(422, f"wait must be whole seconds (0, 1, 2...), got {raw_wait[:40]!r}.")
+    if wait:  # a long poll: answer as soon as something happens, at the latest after `wait` s
+        await runtime.log.news(since, min(wait, MAX_WAIT))
+    return JSONResponse(runtime.info(since).to_json())
 
 
 async def put_app(request: Request) -> Response:

@@ -20,10 +20,12 @@ from typing import Any
 import httpx
 
 from .. import wire
+from ..credentials import set_aside_fal_key
 from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
 from .admin_api import APPS_PATH, GPUS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
+from .environment import gateway_environment
 from .paths import base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
 from .tls import ca_bundle
 
@@ -116,7 +118,7 @@ def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
     ensure_key()
     package_root = str(Path(__file__).resolve().parents[2])
     env = {
-        **os.environ,
+        **gateway_environment(os.environ),
         "FAL_NOTEBOOK_HOME": str(home()),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(port),
         "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
@@ -209,6 +211,7 @@ def apply_client_environment() -> str:
     """Set ``client_environment()`` in this process; returns what was set, the key not shown."""
     env = client_environment()
     imported = sys.modules.get("fal_client.auth")
+    set_aside_fal_key()  # the user's fal key stays theirs (deploys, runners, redaction)
     os.environ.update(env)
     lines = [f"{name}={'<the gateway key>' if name == wire.FAL_KEY_VARIABLE else value}" for name, value in env.items()]
     stale = imported is not None and getattr(imported, "FAL_RUN_HOST", None) != env[wire.RUN_HOST_VARIABLE]

@@ -34,6 +34,11 @@ from .webhooks import Delivery, Webhooks, signing_key
 
 TICK = 0.25
 PURGE_EVERY = 60.0
+#: The gateway's own calls to runners, each kind on connections of its own and with a timeout, so that
+#: none waits behind another: probes (readiness, health checks) never queue behind callers' traffic;
+#: webhook deliveries have their own, bounded share (webhooks.py). Seconds, and connections at once.
+PROBE_TIMEOUT, PROBE_CONNECTIONS = 10.0, 32
+CALL_TIMEOUT, CALL_CONNECTIONS = 10.0, 32
 
 
 class QueueFull(Exception):
@@ -47,7 +52,8 @@ class Gateway:
         self.state_id = state_id
         self.max_queue = max_queue
         self.store = Store(db_path())
-        self.http = httpx.AsyncClient(timeout=None)  # health checks, schemas, cancellations
+        self.probes = httpx.AsyncClient(timeout=PROBE_TIMEOUT, limits=httpx.Limits(max_connections=PROBE_CONNECTIONS))
+        self.http = httpx.AsyncClient(timeout=CALL_TIMEOUT, limits=httpx.Limits(max_connections=CALL_CONNECTIONS))
         self.upstream = Upstream()  # the calls themselves
         self.apps: dict[str, AppRuntime] = {}
         self._records = self.store.apps()
@@ -55,7 +61,7 @@ class Gateway:
         self.tasks = Supervisor()
         self.clock = Clock()
         self.resources: Resources = GpuResources(self.gpus)  # what runners take from the machine (app/resources.py)
-        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store)
+        self.webhooks = Webhooks(signing_key(), self.tasks, self.clock, self.store)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -73,8 +79,8 @@ class Gateway:
             secrets = record.secret_names
             if secrets:  # their values live in memory only: the next deploy brings them back
                 runtime.log.event(
-                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners see the "
-                    "gateway's own environment until the app is deployed again."
+                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners run without "
+                    "them until the app is deployed again."
                 )
             if record.revision:
                 digest = (record.digest or "") + ("-without-secrets" if secrets else "")
@@ -113,6 +119,8 @@ class Gateway:
         for runtime in self.apps.values():
             runtime.log.close()
         await self.http.aclose()
+        await self.probes.aclose()
+        await self.webhooks.aclose()
         await self.upstream.aclose()
         self.store.close()
 

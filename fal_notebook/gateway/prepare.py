@@ -10,16 +10,20 @@ import os
 import shutil
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_runtime_dir
+
 from ..config import kernel_python_version, reads_port_variable
 from ..environments import runner_requirements
 from ..generate.project import AppProject, file_digest
+from ..state import home
 from .admin_api import DeploySpec
-from .containers import gpu_options, gpu_runtime, launch as docker_launch
+from .containers import gpu_options, gpu_runtime, image_command, launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .gpus import GpuPool, plan
 from .images import ensure_image
 from .paths import state_id
 from .runners import Launch, runner_environment
+from .sandbox import detect
 from .settings import Settings
 
 
@@ -72,6 +76,7 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine, pool: 
             state_id=state_id(),
             startup_timeout=timeout,
             gpu_options=gpu_options(gpus.count if gpus.visible else wanted, managed=gpus.visible),
+            command=await asyncio.to_thread(image_command, image) if spec.secrets else [],
         )
         launch.gpus = gpus.count
         return launch, notes
@@ -97,6 +102,12 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine, pool: 
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
     launch = _process_launch(project, python, env, timeout, notes)
     launch.gpus, launch.visible_devices = gpus.count, gpus.visible
+    sandbox = detect()
+    if sandbox.note:
+        notes.append(sandbox.note)
+    launch.wrapper = sandbox.command(  # binds=[Bind(folder, "/data")] would give the runners a private /data
+        cwd=project.path, hidden=hidden_folders(), readable=needed_inside(python, env), writable=[project.path]
+    )
     return launch, notes
 
 
@@ -126,3 +137,17 @@ def _process_launch(project: AppProject, python: str, env: dict[str, str], timeo
         health_path=health,
         startup_timeout=timeout,
     )
+
+
+def hidden_folders() -> list[Path]:
+    """What local runners must not read: ``FAL_NOTEBOOK_HOME`` (the gateway's key, queue, logs, the
+    other apps) and Jupyter's runtime folder (each kernel's connection key)."""
+    return [home(), Path(jupyter_runtime_dir())]
+
+
+def needed_inside(python: str, env: dict[str, str]) -> list[Path]:
+    """What a runner reads inside the hidden folders: its virtualenv, and files its environment names
+    (e.g. ``SSL_CERT_FILE``, a CA bundle in the state folder)."""
+    hidden = hidden_folders()
+    wanted = [Path(python).parent.parent, *(Path(value) for value in env.values() if value.startswith("/"))]
+    return [path for path in wanted if path.exists() and any(path.is_relative_to(folder) for folder in hidden)]

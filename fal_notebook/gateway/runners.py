@@ -30,6 +30,7 @@ import httpx
 
 from ..statuses import GOING, RunnerState
 from . import listeners
+from .environment import inherited
 from .gpus import Gpu, visible
 from .settings import DEFAULT_STARTUP_TIMEOUT
 from .supervisor import Supervisor, log
@@ -50,32 +51,10 @@ _PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd|gpus)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
-#: What a runner takes from the gateway's environment: what programs need to run on this machine
-#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs and what CUDA programs
-#: read), none of the user's other variables. Credentials come only as the app's declared secrets
-#: and fal's key.
-INHERITED = (
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "LD_LIBRARY_PATH", "TORCH_CUDA_ARCH_LIST", "PYTORCH_CUDA_ALLOC_CONF", "CUDAHOSTCXX",
-    "XDG_CACHE_HOME", "TORCH_HOME",
-    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
-)  # fmt: skip
-#: Families of variables a runner takes too: locale, CUDA, NVIDIA's, NCCL, Triton and Hugging Face's
-#: (caches, offline mode), each without what names a credential (INHERITED_NEVER).
-INHERITED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "NCCL_", "TRITON_", "HF_")
-INHERITED_NEVER = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|(^|_)(API_?)?KEY(_|$)", re.IGNORECASE)
 #: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
 LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
 #: Where a server should listen, for servers that read it (the generated server.py does).
 LOOPBACK_HOST = "127.0.0.1"
-
-
-def inherited(name: str) -> bool:
-    """Whether a runner takes the gateway's variable ``name`` (README's security section says the rule)."""
-    return name in INHERITED or (name.startswith(INHERITED_PREFIXES) and not INHERITED_NEVER.search(name))
 
 
 def runner_environment(
@@ -110,7 +89,8 @@ class Launch:
     (a port forwarder accepts connections before the app listens). ``start_notice``: ``argv``
     contains ``{start_fd}``, a file descriptor the runner closes once what listens on its port has
     started; it is not probed before (a connection to a starting container's published port
-    delays its start by ~0.2 s)."""
+    delays its start by ~0.2 s). ``wrapper``: a command the runner's own command runs under (the
+    sandbox, sandbox.py), its arguments before the runner's."""
 
     argv: list[str]
     cwd: Path
@@ -126,6 +106,7 @@ class Launch:
     start_notice: bool = False
     gpus: int = 0  # GPUs each runner takes from the gateway's pool (gpus.py), before it starts
     visible_devices: bool = False  # its CUDA_VISIBLE_DEVICES names them (empty: none)
+    wrapper: list[str] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -287,17 +268,25 @@ class Runner:
                 raise
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
-            public = exposed({port for port in (self.port, self.metrics_port) if port is not None})
+            public = self.beyond_loopback()
             if public:
                 await self.stop(grace=2.0)
-                raise RunnerStartError(
-                    f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without "
-                    f"the gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have "
-                    f'HOST={LOOPBACK_HOST}; e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
-                )
+                raise RunnerStartError(self.exposed_message(public))
             self.state = RunnerState.READY
             self.idle_since = time.monotonic()
             return
+
+    def beyond_loopback(self) -> list[str]:
+        """Where the runner listens beyond loopback (``address:port``, its ports only): checked when it
+        starts and, while it runs, by its app's health checks (a server may rebind later)."""
+        return exposed({port for port in (self.port, self.metrics_port) if port is not None})
+
+    def exposed_message(self, public: list[str]) -> str:
+        return (
+            f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without the "
+            f"gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have HOST={LOOPBACK_HOST}; "
+            f'e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
+        )
 
     def _take_ports(self) -> None:
         _release_port(self.port)
@@ -336,6 +325,7 @@ class Runner:
         argv = self.launch.argv if self.launch.shell else self._expand(self.launch.argv, notice_end)
         if self.launch.shell:
             argv = ["/bin/sh", "-c", shell_command(argv[0])]
+        argv = [*self.launch.wrapper, *argv]
         # pipes of the runner's own (not asyncio's): output_read can tell what is still unread in them
         (out, out_end), (err, err_end) = os.pipe(), os.pipe()
         self._pipes = [OutputPipe(out, "stdout", self._line, loop), OutputPipe(err, "stderr", self._line, loop)]

@@ -21,9 +21,9 @@ from jupyter_server.base.handlers import APIHandler
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
-from .. import backends
+from .. import backends, wire
 from ..backends.local import default_env
-from ..capture.notebook import describe_app_cells, export_cells, export_notebook, notebook_in, path_in
+from ..capture.notebook import cells_of, describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
 from ..jobs import AlreadyDeploying, DeployJob, Jobs, RecordedJob
@@ -52,7 +52,15 @@ class Context:
         return [self.root / "fal_apps"]
 
     def project(self, name: str) -> Path:
-        return resolve_project(name, self.folders)
+        """The project folder of app ``name``, for what changes or runs it (deploy, configure): only
+        one inside the server's root (a capture elsewhere registers its folder for the kernel)."""
+        path = resolve_project(name, self.folders)
+        if not path.resolve().is_relative_to(self.root):
+            raise ConfigError(
+                f"{name} lives in {path}, outside the Jupyter server's root {self.root}: the panel deploys and "
+                "changes only projects inside it. Deploy it from its notebook (%fal_deploy) or the CLI."
+            )
+        return path
 
     def relative(self, path: str | None) -> str | None:
         """``path`` relative to the root (as the file browser names it), None if outside."""
@@ -192,7 +200,7 @@ def app_detail(context: Context, name: str) -> dict[str, Any]:
         raise NotFoundError(f"No app named {name!r}: capture it with %%fal_app {name} first.")
     detail = dict(rows[name])
     try:
-        project = AppProject.load(context.project(name))
+        project = AppProject.load(resolve_project(name, context.folders))
     except NotFoundError:
         return detail
     detail.update(
@@ -238,12 +246,10 @@ def notebook_cells(data: Any) -> tuple[str, list[tuple[str, str]]]:
             'notebook must be {"path": "<notebook>.ipynb", "cells": [{"cell_type": ..., "source": ...}]}.',
             fields=["notebook"],
         )
-    cells = []
-    for cell in data["cells"]:
-        if not isinstance(cell, dict) or not isinstance(cell.get("source"), str):
-            raise ConfigError("Each cell of notebook.cells needs a string 'source'.", fields=["notebook.cells"])
-        cells.append((str(cell.get("cell_type", "code")), cell["source"]))
-    return data["path"], cells
+    try:
+        return data["path"], cells_of(data["cells"], where="notebook.cells")
+    except FalNotebookError as exc:
+        raise ConfigError(str(exc), fields=["notebook.cells"]) from None
 
 
 def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -450,7 +456,7 @@ class EventsHandler(_Stream):
 
 
 def _int(value: str) -> int:
-    return int(value) if value.isdigit() else 0
+    return wire.parse_count(value) or 0
 
 
 ROUTES: Iterable[tuple[str, type[_Handler]]] = [

@@ -15,7 +15,14 @@ import pytest
 
 import fal_notebook
 from fal_notebook.config import kernel_python_version
-from fal_notebook.gateway.containers import RUNNER_PROGRAM, STATE_LABEL, gpu_options, launch
+from fal_notebook.gateway.containers import (
+    READ_SECRETS,
+    RUNNER_PROGRAM,
+    SECRETS_TARGET,
+    STATE_LABEL,
+    gpu_options,
+    launch,
+)
 from fal_notebook.gateway.gpus import Gpu
 from fal_notebook.gateway.images import base_images, copied_sources, image_files, image_tag, repository
 from fal_notebook.gateway.runners import Launch, Runner, RunnerStartError
@@ -69,7 +76,7 @@ def test_copying_the_whole_folder_hashes_what_docker_sends(project):
     assert ".fal-notebook.json" not in files  # .dockerignore'd
 
 
-def test_runner_command_publishes_the_app_port_and_passes_secrets_by_name(project):
+def test_runner_command_publishes_the_app_port_and_passes_secrets_in_a_file(project):
     options = gpu_options(1)
     docker_launch = launch(
         project,
@@ -78,17 +85,31 @@ def test_runner_command_publishes_the_app_port_and_passes_secrets_by_name(projec
         state_id="s1",
         startup_timeout=60,
         gpu_options=options,
+        command=["python", "server.py"],
     )
     argv = docker_launch.argv
-    assert argv[argv.index("{start_fd}") + 2 : argv.index("{start_fd}") + 4] == ["run", "--detach"]
-    assert argv[-1] == "fal-notebook/tagged:abc" and docker_launch.start_notice
-    assert "--rm" not in argv  # the runner program reads the exit code, then removes the container
+    secrets_file, names = argv[argv.index("{start_fd}") + 1 : argv.index("{start_fd}") + 3]
+    assert secrets_file.endswith("/gateway/secrets/{instance}.env") and names == "API_TOKEN"
+    assert argv[argv.index("{start_fd}") + 4 : argv.index("{start_fd}") + 6] == ["run", "--detach"]
+    assert docker_launch.start_notice and "--rm" not in argv  # the runner program reads the exit code, then removes
     assert "127.0.0.1:{port}:8000" in argv and "PORT=8000" in argv
     assert argv[argv.index("--gpus") + 1] == '"device={gpus}"'  # each runner's own GPUs, by UUID
-    assert argv[argv.index("API_TOKEN") - 1] == "--env" and "v4lue" not in " ".join(argv)
-    assert docker_launch.env["API_TOKEN"] == "v4lue"  # the client passes it on from its environment
+    assert f"type=bind,source={secrets_file},target={SECRETS_TARGET},readonly" in argv
+    assert argv[argv.index("fal-notebook/tagged:abc") :] == [
+        "fal-notebook/tagged:abc",
+        "-c",
+        READ_SECRETS,
+        "sh",
+        "python",
+        "server.py",
+    ]
+    assert "v4lue" not in " ".join(argv)  # and no `--env API_TOKEN`: the file has it
+    assert all(argv[i : i + 2] != ["--env", "API_TOKEN"] for i in range(len(argv)))
+    assert docker_launch.env["API_TOKEN"] == "v4lue"  # the runner program writes it to the file
     assert docker_launch.cleanup[-3:] == ["rm", "--force", "{instance}"]
     assert docker_launch.http_probe and docker_launch.fixed_port is None
+    plain = launch(project, "fal-notebook/tagged:abc", {}, state_id="s1", startup_timeout=60, gpu_options=options)
+    assert plain.argv[-1] == "fal-notebook/tagged:abc" and "--mount" not in plain.argv
 
 
 def test_gpu_options_name_the_runners_gpus_or_none():
@@ -203,7 +224,7 @@ def container_launch(tmp_path: Path, label: str, script: str, *, port: int | Non
     image = f"python:{kernel_python_version()}-slim"
     run = ["docker", "run", "--detach", "--init", "--pull", "never", "--name", "{instance}", "--label", label]
     run += ["--publish", "127.0.0.1:{port}:8000", image, "python", "-u", "-c", script]
-    argv = [sys.executable, "-I", "-S", RUNNER_PROGRAM, "{instance}", "{start_fd}", *run]
+    argv = [sys.executable, "-I", "-S", RUNNER_PROGRAM, "{instance}", "{start_fd}", "-", "", *run]
     return Launch(argv, tmp_path, {}, fixed_port=port, http_probe=True, start_notice=True)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -88,14 +90,23 @@ def test_a_fixed_port_taken_before_a_runner_starts_is_named_and_never_served(gat
 
 
 def test_a_port_taken_while_the_server_starts_makes_the_runner_fail_not_ready(gateway, tmp_path):
-    port, pidfile = free_port(), tmp_path / "thief.pid"
+    """The thief starts outside the runner (here, from the test) once the server has begun: a process
+    the runner started itself is the runner's own (in its sandbox, its orphans stay in its tree)."""
+    port, pidfile, started = free_port(), tmp_path / "thief.pid", tmp_path / "server.started"
     thief = tmp_path / "thief.py"
     thief.write_text(THIEF.format(port=port, pidfile=str(pidfile)))
     cell = MOVING.format(port=port).replace(
-        'if __name__ == "__main__":\n', f'if __name__ == "__main__":\n    import subprocess, time\n'
-        f"    subprocess.run([sys.executable, {str(thief)!r}])\n"
+        'if __name__ == "__main__":\n', f'if __name__ == "__main__":\n    import time\n'
+        f"    open({str(started)!r}, 'w').close()\n"
         f"    while not os.path.exists({str(pidfile)!r}): time.sleep(0.05)\n    time.sleep(0.2)\n",
     )  # fmt: skip
+
+    def steal() -> None:
+        wait_for(started.exists, "the server to begin", timeout=120)
+        subprocess.run([sys.executable, str(thief)], check=True)
+
+    stealing = threading.Thread(target=steal, daemon=True)
+    stealing.start()
     try:
         with pytest.raises(DeployError) as info:
             gateway.deploy(cell, "robbed", cmd="python server.py", exposed_port=port)

@@ -171,7 +171,7 @@ class RunnerPool:
 
     async def _boot(self, runner: Runner, rev: Revision) -> Runner:
         try:
-            await runner.start(self.host.http, state_id=self.host.state_id, tasks=self.host.tasks)
+            await runner.start(self.host.probes, state_id=self.host.state_id, tasks=self.host.tasks)
         except BaseException:
             runner.state = RunnerState.DEAD
             self._forget(runner)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .backends import deploy as deploy_now, get_backend
 from .backends.progress import STEPS, ProgressEvent, ProgressTracker, as_event
 from .errors import DeployCancelled, DeployError, FalNotebookError
-from .state import home, read_json, write_json_atomic
+from .state import home, process_alive, process_start, read_json, write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backends import Deployment
@@ -75,25 +75,6 @@ def deployment_json(deployment: Any) -> dict[str, Any]:
 
 def jobs_dir() -> Path:
     return home() / "jobs"
-
-
-def _process_start(pid: int) -> str:
-    """When process ``pid`` started (Linux: from /proc; "" where unknown), so a reused pid is not
-    taken for the job's process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _alive(pid: int, started: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not started or _process_start(pid) in ("", started)
 
 
 class JobRecord:
@@ -217,7 +198,7 @@ class DeployJob:
                 "target": self.target,
                 "origin": self.origin,
                 "pid": self.pid,
-                "process_start": _process_start(self.pid),
+                "process_start": process_start(self.pid),
                 "state": self.state,
                 "steps": list(self.steps),
                 "step": self._tracker.step,
@@ -348,7 +329,7 @@ class RecordedJob:
     def summary(self) -> dict[str, Any]:
         summary = self.record.summary() or self._summary
         self._summary = summary
-        if summary["state"] == "running" and not _alive(summary["pid"], summary.get("process_start", "")):
+        if summary["state"] == "running" and not process_alive(summary["pid"], summary.get("process_start", "")):
             return {**summary, "state": "interrupted", "error": self._interrupted()}
         return summary
 

@@ -319,27 +319,23 @@ export function AppRow(props: {
       )}
       {deployed && row.endpointId && (
         <dl className="fal-Row-urls">
-          <CopyValue
-            app={row.name}
-            label="endpoint id"
-            value={row.endpointId}
-            actions={actions}
-          />
-          {row.url && (
-            <CopyValue
-              app={row.name}
-              label="url"
-              value={row.url}
-              actions={actions}
-            />
-          )}
-          {row.queueUrl && (
-            <CopyValue
-              app={row.name}
-              label="queue url"
-              value={row.queueUrl}
-              actions={actions}
-            />
+          {(
+            [
+              ['endpoint id', row.endpointId],
+              ['url', row.url],
+              ['queue url', row.queueUrl]
+            ] as const
+          ).map(
+            ([label, value]) =>
+              value && (
+                <CopyValue
+                  key={label}
+                  app={row.name}
+                  label={label}
+                  value={value}
+                  actions={actions}
+                />
+              )
           )}
           {local && row.runners !== null && (
             <div className="fal-Row-load">

@@ -9,6 +9,7 @@ import shutil
 
 import nbformat
 import pytest
+from playwright.sync_api import expect
 
 from ..realtime_apps import LIVE
 from .conftest import REPO
@@ -133,8 +134,10 @@ def test_connect_to_a_realtime_endpoint_send_a_message_and_see_the_answer(lab, c
         button("Send").click()
         playground.locator(".fal-pg-output .fal-pg-text", has_text=TYPED.upper()).wait_for(timeout=TIMEOUT_MS)
         status.filter(has_text="Connected to /realtime · 1 sent · 1 received").wait_for()
-        assert button("Connect").is_disabled() and button("Send").is_enabled()
-        assert "mod-primary" in button("Send").get_attribute("class")  # the next step stands out
+        # each widget trait reaches the page in a message of its own: wait for the buttons too
+        expect(button("Connect")).to_be_disabled(timeout=30_000)
+        expect(button("Send")).to_be_enabled(timeout=30_000)
+        expect(button("Send")).to_have_class(re.compile(r"\bmod-primary\b"), timeout=30_000)  # the next step stands out
 
         playground.scroll_into_view_if_needed()
         playground.screenshot(path=str(artifacts / "playground-realtime-light.png"))
@@ -144,7 +147,8 @@ def test_connect_to_a_realtime_endpoint_send_a_message_and_see_the_answer(lab, c
 
         button("Disconnect").click()
         status.filter(has_text="Disconnected · 1 sent · 1 received").wait_for()
-        assert button("Connect").is_enabled() and button("Send").is_disabled()
+        expect(button("Connect")).to_be_enabled(timeout=30_000)
+        expect(button("Send")).to_be_disabled(timeout=30_000)
     finally:
         page.screenshot(path=str(artifacts / "playground-realtime-page.png"))
         page.close()

@@ -104,10 +104,11 @@ def private_gateway() -> Iterator[Path]:
     """A gateway of its own (temporary FAL_NOTEBOOK_HOME, free port) for the block; stopped at its end."""
     from fal_notebook.gateway import start_gateway, stop_gateway
 
-    saved = {k: os.environ.get(k) for k in ("FAL_NOTEBOOK_HOME", "FAL_NOTEBOOK_GATEWAY_PORT")}
+    ports = ("FAL_NOTEBOOK_GATEWAY_PORT", "FAL_NOTEBOOK_GATEWAY_TLS_PORT")
+    saved = {k: os.environ.get(k) for k in ("FAL_NOTEBOOK_HOME", *ports)}
     home = Path(tempfile.mkdtemp(prefix="fal-notebook-bench-"))
     os.environ["FAL_NOTEBOOK_HOME"] = str(home)
-    os.environ["FAL_NOTEBOOK_GATEWAY_PORT"] = str(free_port())
+    os.environ.update({name: str(free_port()) for name in ports})
     try:
         start_gateway()
         yield home

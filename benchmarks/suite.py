@@ -9,11 +9,12 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from . import deploy, docker_target, gateway, playground_form
+from . import clients, deploy, docker_target, gateway, playground_form
 from .harness import Row, Sizes, load_average, machine
 
 BENCHMARKS: dict[str, Callable[[Sizes], list[Row]]] = {
     "gateway": gateway.rows,
+    "clients": clients.rows,
     "first-response": deploy.first_response,
     "scale-out": deploy.scale_out,
     "docker": docker_target.rows,

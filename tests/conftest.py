@@ -66,7 +66,7 @@ def in_ci() -> bool:
 
 
 def _unavailable(what: str) -> NoReturn:
-    message = f"{what}. Run .ci/provision to install and start what the tests need."
+    message = f"{what}. Run .ci/provision --tests to install and start what the tests need."
     if in_ci():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)

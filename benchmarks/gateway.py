@@ -37,11 +37,13 @@ def queue_call(client: httpx.Client, queue_url: str) -> None:
 
 
 def await_completed(client: httpx.Client, status_url: str) -> None:
+    """Follow the status stream to its end (which keeps the connection for the next request)."""
+    last = None
     with client.stream("GET", status_url + "/stream") as events:
         for line in events.iter_lines():
-            if line.startswith("data:") and json.loads(line[5:])["status"] == "COMPLETED":
-                return
-    raise AssertionError(f"{status_url}: the stream ended before COMPLETED")
+            if line.startswith("data:"):
+                last = json.loads(line[5:])["status"]
+    assert last == "COMPLETED", f"{status_url}: the stream ended with {last}, not COMPLETED"
 
 
 def timed(call: Callable[[httpx.Client, str], None], url: str, count: int) -> Callable[[], list[float]]:

@@ -712,6 +712,7 @@ class RequestHandle(_Handle):
     def _statuses(self, logs: bool, interval: float | None, deadline: _Deadline) -> Iterator[tuple[Status, bool]]:
         """The statuses until Completed, each with whether it came from the stream (its logs are news)."""
         if deadline.left() != 0:
+            completed = False
             try:
                 answer = self._client._sync_http().send(self._status_stream_request(logs, deadline), stream=True)
                 try:
@@ -719,20 +720,24 @@ class RequestHandle(_Handle):
                         self._stream_broke(f"was answered with HTTP {answer.status_code}", deadline)
                     else:
                         parser = SSEParser()
-                        for line in answer.iter_lines():
+                        for line in answer.iter_lines():  # to its end: the connection serves the next call
+                            if completed:
+                                continue
                             deadline.check()
                             if (event := parser.feed(line)) is None:
                                 continue
                             if (status := stream_status(event)) is None:
                                 self._stream_broke(f"sent an event that is no status: {event[1][:200]!r}", deadline)
                                 break
+                            completed = isinstance(status, Completed)
                             yield self._seen(status), True
-                            if isinstance(status, Completed):
-                                return
                 finally:
                     answer.close()
             except httpx.TransportError as exc:
-                self._stream_broke(f"broke off: {exc!r}", deadline)
+                if not completed:
+                    self._stream_broke(f"broke off: {exc!r}", deadline)
+            if completed:
+                return
         while True:
             status = self.status(logs=logs)
             yield status, False
@@ -766,6 +771,7 @@ class AsyncRequestHandle(_Handle):
         self, logs: bool, interval: float | None, deadline: _Deadline
     ) -> AsyncIterator[tuple[Status, bool]]:
         if deadline.left() != 0:
+            completed = False
             try:
                 answer = await self._client._async_client().send(
                     self._status_stream_request(logs, deadline), stream=True
@@ -775,20 +781,24 @@ class AsyncRequestHandle(_Handle):
                         self._stream_broke(f"was answered with HTTP {answer.status_code}", deadline)
                     else:
                         parser = SSEParser()
-                        async for line in answer.aiter_lines():
+                        async for line in answer.aiter_lines():  # to its end: the connection serves the next call
+                            if completed:
+                                continue
                             deadline.check()
                             if (event := parser.feed(line)) is None:
                                 continue
                             if (status := stream_status(event)) is None:
                                 self._stream_broke(f"sent an event that is no status: {event[1][:200]!r}", deadline)
                                 break
+                            completed = isinstance(status, Completed)
                             yield self._seen(status), True
-                            if isinstance(status, Completed):
-                                return
                 finally:
                     await answer.aclose()
             except httpx.TransportError as exc:
-                self._stream_broke(f"broke off: {exc!r}", deadline)
+                if not completed:
+                    self._stream_broke(f"broke off: {exc!r}", deadline)
+            if completed:
+                return
         while True:
             status = await self.status(logs=logs)
             yield status, False

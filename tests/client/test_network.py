@@ -118,3 +118,15 @@ async def test_an_async_wait_on_the_status_stream_keeps_its_timeout(served, tmp_
     assert 0.5 <= time.monotonic() - started < 5
     assert polls(fake) == []
     await client.aclose()
+
+
+def test_queued_calls_one_after_the_other_share_one_connection(served, tmp_path):
+    base, fake, _ = served
+    write_gateway_key(tmp_path)
+    client = connect(f"{base}/local/echo", poll_interval=0)
+    for prompt in ("one", "two"):
+        handle = client.submit({"prompt": prompt})
+        assert [type(e) for e in handle.iter_events()][-1] is Completed
+        assert handle.result() == {"echo": prompt, "path": "/"}
+    assert {r.client.port for r in fake.seen} == {fake.seen[0].client.port}  # the streams were read to their end
+    client.close()

@@ -117,27 +117,28 @@ def in_threads(work: Callable[[int], None], count: int) -> float:
     return time.perf_counter() - started
 
 
+ENVIRONMENTS = {"kernel": "kernel environment", "isolated": "isolated environment (the default)"}
+
+
 def rows(sizes: Sizes) -> list[Row]:
     with private_gateway() as home:
         deployment = deploy(home, WORDS, "words", max_concurrency=2, min_concurrency=2)
-        runner = f"http://127.0.0.1:{wait_runners('words', 2)[0]['port']}/"
-        isolated = deploy(home, WORDS, "words-isolated", env="isolated", max_concurrency=2, min_concurrency=2)
-        isolated_runner = f"http://127.0.0.1:{wait_runners('words-isolated', 2)[0]['port']}/"
+        wait_runners("words", 2)
+        overheads = []
+        for env in sizes.environments:  # the same app, its runners in each environment
+            name = "words" if env == "kernel" else f"words-{env}"
+            served = (
+                deployment
+                if env == "kernel"
+                else deploy(home, WORDS, name, env=env, max_concurrency=2, min_concurrency=2)
+            )
+            via, runner = served.url, f"http://127.0.0.1:{wait_runners(name, 2)[0]['port']}/"
+            for warm in (timed(sync_call, via, 20), timed(sync_call, runner, 20)):
+                warm()
+            overheads.append(overhead(via, runner, sizes, ENVIRONMENTS[env]))
         url, queue_url = deployment.url, deployment.queue_url
-        for warm in (
-            timed(sync_call, url, 20),
-            timed(sync_call, runner, 20),
-            timed(sync_call, isolated.url, 20),
-            timed(sync_call, isolated_runner, 20),
-            timed(queue_call, queue_url, 20),
-        ):
-            warm()
-        return [
-            overhead(url, runner, sizes, "kernel environment"),
-            overhead(isolated.url, isolated_runner, sizes, "isolated environment (the default)"),
-            drain(url, queue_url, sizes),
-            round_trip(url, queue_url, sizes),
-        ]
+        timed(queue_call, queue_url, 20)()
+        return [*overheads, drain(url, queue_url, sizes), round_trip(url, queue_url, sizes)]
 
 
 def overhead(url: str, runner: str, sizes: Sizes, environment: str) -> Row:

@@ -75,6 +75,8 @@ class Sizes:
     form_repeat: int = 15
     builds: int = 1  # docker first build / code-only rebuild pairs
     rebuild_fal_app: bool = True  # the rebuild row's image: a fal.App (installs fal), else a --cmd server
+    #: The runner environments of the rows measured in each (an isolated one is built from the package index).
+    environments: tuple[str, ...] = ("kernel", "isolated")
     notes: list[str] = field(default_factory=list)
 
     @classmethod

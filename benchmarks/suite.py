@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import traceback
@@ -38,8 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every benchmark still runs")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks")
+    parser.add_argument(
+        "--envs",
+        nargs="+",
+        choices=["kernel", "isolated"],
+        default=["kernel", "isolated"],
+        help="the runner environments of the rows measured in each (isolated ones are built from the package index)",
+    )
     args = parser.parse_args(argv)
-    sizes = Sizes.smoke() if args.smoke else Sizes()
+    sizes = dataclasses.replace(Sizes.smoke() if args.smoke else Sizes(), environments=tuple(args.envs))
     started, load = time.monotonic(), load_average()
     rows, failed = [], []
     for name in args.only or BENCHMARKS:

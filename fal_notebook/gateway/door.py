@@ -95,18 +95,16 @@ async def read_body(request: Request) -> bytes:
     limits: Limits = request.app.state.limits
     budget: BodyBudget = request.app.state.bodies
     declared = request.headers.get("content-length", "")
-    too_large = BodyRefused(
-        413, f"Request body too large: the limit is {limits.max_body} bytes ({variable('max_body')})."
-    )
     if declared.isascii() and declared.isdigit():
         if int(declared) > limits.max_body:
-            raise too_large
+            raise _too_large(limits)
         budget.take(request.scope, int(declared))
     chunks, size = [], 0
     stream = request.stream()
     while True:
         try:
-            chunk = await asyncio.wait_for(anext(stream), limits.body_timeout)
+            async with asyncio.timeout(limits.body_timeout):  # (no task per chunk, as wait_for makes)
+                chunk = await anext(stream)
         except StopAsyncIteration:
             break
         except TimeoutError:
@@ -115,8 +113,12 @@ async def read_body(request: Request) -> bytes:
             raise BodyRefused(400, "The client went away before its body arrived.") from None
         size += len(chunk)
         if size > limits.max_body:
-            raise too_large
+            raise _too_large(limits)
         if not declared:
             budget.take(request.scope, len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(limits: Limits) -> BodyRefused:
+    return BodyRefused(413, f"Request body too large: the limit is {limits.max_body} bytes ({variable('max_body')}).")

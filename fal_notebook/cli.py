@@ -135,7 +135,7 @@ def _gateway(args: argparse.Namespace) -> None:
         else:
             print(running(info))
             for app in info.apps:
-                print(f"  {app.get('name')}: {app.get('status')}")
+                print(f"  {app.name}: {app.status}")
 
 
 def _env(args: argparse.Namespace) -> None:

@@ -27,6 +27,7 @@ from ._version import __version__
 from .errors import ConfigError, RealtimeError, RequestError, RequestTimeoutError
 from .protocol import (
     Address,
+    ErrorT,
     EventFilter,
     RetryPolicy,
     cancel_answer,
@@ -125,48 +126,54 @@ class EndpointClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         poll_interval: float = POLL_INTERVAL,
     ):
-        self._address = address
-        self._key = key or None
-        self._transport = transport
-        self._async_transport = async_transport
-        self._timeout = _timeout(timeout)
-        self._retry = retry
-        self._poll_interval = poll_interval
-        self._http: httpx.Client | None = None
-        self._async_http: httpx.AsyncClient | None = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._connection = Connection(
+            address,
+            key,
+            transport=transport,
+            async_transport=async_transport,
+            timeout=timeout,
+            retry=retry,
+            poll_interval=poll_interval,
+        )
+
+    @property
+    def connection(self) -> Connection:
+        """How the client reaches its endpoint (its request handles share it)."""
+        return self._connection
 
     @property
     def address(self) -> Address:
         """Where the endpoint lives (its kind: the local gateway, fal, or another server)."""
-        return self._address
+        return self._connection.address
 
     @property
     def endpoint_id(self) -> str:
-        return self._address.endpoint_id
+        return self.address.endpoint_id
 
     @property
     def url(self) -> str:
         """The sync base: ``run(args, path)`` posts to ``url + path``."""
-        return self._address.url
+        return self.address.url
 
     @property
     def queue_url(self) -> str:
         """The queue base: ``submit(args, path)`` posts to ``queue_url + path``."""
-        return self._address.queue_url
+        return self.address.queue_url
 
     def __repr__(self) -> str:
-        return f"EndpointClient({self.endpoint_id!r}, url={self.url!r}, key={'set' if self._key else 'none'})"
+        return (
+            f"EndpointClient({self.endpoint_id!r}, url={self.url!r}, key={'set' if self._connection.key else 'none'})"
+        )
 
     # -- sync ------------------------------------------------------------------------------------
     def run(
         self, arguments: Any, path: str = "/", *, timeout: float | None = None, headers: dict[str, str] | None = None
     ) -> Any:
         """POST ``arguments`` to the endpoint and return its JSON output (no queue; waits ``timeout`` s)."""
-        request = self._request(
+        request = self._connection.request(
             "POST", join_url(self.url, path), json=arguments, headers=headers, timeout=_timeout(timeout)
         )
-        return self._json(self._send(request, bounded=timeout is not None))
+        return self._connection.json(self._connection.send(request, bounded=timeout is not None))
 
     def submit(
         self,
@@ -179,16 +186,17 @@ class EndpointClient:
     ) -> RequestHandle:
         """Put a request on the endpoint's queue; the handle follows it."""
         return RequestHandle(
-            self, self._queued(self._send(self._submit_request(arguments, path, webhook_url, priority, headers)))
+            self._connection,
+            self._queued(self._connection.send(self._submit_request(arguments, path, webhook_url, priority, headers))),
         )
 
     def stream(self, arguments: Any, path: str = "/", *, headers: dict[str, str] | None = None) -> Iterator[Any]:
         """POST to ``<path>/stream`` and yield each server-sent event's JSON object."""
-        response = self._send(self._stream_request(arguments, path, headers), stream=True)
+        response = self._connection.send(self._stream_request(arguments, path, headers), stream=True)
         try:
             if response.is_error:
                 response.read()
-                raise self._error(response)
+                raise self._connection.error(response)
             parser = SSEParser()
             for line in response.iter_lines():
                 if (event := parser.feed(line)) is not None:
@@ -202,12 +210,12 @@ class EndpointClient:
 
     def openapi(self) -> dict[str, Any]:
         """The app's OpenAPI document (``GET <app>/openapi.json``)."""
-        return self._schema(self._send(self._request("GET", join_url(self._address.app_url, wire.OPENAPI_PATH))))
+        return self._schema(
+            self._connection.send(self._connection.request("GET", join_url(self.address.app_url, wire.OPENAPI_PATH)))
+        )
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self._connection.close()
 
     def __enter__(self) -> EndpointClient:
         return self
@@ -219,10 +227,10 @@ class EndpointClient:
     async def run_async(
         self, arguments: Any, path: str = "/", *, timeout: float | None = None, headers: dict[str, str] | None = None
     ) -> Any:
-        request = self._request(
+        request = self._connection.request(
             "POST", join_url(self.url, path), json=arguments, headers=headers, timeout=_timeout(timeout)
         )
-        return self._json(await self._send_async(request, bounded=timeout is not None))
+        return self._connection.json(await self._connection.send_async(request, bounded=timeout is not None))
 
     async def submit_async(
         self,
@@ -234,18 +242,20 @@ class EndpointClient:
         headers: dict[str, str] | None = None,
     ) -> AsyncRequestHandle:
         return AsyncRequestHandle(
-            self,
-            self._queued(await self._send_async(self._submit_request(arguments, path, webhook_url, priority, headers))),
+            self._connection,
+            self._queued(
+                await self._connection.send_async(self._submit_request(arguments, path, webhook_url, priority, headers))
+            ),
         )
 
     async def stream_async(
         self, arguments: Any, path: str = "/", *, headers: dict[str, str] | None = None
     ) -> AsyncIterator[Any]:
-        response = await self._send_async(self._stream_request(arguments, path, headers), stream=True)
+        response = await self._connection.send_async(self._stream_request(arguments, path, headers), stream=True)
         try:
             if response.is_error:
                 await response.aread()
-                raise self._error(response)
+                raise self._connection.error(response)
             parser = SSEParser()
             async for line in response.aiter_lines():
                 if (event := parser.feed(line)) is not None:
@@ -258,28 +268,23 @@ class EndpointClient:
             await response.aclose()
 
     async def aclose(self) -> None:
-        self.close()
-        if self._async_http is not None:
-            await self._async_http.aclose()
-            self._async_http = None
+        await self._connection.aclose()
 
     # -- websockets ------------------------------------------------------------------------------
     @contextlib.contextmanager
     def websocket(self, path: str, *, open_timeout: float = CONNECT_TIMEOUT) -> Iterator[ClientConnection]:
         """A websocket to the app's ``path`` (an endpoint with ``is_websocket=True``): a connection of
         the ``websockets`` package, with the key sent as on a call."""
-        url = wire.websocket_url(join_url(self._address.app_url, path))
-        headers = {wire.AUTHORIZATION: wire.key_header(self._key)} if self._key else {}
+        url = wire.websocket_url(join_url(self.address.app_url, path))
+        headers = {wire.AUTHORIZATION: wire.key_header(self._connection.key)} if self._connection.key else {}
         try:
             connection = ws_connect(url, additional_headers=headers, max_size=None, open_timeout=open_timeout)
         except InvalidStatus as exc:
             answer = exc.response
             detail = wire.decode_error(_json_or_text(bytes(answer.body or b"")))[0]
-            raise make_error(
-                self._address,
+            raise self._connection.failure(
                 f"the websocket {path} was refused: {render_detail(detail)}.",
                 "Check the path (an endpoint with is_websocket=True, or @fal.realtime) and the key.",
-                key=self._key,
                 status_code=answer.status_code,
                 detail=detail,
             ) from None
@@ -297,15 +302,110 @@ class EndpointClient:
         def error(code: str, reason: str) -> RealtimeError:
             problem = f"the realtime session with {path} ended with {code}" + (f": {reason}" if reason else "")
             problem += "" if problem.endswith((".", "!", "?")) else "."
-            todo = "Connect again; the app's log says more." if code != "TIMEOUT" else "Connect again to send more."
-            return make_error(
-                self._address, problem, todo, key=self._key, detail=reason, error_type=code, cls=RealtimeError
+            todo = (
+                "Connect again; the app's log says more."
+                if code != wire.REALTIME_TIMEOUT
+                else "Connect again to send more."
             )
+            return self._connection.failure(problem, todo, detail=reason, error_type=code, cls=RealtimeError)
 
         return error
 
     # -- requests (shared by both flavours) ------------------------------------------------------
-    def _request(
+    def _submit_request(
+        self, arguments: Any, path: str, webhook_url: str | None, priority: str | None, headers: dict[str, str] | None
+    ) -> httpx.Request:
+        extra = dict(headers or {})
+        if priority is not None:
+            if priority not in wire.PRIORITIES:
+                raise ConfigError(f"priority must be one of {', '.join(wire.PRIORITIES)}, not {priority!r}.")
+            extra[wire.QUEUE_PRIORITY] = priority
+        params = {wire.WEBHOOK_PARAM: webhook_url} if webhook_url else None
+        return self._connection.request(
+            "POST", join_url(self.queue_url, path), json=arguments, params=params, headers=extra
+        )
+
+    def _stream_request(self, arguments: Any, path: str, headers: dict[str, str] | None) -> httpx.Request:
+        return self._connection.request(
+            "POST",
+            join_url(self.url, path, wire.STREAM_PATH),
+            json=arguments,
+            headers=headers,
+            timeout=_timeout(None),
+            accept=wire.EVENT_STREAM,
+        )
+
+    def _schema(self, response: httpx.Response) -> dict[str, Any]:
+        schema = self._connection.json(response)
+        if not isinstance(schema, dict) or "paths" not in schema:
+            raise self._connection.protocol_error("serves no OpenAPI document at openapi.json.", response)
+        return schema
+
+    def _queued(self, response: httpx.Response) -> QueuedRequest:
+        try:
+            return wire.decode_submit(self._connection.json(response), self.address.app_queue_url)
+        except ValueError as exc:
+            raise self._connection.protocol_error(
+                f"gave no request to follow ({exc}); is {self.queue_url} a queue?", response
+            ) from None
+
+    def _stream_event(self, name: str, data: str) -> Any:
+        try:
+            payload, is_json = json.loads(data), True
+        except ValueError:
+            payload, is_json = data, False
+        if name == "error":
+            detail, _ = wire.decode_error(payload)
+            raise self._connection.failure(
+                f"the stream failed: {render_detail(detail)}.",
+                "",
+                detail=payload,
+            )
+        if not is_json:
+            raise self._connection.failure(
+                f"streamed an event that is not JSON: {data[:200]!r}.",
+                "Each event's data must be one JSON object.",
+                detail=data,
+            )
+        return payload
+
+    def _broken_stream(self, error: httpx.TransportError, response: httpx.Response) -> RequestError:
+        return self._connection.failure(
+            f"the stream from {response.request.url} broke off: {error!r}.",
+            "Call stream() again; the app's logs may say why.",
+            status_code=response.status_code,
+            detail=str(error),
+        )
+
+
+class Connection:
+    """How a client reaches its endpoint, shared by the client and its request handles: the requests
+    it builds (the key, the headers, the timeouts), their sending with retries (the only part that
+    differs between the sync and async flavours), and what their answers mean."""
+
+    def __init__(
+        self,
+        address: Address,
+        key: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        poll_interval: float = POLL_INTERVAL,
+    ):
+        self.address = address
+        self.key = key or None
+        self.timeout = _timeout(timeout)
+        self.retry = retry
+        self.poll_interval = poll_interval  # seconds between status polls of a queued request
+        self._transport = transport
+        self._async_transport = async_transport
+        self._http: httpx.Client | None = None
+        self._async_http: httpx.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    def request(
         self,
         method: str,
         url: str,
@@ -317,8 +417,8 @@ class EndpointClient:
         accept: str = "application/json",
     ) -> httpx.Request:
         all_headers = httpx.Headers({"Accept": accept, "User-Agent": f"fal-notebook/{__version__}"})
-        if self._key:
-            all_headers[wire.AUTHORIZATION] = wire.key_header(self._key)
+        if self.key:
+            all_headers[wire.AUTHORIZATION] = wire.key_header(self.key)
         all_headers.update(headers or {})  # the caller's headers win, whatever their case
         return httpx.Request(
             method,
@@ -326,105 +426,36 @@ class EndpointClient:
             json=json,
             params=params,
             headers=all_headers,
-            extensions={"timeout": (timeout or self._timeout).as_dict()},
+            extensions={"timeout": (timeout or self.timeout).as_dict()},
         )
 
-    def _submit_request(
-        self, arguments: Any, path: str, webhook_url: str | None, priority: str | None, headers: dict[str, str] | None
-    ) -> httpx.Request:
-        extra = dict(headers or {})
-        if priority is not None:
-            if priority not in wire.PRIORITIES:
-                raise ConfigError(f"priority must be one of {', '.join(wire.PRIORITIES)}, not {priority!r}.")
-            extra[wire.QUEUE_PRIORITY] = priority
-        params = {wire.WEBHOOK_PARAM: webhook_url} if webhook_url else None
-        return self._request("POST", join_url(self.queue_url, path), json=arguments, params=params, headers=extra)
-
-    def _stream_request(self, arguments: Any, path: str, headers: dict[str, str] | None) -> httpx.Request:
-        return self._request(
-            "POST",
-            join_url(self.url, path, wire.STREAM_PATH),
-            json=arguments,
-            headers=headers,
-            timeout=_timeout(None),
-            accept=wire.EVENT_STREAM,
-        )
-
-    # -- answers (shared) ------------------------------------------------------------------------
-    def _error(
-        self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False
-    ) -> RequestError:
+    # -- answers ---------------------------------------------------------------------------------
+    def error(self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False) -> RequestError:
         return request_error(
             response,
-            self._address,
-            key=self._key,
+            self.address,
+            key=self.key,
             request_id=request_id,
-            attempts=self._retry.attempts,
+            attempts=self.retry.attempts,
             from_app=from_app,
         )
 
-    def _json(self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False) -> Any:
+    def json(self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False) -> Any:
         if response.is_error:
-            raise self._error(response, request_id, from_app=from_app)
+            raise self.error(response, request_id, from_app=from_app)
         try:
             return response.json()
         except ValueError:
-            raise self._protocol_error(
+            raise self.protocol_error(
                 f"answered {response.request.url} with something that is not JSON: {response.text[:200]!r}.",
                 response,
                 request_id,
             ) from None
 
-    def _schema(self, response: httpx.Response) -> dict[str, Any]:
-        schema = self._json(response)
-        if not isinstance(schema, dict) or "paths" not in schema:
-            raise self._protocol_error("serves no OpenAPI document at openapi.json.", response)
-        return schema
-
-    def _queued(self, response: httpx.Response) -> QueuedRequest:
-        try:
-            return wire.decode_submit(self._json(response), self._address.app_queue_url)
-        except ValueError as exc:
-            raise self._protocol_error(
-                f"gave no request to follow ({exc}); is {self.queue_url} a queue?", response
-            ) from None
-
-    def _stream_event(self, name: str, data: str) -> Any:
-        try:
-            payload, is_json = json.loads(data), True
-        except ValueError:
-            payload, is_json = data, False
-        if name == "error":
-            detail, _ = wire.decode_error(payload)
-            raise make_error(
-                self._address, f"the stream failed: {render_detail(detail)}.", "", key=self._key, detail=payload
-            )
-        if not is_json:
-            raise make_error(
-                self._address,
-                f"streamed an event that is not JSON: {data[:200]!r}.",
-                "Each event's data must be one JSON object.",
-                key=self._key,
-                detail=data,
-            )
-        return payload
-
-    def _broken_stream(self, error: httpx.TransportError, response: httpx.Response) -> RequestError:
-        return make_error(
-            self._address,
-            f"the stream from {response.request.url} broke off: {error!r}.",
-            "Call stream() again; the app's logs may say why.",
-            key=self._key,
-            status_code=response.status_code,
-            detail=str(error),
-        )
-
-    def _protocol_error(self, problem: str, response: httpx.Response, request_id: str | None = None) -> RequestError:
-        return make_error(
-            self._address,
+    def protocol_error(self, problem: str, response: httpx.Response, request_id: str | None = None) -> RequestError:
+        return self.failure(
             problem,
             "It does not speak fal's protocol: check the endpoint.",
-            key=self._key,
             status_code=response.status_code,
             detail=response.text[:2000],
             request_id=request_id,
@@ -435,22 +466,20 @@ class EndpointClient:
     ) -> RequestError:
         if bounded and isinstance(error, httpx.TimeoutException):
             seconds = request.extensions["timeout"]["read"]
-            return make_error(
-                self._address,
+            return self.failure(
                 f"no answer within {seconds:g} s from {request.url}.",
                 "Pass a larger timeout= (or none), or submit() it to the queue.",
-                key=self._key,
                 detail=str(error),
                 cls=RequestTimeoutError,
             )
-        return transport_error(error, self._address, str(request.url), key=self._key, attempts=attempts)
+        return transport_error(error, self.address, str(request.url), key=self.key, attempts=attempts)
 
     # -- I/O: the only part that differs between the flavours --------------------------------------
     def _client_options(self) -> dict[str, Any]:
         # Loopback traffic (the local gateway, or fal's hosts pointed at a local TLS proxy) never goes
         # through a proxy from the environment, but its TLS trusts SSL_CERT_FILE/SSL_CERT_DIR as usual.
-        options: dict[str, Any] = {"timeout": self._timeout, "trust_env": not self._address.loopback}
-        if self._address.loopback and self._address.app_url.startswith("https://"):
+        options: dict[str, Any] = {"timeout": self.timeout, "trust_env": not self.address.loopback}
+        if self.address.loopback and self.address.app_url.startswith("https://"):
             options["verify"] = httpx.create_ssl_context(trust_env=True)
         return options
 
@@ -467,7 +496,7 @@ class EndpointClient:
             self._async_loop = loop
         return self._async_http
 
-    def _send(self, request: httpx.Request, *, bounded: bool = False, stream: bool = False) -> httpx.Response:
+    def send(self, request: httpx.Request, *, bounded: bool = False, stream: bool = False) -> httpx.Response:
         http = self._sync_http()
         attempt = 0
         while True:
@@ -475,17 +504,17 @@ class EndpointClient:
             try:
                 response = http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if (wait := retry_wait(self._retry, attempt, error=exc, bounded=bounded)) is None:
+                if (wait := retry_wait(self.retry, attempt, error=exc, bounded=bounded)) is None:
                     raise self._unreachable(exc, request, attempt, bounded) from exc
                 self._log_retry(request, attempt, wait, repr(exc))
             else:
-                if (wait := retry_wait(self._retry, attempt, response=response)) is None:
+                if (wait := retry_wait(self.retry, attempt, response=response)) is None:
                     return response
                 response.close()
                 self._log_retry(request, attempt, wait, f"HTTP {response.status_code}")
             time.sleep(wait)
 
-    async def _send_async(
+    async def send_async(
         self, request: httpx.Request, *, bounded: bool = False, stream: bool = False
     ) -> httpx.Response:
         http = self._async_client()
@@ -495,11 +524,11 @@ class EndpointClient:
             try:
                 response = await http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if (wait := retry_wait(self._retry, attempt, error=exc, bounded=bounded)) is None:
+                if (wait := retry_wait(self.retry, attempt, error=exc, bounded=bounded)) is None:
                     raise self._unreachable(exc, request, attempt, bounded) from exc
                 self._log_retry(request, attempt, wait, repr(exc))
             else:
-                if (wait := retry_wait(self._retry, attempt, response=response)) is None:
+                if (wait := retry_wait(self.retry, attempt, response=response)) is None:
                     return response
                 await response.aclose()
                 self._log_retry(request, attempt, wait, f"HTTP {response.status_code}")
@@ -512,9 +541,44 @@ class EndpointClient:
             request.url,
             reason,
             attempt + 1,
-            self._retry.attempts,
+            self.retry.attempts,
             wait,
         )
+
+    def failure(
+        self,
+        problem: str,
+        todo: str,
+        *,
+        status_code: int | None = None,
+        detail: Any = None,
+        request_id: str | None = None,
+        error_type: str | None = None,
+        cls: type[ErrorT] = RequestError,  # type: ignore[assignment]
+    ) -> ErrorT:
+        """An error of this endpoint (protocol.make_error): ``problem``, what to do, and its details."""
+        return make_error(
+            self.address,
+            problem,
+            todo,
+            key=self.key,
+            status_code=status_code,
+            detail=detail,
+            request_id=request_id,
+            error_type=error_type,
+            cls=cls,
+        )
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._async_http is not None:
+            await self._async_http.aclose()
+            self._async_http = None
 
 
 class RealtimeSession:
@@ -570,8 +634,8 @@ def _json_or_text(data: bytes) -> Any:
 class _Deadline:
     """The time a wait may take, until ``timeout`` seconds have passed (then RequestTimeoutError)."""
 
-    def __init__(self, handle: _Handle, timeout: float | None):
-        self._handle, self._timeout = handle, timeout
+    def __init__(self, timed_out: Callable[[float | None], RequestError], timeout: float | None):
+        self._timed_out, self._timeout = timed_out, timeout
         self._end = None if timeout is None else time.monotonic() + timeout
 
     def left(self) -> float | None:
@@ -580,7 +644,7 @@ class _Deadline:
 
     def check(self) -> None:
         if self.left() == 0:
-            raise self._handle._timed_out(self._timeout)
+            raise self._timed_out(self._timeout)
 
     def pause(self, interval: float) -> float:
         self.check()
@@ -595,8 +659,8 @@ class _Handle:
     clients can; where the stream breaks (or the server has none), the status is polled instead.
     """
 
-    def __init__(self, client: EndpointClient, queued: QueuedRequest):
-        self._client = client
+    def __init__(self, connection: Connection, queued: QueuedRequest):
+        self._connection = connection
         self._queued = queued
         self._completed = False  # a status said COMPLETED: the result is there to fetch
 
@@ -617,18 +681,18 @@ class _Handle:
         return self._queued.cancel_url
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._client.endpoint_id!r}, request_id={self.request_id!r})"
+        return f"{type(self).__name__}({self._connection.address.endpoint_id!r}, request_id={self.request_id!r})"
 
     def _status_request(self, logs: bool) -> httpx.Request:
-        return self._client._request("GET", self.status_url, params={wire.LOGS_PARAM: "1"} if logs else None)
+        return self._connection.request("GET", self.status_url, params={wire.LOGS_PARAM: "1"} if logs else None)
 
     def _status_stream_request(self, logs: bool, deadline: _Deadline) -> httpx.Request:
         """The status stream, read no longer than the deadline allows (a read that times out ends it)."""
-        timeout = self._client._timeout
+        timeout = self._connection.timeout
         read, left = timeout.read, deadline.left()
         if left is not None:
             read = left if read is None else min(read, left)
-        return self._client._request(
+        return self._connection.request(
             "GET",
             wire.join_url(self.status_url, wire.STREAM_PATH),
             params={wire.LOGS_PARAM: "1"} if logs else None,
@@ -641,43 +705,40 @@ class _Handle:
         log.debug("%r: the status stream %s; polling the status instead", self, why)
 
     def _result_request(self) -> httpx.Request:
-        return self._client._request("GET", self.response_url)
+        return self._connection.request("GET", self.response_url)
 
     def _cancel_request(self) -> httpx.Request:
-        return self._client._request("PUT", self.cancel_url)
+        return self._connection.request("PUT", self.cancel_url)
 
     def _seen(self, status: Status) -> Status:
         self._completed = self._completed or isinstance(status, Completed)
         return status
 
     def _status(self, response: httpx.Response) -> Status:
-        data = self._client._json(response, self.request_id)
+        data = self._connection.json(response, self.request_id)
         try:
             return self._seen(decode_status(data))
         except ValueError as exc:
-            raise self._client._protocol_error(
+            raise self._connection.protocol_error(
                 f"answered the status of a request with {exc}.", response, self.request_id
             ) from None
 
     def _result(self, response: httpx.Response) -> Any:
         # Asked once the request completed: an error answer is the app's (a 404: its unknown path).
-        return self._client._json(response, self.request_id, from_app=True)
+        return self._connection.json(response, self.request_id, from_app=True)
 
     def _cancelled(self, response: httpx.Response) -> str:
         if (answer := cancel_answer(response)) is None:
-            raise self._client._error(response, self.request_id)
+            raise self._connection.error(response, self.request_id)
         return answer
 
     def _interval(self, interval: float | None) -> float:
-        return self._client._poll_interval if interval is None else interval
+        return self._connection.poll_interval if interval is None else interval
 
     def _timed_out(self, timeout: float | None) -> RequestError:
-        client = self._client
-        return make_error(
-            client._address,
+        return self._connection.failure(
             f"no result within {timeout:g} s.",
             "The request keeps running: call result() again to wait longer, or cancel() to stop it.",
-            key=client._key,
             request_id=self.request_id,
             cls=RequestTimeoutError,
         )
@@ -688,33 +749,34 @@ class RequestHandle(_Handle):
 
     def status(self, logs: bool = False) -> Status:
         """``Queued(position)``, ``InProgress(logs)`` or ``Completed(logs, metrics, error, error_type)``."""
-        return self._status(self._client._send(self._status_request(logs)))
+        return self._status(self._connection.send(self._status_request(logs)))
 
     def iter_events(self, logs: bool = True, interval: float | None = None) -> Iterator[Status]:
         """Each change of the status until Completed; each log entry comes exactly once. Follows the
         status stream; where it breaks, polls the status every ``interval`` s."""
         events = EventFilter()
-        for status, delta in self._statuses(logs, interval, _Deadline(self, None)):
+        for status, delta in self._statuses(logs, interval, _Deadline(self._timed_out, None)):
             if (event := events(status, delta=delta)) is not None:
                 yield event
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for completion (at most ``timeout`` s), then the output; raises RequestError on the app's error."""
         if not self._completed:
-            for _ in self._statuses(False, None, _Deadline(self, timeout)):
+            for _ in self._statuses(False, None, _Deadline(self._timed_out, timeout)):
                 pass
-        return self._result(self._client._send(self._result_request()))
+        return self._result(self._connection.send(self._result_request()))
 
     def cancel(self) -> str:
         """Ask the queue to cancel; its answer: ``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED``..."""
-        return self._cancelled(self._client._send(self._cancel_request()))
+        return self._cancelled(self._connection.send(self._cancel_request()))
 
     def _statuses(self, logs: bool, interval: float | None, deadline: _Deadline) -> Iterator[tuple[Status, bool]]:
         """The statuses until Completed, each with whether it came from the stream (its logs are news)."""
         if deadline.left() != 0:
             completed = False
             try:
-                answer = self._client._sync_http().send(self._status_stream_request(logs, deadline), stream=True)
+                request = self._status_stream_request(logs, deadline)
+                answer = self._connection.send(request, bounded=deadline.left() is not None, stream=True)
                 try:
                     if answer.status_code != 200:
                         self._stream_broke(f"was answered with HTTP {answer.status_code}", deadline)
@@ -750,22 +812,22 @@ class AsyncRequestHandle(_Handle):
     """:class:`RequestHandle` with coroutine methods (and an async ``iter_events``)."""
 
     async def status(self, logs: bool = False) -> Status:
-        return self._status(await self._client._send_async(self._status_request(logs)))
+        return self._status(await self._connection.send_async(self._status_request(logs)))
 
     async def iter_events(self, logs: bool = True, interval: float | None = None) -> AsyncIterator[Status]:
         events = EventFilter()
-        async for status, delta in self._statuses(logs, interval, _Deadline(self, None)):
+        async for status, delta in self._statuses(logs, interval, _Deadline(self._timed_out, None)):
             if (event := events(status, delta=delta)) is not None:
                 yield event
 
     async def result(self, timeout: float | None = None) -> Any:
         if not self._completed:
-            async for _ in self._statuses(False, None, _Deadline(self, timeout)):
+            async for _ in self._statuses(False, None, _Deadline(self._timed_out, timeout)):
                 pass
-        return self._result(await self._client._send_async(self._result_request()))
+        return self._result(await self._connection.send_async(self._result_request()))
 
     async def cancel(self) -> str:
-        return self._cancelled(await self._client._send_async(self._cancel_request()))
+        return self._cancelled(await self._connection.send_async(self._cancel_request()))
 
     async def _statuses(
         self, logs: bool, interval: float | None, deadline: _Deadline
@@ -773,9 +835,8 @@ class AsyncRequestHandle(_Handle):
         if deadline.left() != 0:
             completed = False
             try:
-                answer = await self._client._async_client().send(
-                    self._status_stream_request(logs, deadline), stream=True
-                )
+                request = self._status_stream_request(logs, deadline)
+                answer = await self._connection.send_async(request, bounded=deadline.left() is not None, stream=True)
                 try:
                     if answer.status_code != 200:
                         self._stream_broke(f"was answered with HTTP {answer.status_code}", deadline)

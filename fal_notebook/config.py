@@ -44,10 +44,24 @@ GPU_MACHINE_TYPES = (
 MachineType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Region = Literal["us-west", "us-central", "us-east", "eu-north", "eu-west"]
 AuthMode = Literal["private", "public", "shared"]
+#: fal's auth mode for an app that sets none.
+DEFAULT_AUTH: AuthMode = "private"
 RetryCondition = Literal["timeout", "server_error", "connection_error"]
 Mode = Literal["app", "server"]
 
 APP_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
+
+
+def auth_mode(auth: AuthMode | None) -> AuthMode:
+    """An app's auth mode, fal's default for none."""
+    return auth or DEFAULT_AUTH
+
+
+def is_public(auth: str | None) -> bool:
+    """Whether anyone may call an app with auth mode ``auth``, without a key (only ``public``)."""
+    return auth == "public"
+
+
 AppName = Annotated[str, StringConstraints(pattern=APP_NAME_RE.pattern)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 #: The largest count or number of seconds a key takes (fal's API stores them as 32-bit integers).

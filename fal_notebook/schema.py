@@ -34,7 +34,7 @@ _PLAIN_KINDS: dict[str, Kind] = {k: k for k in get_args(Kind) if k not in ("unio
 Location = Literal["body", "query", "value"]  # a body property, a query parameter, the whole body
 Protocol = Literal["http", "realtime", "websocket"]
 MEDIA_KINDS = ("image", "file", "audio", "video")
-SKIPPED_PATHS = {"/health", "/openapi.json", "/docs", "/redoc"}
+SKIPPED_PATHS = {"/health", wire.join_path(wire.OPENAPI_PATH), "/docs", "/redoc"}
 _NAME_MEDIA = (("image_url", "image"), ("audio_url", "audio"), ("video_url", "video"), ("file_url", "file"))
 _PROSE_NAMES = re.compile(r"(^|_)(prompt|text|caption|description|instructions?|message|content)s?$")
 _LONG_TEXT = 256
@@ -250,7 +250,7 @@ class _Parser:
 
     def app(self) -> AppSchema:
         paths: Mapping[str, Any] = self.doc["paths"]
-        order = [p for p in _list(self.doc.get("x-fal-order-paths")) if isinstance(p, str) and p in paths]
+        order = [p for p in _list(self.doc.get(wire.ORDER_PATHS)) if isinstance(p, str) and p in paths]
         order += [p for p in paths if p not in order]
         endpoints = []
         for path in order:
@@ -297,7 +297,7 @@ class _Parser:
             description=str(op.get("description", "")),
             fields=tuple(fields),
             output=self.output(op),
-            streaming=path.rstrip("/").endswith("/stream") or _produces(op, "text/event-stream"),
+            streaming=wire.is_stream_path(path) or _produces(op, wire.EVENT_STREAM),
         )
 
     def socket(self, path: str, protocol: Mapping[str, Any], op: Mapping[str, Any]) -> Endpoint:
@@ -402,7 +402,7 @@ class _Parser:
         """``allOf`` as one schema: properties (in member order), required and keywords of every
         member together; the keywords beside ``allOf`` win. A ``true`` member adds nothing, a
         ``false`` one makes the whole unsatisfiable (False); a member met again (a cycle) adds nothing."""
-        merged: dict[str, Any] = {"properties": {}, "required": [], "x-fal-order-properties": []}
+        merged: dict[str, Any] = {"properties": {}, "required": [], wire.ORDER_PROPERTIES: []}
         for member in [*_list(schema["allOf"]), {k: v for k, v in schema.items() if k != "allOf"}]:
             while isinstance(member, Mapping) and "$ref" in member:
                 ref = member["$ref"]
@@ -418,7 +418,7 @@ class _Parser:
                 if member is False:
                     return False
             for key, value in member.items():
-                if key in ("properties", "required", "x-fal-order-properties"):
+                if key in ("properties", "required", wire.ORDER_PROPERTIES):
                     merged[key] = {**merged[key], **value} if key == "properties" else [*merged[key], *value]
                 else:
                     merged[key] = value
@@ -468,7 +468,7 @@ class _Parser:
 
     def properties(self, schema: Mapping[str, Any]) -> tuple[Field, ...]:
         props: Mapping[str, Any] = schema.get("properties") or {}
-        order = [p for p in schema.get("x-fal-order-properties", []) if p in props]
+        order = [p for p in schema.get(wire.ORDER_PROPERTIES, []) if p in props]
         order += [p for p in props if p not in order]
         required = set(schema.get("required") or [])
         return tuple(self.field(name, props[name], name in required) for name in order if not _hidden(props[name]))

@@ -15,8 +15,9 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Any, Final
+from typing import Any
 
 # -- hosts, ports and the key file ----------------------------------------------------------------
 #: fal's sync host; ``FAL_RUN_HOST`` replaces it (as fal_client reads it).
@@ -72,7 +73,10 @@ def gateway_hosts(tls_port: int) -> dict[str, str]:
 #: The first path segment of every queue URL on the gateway: ``/queue/<app>[/<path>]``.
 QUEUE_SEGMENT = "queue"
 OPENAPI_PATH = "openapi.json"
+#: An endpoint's streaming twin (server-sent events) is at ``<path>/stream``.
 STREAM_PATH = "stream"
+#: An app cancels a running request at ``<the request's path>/cancel`` (fal's queue calls it there).
+APP_CANCEL_PATH = "cancel"
 
 
 def join_url(base: str, *paths: str) -> str:
@@ -84,6 +88,17 @@ def join_url(base: str, *paths: str) -> str:
 def join_path(*paths: str) -> str:
     """``/a/b`` from ``"/a"`` and ``"b/"``; ``/`` when all are empty."""
     return "/" + "/".join(p.strip("/") for p in paths if p.strip("/"))
+
+
+def is_stream_path(path: str) -> bool:
+    """Whether an endpoint's path is a streaming one (``.../stream``)."""
+    return path.rstrip("/").endswith("/" + STREAM_PATH)
+
+
+def app_cancel_path(path: str) -> str:
+    """Where the app cancels a running request it got at ``path``: ``<path>/cancel`` (the call's
+    query string is the call's, not the cancel's)."""
+    return join_path(path.split("?", 1)[0], APP_CANCEL_PATH)
 
 
 def local_app(name: str) -> str:
@@ -197,14 +212,16 @@ def wants_logs(raw: str) -> bool:
 
 
 # -- error bodies ---------------------------------------------------------------------------------
-#: fal's ``error_type`` values the gateway gives.
-REQUEST_TIMEOUT_ERROR = "request_timeout"
-RUNNER_SCHEDULING_FAILURE = "runner_scheduling_failure"
-RUNNER_DISCONNECTED = "runner_disconnected"
-CLIENT_CANCELLED = "client_cancelled"
-CLIENT_DISCONNECTED = "client_disconnected"
-BAD_REQUEST = "bad_request"
-INTERNAL_ERROR = "internal_error"
+class ErrorType(StrEnum):
+    """fal's ``error_type`` values the gateway gives (an app may give others)."""
+
+    REQUEST_TIMEOUT = "request_timeout"
+    RUNNER_SCHEDULING_FAILURE = "runner_scheduling_failure"
+    RUNNER_DISCONNECTED = "runner_disconnected"
+    CLIENT_CANCELLED = "client_cancelled"
+    CLIENT_DISCONNECTED = "client_disconnected"
+    BAD_REQUEST = "bad_request"
+    INTERNAL_ERROR = "internal_error"
 
 
 def encode_error(detail: Any, error_type: str | None = None) -> dict[str, Any]:
@@ -228,7 +245,12 @@ def decode_error(body: Any, headers: Mapping[str, str] | None = None) -> tuple[A
 
 
 # -- statuses -------------------------------------------------------------------------------------
-IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
+class RequestStatus(StrEnum):
+    """A queued request's status, as a status answer names it."""
+
+    IN_QUEUE = "IN_QUEUE"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
 
 
 @dataclass(frozen=True)
@@ -268,10 +290,10 @@ def encode_status(status: Status, *, request_id: str, response_url: str, with_lo
     logs = status.logs if with_logs and not isinstance(status, Queued) else None
     common = {"request_id": request_id, "response_url": response_url}
     if isinstance(status, Queued):
-        return {"status": IN_QUEUE, "queue_position": status.position, **common}
+        return {"status": RequestStatus.IN_QUEUE, "queue_position": status.position, **common}
     if isinstance(status, InProgress):
-        return {"status": IN_PROGRESS, "logs": logs, **common}
-    body: dict[str, Any] = {"status": COMPLETED, "logs": logs, **common, "metrics": status.metrics}
+        return {"status": RequestStatus.IN_PROGRESS, "logs": logs, **common}
+    body: dict[str, Any] = {"status": RequestStatus.COMPLETED, "logs": logs, **common, "metrics": status.metrics}
     if status.error is not None:
         body.update(error=status.error, error_type=status.error_type)
     return body
@@ -280,11 +302,11 @@ def encode_status(status: Status, *, request_id: str, response_url: str, with_lo
 def decode_status(data: Any) -> Status:
     """The status in a status answer (``IN_QUEUE``, ``IN_PROGRESS`` or ``COMPLETED``); ValueError if none."""
     state = data.get("status") if isinstance(data, dict) else None
-    if state == IN_QUEUE:
+    if state == RequestStatus.IN_QUEUE:
         return Queued(position=int(data.get("queue_position") or 0))
-    if state == IN_PROGRESS:
+    if state == RequestStatus.IN_PROGRESS:
         return InProgress(logs=list(data.get("logs") or []))
-    if state == COMPLETED:
+    if state == RequestStatus.COMPLETED:
         return Completed(
             logs=list(data.get("logs") or []),
             metrics=dict(data.get("metrics") or {}),
@@ -309,7 +331,7 @@ def encode_submit(request_id: str, request: str, position: int) -> dict[str, Any
     """The answer to a submit; ``request`` is the request's URL (see ``request_url``). Its
     ``gateway_request_id`` is the first attempt's (``gateway_request_id``)."""
     return {
-        "status": IN_QUEUE,
+        "status": RequestStatus.IN_QUEUE,
         "request_id": request_id,
         "gateway_request_id": request_id,
         "response_url": request,
@@ -342,27 +364,39 @@ def decode_submit(data: Any, app_queue_url: str) -> QueuedRequest:
 
 
 # -- cancel answers -------------------------------------------------------------------------------
-OK, CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND = (
-    "OK",
-    "CANCELLATION_REQUESTED",
-    "ALREADY_COMPLETED",
-    "NOT_FOUND",
-)
-#: The answers to a cancel, with the HTTP status the gateway gives each.
-CANCEL_ANSWERS = {OK: 200, CANCELLATION_REQUESTED: 202, ALREADY_COMPLETED: 400, NOT_FOUND: 404}
+class CancelAnswer(StrEnum):
+    """The answers to a cancel."""
+
+    OK = "OK"
+    CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
+    ALREADY_COMPLETED = "ALREADY_COMPLETED"
+    NOT_FOUND = "NOT_FOUND"
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status the gateway gives the answer."""
+        return _CANCEL_STATUSES[self]
 
 
-def encode_cancel(answer: str) -> dict[str, str]:
+_CANCEL_STATUSES = {
+    CancelAnswer.OK: 200,
+    CancelAnswer.CANCELLATION_REQUESTED: 202,
+    CancelAnswer.ALREADY_COMPLETED: 400,
+    CancelAnswer.NOT_FOUND: 404,
+}
+
+
+def encode_cancel(answer: CancelAnswer) -> dict[str, str]:
     return {"status": answer}
 
 
-def decode_cancel(body: Any, *, success: bool) -> str | None:
+def decode_cancel(body: Any, *, success: bool) -> CancelAnswer | None:
     """The answer in a cancel's body (a JSON object or a bare word), ``OK`` for another success,
     None for an answer that is not one."""
     answer = body.get("status") if isinstance(body, dict) else body
-    if isinstance(answer, str) and answer in CANCEL_ANSWERS:
-        return answer
-    return OK if success else None
+    if isinstance(answer, str) and answer in set(CancelAnswer):
+        return CancelAnswer(answer)
+    return CancelAnswer.OK if success else None
 
 
 # -- webhooks -------------------------------------------------------------------------------------
@@ -375,7 +409,13 @@ WEBHOOK_TIMESTAMP = "X-Fal-Webhook-Timestamp"
 WEBHOOK_SIGNATURE = "X-Fal-Webhook-Signature"
 JWKS_PATH = "/.well-known/jwks.json"
 WEBHOOK_TIMESTAMP_TOLERANCE = 300
-WEBHOOK_OK, WEBHOOK_ERROR = "OK", "ERROR"
+
+
+class WebhookStatus(StrEnum):
+    """A webhook payload's ``status``: the request succeeded, or ended with an error."""
+
+    OK = "OK"
+    ERROR = "ERROR"
 
 
 def encode_webhook(request_id: str, gateway_request_id: str, status: int, body: bytes) -> dict[str, Any]:
@@ -384,7 +424,7 @@ def encode_webhook(request_id: str, gateway_request_id: str, status: int, body: 
     payload: dict[str, Any] = {
         "request_id": request_id,
         "gateway_request_id": gateway_request_id,
-        "status": WEBHOOK_OK if status < 400 else WEBHOOK_ERROR,
+        "status": WebhookStatus.OK if status < 400 else WebhookStatus.ERROR,
     }
     try:
         payload["payload"] = json.loads(body)
@@ -406,6 +446,9 @@ def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) 
 #: "websocket", "realtimeMode", "contentType", "config"}`` (fal's ``FalFastAPI.openapi``); a realtime
 #: endpoint with models also gets a POST operation that only describes them.
 PROTOCOL_KEY = "x-fal-protocol"
+#: fal's order of an app's endpoints (on the document) and of a model's fields (on its schema).
+ORDER_PATHS = "x-fal-order-paths"
+ORDER_PROPERTIES = "x-fal-order-properties"
 REALTIME, WEBSOCKET = "realtime", "websocket"
 #: A realtime endpoint's messages, both ways, unless the app chose its own encoding.
 REALTIME_CONTENT_TYPE = "application/msgpack"
@@ -413,6 +456,8 @@ REALTIME_CONTENT_TYPE = "application/msgpack"
 #: (``error``: ``INTERNAL_ERROR``, ``TIMEOUT``...; ``reason``), after which the app closes the
 #: session, and meta messages (timings), which are not outputs.
 REALTIME_ERROR = "x-fal-error"
+#: The error a realtime session ends with when the app closes it for being idle: a note, not a failure.
+REALTIME_TIMEOUT = "TIMEOUT"
 REALTIME_META = "x-fal-message"
 
 
@@ -453,11 +498,16 @@ class SSEParser:
 #: Answers a client tries again: 408/409/429, and 502/503/504 from an ingress (see ``retryable``).
 RETRY_STATUSES = frozenset({408, 409, 429})
 GATEWAY_STATUSES = frozenset({502, 503, 504})
-#: fal's queue retries a request on these conditions (``retry_config``, ``skip_retry_conditions``).
-SERVER_ERROR: Final = "server_error"
-CONNECTION_ERROR: Final = "connection_error"
-TIMEOUT: Final = "timeout"
-RETRY_CONDITIONS = (SERVER_ERROR, CONNECTION_ERROR, TIMEOUT)
+
+
+class RetryCondition(StrEnum):
+    """fal's queue retries a request on these conditions (``retry_config``, ``skip_retry_conditions``)."""
+
+    SERVER_ERROR = "server_error"
+    CONNECTION_ERROR = "connection_error"
+    TIMEOUT = "timeout"
+
+
 #: Request headers: no retry at all (``1``/``true``/``yes``); a per-condition budget (JSON
 #: ``{"server_error": {"retries": 3}}``, honoured for the app's owner only).
 NO_RETRY = "X-Fal-No-Retry"
@@ -482,7 +532,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return float(value) if value.isdigit() else None
 
 
-def retry_condition(status: int) -> str | None:
+def retry_condition(status: int) -> RetryCondition | None:
     """The condition under which fal's queue retries an app's answer: 503 and 504 are ``server_error``
     (a timeout is the gateway's own: the app's ``request_timeout`` ran out)."""
-    return SERVER_ERROR if status in (503, 504) else None
+    return RetryCondition.SERVER_ERROR if status in (503, 504) else None

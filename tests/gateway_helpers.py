@@ -5,7 +5,6 @@ polls its state. The ``gateway`` fixture (tests/conftest.py) gives one per test 
 from __future__ import annotations
 
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ import fal_notebook
 from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.local import LocalBackend
 from fal_notebook.gateway import gateway_key
+
+from .polling import wait_for
 
 #: Bodies above this size are refused with 413 in the tests' gateways.
 TEST_MAX_BODY = 1 << 20
@@ -65,23 +66,12 @@ class LocalGateway:
             return client.get(f"/_fal_notebook/apps/{name}").json()
 
     def wait_completed(self, client: httpx.Client, status_url: str, timeout: float = 60.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def completed() -> dict[str, Any] | None:
             response = client.get(status_url, params={"logs": 1})
-            if response.status_code == 200:
-                return response.json()
-            assert response.status_code == 202, response.text
-            time.sleep(0.05)
-        raise AssertionError(f"{status_url} did not complete within {timeout} s")
+            assert response.status_code in (200, 202), response.text
+            return response.json() if response.status_code == 200 else None
 
-    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
+        return wait_for(completed, f"{status_url} to complete", timeout=timeout)
 
 
 def messages(logs: list[dict[str, Any]]) -> list[str]:
@@ -94,7 +84,7 @@ def hold(gateway: LocalGateway, client: Any, gate: Path) -> Any:
     runner: the app logs when it starts to wait for ``gate`` to exist."""
     handle = client.submit({"path": str(gate)}, path="/hold")
     started = f"holding until {gate.name} exists"
-    gateway.wait_for(
+    wait_for(
         lambda: started in messages(getattr(handle.status(logs=True), "logs", [])), what=f"the app to log {started!r}"
     )
     return handle

@@ -162,6 +162,45 @@ def test_layers(lower, upper):
     assert upper not in unit_graph()[lower], f"{lower} imports {upper}: {sorted(importers(upper).get(lower, []))}"
 
 
+#: The kernel's view of the gateway: the only modules of it that the rest of the package imports (the
+#: package's top with its start/stop/status functions, control.py, paths.py, and the admin API's
+#: contract), so a kernel never loads the gateway's process side (runners, the store, Docker's SDK).
+KERNEL_VIEW = {
+    "fal_notebook.gateway",
+    "fal_notebook.gateway.control",
+    "fal_notebook.gateway.paths",
+    "fal_notebook.gateway.admin_api",
+}
+
+
+def gateway_modules_reached(start: set[str]) -> set[str]:
+    """The gateway's modules that importing ``start`` loads (imports inside the gateway, followed)."""
+    reached, todo = set(), list(start)
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += [t for t in imports()[module] if unit(t) == "gateway"]
+    return reached
+
+
+def test_outside_the_gateway_only_its_kernel_view_is_imported():
+    seen = sorted(
+        f"{module} -> {target}"
+        for module, targets in imports().items()
+        if unit(module) != "gateway"
+        for target in targets
+        if unit(target) == "gateway" and target not in KERNEL_VIEW
+    )
+    assert seen == [], "import the gateway's kernel view (KERNEL_VIEW), or move what is shared below the gateway"
+
+
+def test_the_kernel_view_loads_nothing_of_the_gateway_process():
+    """Besides its own modules, the kernel's view loads only tls.py (control.py gives fal_client the CA
+    bundle that trusts the gateway's certificate)."""
+    assert gateway_modules_reached(KERNEL_VIEW) == KERNEL_VIEW | {"fal_notebook.gateway.tls"}
+
+
 #: ARCHITECTURE.md's layers, top first: a unit imports only units of lower rows (or of its own row).
 LAYERS = [
     [TOP],
@@ -170,8 +209,8 @@ LAYERS = [
     ["backends"],
     ["gateway"],
     ["client", "protocol", "uploads"],
-    ["capture", "generate", "config", "packages"],
-    ["state", "wire", "fal_sdk", "watch", "errors", "secrets", "credentials", "_version"],
+    ["capture", "generate", "config", "packages", "environments"],
+    ["state", "statuses", "wire", "fal_sdk", "docker_engine", "watch", "errors", "secrets", "credentials", "_version"],
 ]
 
 

@@ -4,16 +4,22 @@ the layout, headers and rules both sides share."""
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import httpx
 import pytest
 
 from fal_notebook import wire
+from fal_notebook.config import RetryCondition as RetryConditionName
 from fal_notebook.wire import (
+    CancelAnswer,
     Completed,
+    ErrorType,
     InProgress,
     Queued,
     QueuedRequest,
+    RequestStatus,
+    RetryCondition,
     SSEParser,
     decode_status,
     decode_submit,
@@ -77,7 +83,7 @@ def test_priority_and_logs_parameters():
 # -- error bodies ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "detail, error_type",
-    [("Request timed out.", wire.REQUEST_TIMEOUT_ERROR), ("App x failed", None), ([{"loc": ["body", "a"]}], None)],
+    [("Request timed out.", ErrorType.REQUEST_TIMEOUT), ("App x failed", None), ([{"loc": ["body", "a"]}], None)],
 )
 def test_error_round_trip(detail, error_type):
     body = wire.encode_error(detail, error_type)
@@ -159,7 +165,7 @@ def test_queue_urls_come_from_the_answer_or_follow_the_layout():
 def test_submit_round_trip():
     queue = "http://127.0.0.1:8765/queue/local/echo"
     body = wire.encode_submit("r1", wire.request_url(queue, "r1"), 2)
-    assert body["status"] == wire.IN_QUEUE and body["queue_position"] == 2
+    assert body["status"] == RequestStatus.IN_QUEUE and body["queue_position"] == 2
     assert body["gateway_request_id"] == body["request_id"] == "r1"
     assert decode_submit(over_the_wire(body), queue) == QueuedRequest(
         "r1", f"{queue}/requests/r1/status", f"{queue}/requests/r1", f"{queue}/requests/r1/cancel"
@@ -173,16 +179,16 @@ def test_each_retry_has_its_own_gateway_request_id():
 
 
 # -- cancel answers -------------------------------------------------------------------------------
-@pytest.mark.parametrize("answer", sorted(wire.CANCEL_ANSWERS))
+@pytest.mark.parametrize("answer", sorted(wire.CancelAnswer))
 def test_cancel_round_trip(answer):
-    success = wire.CANCEL_ANSWERS[answer] < 400
+    success = answer.http_status < 400
     assert wire.decode_cancel(over_the_wire(wire.encode_cancel(answer)), success=success) == answer
     assert wire.decode_cancel(answer, success=success) == answer  # a bare word, as some servers answer
 
 
 def test_other_cancel_answers():
     assert wire.decode_cancel({"detail": "Not Found"}, success=False) is None
-    assert wire.decode_cancel(None, success=True) == wire.OK
+    assert wire.decode_cancel(None, success=True) == CancelAnswer.OK
 
 
 # -- server-sent events ---------------------------------------------------------------------------
@@ -223,4 +229,14 @@ def test_what_a_client_retries():
 
 
 def test_what_the_queue_retries():
-    assert [wire.retry_condition(s) for s in (503, 504, 500, 200)] == [wire.SERVER_ERROR, wire.SERVER_ERROR, None, None]
+    assert [wire.retry_condition(s) for s in (503, 504, 500, 200)] == [
+        RetryCondition.SERVER_ERROR,
+        RetryCondition.SERVER_ERROR,
+        None,
+        None,
+    ]
+
+
+def test_the_config_names_the_retry_conditions_of_the_wire():
+    """``AppConfig``'s ``skip_retry_conditions`` and ``retry_config`` accept exactly fal's conditions."""
+    assert set(get_args(RetryConditionName)) == set(RetryCondition)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..statuses import AppStatus
 from .base import Backend, Deployment, FalDetail, LocalDetail, Progress, crash_loop_summary, get_backend
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,6 +89,6 @@ def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, 
                 queued=local.queued if local else None,
                 error=local.error if local else on_fal.last_error if on_fal else None,
             )
-            if deployment.status == "crash-looping":
+            if deployment.status == AppStatus.CRASH_LOOPING:
                 row["crash_loop"] = crash_loop_summary(deployment)
     return [rows[name] for name in sorted(rows)]

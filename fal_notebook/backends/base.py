@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from ..config import short_repr
 from ..errors import ConfigError
 from ..state import home, read_json, write_json_atomic
+from ..statuses import AppStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..client import EndpointClient
@@ -27,9 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..protocol import Address
 
 Target = Literal["local", "docker", "fal"]
-#: ``crash-looping``: its runners keep failing; the gateway backs off and tries again (local targets).
-Status = Literal["deploying", "ready", "failed", "crash-looping", "stopped"]
-STATUSES: tuple[Status, ...] = ("deploying", "ready", "failed", "crash-looping", "stopped")
 #: Receives progress lines; backends send ProgressEvents (str with a step, see progress.py).
 Progress = Callable[[str], None]
 
@@ -81,7 +79,7 @@ Detail = LocalDetail | FalDetail
 def crash_loop_summary(deployment: Deployment) -> str:
     """For a crash-looping app: when the gateway tries again, and why its last runner failed (one line)."""
     detail = deployment.detail
-    if deployment.status != "crash-looping" or not isinstance(detail, LocalDetail):
+    if deployment.status != AppStatus.CRASH_LOOPING or not isinstance(detail, LocalDetail):
         return ""
     when = time.strftime("%H:%M:%S", time.localtime(detail.next_attempt)) if detail.next_attempt else "soon"
     return f"next attempt at {when}; last exit: {detail.last_exit or 'unknown'}"
@@ -110,13 +108,14 @@ class Deployment:
     endpoint_id: str
     url: str
     queue_url: str
-    status: Status
+    status: AppStatus
     path: str = ""
     detail: Detail = field(default_factory=LocalDetail)  # the target's own type (see __post_init__)
     #: The widget layer's views, installed when ``fal_notebook`` is imported.
     views: ClassVar[DeploymentViews | None] = None
 
     def __post_init__(self) -> None:
+        self.status = AppStatus(self.status)  # a record's string (from JSON)
         kind = detail_type(self.target)
         if not isinstance(self.detail, kind):  # a record's dict (from JSON), or the default of another target
             given: dict[str, Any] = self.detail if isinstance(self.detail, dict) else {}
@@ -149,7 +148,7 @@ class Deployment:
 
     def stop(self) -> None:
         self.backend.stop(self)
-        self.status = "stopped"
+        self.status = AppStatus.STOPPED
         self.save()
 
     @property
@@ -181,7 +180,7 @@ class Deployment:
 
     def __repr__(self) -> str:
         return (
-            f"Deployment(name={self.name!r}, target={self.target!r}, status={self.status!r}, "
+            f"Deployment(name={self.name!r}, target={self.target!r}, status={self.status.value!r}, "
             f"endpoint_id={self.endpoint_id!r}, url={self.url!r})"
         )
 

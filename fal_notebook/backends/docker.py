@@ -4,7 +4,7 @@ A docker deployment is a local deployment whose runners are containers: the same
 (``local/<name>``), protocol, queue, scaling, retries, logs and auth. The gateway builds the image
 (``fal-notebook/<name>:<content hash>``, so unchanged code is never rebuilt) and runs one
 ``docker run`` per runner (``gateway/images.py``, ``gateway/containers.py``); this class only checks that an
-engine answers and hands the deploy to the gateway.
+engine answers (``docker_engine.py``) and hands the deploy to the gateway.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..docker_engine import engine
 from ..errors import ConfigError
-from ..gateway.containers import engine
 from .base import Deployment, Progress
 from .local import LocalBackend
 

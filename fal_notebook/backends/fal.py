@@ -24,6 +24,7 @@ from ..errors import DeployCancelled, DeployError, FalNotebookError
 from ..fal_sdk import check_version
 from ..generate.project import AppProject
 from ..secrets import redact
+from ..statuses import AppStatus
 from . import fal_checks
 from .base import Backend, Deployment, FalDetail, Progress
 from .fal_cli import (
@@ -119,7 +120,7 @@ class FalBackend(Backend):
             applied = self._apply_scaling(deployment, scaling, last.scaling, key, say)
             detail.scaling = scaling if applied else last.scaling
         deployment.save()
-        done = "Deployed" if deployment.status == "ready" else "Rolling out"
+        done = "Deployed" if deployment.status == AppStatus.READY else "Rolling out"
         step = "ready"
         say(f"{done} {deployment.endpoint_id} (revision {detail.revision}): {deployment.url}", "step")
         return deployment
@@ -173,7 +174,7 @@ class FalBackend(Backend):
         """A detached rollout (``deploying``) is ``ready`` once a runner of its revision is up, and
         ``failed`` if they crash at start. Other states stay as recorded: fal scales apps from
         zero, so an app without runners is no news (and listing apps stays fast)."""
-        if deployment.status != "deploying":
+        if deployment.status != AppStatus.DEPLOYING:
             return deployment
         try:
             runners = _runners(deployment, _key())
@@ -181,9 +182,9 @@ class FalBackend(Backend):
             return deployment
         states = {r.get("state") for r in runners if r.get("revision") == fal_detail(deployment).revision}
         if states & READY_STATES:
-            deployment.status = "ready"
+            deployment.status = AppStatus.READY
         elif "CRASH_BACKOFF" in states:
-            deployment.status = "failed"
+            deployment.status = AppStatus.FAILED
         deployment.save()
         return deployment
 
@@ -228,7 +229,7 @@ def deployment_from_report(run: FalRun, project: AppProject, *, environment: str
         endpoint_id=urlsplit(url).path.strip("/"),
         url=url,
         queue_url=queue_url,
-        status="deploying" if result.get("status") == "rolling_out" else "ready",
+        status=AppStatus.DEPLOYING if result.get("status") == "rolling_out" else AppStatus.READY,
         path=str(project.path),
         detail=FalDetail(
             revision=report["revision"],
@@ -266,7 +267,9 @@ def _record_failure(previous: Deployment | None, project: AppProject, error: str
         fal_detail(previous).last_error = summary
         previous.save()
         return
-    Deployment(project.name, "fal", "", "", "", "failed", str(project.path), FalDetail(last_error=summary)).save()
+    Deployment(
+        project.name, "fal", "", "", "", AppStatus.FAILED, str(project.path), FalDetail(last_error=summary)
+    ).save()
 
 
 def describe_change(old: str | None, new: str, filename: str) -> str:
@@ -390,5 +393,7 @@ def logs(name: str, *, follow: bool = False) -> Iterator[str]:
     """The app's log lines from its recent runners (``fal runners logs``)."""
     record, app, env, team = _scope(name)
     if record is None:
-        record = Deployment(name, "fal", "", "", "", "ready", "", FalDetail(app_name=app, environment=env, team=team))
+        record = Deployment(
+            name, "fal", "", "", "", AppStatus.READY, "", FalDetail(app_name=app, environment=env, team=team)
+        )
     return FalBackend().logs(record, follow=follow)

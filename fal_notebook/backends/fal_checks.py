@@ -17,8 +17,10 @@ from pathlib import Path
 
 from ..config import kernel_python_version
 from ..credentials import FalCredentials, find_credentials, logged_in_as_user, not_logged_in_message
+from ..environments import READY_MARKER, env_python, environment_key, runner_requirements
 from ..errors import ConfigError, DeployError
 from ..fal_sdk import MISSING_EXIT, VALIDATE_PROGRAM, missing_internal, missing_internal_error
+from ..gateway.paths import envs_dir
 from ..generate.project import PYPROJECT, AppProject
 from ..packages import without_fal
 from ..secrets import redact
@@ -114,13 +116,7 @@ def requirements_for_fal(project: AppProject) -> list[str]:
 def local_environment_python(project: AppProject) -> Path | None:
     """The interpreter of the isolated environment the local target built for this project's
     requirements (same hash), if there is one: having been built, they are installable."""
-    try:
-        from ..gateway.envs import READY_MARKER, env_python, environment_key
-        from ..gateway.paths import envs_dir
-        from ..gateway.prepare import requirements
-    except ImportError:  # no local target in this installation
-        return None
-    folder = envs_dir() / environment_key(sys.executable, requirements(project))
+    folder = envs_dir() / environment_key(sys.executable, runner_requirements(project))
     return env_python(folder) if (folder / READY_MARKER).is_file() else None
 
 

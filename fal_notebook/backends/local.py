@@ -12,16 +12,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
 from .. import wire
+from ..config import is_public
 from ..credentials import find_credentials
 from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
+from ..gateway.admin_api import APPS_PATH, AppInfo, DeploySpec, app_path, cancel_path
 from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
-from .base import STATUSES, Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
+from ..statuses import SERVING, AppStatus, RevisionStatus
+from .base import Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
 from .progress import GatewayProgress, ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,19 +85,19 @@ class LocalBackend(Backend):
         credentials = _fal_credentials()
         if credentials is not None:  # what fal's runners have: fal's toolkit uploads outputs with it
             secrets.setdefault("FAL_KEY", credentials.key)
-        spec = {"path": str(project.path), "env": env, "python": python, "secrets": secrets}
+        spec = DeploySpec(str(project.path), env, python, secrets)
         with admin() as client:
-            response = client.put(f"/_fal_notebook/apps/{project.name}", json=spec)
+            response = client.put(app_path(project.name), json=spec.body())
         if response.status_code != 202:
             raise DeployError(f"The gateway refused to deploy {project.name}: {_detail(response)}")
-        info = response.json()
+        info = AppInfo.from_json(response.json())
         deployment = _deployment(self.target, project.name, str(project.path), info, env=env)
         deployment.save()
         if not wait:
             progress(f"Deploying {project.name} in the background; `refresh()` or `%fal_apps` shows when it is ready.")
             return deployment
-        earlier = max((event["seq"] for event in info.get("events", ())), default=0)
-        return self.wait(deployment, info["requested"], progress=progress, since=earlier, cancel=cancel)
+        earlier = max((event.seq for event in info.events), default=0)
+        return self.wait(deployment, info.requested or 0, progress=progress, since=earlier, cancel=cancel)
 
     def wait(
         self,
@@ -115,33 +118,33 @@ class LocalBackend(Backend):
                 asked_to_cancel = True
                 self._cancel(deployment, revision)
             info = _app_info(deployment.name, since, wait=WAIT)
-            for event in info["events"]:
-                progress(steps(event["message"]))
-                since = event["seq"]
-            latest = info["latest"] or {}
-            if info["status"] in ("ready", "crash-looping") and (info["revision"] or 0) >= revision:
+            for event in info.events:
+                progress(steps(event.message))
+                since = event.seq
+            latest = info.latest
+            if info.status in SERVING and (info.revision or 0) >= revision:
                 break
-            if latest.get("number") == revision and latest.get("status") == "failed":
-                deployment.status = "failed" if info["revision"] is None else "ready"
-                local_detail(deployment).error = latest.get("error")
+            if latest is not None and latest.number == revision and latest.status == RevisionStatus.FAILED:
+                deployment.status = AppStatus.FAILED if info.revision is None else AppStatus.READY
+                local_detail(deployment).error = latest.error
                 deployment.save()
-                kept = "" if info["revision"] is None else f" Revision {info['revision']} keeps serving."
-                raise DeployError(f"Deploying {deployment.name} failed: {latest.get('error')}{kept}")
-            if latest.get("number", 0) > revision:
-                progress(f"A newer deploy of {deployment.name} (revision {latest['number']}) replaced this one.")
+                kept = "" if info.revision is None else f" Revision {info.revision} keeps serving."
+                raise DeployError(f"Deploying {deployment.name} failed: {latest.error}{kept}")
+            if latest is not None and latest.number > revision:
+                progress(f"A newer deploy of {deployment.name} (revision {latest.number}) replaced this one.")
                 break
-            if not info["events"]:  # the long poll timed out (or a gateway of an older version answered at once)
+            if not info.events:  # the long poll timed out (or a gateway of an older version answered at once)
                 time.sleep(POLL_INTERVAL)
         updated = _deployment(self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
         updated.save()
-        if updated.status == "crash-looping":
+        if updated.status == AppStatus.CRASH_LOOPING:
             progress(ProgressEvent(f"{updated.endpoint_id} is crash-looping: {crash_loop_summary(updated)}", "ready"))
         else:
             progress(
                 ProgressEvent(f"{updated.endpoint_id} is ready: {updated.url} (queue: {updated.queue_url})", "ready")
             )
         auth = local_detail(updated).auth
-        if auth != "public":
+        if not is_public(auth):
             progress(
                 ProgressEvent(
                     f"{updated.endpoint_id} is {auth}: callers send `{wire.AUTHORIZATION}: "
@@ -155,7 +158,7 @@ class LocalBackend(Backend):
         """Ask the gateway to drop the rollout of ``revision`` and raise DeployCancelled; when the
         rollout already ended (409), return and let the caller see how it ended."""
         with admin() as client:
-            response = client.post(f"/_fal_notebook/apps/{deployment.name}/cancel", json={"revision": revision})
+            response = client.post(cancel_path(deployment.name), json={"revision": revision})
         if response.status_code == 409:
             return
         if response.status_code != 200:
@@ -201,7 +204,7 @@ class LocalBackend(Backend):
         if not gateway_running():
             return
         with admin() as client:
-            response = client.delete(f"/_fal_notebook/apps/{deployment.name}")
+            response = client.delete(app_path(deployment.name))
         if response.status_code not in (200, 404):
             raise DeployError(f"Stopping {deployment.name} failed: {_detail(response)}")
 
@@ -211,7 +214,7 @@ class LocalBackend(Backend):
         try:
             info = _app_info(deployment.name, since=1 << 62)
         except DeployError:
-            deployment.status = "stopped"
+            deployment.status = AppStatus.STOPPED
             return deployment
         return _updated(deployment, info)
 
@@ -222,24 +225,24 @@ class LocalBackend(Backend):
         if not gateway_running():
             return [_gateway_down(d) for d in deployments]
         with admin() as client:
-            infos = {info["name"]: info for info in client.get("/_fal_notebook/apps").json()}
+            infos = {info.name: info for info in map(AppInfo.from_json, client.get(APPS_PATH).json())}
         refreshed = []
         for deployment in deployments:
             if deployment.name in infos:
                 refreshed.append(_updated(deployment, infos[deployment.name]))
             else:
-                deployment.status = "stopped"
+                deployment.status = AppStatus.STOPPED
                 refreshed.append(deployment)
         return refreshed
 
 
 def _gateway_down(deployment: Deployment) -> Deployment:
-    deployment.status = "stopped"
+    deployment.status = AppStatus.STOPPED
     local_detail(deployment).gateway = "not running (fal-notebook gateway start restores deployed apps)"
     return deployment
 
 
-def _updated(deployment: Deployment, info: dict[str, Any]) -> Deployment:
+def _updated(deployment: Deployment, info: AppInfo) -> Deployment:
     """The deployment as the gateway's ``info`` describes it (its record rewritten if that changed)."""
     updated = _deployment(deployment.target, deployment.name, deployment.path, info, env=local_detail(deployment).env)
     if updated != deployment:
@@ -254,13 +257,13 @@ def local_detail(deployment: Deployment) -> LocalDetail:
     return deployment.detail
 
 
-def _app_info(name: str, since: int, *, wait: int = 0) -> dict[str, Any]:
+def _app_info(name: str, since: int, *, wait: int = 0) -> AppInfo:
     """The app's state with its events after ``since`` (``wait``: the gateway answers once there are
     some, at the latest after ``wait`` seconds)."""
     params = {"since": since, **({"wait": wait} if wait else {})}
     try:
         with admin() as client:
-            response = client.get(f"/_fal_notebook/apps/{name}", params=params)
+            response = client.get(app_path(name), params=params)
     except httpx.TransportError:
         raise GatewayError(
             f"The gateway stopped answering (its log: {log_path()}). `fal-notebook gateway start` restarts "
@@ -268,10 +271,10 @@ def _app_info(name: str, since: int, *, wait: int = 0) -> dict[str, Any]:
         ) from None
     if response.status_code != 200:
         raise DeployError(f"The gateway does not know {name}: {_detail(response)}")
-    return response.json()
+    return AppInfo.from_json(response.json())
 
 
-def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, env: str | None) -> Deployment:
+def _deployment(target: Target, name: str, path: str, info: AppInfo, *, env: str | None) -> Deployment:
     endpoint_id = wire.local_app(name)
     url, queue_url = wire.app_urls(base_url(), endpoint_id)
     return Deployment(
@@ -280,19 +283,19 @@ def _deployment(target: Target, name: str, path: str, info: dict[str, Any], *, e
         endpoint_id=endpoint_id,
         url=url,
         queue_url=queue_url,
-        status=info["status"] if info["status"] in STATUSES else "deploying",
+        status=info.status,
         path=path,
         detail=LocalDetail(
-            revision=info.get("revision"),
+            revision=info.revision,
             env=env,
-            auth=info.get("auth"),
-            runners=len(info.get("runners", [])),
-            queued=info.get("queued", 0),
-            image=info.get("image") or None,
-            notes=info.get("notes", []),
-            error=info.get("error"),
-            next_attempt=info.get("next_attempt"),
-            last_exit=info.get("last_exit") if info["status"] == "crash-looping" else None,
+            auth=info.auth,
+            runners=len(info.runners),
+            queued=info.queued,
+            image=info.image or None,
+            notes=info.notes,
+            error=info.error,
+            next_attempt=info.next_attempt,
+            last_exit=info.last_exit if info.status == AppStatus.CRASH_LOOPING else None,
         ),
     )
 

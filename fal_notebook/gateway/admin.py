@@ -1,17 +1,5 @@
-"""The admin API the LocalBackend uses (all key-protected, except the identity)::
-
-GET    /_fal_notebook/identity                    which state directory this gateway serves (its folder
-                                                  and process id only with the key)
-GET    /_fal_notebook/apps                        every app's state
-PUT    /_fal_notebook/apps/<name>                 deploy/redeploy {"path", "env", "python", "secrets"}
-                                                  (env: isolated | kernel | docker)
-GET    /_fal_notebook/apps/<name>[?since=<seq>][&wait=<s>]
-                                                  state, runners, deploy events after <seq> (with
-                                                  wait: once there are some, or after <s> seconds)
-DELETE /_fal_notebook/apps/<name>                 stop the app's runners
-POST   /_fal_notebook/apps/<name>/cancel          drop the rollout {"revision": N}; 409 if none
-POST   /_fal_notebook/shutdown                    stop the gateway
-"""
+"""The admin API's handlers (its paths and bodies: admin_api.py); all need the gateway's key but the
+identity, which says without it only which state directory the gateway serves."""
 
 from __future__ import annotations
 
@@ -25,12 +13,11 @@ from starlette.routing import Route
 
 from .._version import __version__
 from ..errors import FalNotebookError
+from ..statuses import AppStatus
+from .admin_api import APPS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, DeploySpec, app_path, cancel_path
 from .door import BodyRefused, read_body
-from .paths import IDENTITY_PATH, SERVICE
-from .prepare import ENV_KINDS, DeploySpec
 from .web import error, gateway_of, has_key, unauthorized
 
-PREFIX = "/_fal_notebook"
 #: Longest long poll (``?wait=``) of an app's state, in seconds.
 MAX_WAIT = 10
 Handler = Callable[[Request], Awaitable[Response]]
@@ -60,7 +47,7 @@ async def identity(request: Request) -> Response:
 
 
 async def list_apps(request: Request) -> Response:
-    return JSONResponse([{**rt.info(), "events": []} for rt in gateway_of(request).apps.values()])
+    return JSONResponse([rt.info(since=1 << 62).to_json() for rt in gateway_of(request).apps.values()])
 
 
 async def get_app(request: Request) -> Response:
@@ -74,38 +61,28 @@ async def get_app(request: Request) -> Response:
     if not (wait.isascii() and wait.isdigit()):
         return error(422, f"wait must be whole seconds (0, 1, 2...), got {wait[:40]!r}.")
     if int(wait):  # a long poll: answer as soon as something happens, at the latest after `wait` s
-        await runtime.news(int(since), min(int(wait), MAX_WAIT))
-    return JSONResponse(runtime.info(int(since)))
+        await runtime.log.news(int(since), min(int(wait), MAX_WAIT))
+    return JSONResponse(runtime.info(int(since)).to_json())
 
 
 async def put_app(request: Request) -> Response:
     try:
-        data = json.loads(await read_body(request))
-        spec = DeploySpec(
-            path=str(data["path"]),
-            env=data.get("env", "isolated"),
-            python=str(data.get("python") or ""),
-            secrets={str(k): str(v) for k, v in (data.get("secrets") or {}).items()},
-        )
+        spec = DeploySpec.from_body(json.loads(await read_body(request)))
     except BodyRefused as refused:
         return refused.response
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        return error(422, f"Expected a JSON body with 'path', 'env', 'python', 'secrets': {exc}")
-    if spec.env not in ENV_KINDS:
-        return error(422, f"env must be one of {', '.join(ENV_KINDS)}, got {spec.env!r}.")
-    if not spec.python and spec.env != "docker":
-        return error(422, "'python' (the interpreter runners use or build their environment from) is required.")
+    except (ValueError, RecursionError) as exc:
+        return error(422, f"The deploy's body: {exc}")
     try:
         info = gateway_of(request).deploy(request.path_params["name"], spec)
     except (FalNotebookError, ValueError, OSError) as exc:
         return error(422, str(exc))
-    return JSONResponse(info, 202)
+    return JSONResponse(info.to_json(), 202)
 
 
 async def delete_app(request: Request) -> Response:
     if not await gateway_of(request).remove(request.path_params["name"]):
         return error(404, f"No app named {request.path_params['name']!r} was deployed here.")
-    return JSONResponse({"name": request.path_params["name"], "status": "stopped"})
+    return JSONResponse({"name": request.path_params["name"], "status": AppStatus.STOPPED})
 
 
 async def cancel_rollout(request: Request) -> Response:
@@ -119,7 +96,7 @@ async def cancel_rollout(request: Request) -> Response:
         number = None
     if not await runtime.cancel_rollout(number if isinstance(number, int) else None):
         return error(409, f"{name} has no deploy in progress{f' of revision {number}' if number else ''}.")
-    return JSONResponse(runtime.info(since=1 << 62))
+    return JSONResponse(runtime.info(since=1 << 62).to_json())
 
 
 async def shutdown(request: Request) -> Response:
@@ -131,10 +108,10 @@ async def shutdown(request: Request) -> Response:
 
 ROUTES = [
     Route(IDENTITY_PATH, identity, methods=["GET"]),
-    Route(f"{PREFIX}/apps", guarded(list_apps), methods=["GET"]),
-    Route(f"{PREFIX}/apps/{{name}}", guarded(get_app), methods=["GET"]),
-    Route(f"{PREFIX}/apps/{{name}}", guarded(put_app), methods=["PUT"]),
-    Route(f"{PREFIX}/apps/{{name}}", guarded(delete_app), methods=["DELETE"]),
-    Route(f"{PREFIX}/apps/{{name}}/cancel", guarded(cancel_rollout), methods=["POST"]),
-    Route(f"{PREFIX}/shutdown", guarded(shutdown), methods=["POST"]),
+    Route(APPS_PATH, guarded(list_apps), methods=["GET"]),
+    Route(app_path("{name}"), guarded(get_app), methods=["GET"]),
+    Route(app_path("{name}"), guarded(put_app), methods=["PUT"]),
+    Route(app_path("{name}"), guarded(delete_app), methods=["DELETE"]),
+    Route(cancel_path("{name}"), guarded(cancel_rollout), methods=["POST"]),
+    Route(SHUTDOWN_PATH, guarded(shutdown), methods=["POST"]),
 ]

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import docker
-import requests
 
+from ..docker_engine import engine
 from ..errors import DeployError
 from ..generate.project import AppProject
 from .runners import Launch, runner_environment
@@ -25,20 +25,6 @@ STATE_LABEL = "org.fal-notebook.state"
 APP_LABEL = "org.fal-notebook.app"
 #: The runner program: ``docker run --detach``, its output, its exit code (standard library only).
 RUNNER_PROGRAM = str(Path(__file__).with_name("docker_runner.py"))
-ENGINE_HINT = (
-    "Start the Docker engine (Docker Desktop, `systemctl start docker` or `dockerd`; on a fal-notebook "
-    "development machine `.ci/provision` starts it), and check DOCKER_HOST."
-)
-
-
-def engine(timeout: float = 60.0) -> docker.DockerClient:
-    """A client of the Docker engine that answers, or a DeployError saying how to start one."""
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except (docker.errors.DockerException, requests.RequestException) as exc:
-        raise DeployError(f"No Docker engine answers ({exc}). {ENGINE_HINT}") from None
-    return client
 
 
 def gpu_runtime() -> bool:

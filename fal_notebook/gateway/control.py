@@ -23,7 +23,8 @@ from .. import wire
 from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
-from .paths import IDENTITY_PATH, SERVICE, base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
+from .admin_api import APPS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
+from .paths import base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
 from .tls import ca_bundle
 
 START_TIMEOUT = 30.0
@@ -36,7 +37,7 @@ class GatewayInfo:
     url: str
     home: str
     pid: int | None = None
-    apps: list[dict[str, Any]] = field(default_factory=list)
+    apps: list[AppInfo] = field(default_factory=list)
     #: The HTTPS listener's port (None: not serving HTTPS, its port was taken).
     tls_port: int | None = None
 
@@ -149,7 +150,7 @@ def stop_gateway(*, timeout: float = 20.0) -> bool:
     pid = read_json(pid_path(), {}).get("pid")
     try:
         with admin() as client:
-            client.post("/_fal_notebook/shutdown")
+            client.post(SHUTDOWN_PATH)
     except httpx.HTTPError:
         if pid:
             os.kill(pid, signal.SIGTERM)
@@ -174,7 +175,7 @@ def gateway_status() -> GatewayInfo:
     info.running, info.pid = True, read_json(pid_path(), {}).get("pid")
     info.tls_port = identity.get("tls_port")
     with admin() as client:
-        info.apps = client.get("/_fal_notebook/apps").json()
+        info.apps = [AppInfo.from_json(app) for app in client.get(APPS_PATH).json()]
     return info
 
 

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from .. import wire
+from ..config import auth_mode
 from ..generate.project import AppProject
-from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE, Completed, InProgress, Queued, Status
+from ..statuses import AppStatus
+from ..wire import CancelAnswer, Completed, ErrorType, InProgress, Queued, RequestStatus, RetryCondition, Status
 from . import retries
-from .apps import AppRuntime, Build, Unavailable
+from .admin_api import AppInfo, DeploySpec
+from .app import AppRuntime, Build, NoResources, Resources, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
 from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
-from .prepare import DeploySpec, digest, prepare, snapshot
+from .prepare import digest, prepare, snapshot
 from .runners import Launch, OnOutput, Runner, kill_orphans
-from .states import AppStatus
-from .store import INLINE_BODY, Store
+from .store import INLINE_BODY, AppRecord, Request, Store
 from .supervisor import Clock, Supervisor
 from .upstream import Upstream
 from .webhooks import Delivery, Webhooks, signing_key
@@ -51,70 +52,64 @@ class Gateway:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
+        self.resources: Resources = NoResources()  # what runners take from the machine (app/resources.py)
         self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Restore the deployed apps and the queue after a (re)start."""
         kill_orphans(self.state_id)
-        if any((record.get("spec") or {}).get("env") == "docker" for record in self._records.values()):
+        if any(record.spec is not None and record.spec.env == "docker" for record in self._records.values()):
             await asyncio.to_thread(remove_containers, self.state_id)
         for name, record in self._records.items():
-            stopped = record["status"] == AppStatus.STOPPED or not record.get("spec")
-            runtime = self.apps[name] = AppRuntime(name, self, stopped=stopped, auth=record.get("auth"))
-            if stopped:
+            spec = record.spec
+            stopped = record.status == AppStatus.STOPPED or spec is None
+            runtime = AppRuntime(name, self, stopped=stopped, auth=record.auth, retry=record.retry)
+            self.apps[name] = runtime
+            if spec is None or stopped:
                 continue
-            spec = DeploySpec(**record["spec"])
-            secrets = record.get("secret_names") or []
+            secrets = record.secret_names
             if secrets:  # their values live in memory only: the next deploy brings them back
-                runtime.event(
+                runtime.log.event(
                     f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners see the "
                     "gateway's own environment until the app is deployed again."
                 )
-            if record.get("revision"):
-                digest = record["digest"] + ("-without-secrets" if secrets else "")
-                runtime.restore(spec, digest, record["revision"])
+            if record.revision:
+                digest = (record.digest or "") + ("-without-secrets" if secrets else "")
+                runtime.restore(spec, digest, record.revision)
             else:
                 runtime.deploy(spec, "restored", copy=True)
-        for row in self.store.in_progress():
-            app = self.apps.get(row["app"])
+        for request in self.store.in_progress():
+            app = self.apps.get(request.app)
             if app is None or app.status == AppStatus.STOPPED:
-                self._end(row["id"], "The gateway restarted while the request ran, and its app is gone.")
+                self._end(request.id, "The gateway restarted while the request ran, and its app is gone.")
                 continue
-            decision = self._interrupted(row)
+            decision = self._interrupted(request)
             if not decision.retry:
                 self._end(
-                    row["id"],
+                    request.id,
                     f"The gateway restarted while the request ran, and it cannot be retried: {decision.reason}.",
                 )
                 continue
-            self.store.requeue(row["id"])
-            app.request_log(row["id"], "The gateway restarted while this request ran; retrying it.")
+            self.store.requeue(request.id)
+            app.log.request_log(request.id, "The gateway restarted while this request ran; retrying it.")
         for name, runtime in self.apps.items():
-            for row in self.store.queued(name):
+            for request in self.store.queued(name):
                 if runtime.status == AppStatus.STOPPED:
-                    self._end(row["id"], f"App {name} is stopped.")
+                    self._end(request.id, f"App {name} is stopped.")
                 else:
-                    runtime.enqueue(
-                        row["id"],
-                        priority=row["priority"],
-                        order=row["created"],
-                        deadline=row["start_deadline"],
-                        hint=runner_hint(json.loads(row["headers"])),
-                    )
-        for row in self.store.pending_webhooks():  # deliveries the gateway stopped before they ended
-            self.webhooks.deliver(self._delivery(row))
+                    runtime.queue.resume(request)
+        for request in self.store.pending_webhooks():  # deliveries the gateway stopped before they ended
+            self.webhooks.deliver(self._delivery(request))
         self.store.purge()
         self.tasks.spawn(self._keep_house(), name="housekeeping")
 
     async def close(self) -> None:
         """Stop every runner; the apps stay deployed and come back with the next start."""
-        for runtime in self.apps.values():
-            runtime.close()
-        await asyncio.gather(*(r.stop() for rt in self.apps.values() for r in list(rt.runners)), return_exceptions=True)
+        await asyncio.gather(*(runtime.shutdown() for runtime in self.apps.values()), return_exceptions=True)
         await self.tasks.close()  # webhook deliveries still under way too
         for runtime in self.apps.values():
-            runtime.close_log()
+            runtime.log.close()
         await self.http.aclose()
         await self.upstream.aclose()
         self.store.close()
@@ -129,33 +124,33 @@ class Gateway:
                 self.store.purge()
                 last_purge = self.clock.monotonic()
 
-    def _interrupted(self, row: Any) -> retries.Decision:
+    def _interrupted(self, request: Request) -> retries.Decision:
         """fal's rules (retries.decide) for a request whose runner went with the previous gateway: a
         lost connection, under the app's own retry settings (recorded with the app). Its failures per
         condition were in that gateway's memory, so all its earlier attempts count as lost connections:
         a retry never goes beyond the app's budget."""
-        stored = json.loads(row["headers"])
-        recorded = (self._records.get(row["app"]) or {}).get("retry") or {}
-        policy = retries.Policy(budgets=recorded.get("budgets") or {}, skip=frozenset(recorded.get("skip") or ()))
+        stored = request.headers
+        recorded = self._records.get(request.app)
+        policy = (recorded.retry if recorded is not None else None) or retries.Policy()
         return retries.decide(
             retries.Attempt(503, {}, retries.DISCONNECTED),
             request_headers=stored,
             policy=policy,
-            attempts=row["attempts"],
-            failures={wire.CONNECTION_ERROR: max(row["attempts"] - 1, 0)},
+            attempts=request.attempts,
+            failures={RetryCondition.CONNECTION_ERROR: max(request.attempts - 1, 0)},
             owner=bool(stored.get(wire.CALLER_ID)),
             now=self.clock.time(),
-            deadline=row["start_deadline"],
+            deadline=request.start_deadline,
         )
 
     def _end(self, request_id: str, detail: str) -> None:
         self.store.complete(
             request_id,
             503,
-            wire.encode_error_bytes(detail, wire.RUNNER_DISCONNECTED),
+            wire.encode_error_bytes(detail, ErrorType.RUNNER_DISCONNECTED),
             "application/json",
             error=detail,
-            error_type=wire.RUNNER_DISCONNECTED,
+            error_type=ErrorType.RUNNER_DISCONNECTED,
         )
         self.completed(request_id)
 
@@ -171,7 +166,7 @@ class Gateway:
         return Runner(runner_id, revision, launch, on_output)
 
     # -- apps --------------------------------------------------------------------------------
-    def deploy(self, name: str, spec: DeploySpec) -> dict[str, Any]:
+    def deploy(self, name: str, spec: DeploySpec) -> AppInfo:
         """Register or replace app ``name``; returns its info with the revision being rolled out."""
         project = AppProject.load(spec.path)
         if project.name != name:
@@ -179,11 +174,9 @@ class Gateway:
         runtime = self.apps.get(name)
         if runtime is None:
             runtime = self.apps[name] = AppRuntime(name, self)
-        if runtime.current is None:  # nothing serves yet: the new revision's auth mode applies at once
-            runtime.auth_mode = project.config.auth or "private"
-        number = runtime.deploy(spec, digest(project, spec, self.key))
-        self.save_app(runtime)
-        return {**runtime.info(), "requested": number}
+        number = runtime.deploy(spec, digest(project, spec, self.key), auth=auth_mode(project.config.auth))
+        runtime.save()
+        return dataclasses.replace(runtime.info(), requested=number)
 
     async def remove(self, name: str) -> bool:
         runtime = self.apps.get(name)
@@ -196,48 +189,34 @@ class Gateway:
         runtime = self.apps.get(name)
         return runtime if runtime is not None and runtime.status != AppStatus.STOPPED else None
 
-    def save_app(self, runtime: AppRuntime) -> None:
-        current = runtime.current
-        spec = current.spec if current else runtime.spec
-        known = current is not None and current.config is not None  # else the revision is not prepared yet
-        retry = _policy_record(current.settings.retry) if current is not None and known else None
-        record = {
-            "status": runtime.status,
-            "error": runtime.error,
-            "auth": runtime.auth_mode,
-            "revision": current.number if current else None,
-            "digest": current.digest if current else None,
-            "retry": retry if known else self._records.get(runtime.name, {}).get("retry"),
-            "spec": spec.public() if spec else None,
-            "secret_names": sorted(spec.secrets) if spec else [],
-            "updated": self.clock.time(),
-        }
-        self._records[runtime.name] = record
-        self.store.save_app(runtime.name, record)
+    def save_app(self, name: str, record: AppRecord) -> None:
+        self._records[name] = record
+        self.store.save_app(name, record)
 
     def last_revision(self, name: str) -> int:
-        return (self._records.get(name) or {}).get("revision") or 0
+        record = self._records.get(name)
+        return (record.revision if record is not None else None) or 0
 
     def completed(self, request_id: str) -> None:
         """A queued request ended: deliver its webhook, if it has one."""
-        row = self.store.get(request_id)
-        if row is not None and row["webhook"]:
-            self.webhooks.deliver(self._delivery(row))
+        request = self.store.get(request_id)
+        if request is not None and request.webhook:
+            self.webhooks.deliver(self._delivery(request))
 
-    def _delivery(self, row: Any) -> Delivery:
-        """The webhook delivery of a completed request, from its stored row and answer."""
-        runtime = self.apps.get(row["app"])
-        answer = self.store.result(row["id"])
-        assert answer is not None, "a webhook is delivered for a completed request"
+    def _delivery(self, request: Request) -> Delivery:
+        """The webhook delivery of a completed request, from its stored state and answer."""
+        runtime = self.apps.get(request.app)
+        answer = self.store.result(request.id)
+        assert answer is not None and request.webhook is not None, "a webhook is delivered for a completed request"
         return Delivery(
-            url=row["webhook"],
-            request_id=row["id"],
-            gateway_request_id=wire.gateway_request_id(row["id"], row["attempts"]),
-            user_id=json.loads(row["headers"]).get(wire.CALLER_ID) or "anonymous",
-            status=answer["result_status"],
-            body=answer["result_body"],
-            log=runtime.event if runtime is not None else lambda _line: None,
-            attempts=row["webhook_attempts"],
+            url=request.webhook,
+            request_id=request.id,
+            gateway_request_id=wire.gateway_request_id(request.id, request.attempts),
+            user_id=request.headers.get(wire.CALLER_ID) or "anonymous",
+            status=answer.status,
+            body=answer.body,
+            log=runtime.log.event if runtime is not None else lambda _line: None,
+            attempts=request.webhook_attempts,
         )
 
     # -- change notifications ----------------------------------------------------------------
@@ -269,9 +248,9 @@ class Gateway:
         webhook: str | None = None,
     ) -> str:
         """Store the request (durably, before anyone is told about it) and queue it."""
-        if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):
-            raise Unavailable(runtime.unavailable_reason())  # a crash-looping app queues: it may come back
-        if sum(len(rt.queued) for rt in self.apps.values()) >= self.max_queue:
+        if runtime.lifecycle.down:
+            raise Unavailable(runtime.lifecycle.unavailable_reason())  # a crash-looping app queues: it may come back
+        if sum(len(rt.queue.queued) for rt in self.apps.values()) >= self.max_queue:
             raise QueueFull(
                 f"The gateway's queue holds {self.max_queue} requests already ({variable('max_queue')}); "
                 "retry when some have run."
@@ -281,8 +260,8 @@ class Gateway:
         inline = len(body) <= INLINE_BODY  # small bodies go with the row; large ones to a file, off the loop
         if not inline:
             await asyncio.to_thread(self.store.save_body, request_id, body)
-            if runtime.status in (AppStatus.FAILED, AppStatus.STOPPED):  # it changed while the body was written
-                raise Unavailable(runtime.unavailable_reason())  # (an unused body file, as after a crash)
+            if runtime.lifecycle.down:  # it changed while the body was written
+                raise Unavailable(runtime.lifecycle.unavailable_reason())  # (an unused body file, as after a crash)
         self.store.add_request(
             request_id,
             runtime.name,
@@ -293,58 +272,52 @@ class Gateway:
             start_deadline=deadline,
             webhook=webhook,
         )
-        runtime.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
+        runtime.queue.enqueue(request_id, priority=priority, deadline=deadline, hint=runner_hint(headers))
         return request_id
 
-    def status(self, row: Any, *, with_logs: bool) -> Status:
+    def status(self, request: Request, *, with_logs: bool) -> Status:
         """The request's status (its logs only when asked for: they cost a query)."""
-        if row["status"] == IN_QUEUE:
-            return Queued(self.store.queue_position(row))
-        logs = self.store.logs(row["id"]) if with_logs else []
-        if row["status"] == IN_PROGRESS:
+        if request.status == RequestStatus.IN_QUEUE:
+            return Queued(self.store.queue_position(request))
+        logs = self.store.logs(request.id) if with_logs else []
+        if request.status == RequestStatus.IN_PROGRESS:
             return InProgress(logs)
-        metrics = {} if row["inference_time"] is None else {"inference_time": row["inference_time"]}
-        return Completed(logs, metrics, row["error"], row["error_type"])
+        metrics = {} if request.inference_time is None else {"inference_time": request.inference_time}
+        return Completed(logs, metrics, request.error, request.error_type)
 
-    async def cancel(self, runtime: AppRuntime | None, row: Any) -> str:
+    async def cancel(self, runtime: AppRuntime | None, request: Request) -> CancelAnswer:
         """Queued: removed, ends with 499. Running: forwarded to the app's ``<path>/cancel``.
         Returns fal's answer (``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED``)."""
-        if row["status"] == COMPLETED:
-            return wire.ALREADY_COMPLETED
-        if runtime is not None and row["status"] == IN_QUEUE and runtime.cancel_queued(row["id"]):
+        if request.status == RequestStatus.COMPLETED:
+            return CancelAnswer.ALREADY_COMPLETED
+        if runtime is not None and request.status == RequestStatus.IN_QUEUE and runtime.queue.cancel_queued(request.id):
             detail = "Request cancelled while in the queue."
             self.store.complete(
-                row["id"],
+                request.id,
                 499,
-                wire.encode_error_bytes(detail, wire.CLIENT_CANCELLED),
+                wire.encode_error_bytes(detail, ErrorType.CLIENT_CANCELLED),
                 "application/json",
                 error=detail,
-                error_type=wire.CLIENT_CANCELLED,
+                error_type=ErrorType.CLIENT_CANCELLED,
             )
-            self.notify(row["id"])
-            self.completed(row["id"])
-            return wire.CANCELLATION_REQUESTED
-        self.store.request_cancel(row["id"])
-        if runtime is not None and (runner := runtime.runner_of(row["id"])) is not None:
-            self.forward_cancel(runtime, runner.url, row["path"], row["id"])
-        return wire.CANCELLATION_REQUESTED
+            self.notify(request.id)
+            self.completed(request.id)
+            return CancelAnswer.CANCELLATION_REQUESTED
+        self.store.request_cancel(request.id)
+        if runtime is not None and (runner := runtime.pool.runner_of(request.id)) is not None:
+            self.forward_cancel(runtime, runner.url, request.path, request.id)
+        return CancelAnswer.CANCELLATION_REQUESTED
 
     def forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
         """Ask the app to cancel a running request (``<path>/cancel``), in the background."""
         self.tasks.spawn(self._forward_cancel(runtime, url, path, request_id), name=f"cancel {request_id}")
 
     async def _forward_cancel(self, runtime: AppRuntime, url: str, path: str, request_id: str) -> None:
-        path = path.split("?", 1)[0]  # the query string was the call's, not the cancel's
-        target = url + path.rstrip("/") + "/cancel"
+        cancel_path = wire.app_cancel_path(path)
         try:
-            response = await self.http.post(target, headers={wire.REQUEST_ID: request_id}, timeout=10)
+            response = await self.http.post(url + cancel_path, headers={wire.REQUEST_ID: request_id}, timeout=10)
             outcome = f"the app answered {response.status_code}"
         except httpx.HTTPError as exc:
             outcome = f"it failed ({type(exc).__name__})"
-        runtime.request_log(request_id, f"Cancellation forwarded to {path.rstrip('/')}/cancel: {outcome}.")
+        runtime.log.request_log(request_id, f"Cancellation forwarded to {cancel_path}: {outcome}.")
         self.notify(request_id)
-
-
-def _policy_record(policy: retries.Policy) -> dict[str, Any]:
-    """An app's retry settings as its record keeps them (for the requests a restart interrupts)."""
-    return {"budgets": dict(policy.budgets), "skip": sorted(policy.skip)}

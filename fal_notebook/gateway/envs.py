@@ -7,20 +7,18 @@ conflicting requirement fails here, locally, with the installer's log.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from ..environments import READY_MARKER, env_python, environment_key
 from .paths import envs_dir
 
-READY_MARKER = ".fal-notebook-ready"
 OnLine = Callable[[str], None]
 
 _locks: dict[str, asyncio.Lock] = {}
@@ -40,15 +38,6 @@ def uv_binary() -> str | None:
         return find_uv_bin()
     except (ImportError, FileNotFoundError):
         return None
-
-
-def environment_key(python: str, requirements: list[str]) -> str:
-    data = json.dumps({"python": python, "requirements": sorted(requirements)})
-    return hashlib.sha256(data.encode()).hexdigest()[:16]
-
-
-def env_python(folder: Path) -> Path:
-    return folder / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
 async def ensure_environment(python: str, requirements: list[str], on_line: OnLine) -> Path:

@@ -21,9 +21,10 @@ from pathlib import Path
 import docker
 from docker.utils.build import exclude_paths
 
+from ..docker_engine import engine
 from ..errors import DeployError
 from ..generate.project import AppProject
-from .containers import APP_LABEL, engine
+from .containers import APP_LABEL
 
 OnLine = Callable[[str], None]
 REPOSITORY = "fal-notebook/"

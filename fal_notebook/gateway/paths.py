@@ -13,10 +13,6 @@ from pathlib import Path
 from .. import wire
 from ..state import gateway_key_file, gateway_port, home
 
-#: What the gateway's identity endpoint calls itself, so that other programs on the port are told apart.
-SERVICE = "fal-notebook-gateway"
-IDENTITY_PATH = "/_fal_notebook/identity"
-
 
 def gateway_dir() -> Path:
     path = home() / "gateway"

@@ -8,38 +8,18 @@ import hmac
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Literal
 
 from ..config import kernel_python_version, reads_port_variable
+from ..environments import runner_requirements
 from ..generate.project import AppProject
-from ..packages import requirement_name, split_fal_runtime
+from .admin_api import DeploySpec
 from .containers import gpu_runtime, launch as docker_launch
 from .envs import OnLine, ensure_environment
 from .images import ensure_image
 from .paths import state_id
 from .runners import Launch, runner_environment
 from .settings import Settings
-
-EnvKind = Literal["isolated", "kernel", "docker"]
-#: Where runners run: a cached virtualenv, the kernel's own environment, or a Docker container.
-ENV_KINDS = ("isolated", "kernel", "docker")
-
-
-@dataclass
-class DeploySpec:
-    """What a deploy asks for: the project folder, the runners' environment, the kernel's Python
-    (not used by docker runners), and the values of the app's secrets (kept in memory only)."""
-
-    path: str
-    env: EnvKind = "isolated"
-    python: str = ""
-    secrets: dict[str, str] = field(default_factory=dict, repr=False)
-
-    def public(self) -> dict[str, str]:
-        return {"path": self.path, "env": self.env, "python": self.python}
 
 
 def digest(project: AppProject, spec: DeploySpec, key: str) -> str:
@@ -62,18 +42,6 @@ def snapshot(source: Path, target: Path) -> None:
         target,
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".ipynb_checkpoints"),
     )
-
-
-def requirements(project: AppProject) -> list[str]:
-    """The runner environment: requirements.txt as on disk, then fal's runtime packages (app mode)."""
-    text = (project.path / "requirements.txt").read_text() if (project.path / "requirements.txt").is_file() else ""
-    reqs = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if project.mode == "app":
-        _, runtime = split_fal_runtime(project.requirements)
-        reqs += runtime
-        if "fal" not in {requirement_name(r) for r in reqs}:
-            reqs.append(f"fal=={metadata.version('fal')}")
-    return reqs
 
 
 async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tuple[Launch, list[str]]:
@@ -99,7 +67,7 @@ async def prepare(project: AppProject, spec: DeploySpec, on_line: OnLine) -> tup
         python = spec.python
         on_line(f"Runners use the kernel's Python environment ({python}).")
     else:
-        python = str(await ensure_environment(spec.python, requirements(project), on_line))
+        python = str(await ensure_environment(spec.python, runner_requirements(project), on_line))
     bin_dir = str(Path(python).parent)
     env = runner_environment(spec.secrets, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     if spec.env == "isolated":

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import wire
+from ..wire import RetryCondition
 
 #: fal's ceiling: a request is tried at most this many times, whatever the budgets say.
 MAX_ATTEMPTS = 10
@@ -31,7 +32,11 @@ BACKOFF_CAP = 2.0
 
 #: How an attempt failed without an answer from the app (``Attempt.failure``).
 TIMED_OUT, DISCONNECTED, INCOMPLETE = "timed_out", "disconnected", "incomplete"
-_FAILURE_CONDITIONS = {TIMED_OUT: wire.TIMEOUT, DISCONNECTED: wire.CONNECTION_ERROR, INCOMPLETE: wire.SERVER_ERROR}
+_FAILURE_CONDITIONS = {
+    TIMED_OUT: RetryCondition.TIMEOUT,
+    DISCONNECTED: RetryCondition.CONNECTION_ERROR,
+    INCOMPLETE: RetryCondition.SERVER_ERROR,
+}
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
@@ -61,7 +66,7 @@ class Policy:
 class Decision:
     retry: bool
     #: The retry condition the failure falls under (None: not a failure fal retries).
-    condition: str | None
+    condition: wire.RetryCondition | None
     #: Seconds to wait before the next attempt (0 when there is none).
     delay: float
     stop_runner: bool
@@ -101,7 +106,7 @@ def decide(
     if needs == "0":
         return final(f"the app answered {wire.NEEDS_RETRY}: 0")
     if needs == "1":
-        condition = condition or wire.SERVER_ERROR
+        condition = condition or RetryCondition.SERVER_ERROR
     elif condition is None:
         return final(f"status {attempt.status} is not retried")
     elif condition in policy.skip:
@@ -118,7 +123,7 @@ def decide(
     return Decision(True, condition, delay, stop, f"{condition}: retrying in {delay:g} s")
 
 
-def condition_of(attempt: Attempt) -> str | None:
+def condition_of(attempt: Attempt) -> wire.RetryCondition | None:
     """The retry condition an attempt's failure falls under, None for an answer fal does not retry."""
     if attempt.failure is not None:
         return _FAILURE_CONDITIONS[attempt.failure]
@@ -155,11 +160,11 @@ def request_budgets(headers: Mapping[str, str]) -> dict[str, int]:
 
 def parse_budgets(config: Mapping[str, object]) -> dict[str, int]:
     """``{condition: retries}`` from ``{condition: {"retries": n}}``; other shapes and names are ignored."""
-    budgets = {}
+    budgets: dict[str, int] = {}
     for condition, entry in config.items():
         retries = entry.get("retries") if isinstance(entry, Mapping) else getattr(entry, "retries", None)
-        if condition in wire.RETRY_CONDITIONS and isinstance(retries, int) and not isinstance(retries, bool):
-            budgets[condition] = max(retries, 0)
+        if condition in set(wire.RetryCondition) and isinstance(retries, int) and not isinstance(retries, bool):
+            budgets[wire.RetryCondition(condition)] = max(retries, 0)
     return budgets
 
 

@@ -28,14 +28,16 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 
 from .. import wire
-from .apps import AppRuntime, Outcome, Unavailable
+from ..wire import CancelAnswer, ErrorType, RequestStatus
+from .app import AppRuntime, Outcome, Unavailable
 from .core import QueueFull
 from .door import BodyRefused, read_body
 from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers, runner_hint
 from .runners import Runner
 from .sockets import proxy
+from .store import Request as Stored
 from .upstream import Response as UpstreamResponse, UpstreamError
-from .web import error, gateway_of, has_key, unauthorized
+from .web import error, gateway_of, has_key, may_call, unauthorized
 from .webhooks import check_url, jwks
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
@@ -49,7 +51,7 @@ def lookup(request: Request) -> AppRuntime | Response:
     runtime = gateway_of(request).serving(name)
     if runtime is None:
         return error(404, f"Application '{wire.local_app(name)}' not found: deploy it first (%fal_deploy {name}).")
-    if runtime.auth != "public" and not has_key(request):
+    if not may_call(request, runtime.auth):
         return unauthorized()
     return runtime
 
@@ -77,7 +79,7 @@ def start_timeout(request: Request, runtime: AppRuntime) -> float | None | Respo
         return error(
             400,
             f"{wire.REQUEST_TIMEOUT} must be seconds above {wire.MIN_REQUEST_TIMEOUT:g}, got {raw!r}.",
-            wire.BAD_REQUEST,
+            ErrorType.BAD_REQUEST,
         )
     return value
 
@@ -97,7 +99,7 @@ def unforwardable(headers: dict[str, str]) -> Response | None:
                 400,
                 f"Header {name} has a value that is not ASCII, and cannot be forwarded to the app. Send it "
                 "as ASCII (percent-encode or base64-encode other text).",
-                wire.BAD_REQUEST,
+                ErrorType.BAD_REQUEST,
             )
     return None
 
@@ -165,28 +167,28 @@ async def run_sync(request: Request) -> Response:
         hint = runner_hint(request.headers)
         runner = await unless_gone(
             request,
-            runtime.acquire(request_id, deadline=deadline, hint=hint),
-            lambda runner: runtime.release(runner, request_id, served=False),
+            runtime.queue.acquire(request_id, deadline=deadline, hint=hint),
+            lambda runner: runtime.queue.release(runner, request_id, served=False),
         )
     except Unavailable as exc:
-        return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
+        return error(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
     except TimeoutError as exc:
-        return error(504, str(exc), wire.REQUEST_TIMEOUT_ERROR, {wire.REQUEST_TIMEOUT_TYPE: wire.USER_TIMEOUT})
+        return error(504, str(exc), ErrorType.REQUEST_TIMEOUT, {wire.REQUEST_TIMEOUT_TYPE: wire.USER_TIMEOUT})
     except CallerGone:
-        return error(499, "The caller disconnected.", wire.CLIENT_DISCONNECTED)
+        return error(499, "The caller disconnected.", ErrorType.CLIENT_DISCONNECTED)
     path = app_path(request) + app_query(request)
     headers = app_headers(kept, request_id=request_id, endpoint=endpoint_of(wire.local_app(runtime.name), path))
     try:
-        sent = runtime.send(runner, request.method, path, body, headers, stream=True)
+        sent = runtime.attempts.send(runner, request.method, path, body, headers, stream=True)
         upstream = await unless_gone(request, sent, lambda answer: close_later(request, answer))
     except CallerGone:
         caller_gone(request, runtime, runner, path, request_id)
-        return error(499, "The caller disconnected.", wire.CLIENT_DISCONNECTED)
+        return error(499, "The caller disconnected.", ErrorType.CLIENT_DISCONNECTED)
     except BaseException:  # the slot goes back on every way out (relay gives it back after the answer)
-        runtime.release(runner, request_id, served=False)
+        runtime.queue.release(runner, request_id, served=False)
         raise
     if isinstance(upstream, Outcome):
-        runtime.release(runner, request_id, served=False)
+        runtime.queue.release(runner, request_id, served=False)
         headers = {wire.REQUEST_ID: request_id}
         if upstream.error_type:
             headers[wire.ERROR_TYPE] = upstream.error_type
@@ -202,8 +204,8 @@ def close_later(request: Request, answer: UpstreamResponse | Outcome) -> None:
 
 def caller_gone(request: Request, runtime: AppRuntime, runner: Runner, path: str, request_id: str) -> None:
     """A sync caller went away mid-call: cancel its request on the app (``<path>/cancel``), as fal does."""
-    runtime.release(runner, request_id, served=False)
-    runtime.event(f"The caller of sync request {request_id} disconnected: cancelling it on runner {runner.id}.")
+    runtime.queue.release(runner, request_id, served=False)
+    runtime.log.event(f"The caller of sync request {request_id} disconnected: cancelling it on runner {runner.id}.")
     gateway_of(request).forward_cancel(runtime, runner.url, path, request_id)
 
 
@@ -220,7 +222,7 @@ async def relay(
     ends = loop.time() + timeout if timeout else None
 
     def timed_out() -> None:
-        runtime.retire(runner, f"Request timed out after request_timeout={timeout:g} s mid-response.")
+        runtime.pool.retire(runner, f"Request timed out after request_timeout={timeout:g} s mid-response.")
 
     declared = upstream.headers.get("content-length", "")
     if declared.isdigit() and int(declared) <= BUFFERED_BODY:
@@ -229,12 +231,12 @@ async def relay(
                 content = b"".join([chunk async for chunk in upstream.aiter_raw()])
         except TimeoutError:
             timed_out()
-            return error(504, "Request timed out.", wire.REQUEST_TIMEOUT_ERROR)
+            return error(504, "Request timed out.", ErrorType.REQUEST_TIMEOUT)
         except UpstreamError:
-            return error(503, f"Runner {runner.id} disconnected during the response.", wire.RUNNER_DISCONNECTED)
+            return error(503, f"Runner {runner.id} disconnected during the response.", ErrorType.RUNNER_DISCONNECTED)
         finally:
             await upstream.aclose()
-            runtime.release(runner, request_id)
+            runtime.queue.release(runner, request_id)
         return Response(content, upstream.status_code, headers=headers)
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -264,7 +266,7 @@ async def relay(
             gone.cancel()
             await upstream.aclose()
             if ended:
-                runtime.release(runner, request_id)
+                runtime.queue.release(runner, request_id)
             else:  # the caller went away before the end
                 caller_gone(request, runtime, runner, path, request_id)
 
@@ -280,7 +282,9 @@ def queue_full(request: Request, queued: int) -> Response | None:
         return None
     if not raw.strip().isdigit():
         return error(
-            400, f"{wire.MAX_QUEUE_LENGTH_PARAM} must be a whole number of requests, got {raw!r}.", wire.BAD_REQUEST
+            400,
+            f"{wire.MAX_QUEUE_LENGTH_PARAM} must be a whole number of requests, got {raw!r}.",
+            ErrorType.BAD_REQUEST,
         )
     limit = int(raw)
     if queued >= limit:
@@ -342,7 +346,7 @@ async def submit(request: Request) -> Response:
     webhook = request.query_params.get(wire.WEBHOOK_PARAM)
     bad_webhook = check_url(webhook) if webhook is not None else None
     if bad_webhook is not None:
-        return error(400, bad_webhook, wire.BAD_REQUEST)
+        return error(400, bad_webhook, ErrorType.BAD_REQUEST)
     priority = 1 if wire.low_priority(request.headers.get(wire.QUEUE_PRIORITY, "")) else 0
     try:
         request_id = await gateway.submit(
@@ -355,7 +359,7 @@ async def submit(request: Request) -> Response:
             webhook=webhook,
         )
     except Unavailable as exc:
-        return error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE)
+        return error(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE)
     except QueueFull as exc:
         return error(429, str(exc))
     url = request_url(request, runtime.name, request_id)
@@ -363,16 +367,18 @@ async def submit(request: Request) -> Response:
     return JSONResponse(wire.encode_submit(request_id, url, position), headers={wire.REQUEST_ID: request_id})
 
 
-def find_request(request: Request) -> tuple[AppRuntime | None, Any] | Response:
+def find_request(request: Request) -> tuple[AppRuntime | None, Stored] | Response:
+    """The request named in the path, with its app's runtime (None once the app is gone), if the caller
+    may see it; else the error response."""
     name, request_id = request.path_params["name"], request.path_params["request_id"]
     gateway = gateway_of(request)
-    row = gateway.store.get(request_id)
-    if row is None or row["app"] != name:
+    stored = gateway.store.get(request_id)
+    if stored is None or stored.app != name:
         return error(404, f"Request {request_id} of {wire.local_app(name)} not found (results are kept for one hour).")
     runtime = gateway.apps.get(name)
-    if (runtime is None or runtime.auth != "public") and not has_key(request):
+    if not may_call(request, runtime.auth if runtime is not None else None):
         return unauthorized()
-    return runtime, row
+    return runtime, stored
 
 
 def wants_logs(request: Request) -> bool:
@@ -383,21 +389,21 @@ async def status(request: Request) -> Response:
     found = find_request(request)
     if isinstance(found, Response):
         return found
-    _, row = found
-    url = request_url(request, row["app"], row["id"])
+    _, stored = found
+    url = request_url(request, stored.app, stored.id)
     logs = wants_logs(request)
-    state = gateway_of(request).status(row, with_logs=logs)
-    body = wire.encode_status(state, request_id=row["id"], response_url=url, with_logs=logs)
-    return JSONResponse(body, wire.status_code(state), headers={wire.REQUEST_ID: row["id"]})
+    state = gateway_of(request).status(stored, with_logs=logs)
+    body = wire.encode_status(state, request_id=stored.id, response_url=url, with_logs=logs)
+    return JSONResponse(body, wire.status_code(state), headers={wire.REQUEST_ID: stored.id})
 
 
 async def status_stream(request: Request) -> Response:
     found = find_request(request)
     if isinstance(found, Response):
         return found
-    _, row = found
-    gateway, request_id, logs = gateway_of(request), row["id"], wants_logs(request)
-    url = request_url(request, row["app"], request_id)
+    _, stored = found
+    gateway, request_id, logs = gateway_of(request), stored.id, wants_logs(request)
+    url = request_url(request, stored.app, request_id)
 
     async def events() -> AsyncIterator[str]:
         """One event per change, with the log entries added since the last event (fal's clients add
@@ -423,7 +429,7 @@ async def status_stream(request: Request) -> Response:
                 elif loop.time() - sent >= wire.KEEPALIVE_SECONDS:
                     yield wire.KEEPALIVE
                     sent = loop.time()
-                if current["status"] == wire.COMPLETED:
+                if current.status == RequestStatus.COMPLETED:
                     return
                 try:  # woken by changes; the timeout refreshes the queue position and keeps the stream alive
                     await asyncio.wait_for(changed.wait(), min(0.5, wire.KEEPALIVE_SECONDS))
@@ -437,28 +443,28 @@ async def result(request: Request) -> Response:
     found = find_request(request)
     if isinstance(found, Response):
         return found
-    _, row = found
-    headers = {wire.REQUEST_ID: row["id"]}
-    answer = gateway_of(request).store.result(row["id"])
+    _, stored = found
+    headers = {wire.REQUEST_ID: stored.id}
+    answer = gateway_of(request).store.result(stored.id)
     if answer is None:
         return error(400, "Request is still in progress", headers=headers)
-    if answer["error_type"]:
-        headers[wire.ERROR_TYPE] = answer["error_type"]
-    if row["error"] == wire.START_DEADLINE_PASSED:
+    if answer.error_type:
+        headers[wire.ERROR_TYPE] = answer.error_type
+    if stored.error == wire.START_DEADLINE_PASSED:
         headers[wire.REQUEST_TIMEOUT_TYPE] = wire.USER_TIMEOUT
-    return Response(answer["result_body"], answer["result_status"], media_type=answer["result_type"], headers=headers)
+    return Response(answer.body, answer.status, media_type=answer.content_type, headers=headers)
 
 
 async def cancel(request: Request) -> Response:
-    row = gateway_of(request).store.get(request.path_params["request_id"])
-    if row is None or row["app"] != request.path_params["name"]:
-        answer = wire.NOT_FOUND
+    stored = gateway_of(request).store.get(request.path_params["request_id"])
+    if stored is None or stored.app != request.path_params["name"]:
+        answer = CancelAnswer.NOT_FOUND
     else:
         found = find_request(request)
         if isinstance(found, Response):
             return found
         answer = await gateway_of(request).cancel(*found)
-    return JSONResponse(wire.encode_cancel(answer), wire.CANCEL_ANSWERS[answer])
+    return JSONResponse(wire.encode_cancel(answer), answer.http_status)
 
 
 async def webhook_keys(request: Request) -> Response:

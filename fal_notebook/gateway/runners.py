@@ -28,8 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from ..statuses import GOING, RunnerState
 from .settings import DEFAULT_STARTUP_TIMEOUT
-from .states import GOING, RunnerState
 from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
@@ -203,6 +203,8 @@ class Runner:
     port: int | None = None
     metrics_port: int | None = None
     process: asyncio.subprocess.Process | None = None
+    #: Its own environment, beside its launch's (what its resources give it: app/resources.py).
+    env: dict[str, str] = field(default_factory=dict)
     in_flight: dict[str, bool] = field(default_factory=dict)  # request id -> keep its logs
     hints: frozenset[str] = frozenset()  # its X-Fal-Runner-Hints, as its last answer gave them
     idle_since: float = field(default_factory=time.monotonic)
@@ -277,16 +279,22 @@ class Runner:
         values["start_fd"] = str(start_fd)
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
-    async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
-        self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
-        self.cleaned = not self.launch.cleanup
-        env = {
+    def environment(self, state_id: str) -> dict[str, str]:
+        """The runner process's environment: its launch's (runner_environment), its own (``env``),
+        its port, and the marker that finds it after a gateway crash (kill_orphans)."""
+        return {
             **self.launch.env,
+            **self.env,
             "PORT": str(self.port),
             RUNNER_MARKER: f"{state_id}/{self.id}",
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
         }
+
+    async def _spawn(self, state_id: str, tasks: Supervisor) -> None:
+        self.instance = f"fal-notebook-{self.id}-{state_id[:8]}"
+        self.cleaned = not self.launch.cleanup
+        env = self.environment(state_id)
         loop = asyncio.get_running_loop()
         self._started = asyncio.Event()
         notice, notice_end = os.pipe() if self.launch.start_notice else (None, None)

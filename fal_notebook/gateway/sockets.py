@@ -21,9 +21,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.typing import Subprotocol
 
 from .. import wire
-from .apps import AppRuntime, Unavailable
+from ..wire import ErrorType
+from .app import AppRuntime, Unavailable
 from .headers import app_headers, caller_id, endpoint_of, kept_headers
-from .web import error, gateway_of, has_key, unauthorized
+from .web import error, gateway_of, has_key, may_call, unauthorized
 
 #: Query parameters of fal's realtime URLs that are the platform's, not the app's.
 _PLATFORM_PARAMS = ("fal_jwt_token",)
@@ -36,19 +37,19 @@ async def proxy(websocket: WebSocket) -> None:
     if runtime is None:
         await deny(websocket, error(404, f"Application '{wire.local_app(name)}' not found: deploy it first."))
         return
-    if runtime.auth != "public" and not has_key(websocket):
+    if not may_call(websocket, runtime.auth):
         await deny(websocket, unauthorized())
         return
     request_id = str(uuid.uuid4())
     try:
-        runner = await runtime.acquire(request_id)
+        runner = await runtime.queue.acquire(request_id)
     except Unavailable as exc:
-        await deny(websocket, error(503, str(exc), wire.RUNNER_SCHEDULING_FAILURE))
+        await deny(websocket, error(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE))
         return
     try:
         await session(websocket, runtime, runner.url, request_id)
     finally:
-        runtime.release(runner, request_id)
+        runtime.queue.release(runner, request_id)
 
 
 async def session(websocket: WebSocket, runtime: AppRuntime, runner_url: str, request_id: str) -> None:
@@ -80,13 +81,13 @@ async def session(websocket: WebSocket, runtime: AppRuntime, runner_url: str, re
         return
     except (OSError, TimeoutError, WebSocketException) as exc:
         detail = f"The app's websocket endpoint {path} did not answer ({type(exc).__name__})."
-        await deny(websocket, error(503, detail, wire.RUNNER_DISCONNECTED))
+        await deny(websocket, error(503, detail, ErrorType.RUNNER_DISCONNECTED))
         return
     async with upstream:
         await websocket.accept(subprotocol=upstream.subprotocol)
-        runtime.event(f"WebSocket {path} opened (request {request_id}).")
+        runtime.log.event(f"WebSocket {path} opened (request {request_id}).")
         await relay(websocket, upstream)
-        runtime.event(f"WebSocket {path} closed (request {request_id}).")
+        runtime.log.event(f"WebSocket {path} closed (request {request_id}).")
 
 
 async def relay(websocket: WebSocket, upstream: ClientConnection) -> None:

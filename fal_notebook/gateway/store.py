@@ -12,6 +12,10 @@ same transaction; a larger one into a file of its own beside the database (``sav
 needs no database and so runs off the event loop), so a large body never passes through SQLite.
 A request's row changes a few times; its body never. ``get`` reads a request's state without the
 bodies; ``body`` and ``result`` read those.
+
+What leaves the store is typed and frozen: a ``Request`` (a request's state), an ``Answer`` (a
+completed request's result), an ``AppRecord`` (what a restarted gateway restores of an app). No
+row of SQLite's leaves this module.
 """
 
 from __future__ import annotations
@@ -22,10 +26,15 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..wire import COMPLETED, IN_PROGRESS, IN_QUEUE
+from ..statuses import AppStatus
+from ..wire import RequestStatus
+from .admin_api import DeploySpec
+from .retries import Policy
 
 #: How long results stay retrievable, as on fal.
 RESULT_TTL = 3600.0
@@ -64,8 +73,8 @@ CREATE TABLE IF NOT EXISTS requests (
     webhook_outcome TEXT,
     result_body BLOB
 );
-CREATE INDEX IF NOT EXISTS requests_queued ON requests (app, priority, seq) WHERE status = '{IN_QUEUE}';
-CREATE INDEX IF NOT EXISTS requests_running ON requests (seq) WHERE status = '{IN_PROGRESS}';
+CREATE INDEX IF NOT EXISTS requests_queued ON requests (app, priority, seq) WHERE status = '{RequestStatus.IN_QUEUE}';
+CREATE INDEX IF NOT EXISTS requests_running ON requests (seq) WHERE status = '{RequestStatus.IN_PROGRESS}';
 CREATE INDEX IF NOT EXISTS requests_completed ON requests (completed);
 CREATE TABLE IF NOT EXISTS bodies (
     seq INTEGER PRIMARY KEY,
@@ -97,6 +106,94 @@ _ADDED_COLUMNS = (
     ("webhook_attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("webhook_outcome", "TEXT"),
 )
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request's state (its bodies are read with ``Store.body`` and ``Store.result``)."""
+
+    seq: int
+    id: str
+    app: str
+    path: str  # the app's path, with its query string
+    headers: Mapping[str, str]  # what the gateway keeps of the caller's headers (headers.kept_headers)
+    priority: int  # 0 normal, 1 low
+    status: RequestStatus
+    attempts: int
+    runner: str | None  # the runner working on it
+    created: float
+    started: float | None
+    completed: float | None
+    start_deadline: float | None  # X-Fal-Request-Timeout (wall clock)
+    cancel_requested: bool
+    result_status: int | None
+    result_type: str | None
+    error: str | None
+    error_type: str | None
+    inference_time: float | None
+    webhook: str | None
+    webhook_attempts: int
+    webhook_outcome: str | None
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> Request:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values.update(
+            headers=json.loads(values["headers"]),
+            status=RequestStatus(values["status"]),
+            cancel_requested=bool(values["cancel_requested"]),
+        )
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A completed request's result: the app's (or the gateway's) status, body and content type."""
+
+    status: int
+    body: bytes
+    content_type: str
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    """What the gateway keeps of a deployed app, so that a restarted gateway restores it: its state,
+    its serving revision, the spec that deploys it again (no secret values: their names only), and
+    the retry settings of the requests a restart interrupts."""
+
+    status: AppStatus = AppStatus.DEPLOYING
+    error: str | None = None
+    auth: str | None = None
+    revision: int | None = None
+    digest: str | None = None
+    retry: Policy | None = None
+    spec: DeploySpec | None = None
+    secret_names: tuple[str, ...] = ()
+    updated: float = 0.0
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        retry = self.retry
+        data.update(
+            spec=self.spec.public() if self.spec is not None else None,
+            retry=None if retry is None else {"budgets": dict(retry.budgets), "skip": sorted(retry.skip)},
+            secret_names=list(self.secret_names),
+        )
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> AppRecord:
+        """A record as saved (by this gateway or an earlier one: keys it lacks take their defaults)."""
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)} & data.keys()
+        values: dict[str, Any] = {name: data[name] for name in known}
+        values["status"] = AppStatus(data.get("status", AppStatus.DEPLOYING))
+        values["spec"] = DeploySpec(**data["spec"]) if data.get("spec") else None
+        retry = data.get("retry") or None
+        values["retry"] = retry and Policy(budgets=retry.get("budgets") or {}, skip=frozenset(retry.get("skip") or ()))
+        values["secret_names"] = tuple(data.get("secret_names") or ())
+        return cls(**values)
 
 
 class Store:
@@ -191,15 +288,26 @@ class Store:
         cursor = self._write(
             "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline, webhook)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, app, path, json.dumps(headers), priority, IN_QUEUE, time.time(), start_deadline, webhook),
+            (
+                request_id,
+                app,
+                path,
+                json.dumps(headers),
+                priority,
+                RequestStatus.IN_QUEUE,
+                time.time(),
+                start_deadline,
+                webhook,
+            ),
             durable=body is None,
         )
         if body is not None:
             self._write("INSERT INTO bodies (seq, body) VALUES (?, ?)", (cursor.lastrowid, body), durable=True)
 
-    def get(self, request_id: str) -> sqlite3.Row | None:
+    def get(self, request_id: str) -> Request | None:
         """The request's state (no bodies: ``body`` and ``result`` read those)."""
-        return self.db.execute(f"SELECT {_STATE} FROM requests WHERE id = ?", (request_id,)).fetchone()
+        row = self.db.execute(f"SELECT {_STATE} FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return Request.of(row) if row is not None else None
 
     def body(self, request_id: str) -> bytes | None:
         """The body of a request not completed yet (None once it completed: its body went with it)."""
@@ -213,55 +321,65 @@ class Store:
         except FileNotFoundError:
             return None
 
-    def result(self, request_id: str) -> sqlite3.Row | None:
-        """A completed request's answer: ``result_status``, ``result_type``, ``error_type``, ``result_body``."""
-        return self.db.execute(
-            "SELECT result_status, result_type, error_type, result_body FROM requests WHERE id = ? AND status = ?",
-            (request_id, COMPLETED),
+    def result(self, request_id: str) -> Answer | None:
+        """A completed request's answer (None while it is not completed)."""
+        row = self.db.execute(
+            "SELECT result_status, result_body, result_type, error_type FROM requests WHERE id = ? AND status = ?",
+            (request_id, RequestStatus.COMPLETED),
         ).fetchone()
+        return Answer(*row) if row is not None else None
 
     # (the statuses are spelled out in the queries below, as in the partial indexes they use)
-    def queued(self, app: str) -> list[sqlite3.Row]:
-        return self.db.execute(
-            f"SELECT {_STATE} FROM requests WHERE status = '{IN_QUEUE}' AND app = ? ORDER BY priority, seq", (app,)
-        ).fetchall()
+    def queued(self, app: str) -> list[Request]:
+        rows = self.db.execute(
+            f"SELECT {_STATE} FROM requests WHERE status = '{RequestStatus.IN_QUEUE}' AND app = ?"
+            " ORDER BY priority, seq",
+            (app,),
+        )
+        return [Request.of(row) for row in rows]
 
-    def in_progress(self) -> list[sqlite3.Row]:
-        return self.db.execute(f"SELECT {_STATE} FROM requests WHERE status = '{IN_PROGRESS}'").fetchall()
+    def in_progress(self) -> list[Request]:
+        rows = self.db.execute(f"SELECT {_STATE} FROM requests WHERE status = '{RequestStatus.IN_PROGRESS}'")
+        return [Request.of(row) for row in rows]
 
     def queue_length(self, app: str) -> int:
         (queued,) = self.db.execute(
-            f"SELECT COUNT(*) FROM requests WHERE status = '{IN_QUEUE}' AND app = ?", (app,)
+            f"SELECT COUNT(*) FROM requests WHERE status = '{RequestStatus.IN_QUEUE}' AND app = ?", (app,)
         ).fetchone()
         return queued
 
-    def queue_position(self, row: sqlite3.Row) -> int:
+    def queue_position(self, request: Request) -> int:
         """How many queued requests of the app go before this one."""
         (ahead,) = self.db.execute(
-            f"SELECT COUNT(*) FROM requests WHERE status = '{IN_QUEUE}' AND app = ? AND (priority, seq) < (?, ?)",
-            (row["app"], row["priority"], row["seq"]),
+            f"SELECT COUNT(*) FROM requests WHERE status = '{RequestStatus.IN_QUEUE}' AND app = ?"
+            " AND (priority, seq) < (?, ?)",
+            (request.app, request.priority, request.seq),
         ).fetchone()
         return ahead
 
     def start(self, request_id: str, attempts: int, runner: str) -> None:
         self._write(
             "UPDATE requests SET status = ?, attempts = ?, runner = ?, started = ? WHERE id = ?",
-            (IN_PROGRESS, attempts, runner, time.time(), request_id),
+            (RequestStatus.IN_PROGRESS, attempts, runner, time.time(), request_id),
             durable=False,
         )
 
     def requeue(self, request_id: str) -> None:
         """Back in the queue (its attempts so far are kept)."""
-        self._write("UPDATE requests SET status = ?, runner = NULL WHERE id = ?", (IN_QUEUE, request_id), durable=False)
+        self._write(
+            "UPDATE requests SET status = ?, runner = NULL WHERE id = ?",
+            (RequestStatus.IN_QUEUE, request_id),
+            durable=False,
+        )
 
     def cancel_requested(self, request_id: str) -> bool:
-        row = self.get(request_id)
-        return row is not None and bool(row["cancel_requested"])
+        request = self.get(request_id)
+        return request is not None and request.cancel_requested
 
     def position(self, request_id: str) -> int:
         """The request's place in its app's queue (0: next, or not queued)."""
-        row = self.get(request_id)
-        return self.queue_position(row) if row is not None and row["status"] == IN_QUEUE else 0
+        request = self.get(request_id)
+        return self.queue_position(request) if request is not None and request.status == RequestStatus.IN_QUEUE else 0
 
     def request_cancel(self, request_id: str) -> None:
         self._write("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,), durable=True)
@@ -284,7 +402,17 @@ class Store:
         self._write(
             "UPDATE requests SET status = ?, completed = ?, result_status = ?, result_body = ?,"
             " result_type = ?, error = ?, error_type = ?, inference_time = ?, runner = NULL WHERE id = ?",
-            (COMPLETED, time.time(), status_code, body, content_type, error, error_type, inference_time, request_id),
+            (
+                RequestStatus.COMPLETED,
+                time.time(),
+                status_code,
+                body,
+                content_type,
+                error,
+                error_type,
+                inference_time,
+                request_id,
+            ),
             durable=True,
         )
         (self.bodies / request_id).unlink(missing_ok=True)
@@ -303,7 +431,9 @@ class Store:
             self._write(f"DELETE FROM bodies WHERE seq IN ({marks})", tuple(r["seq"] for r in chunk), durable=False)
             self._write(f"DELETE FROM requests WHERE seq IN ({marks})", tuple(r["seq"] for r in chunk), durable=False)
         self.commit()
-        waiting = {r[0] for r in self.db.execute(f"SELECT id FROM requests WHERE status != '{COMPLETED}'")}
+        waiting = {
+            r[0] for r in self.db.execute(f"SELECT id FROM requests WHERE status != '{RequestStatus.COMPLETED}'")
+        }
         for file in self.bodies.iterdir():  # body files of requests that completed, or were never queued
             if file.name not in waiting and file.stat().st_mtime < time.time() - ORPHAN_BODY_AGE:
                 file.unlink(missing_ok=True)
@@ -318,12 +448,13 @@ class Store:
         """The request's webhook was delivered or given up (``outcome`` says which, and why)."""
         self._write("UPDATE requests SET webhook_outcome = ? WHERE id = ?", (outcome, request_id), durable=True)
 
-    def pending_webhooks(self) -> list[sqlite3.Row]:
+    def pending_webhooks(self) -> list[Request]:
         """Completed requests whose webhook has not ended (the gateway stopped before it did)."""
-        return self.db.execute(
-            f"SELECT {_STATE} FROM requests WHERE status = '{COMPLETED}' AND webhook IS NOT NULL"
+        rows = self.db.execute(
+            f"SELECT {_STATE} FROM requests WHERE status = '{RequestStatus.COMPLETED}' AND webhook IS NOT NULL"
             " AND webhook_outcome IS NULL ORDER BY completed"
-        ).fetchall()
+        )
+        return [Request.of(row) for row in rows]
 
     # -- logs --------------------------------------------------------------------------------
     def add_log(self, request_id: str, entry: dict[str, str]) -> None:
@@ -351,15 +482,16 @@ class Store:
         return entries, rows[-1]["id"] if rows else after
 
     # -- apps --------------------------------------------------------------------------------
-    def save_app(self, name: str, record: dict[str, Any]) -> None:
+    def save_app(self, name: str, record: AppRecord) -> None:
         self._write(
             "INSERT INTO apps (name, record) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET record = excluded.record",
-            (name, json.dumps(record)),
+            (name, record.to_json()),
             durable=True,
         )
 
-    def apps(self) -> dict[str, dict[str, Any]]:
-        return {r["name"]: json.loads(r["record"]) for r in self.db.execute("SELECT * FROM apps ORDER BY name")}
+    def apps(self) -> dict[str, AppRecord]:
+        rows = self.db.execute("SELECT name, record FROM apps ORDER BY name")
+        return {name: AppRecord.from_json(record) for name, record in rows}
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -381,7 +513,7 @@ def _migrate(db: sqlite3.Connection) -> None:
         {_SCHEMA}
         INSERT INTO requests ({kept}, result_body) SELECT {kept}, result_body FROM requests_v1;
         {bodies}
-        DELETE FROM bodies WHERE seq IN (SELECT seq FROM requests WHERE status = '{COMPLETED}');
+        DELETE FROM bodies WHERE seq IN (SELECT seq FROM requests WHERE status = '{RequestStatus.COMPLETED}');
         DROP TABLE requests_v1;
         COMMIT;
         """

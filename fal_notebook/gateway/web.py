@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 from .. import wire
+from ..config import is_public
 from .core import Gateway
 
 
@@ -20,6 +21,11 @@ def has_key(request: HTTPConnection) -> bool:
     sent = wire.key_of(request.headers.get(wire.AUTHORIZATION, ""))
     key: str = request.app.state.key
     return sent is not None and hmac.compare_digest(sent.encode(), key.encode())
+
+
+def may_call(request: HTTPConnection, auth: str | None) -> bool:
+    """Whether the caller may use an app of auth mode ``auth``: a public one, or with the gateway's key."""
+    return is_public(auth) or has_key(request)
 
 
 def error(

@@ -28,6 +28,7 @@ from ..generate.project import AppProject, config_schema, reconfigure
 from ..jobs import AlreadyDeploying, DeployJob, Jobs
 from ..state import resolve_project
 from ..watch import Watch
+from ..wire import EVENT_STREAM, KEEPALIVE
 
 NAME = r"(?P<name>[a-z0-9][a-z0-9_-]{0,62})"
 JOB = r"(?P<job_id>[0-9a-f]{16})"
@@ -122,7 +123,7 @@ class _Stream(_Handler):
     _pump: asyncio.Task | None = None
 
     async def stream(self, events: AsyncIterator[tuple[str, Any]]) -> None:
-        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Content-Type", EVENT_STREAM)
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
 
@@ -137,7 +138,7 @@ class _Stream(_Handler):
             while not self._pump.done():
                 done, _ = await asyncio.wait({self._pump}, timeout=HEARTBEAT)
                 if not done:
-                    self.write(": keep-alive\n\n")
+                    self.write(KEEPALIVE)
                     await self.flush()
         except StreamClosedError:
             pass
@@ -147,7 +148,7 @@ class _Stream(_Handler):
                 await asyncio.gather(self._pump, return_exceptions=True)
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection) and not connection.stream.closed():
-            self.finish(set_content_type="text/event-stream")
+            self.finish(set_content_type=EVENT_STREAM)
 
     def on_connection_close(self) -> None:
         if self._pump is not None:

@@ -9,14 +9,15 @@ from typing import Any
 import ipywidgets as W
 
 from ..backends import Deployment, crash_loop_summary
+from ..statuses import AppStatus
 from .style import stylesheet
 
 STATUS_STATE = {
-    "ready": "completed",
-    "deploying": "running",
-    "failed": "failed",
-    "crash-looping": "failed",
-    "stopped": "cancelled",
+    AppStatus.READY: "completed",
+    AppStatus.DEPLOYING: "running",
+    AppStatus.FAILED: "failed",
+    AppStatus.CRASH_LOOPING: "failed",
+    AppStatus.STOPPED: "cancelled",
 }
 
 
@@ -24,7 +25,7 @@ def deployment_view(deployment: Deployment) -> W.VBox:
     """A small card for a deployment; the buttons open the Playground or the logs below it."""
     state = STATUS_STATE.get(deployment.status, "running")
     rows = [("endpoint id", deployment.endpoint_id), ("url", deployment.url), ("queue url", deployment.queue_url)]
-    if deployment.status == "crash-looping":
+    if deployment.status == AppStatus.CRASH_LOOPING:
         rows.append(("crash loop", crash_loop_summary(deployment)))
     table = "".join(
         f"<tr><td class='fal-pg-help'>{label}</td><td><code>{html.escape(value)}</code></td></tr>"
@@ -36,9 +37,9 @@ def deployment_view(deployment: Deployment) -> W.VBox:
         f"<span class='fal-pg-help'>on {html.escape(deployment.target)}</span><table>{table}</table>"
     )
     below = W.Output()
-    playground = W.Button(description="Playground", icon="play", disabled=deployment.status != "ready")
+    playground = W.Button(description="Playground", icon="play", disabled=deployment.status != AppStatus.READY)
     logs = W.Button(description="Logs", icon="list")
-    stop = W.Button(description="Stop", icon="stop", disabled=deployment.status == "stopped")
+    stop = W.Button(description="Stop", icon="stop", disabled=deployment.status == AppStatus.STOPPED)
 
     def show(make: Callable[[], None]) -> None:
         below.clear_output()

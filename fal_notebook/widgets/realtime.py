@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from ..errors import FalNotebookError, InputError, RealtimeError, RequestError
 from ..schema import Endpoint
-from ..wire import REALTIME, REALTIME_CONTENT_TYPE
+from ..wire import REALTIME, REALTIME_CONTENT_TYPE, REALTIME_TIMEOUT
 from .outputs import render_output
 
 #: Outputs shown (newest first) and kept in ``received``.
@@ -157,7 +157,7 @@ class SessionView:
                     self._show_output(output)
         except RealtimeError as e:  # the app's error message, or a broken connection
             # fal's app ends a session it did not close with TIMEOUT: a note, not a failure
-            state, error = ("closed" if e.error_type == "TIMEOUT" else "failed"), str(e)
+            state, error = ("closed" if e.error_type == REALTIME_TIMEOUT else "failed"), str(e)
         except RequestError as e:  # the handshake was refused
             state, error = "failed", f"Could not connect: {e}"
         except ConnectionClosed as e:  # a websocket endpoint's connection ended without a normal close

@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from ..protocol import fal_hosts
-from ..wire import REALTIME, fal_app_urls
+from ..wire import REALTIME, STREAM_PATH, fal_app_urls
 
 LANGUAGES = ("Python", "JavaScript", "cURL")
 _WIDTH = 88
@@ -165,7 +165,7 @@ class _Call:
             return call + "const result = await response.json();\nconsole.log(result);\n"
         app = self.app + self.path
         if self.streaming:  # @fal-ai/client adds /stream itself
-            app = self.app + self.path.removesuffix("/stream")
+            app = self.app + self.path.removesuffix("/" + STREAM_PATH)
             return (
                 'import { fal } from "@fal-ai/client";\n\n'
                 f'const stream = await fal.stream("{app}", {{\n  input: {body},\n}});\n'

@@ -29,8 +29,10 @@ from fal_notebook.gateway import gateway_key, start_gateway, stop_gateway
 from fal_notebook.gateway.containers import APP_LABEL, STATE_LABEL
 from fal_notebook.gateway.images import repository
 from fal_notebook.gateway.paths import pid_path, state_id
+from fal_notebook.gateway.runners import RUNNER_MARKER
 from fal_notebook.state import read_json
 from tests.gateway_helpers import free_port
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -115,14 +117,16 @@ class DockerGateway:
         return response.json()
 
 
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def runner_processes(state: str) -> list[str]:
+    """The pids of the runners of gateway state ``state`` (they carry its marker in their environment)."""
+    marker, found = f"{RUNNER_MARKER}={state}/".encode(), []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "environ").read_bytes():
+                found.append(entry.name)
+        except OSError:  # it ended meanwhile, or is not ours to read
+            pass
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -309,8 +313,8 @@ def test_a_restarted_gateway_removes_containers_of_the_killed_one(gw, server):
     name = server[0].name
     gw.deploy(SERVER_CELL, name, auth="public")
     orphan = gw.only_container(name)
-    os.kill(read_json(pid_path(), {})["pid"], signal.SIGKILL)  # its `docker run` clients die with it
-    time.sleep(1.0)
+    os.kill(read_json(pid_path(), {})["pid"], signal.SIGKILL)  # its runners (`docker run` clients) die with it
+    wait_for(lambda: not runner_processes(state_id()), "the killed gateway's runners to die with it")
     orphan.reload()
     assert orphan.status == "running"  # killing the client does not stop the container
 

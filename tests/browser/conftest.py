@@ -12,7 +12,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from fal_notebook.gateway import stop_gateway
+from tests.polling import wait_for
 
 from ..gateway_helpers import free_port
 
@@ -130,17 +130,22 @@ def _settings(folder: Path) -> Path:
 
 
 def _wait_for_server(process: subprocess.Popen, url: str, token: str, log: Path) -> None:
-    deadline = time.monotonic() + LAB_START_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"JupyterLab exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/api/status", params={"token": token}, timeout=2).status_code == 200:
-                return
+            return httpx.get(f"{url}/api/status", params={"token": token}, timeout=2).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"JupyterLab did not answer within {LAB_START_TIMEOUT:g} s:\n{log.read_text()[-3000:]}")
+            return False
+
+    wait_for(
+        answers,
+        "JupyterLab to answer",
+        timeout=LAB_START_TIMEOUT,
+        interval=0.2,
+        details=lambda: log.read_text()[-3000:],
+    )
 
 
 @pytest.fixture(scope="module")

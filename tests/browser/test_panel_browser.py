@@ -13,6 +13,8 @@ import time
 import nbformat
 import pytest
 
+from tests.polling import wait_for
+
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 120_000
@@ -230,10 +232,7 @@ def test_config_edits_land_in_pyproject_and_errors_show_on_their_field(page, pan
     field(form, "max_concurrency").fill("2")
     form.get_by_role("button", name="Save").click()
     pyproject = lab.root / "fal_apps" / "echo-web" / "pyproject.toml"
-    deadline = time.monotonic() + 30
-    while "max_concurrency = 2" not in pyproject.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "max_concurrency = 2" in pyproject.read_text()
+    wait_for(lambda: "max_concurrency = 2" in pyproject.read_text(), "the form's change in pyproject.toml")
 
     form.get_by_role("combobox", name="Add a key").select_option("min_concurrency")
     field(form, "min_concurrency").fill("5")

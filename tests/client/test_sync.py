@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from fal_notebook import wire
 from fal_notebook.client import Completed, InProgress, Queued, RequestError, RequestHandle, RequestTimeoutError, connect
 from fal_notebook.wire import QueuedRequest
 
@@ -68,7 +69,7 @@ def test_an_entry_logged_again_later_in_the_stream_is_kept():
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
     client = connect("local/echo", transport=httpx.MockTransport(handler), poll_interval=0)
-    handle = RequestHandle(client, QueuedRequest("r", "http://x/status", "http://x", "http://x/cancel"))
+    handle = RequestHandle(client.connection, QueuedRequest("r", "http://x/status", "http://x", "http://x/cancel"))
     assert list(handle.iter_events()) == [InProgress([tick]), InProgress([tick]), Completed([], {})]
 
 
@@ -166,12 +167,7 @@ def test_cancel():
 
 def test_unknown_request():
     client = fake_client(FakeFal())
-    handle = RequestHandle(
-        client,
-        client._queued(
-            httpx.Response(200, json={"request_id": "gone"}, request=httpx.Request("POST", client.queue_url))
-        ),
-    )
+    handle = RequestHandle(client.connection, wire.decode_submit({"request_id": "gone"}, client.address.app_queue_url))
     with pytest.raises(RequestError, match="No request with this id") as info:
         handle.status()
     assert info.value.status_code == 404

@@ -110,7 +110,9 @@ SCRIPT = textwrap.dedent(
         logs = getattr(slow.status(with_logs=True), "logs", None) or []
         return "slow work started" in [entry["message"] for entry in logs]
 
+    deadline = time.monotonic() + 60
     while not started():
+        assert time.monotonic() < deadline, "the slow request never started"
         time.sleep(0.05)
     fal_client.cancel(app, slow.request_id)
     try:

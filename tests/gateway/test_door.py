@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from fal_notebook.gateway.paths import db_path
+from tests.polling import wait_for
 
 HOLD_SERVER = """
 import asyncio
@@ -129,7 +130,8 @@ def test_bodies_held_at_once_are_bounded(door, client):
             b"Content-Length: %d\r\n\r\n{" % (MAX_BODY - 10)
         )
         holders.append(sock)
-    time.sleep(0.5)
+    big = {"x": "y" * (MAX_BODY - 100)}  # a sync call: refused while the uploads hold their bytes, else served
+    wait_for(lambda: client.post("/local/door", json=big).status_code == 503, "the uploads' bodies to be held")
     try:
         busy = client.post("/queue/local/door", content=b"{" + b" " * (MAX_BODY - 100) + b"}")
         assert busy.status_code == 503 and "FAL_NOTEBOOK_GATEWAY_MAX_BODIES" in busy.json()["detail"]
@@ -137,8 +139,8 @@ def test_bodies_held_at_once_are_bounded(door, client):
     finally:
         for sock in holders:
             sock.close()
-    time.sleep(0.5)  # the gateway notices the closed uploads and gives their bytes back
-    assert client.post("/local/door", json={"x": "y" * (MAX_BODY - 100)}).status_code == 200
+    # the gateway notices the closed uploads and gives their bytes back
+    wait_for(lambda: client.post("/local/door", json=big).status_code == 200, "the uploads' bytes to be given back")
 
 
 def test_the_queue_length_is_capped(door, client, tmp_path):

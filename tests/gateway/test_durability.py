@@ -16,14 +16,16 @@ from test_webhooks import receiver  # noqa: F401  (the fixture)
 
 from fal_notebook import wire
 from fal_notebook.gateway import gateway_status, start_gateway
-from fal_notebook.gateway.store import INLINE_BODY, Store
+from fal_notebook.gateway.store import INLINE_BODY, AppRecord, Store
 from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+from fal_notebook.statuses import AppStatus
+from tests.polling import wait_for
 
 
 def kill_gateway(gateway) -> None:
     pid = gateway_status().pid
     os.kill(pid, signal.SIGKILL)
-    gateway.wait_for(lambda: not alive(pid), what="the gateway to die")
+    wait_for(lambda: not alive(pid), what="the gateway to die")
 
 
 def alive(pid: int) -> bool:
@@ -44,7 +46,7 @@ def test_gateway_killed_with_requests_queued_completes_them_after_restart(gatewa
         handles = [
             client.post("/queue/local/durable", json={"text": f"job {i}", "delay": 1.0}).json() for i in range(4)
         ]
-        gateway.wait_for(
+        wait_for(
             lambda: client.get(handles[0]["status_url"]).json()["status"] == "IN_PROGRESS",
             what="first request running",
         )
@@ -56,9 +58,9 @@ def test_gateway_killed_with_requests_queued_completes_them_after_restart(gatewa
 
     gateway_pid = gateway_status().pid
     os.kill(gateway_pid, signal.SIGKILL)
-    gateway.wait_for(lambda: not alive(gateway_pid), what="the gateway to die")
-    gateway.wait_for(lambda: not alive(runner_pid), what="its runner to die with it")
-    gateway.wait_for(lambda: not alive(server_pid), what="the --cmd server to die with it")
+    wait_for(lambda: not alive(gateway_pid), what="the gateway to die")
+    wait_for(lambda: not alive(runner_pid), what="its runner to die with it")
+    wait_for(lambda: not alive(server_pid), what="the --cmd server to die with it")
 
     assert start_gateway().pid != gateway_pid
     with gateway.http() as client:
@@ -76,7 +78,7 @@ def test_results_are_kept_an_hour_then_purged(tmp_path):
     store.add_log("r1", {"timestamp": "t", "level": "STDOUT", "source": "USER", "message": "hello"})
     store.complete("r1", 200, b'{"ok": true}', "application/json")
     assert store.purge() == 0
-    assert store.result("r1")["result_body"] == b'{"ok": true}'
+    assert store.result("r1").body == b'{"ok": true}'
     store.db.execute("UPDATE requests SET completed = completed - 3601 WHERE id = 'r1'")
     assert store.purge() == 1
     assert store.get("r1") is None and store.logs("r1") == []
@@ -98,7 +100,7 @@ def test_a_webhook_pending_when_the_gateway_is_killed_is_delivered_once_after_re
     start_gateway()
     receiver.wait(before + 1)  # a first attempt after the restart, still refused
     receiver.answers.clear()  # the receiver takes deliveries again
-    gateway.wait_for(lambda: 200 in receiver.answered, timeout=60, what="the delivery")
+    wait_for(lambda: 200 in receiver.answered, timeout=60, what="the delivery")
 
     answers = receiver.answered
     assert answers.count(200) == 1 and answers[-1] == 200 and set(answers[:-1]) == {503}
@@ -129,7 +131,7 @@ def test_pending_webhooks_are_the_completed_requests_whose_delivery_has_not_ende
     for request_id in ("plain", "hooked"):
         store.complete(request_id, 200, b"{}", "application/json")
     store.webhook_attempt("hooked", 3)
-    assert [(r["id"], r["webhook_attempts"]) for r in store.pending_webhooks()] == [("hooked", 3)]
+    assert [(r.id, r.webhook_attempts) for r in store.pending_webhooks()] == [("hooked", 3)]
     store.db.execute("UPDATE requests SET completed = completed - 3601")
     assert store.purge() == 1  # "plain"; a webhook still to deliver keeps its request
     store.webhook_ended("hooked", "delivered: attempt 4 answered 200")
@@ -163,8 +165,8 @@ def test_submissions_and_results_are_committed_before_the_store_returns(tmp_path
         return seen
 
     assert asyncio.run(scenario()) == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
-    assert store.get("r1")["attempts"] == 2
-    assert "body" not in store.get("r1").keys() and store.body("r1") is None  # it went with the completion
+    assert store.get("r1").attempts == 2
+    assert not hasattr(store.get("r1"), "body") and store.body("r1") is None  # it went with the completion
     store.close()
 
 
@@ -210,10 +212,10 @@ def test_a_database_of_the_previous_gateway_keeps_its_requests_and_apps(tmp_path
     db.executescript(V1_SCHEMA)
     db.close()
     store = Store(path)
-    assert [row["id"] for row in store.queued("app")] == ["queued"]
+    assert [request.id for request in store.queued("app")] == ["queued"]
     assert store.body("queued") == b"{}" and store.body("done") is None
-    assert store.result("done")["result_body"] == b"1" and store.result("queued") is None
-    assert store.apps() == {"app": {"status": "ready"}}
+    assert store.result("done").body == b"1" and store.result("queued") is None
+    assert store.apps() == {"app": AppRecord(status=AppStatus.READY)}
     store.add_request("new", "app", "/", {}, body=b"{}")
     assert store.queue_position(store.get("new")) == 1
     store.close()

@@ -14,6 +14,7 @@ from gateway_apps import FIDELITY, echo
 from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module's fal_env fixture)
 
 from tests.gateway_helpers import messages
+from tests.polling import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +36,7 @@ def app_log(gateway, name: str) -> str:
 def busy(client, seconds: float) -> dict:
     """Occupy the app's one runner for ``seconds`` (returns the submit answer once it runs)."""
     held = client.post("/queue/local/fidelity", json={"delay": seconds}).json()
-    deadline = time.monotonic() + 30
-    while client.get(held["status_url"]).json()["status"] == "IN_QUEUE":
-        assert time.monotonic() < deadline, "the holding request never started"
-        time.sleep(0.05)
+    wait_for(lambda: client.get(held["status_url"]).json()["status"] != "IN_QUEUE", "the holding request to start")
     return held
 
 
@@ -147,7 +145,7 @@ def test_a_sync_caller_that_disconnects_cancels_its_request(gateway, slow):
     thread = threading.Thread(target=call)
     thread.start()
     thread.join(30)
-    gateway.wait_for(lambda: "cancelled by the caller" in app_log(gateway, "echo-gone"), what="the app to cancel")
+    wait_for(lambda: "cancelled by the caller" in app_log(gateway, "echo-gone"), what="the app to cancel")
     log = app_log(gateway, "echo-gone")
     assert "disconnected: cancelling it" in log
     with gateway.http() as client:  # the runner is free again at once, not after 30 s
@@ -161,7 +159,7 @@ def test_a_stream_caller_that_disconnects_cancels_its_request(gateway, client, a
     with client.stream("POST", "/local/fidelity/hold-stream", json={"path": str(gate)}) as response:
         assert response.status_code == 200
         next(response.iter_lines())  # the first event: the app is streaming
-    gateway.wait_for(lambda: "stream cancelled" in app_log(gateway, "fidelity"), what="the app to cancel its stream")
+    wait_for(lambda: "stream cancelled" in app_log(gateway, "fidelity"), what="the app to cancel its stream")
     assert "disconnected: cancelling it" in app_log(gateway, "fidelity")
 
 
@@ -278,10 +276,8 @@ def test_runner_hints_route_requests_to_the_runner_that_gave_them(gateway, clien
         headers = {"X-Fal-Runner-Hint": hint} if hint else {}
         return client.post("/local/hinted", json={"delay": delay}, headers=headers).json()["pid"]
 
-    gateway.wait_for(lambda: len(gateway.info("hinted")["runners"]) == 2, what="two runners")
-    gateway.wait_for(
-        lambda: all(r["state"] == "ready" for r in gateway.info("hinted")["runners"]), what="two ready runners"
-    )
+    wait_for(lambda: len(gateway.info("hinted")["runners"]) == 2, what="two runners")
+    wait_for(lambda: all(r["state"] == "ready" for r in gateway.info("hinted")["runners"]), what="two ready runners")
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(call(delay=1.0))) for _ in range(2)]
     for thread in threads:

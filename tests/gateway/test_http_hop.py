@@ -15,6 +15,7 @@ import uvicorn
 
 from fal_notebook.gateway.serving import _Corked
 from fal_notebook.gateway.upstream import Upstream, UpstreamError
+from tests.polling import wait_for
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -81,9 +82,7 @@ def uvicorn_origin():
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: server.started, "the test server to start", timeout=10, interval=0.01)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(5)

@@ -10,6 +10,8 @@ from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module'
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from tests.polling import wait_for
+
 
 def ws_url(gateway, path: str) -> str:
     return f"ws://127.0.0.1:{gateway.port}/local/live{path}"
@@ -26,7 +28,7 @@ def test_a_websocket_endpoint_through_the_gateway(gateway, live):
             ws.recv(timeout=30)
     assert closed.value.rcvd.code == 4000 and closed.value.rcvd.reason == "bye"
     # written once the gateway saw the close too
-    gateway.wait_for(lambda: "WebSocket /ws closed" in gateway.app_log("live"), what="the close in the app's log")
+    wait_for(lambda: "WebSocket /ws closed" in gateway.app_log("live"), what="the close in the app's log")
 
 
 def test_handshakes_the_gateway_refuses_are_http_errors(gateway, live):

@@ -14,6 +14,7 @@ from test_durability import alive
 
 from fal_notebook import cli, wire
 from fal_notebook.gateway import gateway_status, start_gateway
+from tests.polling import wait_for
 
 FLAKY = """
 from pathlib import Path
@@ -39,9 +40,7 @@ class Flaky(fal.App):
 def kill_gateway() -> None:
     pid = gateway_status().pid
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: not alive(pid), "the killed gateway to be gone", timeout=20)
 
 
 def test_a_runner_killed_while_the_gateway_restores_strands_nothing(gateway):
@@ -53,7 +52,7 @@ def test_a_runner_killed_while_the_gateway_restores_strands_nothing(gateway):
         ]
         kill_gateway()
         start_gateway()
-        first = gateway.wait_for(
+        first = wait_for(
             lambda: next((r for r in gateway.info("restoring")["runners"] if r["pid"]), None),
             what="the restored app's first runner",
         )
@@ -74,7 +73,7 @@ def test_a_crash_loop_backs_off_reports_and_recovers(gateway, capsys):
     gateway.deploy(FLAKY, "flaky", auth="public", min_concurrency=1, max_concurrency=1)
     with gateway.http(key=False) as client:
         os.kill(gateway.info("flaky")["runners"][0]["pid"], signal.SIGKILL)  # start 1 dies before serving
-        info = gateway.wait_for(
+        info = wait_for(
             lambda: (i := gateway.info("flaky"))["status"] == "crash-looping" and i, timeout=60, what="crash-looping"
         )
         assert "out of memory while loading the model" in info["last_exit"]
@@ -116,7 +115,7 @@ def test_a_hung_runner_is_found_by_its_health_check_and_its_request_retried(gate
     victim = gateway.info("hung")["runners"][0]
     with gateway.http(key=False) as client:
         handle = client.post("/queue/local/hung", json={"text": "wait for me", "delay": 1.0}).json()
-        gateway.wait_for(lambda: client.get(handle["status_url"]).json()["status"] == "IN_PROGRESS", what="running")
+        wait_for(lambda: client.get(handle["status_url"]).json()["status"] == "IN_PROGRESS", what="running")
         os.kill(victim["pid"], signal.SIGSTOP)  # hung: alive, but answers nothing
         try:
             status = gateway.wait_completed(client, handle["status_url"], timeout=90)
@@ -133,7 +132,7 @@ def test_after_a_restart_a_running_request_gets_the_apps_own_retry_budget(gatewa
     gateway.deploy(echo(), "no-retries", auth="public", retry_config={"connection_error": {"retries": 0}})
     with gateway.http(key=False) as client:
         handle = client.post("/queue/local/no-retries", json={"text": "once only", "delay": 3.0}).json()
-        gateway.wait_for(lambda: client.get(handle["status_url"]).json()["status"] == "IN_PROGRESS", what="running")
+        wait_for(lambda: client.get(handle["status_url"]).json()["status"] == "IN_PROGRESS", what="running")
         kill_gateway()
         start_gateway()
         status = gateway.wait_completed(client, handle["status_url"], timeout=60)

@@ -23,6 +23,7 @@ from fal_notebook.gateway.retries import (
     parse_budgets,
     request_budgets,
 )
+from fal_notebook.wire import RetryCondition
 
 DEFAULT = Policy()
 
@@ -35,11 +36,11 @@ def first(attempt: Attempt, *, policy: Policy = DEFAULT, request: dict | None = 
 @pytest.mark.parametrize(
     ("attempt", "condition"),
     [
-        (Attempt(503), wire.SERVER_ERROR),
-        (Attempt(504), wire.SERVER_ERROR),  # the app's 504 is a server error, not a timeout
-        (Attempt(503, failure=INCOMPLETE), wire.SERVER_ERROR),
-        (Attempt(504, failure=TIMED_OUT), wire.TIMEOUT),
-        (Attempt(503, failure=DISCONNECTED), wire.CONNECTION_ERROR),
+        (Attempt(503), RetryCondition.SERVER_ERROR),
+        (Attempt(504), RetryCondition.SERVER_ERROR),  # the app's 504 is a server error, not a timeout
+        (Attempt(503, failure=INCOMPLETE), RetryCondition.SERVER_ERROR),
+        (Attempt(504, failure=TIMED_OUT), RetryCondition.TIMEOUT),
+        (Attempt(503, failure=DISCONNECTED), RetryCondition.CONNECTION_ERROR),
     ],
 )
 def test_each_retry_condition_is_retried_by_default(attempt, condition):
@@ -73,10 +74,10 @@ def test_no_retry_with_another_value_changes_nothing(value):
 
 
 def test_needs_retry_forces_a_retry_of_a_5xx_or_429_even_when_skipped():
-    skip_all = Policy(skip=frozenset(wire.RETRY_CONDITIONS))
+    skip_all = Policy(skip=frozenset(wire.RetryCondition))
     for status in (500, 502, 429):
         decision = first(Attempt(status, {"x-fal-needs-retry": "1"}), policy=skip_all)
-        assert decision.retry and decision.condition == wire.SERVER_ERROR
+        assert decision.retry and decision.condition == RetryCondition.SERVER_ERROR
 
 
 def test_needs_retry_prevents_a_retry_of_a_503():
@@ -91,18 +92,24 @@ def test_needs_retry_is_ignored_outside_5xx_and_429(status):
 
 
 def test_skip_retry_conditions_skips_only_their_condition():
-    policy = Policy(skip=frozenset({wire.TIMEOUT}))
+    policy = Policy(skip=frozenset({RetryCondition.TIMEOUT}))
     assert not first(Attempt(504, failure=TIMED_OUT), policy=policy).retry
     assert first(Attempt(504), policy=policy).retry  # the app's 504: server_error
-    policy = Policy(skip=frozenset({wire.SERVER_ERROR}))
+    policy = Policy(skip=frozenset({RetryCondition.SERVER_ERROR}))
     assert not first(Attempt(504), policy=policy).retry
     assert first(Attempt(504, failure=TIMED_OUT), policy=policy).retry
 
 
 def test_budgets_count_retries_after_the_first_attempt_per_condition():
-    policy = Policy(budgets={wire.SERVER_ERROR: 2})
+    policy = Policy(budgets={RetryCondition.SERVER_ERROR: 2})
     after = [
-        decide(Attempt(503), request_headers={}, policy=policy, attempts=n, failures={wire.SERVER_ERROR: n - 1})
+        decide(
+            Attempt(503),
+            request_headers={},
+            policy=policy,
+            attempts=n,
+            failures={RetryCondition.SERVER_ERROR: n - 1},
+        )
         for n in (1, 2, 3)
     ]
     assert [d.retry for d in after] == [True, True, False]
@@ -112,16 +119,16 @@ def test_budgets_count_retries_after_the_first_attempt_per_condition():
 
 
 def test_a_zero_budget_means_one_attempt():
-    assert not first(Attempt(503), policy=Policy(budgets={wire.SERVER_ERROR: 0})).retry
+    assert not first(Attempt(503), policy=Policy(budgets={RetryCondition.SERVER_ERROR: 0})).retry
 
 
 def test_the_callers_retry_config_overrides_the_apps_for_the_owner_only():
-    policy = Policy(budgets={wire.SERVER_ERROR: 5})
+    policy = Policy(budgets={RetryCondition.SERVER_ERROR: 5})
     request = {"X-Fal-Retry-Config": json.dumps({"server_error": {"retries": 0}})}
     assert not first(Attempt(503), policy=policy, request=request).retry
     assert first(Attempt(503), policy=policy, request=request, owner=False).retry
     request = {"X-Fal-Retry-Config": json.dumps({"timeout": {"retries": 0}})}
-    assert first(Attempt(503), policy=Policy(budgets={wire.SERVER_ERROR: 0}), request=request).retry is False
+    assert first(Attempt(503), policy=Policy(budgets={RetryCondition.SERVER_ERROR: 0}), request=request).retry is False
     assert first(Attempt(503), request=request).retry  # the omitted condition keeps the default
 
 
@@ -142,14 +149,14 @@ def test_an_invalid_retry_config_is_ignored(raw):
 
 def test_budgets_parse_the_object_form_only():
     assert parse_budgets({"timeout": {"retries": 0}, "server_error": RetryEntry(retries=3), "x": {"retries": 1}}) == {
-        wire.TIMEOUT: 0,
-        wire.SERVER_ERROR: 3,
+        RetryCondition.TIMEOUT: 0,
+        RetryCondition.SERVER_ERROR: 3,
     }
     assert parse_budgets({"timeout": {"retries": True}}) == {}
 
 
 def test_never_more_than_ten_attempts_in_all():
-    policy = Policy(budgets=dict.fromkeys(wire.RETRY_CONDITIONS, 50))
+    policy = Policy(budgets=dict.fromkeys(wire.RetryCondition, 50))
     ninth = decide(Attempt(503), request_headers={}, policy=policy, attempts=MAX_ATTEMPTS - 1, failures={})
     tenth = decide(Attempt(503), request_headers={}, policy=policy, attempts=MAX_ATTEMPTS, failures={})
     assert ninth.retry and not tenth.retry
@@ -161,7 +168,13 @@ def test_never_more_than_ten_attempts_in_all():
 
 def test_the_default_allows_ten_attempts():
     decisions = [
-        decide(Attempt(503), request_headers={}, policy=DEFAULT, attempts=n, failures={wire.SERVER_ERROR: n - 1})
+        decide(
+            Attempt(503),
+            request_headers={},
+            policy=DEFAULT,
+            attempts=n,
+            failures={RetryCondition.SERVER_ERROR: n - 1},
+        )
         for n in range(1, MAX_ATTEMPTS + 1)
     ]
     assert [d.retry for d in decisions] == [True] * (MAX_ATTEMPTS - 1) + [False]
@@ -204,5 +217,5 @@ def test_which_attempts_stop_the_runner(attempt, stops):
 
 def test_policy_from_the_apps_config():
     policy = Policy.from_config({"server_error": RetryEntry(retries=3)}, ["timeout"])
-    assert policy.budgets == {wire.SERVER_ERROR: 3} and policy.skip == {wire.TIMEOUT}
+    assert policy.budgets == {RetryCondition.SERVER_ERROR: 3} and policy.skip == {RetryCondition.TIMEOUT}
     assert Policy.from_config(None, None) == Policy()

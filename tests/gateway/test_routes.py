@@ -14,6 +14,7 @@ from fal_notebook.backends import deploy
 from fal_notebook.backends.base import Deployment
 from fal_notebook.backends.local import LocalBackend
 from tests.gateway_helpers import TEST_MAX_BODY
+from tests.polling import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -123,16 +124,15 @@ def test_queue_submit_status_logs_and_result(gateway, client, app):
     assert data["cancel_url"] == base + "/cancel"
 
     seen = set()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def completed() -> dict | None:
         response = client.get(data["status_url"], params={"logs": 1})
         body = response.json()
         seen.add(body["status"])
-        if body["status"] == "COMPLETED":
-            assert response.status_code == 200
-            break
-        assert response.status_code == 202
-        time.sleep(0.05)
+        assert response.status_code == (200 if body["status"] == "COMPLETED" else 202)
+        return body if body["status"] == "COMPLETED" else None
+
+    body = wait_for(completed, "the request to complete")
     assert "IN_PROGRESS" in seen
     messages = [entry["message"] for entry in body["logs"]]
     assert messages == ["counting 'one two three'", "done counting"]
@@ -153,7 +153,7 @@ def test_queue_position_while_waiting(gateway, client, app):
     first = client.post("/queue/local/echo/slow", json={"text": "a", "delay": 1.5}).json()
     second = client.post("/queue/local/echo", json={"text": "b"}).json()
     third = client.post("/queue/local/echo", json={"text": "c"}).json()
-    gateway.wait_for(lambda: client.get(first["status_url"]).json()["status"] == "IN_PROGRESS", what="first running")
+    wait_for(lambda: client.get(first["status_url"]).json()["status"] == "IN_PROGRESS", what="first running")
     assert client.get(second["status_url"]).json() == {
         "status": "IN_QUEUE",
         "request_id": second["request_id"],
@@ -234,7 +234,7 @@ def test_cancel_an_in_progress_request_is_forwarded_to_the_app(gateway, client, 
         logs = client.get(data["status_url"], params={"logs": 1}).json().get("logs") or []
         return "slow work started" in [entry["message"] for entry in logs]
 
-    gateway.wait_for(started, what="the app to start the work")
+    wait_for(started, what="the app to start the work")
     started = time.monotonic()
     assert client.put(data["cancel_url"]).status_code == 202
     status = gateway.wait_completed(client, data["status_url"], timeout=10)

@@ -12,6 +12,7 @@ from gateway_apps import BROKEN, CRASHING, echo
 from fal_notebook.backends.base import Deployment
 from fal_notebook.errors import DeployError
 from tests.gateway_helpers import free_port
+from tests.polling import wait_for
 
 
 @pytest.fixture
@@ -32,14 +33,14 @@ def events(gateway, name, text):
 def test_scales_up_to_max_concurrency_and_down_after_keep_alive(gateway, client):
     gateway.deploy(echo(), "scaled", auth="public", max_concurrency=3, keep_alive=2)
     handles = [client.post("/queue/local/scaled", json={"text": f"w{i}", "delay": 2.0}).json() for i in range(6)]
-    peak = gateway.wait_for(lambda: len(live_runners(gateway, "scaled")) == 3 or None, what="3 runners")
+    peak = wait_for(lambda: len(live_runners(gateway, "scaled")) == 3 or None, what="3 runners")
     assert peak
     results = [gateway.wait_completed(client, h["status_url"]) for h in handles]
     assert all(r["status"] == "COMPLETED" and "error" not in r for r in results)
     assert len(events(gateway, "scaled", "Starting runner")) == 3  # never above max_concurrency
     pids = {client.get(h["response_url"]).json()["pid"] for h in handles}
     assert len(pids) == 3
-    gateway.wait_for(lambda: gateway.info("scaled")["runners"] == [], timeout=15, what="scale down to zero")
+    wait_for(lambda: gateway.info("scaled")["runners"] == [], timeout=15, what="scale down to zero")
     assert any("idle for keep_alive=2 s" in e["message"] for e in gateway.info("scaled")["events"])
     # scaled to zero: the next call starts a runner again (a cold start)
     assert client.post("/local/scaled", json={"text": "cold start"}).json()["words"] == 2
@@ -51,13 +52,13 @@ def test_min_concurrency_keeps_runners_warm(gateway, client):
     def ready() -> int:
         return len([r for r in gateway.info("warm")["runners"] if r["state"] == "ready"])
 
-    gateway.wait_for(lambda: ready() == 2, what="two warm runners")
+    wait_for(lambda: ready() == 2, what="two warm runners")
     handles = [client.post("/queue/local/warm", json={"text": f"w{i}", "delay": 3}).json() for i in range(3)]
-    gateway.wait_for(lambda: len(events(gateway, "warm", "is ready on port")) == 3, what="a third runner")
+    wait_for(lambda: len(events(gateway, "warm", "is ready on port")) == 3, what="a third runner")
     for handle in handles:
         gateway.wait_completed(client, handle["status_url"])
     # Once idle past keep_alive, the runners above min_concurrency go, and only they.
-    gateway.wait_for(lambda: events(gateway, "warm", "idle for keep_alive"), what="the idle runner stopped")
+    wait_for(lambda: events(gateway, "warm", "idle for keep_alive"), what="the idle runner stopped")
     assert len(events(gateway, "warm", "idle for keep_alive")) == 1 and ready() == 2
     Deployment.load("warm").stop()
 
@@ -69,7 +70,7 @@ def test_max_multiplexing_runs_requests_side_by_side_on_one_runner(gateway, clie
     def all_running() -> bool:
         return all(client.get(h["status_url"]).json()["status"] == "IN_PROGRESS" for h in handles)
 
-    gateway.wait_for(all_running, what="three requests in progress at once")
+    wait_for(all_running, what="three requests in progress at once")
     assert len(gateway.info("multiplexed")["runners"]) == 1
     for handle in handles:
         gateway.wait_completed(client, handle["status_url"])
@@ -80,7 +81,7 @@ def test_runner_killed_mid_request_is_replaced_and_the_request_retried(gateway, 
     gateway.deploy(echo(), "killed", auth="public")
     victim = gateway.info("killed")["runners"][0]
     data = client.post("/queue/local/killed", json={"text": "survive this", "delay": 2.0}).json()
-    gateway.wait_for(lambda: client.get(data["status_url"]).json()["status"] == "IN_PROGRESS", what="running")
+    wait_for(lambda: client.get(data["status_url"]).json()["status"] == "IN_PROGRESS", what="running")
     os.kill(victim["pid"], signal.SIGKILL)
     status = gateway.wait_completed(client, data["status_url"], timeout=60)
     assert "error" not in status
@@ -117,9 +118,7 @@ def test_redeploy_replaces_runners_without_dropping_accepted_requests(gateway, c
     assert set(versions) <= {1, 2}
     after = client.post("/local/rolling", json={"text": "after"}).json()
     assert after["version"] == 2 and after["pid"] != old_pid
-    gateway.wait_for(
-        lambda: all(r["revision"] == 2 for r in gateway.info("rolling")["runners"]), what="old runner gone"
-    )
+    wait_for(lambda: all(r["revision"] == 2 for r in gateway.info("rolling")["runners"]), what="old runner gone")
 
 
 def test_runner_that_never_becomes_ready_fails_the_deploy_with_its_logs(gateway):
@@ -142,7 +141,7 @@ def test_startup_timeout_bounds_readiness(gateway):
 
 def test_crash_loop_is_reported_and_backs_off_but_never_gives_up(gateway, client):
     gateway.deploy(CRASHING, "crashing", auth="public", min_concurrency=1)
-    info = gateway.wait_for(
+    info = wait_for(
         lambda: (i := gateway.info("crashing"))["status"] == "crash-looping" and i,
         timeout=60,
         what="crash loop detected",
@@ -163,7 +162,7 @@ def test_crash_loop_is_reported_and_backs_off_but_never_gives_up(gateway, client
         return sum(e["message"].startswith("Starting runner") for e in gateway.info("crashing")["events"])
 
     seen = starts()
-    gateway.wait_for(lambda: starts() > seen, timeout=60, what="another attempt after the back-off")
+    wait_for(lambda: starts() > seen, timeout=60, what="another attempt after the back-off")
     gateway.wait_completed(client, handle.json()["status_url"], timeout=60)
     Deployment.load("crashing").stop()
 
@@ -184,7 +183,7 @@ def test_hard_coded_port_command_is_limited_to_one_runner(gateway, client):
 def test_port_variable_command_runs_several_runners(gateway, client):
     cmd = "python -m http.server ${PORT} --bind 127.0.0.1"
     gateway.deploy("", "static-many", mode="server", cmd=cmd, auth="public", min_concurrency=2, max_concurrency=2)
-    gateway.wait_for(lambda: len(live_runners(gateway, "static-many")) == 2, what="two runners")
+    wait_for(lambda: len(live_runners(gateway, "static-many")) == 2, what="two runners")
     ports = {r["port"] for r in gateway.info("static-many")["runners"]}
     assert len(ports) == 2
     assert client.get("/local/static-many/").status_code == 200

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module'
 
 from fal_notebook import wire
 from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+from tests.polling import wait_for
 
 
 @dataclass
@@ -34,10 +34,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook?token=s3cret"
 
     def wait(self, count: int, timeout: float = 60.0) -> list[tuple[dict[str, str], bytes]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count:
-            assert time.monotonic() < deadline, f"{len(self.received)} of {count} deliveries arrived"
-            time.sleep(0.05)
+        wait_for(lambda: len(self.received) >= count, f"{count} deliveries", timeout=timeout)
         return self.received
 
 
@@ -97,7 +94,8 @@ def test_a_completed_request_is_delivered_signed(gateway, client, app, receiver)
     assert headers[wire.WEBHOOK_USER_ID] == gateway.key.partition(":")[0]
     assert not verify(headers, body + b" ", keys)  # the body is what is signed
     assert not verify(headers, body, keys, now=int(headers[wire.WEBHOOK_TIMESTAMP]) + 301)  # fal's tolerance
-    assert "attempt 1/11 to http://127.0.0.1" in app_log(gateway) and "delivered" in app_log(gateway)
+    wait_for(lambda: "delivered" in app_log(gateway), "the delivery in the app's log")
+    assert "attempt 1/11 to http://127.0.0.1" in app_log(gateway)
     assert "s3cret" not in app_log(gateway)  # the webhook URL's query may carry a token
 
 
@@ -117,6 +115,8 @@ def test_a_failing_receiver_is_retried_and_never_changes_the_result(gateway, cli
     assert "error" not in status and client.get(submitted["response_url"]).json()["attempt"] == 1
     received = receiver.wait(3)
     assert len({body for _, body in received}) == 1  # the same payload each time
+    # Each attempt's line is written once its answer is in: wait for the third.
+    wait_for(lambda: "attempt 3/11" in app_log(gateway), "attempt 3 in the app's log")
     log = app_log(gateway)
     assert (
         f"attempt 1/11 to http://127.0.0.1:{receiver.port}/hook answered 500; retrying in {RETRY_DELAYS[0]:g} s" in log
@@ -130,7 +130,7 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_after_fals_count(gateway,
     submitted = client.post("/queue/local/hooked", params={"fal_webhook": receiver.url}, json={}).json()
     gateway.wait_completed(client, submitted["status_url"])
     receiver.wait(len(RETRY_DELAYS) + 1)
-    gateway.wait_for(lambda: "giving up after 11 attempts" in app_log(gateway), what="the last attempt")
+    wait_for(lambda: "giving up after 11 attempts" in app_log(gateway), what="the last attempt")
     assert client.get(submitted["response_url"]).status_code == 200
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from tests.gateway_helpers import free_port
+from tests.polling import wait_for
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
@@ -120,9 +120,7 @@ def serve_tls(upstream: str, folder: Path):
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline and thread.is_alive():
-        time.sleep(0.05)
+    wait_for(lambda: server.started or not thread.is_alive(), "the TLS terminator to start", timeout=10)
     assert server.started, "the TLS terminator did not start"
     try:
         yield terminator

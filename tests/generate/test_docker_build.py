@@ -19,6 +19,7 @@ import pytest
 import fal_notebook
 from fal_notebook.generate.dockerfile import base_image
 from tests.gateway_helpers import free_port
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -103,19 +104,24 @@ def serve(docker_client, unavailable, tmp_path, monkeypatch) -> Iterator[Callabl
 
 
 def wait_until_answers(url: str, container, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             if httpx.get(url, timeout=2).status_code == 200:
-                return
+                return True
         except httpx.TransportError:
             pass
         container.reload()
         if container.status == "exited":
-            break
-        time.sleep(0.2)
-    logs = container.logs().decode(errors="replace")[-4000:]
-    pytest.fail(f"{url} did not answer 200 within {timeout} s (container {container.status}):\n{logs}")
+            pytest.fail(f"{url} did not answer 200: its container exited:\n{logs()}")
+        return False
+
+    def logs() -> str:
+        return container.logs().decode(errors="replace")[-4000:]
+
+    wait_for(
+        answers, f"{url} to answer 200 (container {container.short_id})", timeout=timeout, interval=0.2, details=logs
+    )
 
 
 def test_server_mode_fastapi_image_serves_the_cell(serve):

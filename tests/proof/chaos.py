@@ -28,12 +28,12 @@ from typing import Any
 
 import httpx
 
-from fal_notebook import wire
 from fal_notebook.gateway import gateway_key, start_gateway, stop_gateway
 from fal_notebook.gateway.paths import pid_path, state_id
 from fal_notebook.gateway.retries import MAX_ATTEMPTS
 from fal_notebook.gateway.runners import RUNNER_MARKER
 from fal_notebook.state import read_json
+from fal_notebook.wire import RequestStatus
 
 SIZE_VARIABLE = "FAL_NOTEBOOK_PROOF_SIZE"
 
@@ -259,7 +259,7 @@ class Run:
                 async with limit:
                     try:
                         status = await http.get(status_url)
-                        if status.status_code != 200 or status.json().get("status") != wire.COMPLETED:
+                        if status.status_code != 200 or status.json().get("status") != RequestStatus.COMPLETED:
                             return
                         result = await http.get(response_url)
                     except httpx.TransportError:

@@ -3,16 +3,15 @@ content streams its steps to ready, the app answers, its logs follow, it stops; 
 cancelled (the serving revision stays); a second deploy of the same app is refused while one runs;
 the live view pushes snapshots and stops its work when its last follower leaves."""
 
-import asyncio
 import json
 import threading
-import time
 
 import httpx
 import pytest
 from tornado.httpclient import HTTPClientError
 
 from fal_notebook.jobs import KEPT
+from tests.polling import wait_for_async
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -68,15 +67,6 @@ async def stream_for(jp_fetch, *parts, seconds, params=None):
     return sse(b"".join(chunks).decode())
 
 
-async def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_deploy_from_unsaved_notebook_content_streams_progress_to_ready(
     jp_fetch, jp_root_dir, jp_serverapp, gateway
 ):
@@ -120,7 +110,7 @@ async def test_deploy_from_unsaved_notebook_content_streams_progress_to_ready(
 
     streamed = await stream_for(jp_fetch, "apps", "echo-web", "logs", seconds=2, params={"follow": "1"})
     assert any(name == "line" and "is serving" in data for name, data in streamed)
-    await wait_until(
+    await wait_for_async(
         lambda: not any(t.name == "fal-notebook-logs" for t in threading.enumerate()),
         what="the log follower's thread to end after the client left",
     )
@@ -142,7 +132,7 @@ async def test_a_cancelled_redeploy_leaves_the_serving_revision(jp_fetch, jp_roo
         await jp_fetch("fal-notebook", "apps", "slow-web", "deploy", method="POST", body="{}")
     assert error.value.code == 409 and second["id"] in json.loads(error.value.response.body)["message"]
 
-    await wait_until(lambda: gateway.info("slow-web")["deploying"] is not None, what="the rollout to start")
+    await wait_for_async(lambda: gateway.info("slow-web")["deploying"] is not None, what="the rollout to start")
     cancelled = await fetch_json(jp_fetch, "jobs", second["id"], "cancel", method="POST", body={})
     assert cancelled["cancelling"] is True
     end = (await follow_job(jp_fetch, second["id"]))[-1]
@@ -162,7 +152,7 @@ async def test_a_cancelled_first_deploy_stops_the_app(jp_fetch, gateway):
     source = f"%%fal_app first-slow --cmd '{SLOW_CMD}'\nx = 1\n"
     nb = {"path": "first.ipynb", "cells": [{"cell_type": "code", "source": source}]}
     job = await fetch_json(jp_fetch, "apps", "first-slow", "deploy", method="POST", body={"notebook": nb})
-    await wait_until(lambda: gateway.info("first-slow").get("deploying") is not None, what="the rollout to start")
+    await wait_for_async(lambda: gateway.info("first-slow").get("deploying") is not None, what="the rollout to start")
     await fetch_json(jp_fetch, "jobs", job["id"], "cancel", method="POST", body={})
     end = (await follow_job(jp_fetch, job["id"]))[-1]
     assert end["state"] == "cancelled"
@@ -188,4 +178,4 @@ async def test_the_live_view_pushes_snapshots_and_rests_without_followers(jp_fet
     snapshot = events[0][1]
     assert events[0][0] == "snapshot" and snapshot["gateway"]["running"] is True
     assert {"apps", "gateway", "jobs"} <= set(snapshot)
-    await wait_until(lambda: not watch.running, what="the watch to stop when its follower left")
+    await wait_for_async(lambda: not watch.running, what="the watch to stop when its follower left")

@@ -12,7 +12,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from fal_notebook.client import connect
 from fal_notebook.errors import InputError, RequestError
 from fal_notebook.gateway import client_environment
 from fal_notebook.widgets.playground import Playground
+from tests.polling import wait_for
 
 from .playground_apps import BADGE, FILE_INFO, LIVE_BADGES, TEXT
 from .test_fields import upload
@@ -47,15 +47,6 @@ def file_info(gateway):
 @pytest.fixture(scope="module")
 def live_badges(gateway):
     return gateway.deploy(LIVE_BADGES, "live-badges")
-
-
-def wait_until(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def run(pg: Playground):
@@ -114,13 +105,13 @@ def test_an_uploaded_file_reaches_the_app_as_a_data_uri(file_info):
 def test_cancel_a_running_call(text_app):
     pg = Playground(text_app, endpoint="/slow")
     future = pg.submit()
-    wait_until(lambda: "waiting started" in pg._log_view.value, "the app to start waiting")
+    wait_for(lambda: "waiting started" in pg._log_view.value, "the app to start waiting")
     assert "Running" in pg._status_line.value
     pg._cancel.click()
     with pytest.raises(RequestError) as failure:
         future.result(timeout=TIMEOUT)
     assert failure.value.status_code == 499  # not the {"waited": 30} of a call that ran to its end
-    wait_until(lambda: not pg._run.disabled, "the Run button to come back")
+    wait_for(lambda: not pg._run.disabled, "the Run button to come back")
     assert pg.history[-1].status == "CANCELLED" and "Cancelled" in pg._status_line.value
     assert "waiting cancelled" in pg._log_view.value
     assert "Cancelled" in pg._message.value and "request id" in pg._message.value
@@ -129,9 +120,9 @@ def test_cancel_a_running_call(text_app):
 def test_cancel_a_queued_call(text_app):
     busy, waiting = Playground(text_app, endpoint="/slow"), Playground(text_app)
     running = busy.submit()
-    wait_until(lambda: "waiting started" in busy._log_view.value, "the first call to run")
+    wait_for(lambda: "waiting started" in busy._log_view.value, "the first call to run")
     queued = waiting.submit()
-    wait_until(lambda: "In queue" in waiting._status_line.value, "the second call to wait in the queue")
+    wait_for(lambda: "In queue" in waiting._status_line.value, "the second call to wait in the queue")
     waiting.cancel()
     with pytest.raises(RequestError) as failure:
         queued.result(timeout=TIMEOUT)
@@ -214,7 +205,7 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
 
     def connect(pg: Playground) -> None:
         pg.connect()
-        wait_until(lambda: pg.session.state == "connected", "the connection", TIMEOUT)
+        wait_for(lambda: pg.session.state == "connected", "the connection", timeout=TIMEOUT)
 
     def sockets(event: str) -> int:
         return gateway.app_log("live-badges").count(f"WebSocket {event}")
@@ -229,17 +220,17 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
     connect(pg)
     pg.set_values({"text": "hi"})
     pg.send()
-    wait_until(lambda: " 1 received" in pg.session._status.value, "the badge", TIMEOUT)
+    wait_for(lambda: " 1 received" in pg.session._status.value, "the badge", timeout=TIMEOUT)
     [drawn] = pg.session.received
     assert drawn["caption"] == "Live: hi" and drawn["image"]["url"].startswith("data:image/png;base64,")
     assert f'<img src="{drawn["image"]["url"]}"' in html_of(pg.session.panel)
 
     pg.select("/frames")  # closes the connection to /realtime
-    wait_until(lambda: sockets("/realtime closed") == 1, "the gateway to see /realtime closed", TIMEOUT)
+    wait_for(lambda: sockets("/realtime closed") == 1, "the gateway to see /realtime closed", timeout=TIMEOUT)
     connect(pg)
     pg.set_values({"text": "frame", "count": 3})
     pg.send()
-    wait_until(lambda: pg.session.state == "closed", "the end of the stream", TIMEOUT)
+    wait_for(lambda: pg.session.state == "closed", "the end of the stream", timeout=TIMEOUT)
     assert [d["caption"] for d in pg.session.received] == ["Live: frame 1", "Live: frame 2", "Live: frame 3"]
     assert html_of(pg.session.panel).count("<img src=") == 3
     # fal ends a server-streaming session after its one message's outputs: a note, not an error
@@ -252,7 +243,7 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
     connect(pg)
     pg.set_values({"text": "fail"})
     pg.send()
-    wait_until(lambda: pg.session.state == "failed", "the app's error", TIMEOUT)
+    wait_for(lambda: pg.session.state == "failed", "the app's error", timeout=TIMEOUT)
     assert "ended with INTERNAL_ERROR: cannot draw 'fail'" in pg.session.error
     assert "Failed · 1 sent · 0 received" in pg.session._status.value
     assert '<div class="fal-pg-error">' in pg.session._error.value
@@ -261,7 +252,7 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
     pg.widget.close()
     pg.session.wait(TIMEOUT)
     assert (pg.session.error, pg.session.state) == ("", "closed")
-    wait_until(lambda: sockets("/realtime closed") == 3, "the gateway to see the last close", TIMEOUT)
+    wait_for(lambda: sockets("/realtime closed") == 3, "the gateway to see the last close", timeout=TIMEOUT)
     assert sockets("/realtime opened") == 3 and sockets("/frames opened") == sockets("/frames closed") == 1
 
 

@@ -5,7 +5,6 @@ errors, and the connection closed with the widget."""
 from __future__ import annotations
 
 import ast
-import time
 
 import pytest
 from websockets.exceptions import ConnectionClosedError
@@ -14,6 +13,7 @@ from websockets.frames import Close
 from fal_notebook.errors import FalNotebookError, InputError, RealtimeError, RequestError
 from fal_notebook.widgets import realtime
 from fal_notebook.widgets.playground import Playground
+from tests.polling import wait_for
 
 from .. import sample_apps
 from .fake_client import FakeClient
@@ -44,22 +44,15 @@ def client():
     return FakeClient(sample_apps.fal_document(sample_apps.LiveApp), respond, endpoint_id="alice/live")
 
 
-def until(predicate, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def connected(pg: Playground) -> Playground:
     pg.connect()
-    until(lambda: pg.session.state == "connected", "the connection")
+    wait_for(lambda: pg.session.state == "connected", "the connection")
     return pg
 
 
 def showing(pg: Playground, received: int) -> None:
     """Wait until the view shows ``received`` outputs (the status line is written last)."""
-    until(lambda: f" {received} received" in status(pg), f"{received} outputs shown")
+    wait_for(lambda: f" {received} received" in status(pg), f"{received} outputs shown")
 
 
 def buttons(pg: Playground) -> dict[str, bool]:
@@ -100,7 +93,7 @@ def test_a_realtime_endpoint_gets_connect_send_disconnect_instead_of_run(client)
     assert "Connected to /realtime · 1 sent · 1 received" in status(pg)
 
     pg.disconnect()
-    until(lambda: pg.session.state == "closed", "the end of the session")
+    wait_for(lambda: pg.session.state == "closed", "the end of the session")
     assert session.closed.is_set() and pg.session.error == ""
     assert "Disconnected · 1 sent · 1 received" in status(pg) and "fal-pg-error" not in html_of(pg.session.panel)
     assert buttons(pg) == {"Connect": True, "Send": False, "Disconnect": False, "Reset": True}
@@ -143,7 +136,7 @@ def test_the_apps_error_is_shown_and_connect_starts_again(client):
     client.respond = fail
     pg = connected(Playground(client, endpoint="/realtime"))
     pg.send()
-    until(lambda: pg.session.state == "failed", "the failure")
+    wait_for(lambda: pg.session.state == "failed", "the failure")
     assert "INTERNAL_ERROR: boom" in pg.session.error
     assert "Failed · 1 sent · 0 received" in status(pg) and "fal-pg-status-failed" in status(pg)
     assert '<div class="fal-pg-error">alice/live: the realtime session' in html_of(pg.session.panel)
@@ -165,7 +158,7 @@ def test_fals_timeout_ending_a_session_is_a_note_not_a_failure(client):
     client.respond = ended
     pg = connected(Playground(client, endpoint="/frames"))
     pg.send()
-    until(lambda: pg.session.state == "closed", "the end of the session")
+    wait_for(lambda: pg.session.state == "closed", "the end of the session")
     assert "Disconnected · 1 sent · 0 received" in status(pg) and "Connect again" in pg.session.error
     assert '<div class="fal-pg-help">alice/live: the realtime session' in pg.session._error.value
 
@@ -174,7 +167,7 @@ def test_a_refused_connection_is_shown(client):
     client.refuse = RequestError("alice/live: the websocket /realtime was refused: Unauthorized.", status_code=401)
     pg = Playground(client, endpoint="/realtime")
     pg._buttons.children[0].click()  # Connect
-    until(lambda: pg.session.state == "failed", "the refusal")
+    wait_for(lambda: pg.session.state == "failed", "the refusal")
     assert pg.session.error == "Could not connect: alice/live: the websocket /realtime was refused: Unauthorized."
     assert buttons(pg)["Connect"]
 
@@ -182,20 +175,20 @@ def test_a_refused_connection_is_shown(client):
 def test_the_app_closing_the_connection_is_said(client):
     pg = connected(Playground(client, endpoint="/realtime"))
     client.sessions[0].close()
-    until(lambda: pg.session.state == "closed", "the close")
+    wait_for(lambda: pg.session.state == "closed", "the close")
     assert pg.session.error == "The app closed the connection to /realtime."
 
 
 def test_closing_the_widget_closes_the_connection(client):
     pg = connected(Playground(client, endpoint="/realtime"))
     pg.widget.close()
-    until(lambda: client.sessions[0].closed.is_set(), "the connection to close")
+    wait_for(lambda: client.sessions[0].closed.is_set(), "the connection to close")
     pg.session.wait(10)
     assert pg.session.state == "closed"
 
     pg = connected(Playground(client, endpoint="/realtime"))
     pg.close()
-    until(lambda: client.sessions[1].closed.is_set(), "the connection to close")
+    wait_for(lambda: client.sessions[1].closed.is_set(), "the connection to close")
 
 
 def test_another_endpoint_closes_the_connection_and_reset_keeps_it(client):
@@ -203,7 +196,7 @@ def test_another_endpoint_closes_the_connection_and_reset_keeps_it(client):
     pg._reset.click()
     assert pg.session.state == "connected" and not client.sessions[0].closed.is_set()
     pg.select("/")
-    until(lambda: client.sessions[0].closed.is_set(), "the connection to close")
+    wait_for(lambda: client.sessions[0].closed.is_set(), "the connection to close")
     assert pg.session is None and [b.description for b in pg._buttons.children] == ["Run", "Cancel", "Reset"]
     assert pg._result_tab.children == (pg._status_line, pg._log_view, pg._output_box)
     with pytest.raises(FalNotebookError, match="is called with Run"):
@@ -240,7 +233,7 @@ def test_a_websocket_endpoint_sends_text_and_shows_frames(client):
     assert pg.session.received == ["olleh", {"words": 2}]  # JSON frames read as JSON
     assert '<div class="fal-pg-text">olleh</div>' in html_of(pg.session.panel)
     pg.disconnect()
-    until(lambda: pg.session.state == "closed", "the end of the session")
+    wait_for(lambda: pg.session.state == "closed", "the end of the session")
     assert pg.session.error == ""
 
 
@@ -254,7 +247,7 @@ def test_a_broken_websocket_connection_is_a_failure(client):
     pg = connected(Playground(client, endpoint="/chat"))
     pg.set_values({"message": "hello"})
     pg.send()
-    until(lambda: pg.session.state == "failed", "the failure")
+    wait_for(lambda: pg.session.state == "failed", "the failure")
     assert pg.session.error == "The connection to /chat broke (code 1011: oops)."
     assert "Failed · 1 sent · 0 received" in status(pg) and '<div class="fal-pg-error">' in pg.session._error.value
 

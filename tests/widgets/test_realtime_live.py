@@ -9,9 +9,10 @@ import pytest
 
 from fal_notebook.errors import InputError
 from fal_notebook.widgets.playground import Playground
+from tests.polling import wait_for
 
 from .test_playground import html_of
-from .test_realtime import buttons, status, until
+from .test_realtime import buttons, status
 
 TIMEOUT = 60  # the first connection waits for a runner to start
 
@@ -25,11 +26,11 @@ def press(pg: Playground, description: str) -> None:
 
 def connect(pg: Playground) -> None:
     press(pg, "Connect")
-    until(lambda: pg.session.state == "connected", "the connection", TIMEOUT)
+    wait_for(lambda: pg.session.state == "connected", "the connection", timeout=TIMEOUT)
 
 
 def showing(pg: Playground, received: int) -> None:
-    until(lambda: f" {received} received" in status(pg), f"{received} outputs shown", TIMEOUT)
+    wait_for(lambda: f" {received} received" in status(pg), f"{received} outputs shown", timeout=TIMEOUT)
 
 
 def sockets(gateway, event: str) -> int:
@@ -45,7 +46,7 @@ def test_realtime_connect_send_an_invalid_message_and_disconnect(gateway, live):
 
     connect(pg)
     assert buttons(pg) == {"Connect": False, "Send": True, "Disconnect": True, "Reset": True}
-    gateway.wait_for(lambda: sockets(gateway, "/realtime opened") == opened + 1, what="the gateway to log the open")
+    wait_for(lambda: sockets(gateway, "/realtime opened") == opened + 1, what="the gateway to log the open")
     pg.fields["text"].value = "quiet"
     press(pg, "Send")
     showing(pg, 1)
@@ -71,8 +72,8 @@ def test_realtime_connect_send_an_invalid_message_and_disconnect(gateway, live):
     assert "#2 ·" in html_of(shown[0]) and "LOUD" in html_of(shown[0]) and "QUIET" in html_of(shown[1])
 
     press(pg, "Disconnect")
-    until(lambda: pg.session.state == "closed", "the end of the session", TIMEOUT)
-    gateway.wait_for(lambda: sockets(gateway, "/realtime closed") == closed + 1, what="the gateway to log the close")
+    wait_for(lambda: pg.session.state == "closed", "the end of the session", timeout=TIMEOUT)
+    wait_for(lambda: sockets(gateway, "/realtime closed") == closed + 1, what="the gateway to log the close")
     assert pg.session.error == "" and "Disconnected · 2 sent · 2 received" in status(pg)
     assert buttons(pg) == {"Connect": True, "Send": False, "Disconnect": False, "Reset": True}
     assert "LOUD" in html_of(pg.session.panel)  # the outputs stay until the next Connect
@@ -92,11 +93,11 @@ def test_a_websocket_endpoint_exchanges_text_frames_until_the_app_closes(gateway
 
     pg.fields["message"].value = "bye"  # the app closes the connection itself, with code 4000
     press(pg, "Send")
-    until(lambda: pg.session.state != "connected", "the app to close the connection", TIMEOUT)
+    wait_for(lambda: pg.session.state != "connected", "the app to close the connection", timeout=TIMEOUT)
     assert pg.session.state == "closed"
     assert pg.session.error == "The app closed the connection to /ws (code 4000: bye)."
     assert "Disconnected · 3 sent · 2 received" in status(pg) and "fal-pg-error" not in html_of(pg.session.panel)
-    gateway.wait_for(lambda: sockets(gateway, "/ws closed") == closed + 1, what="the gateway to log the close")
+    wait_for(lambda: sockets(gateway, "/ws closed") == closed + 1, what="the gateway to log the close")
 
     connect(pg)  # and again, until the user disconnects
     assert pg.session.received == [] and pg.session.error == ""
@@ -105,7 +106,7 @@ def test_a_websocket_endpoint_exchanges_text_frames_until_the_app_closes(gateway
     showing(pg, 1)
     assert pg.session.received == ["reward"]
     press(pg, "Disconnect")
-    until(lambda: pg.session.state == "closed", "the end of the session", TIMEOUT)
+    wait_for(lambda: pg.session.state == "closed", "the end of the session", timeout=TIMEOUT)
     assert pg.session.error == ""
-    gateway.wait_for(lambda: sockets(gateway, "/ws closed") == closed + 2, what="the gateway to log the close")
+    wait_for(lambda: sockets(gateway, "/ws closed") == closed + 2, what="the gateway to log the close")
     assert sockets(gateway, "/ws opened") == opened + 2

@@ -1,27 +1,30 @@
 """A fake host for one AppRuntime: fake runners (no processes), runner HTTP through httpx's
-MockTransport, and a fake clock that only moves when a test moves it (no sleeping)."""
+MockTransport, and a fake clock that only moves when a test moves it (no sleeping); ``run`` deploys
+a fake app on it and runs a test's scenario, so each room of the runtime is tested alone, in
+microseconds."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from fal_notebook import wire
 from fal_notebook.config import AppConfig
-from fal_notebook.gateway.apps import AppRuntime, Build
+from fal_notebook.gateway.admin_api import DeploySpec
+from fal_notebook.gateway.app import AppRuntime, Build, NoResources, Resources
 from fal_notebook.gateway.envs import OnLine
-from fal_notebook.gateway.prepare import DeploySpec
 from fal_notebook.gateway.runners import Launch, OnOutput, Runner, RunnerStartError
-from fal_notebook.gateway.states import RunnerState
-from fal_notebook.gateway.store import Store
+from fal_notebook.gateway.store import AppRecord, Request, Store
 from fal_notebook.gateway.supervisor import Clock, Supervisor
 from fal_notebook.gateway.upstream import Response, UpstreamError
+from fal_notebook.statuses import RunnerState
 
 
 class FakeClock(Clock):
@@ -90,7 +93,7 @@ async def answer_ok(request: httpx.Request, runner: FakeRunner) -> httpx.Respons
 
 @dataclass
 class FakeHost:
-    """What AppRuntime needs (apps.Host), faked. ``respond`` answers the runners' HTTP;
+    """What AppRuntime needs (app.Host), faked. ``respond`` answers the runners' HTTP;
     ``start_failures`` scripts the next runner starts (a message: it exits; an exception: raised)."""
 
     folder: Path
@@ -103,6 +106,7 @@ class FakeHost:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     notified: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
+    resources: Resources = field(default_factory=NoResources)
 
     def __post_init__(self) -> None:
         self.store = Store(self.folder / "queue.sqlite3")
@@ -129,8 +133,8 @@ class FakeHost:
     def notify(self, request_id: str) -> None:
         self.notified.append(request_id)
 
-    def save_app(self, runtime: AppRuntime) -> None:
-        self.records[runtime.name] = {"status": str(runtime.status), "auth": runtime.auth}
+    def save_app(self, name: str, record: AppRecord) -> None:
+        self.records[name] = {"status": str(record.status), "auth": record.auth}
 
     def last_revision(self, name: str) -> int:
         return 0
@@ -151,16 +155,18 @@ class FakeHost:
 
     # -- helpers for tests ---------------------------------------------------------------------
     def live(self, runtime: AppRuntime) -> list[Runner]:
-        return [r for r in runtime.runners if r.state in (RunnerState.STARTING, RunnerState.READY)]
+        return [r for r in runtime.pool.runners if r.state in (RunnerState.STARTING, RunnerState.READY)]
 
     def submit(self, runtime: AppRuntime, request_id: str, *, deadline: float | None = None, body: Any = None) -> None:
         """Store a queued request and hand it to the runtime (as Gateway.submit does)."""
         payload = json.dumps(body if body is not None else {"id": request_id}).encode()
         self.store.add_request(request_id, runtime.name, "/", {}, body=payload, start_deadline=deadline)
-        runtime.enqueue(request_id, deadline=deadline)
+        runtime.queue.enqueue(request_id, deadline=deadline)
 
-    def row(self, request_id: str) -> Any:
-        return self.store.get(request_id)
+    def row(self, request_id: str) -> Request:
+        request = self.store.get(request_id)
+        assert request is not None, f"request {request_id} is stored"
+        return request
 
     async def close(self) -> None:
         await self.tasks.close()
@@ -189,3 +195,63 @@ async def settle(rounds: int = 30) -> None:
     """Let every runnable task run (the fake world never waits on time)."""
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+Scenario = Callable[[FakeHost, AppRuntime], Awaitable[None]]
+
+
+def run(
+    tmp_path: Path,
+    scenario: Scenario,
+    *,
+    restored: bool = False,
+    failures: Iterable[Any] = (),
+    build_failures: Iterable[BaseException] = (),
+    resources: Resources | None = None,
+    **config: Any,
+) -> None:
+    """Deploy a fake app (auth public unless given), or restore its revision 1 as a restarted gateway
+    does (``restored``), with the first runner starts scripted by ``failures`` (and builds by
+    ``build_failures``); then run ``scenario``. The test needs a FAL_NOTEBOOK_HOME of its own (the
+    ``fal_env`` fixture): the app's log goes there."""
+
+    async def main() -> None:
+        app_config = AppConfig(name="fake", mode="app", class_name="Fake", **{"auth": "public", **config})
+        host = FakeHost(tmp_path, app_config, start_failures=list(failures), build_failures=list(build_failures))
+        if resources is not None:
+            host.resources = resources
+        runtime = AppRuntime("fake", host, auth=app_config.auth if restored else None)
+        try:
+            if restored:
+                runtime.restore(DeploySpec(path=str(tmp_path)), "digest-1", 1)
+            else:
+                runtime.deploy(DeploySpec(path=str(tmp_path)), "digest-1")
+            await settle()
+            await scenario(host, runtime)
+        finally:
+            runtime.close()
+            runtime.log.close()
+            await host.close()
+
+    asyncio.run(main())
+
+
+async def advance(host: FakeHost, runtime: AppRuntime, seconds: float) -> None:
+    """Move the fake clock, run the housekeeping tick, let the tasks run."""
+    host.clock.advance(seconds)
+    runtime.tick()
+    await settle()
+
+
+def held(gates: dict[str, asyncio.Event]) -> Respond:
+    """A runner answer that waits until the test opens the request's gate."""
+
+    async def respond(request: httpx.Request, runner: FakeRunner) -> httpx.Response:
+        request_id = request.headers.get(wire.REQUEST_ID)
+        if request_id is None:  # a health check
+            return httpx.Response(200, json={"version": "0"})
+        gate = gates.setdefault(request_id, asyncio.Event())
+        await gate.wait()
+        return httpx.Response(200, json={"runner": runner.id})
+
+    return respond

@@ -30,7 +30,7 @@ from starlette.routing import Route, WebSocketRoute
 from .. import wire
 from ..wire import CancelAnswer, ErrorType, RequestStatus
 from .app import AppRuntime, Outcome, Unavailable
-from .core import QueueFull
+from .core import Gateway, QueueFull
 from .door import BodyRefused, read_body
 from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers, runner_hint
 from .runners import Runner
@@ -402,41 +402,67 @@ async def status_stream(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     _, stored = found
-    gateway, request_id, logs = gateway_of(request), stored.id, wants_logs(request)
-    url = request_url(request, stored.app, request_id)
+    url = request_url(request, stored.app, stored.id)
+    events = StatusEvents(gateway_of(request), stored.id, url, wants_logs(request))
+    first = events.frame()
+    headers = {wire.REQUEST_ID: stored.id}
+    if events.ended:  # completed when asked (or gone): the whole stream in one answer
+        return Response(first, media_type=wire.EVENT_STREAM, headers=headers)
+    return StreamingResponse(events.follow(first), media_type=wire.EVENT_STREAM, headers=headers)
 
-    async def events() -> AsyncIterator[str]:
-        """One event per change, with the log entries added since the last event (fal's clients add
-        them up); a comment when nothing happened for KEEPALIVE_SECONDS."""
+
+class StatusEvents:
+    """The events of one request's status stream: one per change, with the log entries added since
+    the one before (fal's clients add them up); a comment when nothing happened for KEEPALIVE_SECONDS."""
+
+    def __init__(self, gateway: Gateway, request_id: str, url: str, logs: bool):
+        self.gateway, self.request_id, self.url, self.logs = gateway, request_id, url, logs
+        self.ended = False  # the request completed (or is gone): the stream ends
+        self._shown: dict[str, Any] | None = None  # the last event, its logs left out
+        self._after = 0  # the last log entry sent
+
+    def frame(self) -> str:
+        """The event of the request's state now, or "" when it tells nothing new."""
+        current = self.gateway.store.get(self.request_id)
+        if current is None:
+            self.ended = True
+            return ""
+        self.ended = current.status == RequestStatus.COMPLETED
+        state = self.gateway.status(current, with_logs=False)
+        entries: list[dict[str, Any]] = []
+        if self.logs and not isinstance(state, wire.Queued):
+            entries, self._after = self.gateway.store.logs_after(self.request_id, self._after)
+            state = dataclasses.replace(state, logs=entries)
+        body = wire.encode_status(state, request_id=self.request_id, response_url=self.url, with_logs=self.logs)
+        shown = {**body, "logs": None}
+        if not entries and shown == self._shown:
+            return ""
+        self._shown = shown
+        return wire.encode_event(body)
+
+    async def follow(self, first: str) -> AsyncIterator[str]:
+        """``first``, then the events as the request changes, until it completes."""
         loop = asyncio.get_running_loop()
-        last, after, sent = None, 0, loop.time()
-        with gateway.watch(request_id) as changed:
+        with self.gateway.watch(self.request_id) as changed:
+            if first:
+                yield first
+            sent = loop.time()
             while True:
                 changed.clear()
-                current = gateway.store.get(request_id)
-                if current is None:
-                    return
-                state = gateway.status(current, with_logs=False)
-                entries: list[dict[str, Any]] = []
-                if logs and not isinstance(state, wire.Queued):
-                    entries, after = gateway.store.logs_after(request_id, after)
-                    state = dataclasses.replace(state, logs=entries)
-                body = wire.encode_status(state, request_id=request_id, response_url=url, with_logs=logs)
-                shown = {**body, "logs": None}
-                if entries or shown != last:
-                    yield wire.encode_event(body)
-                    last, sent = shown, loop.time()
+                frame = self.frame()  # (a change before the watch began shows here)
+                if frame:
+                    yield frame
+                    sent = loop.time()
                 elif loop.time() - sent >= wire.KEEPALIVE_SECONDS:
                     yield wire.KEEPALIVE
                     sent = loop.time()
-                if current.status == RequestStatus.COMPLETED:
+                if self.ended:
                     return
                 try:  # woken by changes; the timeout refreshes the queue position and keeps the stream alive
-                    await asyncio.wait_for(changed.wait(), min(0.5, wire.KEEPALIVE_SECONDS))
+                    async with asyncio.timeout(min(0.5, wire.KEEPALIVE_SECONDS)):
+                        await changed.wait()
                 except TimeoutError:
                     pass
-
-    return StreamingResponse(events(), media_type=wire.EVENT_STREAM, headers={wire.REQUEST_ID: request_id})
 
 
 async def result(request: Request) -> Response:

@@ -19,8 +19,8 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
@@ -42,7 +42,6 @@ from .webhooks import check_url, jwks
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
 BUFFERED_BODY = 1024 * 1024
-T = TypeVar("T")
 
 
 def lookup(request: Request) -> AppRuntime | Response:
@@ -123,25 +122,40 @@ async def disconnected(request: Request) -> None:
         pass
 
 
-async def unless_gone(request: Request, work: Awaitable[T], abandon: Callable[[T], Any]) -> T:
-    """``work``'s result, or CallerGone (``work`` cancelled) when the caller disconnects first. When
-    this call itself is cancelled, ``work`` is too, and ``abandon`` gets a result it already had."""
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(disconnected(request))
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        if task.done() and not task.cancelled() and task.exception() is None:
-            abandon(task.result())
-        raise
-    finally:
-        gone.cancel()
-    if not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        raise CallerGone
-    return task.result()
+class CallerWatch:
+    """Whether the caller of a sync call goes away (its body already read: nothing else can arrive),
+    with one task for the whole call. Inside ``async with watch.armed():`` its going cancels the
+    block, which then raises CallerGone, as ``asyncio.timeout`` raises TimeoutError; what the block
+    awaited gives back what it took (``acquire`` its slot, ``send`` its connection)."""
+
+    def __init__(self, request: Request):
+        self.gone = False
+        self._task = asyncio.current_task()
+        self._armed = False
+        self._watcher = asyncio.ensure_future(disconnected(request))
+        self._watcher.add_done_callback(self._left)
+
+    def _left(self, watcher: asyncio.Future[None]) -> None:
+        if not watcher.cancelled() and watcher.exception() is None:
+            self.gone = True
+            if self._armed and self._task is not None:
+                self._task.cancel()
+
+    def armed(self) -> CallerWatch:
+        return self
+
+    async def __aenter__(self) -> None:
+        if self.gone:
+            raise CallerGone
+        self._armed = True
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._armed = False
+        if self.gone and kind is asyncio.CancelledError and self._task is not None and self._task.uncancel() == 0:
+            raise CallerGone
+
+    def close(self) -> None:
+        self._watcher.cancel()
 
 
 class CallerGone(Exception):
@@ -163,13 +177,26 @@ async def run_sync(request: Request) -> Response:
     refused = unforwardable(kept)
     if refused is not None:
         return refused
+    watch = CallerWatch(request)
     try:
-        hint = runner_hint(request.headers)
-        runner = await unless_gone(
-            request,
-            runtime.queue.acquire(request_id, deadline=deadline, hint=hint),
-            lambda runner: runtime.queue.release(runner, request_id, served=False),
-        )
+        return await call(request, runtime, body, request_id, deadline, kept, watch)
+    finally:
+        watch.close()
+
+
+async def call(
+    request: Request,
+    runtime: AppRuntime,
+    body: bytes,
+    request_id: str,
+    deadline: float | None,
+    kept: dict[str, str],
+    watch: CallerWatch,
+) -> Response:
+    """A sync call once its request is read: a runner's slot, the request sent to it, its answer relayed."""
+    try:
+        async with watch.armed():
+            runner = await runtime.queue.acquire(request_id, deadline=deadline, hint=runner_hint(request.headers))
     except Unavailable as exc:
         return error(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
     except TimeoutError as exc:
@@ -179,8 +206,8 @@ async def run_sync(request: Request) -> Response:
     path = app_path(request) + app_query(request)
     headers = app_headers(kept, request_id=request_id, endpoint=endpoint_of(wire.local_app(runtime.name), path))
     try:
-        sent = runtime.attempts.send(runner, request.method, path, body, headers, stream=True)
-        upstream = await unless_gone(request, sent, lambda answer: close_later(request, answer))
+        async with watch.armed():
+            upstream = await runtime.attempts.send(runner, request.method, path, body, headers, stream=True)
     except CallerGone:
         caller_gone(request, runtime, runner, path, request_id)
         return error(499, "The caller disconnected.", ErrorType.CLIENT_DISCONNECTED)
@@ -194,12 +221,6 @@ async def run_sync(request: Request) -> Response:
             headers[wire.ERROR_TYPE] = upstream.error_type
         return Response(upstream.body, upstream.status, media_type=upstream.content_type, headers=headers)
     return await relay(request, runtime, runner, request_id, upstream, path)
-
-
-def close_later(request: Request, answer: UpstreamResponse | Outcome) -> None:
-    """Close an upstream answer nobody will read (the handler was cancelled), in the background."""
-    if isinstance(answer, UpstreamResponse):
-        gateway_of(request).tasks.spawn(answer.aclose(), name="close an abandoned answer")
 
 
 def caller_gone(request: Request, runtime: AppRuntime, runner: Runner, path: str, request_id: str) -> None:

@@ -81,7 +81,10 @@ class RunnerPool:
 
     # -- slots ---------------------------------------------------------------------------------
     def take_slot(self, runner: Runner, request_id: str, *, keep_logs: bool) -> None:
-        """``runner`` works on the request (``keep_logs``: its output goes to the request's logs)."""
+        """``runner`` works on the request (``keep_logs``: its output goes to the request's logs,
+        from now on: what it wrote before is read first)."""
+        if keep_logs:
+            runner.read_output()
         runner.in_flight[request_id] = keep_logs
 
     def give_back(self, runner: Runner, request_id: str, *, served: bool) -> bool:

@@ -700,10 +700,6 @@ class _Handle:
             accept=wire.EVENT_STREAM,
         )
 
-    def _stream_broke(self, why: str, deadline: _Deadline) -> None:
-        deadline.check()  # a read cut short by the deadline is the timeout, not a broken stream
-        log.debug("%r: the status stream %s; polling the status instead", self, why)
-
     def _result_request(self) -> httpx.Request:
         return self._connection.request("GET", self.response_url)
 
@@ -744,6 +740,44 @@ class _Handle:
         )
 
 
+class _StatusStream:
+    """What a handle reads of a status stream, line by line (both flavours): ``feed`` gives each
+    event's status; ``completed`` once one said COMPLETED (the rest is read to the stream's end and
+    left); ``broken`` when the stream cannot be followed (the handle polls then)."""
+
+    def __init__(self, handle: _Handle, deadline: _Deadline):
+        self._handle, self._deadline = handle, deadline
+        self._parser = SSEParser()
+        self.completed = self.broken = False
+
+    def answered(self, answer: httpx.Response) -> bool:
+        """Whether the answer is a stream to follow."""
+        if answer.status_code != 200:
+            self._broke(f"was answered with HTTP {answer.status_code}")
+        return not self.broken
+
+    def feed(self, line: str) -> Status | None:
+        if self.completed or self.broken:
+            return None
+        self._deadline.check()
+        if (event := self._parser.feed(line)) is None:
+            return None
+        if (status := stream_status(event)) is None:
+            self._broke(f"sent an event that is no status: {event[1][:200]!r}")
+            return None
+        self.completed = isinstance(status, Completed)
+        return self._handle._seen(status)
+
+    def broke_off(self, error: httpx.TransportError) -> None:
+        if not self.completed:
+            self._broke(f"broke off: {error!r}")
+
+    def _broke(self, why: str) -> None:
+        self._deadline.check()  # a read cut short by the deadline is the timeout, not a broken stream
+        self.broken = True
+        log.debug("%r: the status stream %s; polling the status instead", self._handle, why)
+
+
 class RequestHandle(_Handle):
     """A request on the queue: ``status``, ``iter_events``, ``result``, ``cancel``."""
 
@@ -773,32 +807,22 @@ class RequestHandle(_Handle):
     def _statuses(self, logs: bool, interval: float | None, deadline: _Deadline) -> Iterator[tuple[Status, bool]]:
         """The statuses until Completed, each with whether it came from the stream (its logs are news)."""
         if deadline.left() != 0:
-            completed = False
+            stream = _StatusStream(self, deadline)
             try:
                 request = self._status_stream_request(logs, deadline)
                 answer = self._connection.send(request, bounded=deadline.left() is not None, stream=True)
                 try:
-                    if answer.status_code != 200:
-                        self._stream_broke(f"was answered with HTTP {answer.status_code}", deadline)
-                    else:
-                        parser = SSEParser()
+                    if stream.answered(answer):
                         for line in answer.iter_lines():  # to its end: the connection serves the next call
-                            if completed:
-                                continue
-                            deadline.check()
-                            if (event := parser.feed(line)) is None:
-                                continue
-                            if (status := stream_status(event)) is None:
-                                self._stream_broke(f"sent an event that is no status: {event[1][:200]!r}", deadline)
+                            if (status := stream.feed(line)) is not None:
+                                yield status, True
+                            elif stream.broken:
                                 break
-                            completed = isinstance(status, Completed)
-                            yield self._seen(status), True
                 finally:
                     answer.close()
             except httpx.TransportError as exc:
-                if not completed:
-                    self._stream_broke(f"broke off: {exc!r}", deadline)
-            if completed:
+                stream.broke_off(exc)
+            if stream.completed:
                 return
         while True:
             status = self.status(logs=logs)
@@ -833,32 +857,22 @@ class AsyncRequestHandle(_Handle):
         self, logs: bool, interval: float | None, deadline: _Deadline
     ) -> AsyncIterator[tuple[Status, bool]]:
         if deadline.left() != 0:
-            completed = False
+            stream = _StatusStream(self, deadline)
             try:
                 request = self._status_stream_request(logs, deadline)
                 answer = await self._connection.send_async(request, bounded=deadline.left() is not None, stream=True)
                 try:
-                    if answer.status_code != 200:
-                        self._stream_broke(f"was answered with HTTP {answer.status_code}", deadline)
-                    else:
-                        parser = SSEParser()
+                    if stream.answered(answer):
                         async for line in answer.aiter_lines():  # to its end: the connection serves the next call
-                            if completed:
-                                continue
-                            deadline.check()
-                            if (event := parser.feed(line)) is None:
-                                continue
-                            if (status := stream_status(event)) is None:
-                                self._stream_broke(f"sent an event that is no status: {event[1][:200]!r}", deadline)
+                            if (status := stream.feed(line)) is not None:
+                                yield status, True
+                            elif stream.broken:
                                 break
-                            completed = isinstance(status, Completed)
-                            yield self._seen(status), True
                 finally:
                     await answer.aclose()
             except httpx.TransportError as exc:
-                if not completed:
-                    self._stream_broke(f"broke off: {exc!r}", deadline)
-            if completed:
+                stream.broke_off(exc)
+            if stream.completed:
                 return
         while True:
             status = await self.status(logs=logs)

@@ -38,11 +38,11 @@ from .harness import (
 _READY = re.compile(r"is ready on port \d+ \(([0-9.]+) s\)")
 
 
-def by_hand(project_path: Path, python: str) -> float:
-    """Seconds from starting ``fal run --local`` to its first answer."""
+def by_hand(project_path: Path, python: str, *, cls: str = "Bench", body: dict[str, Any] = INPUT) -> float:
+    """Seconds from starting ``fal run --local`` (of app.py's ``cls``) to its first answer to ``body``."""
     port, metrics = free_port(), free_port()
     started = time.perf_counter()
-    argv = [python, "-m", "fal", "run", "--local", "app.py::Bench", "--exposed-port", str(port)]
+    argv = [python, "-m", "fal", "run", "--local", f"app.py::{cls}", "--exposed-port", str(port)]
     process = subprocess.Popen(
         [*argv, "--exposed-metrics-port", str(metrics)],
         cwd=project_path,
@@ -50,7 +50,7 @@ def by_hand(project_path: Path, python: str) -> float:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_answer(f"http://127.0.0.1:{port}/")
+        wait_answer(f"http://127.0.0.1:{port}/", body=body)
         return time.perf_counter() - started
     finally:
         process.terminate()
@@ -73,7 +73,8 @@ def runner_python(home: Path, name: str) -> str:
 
     with admin() as client:
         pid = client.get(f"/_fal_notebook/apps/{name}").json()["runners"][0]["pid"]
-    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return argv[argv.index("--") + 1] if "--" in argv else argv[0]  # the runner's own, after its sandbox's
 
 
 def first_response(sizes: Sizes) -> list[Row]:

@@ -135,26 +135,30 @@ def rows(sizes: Sizes) -> list[Row]:
             via, runner = served.url, f"http://127.0.0.1:{wait_runners(name, 2)[0]['port']}/"
             for warm in (timed(sync_call, via, 20), timed(sync_call, runner, 20)):
                 warm()
-            overheads.append(overhead(via, runner, sizes, ENVIRONMENTS[env]))
+            overheads.append(overhead(via, runner, sizes, what=f"sync calls, {ENVIRONMENTS[env]},"))
         url, queue_url = deployment.url, deployment.queue_url
         timed(queue_call, queue_url, 20)()
         return [*overheads, drain(url, queue_url, sizes), round_trip(url, queue_url, sizes)]
 
 
-def overhead(url: str, runner: str, sizes: Sizes, environment: str) -> Row:
+def overhead(
+    url: str,
+    runner: str,
+    sizes: Sizes,
+    call: Callable[[httpx.Client, str], None] = sync_call,
+    what: str = "sync calls",
+) -> Row:
+    """``call`` through the gateway (``url``) vs straight to the ``runner``, alternating blocks."""
     blocks = max(1, sizes.calls // BLOCK)
     got = interleaved(
-        {
-            "via": timed(sync_call, url, sizes.calls // blocks),
-            "direct": timed(sync_call, runner, sizes.calls // blocks),
-        },
+        {"via": timed(call, url, sizes.calls // blocks), "direct": timed(call, runner, sizes.calls // blocks)},
         blocks,
     )
     rps_via, rps_direct = len(got["via"]) / sum(got["via"]), len(got["direct"]) / sum(got["direct"])
     added = p50_ms(got["via"]) - p50_ms(got["direct"])
     ratio = rps_via / rps_direct
     return Row(
-        f"sync calls through the gateway vs straight to the runner, {environment} ({len(got['via'])} each, 1 client)",
+        f"{what} through the gateway vs straight to the runner ({len(got['via'])} each, 1 client)",
         f"{rps_via:.0f} req/s, p50 {p50_ms(got['via']):.2f} ms",
         f"{rps_direct:.0f} req/s, p50 {p50_ms(got['direct']):.2f} ms",
         ratio,

@@ -60,6 +60,18 @@ class Row:
     extra: str = ""  # a second figure, e.g. the p50 latency added
 
 
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| figure | measured | baseline, beside it | ratio | goal | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        mark = {True: "✓", False: "✗", None: ""}[row.met]
+        measured = row.subject + (f" ({row.extra})" if row.extra else "")
+        lines.append(f"| {row.name} | {measured} | {row.baseline} | {row.ratio:.2f}× | {row.goal} | {mark} |")
+    return "\n".join(lines)
+
+
 @dataclass
 class Sizes:
     """How much work each benchmark does: the full suite's sizes, or tiny ones (``--smoke``)."""
@@ -165,13 +177,13 @@ def tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def wait_answer(url: str, timeout: float = 300.0) -> None:
-    """Poll ``url`` (every 10 ms) until it answers the benchmark's input with 200."""
+def wait_answer(url: str, timeout: float = 300.0, body: dict[str, Any] = INPUT) -> None:
+    """Poll ``url`` (every 10 ms) until it answers ``body`` (the benchmark's input) with 200."""
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=10, verify=tls()) as client:
+    with httpx.Client(timeout=60, verify=tls()) as client:
         while time.monotonic() < deadline:
             try:
-                if client.post(url, json=INPUT).status_code == 200:
+                if client.post(url, json=body).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from .harness import Row, Sizes, load_average, machine
+from .harness import Row, Sizes, load_average, machine, table
 
 #: Each benchmark: its module and function, imported only when it runs (``--only`` needs no more than
 #: its own benchmarks' packages: the form's needs ipywidgets, the docker one a Docker engine).
@@ -28,18 +28,6 @@ BENCHMARKS: dict[str, str] = {
 def benchmark(name: str) -> Callable[[Sizes], list[Row]]:
     module, function = BENCHMARKS[name].split(":")
     return getattr(importlib.import_module(f"{__package__}.{module}"), function)
-
-
-def table(rows: list[Row]) -> str:
-    lines = [
-        "| figure | measured | baseline, beside it | ratio | goal | |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        mark = {True: "✓", False: "✗", None: ""}[row.met]
-        measured = row.subject + (f" ({row.extra})" if row.extra else "")
-        lines.append(f"| {row.name} | {measured} | {row.baseline} | {row.ratio:.2f}× | {row.goal} | {mark} |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

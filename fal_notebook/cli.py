@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ def _deploy(args: argparse.Namespace) -> None:
     from .backends import deploy
 
     quiet = args.json
-    deployment = deploy(args.app, target=args.target, progress=(lambda _line: None) if quiet else print)
+    deployment = deploy(args.app, target=args.target, env=args.env, progress=(lambda _line: None) if quiet else print)
     if args.json:
         print(json.dumps(_deployment_json(deployment)))
     else:
@@ -41,7 +42,7 @@ def _deployment_json(deployment: Deployment) -> dict[str, Any]:
 
 
 def _apps(args: argparse.Namespace) -> None:
-    from .backends import list_apps
+    from .backends import gpu_summary, list_apps
 
     rows = list_apps()
     if args.json:
@@ -52,7 +53,12 @@ def _apps(args: argparse.Namespace) -> None:
     for row in rows:
         where = f"{row['mode'] or '-':<7} {row['target'] or '-':<7}"
         line = f"{row['name']:<24} {where} {row['status']:<10} {row['endpoint_id'] or '-'}"
-        print(line + (f"  ({row['crash_loop']})" if row.get("crash_loop") else ""))
+        note = row.get("crash_loop") or row.get("error")
+        print(line + (f"  ({' '.join(str(note).split())[:160]})" if note else ""))
+        for held in gpu_summary(row.get("gpus") or []):
+            print(f"    {held}")
+        if row.get("waiting"):
+            print(f"    waiting: {row['waiting']}")
 
 
 def _logs(args: argparse.Namespace) -> None:
@@ -73,11 +79,35 @@ def _stop(args: argparse.Namespace) -> None:
 def _call(args: argparse.Namespace) -> None:
     from .client import connect
 
-    try:
-        arguments = json.loads(args.input)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f'--input is not valid JSON ({exc}); e.g. --input \'{{"text": "hi"}}\'.') from None
+    plain_http = args.method is not None or args.query or args.form or args.file
+    if args.input is None and not plain_http:
+        raise ConfigError(
+            '--input is needed for a call in fal\'s protocol (a JSON body), e.g. --input \'{"text": "hi"}\'; '
+            "for a server's own routes give --method (GET, POST...) with --query, --form or --file."
+        )
+    arguments = None
+    if args.input is not None:
+        try:
+            arguments = json.loads(args.input)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f'--input is not valid JSON ({exc}); e.g. --input \'{{"text": "hi"}}\'.') from None
     client = connect(args.endpoint_id)
+    if plain_http:
+        if args.queue:
+            raise ConfigError(
+                "--queue sends fal's protocol (a POST of --input): leave out --method, --query, --form, --file."
+            )
+        _print_response(
+            client.request(
+                args.method or "POST",
+                args.path,
+                params=_pairs(args.query, "--query"),
+                json=arguments,
+                data=dict(_pairs(args.form, "--form")) or None,
+                files=[_file_part(spec) for spec in args.file] or None,
+            )
+        )
+        return
     if args.queue:
         handle = client.submit(arguments, path=args.path)
         print(f"request {handle.request_id}", file=sys.stderr)
@@ -88,6 +118,50 @@ def _call(args: argparse.Namespace) -> None:
     else:
         output = client.run(arguments, path=args.path)
     print(json.dumps(output, indent=2))
+
+
+def _pairs(specs: list[str], flag: str) -> list[tuple[str, str]]:
+    """``NAME=VALUE`` arguments of a repeatable flag."""
+    pairs = []
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"{flag} {spec!r}: write NAME=VALUE, e.g. {flag} q=hello.")
+        pairs.append((name, value))
+    return pairs
+
+
+def _file_part(spec: str) -> tuple[str, tuple[str, bytes, str]]:
+    """``FIELD=PATH`` of --file: the form field and the file's name, bytes and type."""
+    import mimetypes
+    from pathlib import Path
+
+    ((field, path),) = _pairs([spec], "--file")
+    try:
+        content = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"--file {spec!r}: cannot read {path} ({exc.strerror}).") from None
+    kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return field, (Path(path).name, content, kind)
+
+
+def _print_response(response: Any) -> None:
+    """The app's answer: JSON indented, text as it is, other bytes raw; an error status fails the command."""
+    kind = response.headers.get("content-type", "")
+    if "json" in kind:
+        try:
+            print(json.dumps(response.json(), indent=2))
+        except ValueError:
+            print(response.text)
+    elif kind.startswith("text/") or "charset" in kind or not response.content:
+        print(response.text)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(response.content)
+    if response.is_error:
+        raise FalNotebookError(
+            f"{response.request.method} {response.request.url} answered HTTP {response.status_code}."
+        )
 
 
 def _revisions(args: argparse.Namespace) -> None:
@@ -116,6 +190,7 @@ def _scale(args: argparse.Namespace) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> None:
+    from .backends.base import gpu_line
     from .gateway import GatewayInfo, gateway_status, start_gateway, stop_gateway
 
     def running(info: GatewayInfo) -> str:
@@ -136,6 +211,11 @@ def _gateway(args: argparse.Namespace) -> None:
             print(running(info))
             for app in info.apps:
                 print(f"  {app.name}: {app.status}")
+            gpus = info.gpus.get("gpus") or []
+            print(f"GPUs ({info.gpus.get('source')}):" + ("" if gpus else " none"))
+            for gpu in gpus:
+                holder = f"held by {gpu['runner']}" if gpu.get("runner") else "free"
+                print(f"  {gpu_line(gpu)}: {holder}")
 
 
 def _env(args: argparse.Namespace) -> None:
@@ -161,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy a captured app")
     deploy.add_argument("app", help="the app's name or its project folder")
     deploy.add_argument("--target", default="local", choices=["local", "docker", "fal"])
+    deploy.add_argument(
+        "--env",
+        choices=["kernel", "isolated"],
+        help="local runners in this Python environment as it is, or in a virtualenv built from requirements.txt "
+        "(default: FAL_NOTEBOOK_LOCAL_ENV, else isolated)",
+    )
     deploy.add_argument("--json", action="store_true", help="print the deployment as JSON")
     deploy.set_defaults(func=_deploy)
 
@@ -180,8 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="call an endpoint")
     call.add_argument("endpoint_id", help="local/<name>, <owner>/<app>, or a URL")
     call.add_argument("--path", default="/")
-    call.add_argument("--input", required=True, help="the input as JSON")
+    call.add_argument("--input", help="the input as JSON (the request body)")
     call.add_argument("--queue", action="store_true", help="go through the queue (with logs)")
+    call.add_argument("--method", type=str.upper, help="send a plain HTTP request with this method (GET, POST, ...)")
+    call.add_argument("--query", action="append", default=[], metavar="NAME=VALUE", help="a query parameter")
+    call.add_argument("--form", action="append", default=[], metavar="NAME=VALUE", help="a form field")
+    call.add_argument("--file", action="append", default=[], metavar="FIELD=PATH", help="a file, sent as multipart")
     call.set_defaults(func=_call)
 
     revisions = commands.add_parser("revisions", help="an app's revisions on fal")
@@ -218,11 +308,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()
     except FalNotebookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly, as other commands do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit fails no more
+        return 141
     return 0
 
 

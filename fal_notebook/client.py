@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
@@ -72,6 +72,18 @@ CONNECT_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1  # seconds between status polls where a status stream broke, as fal_client polls
 DEFAULT_RETRY = RetryPolicy()
 Priority = Literal["normal", "low"]
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class HTTPOptions(TypedDict, total=False):
+    """What ``EndpointClient.request`` sends besides the method and the path."""
+
+    params: dict[str, Any] | list[tuple[str, Any]] | str | None
+    json: Any
+    data: dict[str, Any] | None
+    files: Any
+    headers: dict[str, str] | None
+    timeout: float | None
 
 
 def connect(
@@ -214,6 +226,15 @@ class EndpointClient:
             self._connection.send(self._connection.request("GET", join_url(self.address.app_url, wire.OPENAPI_PATH)))
         )
 
+    def request(self, method: str, path: str = "/", **options: Unpack[HTTPOptions]) -> httpx.Response:
+        """Any HTTP request to the app, as a server that does not speak fal's protocol takes it (a GET
+        route, a form, an upload): ``params`` (query), ``json``, ``data`` (form fields), ``files``
+        (``{"file": ("name.png", b"...", "image/png")}``), ``headers``, ``timeout``. No queue; the answer
+        comes back whatever its status (read it: ``.status_code``, ``.json()``, ``.text``)."""
+        return self._connection.send(
+            self._any_request(method, path, options), bounded=options.get("timeout") is not None
+        )
+
     def close(self) -> None:
         self._connection.close()
 
@@ -267,6 +288,10 @@ class EndpointClient:
         finally:
             await response.aclose()
 
+    async def request_async(self, method: str, path: str = "/", **options: Unpack[HTTPOptions]) -> httpx.Response:
+        request = self._any_request(method, path, options)
+        return await self._connection.send_async(request, bounded=options.get("timeout") is not None)
+
     async def aclose(self) -> None:
         await self._connection.aclose()
 
@@ -312,6 +337,23 @@ class EndpointClient:
         return error
 
     # -- requests (shared by both flavours) ------------------------------------------------------
+    def _any_request(self, method: str, path: str, options: HTTPOptions) -> httpx.Request:
+        if method.upper() not in HTTP_METHODS:
+            raise ConfigError(f"method {method!r}: use one of {', '.join(HTTP_METHODS)}.")
+        if options.get("json") is not None and (options.get("data") or options.get("files")):
+            raise ConfigError("Send either a JSON body (json=) or a form (data=, files=), not both.")
+        return self._connection.request(
+            method.upper(),
+            join_url(self.url, path),
+            json=options.get("json"),
+            params=options.get("params"),
+            headers=options.get("headers"),
+            timeout=_timeout(options.get("timeout")),
+            accept="*/*",
+            data=options.get("data"),
+            files=options.get("files"),
+        )
+
     def _submit_request(
         self, arguments: Any, path: str, webhook_url: str | None, priority: str | None, headers: dict[str, str] | None
     ) -> httpx.Request:
@@ -411,10 +453,12 @@ class Connection:
         url: str,
         *,
         json: Any = None,
-        params: dict[str, str] | None = None,
+        params: Any = None,
         headers: dict[str, str] | None = None,
         timeout: httpx.Timeout | None = None,
         accept: str = "application/json",
+        data: dict[str, Any] | None = None,
+        files: Any = None,
     ) -> httpx.Request:
         all_headers = httpx.Headers({"Accept": accept, "User-Agent": f"fal-notebook/{__version__}"})
         if self.key:
@@ -424,6 +468,8 @@ class Connection:
             method,
             url,
             json=json,
+            data=data,
+            files=files,
             params=params,
             headers=all_headers,
             extensions={"timeout": (timeout or self.timeout).as_dict()},
@@ -443,6 +489,15 @@ class Connection:
     def json(self, response: httpx.Response, request_id: str | None = None, *, from_app: bool = False) -> Any:
         if response.is_error:
             raise self.error(response, request_id, from_app=from_app)
+        if response.is_redirect:  # the app's own Location names its own address: its path is what counts
+            location = httpx.URL(response.headers.get("location", "")).path
+            raise self.failure(
+                f"answered {response.request.url} with a redirect ({response.status_code}) to the path {location!r}.",
+                "Call the path it names: the app declares it so (FastAPI's `/items/` with its trailing slash).",
+                status_code=response.status_code,
+                detail=location,
+                request_id=request_id,
+            )
         try:
             return response.json()
         except ValueError:
@@ -455,7 +510,8 @@ class Connection:
     def protocol_error(self, problem: str, response: httpx.Response, request_id: str | None = None) -> RequestError:
         return self.failure(
             problem,
-            "It does not speak fal's protocol: check the endpoint.",
+            "It does not speak fal's protocol: check the endpoint, or send it a plain HTTP request "
+            "(`.request(method, path)`, `fal-notebook call --method`).",
             status_code=response.status_code,
             detail=response.text[:2000],
             request_id=request_id,

@@ -81,7 +81,7 @@ FAL_METRICS_PORT = 9090
 DEFAULT_SERVER_PORT = 8000
 
 # Fields that describe the project rather than a fal TOML key.
-PROJECT_FIELDS = ("name", "mode", "class_name", "entry", "cmd", "base_image", "requirements")
+PROJECT_FIELDS = ("name", "mode", "class_name", "entry", "cmd", "base_image", "base_dockerfile", "requirements")
 #: Every key fal's ``fal deploy`` accepts in ``[tool.fal.apps.<name>]`` (fal 1.83,
 #: ``fal.cli._utils.get_app_data_from_toml``); it refuses any other.
 FAL_TOML_KEYS = frozenset(
@@ -212,6 +212,8 @@ class AppConfig(_Strict):
     entry: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*$")] = "app"
     cmd: Annotated[str, StringConstraints(min_length=1)] | None = None
     base_image: Annotated[str, StringConstraints(max_length=255)] | None = None
+    #: A Dockerfile the generated one starts from (the ``image`` of a cell's ``@fal.function``).
+    base_dockerfile: Annotated[str, StringConstraints(max_length=100_000)] | None = None
     requirements: list[Annotated[str, StringConstraints(min_length=1, max_length=1000)]] = []
 
     # -- fal keys (same names as in [tool.fal.apps.<name>]) ------------------------------------
@@ -297,8 +299,6 @@ class AppConfig(_Strict):
                     "Direct Server Mode needs the port the server listens on: set exposed_port "
                     f"(--port, e.g. --port {DEFAULT_SERVER_PORT})"
                 )
-            if self.app_files:
-                raise ValueError("app_files cannot be used with a container image (Direct Server Mode)")
         if (
             self.min_concurrency is not None
             and self.max_concurrency is not None
@@ -308,6 +308,8 @@ class AppConfig(_Strict):
                 f"min_concurrency ({self.min_concurrency}) is greater than max_concurrency "
                 f"({self.max_concurrency}); lower --min-concurrency or raise --max-concurrency"
             )
+        if self.base_image is not None and self.base_dockerfile is not None:
+            raise ValueError("base_image (--base-image) and a Dockerfile to start from exclude each other; keep one")
         if self.num_gpus is not None and not self.is_gpu:
             raise ValueError("num_gpus (--num-gpus) needs a GPU machine_type such as GPU-H100")
         return self
@@ -339,8 +341,10 @@ class AppConfig(_Strict):
         return self.python_version or kernel_python_version()
 
     def fal_keys(self) -> dict[str, Any]:
-        """The configured fal keys (unset ones omitted), as plain TOML-ready values."""
-        data = self.model_dump(exclude_none=True, exclude=set(PROJECT_FIELDS))
+        """The configured fal keys (unset ones omitted), as plain TOML-ready values. A server's
+        ``app_files`` are copied into its image by the Dockerfile, as fal refuses the key beside ``image``."""
+        excluded = {*PROJECT_FIELDS, *(("app_files", "app_files_ignore") if self.mode == "server" else ())}
+        data = self.model_dump(exclude_none=True, exclude=excluded)
         if data.get("machine_type") and len(data["machine_type"]) == 1:
             data["machine_type"] = data["machine_type"][0]
         return data
@@ -445,3 +449,13 @@ def short_repr(value: Any, limit: int = 80) -> str:
     except ValueError:  # an integer over Python's 4,300-digit limit for conversion to text
         return "a number too large to print"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text (no lone surrogate such as ``\\ud800``, which JSON's
+    escapes can carry but no file, path or parser takes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

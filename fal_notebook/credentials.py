@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .fal_sdk import save_profile_key
+from .state import read_gateway_key
 
 DEFAULT_CONFIG_PATH = "~/.fal/config.toml"
 DEFAULT_HOME_DIR = "~/.fal"
@@ -95,12 +96,42 @@ def _colab_key() -> str | None:
         return None
 
 
+#: The user's ``FAL_KEY`` that ``%fal_env`` replaced with the gateway's key in this process.
+_set_aside: str | None = None
+
+
+def set_aside_fal_key() -> None:
+    """Keep the user's ``FAL_KEY`` before ``%fal_env`` replaces it with the gateway's key: it stays
+    the user's fal key (for deploys to fal, runners, redaction) while fal_client uses the gateway's."""
+    global _set_aside
+    current = os.environ.get("FAL_KEY", "").strip()
+    if current and current != read_gateway_key():
+        _set_aside = current
+
+
 def find_credentials() -> FalCredentials | None:
-    """The fal key fal itself would use, or None. A malformed key raises ConfigError."""
+    """The fal key fal itself would use (``FAL_KEY`` as it is: what fal_client sends), or None. A
+    malformed key raises ConfigError."""
+    return _credentials(os.environ.get("FAL_KEY", "").strip())
+
+
+def user_credentials() -> FalCredentials | None:
+    """The user's own fal key (to deploy to fal, and for runners, as fal's have it): as
+    ``find_credentials``, but ``FAL_KEY`` holding the local gateway's key (``%fal_env``,
+    ``fal-notebook env``) is not the user's: the key it replaced in this process counts instead,
+    else fal's other places."""
+    env_key = os.environ.get("FAL_KEY", "").strip()
+    if env_key and env_key == read_gateway_key():
+        env_key = _set_aside or ""
+    return _credentials(env_key)
+
+
+def _credentials(env_key: str) -> FalCredentials | None:
+    """fal's order of places for a key, with ``env_key`` as ``FAL_KEY``."""
     if os.environ.get("FAL_FORCE_AUTH_BY_USER") == "1":
         return None
-    if os.environ.get("FAL_KEY"):
-        return _split(os.environ["FAL_KEY"], "the FAL_KEY environment variable")
+    if env_key:
+        return _split(env_key, "the FAL_KEY environment variable")
     config = _read_config()
     profile = active_profile(config)
     if profile and config[profile].get("key"):

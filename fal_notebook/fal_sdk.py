@@ -160,3 +160,23 @@ KEY_REJECTED = re.compile(
 )
 #: fal's log prefix: ``2026-11-28 12:00:00.000 [info     ] ``.
 LOG_PREFIX = re.compile(r"^\s*\d{4}-\d\d-\d\d[ T][\d:.]+\s+\[\s*\w+\s*\]\s*")
+
+
+# -- @fal.function objects (fal 1.83: fal.api.api.IsolatedFunction.options) -----------------------
+def function_options(obj: object) -> dict[str, object]:
+    """What a live ``@fal.function(...)`` object was given, as the decorator's keywords: its host keys
+    (``keep_alive``, ``machine_type``...), ``exposed_port``, and ``dockerfile`` (the text of a
+    ``ContainerImage.from_dockerfile_str`` image); {} for anything else."""
+    options = getattr(obj, "options", None)
+    host, gateway, environment = (getattr(options, part, None) for part in ("host", "gateway", "environment"))
+    if not all(isinstance(part, dict) for part in (host, gateway, environment)):
+        return {}
+    assert isinstance(host, dict) and isinstance(gateway, dict) and isinstance(environment, dict)
+    found: dict[str, object] = {**host}
+    if "exposed_port" in gateway:
+        found["exposed_port"] = gateway["exposed_port"]
+    image = environment.get("image")
+    text = image.get("dockerfile_str") if isinstance(image, dict) else getattr(image, "dockerfile_str", None)
+    if isinstance(text, str):
+        found["dockerfile"] = text
+    return found

@@ -183,9 +183,18 @@ class Jobs:
         self._lock = threading.Lock()
         self._on_change = on_change
 
-    def deploy(self, name: str, target: str, app: str | Path, *, capture: Callable[[], Any] | None = None) -> DeployJob:
-        """Start deploying ``app`` (a name or a project folder) as app ``name`` to ``target``;
-        ``capture`` (returning an AppProject) runs first when the app comes from a notebook's content."""
+    def deploy(
+        self,
+        name: str,
+        target: str,
+        app: str | Path,
+        *,
+        env: str | None = None,
+        capture: Callable[[], Any] | None = None,
+    ) -> DeployJob:
+        """Start deploying ``app`` (a name or a project folder) as app ``name`` to ``target`` (local
+        runners in ``env``); ``capture`` (returning an AppProject) runs first when the app comes from a
+        notebook's content."""
         get_backend(target)  # an unknown target is the caller's error, not the job's
 
         def work(progress: Callable[[str], None], cancel: threading.Event) -> Any:
@@ -197,7 +206,7 @@ class Jobs:
                     progress(ProgressEvent(line, "capture"))
             if cancel.is_set():
                 raise DeployCancelled(f"The deploy of {name} was cancelled before it started.")
-            return deploy(project, target=target, progress=progress, cancel=cancel)
+            return deploy(project, target=target, env=env, progress=progress, cancel=cancel)
 
         steps = (("capture",) if capture is not None else ()) + STEPS[target]
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -11,6 +12,7 @@ from IPython.display import display
 from . import backends
 from .backends import Deployment
 from .capture import capture
+from .capture.kernel import running_cell
 from .capture.options import ArgumentParser, parse_magic_line, parse_words
 from .generate.project import AppProject
 
@@ -25,8 +27,14 @@ def _parser(prog: str, *arguments: Argument) -> ArgumentParser:
 
 
 NAME: Argument = (("name",), {})
-DEPLOY = _parser("%fal_deploy", NAME, (("--target",), {"default": "local"}), (("--no-wait",), {"action": "store_true"}))
-PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": "/"}))
+DEPLOY = _parser(
+    "%fal_deploy",
+    NAME,
+    (("--target",), {"default": "local"}),
+    (("--env",), {"choices": ["kernel", "isolated"]}),
+    (("--no-wait",), {"action": "store_true"}),
+)
+PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": None}))
 LOGS = _parser("%fal_logs", NAME, (("--follow",), {"action": "store_true"}))
 STOP = _parser("%fal_stop", NAME)
 ENV = _parser("%fal_env")
@@ -44,32 +52,36 @@ class FalMagics(Magics):
     def fal_app(self, line: str, cell: str) -> AppProject | None:
         """%%fal_app [NAME] [options] — run the cell, then capture it as a deployable app."""
         parsed = parse_magic_line(line)
+        imported: list[str] = []
         if parsed.run:
-            result = self._shell.run_cell(cell)
+            with running_cell(cell, self._shell.user_ns, os.getcwd()) as run:
+                result = self._shell.run_cell(run.source)
             if not result.success:
                 return None
+            imported = run.imported
         return capture(
             cell,
             parsed.name,
             namespace=self._shell.user_ns,
             dir=parsed.dir,
             force=parsed.force,
+            imported=imported,
             **parsed.options,
         )
 
     @line_magic
     def fal_deploy(self, line: str) -> Deployment:
-        """%fal_deploy NAME [--target local|docker|fal] [--no-wait] — deploy a captured app, with its
-        progress shown as it happens."""
+        """%fal_deploy NAME [--target local|docker|fal] [--env kernel|isolated] [--no-wait] — deploy a
+        captured app, with its progress shown as it happens."""
         from .widgets.progress import DeployProgress
 
         args = parse_words(DEPLOY, line)
         if args.no_wait:
-            return backends.deploy(args.name, target=args.target, wait=False)
+            return backends.deploy(args.name, target=args.target, env=args.env, wait=False)
         view = DeployProgress(args.name, args.target)
         display(view)
         try:
-            deployment = backends.deploy(args.name, target=args.target, progress=view)
+            deployment = backends.deploy(args.name, target=args.target, env=args.env, progress=view)
         except BaseException as exc:
             view.finish(str(exc) or type(exc).__name__)
             raise

@@ -96,7 +96,7 @@ def _app_and_path(endpoint_id: str, accepted: str) -> tuple[str, str]:
     app_length = 3 if segments[0] in wire.NAMESPACES else 2
     if len(segments) < app_length or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise ConfigError(f"{endpoint_id!r} is not an endpoint: use {accepted}.")
-    return "/".join(segments[:app_length]), join_path(*segments[app_length:])
+    return "/".join(segments[:app_length]), _path(segments[app_length:], endpoint_id)
 
 
 def _address_of_url(url: str) -> Address:
@@ -111,7 +111,7 @@ def _address_of_url(url: str) -> Address:
     if segments[:1] == [wire.QUEUE_SEGMENT]:  # a queue URL of a gateway: the sync base is the same without it
         segments = segments[1:]
     if segments[:1] == [wire.LOCAL_OWNER] and len(segments) >= 2:
-        app, path = "/".join(segments[:2]), join_path(*segments[2:])
+        app, path = "/".join(segments[:2]), _path(segments[2:], parsed.path)
         kind: Kind = "local" if _is_loopback(parsed.host) else "url"  # a gateway elsewhere gets no local key
         return Address(_endpoint_id(app, path), *wire.app_urls(origin, app), path, kind)
     run_host, queue_host = fal_hosts()
@@ -121,7 +121,7 @@ def _address_of_url(url: str) -> Address:
         app_length = 3 if segments[:1] and segments[0] in wire.NAMESPACES else 2
         if len(segments) < app_length:
             raise ConfigError(f"{url!r} names no app: fal URLs look like https://{wire.FAL_RUN_HOST}/<owner>/<app>.")
-        app, path = "/".join(segments[:app_length]), join_path(*segments[app_length:])
+        app, path = "/".join(segments[:app_length]), _path(segments[app_length:], parsed.path)
         queue = queue_host if host == run_host else wire.queue_host(host)
         scheme = parsed.scheme
         return Address(_endpoint_id(app, path), f"{scheme}://{host}/{app}", f"{scheme}://{queue}/{app}", path, "fal")
@@ -129,8 +129,14 @@ def _address_of_url(url: str) -> Address:
     return Address(url, *wire.app_urls(origin, "/".join(segments)), "/", "url")
 
 
+def _path(segments: list[str], written: str) -> str:
+    """The endpoint path of ``segments``, with the trailing slash ``written`` has (``/items/``)."""
+    path = join_path(*segments)
+    return path + "/" if path != "/" and written.endswith("/") else path
+
+
 def _endpoint_id(app: str, path: str) -> str:
-    return app + path.rstrip("/")
+    return app if path == "/" else app + path
 
 
 def _is_loopback(host: str) -> bool:

@@ -32,7 +32,12 @@ Kind = Literal["string", "integer", "number", "boolean", "null", "array", "objec
 #: JSON schema's own types, as Shape kinds.
 _PLAIN_KINDS: dict[str, Kind] = {k: k for k in get_args(Kind) if k not in ("union", "any")}
 Location = Literal["body", "query", "value"]  # a body property, a query parameter, the whole body
-Protocol = Literal["http", "realtime", "websocket"]
+Protocol = Literal["http", "realtime", "websocket", "request"]
+#: The path under which a Playground lists its form for any HTTP request (``request_form``).
+ANY_REQUEST = "*"
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: Request bodies of forms (a POST endpoint with one is sent as a plain request, its files uploaded).
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 MEDIA_KINDS = ("image", "file", "audio", "video")
 SKIPPED_PATHS = {"/health", wire.join_path(wire.OPENAPI_PATH), "/docs", "/redoc"}
 _NAME_MEDIA = (("image_url", "image"), ("audio_url", "audio"), ("video_url", "video"), ("file_url", "file"))
@@ -153,11 +158,13 @@ class Field:
 class Endpoint:
     """One endpoint: its inputs, in form order, and the shape of its output.
 
-    ``protocol`` says how it is called: ``http`` (a POST), or over a websocket: ``realtime`` (fal's
-    ``@fal.realtime``: each message is an input, the app answers with outputs; ``realtime_mode`` is
-    fal's ``unary``, ``server_streaming``, ``client_streaming`` or ``bidi``; frames are
-    ``content_type``) or ``websocket`` (``is_websocket=True``: text frames of the app's own making).
-    A websocket endpoint's inputs describe one message."""
+    ``protocol`` says how it is called: ``http`` (a request with ``method``: fal's POST endpoints go
+    through the queue, a server's GET routes are sent as they are), ``request`` (the form of any HTTP
+    request: :func:`request_form`), or over a websocket: ``realtime`` (fal's ``@fal.realtime``: each
+    message is an input, the app answers with outputs; ``realtime_mode`` is fal's ``unary``,
+    ``server_streaming``, ``client_streaming`` or ``bidi``; frames are ``content_type``) or
+    ``websocket`` (``is_websocket=True``: text frames of the app's own making). A websocket
+    endpoint's inputs describe one message."""
 
     path: str
     summary: str = ""
@@ -168,6 +175,12 @@ class Endpoint:
     protocol: Protocol = "http"
     realtime_mode: str = ""
     content_type: str = ""
+    method: str = "POST"
+
+    @property
+    def queued(self) -> bool:
+        """Whether a call goes through fal's queue (a POST of JSON, fal's protocol), not as a plain request."""
+        return self.protocol == "http" and self.method == "POST" and self.content_type not in FORM_TYPES
 
     @property
     def form(self) -> Shape:
@@ -204,7 +217,8 @@ class AppSchema:
         return [e.path for e in self.endpoints]
 
     def endpoint(self, path: str) -> Endpoint:
-        wanted = "/" + path.strip("/") if path.strip("/") else "/"
+        """The endpoint at ``path``, exactly as the app declares it (``/items/`` is not ``/items``)."""
+        wanted = path if path == ANY_REQUEST else "/" + path.lstrip("/")
         for e in self.endpoints:
             if e.path == wanted:
                 return e
@@ -212,7 +226,8 @@ class AppSchema:
 
 
 def parse_openapi(document: Mapping[str, Any]) -> AppSchema:
-    """The form description of every POST endpoint of an OpenAPI 3.0/3.1 document."""
+    """The form description of every POST endpoint of an OpenAPI 3.0/3.1 document (and of the GET
+    routes of paths that take no POST)."""
     if not isinstance(document, Mapping) or not isinstance(document.get("paths"), Mapping):
         raise SchemaError("Not an OpenAPI document: it has no 'paths'. Is /openapi.json the app's schema?")
     parser = _Parser(document)
@@ -225,6 +240,37 @@ def parse_openapi(document: Mapping[str, Any]) -> AppSchema:
             f"The app's OpenAPI document is malformed at {parser.place()} ({type(exc).__name__}: {exc}); "
             "fix the app's schema, or call the endpoint with connect(...).run(...)."
         ) from None
+
+
+def request_form(paths: Iterable[str] = ()) -> Endpoint:
+    """The form of any HTTP request to a server: for a server without an OpenAPI schema, and for the
+    routes a schema's forms do not cover (path parameters, other methods, forms and uploads).
+    ``paths`` (the routes the app declares, if any) pre-fill the path."""
+    known = [p for p in paths if p not in SKIPPED_PATHS]
+    text = Shape(kind="string")
+    fields = (
+        Field("method", Shape(kind="string", enum=HTTP_METHODS), title="Method", required=True, default="GET"),
+        Field(
+            "path", Shape(kind="string", pattern="^/"), title="Path", required=True, default="/", examples=tuple(known)
+        ),
+        Field("query", text, title="Query", description="name=value pairs joined by &, e.g. q=hello&limit=3"),
+        Field("json", Shape(), title="JSON body", description="sent as application/json"),
+        Field("form", Shape(kind="object"), title="Form fields", description='a JSON object, e.g. {"name": "Ada"}'),
+        Field(
+            "files",
+            Shape(kind="array", items=Shape(kind="string", media="file")),
+            title="Files",
+            description="sent with the form fields as multipart/form-data, each under the field name below",
+        ),
+        Field("file_field", text, title="File field", default="file", description="the form field of the files"),
+    )
+    return Endpoint(
+        path=ANY_REQUEST,
+        summary="Any request (method, path, query, body)",
+        fields=fields,
+        protocol="request",
+        method="",
+    )
 
 
 def _query_text(value: Any) -> Any:
@@ -264,6 +310,9 @@ class _Parser:
             elif operation:
                 self.where = [f"POST {path}"]
                 endpoints.append(self.endpoint(path, operation))
+            elif item.get("get"):
+                self.where = [f"GET {path}"]
+                endpoints.append(replace(self.endpoint(path, item["get"]), method="GET"))
         self.where = []
         info = self.doc.get("info") or {}
         return AppSchema(str(info.get("title", "")), str(info.get("version", "")), tuple(endpoints))
@@ -272,6 +321,9 @@ class _Parser:
         fields: list[Field] = []
         content = ((op.get("requestBody") or {}).get("content")) or {}
         body_schema = (content.get("application/json") or {}).get("schema")
+        form = "" if body_schema is not None else next((kind for kind in FORM_TYPES if kind in content), "")
+        if form:  # fields of a form (FastAPI's Form and UploadFile): sent as the form asks
+            body_schema = (content.get(form) or {}).get("schema")
         if body_schema is not None:
             body = self.shape(body_schema)
             if body.kind == "object" and body.fields:
@@ -298,6 +350,7 @@ class _Parser:
             fields=tuple(fields),
             output=self.output(op),
             streaming=wire.is_stream_path(path) or _produces(op, wire.EVENT_STREAM),
+            content_type=form,
         )
 
     def socket(self, path: str, protocol: Mapping[str, Any], op: Mapping[str, Any]) -> Endpoint:
@@ -532,7 +585,7 @@ def _keywords(schema: Mapping[str, Any]) -> dict[str, Any]:
     return dict(
         format=fmt,
         multiline=fmt in ("textarea", "multiline") or (max_length or 0) > _LONG_TEXT,
-        media=ui.get("field") if ui.get("field") in MEDIA_KINDS else "",
+        media=ui.get("field") if ui.get("field") in MEDIA_KINDS else "file" if _uploaded(schema) else "",
         minimum=low[0],
         exclusive_minimum=low[1],
         maximum=high[0],
@@ -545,6 +598,11 @@ def _keywords(schema: Mapping[str, Any]) -> dict[str, Any]:
         max_items=max_items,
         constraints=dict(schema["x-fal"]) if isinstance(schema.get("x-fal"), Mapping) else {},
     )
+
+
+def _uploaded(schema: Mapping[str, Any]) -> bool:
+    """A file a form uploads: OpenAPI 3.0's ``format: binary``, 3.1's ``contentMediaType``."""
+    return schema.get("type") == "string" and (schema.get("format") == "binary" or "contentMediaType" in schema)
 
 
 def _list(value: Any) -> list[Any]:

@@ -4,43 +4,41 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 _SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 _MIN_SECRET_LENGTH = 8
 REDACTED = "***"
 
 
+def parts(name: str, value: str) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` and, for a key ``<id>:<secret>`` (fal's and the gateway's), each half: either
+    half alone is still a credential. Values too short to tell apart from ordinary text are left out."""
+    key_id, colon, key_secret = value.partition(":")
+    pieces = [(name, value)] + ([(f"{name} (id part)", key_id), (f"{name} (secret part)", key_secret)] if colon else [])
+    yield from ((label, piece) for label, piece in pieces if len(piece) >= _MIN_SECRET_LENGTH)
+
+
 def secret_values() -> dict[str, str]:
-    """Credentials by name: environment variables that hold them, and the fal key in use (which
-    may come from fal's profile config or a Colab secret rather than the environment)."""
-    found = _fal_key_in_use()
-    for name, value in os.environ.items():
-        if name.startswith("FAL_KEY") or _SECRET_NAME.search(name):
-            if len(value) >= _MIN_SECRET_LENGTH:
-                found[name] = value
-    key = os.environ.get("FAL_KEY", "")
-    if ":" in key:  # FAL_KEY is "<id>:<secret>"; either half alone is still a credential
-        key_id, key_secret = key.split(":", 1)
-        if len(key_secret) >= _MIN_SECRET_LENGTH:
-            found["FAL_KEY (secret part)"] = key_secret
-        if len(key_id) >= _MIN_SECRET_LENGTH:
-            found["FAL_KEY (id part)"] = key_id
-    return found
-
-
-def _fal_key_in_use() -> dict[str, str]:
-    from .credentials import find_credentials
+    """Credentials by name: environment variables that hold them, the fal key in use (which may come
+    from fal's profile config or a Colab secret rather than the environment, or be the key that
+    ``%fal_env`` set aside), and the local gateway's key; keys also by their halves."""
+    from .credentials import find_credentials, user_credentials
     from .errors import ConfigError
+    from .state import read_gateway_key
 
-    try:
-        credentials = find_credentials()
-    except ConfigError:  # a malformed key is still a secret, but the environment scan below finds it
-        return {}
-    if credentials is None:
-        return {}
-    parts = {"fal key": credentials.key, "fal key secret": credentials.key_secret, "fal key id": credentials.key_id}
-    return {name: value for name, value in parts.items() if len(value) >= _MIN_SECRET_LENGTH}
+    found = {
+        name: value for name, value in os.environ.items() if name.startswith("FAL_KEY") or _SECRET_NAME.search(name)
+    }
+    for name, find in (("fal key", find_credentials), ("the user's fal key", user_credentials)):
+        try:
+            credentials = find()
+        except ConfigError:  # a malformed key is still a secret, but the environment scan finds it
+            credentials = None
+        if credentials is not None:
+            found[name] = credentials.key
+    found["the gateway's key"] = read_gateway_key() or ""
+    return {label: piece for name, value in found.items() for label, piece in parts(name, value)}
 
 
 def secrets_in(text: str) -> list[str]:
@@ -50,11 +48,13 @@ def secrets_in(text: str) -> list[str]:
 
 class Redactor:
     """Replaces credential values with ``***`` in one pass: the known ones (read when it is made, so
-    make one where the values are settled, e.g. once per deploy) and ``extra`` values."""
+    make one where the values are settled, e.g. once per deploy) and ``extra`` values (keys also by
+    their halves)."""
 
     def __init__(self, extra: Iterable[str] = ()):
-        values = sorted({*secret_values().values(), *(value for value in extra if value)}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
+        values = {*secret_values().values(), *(piece for value in extra for _, piece in parts("", value))}
+        ordered = sorted(values, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def __call__(self, text: str) -> str:
         return self._pattern.sub(REDACTED, text) if self._pattern is not None else text

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,45 @@ from .errors import ConfigError, NotFoundError
 MANIFEST = ".fal-notebook.json"
 
 
+#: The longest path fal-notebook takes from a caller, and the longest name in it (Linux's NAME_MAX, bytes).
+MAX_PATH, MAX_NAME = 1024, 255
+
+
+def checked_path(path: str | os.PathLike, what: str) -> str:
+    """``path`` as text, or ConfigError naming ``what`` when no file system takes it: a NUL byte, a
+    lone surrogate, a name in it over 255 bytes, or over 1024 characters in all."""
+    text = os.fsdecode(path)
+    try:
+        names = [len(os.fsencode(name)) for name in text.split(os.sep)]
+    except UnicodeEncodeError:
+        names = []
+    if "\x00" in text or not names or len(text) > MAX_PATH or max(names) > MAX_NAME:
+        raise ConfigError(
+            f"{what} is not a usable path: it has a NUL byte or a lone surrogate, a name over {MAX_NAME} bytes, "
+            f"or over {MAX_PATH} characters.",
+            fields=[what],
+        )
+    return text
+
+
+def home_path() -> Path:
+    """``FAL_NOTEBOOK_HOME``, default the user's data directory (not created: see ``home``)."""
+    return Path(os.environ.get("FAL_NOTEBOOK_HOME") or platformdirs.user_data_dir("fal-notebook"))
+
+
 def home() -> Path:
-    """``FAL_NOTEBOOK_HOME``, default the user's data directory; created private to the user."""
-    path = Path(os.environ.get("FAL_NOTEBOOK_HOME") or platformdirs.user_data_dir("fal-notebook"))
+    """``home_path()``, created private to the user; an existing one readable by others is made
+    private (its keys, queue and logs are the user's alone)."""
+    path = home_path()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_mode & 0o077:
+        if info.st_uid != os.getuid() or info.st_mode & stat.S_ISVTX:
+            raise ConfigError(
+                f"FAL_NOTEBOOK_HOME={path} is a folder shared with other users; fal-notebook keeps keys there. "
+                "Point FAL_NOTEBOOK_HOME at a folder of your own (or unset it for the default)."
+            )
+        path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
     return path
 
 
@@ -53,10 +90,11 @@ def gateway_key_file() -> Path:
 
 
 def read_gateway_key() -> str | None:
-    """The gateway's key, None before a gateway of this state directory first started."""
+    """The gateway's key, None before a gateway of this state directory first started (nothing is
+    created here)."""
     try:
-        return gateway_key_file().read_text().strip() or None
-    except FileNotFoundError:
+        return (home_path() / wire.GATEWAY_KEY_FILE).read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
@@ -76,47 +114,122 @@ def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:
 
 
 def read_json(path: Path, default: Any) -> Any:
+    """The JSON in ``path``, ``default`` when there is no such file; ConfigError naming the file when
+    it is not JSON (not UTF-8, malformed, nested too deeply, a number over 4,300 digits)."""
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
         return default
+    except RecursionError:
+        raise ConfigError(f"{path} is not JSON fal-notebook can read (nested too deeply); fix or remove it.") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({str(exc)[:120]}); fix or remove it.") from None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the generator recorded in a project folder (:data:`MANIFEST`): the cell's configuration,
+    the pinned requirements, each file it wrote (name → SHA-256), each file the app reads that it
+    copied (``data``, the same) and the TOML keys it wrote."""
+
+    config: dict[str, Any]
+    requirements: list[str]
+    files: dict[str, str]
+    toml: dict[str, Any]
+    data: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+
+def read_manifest(folder: Path) -> Manifest | None:
+    """The manifest of a project folder, None when it has none; ConfigError naming the file and the
+    part that is wrong when it was edited into something else."""
+    path = folder / MANIFEST
+    data = read_json(path, None)
+    if data is None and not path.is_file():
+        return None
+    problem = _manifest_problem(data)
+    if problem:
+        raise ConfigError(
+            f"{path} is not a manifest fal-notebook wrote: {problem}. Restore it, or capture the cell again "
+            "with --force to write the folder anew."
+        )
+    return Manifest(data["config"], data["requirements"], data["files"], data.get("toml") or {}, data.get("data") or {})
+
+
+def _manifest_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return "it is not a JSON object"
+    config = data.get("config")
+    if (
+        not isinstance(config, dict)
+        or not isinstance(config.get("name"), str)
+        or not isinstance(config.get("mode"), str)
+    ):
+        return '"config" is not an object with a "name" and a "mode"'
+    if not _strings(data.get("requirements"), list):
+        return '"requirements" is not a list of strings'
+    if not _strings(data.get("files"), dict):
+        return '"files" is not an object of file names and digests'
+    if not _strings(data.get("data", {}), dict):
+        return '"data" is not an object of file names and digests'
+    if not isinstance(data.get("toml", {}), dict):
+        return '"toml" is not an object'
+    return None
+
+
+def _strings(value: Any, kind: type[list] | type[dict]) -> bool:
+    """Whether ``value`` is a ``kind`` (list or dict) of strings (a dict: keys and values)."""
+    if not isinstance(value, kind):
+        return False
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else list(value)
+    return all(isinstance(item, str) for item in items)
 
 
 def _projects_file() -> Path:
     return home() / "projects.json"
 
 
+def _projects() -> dict[str, str]:
+    """``projects.json``: app name → project folder (entries edited into something else are left out)."""
+    projects = read_json(_projects_file(), {})
+    if not isinstance(projects, dict):
+        return {}
+    return {name: folder for name, folder in projects.items() if isinstance(folder, str) and "\x00" not in folder}
+
+
 def register_project(name: str, path: Path) -> None:
     """Remember that app ``name`` lives in ``path`` (the last capture wins)."""
-    projects = read_json(_projects_file(), {})
+    projects = _projects()
     projects[name] = str(Path(path).resolve())
     write_json_atomic(_projects_file(), projects)
 
 
 def registered_projects() -> dict[str, Path]:
     """Captured apps whose folder still exists, by name."""
-    projects = read_json(_projects_file(), {})
-    return {name: Path(p) for name, p in sorted(projects.items()) if (Path(p) / "pyproject.toml").is_file()}
+    return {name: Path(p) for name, p in sorted(_projects().items()) if (Path(p) / "pyproject.toml").is_file()}
 
 
 def project_folders(folders: Iterable[str | os.PathLike]) -> dict[str, Path]:
     """Project folders (``<folder>/<name>/`` with fal-notebook's manifest) in ``folders``, by name."""
     found: dict[str, Path] = {}
     for folder in folders:
-        for manifest in sorted(Path(folder).glob(f"*/{MANIFEST}")):
+        for path in sorted(Path(folder).glob(f"*/{MANIFEST}")):
             try:
-                name = read_json(manifest, {}).get("config", {}).get("name")
-            except (ValueError, AttributeError):  # not fal-notebook's JSON: not a project
+                manifest = read_manifest(path.parent)
+            except ConfigError:  # not fal-notebook's manifest: not a project
                 continue
-            if name and (manifest.parent / "pyproject.toml").is_file():
-                found.setdefault(name, manifest.parent.resolve())
+            if manifest is not None and (path.parent / "pyproject.toml").is_file():
+                found.setdefault(manifest.name, path.parent.resolve())
     return found
 
 
 def resolve_project(name_or_path: str | os.PathLike, folders: Iterable[str | os.PathLike] = ()) -> Path:
     """The project folder for an app name or a folder path; a name is looked up among the captured
     apps, then in ``folders`` (see ``project_folders``), then in ``./fal_apps``."""
-    candidate = Path(name_or_path).expanduser()
+    candidate = Path(checked_path(name_or_path, "the app's name or folder")).expanduser()
     if (candidate / "pyproject.toml").is_file():
         return candidate.resolve()
     name = str(name_or_path)

@@ -51,10 +51,17 @@ def queue_host(run_host: str) -> str:
     return QUEUE_HOST_PREFIX + run_host
 
 
+def parse_count(raw: str, *, digits: int = 18) -> int | None:
+    """The whole number in ``raw`` (ASCII digits, at most ``digits`` of them, spaces around), or None
+    when it is not one: ``²``, ``-1``, ``1e3`` and a 5,000-digit number are not."""
+    raw = raw.strip()
+    return int(raw) if 0 < len(raw) <= digits and raw.isascii() and raw.isdigit() else None
+
+
 def parse_port(raw: str) -> int | None:
     """The port number in ``raw`` (1-65535), or None when it is not one."""
-    raw = raw.strip()
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else None
+    port = parse_count(raw, digits=5)
+    return port if port is not None and 0 < port < 65536 else None
 
 
 def gateway_origin(port: int) -> str:
@@ -80,14 +87,20 @@ APP_CANCEL_PATH = "cancel"
 
 
 def join_url(base: str, *paths: str) -> str:
-    """``base`` with the non-empty ``paths`` appended, one slash between parts, none at the end."""
+    """``base`` with the non-empty ``paths`` appended, one slash between parts. A trailing slash of
+    the last part is kept, as the app declared it (FastAPI's ``/items/`` is not ``/items``, which
+    answers with a redirect); an app's root ``/`` adds nothing."""
     parts = [p.strip("/") for p in paths if p.strip("/")]
-    return "/".join([base.rstrip("/"), *parts])
+    if not parts:
+        return base
+    return "/".join([base.rstrip("/"), *parts]) + ("/" if paths[-1].endswith("/") else "")
 
 
 def join_path(*paths: str) -> str:
-    """``/a/b`` from ``"/a"`` and ``"b/"``; ``/`` when all are empty."""
-    return "/" + "/".join(p.strip("/") for p in paths if p.strip("/"))
+    """``/a/b`` from ``"/a"`` and ``"b"``, ``/a/b/`` from ``"/a"`` and ``"b/"`` (the trailing slash of
+    the last part is kept); ``/`` when all are empty."""
+    parts = [p.strip("/") for p in paths if p.strip("/")]
+    return "/" + "/".join(parts) + ("/" if parts and paths[-1].endswith("/") else "")
 
 
 def is_stream_path(path: str) -> bool:
@@ -528,8 +541,8 @@ def retryable(status: int, headers: Mapping[str, str]) -> bool:
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """The seconds a ``Retry-After`` header asks to wait, if it gives a number."""
-    value = headers.get(RETRY_AFTER, "")
-    return float(value) if value.isdigit() else None
+    seconds = parse_count(headers.get(RETRY_AFTER, ""))
+    return float(seconds) if seconds is not None else None
 
 
 def retry_condition(status: int) -> RetryCondition | None:

@@ -163,13 +163,15 @@ def test_layers(lower, upper):
 
 
 #: The kernel's view of the gateway: the only modules of it that the rest of the package imports (the
-#: package's top with its start/stop/status functions, control.py, paths.py, and the admin API's
-#: contract), so a kernel never loads the gateway's process side (runners, the store, Docker's SDK).
+#: package's top with its start/stop/status functions, control.py, paths.py, the admin API's
+#: contract, what the gateway takes from the environment it starts in), so a kernel never loads the
+#: gateway's process side (runners, the store, Docker's SDK).
 KERNEL_VIEW = {
     "fal_notebook.gateway",
     "fal_notebook.gateway.control",
     "fal_notebook.gateway.paths",
     "fal_notebook.gateway.admin_api",
+    "fal_notebook.gateway.environment",
 }
 
 

@@ -37,15 +37,15 @@ def test_cli_from_notebook_to_call_and_back(tmp_path):
         "FAL_NOTEBOOK_HOME": str(tmp_path / "home"),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
         "FAL_NOTEBOOK_GATEWAY_TLS_PORT": str(free_port()),
-        "FAL_NOTEBOOK_LOCAL_ENV": "kernel",
     }
+    env.pop("FAL_NOTEBOOK_LOCAL_ENV", None)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(SERVER)]
     nbformat.write(nb, tmp_path / "demo.ipynb")
     try:
         assert "not running" in cli("gateway", "status", env=env).stdout
         cli("export", str(tmp_path / "demo.ipynb"), "--out", str(tmp_path / "apps"), env=env)
-        deployed = json.loads(cli("deploy", "echo-server", "--json", env=env).stdout)
+        deployed = json.loads(cli("deploy", "echo-server", "--env", "kernel", "--json", env=env).stdout)
         assert deployed["status"] == "ready" and deployed["endpoint_id"] == "local/echo-server"
         assert {"name", "target", "url", "queue_url"} <= set(deployed)
         apps = json.loads(cli("apps", "--json", env=env).stdout)
@@ -56,7 +56,7 @@ def test_cli_from_notebook_to_call_and_back(tmp_path):
         assert json.loads(queued.stdout) == {"echo": {"n": 2}} and "request " in queued.stderr
         assert "echoing {'n': 1}" in cli("logs", "echo-server", env=env).stdout
         status = json.loads(cli("gateway", "status", "--json", env=env).stdout)
-        assert status["running"] and [a["name"] for a in status["apps"]] == ["echo-server"]
+        assert status["running"] and [(a["name"], a["env"]) for a in status["apps"]] == [("echo-server", "kernel")]
         assert "stopped" in cli("stop", "echo-server", env=env).stdout
         bad = cli("call", "local/echo-server", "--input", "{not json", env=env, check=False)
         assert bad.returncode == 1 and "--input is not valid JSON" in bad.stderr

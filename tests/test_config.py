@@ -137,11 +137,13 @@ def test_app_names_follow_fal_rules(name):
         AppConfig.build({"name": name, "mode": "app", "class_name": "A"})
 
 
-def test_server_mode_needs_a_port_and_no_app_files():
+def test_server_mode_needs_a_port_and_keeps_app_files_out_of_the_toml():
     with pytest.raises(ConfigError, match="needs the port the server listens on"):
         AppConfig.build({"name": "s", "mode": "server"})
-    with pytest.raises(ConfigError, match="app_files cannot be used"):
-        server(app_files=["data.txt"])
+    # fal refuses app_files beside a container image: a server's files go into its image instead
+    assert "app_files" not in server(app_files=["data.txt"]).fal_keys()
+    app = AppConfig.build({"name": "a", "mode": "app", "class_name": "A", "app_files": ["data.txt"]})
+    assert app.fal_keys()["app_files"] == ["data.txt"]
 
 
 def test_health_check_and_image_tables():

@@ -119,7 +119,7 @@ def test_one_running_job_per_app_and_ended_jobs_are_pruned(monkeypatch):
     release = threading.Event()
     changes = []
 
-    def slow_deploy(app, target, progress, cancel):
+    def slow_deploy(app, target, progress, cancel, env=None):
         release.wait(10)
         return Result()
 
@@ -148,7 +148,7 @@ def test_a_capture_runs_first_in_the_job(monkeypatch):
         def summary(self):
             return "Captured web\nFiles: server.py"
 
-    def fake_deploy(app, target, progress, cancel):
+    def fake_deploy(app, target, progress, cancel, env=None):
         deployed.append(app)
         return Result()
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from fal_notebook.schema import MISSING, SchemaError, parse_openapi
+from fal_notebook.schema import ANY_REQUEST, MISSING, SchemaError, parse_openapi, request_form
 
 from . import sample_apps
 
@@ -148,7 +148,9 @@ def test_unknown_endpoint_names_the_known_ones(image_app):
 
 def test_fastapi_server(server):
     assert server.title == "summarizer" and server.version == "2.0"
-    assert server.paths == ["/summarize", "/echo"]  # GET and path-parameter routes are not forms
+    # a GET route is a form of its query parameters; path-parameter routes go to the request form
+    assert server.paths == ["/summarize", "/echo", "/status"]
+    assert [e.method for e in server.endpoints] == ["POST", "POST", "GET"]
     e = server.endpoint("/summarize")
     assert e.summary == "Summarize a text"
     assert [f.name for f in e.fields] == ["text", "sentences", "language", "keywords"]
@@ -292,3 +294,47 @@ def test_a_realtime_endpoint_without_models_takes_any_json_message():
     )
     assert [(f.name, f.shape.kind) for f in realtime.fields] == [("message", "any")]
     assert app.endpoint("/other").protocol == "http"  # a protocol fal does not define: its POST, as before
+
+
+def test_forms_get_routes_and_the_form_for_any_request():
+    doc = {
+        "openapi": "3.1.0",
+        "paths": {
+            "/items/": {"post": {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}},
+            "/files/": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "file": {"type": "string", "format": "binary"},
+                                        "note": {"type": "string"},
+                                    },
+                                    "required": ["file"],
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            "/search": {"get": {"parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}}]}},
+            "/items/{name}": {"get": {}},
+        },
+    }
+    app = parse_openapi(doc)
+    assert [(e.path, e.method, e.queued) for e in app.endpoints] == [
+        ("/items/", "POST", True),
+        ("/files/", "POST", False),  # a form is sent as it is, not through the queue
+        ("/search", "GET", False),
+    ]
+    files = app.endpoint("/files/")
+    assert files.content_type == "multipart/form-data" and files.field("file").shape.media == "file"
+    assert app.endpoint("/search").field("q").location == "query"
+    with pytest.raises(SchemaError, match="no endpoint '/items'"):
+        app.endpoint("/items")  # the path as the app declares it: with its slash
+    form = request_form(["/items/", "/health"])
+    assert form.path == ANY_REQUEST and form.protocol == "request" and not form.queued
+    assert [f.name for f in form.fields] == ["method", "path", "query", "json", "form", "files", "file_field"]
+    assert form.field("path").initial == "/items/" and form.field("method").initial == "GET"

@@ -240,3 +240,12 @@ def test_what_the_queue_retries():
 def test_the_config_names_the_retry_conditions_of_the_wire():
     """``AppConfig``'s ``skip_retry_conditions`` and ``retry_config`` accept exactly fal's conditions."""
     assert set(get_args(RetryConditionName)) == set(RetryCondition)
+
+
+def test_paths_are_joined_as_the_app_declares_them():
+    assert wire.join_url("http://h/local/a", "/items/") == "http://h/local/a/items/"
+    assert wire.join_url("http://h/local/a", "/items") == "http://h/local/a/items"
+    assert wire.join_url("http://h/local/a", "/") == "http://h/local/a"  # an app's root adds nothing
+    assert wire.join_url("http://h/local/a/items/", "/") == "http://h/local/a/items/"
+    assert wire.join_url("http://h/local/a", "/items/", "stream") == "http://h/local/a/items/stream"
+    assert wire.join_path("items", "") == "/items" and wire.join_path("a", "b/") == "/a/b/" and wire.join_path() == "/"

@@ -8,12 +8,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..statuses import AppStatus
-from .base import Backend, Deployment, FalDetail, LocalDetail, Progress, crash_loop_summary, get_backend
+from .base import (
+    Backend,
+    Deployment,
+    FalDetail,
+    LocalDetail,
+    Progress,
+    crash_loop_summary,
+    get_backend,
+    gpu_summary,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..generate.project import AppProject
 
-__all__ = ["Backend", "Deployment", "crash_loop_summary", "deploy", "get_backend", "get_deployment", "list_apps"]
+__all__ = [
+    "Backend",
+    "Deployment",
+    "crash_loop_summary",
+    "deploy",
+    "get_backend",
+    "get_deployment",
+    "gpu_summary",
+    "list_apps",
+]
 
 
 def deploy(
@@ -21,16 +39,20 @@ def deploy(
     target: str = "local",
     wait: bool = True,
     progress: Progress = print,
+    env: str | None = None,
     **options: Any,
 ) -> Deployment:
     """Deploy a captured app (its name, its project folder's path, or an AppProject).
 
-    ``options`` go to the target's backend, e.g. ``env="kernel"`` for local runners in the
-    kernel's own Python environment."""
+    ``env`` (local runners): ``"kernel"`` runs them in the kernel's own Python environment as it is,
+    ``"isolated"`` in a virtualenv built from requirements.txt; default FAL_NOTEBOOK_LOCAL_ENV, else
+    isolated. ``options`` go to the target's backend."""
     from ..generate.project import AppProject
     from ..state import resolve_project
 
     backend = get_backend(target)
+    if env is not None:
+        options["env"] = env
     project = app if isinstance(app, AppProject) else AppProject.load(resolve_project(_as_str(app)))
     return backend.deploy(project, wait=wait, progress=progress, **options)
 
@@ -51,17 +73,20 @@ def get_deployment(name: str) -> Deployment:
 
 def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, Any]]:
     """Every captured or deployed app: name, mode, path, target, status, endpoint_id; deployed
-    apps also have url, queue_url, runners and queued (local targets) and error. ``folders``
+    apps also have url, queue_url, runners, queued, gpus (each runner's) and waiting (local targets)
+    and error. ``folders``
     (e.g. a server root's ``fal_apps/``) are searched for project folders no capture registered."""
-    from ..state import MANIFEST, project_folders, read_json, registered_projects
+    from ..errors import ConfigError
+    from ..state import project_folders, read_manifest, registered_projects
 
     rows: dict[str, dict[str, Any]] = {}
     projects = {**project_folders(folders), **registered_projects()}
     for name, path in sorted(projects.items()):
         try:  # the mode comes from the cell (recorded at capture), never from pyproject.toml
-            mode = str(read_json(path / MANIFEST, {})["config"]["mode"])
-        except (OSError, ValueError, KeyError, TypeError):  # a broken folder still shows up
-            mode = "unreadable"
+            manifest = read_manifest(path)
+        except ConfigError:  # a broken folder still shows up
+            manifest = None
+        mode = manifest.config["mode"] if manifest else "unreadable"
         rows[name] = {
             "name": name,
             "mode": mode,
@@ -87,6 +112,8 @@ def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, 
                 queue_url=deployment.queue_url,
                 runners=local.runners if local else None,
                 queued=local.queued if local else None,
+                gpus=local.gpus if local else [],
+                waiting=local.waiting if local else None,
                 error=local.error if local else on_fal.last_error if on_fal else None,
             )
             if deployment.status == AppStatus.CRASH_LOOPING:

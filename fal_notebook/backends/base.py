@@ -51,6 +51,10 @@ class LocalDetail:
     gateway: str | None = None  # why the gateway does not answer, when it does not
     next_attempt: float | None = None  # crash-looping: when the gateway starts a runner again (epoch seconds)
     last_exit: str | None = None  # crash-looping: why the last runner failed
+    #: The GPUs its runners hold, one entry per runner and GPU: runner, index, uuid, name, memory_mib,
+    #: memory_used_mib (MiB; None where NVML does not say).
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    waiting: str | None = None  # why a runner waits to start (a GPU none has free)
 
 
 @dataclass
@@ -83,6 +87,20 @@ def crash_loop_summary(deployment: Deployment) -> str:
         return ""
     when = time.strftime("%H:%M:%S", time.localtime(detail.next_attempt)) if detail.next_attempt else "soon"
     return f"next attempt at {when}; last exit: {detail.last_exit or 'unknown'}"
+
+
+def gpu_line(gpu: dict[str, Any]) -> str:
+    """``GPU 0 NVIDIA H200 (GPU-5b1f0c2e), 3.1 of 140.4 GiB used`` (name and memory where known)."""
+    name = f" {gpu['name']}" if gpu.get("name") else ""
+    uuid = f" ({gpu['uuid'][:12]})" if gpu.get("uuid") != str(gpu.get("index")) else ""
+    used, total = gpu.get("memory_used_mib"), gpu.get("memory_mib")
+    memory = f", {used / 1024:.1f} of {total / 1024:.1f} GiB used" if used is not None and total else ""
+    return f"GPU {gpu.get('index')}{name}{uuid}{memory}"
+
+
+def gpu_summary(gpus: list[dict[str, Any]]) -> list[str]:
+    """One line per GPU a runner holds: ``app-r1-1: GPU 0 NVIDIA H200 (GPU-5b1f0c2e), 3.1 of 140.4 GiB used``."""
+    return [f"{gpu.get('runner')}: {gpu_line(gpu)}" for gpu in gpus]
 
 
 def detail_type(target: str) -> type[LocalDetail] | type[FalDetail]:

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import AppConfig
-from ..credentials import find_credentials
-from ..errors import DeployCancelled, DeployError, FalNotebookError
+from ..credentials import user_credentials
+from ..errors import ConfigError, DeployCancelled, DeployError, FalNotebookError
 from ..fal_sdk import check_version
 from ..generate.project import AppProject
 from ..secrets import redact
@@ -68,7 +68,13 @@ class FalBackend(Backend):
         wait: bool = True,
         progress: Progress = print,
         cancel: threading.Event | None = None,
+        env: str | None = None,
     ) -> Deployment:
+        if env is not None:
+            raise ConfigError(
+                f"env={env!r} chooses where local runners run (--target local); fal builds the app's environment "
+                "from its requirements."
+            )
         config = project.config
         step = "checks"
 
@@ -311,7 +317,7 @@ def changed_definitions(old: str, new: str) -> list[str]:
 
 # -- operations on deployed apps (the CLI and magics call these) ---------------------------------
 def _key() -> str | None:
-    credentials = find_credentials()
+    credentials = user_credentials()
     return credentials.key if credentials else None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import kernel_python_version
-from ..credentials import FalCredentials, find_credentials, logged_in_as_user, not_logged_in_message
+from ..credentials import FalCredentials, logged_in_as_user, not_logged_in_message, user_credentials
 from ..environments import READY_MARKER, env_python, environment_key, runner_requirements
 from ..errors import ConfigError, DeployError
 from ..fal_sdk import MISSING_EXIT, VALIDATE_PROGRAM, missing_internal, missing_internal_error
@@ -56,7 +56,7 @@ def _tail(text: str, n: int = 12, width: int = 300) -> str:
 
 def check_credentials() -> FalCredentials | None:
     """The key to deploy with; None when fal will use a ``fal auth login`` login instead."""
-    credentials = find_credentials()
+    credentials = user_credentials()
     if credentials is None and not logged_in_as_user():
         raise DeployError(not_logged_in_message())
     return credentials

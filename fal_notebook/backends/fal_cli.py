@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from ..fal_sdk import DEPLOY_PROGRAM, RESULT_MARKER, check_version
 from ..secrets import redact
+from ..state import read_gateway_key
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -129,6 +130,8 @@ def fal_environment(args: list[str], key: str | None) -> dict[str, str]:
     Colab or a session login that a subprocess would not see); tables wide enough to parse."""
     width = "4096" if args[:2] == ["apps", "list-rev"] else "100"
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8", COLUMNS=width, NO_COLOR="1")
+    if env.get("FAL_KEY", "").strip() == read_gateway_key():  # %fal_env's: the local gateway's, not fal's
+        del env["FAL_KEY"]
     if key:
         env["FAL_KEY"] = key
     return env

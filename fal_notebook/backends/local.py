@@ -18,13 +18,14 @@ import httpx
 
 from .. import wire
 from ..config import is_public
-from ..credentials import find_credentials
+from ..credentials import user_credentials
 from ..errors import ConfigError, DeployCancelled, DeployError, GatewayError
 from ..gateway.admin_api import APPS_PATH, AppInfo, DeploySpec, app_path, cancel_path
 from ..gateway.control import admin, gateway_running, start_gateway
 from ..gateway.paths import app_log_path, base_url, log_path
 from ..statuses import SERVING, AppStatus, RevisionStatus
 from .base import Backend, Deployment, LocalDetail, Progress, Target, crash_loop_summary
+from .hints import failure_hint
 from .progress import GatewayProgress, ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,8 +35,38 @@ if TYPE_CHECKING:  # pragma: no cover
 ENV_VARIABLE = "FAL_NOTEBOOK_LOCAL_ENV"
 LOCAL_ENVS = ("isolated", "kernel")
 POLL_INTERVAL = 0.1
+#: What a deployment records of each GPU its runners hold.
+GPU_KEYS = ("index", "uuid", "name", "memory_mib", "memory_used_mib")
 #: A deploy follows the gateway's events with long polls of this many seconds.
 WAIT = 1
+
+
+def choose_env(env: str | None) -> tuple[str, str]:
+    """Where local runners run, and why: ``env`` as asked (--env), else FAL_NOTEBOOK_LOCAL_ENV, else
+    ``isolated``; ConfigError for another value."""
+    if env:
+        why = f"--env {env}"
+    elif os.environ.get(ENV_VARIABLE, "").strip():
+        env = os.environ[ENV_VARIABLE].strip()
+        why = f"{ENV_VARIABLE}={env}"
+    else:
+        env = "isolated"
+        why = (
+            f"the default; --env kernel (or {ENV_VARIABLE}=kernel) uses this Python environment as it is, "
+            "with nothing to install: the way without network"
+        )
+    if env not in LOCAL_ENVS:
+        raise ConfigError(f"env={env!r} ({why}): use one of {', '.join(LOCAL_ENVS)}.")
+    return env, why
+
+
+def default_env() -> str:
+    """Where local runners run when a deploy does not say (FAL_NOTEBOOK_LOCAL_ENV, else isolated;
+    a bad value is reported by the deploy)."""
+    try:
+        return choose_env(None)[0]
+    except ConfigError:
+        return "isolated"
 
 
 class LocalBackend(Backend):
@@ -57,9 +88,13 @@ class LocalBackend(Backend):
         cancel: threading.Event | None = None,
         env: str | None = None,
     ) -> Deployment:
-        env = env or self.env or os.environ.get(ENV_VARIABLE) or "isolated"
-        if env not in LOCAL_ENVS:
-            raise ConfigError(f"env={env!r} ({ENV_VARIABLE}): use one of {', '.join(LOCAL_ENVS)}.")
+        env, why = choose_env(env or self.env)
+        where = (
+            f"the kernel's Python environment as it is ({sys.executable}; nothing installed)"
+            if env == "kernel"
+            else "an isolated virtualenv built from requirements.txt (cached)"
+        )
+        progress(ProgressEvent(f"Runners use {where}: {why}.", "environment"))  # the gateway starts the step
         return self._deploy(project, env, sys.executable, wait=wait, progress=progress, cancel=cancel)
 
     def _deploy(
@@ -85,7 +120,9 @@ class LocalBackend(Backend):
         credentials = _fal_credentials()
         if credentials is not None:  # what fal's runners have: fal's toolkit uploads outputs with it
             secrets.setdefault("FAL_KEY", credentials.key)
-        spec = DeploySpec(str(project.path), env, python, secrets)
+        # packages the kernel imports through its PYTHONPATH, runners in its environment import too
+        python_path = os.environ.get("PYTHONPATH", "") if env == "kernel" else ""
+        spec = DeploySpec(str(project.path), env, python, secrets, python_path)
         with admin() as client:
             response = client.put(app_path(project.name), json=spec.body())
         if response.status_code != 202:
@@ -125,11 +162,15 @@ class LocalBackend(Backend):
             if info.status in SERVING and (info.revision or 0) >= revision:
                 break
             if latest is not None and latest.number == revision and latest.status == RevisionStatus.FAILED:
-                deployment.status = AppStatus.FAILED if info.revision is None else AppStatus.READY
-                local_detail(deployment).error = latest.error
-                deployment.save()
-                kept = "" if info.revision is None else f" Revision {info.revision} keeps serving."
-                raise DeployError(f"Deploying {deployment.name} failed: {latest.error}{kept}")
+                failed = _deployment(
+                    self.target, deployment.name, deployment.path, info, env=local_detail(deployment).env
+                )
+                failed.status = AppStatus.FAILED if info.revision is None else failed.status
+                local_detail(failed).error = latest.error
+                failed.save()  # what serves now: an earlier revision (on its own target), or nothing
+                kept = "" if info.revision is None else f" Revision {info.revision} ({failed.target}) keeps serving."
+                error = str(latest.error)
+                raise DeployError(f"Deploying {deployment.name} failed: {error}{failure_hint(error)}{kept}")
             if latest is not None and latest.number > revision:
                 progress(f"A newer deploy of {deployment.name} (revision {latest.number}) replaced this one.")
                 break
@@ -275,8 +316,12 @@ def _app_info(name: str, since: int, *, wait: int = 0) -> AppInfo:
 
 
 def _deployment(target: Target, name: str, path: str, info: AppInfo, *, env: str | None) -> Deployment:
+    """The deployment as the gateway describes it. Its target is that of the revision serving, if
+    one does (a failed Docker deploy leaves the local revision serving: the app is not on Docker)."""
     endpoint_id = wire.local_app(name)
     url, queue_url = wire.app_urls(base_url(), endpoint_id)
+    if info.revision is not None:
+        target = "docker" if info.image else "local"
     return Deployment(
         name=name,
         target=target,
@@ -293,11 +338,25 @@ def _deployment(target: Target, name: str, path: str, info: AppInfo, *, env: str
             queued=info.queued,
             image=info.image or None,
             notes=info.notes,
-            error=info.error,
+            error=info.error or _failed_deploy(info),
             next_attempt=info.next_attempt,
             last_exit=info.last_exit if info.status == AppStatus.CRASH_LOOPING else None,
+            gpus=[
+                {**{k: gpu.get(k) for k in GPU_KEYS}, "runner": runner.id}
+                for runner in info.runners
+                for gpu in runner.gpus
+            ],
+            waiting=info.waiting,
         ),
     )
+
+
+def _failed_deploy(info: AppInfo) -> str | None:
+    """The error of the last deploy when it failed while an earlier revision serves on."""
+    latest = info.latest
+    if latest is not None and latest.status == RevisionStatus.FAILED and latest.number != info.revision:
+        return f"the deploy of revision {latest.number} failed: {latest.error}"
+    return None
 
 
 def _detail(response: httpx.Response) -> str:
@@ -312,6 +371,6 @@ def _detail(response: httpx.Response) -> str:
 def _fal_credentials():
     """The user's fal key, if any (a malformed one is fal's to report, at a fal deploy)."""
     try:
-        return find_credentials()
+        return user_credentials()
     except ConfigError:
         return None

@@ -59,7 +59,7 @@ def as_event(line: str, step: str | None = None) -> ProgressEvent:
 _DOCKER_STEP = re.compile(r"^\s*Step (\d+)/(\d+)\s*:")
 #: How the gateway's deploy events (gateway/app/, prepare.py, envs.py, images.py) begin a step.
 _GATEWAY_STEPS = (
-    ("environment", ("Building environment", "Using the cached environment", "Runners use the kernel's")),
+    ("environment", ("Building environment", "Using the cached environment", "Using the kernel's")),
     ("image", ("Pulling the base image", "Building the image", "Using the image")),
     ("runners", ("Starting runner",)),
 )

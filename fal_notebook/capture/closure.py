@@ -13,12 +13,15 @@ import builtins
 import inspect
 import symtable
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from ..errors import CaptureError
-from .classify import _MAGIC_LINE, literal_value
+from ..config import short_repr
+from ..errors import CaptureError, FalNotebookError
+from ..generate.source import source_lines
+from .classify import _MAGIC_LINE, literal_value, parse_cell
 
 MAX_CONSTANT_CHARS = 10_000
 SUGGESTION = (
@@ -72,7 +75,7 @@ def free_names(source: str) -> set[str]:
 
 def _evaluated_annotations(source: str, tree: ast.Module) -> str:
     """``source`` without ``from __future__ import annotations``, so symtable sees annotation names."""
-    lines = source.splitlines()
+    lines = source_lines(source)
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
             for i in range(node.lineno - 1, node.end_lineno or node.lineno):
@@ -182,7 +185,7 @@ def _is_literal(value: Any, depth: int = 0) -> bool:
 # -- resolving from the notebook's text ----------------------------------------------------------
 def strip_magics(source: str) -> str:
     """Blank out IPython line magics and shell escapes, keeping line numbers."""
-    return "\n".join("" if _MAGIC_LINE.match(line) else line for line in source.splitlines())
+    return "\n".join("" if _MAGIC_LINE.match(line) else line for line in source_lines(source))
 
 
 def statement_source(lines: list[str], node: ast.stmt) -> str:
@@ -203,10 +206,10 @@ class NotebookResolver:
             return
         text = strip_magics(source)
         try:
-            tree = ast.parse(text)
-        except SyntaxError:
+            tree = parse_cell(text, where=label)
+        except CaptureError:  # a cell that does not parse defines nothing
             return
-        lines = text.splitlines()
+        lines = source_lines(text)
         for node in tree.body:
             for name, definition in _definitions_of(node, lines, label):
                 self._defs[name] = definition
@@ -260,6 +263,29 @@ def _import_code(a: ast.alias) -> str:
 
 
 # -- resolving from a live kernel ----------------------------------------------------------------
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Reading the kernel's objects runs their own code (a metaclass's ``__getattribute__``, a
+    property): what that raises becomes a CaptureError naming ``what``."""
+    try:
+        yield
+    except FalNotebookError:
+        raise
+    except Exception as exc:
+        raise CaptureError(
+            f"Reading {what} in the kernel raised {_described(exc)} from the object's own code; fal-notebook "
+            "cannot capture it. Nothing was written."
+        ) from None
+
+
+def _described(exc: Exception) -> str:
+    """An exception's class and text, even when its own ``__str__`` raises too."""
+    try:
+        return f"{type(exc).__name__} ({short_repr(str(exc))})"
+    except Exception:
+        return f"{type(exc).__name__} (its message cannot be shown)"
+
+
 class KernelResolver:
     """Resolves names from the kernel's namespace; source text comes from the cells it ran."""
 
@@ -274,7 +300,10 @@ class KernelResolver:
     def resolve(self, name: str) -> Definition | None:
         if name not in self.namespace:
             return None
-        value = self.namespace[name]
+        with user_code(f"`{name}`"):
+            return self._resolve(name, self.namespace[name])
+
+    def _resolve(self, name: str, value: Any) -> Definition | None:
         if inspect.ismodule(value):
             module = value.__name__
             if module == "__main__":

@@ -5,13 +5,16 @@ JupyterLab panel sends its cells, saved or not)."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from ..config import is_text
 from ..errors import CaptureError, ConfigError, FalNotebookError, NotFoundError
+from ..state import checked_path
 from .options import parse_magic_line, split_magic_cell
 
 #: A notebook cell as ``(cell_type, source)``.
@@ -23,12 +26,57 @@ def export_notebook(path: str | os.PathLike, out_dir: str | os.PathLike | None =
     notebook at ``path``. Names a cell uses are resolved statically from the cells above it.
     Apps that capture cleanly are written even if another cell fails; the failures are then
     raised together, each naming its cell."""
-    path = Path(path)
+    path = Path(checked_path(path, "the notebook's path"))
+    return export_cells(read_cells(path), path, out_dir)
+
+
+def read_cells(path: Path) -> list[Cell]:
+    """The cells of the notebook file at ``path``, read with nbformat (older formats converted to
+    version 4, as JupyterLab does); FalNotebookError saying what is wrong with a file that is not one."""
     try:
-        notebook = nbformat.read(path, as_version=4)
-    except (OSError, ValueError) as exc:
-        raise FalNotebookError(f"Cannot read notebook {path}: {exc}") from None
-    return export_cells([(cell.cell_type, cell.source) for cell in notebook.cells], path, out_dir)
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FalNotebookError(f"Cannot read notebook {path}: {exc.strerror or exc}.") from None
+    except ValueError as exc:  # not UTF-8
+        raise FalNotebookError(f"{path} is not a notebook: it is not UTF-8 text ({str(exc)[:120]}).") from None
+    try:
+        with warnings.catch_warnings():  # nbformat's schema warnings (a cell without an id): cells_of checks cells
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(text, as_version=4)
+    except RecursionError:
+        raise FalNotebookError(f"{path} is not a notebook: its JSON is nested too deeply.") from None
+    except Exception as exc:  # nbformat's reader raises many kinds on files that are not notebooks
+        raise FalNotebookError(
+            f"{path} is not a notebook nbformat can read ({type(exc).__name__}: {str(exc)[:160]}): open it in "
+            "JupyterLab and save it."
+        ) from None
+    return cells_of(notebook.get("cells") if isinstance(notebook, dict) else None, where=str(path))
+
+
+def cells_of(cells: Any, *, where: str) -> list[Cell]:
+    """A notebook's ``cells`` (as JSON gives them: objects with a ``cell_type`` and a ``source``, a
+    string or a list of strings) as ``(cell_type, source)``; FalNotebookError naming the first cell
+    that is not one. Every notebook enters capture here, from a file or from the panel."""
+    if not isinstance(cells, list):
+        raise FalNotebookError(f"The cells of {where} are not a list.")
+    checked = []
+    for index, cell in enumerate(cells, start=1):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        cell_type = cell.get("cell_type", "code") if isinstance(cell, dict) else None
+        if not isinstance(source, str) or not isinstance(cell_type, str):
+            raise FalNotebookError(
+                f"Cell {index} of {where} is not a notebook cell (an object with a string cell_type and a source "
+                "that is a string or a list of strings)."
+            )
+        if not is_text(source):
+            raise FalNotebookError(
+                f"Cell {index} of {where} holds text that is not valid Unicode (a lone surrogate such as \\ud800); "
+                "remove it and save the notebook again."
+            )
+        checked.append((cell_type, source))
+    return checked
 
 
 def export_cells(
@@ -112,10 +160,9 @@ def describe_app_cells(sources: Iterable[str]) -> list[dict[str, Any] | None]:
 def path_in(root: str | os.PathLike, relative: str, *, field: str = "path") -> Path:
     """``relative`` (a path sent to a server, relative to its root folder ``root``) as a path inside
     it, or a ConfigError naming ``field`` and saying why not."""
-    if not isinstance(relative, str) or not relative or "\x00" in relative or len(relative) > 1024:
-        raise ConfigError(
-            f'"{field}" must be a path relative to the server\'s root (at most 1024 characters).', fields=[field]
-        )
+    if not isinstance(relative, str) or not relative:
+        raise ConfigError(f'"{field}" must be a path relative to the server\'s root.', fields=[field])
+    checked_path(relative, field)
     root = Path(root).expanduser().resolve()
     try:
         path = (root / relative).resolve()

@@ -18,8 +18,8 @@ from ..config import AppConfig, flag_for
 from ..errors import ConfigError
 
 MAGIC = "%%fal_app"
-#: Fields that are not flags: the NAME argument, and the structured keys.
-NOT_FLAGS = ("name", "health_check", "image", "retry_config")
+#: Fields that are not flags: the NAME argument, the structured keys, and a Dockerfile's text.
+NOT_FLAGS = ("name", "health_check", "image", "retry_config", "base_dockerfile")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -11,10 +11,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .. import wire
 from .._version import __version__
 from ..errors import FalNotebookError
 from ..statuses import AppStatus
-from .admin_api import APPS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, DeploySpec, app_path, cancel_path
+from .admin_api import (
+    APPS_PATH,
+    GPUS_PATH,
+    IDENTITY_PATH,
+    SERVICE,
+    SHUTDOWN_PATH,
+    DeploySpec,
+    app_path,
+    cancel_path,
+)
 from .door import BodyRefused, read_body
 from .web import error, gateway_of, has_key, unauthorized
 
@@ -50,19 +60,24 @@ async def list_apps(request: Request) -> Response:
     return JSONResponse([rt.info(since=1 << 62).to_json() for rt in gateway_of(request).apps.values()])
 
 
+async def list_gpus(request: Request) -> Response:
+    """The GPUs the gateway hands out, where they were found, and who holds each."""
+    return JSONResponse(gateway_of(request).gpus.info())
+
+
 async def get_app(request: Request) -> Response:
     runtime = gateway_of(request).apps.get(request.path_params["name"])
     if runtime is None:
         return error(404, f"No app named {request.path_params['name']!r} was deployed here.")
-    since = request.query_params.get("since", "0")
-    if not (since.isascii() and since.isdigit()):
-        return error(422, f"since must be an event number (0, 1, 2...), got {since[:40]!r}.")
-    wait = request.query_params.get("wait", "0")
-    if not (wait.isascii() and wait.isdigit()):
-        return error(422, f"wait must be whole seconds (0, 1, 2...), got {wait[:40]!r}.")
-    if int(wait):  # a long poll: answer as soon as something happens, at the latest after `wait` s
-        await runtime.log.news(int(since), min(int(wait), MAX_WAIT))
-    return JSONResponse(runtime.info(int(since)).to_json())
+    raw_since, raw_wait = request.query_params.get("since", "0"), request.query_params.get("wait", "0")
+    since, wait = wire.parse_count(raw_since), wire.parse_count(raw_wait)
+    if since is None:
+        return error(422, f"since must be an event number (0, 1, 2...), got {raw_since[:40]!r}.")
+    if wait is None:
+        return error(422, f"wait must be whole seconds (0, 1, 2...), got {raw_wait[:40]!r}.")
+    if wait:  # a long poll: answer as soon as something happens, at the latest after `wait` s
+        await runtime.log.news(since, min(wait, MAX_WAIT))
+    return JSONResponse(runtime.info(since).to_json())
 
 
 async def put_app(request: Request) -> Response:
@@ -109,6 +124,7 @@ async def shutdown(request: Request) -> Response:
 ROUTES = [
     Route(IDENTITY_PATH, identity, methods=["GET"]),
     Route(APPS_PATH, guarded(list_apps), methods=["GET"]),
+    Route(GPUS_PATH, guarded(list_gpus), methods=["GET"]),
     Route(app_path("{name}"), guarded(get_app), methods=["GET"]),
     Route(app_path("{name}"), guarded(put_app), methods=["PUT"]),
     Route(app_path("{name}"), guarded(delete_app), methods=["DELETE"]),

@@ -15,6 +15,7 @@ kernel that deploys to the local target never loads runners, stores or Docker's 
                                                there are some, or after <s> seconds)
     DELETE <PREFIX>/apps/<name>                stop the app's runners
     POST   <PREFIX>/apps/<name>/cancel         drop the rollout {"revision": N}; 409 if none
+    GET    <PREFIX>/gpus                       the GPUs it hands out and who holds each (gpus.py)
     POST   <PREFIX>/shutdown                   stop the gateway
 """
 
@@ -33,6 +34,7 @@ PREFIX = "/_fal_notebook"
 IDENTITY_PATH = f"{PREFIX}/identity"
 APPS_PATH = f"{PREFIX}/apps"
 SHUTDOWN_PATH = f"{PREFIX}/shutdown"
+GPUS_PATH = f"{PREFIX}/gpus"
 
 
 def app_path(name: str) -> str:
@@ -57,10 +59,11 @@ class DeploySpec:
     env: str = "isolated"  # one of ENV_KINDS
     python: str = ""
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    python_path: str = ""  # the kernel's PYTHONPATH, for runners in its environment
 
     def public(self) -> dict[str, str]:
         """The spec without the secrets' values (what the gateway records)."""
-        return {"path": self.path, "env": self.env, "python": self.python}
+        return {"path": self.path, "env": self.env, "python": self.python, "python_path": self.python_path}
 
     def body(self) -> dict[str, Any]:
         """The deploy's body, the secrets' values included (sent to the gateway with its key, over loopback)."""
@@ -80,7 +83,8 @@ class DeploySpec:
         python = str(data.get("python") or "")
         if not python and env != "docker":
             raise ValueError("'python' (the interpreter runners use or build their environment from) is required.")
-        return cls(data["path"], env, python, {str(k): str(v) for k, v in secrets.items()})
+        python_path = str(data.get("python_path") or "")
+        return cls(data["path"], env, python, {str(k): str(v) for k, v in secrets.items()}, python_path)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class RunnerInfo:
     port: int | None = None
     pid: int | None = None
     in_flight: int = 0
+    #: The GPUs it holds: index, uuid, name, memory_mib, memory_used_mib (None where NVML does not say).
+    gpus: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,7 @@ class AppInfo:
     notes: list[str] = field(default_factory=list)
     queued: int = 0  # requests waiting for a runner
     runners: list[RunnerInfo] = field(default_factory=list)
+    waiting: str | None = None  # why a runner waits to start (a GPU none has free)
     events: list[Event] = field(default_factory=list)
     #: The answer to a deploy only: the revision it rolls out.
     requested: int | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import docker
@@ -19,8 +20,13 @@ import docker
 from ..docker_engine import engine
 from ..errors import DeployError
 from ..generate.project import AppProject
+from .gpus import CUDA_VISIBLE, NVIDIA_VISIBLE
+from .paths import secrets_dir
 from .runners import Launch, runner_environment
 
+#: Where a container finds its secrets (``export NAME='value'`` lines), and the shell that reads them.
+SECRETS_TARGET = "/run/fal-notebook/secrets"
+READ_SECRETS = f'set -a; . {SECRETS_TARGET}; set +a; exec "$@"'
 STATE_LABEL = "org.fal-notebook.state"
 APP_LABEL = "org.fal-notebook.app"
 #: The runner program: ``docker run --detach``, its output, its exit code (standard library only).
@@ -36,6 +42,28 @@ def gpu_runtime() -> bool:
         client.close()
 
 
+def gpu_options(count: int, *, managed: bool = True) -> list[str]:
+    """``docker run`` options that give a runner its GPUs: ``count`` of the gateway's, by UUID (the
+    runner's ``{gpus}``), or, where the gateway manages none, ``count`` of the engine's; without a
+    GPU, an empty CUDA_VISIBLE_DEVICES, as on fal's CPU machines."""
+    if not count:
+        return ["--env", f"{CUDA_VISIBLE}="]
+    if not managed:
+        return ["--gpus", str(count)]
+    devices = ["--gpus", '"device={gpus}"']  # quoted: docker reads the value as CSV, and UUIDs are comma-separated
+    return devices + ["--env", f"{NVIDIA_VISIBLE}={{gpus}}", "--env", f"{CUDA_VISIBLE}={{gpus}}"]
+
+
+def image_command(image: str) -> list[str]:
+    """What the image runs: its entrypoint, then its command."""
+    client = engine(timeout=30)
+    try:
+        config = client.images.get(image).attrs.get("Config") or {}
+    finally:
+        client.close()
+    return [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+
+
 def launch(
     project: AppProject,
     image: str,
@@ -43,10 +71,13 @@ def launch(
     *,
     state_id: str,
     startup_timeout: float,
-    gpus: int = 0,
+    gpu_options: list[str],
+    command: Sequence[str] = (),
 ) -> Launch:
-    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` (and ``gpus``
-    GPUs, for a GPU machine type on an engine that has them)."""
+    """Runners run the image with the app's port published on ``127.0.0.1:{port}`` and
+    ``gpu_options`` (:func:`gpu_options`). The app's secrets reach it in a file that the runner writes
+    and removes once the container started; a shell reads it into the environment before it runs the
+    image's own ``command`` (its entrypoint and command)."""
     docker_cli = shutil.which("docker")
     if docker_cli is None:
         raise DeployError(
@@ -54,6 +85,7 @@ def launch(
             "Install Docker's command-line client, then deploy again."
         )
     config = project.config
+    secrets_file = str(secrets_dir() / "{instance}.env") if secrets else "-"
     argv = [
         sys.executable,
         "-I",  # no user site, no PYTHON* variables, no current folder on its path
@@ -61,6 +93,8 @@ def launch(
         RUNNER_PROGRAM,
         "{instance}",
         "{start_fd}",
+        secrets_file,
+        ",".join(sorted(secrets)),
         docker_cli,
         "run",
         "--detach",
@@ -78,11 +112,12 @@ def launch(
         "--env",
         f"PORT={config.port}",
     ]
-    if gpus:
-        argv += ["--gpus", str(gpus)]
-    for name in sorted(secrets):  # values come from the client's environment, never its command line
-        argv += ["--env", name]
-    argv.append(image)
+    argv += gpu_options
+    if secrets:  # read from a file at start, so that they are not in the container's config (docker inspect)
+        argv += ["--mount", f"type=bind,source={secrets_file},target={SECRETS_TARGET},readonly", "--entrypoint", "sh"]
+        argv += [image, "-c", READ_SECRETS, "sh", *command]
+    else:
+        argv.append(image)
     health = config.health_check.path if config.health_check else None
     return Launch(
         argv,
@@ -104,6 +139,8 @@ def remove_containers(state_id: str) -> int:
     except DeployError:
         return 0  # no engine, no containers
     removed = 0
+    for leftover in secrets_dir().glob("*.env"):  # of runners killed before they removed them
+        leftover.unlink(missing_ok=True)
     try:
         for container in client.containers.list(all=True, filters={"label": f"{STATE_LABEL}={state_id}"}):
             try:

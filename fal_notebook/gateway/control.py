@@ -20,10 +20,12 @@ from typing import Any
 import httpx
 
 from .. import wire
+from ..credentials import set_aside_fal_key
 from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, read_json
 from ..wire import GATEWAY_HOST
-from .admin_api import APPS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
+from .admin_api import APPS_PATH, GPUS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
+from .environment import gateway_environment
 from .paths import base_url, ensure_key, gateway_dir, log_path, pid_path, state_id
 from .tls import ca_bundle
 
@@ -40,6 +42,9 @@ class GatewayInfo:
     apps: list[AppInfo] = field(default_factory=list)
     #: The HTTPS listener's port (None: not serving HTTPS, its port was taken).
     tls_port: int | None = None
+    #: The GPUs it hands to runners: {"source": how they were found, "gpus": [index, uuid, name,
+    #: memory_mib, memory_used_mib, app, runner]} (gpus.py).
+    gpus: dict[str, Any] = field(default_factory=dict)
 
 
 def gateway_url() -> str:
@@ -113,7 +118,7 @@ def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
     ensure_key()
     package_root = str(Path(__file__).resolve().parents[2])
     env = {
-        **os.environ,
+        **gateway_environment(os.environ),
         "FAL_NOTEBOOK_HOME": str(home()),
         "FAL_NOTEBOOK_GATEWAY_PORT": str(port),
         "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p),
@@ -176,6 +181,7 @@ def gateway_status() -> GatewayInfo:
     info.tls_port = identity.get("tls_port")
     with admin() as client:
         info.apps = [AppInfo.from_json(app) for app in client.get(APPS_PATH).json()]
+        info.gpus = client.get(GPUS_PATH).json()
     return info
 
 
@@ -205,6 +211,7 @@ def apply_client_environment() -> str:
     """Set ``client_environment()`` in this process; returns what was set, the key not shown."""
     env = client_environment()
     imported = sys.modules.get("fal_client.auth")
+    set_aside_fal_key()  # the user's fal key stays theirs (deploys, runners, redaction)
     os.environ.update(env)
     lines = [f"{name}={'<the gateway key>' if name == wire.FAL_KEY_VARIABLE else value}" for name, value in env.items()]
     stale = imported is not None and getattr(imported, "FAL_RUN_HOST", None) != env[wire.RUN_HOST_VARIABLE]

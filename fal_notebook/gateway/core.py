@@ -18,9 +18,10 @@ from ..statuses import AppStatus
 from ..wire import CancelAnswer, Completed, ErrorType, InProgress, Queued, RequestStatus, RetryCondition, Status
 from . import retries
 from .admin_api import AppInfo, DeploySpec
-from .app import AppRuntime, Build, NoResources, Resources, Unavailable
+from .app import AppRuntime, Build, GpuResources, Resources, Unavailable
 from .containers import remove_containers
 from .envs import OnLine
+from .gpus import NO_DRIVER, GpuPool
 from .headers import runner_hint
 from .limits import Limits, variable
 from .paths import db_path
@@ -33,6 +34,11 @@ from .webhooks import Delivery, Webhooks, signing_key
 
 TICK = 0.25
 PURGE_EVERY = 60.0
+#: The gateway's own calls to runners, each kind on connections of its own and with a timeout, so that
+#: none waits behind another: probes (readiness, health checks) never queue behind callers' traffic;
+#: webhook deliveries have their own, bounded share (webhooks.py). Seconds, and connections at once.
+PROBE_TIMEOUT, PROBE_CONNECTIONS = 10.0, 32
+CALL_TIMEOUT, CALL_CONNECTIONS = 10.0, 32
 
 
 class QueueFull(Exception):
@@ -40,20 +46,22 @@ class QueueFull(Exception):
 
 
 class Gateway:
-    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue):
+    def __init__(self, *, key: str, state_id: str, max_queue: int = Limits.max_queue, gpus: GpuPool | None = None):
         self.key = key
+        self.gpus = gpus or GpuPool([], NO_DRIVER)  # the GPUs runners take (gpus.py)
         self.state_id = state_id
         self.max_queue = max_queue
         self.store = Store(db_path())
-        self.http = httpx.AsyncClient(timeout=None)  # health checks, schemas, cancellations
+        self.probes = httpx.AsyncClient(timeout=PROBE_TIMEOUT, limits=httpx.Limits(max_connections=PROBE_CONNECTIONS))
+        self.http = httpx.AsyncClient(timeout=CALL_TIMEOUT, limits=httpx.Limits(max_connections=CALL_CONNECTIONS))
         self.upstream = Upstream()  # the calls themselves
         self.apps: dict[str, AppRuntime] = {}
         self._records = self.store.apps()
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.tasks = Supervisor()
         self.clock = Clock()
-        self.resources: Resources = NoResources()  # what runners take from the machine (app/resources.py)
-        self.webhooks = Webhooks(self.http, signing_key(), self.tasks, self.clock, self.store)
+        self.resources: Resources = GpuResources(self.gpus)  # what runners take from the machine (app/resources.py)
+        self.webhooks = Webhooks(signing_key(), self.tasks, self.clock, self.store)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -71,8 +79,8 @@ class Gateway:
             secrets = record.secret_names
             if secrets:  # their values live in memory only: the next deploy brings them back
                 runtime.log.event(
-                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners see the "
-                    "gateway's own environment until the app is deployed again."
+                    f"Secrets {', '.join(secrets)} are not kept across gateway restarts: the runners run without "
+                    "them until the app is deployed again."
                 )
             if record.revision:
                 digest = (record.digest or "") + ("-without-secrets" if secrets else "")
@@ -111,6 +119,8 @@ class Gateway:
         for runtime in self.apps.values():
             runtime.log.close()
         await self.http.aclose()
+        await self.probes.aclose()
+        await self.webhooks.aclose()
         await self.upstream.aclose()
         self.store.close()
 
@@ -159,7 +169,7 @@ class Gateway:
         if copy:
             await asyncio.to_thread(snapshot, Path(spec.path), target)
         project = await asyncio.to_thread(AppProject.load, target)
-        launch, notes = await prepare(project, spec, on_line)
+        launch, notes = await prepare(project, spec, on_line, self.gpus)
         return Build(project.config, launch, notes)
 
     def new_runner(self, runner_id: str, revision: int, launch: Launch, on_output: OnOutput) -> Runner:

@@ -19,8 +19,10 @@ from typing import Any
 
 import uvicorn
 
+from ..errors import GatewayError
 from ..state import gateway_port, gateway_tls_port, home, write_json_atomic
 from ..wire import GATEWAY_HOST, GATEWAY_PORT_VARIABLE, GATEWAY_TLS_PORT_VARIABLE
+from .gpus import GpuPool
 from .limits import Limits
 from .paths import ensure_key, lock_path, pid_path, state_id
 from .server import build_app
@@ -103,7 +105,11 @@ def main() -> int:
     def forget_pid() -> None:  # also on SIGTERM, which uvicorn re-raises after the graceful shutdown
         pid_path().unlink(missing_ok=True)
 
-    limits = Limits.from_env()
+    try:
+        limits, gpus = Limits.from_env(), GpuPool.from_env(os.environ)
+    except GatewayError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     app = build_app(
         key=ensure_key(),
         state_id=state_id(),
@@ -111,6 +117,7 @@ def main() -> int:
         port=port,
         tls_port=tls_port if https else None,
         limits=limits,
+        gpus=gpus,
         on_stop=forget_pid,
     )
     common: dict[str, Any] = {

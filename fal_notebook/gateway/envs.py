@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import time
 from collections import deque
@@ -19,6 +20,12 @@ from typing import IO
 from ..environments import READY_MARKER, env_python, environment_key
 from .paths import envs_dir
 
+#: What uv and pip say when they cannot reach a package index.
+_OFFLINE = re.compile(
+    r"dns error|failed to lookup address|Temporary failure in name resolution|Network is unreachable|"
+    r"NewConnectionError|Failed to establish a new connection|error sending request for url",
+    re.IGNORECASE,
+)
 OnLine = Callable[[str], None]
 
 _locks: dict[str, asyncio.Lock] = {}
@@ -89,9 +96,15 @@ async def ensure_environment(python: str, requirements: list[str], on_line: OnLi
                 tail = await _run(argv, log_file, on_line)
                 if tail is not None:
                     shutil.rmtree(folder, ignore_errors=True)
+                    what = (
+                        "The package index cannot be reached (no network?): deploy with --env kernel to run the "
+                        "runners in the kernel's Python environment as it is, with nothing to install."
+                        if _OFFLINE.search(tail)
+                        else "Check the requirements (requirements.txt, --requirements)."
+                    )
                     raise EnvBuildError(
-                        f"Building the environment failed ({' '.join(argv[:3])} ...). Check the "
-                        f"requirements (requirements.txt, --requirements). Last lines of {log}:\n" + tail
+                        f"Building the environment failed ({' '.join(argv[:3])} ...). {what} Last lines of {log}:\n"
+                        + tail
                     )
         (folder / READY_MARKER).write_text(json.dumps({"python": python, "requirements": requirements}))
         on_line(f"Environment {key} built in {time.monotonic() - started:.1f} s.")

@@ -30,6 +30,8 @@ class Limits:
     header_timeout: float = 10.0
     #: Seconds a body may stay silent while it is sent.
     body_timeout: float = 30.0
+    #: Bytes a second a body must average once it has taken ``body_timeout`` seconds.
+    min_body_rate: int = 1024
     #: Seconds an idle keep-alive connection stays open.
     keep_alive: float = 5.0
 

@@ -74,3 +74,10 @@ def snapshots_dir(name: str) -> Path:
     folder = gateway_dir() / "apps" / name
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder
+
+
+def secrets_dir() -> Path:
+    """Where docker runners put an app's secrets for their container to read at start (then removed)."""
+    folder = gateway_dir() / "secrets"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    return folder

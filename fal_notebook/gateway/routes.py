@@ -301,13 +301,13 @@ def queue_full(request: Request, queued: int) -> Response | None:
     raw = request.query_params.get(wire.MAX_QUEUE_LENGTH_PARAM)
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    limit = wire.parse_count(raw)
+    if limit is None:
         return error(
             400,
-            f"{wire.MAX_QUEUE_LENGTH_PARAM} must be a whole number of requests, got {raw!r}.",
+            f"{wire.MAX_QUEUE_LENGTH_PARAM} must be a whole number of requests, got {raw[:40]!r}.",
             ErrorType.BAD_REQUEST,
         )
-    limit = int(raw)
     if queued >= limit:
         return error(
             429,

@@ -28,6 +28,9 @@ from pathlib import Path
 import httpx
 
 from ..statuses import GOING, RunnerState
+from . import listeners
+from .environment import inherited
+from .gpus import Gpu, visible
 from .settings import DEFAULT_STARTUP_TIMEOUT
 from .supervisor import Supervisor, log
 
@@ -50,37 +53,28 @@ TAIL_LINES = 200
 SHOWN_LINES = 40
 EXCEPTION_LINE = re.compile(r"^(?!SystemExit\b)[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b(:.*)?$")
 _PORT_IN_USE = re.compile(r"address already in use|errno 98|errno 48|port is already allocated", re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd)\}")
+_COLOUR = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_PLACEHOLDER = re.compile(r"\{(port|metrics_port|instance|start_fd|gpus)\}")
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`\n]|^\s*\w+=")
 _allocated: set[int] = set()
 
-#: What a runner takes from the gateway's environment: what programs need to run on this machine
-#: (locale, home, temporary files, CA certificates and proxies for HTTPS, GPUs), none of the user's
-#: other variables. Credentials come only as the app's declared secrets and fal's key.
-INHERITED = (
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
-    "XDG_CACHE_HOME", "HF_HOME", "TORCH_HOME",
-    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
-)  # fmt: skip
-INHERITED_PREFIXES = ("LC_",)
 #: On a runner's PYTHONPATH: its Python processes listen on loopback only (loopback/sitecustomize.py).
 LOOPBACK_PATH = str(Path(__file__).parent / "loopback")
 #: Where a server should listen, for servers that read it (the generated server.py does).
 LOOPBACK_HOST = "127.0.0.1"
 
 
-def runner_environment(secrets: dict[str, str], *, loopback: bool = True, **extra: str) -> dict[str, str]:
-    """A runner's environment: :data:`INHERITED` from the gateway's, ``secrets``, ``extra``, and
-    (for processes on this machine, not containers) loopback-only servers."""
-    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+def runner_environment(
+    secrets: dict[str, str], *, loopback: bool = True, python_path: str = "", **extra: str
+) -> dict[str, str]:
+    """A runner's environment: what it :func:`inherited` from the gateway's, ``secrets``, ``extra``,
+    and (for processes on this machine, not containers) loopback-only servers, ahead of
+    ``python_path`` (the kernel's PYTHONPATH, for runners in its environment)."""
+    env = {k: v for k, v in os.environ.items() if inherited(k)}
     env.update(secrets)
     env.update(extra)
     if loopback:
-        env.update(PYTHONPATH=LOOPBACK_PATH, HOST=LOOPBACK_HOST)
+        env.update(PYTHONPATH=os.pathsep.join(filter(None, (LOOPBACK_PATH, python_path))), HOST=LOOPBACK_HOST)
     return env
 
 
@@ -97,11 +91,13 @@ class Launch:
     """How to start the runners of one app revision. ``argv`` may contain ``{port}``,
     ``{metrics_port}`` and ``{instance}`` (a name unique to the runner on this machine); with
     ``shell`` it is one shell command that reads ``$PORT``. ``cleanup`` (same placeholders) runs
-    once the runner's process has ended. ``http_probe``: ready only once the port answers HTTP
+    once the runner's process has ended; ``{gpus}``: the UUIDs of the runner's GPUs, comma-separated.
+    ``http_probe``: ready only once the port answers HTTP
     (a port forwarder accepts connections before the app listens). ``start_notice``: ``argv``
     contains ``{start_fd}``, a file descriptor the runner closes once what listens on its port has
     started; it is not probed before (a connection to a starting container's published port
-    delays its start by ~0.2 s)."""
+    delays its start by ~0.2 s). ``wrapper``: a command the runner's own command runs under (the
+    sandbox, sandbox.py), its arguments before the runner's."""
 
     argv: list[str]
     cwd: Path
@@ -115,6 +111,9 @@ class Launch:
     http_probe: bool = False
     image: str | None = None  # the docker image the runners run, if any
     start_notice: bool = False
+    gpus: int = 0  # GPUs each runner takes from the gateway's pool (gpus.py), before it starts
+    visible_devices: bool = False  # its CUDA_VISIBLE_DEVICES names them (empty: none)
+    wrapper: list[str] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -169,6 +168,16 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def port_taken(port: int, where: str) -> str:
+    """Why a runner cannot have ``port``: who holds it, and what to change."""
+    holder = listeners.holder(port)
+    return (
+        f"Port {port}, {where}, is taken by {holder or 'another process'}: requests sent there would reach it, "
+        "not the app. Stop that process, choose another --port, or let the command read $PORT (each runner then "
+        "gets a free port)."
+    )
+
+
 def shell_command(cmd: str) -> str:
     """A simple command replaces the shell (``exec``), so it is the runner process itself and dies
     with the gateway; a compound one keeps its shell (leftovers are cleaned at the next start)."""
@@ -214,6 +223,7 @@ class Runner:
     env: dict[str, str] = field(default_factory=dict)
     in_flight: dict[str, bool] = field(default_factory=dict)  # request id -> keep its logs
     hints: frozenset[str] = frozenset()  # its X-Fal-Runner-Hints, as its last answer gave them
+    gpus: tuple[Gpu, ...] = ()  # the GPUs it holds (taken before it starts)
     idle_since: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
     served: int = 0
@@ -252,6 +262,8 @@ class Runner:
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
             self._take_ports()
+            if self.launch.fixed_port is not None and self._local() and not port_is_free(self.launch.fixed_port):
+                raise RunnerStartError(port_taken(self.launch.fixed_port, f"where runner {self.id} must listen"))
             await self._spawn(state_id, tasks)
             try:
                 await self._wait_ready(http)
@@ -264,20 +276,28 @@ class Runner:
                 raise
             if self.state != RunnerState.STARTING:
                 raise RunnerStartError(f"Runner {self.id} was stopped before it was ready.")
-            public = exposed({port for port in (self.port, self.metrics_port) if port is not None})
+            public = self.beyond_loopback()
             if public:
                 await self.stop(grace=2.0)
-                raise RunnerStartError(
-                    f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without "
-                    f"the gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have "
-                    f'HOST={LOOPBACK_HOST}; e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
-                )
+                raise RunnerStartError(self.exposed_message(public))
             self.state = RunnerState.READY
             self.idle_since = time.monotonic()
             for pipe in self._pipes:
                 pipe.hush()
             self._read_later(OUTPUT_READ)
             return
+
+    def beyond_loopback(self) -> list[str]:
+        """Where the runner listens beyond loopback (``address:port``, its ports only): checked when it
+        starts and, while it runs, by its app's health checks (a server may rebind later)."""
+        return exposed({port for port in (self.port, self.metrics_port) if port is not None})
+
+    def exposed_message(self, public: list[str]) -> str:
+        return (
+            f"Runner {self.id} listens on {', '.join(public)}, where other machines reach it without the "
+            f"gateway's key. Make the server listen on {LOOPBACK_HOST} only (runners have HOST={LOOPBACK_HOST}; "
+            f'e.g. --cmd "uvicorn server:app --host $HOST --port $PORT").'
+        )
 
     def _take_ports(self) -> None:
         _release_port(self.port)
@@ -287,7 +307,7 @@ class Runner:
 
     def _expand(self, template: list[str], start_fd: int | None = None) -> list[str]:
         values = {"port": str(self.port), "metrics_port": str(self.metrics_port), "instance": self.instance}
-        values["start_fd"] = str(start_fd)
+        values["start_fd"], values["gpus"] = str(start_fd), visible(self.gpus)
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
     def environment(self, state_id: str) -> dict[str, str]:
@@ -316,6 +336,7 @@ class Runner:
         argv = self.launch.argv if self.launch.shell else self._expand(self.launch.argv, notice_end)
         if self.launch.shell:
             argv = ["/bin/sh", "-c", shell_command(argv[0])]
+        argv = [*self.launch.wrapper, *argv]
         # pipes of the runner's own (not asyncio's): read when the gateway chooses (OutputPipe), not line by line
         (out, out_end), (err, err_end) = os.pipe(), os.pipe()
         self._pipes = [OutputPipe(out, "stdout", self._line, loop), OutputPipe(err, "stderr", self._line, loop)]
@@ -361,6 +382,7 @@ class Runner:
         self._reading = asyncio.get_running_loop().call_later(delay, read)
 
     def _line(self, name: str, line: str) -> None:
+        line = _COLOUR.sub("", line)  # servers that colour their logs whatever NO_COLOR says
         self.tail.append(line)
         self._spoke.set()
         try:  # a failing consumer must not stop the reading: a full pipe would block the runner
@@ -393,13 +415,16 @@ class Runner:
                     port_conflict=bool(_PORT_IN_USE.search(text)),
                 )
             if time.monotonic() > deadline:
+                opened = await self._opened()
                 await self.stop(grace=2.0)
                 raise RunnerStartError(
                     f"Runner {self.id} was not ready within startup_timeout={self.launch.startup_timeout:g} s "
-                    f"(--startup-timeout). Its last output:\n{self.tail_text()}"
+                    f"(--startup-timeout): the gateway waited for it on port {self.port}, and {opened}. "
+                    f"Its last output:\n{self.tail_text()}"
                 )
             self._spoke.clear()
             if self._started.is_set() and await self._answers(http):
+                await self._check_own_port()
                 return
             # probe again when the runner writes a line (a server says when it listens), or after PROBE_INTERVAL
             events = [self.exited, self._spoke] + ([] if self._started.is_set() else [self._started])
@@ -409,6 +434,39 @@ class Runner:
             finally:  # also when the start itself is cancelled
                 for wait in waits:
                     wait.cancel()
+
+    def _local(self) -> bool:
+        """A process of its own on this machine, whose sockets /proc shows (not a container's, whose
+        port a forwarder holds: those launches probe over HTTP, or after a start notice)."""
+        forwarded = self.launch.image is not None or self.launch.http_probe or self.launch.start_notice
+        return not forwarded and listeners.observable()
+
+    async def _opened(self) -> str:
+        """What the runner's processes listen on, in words (for a runner that is not ready)."""
+        if not self._local() or self.process is None:
+            return "nothing answered there"
+        ports = sorted(await asyncio.to_thread(listeners.ports_of_tree, self.process.pid))
+        if not ports:
+            return "its processes opened no port"
+        hint = (
+            "a server listens where its own code says (e.g. `app.run(port=5000)`): let it use $PORT, or set --port "
+            "to its port"
+            if self.launch.fixed_port is None
+            else "set --port to the port it listens on"
+        )
+        return f"its processes listen on {', '.join(map(str, ports))} instead ({hint})"
+
+    async def _check_own_port(self) -> None:
+        """Ready only on a port its own processes opened: another process on its port (a fixed port
+        taken while it started, as Gradio then moves to the next one) must not get its requests."""
+        if not self._local() or self.process is None or self.port is None:
+            return
+        ports = await asyncio.to_thread(listeners.ports_of_tree, self.process.pid)
+        if self.port in ports:
+            return
+        await self.stop(grace=2.0)
+        own = f"it listens on {', '.join(map(str, sorted(ports)))}" if ports else "it opened no port"
+        raise RunnerStartError(port_taken(self.port, f"where runner {self.id} was to listen ({own})"))
 
     async def _answers(self, http: httpx.AsyncClient) -> bool:
         if self.launch.health_path or self.launch.http_probe:

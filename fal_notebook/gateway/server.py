@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from . import admin, routes
 from .core import Gateway
 from .door import BodyBudget, Door
+from .gpus import GpuPool
 from .limits import Limits
 from .web import error
 
@@ -31,14 +33,16 @@ def build_app(
     port: int,
     tls_port: int | None = None,
     limits: Limits | None = None,
+    gpus: GpuPool | None = None,
     on_stop: Callable[[], None] = lambda: None,
 ) -> Starlette:
     """The gateway for one state directory; its Gateway starts and stops with the app's lifespan."""
     limits = limits or Limits.from_env()
+    pool = gpus or GpuPool.from_env(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.gateway = Gateway(key=key, state_id=state_id, max_queue=limits.max_queue)
+        app.state.gateway = Gateway(key=key, state_id=state_id, max_queue=limits.max_queue, gpus=pool)
         await app.state.gateway.start()
         try:
             yield

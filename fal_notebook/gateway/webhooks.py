@@ -16,6 +16,7 @@ receiver de-duplicates by ``X-Fal-Webhook-Request-Id``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -40,6 +41,12 @@ from .supervisor import Clock, Supervisor
 RETRY_DELAYS = tuple(0.01 * 2**n for n in range(10))
 #: fal gives a delivery 15 s to answer.
 ATTEMPT_TIMEOUT = 15.0
+#: Seconds to connect to a receiver, and how many attempts are under way at once (webhooks' share of
+#: the gateway's outbound connections: probes and health checks have their own).
+CONNECT_TIMEOUT = 5.0
+DELIVERIES = 16
+#: The longest webhook URL taken (browsers and servers commonly stop near 2,000 characters).
+MAX_URL = 2048
 
 
 @dataclass(frozen=True)
@@ -131,34 +138,54 @@ def verify(headers: Mapping[str, str], body: bytes, keys: dict, *, now: float | 
 
 
 def check_url(url: str) -> str | None:
-    """Why ``url`` cannot take webhooks (None: it can): an absolute http(s) URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"{wire.WEBHOOK_PARAM} must be an absolute http(s) URL, got {shown(url)!r}."
+    """Why ``url`` cannot take webhooks (None: it can): an absolute http(s) URL with a host (and a
+    port from 1 to 65535, if it names one) that the gateway's HTTP client can send to."""
+    try:
+        parts = urlsplit(url)
+        scheme, port, host = parts.scheme, parts.port, httpx.URL(url).host  # the host is decoded (IDNA) as read
+    except (ValueError, httpx.InvalidURL):  # an unclosed [IPv6], a port out of range, a bad IDNA name
+        scheme, port, host = "", None, ""
+    if len(url) > MAX_URL or scheme not in ("http", "https") or not host or port == 0:
+        return (
+            f"{wire.WEBHOOK_PARAM} must be an absolute http(s) URL with a host (and a port from 1 to 65535), "
+            f"at most {MAX_URL} characters; got {shown(url)!r}."
+        )
     return None
 
 
 def shown(url: str) -> str:
     """The URL without its query and credentials, as logs show it (a query may carry a token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"[:200]
 
 
 class Webhooks:
     """The gateway's webhook deliveries, each a background task of the gateway's supervisor, each
-    recorded in the store as it goes."""
+    recorded in the store as it goes. They have an HTTP client of their own, with at most
+    :data:`DELIVERIES` attempts under way at once (an attempt waits for its turn, then has
+    :data:`ATTEMPT_TIMEOUT` seconds): receivers that never answer hold those connections and no others."""
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
         key: Ed25519PrivateKey,
         tasks: Supervisor,
         clock: Clock,
         store: Store,
         delays: tuple[float, ...] = RETRY_DELAYS,
+        deliveries: int = DELIVERIES,
     ):
-        self.http, self.key, self.tasks, self.clock, self.store, self.delays = http, key, tasks, clock, store, delays
+        self.key, self.tasks, self.clock, self.store, self.delays = key, tasks, clock, store, delays
+        timeout = httpx.Timeout(ATTEMPT_TIMEOUT, connect=CONNECT_TIMEOUT)
+        self.http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=deliveries))
+        self.turns = asyncio.Semaphore(deliveries)
         self.active: set[str] = set()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
     def deliver(self, delivery: Delivery) -> None:
         """Start (or, after a restart, resume) a delivery; one per request at a time."""
@@ -174,6 +201,11 @@ class Webhooks:
         ).encode()
         where, attempts = shown(delivery.url), 1 + len(self.delays)
         about = f"Webhook of request {delivery.request_id}:"
+        refused = check_url(delivery.url)  # one a gateway of an earlier version accepted
+        if refused is not None:
+            delivery.log(f"{about} not sent: {refused}")
+            self.store.webhook_ended(delivery.request_id, f"not sent: {refused}")
+            return
         if delivery.attempts:
             then = "resuming" if delivery.attempts < attempts else "giving up: no attempt is left"
             delivery.log(f"{about} the gateway restarted after attempt {delivery.attempts}/{attempts}; {then}.")
@@ -183,9 +215,8 @@ class Webhooks:
             self.store.webhook_attempt(delivery.request_id, attempt)
             headers = signed_headers(self.key, delivery.request_id, delivery.user_id, body, self.clock.time())
             try:
-                answer = await self.http.post(
-                    delivery.url, content=body, headers=headers, timeout=ATTEMPT_TIMEOUT, follow_redirects=False
-                )
+                async with self.turns:
+                    answer = await self.http.post(delivery.url, content=body, headers=headers, follow_redirects=False)
                 outcome, delivered = f"answered {answer.status_code}", answer.is_success
             except httpx.HTTPError as exc:
                 outcome, delivered = f"failed ({type(exc).__name__})", False

@@ -21,8 +21,9 @@ from jupyter_server.base.handlers import APIHandler
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
-from .. import backends
-from ..capture.notebook import describe_app_cells, export_cells, export_notebook, notebook_in, path_in
+from .. import backends, wire
+from ..backends.local import default_env
+from ..capture.notebook import cells_of, describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
 from ..jobs import AlreadyDeploying, DeployJob, Jobs
@@ -51,7 +52,15 @@ class Context:
         return [self.root / "fal_apps"]
 
     def project(self, name: str) -> Path:
-        return resolve_project(name, self.folders)
+        """The project folder of app ``name``, for what changes or runs it (deploy, configure): only
+        one inside the server's root (a capture elsewhere registers its folder for the kernel)."""
+        path = resolve_project(name, self.folders)
+        if not path.resolve().is_relative_to(self.root):
+            raise ConfigError(
+                f"{name} lives in {path}, outside the Jupyter server's root {self.root}: the panel deploys and "
+                "changes only projects inside it. Deploy it from its notebook (%fal_deploy) or the CLI."
+            )
+        return path
 
     def relative(self, path: str | None) -> str | None:
         """``path`` relative to the root (as the file browser names it), None if outside."""
@@ -64,7 +73,8 @@ class Context:
         return [{**row, "relpath": self.relative(row.get("path"))} for row in backends.list_apps(self.folders)]
 
     def snapshot(self) -> dict[str, Any]:
-        """The apps, the gateway's state and the deploy jobs (what the panel shows)."""
+        """The apps, the gateway's state, the deploy jobs, and where local runners run unless a
+        deploy says (what the panel shows)."""
         from ..gateway.control import gateway_status
 
         try:
@@ -72,7 +82,7 @@ class Context:
             gateway = {"running": status.running, "url": status.url, "error": None}
         except GatewayError as exc:
             gateway = {"running": False, "url": None, "error": str(exc)}
-        return {"apps": self.apps(), "gateway": gateway, "jobs": self.jobs.summaries()}
+        return {"apps": self.apps(), "gateway": gateway, "jobs": self.jobs.summaries(), "local_env": default_env()}
 
 
 class _Handler(APIHandler):
@@ -190,7 +200,7 @@ def app_detail(context: Context, name: str) -> dict[str, Any]:
         raise NotFoundError(f"No app named {name!r}: capture it with %%fal_app {name} first.")
     detail = dict(rows[name])
     try:
-        project = AppProject.load(context.project(name))
+        project = AppProject.load(resolve_project(name, context.folders))
     except NotFoundError:
         return detail
     detail.update(
@@ -236,20 +246,21 @@ def notebook_cells(data: Any) -> tuple[str, list[tuple[str, str]]]:
             'notebook must be {"path": "<notebook>.ipynb", "cells": [{"cell_type": ..., "source": ...}]}.',
             fields=["notebook"],
         )
-    cells = []
-    for cell in data["cells"]:
-        if not isinstance(cell, dict) or not isinstance(cell.get("source"), str):
-            raise ConfigError("Each cell of notebook.cells needs a string 'source'.", fields=["notebook.cells"])
-        cells.append((str(cell.get("cell_type", "code")), cell["source"]))
-    return data["path"], cells
+    try:
+        return data["path"], cells_of(data["cells"], where="notebook.cells")
+    except FalNotebookError as exc:
+        raise ConfigError(str(exc), fields=["notebook.cells"]) from None
 
 
 def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str, Any]:
     target = data.get("target", "local")
     if not isinstance(target, str):
         raise ConfigError("target must be one of local, docker, fal.", fields=["target"])
+    env = data.get("env")
+    if env not in (None, "kernel", "isolated"):
+        raise ConfigError("env must be kernel or isolated (local runners), or absent.", fields=["env"])
     if data.get("notebook") is None:
-        return context.jobs.deploy(name, target, context.project(name)).summary()
+        return context.jobs.deploy(name, target, context.project(name), env=env).summary()
     relative, cells = notebook_cells(data["notebook"])
     notebook = path_in(context.root, relative, field="notebook.path")
     if not notebook.parent.is_dir():
@@ -258,7 +269,7 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     def capture() -> AppProject:
         return export_cells(cells, notebook, notebook.parent / "fal_apps", only=name)[0]
 
-    return context.jobs.deploy(name, target, name, capture=capture).summary()
+    return context.jobs.deploy(name, target, name, env=env, capture=capture).summary()
 
 
 def describe_cells(data: dict[str, Any]) -> list[dict[str, Any] | None]:
@@ -281,6 +292,21 @@ class AppHandler(_Handler):
     @authorized
     async def get(self, name: str) -> None:
         await self.call(app_detail, self.context, name)
+
+
+class EndpointsHandler(_Handler):
+    """What the app's Playground offers: its schema's forms, or only the form for any request."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        await self.call(app_endpoints, name)
+
+
+def app_endpoints(name: str) -> dict[str, Any]:
+    from ..widgets.playground import describe_endpoints
+
+    return describe_endpoints(backends.get_deployment(name))
 
 
 class DeployHandler(_Handler):
@@ -426,12 +452,13 @@ class EventsHandler(_Stream):
 
 
 def _int(value: str) -> int:
-    return int(value) if value.isdigit() else 0
+    return wire.parse_count(value) or 0
 
 
 ROUTES: Iterable[tuple[str, type[_Handler]]] = [
     (r"apps", AppsHandler),
     (rf"apps/{NAME}", AppHandler),
+    (rf"apps/{NAME}/endpoints", EndpointsHandler),
     (rf"apps/{NAME}/deploy", DeployHandler),
     (rf"apps/{NAME}/stop", StopHandler),
     (rf"apps/{NAME}/logs", LogsHandler),

@@ -8,7 +8,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..backends import Deployment, crash_loop_summary
+from ..backends import Deployment, crash_loop_summary, gpu_summary
+from ..backends.base import LocalDetail
 from ..statuses import AppStatus
 from .style import stylesheet
 
@@ -27,6 +28,10 @@ def deployment_view(deployment: Deployment) -> W.VBox:
     rows = [("endpoint id", deployment.endpoint_id), ("url", deployment.url), ("queue url", deployment.queue_url)]
     if deployment.status == AppStatus.CRASH_LOOPING:
         rows.append(("crash loop", crash_loop_summary(deployment)))
+    detail = deployment.detail
+    if isinstance(detail, LocalDetail):
+        rows += [("GPU", line) for line in gpu_summary(detail.gpus)]
+        rows += [("waiting", detail.waiting)] if detail.waiting else []
     table = "".join(
         f"<tr><td class='fal-pg-help'>{label}</td><td><code>{html.escape(value)}</code></td></tr>"
         for label, value in rows

@@ -14,10 +14,12 @@ import math
 import mimetypes
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 import ipywidgets as W
 from traitlets import TraitError
 
+from ..errors import InputError
 from ..schema import MISSING, Field, Shape
 from ..validation import Invalid, Issue, validate
 
@@ -33,6 +35,29 @@ def data_uri(content: bytes, content_type: str, file_name: str = "") -> str:
     """The default uploader: the file inline as a ``data:`` URI (fal's File/Image inputs accept them)."""
     content_type = content_type or mimetypes.guess_type(file_name)[0] or "application/octet-stream"
     return f"data:{content_type};base64,{base64.b64encode(content).decode()}"
+
+
+def named_data_uri(content: bytes, content_type: str, file_name: str = "") -> str:
+    """A ``data:`` URI that keeps the file's name (a ``name`` parameter): for uploads sent as multipart."""
+    uri = data_uri(content, content_type, file_name)
+    if not file_name:
+        return uri
+    head, _, data = uri.partition(";base64,")
+    return f"{head};name={quote(file_name)};base64,{data}"
+
+
+def read_data_uri(uri: str) -> tuple[str, bytes, str]:
+    """(file name, content, content type) of a ``data:`` URI (base64 or not); InputError if it is none."""
+    head, comma, data = uri.partition(",")
+    if not uri.startswith("data:") or not comma:
+        raise InputError(f"{uri[:60]!r} is not an uploaded file (a data: URI); upload the file again.")
+    kind, *params = head[len("data:") :].split(";")
+    name = next((unquote(p[5:]) for p in params if p.startswith("name=")), "upload")
+    try:
+        content = base64.b64decode(data, validate=True) if "base64" in params else unquote_to_bytes(data)
+    except ValueError:
+        raise InputError(f"The upload {name!r} is not valid base64; upload the file again.") from None
+    return name, content, kind or "application/octet-stream"
 
 
 def _full() -> W.Layout:

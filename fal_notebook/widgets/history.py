@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
 from ..secrets import redact
 from ..state import home, read_json, write_json_atomic
 
@@ -47,8 +48,10 @@ class HistoryStore:
     def load(self) -> list[Call]:
         try:
             records = read_json(self.path, [])
-        except (json.JSONDecodeError, OSError):
+        except (ConfigError, OSError):
             return []  # a damaged history is not worth failing a Playground for
+        if not isinstance(records, list):
+            return []
         known = Call.__dataclass_fields__
         return [Call(**{k: v for k, v in r.items() if k in known}) for r in records if isinstance(r, dict)]
 

@@ -54,7 +54,7 @@ class LoginForm:
 
     def _show_current(self) -> None:
         try:
-            current = credentials.find_credentials()
+            current = credentials.user_credentials()
         except FalNotebookError as exc:
             self._say(str(exc), error=True)
             return

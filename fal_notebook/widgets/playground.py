@@ -10,6 +10,7 @@ Realtime and websocket endpoints get Connect/Send/Disconnect and the outputs as 
 from __future__ import annotations
 
 import html
+import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,24 +18,25 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Unpack, runtime_checkable
 
+import httpx
 import ipywidgets as W
 
 from ..backends import Deployment, get_deployment
-from ..client import connect
+from ..client import HTTPOptions, connect
 from ..credentials import fal_key
-from ..errors import FalNotebookError, InputError
+from ..errors import FalNotebookError, InputError, RequestError
 from ..protocol import Address
-from ..schema import AppSchema, Endpoint, parse_openapi
+from ..schema import MISSING, AppSchema, Endpoint, SchemaError, parse_openapi, request_form
 from ..state import gateway_key_file
 from ..validation import Issue, issues_from_422, prune, validate_object
 from ..wire import Completed, InProgress, Queued
-from .fields import FieldRow, ObjectControl, Uploader, data_uri
+from .fields import FieldRow, ObjectControl, Uploader, data_uri, named_data_uri, read_data_uri
 from .history import Call, HistoryStore
 from .outputs import json_tree, render_output, timing_text
 from .realtime import SessionView
-from .snippets import LANGUAGES, snippets
+from .snippets import LANGUAGES, request_snippets, snippets
 from .style import stylesheet
 
 _MAX_LOG_LINES = 500
@@ -51,6 +53,8 @@ class Client(Protocol):
     def address(self) -> Address: ...
 
     def openapi(self) -> dict[str, Any]: ...
+
+    def request(self, method: str, path: str = "/", **options: Unpack[HTTPOptions]) -> httpx.Response: ...
 
     def submit(self, arguments: Any, path: str = "/") -> Any: ...
 
@@ -95,8 +99,11 @@ def resolve_endpoint(source: str | Deployment | Client) -> Connection:
 
 
 class Playground:
-    """``Playground(client_or_deployment, endpoint="/")``: the app's form and its calls (a string
-    names a deployed app, or is an endpoint id such as ``"owner/app"``).
+    """``Playground(client_or_deployment, endpoint=None)``: the app's form and its calls (a string
+    names a deployed app, or is an endpoint id such as ``"owner/app"``). The forms come from the app's
+    OpenAPI schema (its POST endpoints, and GET routes); the last one, ``"*"``, sends any HTTP request
+    (method, path, query, JSON or form body, files), so a server without a schema has a Playground too.
+    ``endpoint`` picks the form shown first (default: the schema's first endpoint).
 
     ``.widget`` is the root widget (a Playground also displays itself), ``.fields`` maps input names
     to their :class:`FieldRow` (``.value`` reads and writes JSON), ``.set_values(dict)`` fills the
@@ -110,7 +117,7 @@ class Playground:
     def __init__(
         self,
         client_or_deployment: str | Deployment | Client,
-        endpoint: str = "/",
+        endpoint: str | None = None,
         *,
         uploader: Uploader | None = None,
         history_limit: int = 50,
@@ -122,9 +129,7 @@ class Playground:
         # The address's kind, not the id: a fal app may be owned by someone called "local".
         self.local = self.address.kind == "local"
         self.local_url: str | None = self.address.url if self.address.kind != "fal" else None
-        self.schema: AppSchema = parse_openapi(self.client.openapi())
-        if not self.schema.endpoints:
-            raise FalNotebookError(f"{self.name}: the app's schema has no POST endpoint to call.")
+        self.schema, self.schema_note = read_schema(self.client)
         self.uploader = uploader or default_uploader(self.address)
         self.store = HistoryStore(self.endpoint_id or self.name or "app", history_limit)
         self.history: list[Call] = self.store.load()
@@ -138,7 +143,7 @@ class Playground:
         self._started = time.monotonic()
         self.session: SessionView | None = None
         self._build()
-        self.select(endpoint)
+        self.select(endpoint or self.schema.endpoints[0].path)
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -158,13 +163,15 @@ class Playground:
         """Show the form of an endpoint (``"/"``, ``"/stream"``...), back at its examples and defaults;
         a connection to another endpoint is closed."""
         self._endpoint = self.schema.endpoint(endpoint)
-        self.form = ObjectControl(self._endpoint.form, self.uploader, split=_crowded(self._endpoint))
+        plain = self._endpoint.protocol == "request"
+        uploader = named_data_uri if plain or self._endpoint.content_type else self.uploader  # multipart: names kept
+        self.form = ObjectControl(self._endpoint.form, uploader, split=_crowded(self._endpoint))
         self._form_box.children = [self.form.widget]
-        self._message.value = ""
+        self._message.value = _note_html(self.schema_note) if plain else ""
         if self.session is not None and self.session.endpoint != self._endpoint:
             self.disconnect()
             self.session = None
-        if self._endpoint.protocol == "http":
+        if self._endpoint.protocol in ("http", "request"):
             self._buttons.children = [self._run, self._cancel, self._reset]
             self._result_tab.children = [self._status_line, self._log_view, self._output_box]
         elif self.session is None:
@@ -194,6 +201,12 @@ class Playground:
                 f"{self.endpoint.path} is a {self.endpoint.protocol} endpoint: connect() to it, then send() messages."
             )
         values = self._valid_values("input")
+        if self.endpoint.protocol == "request":
+            try:
+                plain_request(values)  # a request it cannot make is said before anything is sent
+            except InputError as exc:
+                self._message.value = _error_html(str(exc))
+                raise
         with self._lock:
             if self._running is not None:
                 raise FalNotebookError("A call is already running: wait for it or press Cancel.")
@@ -241,15 +254,26 @@ class Playground:
 
     def code(self, language: str = "Python") -> str:
         """The snippet for the current form values (``Python``, ``JavaScript`` or ``cURL``)."""
-        path, body = self.endpoint.request(self.arguments)
         key_file = gateway_key_file() if self.local else None
+        key_file = key_file if key_file and key_file.is_file() else None
+        if self.endpoint.protocol in ("http", "request") and not self.endpoint.queued:  # a plain HTTP request
+            method, path, options = self._plain_request(self.arguments)
+            return request_snippets(
+                self.client.address.app_url,
+                method,
+                path,
+                options,
+                key_file=str(key_file) if key_file else None,
+                fal_key=self.address.kind == "fal",
+            )[language]
+        path, body = self.endpoint.request(self.arguments)
         return snippets(
             self.endpoint_id,
             path,
             body,
             local_url=self.local_url,
             streaming=self.endpoint.streaming,
-            key_file=str(key_file) if key_file and key_file.is_file() else None,
+            key_file=str(key_file) if key_file else None,
             protocol=self.endpoint.protocol,
         )[language]
 
@@ -377,7 +401,9 @@ class Playground:
         failure: Exception | None = None
         try:
             path, body = endpoint.request(call.arguments)
-            if endpoint.streaming:
+            if not endpoint.queued:
+                output = self._send_plain(call)
+            elif endpoint.streaming:
                 output = self._stream(call, endpoint, path, body)
             else:
                 output = self._queue(call, endpoint, path, body)
@@ -413,6 +439,34 @@ class Playground:
                 call.metrics = dict(event.metrics)
             self._add_logs(event.logs)
         return handle.result()
+
+    def _plain_request(self, values: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """(method, path, the client's request options) of a plain HTTP call with the form's values."""
+        if self.endpoint.protocol == "request":
+            return plain_request(values)
+        path, body = self.endpoint.request(values)
+        if not self.endpoint.content_type:
+            return self.endpoint.method, path, {}
+        files, data = [], {}
+        for name, value in (body or {}).items():
+            if self.endpoint.field(name).shape.media:
+                files += [(name, read_data_uri(uri)) for uri in (value if isinstance(value, list) else [value])]
+            else:
+                data[name] = value if isinstance(value, str) else json.dumps(value)
+        return self.endpoint.method, path, {"data": data or None, "files": files or None}
+
+    def _send_plain(self, call: Call) -> Any:
+        """Send the request as it is (no queue); the answer is the output (JSON, text, or a ``data:``
+        URI for other content); an error status fails the call with the answer's text."""
+        method, path, options = self._plain_request(call.arguments)
+        self._set_state(call, f"{method} {path}")
+        response = self.client.request(method, path, **options)
+        output = response_output(response)
+        call.metrics = {"status_code": response.status_code}
+        if response.is_error:
+            text = output if isinstance(output, str) else json.dumps(output)
+            raise FalNotebookError(f"{method} {path} answered HTTP {response.status_code}: {text[:500]}")
+        return output
 
     def _stream(self, call: Call, endpoint: Endpoint, path: str, body: Any) -> Any:
         self._set_state(call, "Streaming")
@@ -545,6 +599,74 @@ class Playground:
         self.set_values(call.arguments, reset=True)
 
 
+def read_schema(client: Client) -> tuple[AppSchema, str]:
+    """The app's forms, the form for any request last, and a note when the app gives no schema to
+    build forms from (a server without ``/openapi.json``, or with one that cannot be read)."""
+    try:
+        document = client.openapi()
+        schema = parse_openapi(document)
+    except RequestError as exc:
+        if exc.status_code is None or exc.status_code in (401, 403, 503, 504):
+            raise  # the gateway, the key or the runners: no answer from the app itself
+        reason = f"HTTP {exc.status_code}" if exc.status_code != 200 else "not an OpenAPI document"
+        return _requests_only(f"The app serves no OpenAPI schema at /openapi.json ({reason})")
+    except SchemaError as exc:
+        return _requests_only(f"The app's OpenAPI schema cannot be read ({exc})")
+    paths = [p for p in document["paths"] if isinstance(p, str)]
+    return AppSchema(schema.title, schema.version, (*schema.endpoints, request_form(paths))), ""
+
+
+def describe_endpoints(source: str | Deployment | Client) -> dict[str, Any]:
+    """What a Playground of ``source`` offers, as JSON (the panel asks it before opening one): whether
+    the app serves an OpenAPI schema, and each form, with the form for any request last."""
+    connection = resolve_endpoint(source)
+    schema, note = read_schema(connection.client)
+    return {
+        "name": connection.name,
+        "endpoint_id": connection.address.endpoint_id,
+        "openapi": not note,
+        "note": note,
+        "endpoints": [
+            {"path": e.path, "method": e.method, "protocol": e.protocol, "summary": e.summary} for e in schema.endpoints
+        ],
+    }
+
+
+def _requests_only(why: str) -> tuple[AppSchema, str]:
+    note = f"{why}: this form sends any HTTP request. Serve /openapi.json (FastAPI does) for typed forms."
+    return AppSchema("", "", (request_form(),)), note
+
+
+def plain_request(values: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """(method, path, ``EndpointClient.request`` options) from the values of :func:`request_form`."""
+    options: dict[str, Any] = {}
+    if values.get("query"):
+        options["params"] = str(values["query"]).lstrip("?")
+    if values.get("json") is not None and values.get("json") is not MISSING:
+        options["json"] = values["json"]
+    if values.get("form"):
+        options["data"] = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in values["form"].items()}
+    if values.get("files"):
+        field = str(values.get("file_field") or "file")
+        options["files"] = [(field, read_data_uri(uri)) for uri in values["files"]]
+    if "json" in options and ("data" in options or "files" in options):
+        raise InputError("Send either a JSON body or form fields and files, not both: empty one of them.")
+    return str(values.get("method") or "GET"), str(values.get("path") or "/"), options
+
+
+def response_output(response: Any) -> Any:
+    """An answer as the Playground shows it: JSON decoded, text as text, other content as a ``data:`` URI."""
+    kind = response.headers.get("content-type", "")
+    if "json" in kind:
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+    if kind.startswith("text/") or "charset" in kind or not response.content:
+        return response.text
+    return data_uri(response.content, kind.split(";")[0])
+
+
 def default_uploader(address: Address) -> Uploader:
     """Apps on fal get uploads through fal's storage (when fal credentials are found); everything
     else gets ``data:`` URIs, which fal's File/Image inputs accept."""
@@ -561,7 +683,10 @@ def _crowded(endpoint: Endpoint) -> bool:
 
 
 def _endpoint_label(endpoint: Endpoint) -> str:
-    return f"{endpoint.path} — {endpoint.summary}" if endpoint.summary else endpoint.path
+    if endpoint.protocol == "request":
+        return endpoint.summary
+    path = endpoint.path if endpoint.method == "POST" else f"{endpoint.method} {endpoint.path}"
+    return f"{path} — {endpoint.summary}" if endpoint.summary else path
 
 
 def _issue_text(issue: Issue) -> str:

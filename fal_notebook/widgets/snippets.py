@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from ..protocol import fal_hosts
-from ..wire import REALTIME, STREAM_PATH, fal_app_urls
+from ..wire import REALTIME, STREAM_PATH, fal_app_urls, join_url
 
 LANGUAGES = ("Python", "JavaScript", "cURL")
 _WIDTH = 88
@@ -188,6 +188,91 @@ class _Call:
         lines.append("-H 'Content-Type: application/json'")
         lines.append("-d " + _shell_quote(json.dumps(self.arguments, indent=2)))
         return " \\\n  ".join(lines) + "\n"
+
+
+def request_snippets(
+    app_url: str, method: str, path: str, options: dict[str, Any], *, key_file: str | None, fal_key: bool = False
+) -> dict[str, str]:
+    """The three snippets for a plain HTTP request to an app (``EndpointClient.request``'s ``options``:
+    ``params``, ``json``, ``data``, ``files``). Uploaded files are named by their file names; the key
+    is read from ``key_file`` (the local gateway's) or from ``FAL_KEY`` (``fal_key``: an app on fal)."""
+    url = join_url(app_url, path) + (f"?{options['params']}" if options.get("params") else "")
+    files = [(field, name) for field, (name, _content, _kind) in options.get("files", [])]
+    return {
+        "Python": _request_python(url, method, options, files, key_file, fal_key),
+        "JavaScript": _request_javascript(url, method, options, files, key_file, fal_key),
+        "cURL": _request_curl(url, method, options, files, key_file, fal_key),
+    }
+
+
+def _request_python(
+    url: str, method: str, options: dict[str, Any], files: list[tuple[str, str]], key_file: str | None, fal: bool
+) -> str:
+    imports = ["import os"] if fal else ["from pathlib import Path"] if key_file else []
+    head = "".join(f"{line}\n" for line in imports) + ("\n" if imports else "") + "import httpx\n\n"
+    if key_file:
+        head += f"key = Path({json.dumps(key_file)}).read_text().strip()\n"
+    args = [json.dumps(method), json.dumps(url)]
+    if "json" in options:
+        args.append("json=" + py_literal(options["json"], 4, len("json=,")))
+    if options.get("data"):
+        args.append("data=" + py_literal(options["data"], 4, len("data=,")))
+    if files:
+        args.append("files=[" + ", ".join(f"({json.dumps(f)}, open({json.dumps(n)}, 'rb'))" for f, n in files) + "]")
+    if key_file:
+        args.append('headers={"Authorization": f"Key {key}"}')
+    elif fal:
+        args.append('headers={"Authorization": f"Key {os.environ[\'FAL_KEY\']}"}')
+    args.append("timeout=None")
+    call = "response = httpx.request(\n" + "".join(f"    {a},\n" for a in args) + ")\n"
+    return head + call + "print(response.status_code, response.headers.get('content-type'))\nprint(response.text)\n"
+
+
+def _request_javascript(
+    url: str, method: str, options: dict[str, Any], files: list[tuple[str, str]], key_file: str | None, fal: bool
+) -> str:
+    lines = []
+    if key_file or files:
+        lines.append('import { readFileSync } from "node:fs";\n')
+    if key_file:
+        lines.append(f'const key = readFileSync({json.dumps(key_file)}, "utf8").trim();')
+    headers = []
+    if key_file:
+        headers.append("Authorization: `Key ${key}`")
+    elif fal:
+        headers.append("Authorization: `Key ${process.env.FAL_KEY}`")
+    body = ""
+    if "json" in options:
+        headers.append('"Content-Type": "application/json"')
+        body = f"  body: JSON.stringify({_indent(json.dumps(options['json'], indent=2), 2)}),\n"
+    elif options.get("data") or files:
+        lines.append("const form = new FormData();")
+        lines += [f"form.append({json.dumps(k)}, {json.dumps(v)});" for k, v in (options.get("data") or {}).items()]
+        lines += [
+            f"form.append({json.dumps(f)}, new Blob([readFileSync({json.dumps(n)})]), {json.dumps(n)});"
+            for f, n in files
+        ]
+        body = "  body: form,\n"
+    shown = f"  headers: {{ {', '.join(headers)} }},\n" if headers else ""
+    lines.append(f'const response = await fetch("{url}", {{\n  method: "{method}",\n{shown}{body}}});')
+    lines.append("console.log(response.status, await response.text());")
+    return "\n".join(lines) + "\n"
+
+
+def _request_curl(
+    url: str, method: str, options: dict[str, Any], files: list[tuple[str, str]], key_file: str | None, fal: bool
+) -> str:
+    lines = [f"curl -X {method} {_shell_quote(url)}"]
+    if key_file:
+        lines.append(f'-H "Authorization: Key $(cat {_shell_quote(key_file)})"')
+    elif fal:
+        lines.append('-H "Authorization: Key $FAL_KEY"')
+    if "json" in options:
+        lines.append("-H 'Content-Type: application/json'")
+        lines.append("-d " + _shell_quote(json.dumps(options["json"], indent=2)))
+    lines += [f"-F {_shell_quote(f'{k}={v}')}" for k, v in (options.get("data") or {}).items()]
+    lines += [f"-F {_shell_quote(f'{f}=@{n}')}" for f, n in files]
+    return " \\\n  ".join(lines) + "\n"
 
 
 def py_literal(value: Any, indent: int = 0, lead: int = 0) -> str:

@@ -7,6 +7,9 @@ export type Status =
   'captured' | 'deploying' | 'ready' | 'failed' | 'crash-looping' | 'stopped';
 export type Target = 'local' | 'docker' | 'fal';
 export const TARGETS: Target[] = ['local', 'docker', 'fal'];
+/** Where local runners run; '' leaves it to the server (FAL_NOTEBOOK_LOCAL_ENV, else isolated). */
+export type Env = '' | 'kernel' | 'isolated';
+export const ENVS: Env[] = ['', 'kernel', 'isolated'];
 export type JobState = 'running' | 'ready' | 'failed' | 'cancelled';
 export type Section = 'notebook' | 'deployed' | 'folders';
 
@@ -23,7 +26,38 @@ export interface IAppRow {
   queue_url?: string | null;
   runners?: number | null;
   queued?: number | null;
+  /** The GPUs its runners hold, one entry per runner and GPU. */
+  gpus?: IRunnerGpu[];
+  /** Why a runner waits to start (a GPU none has free). */
+  waiting?: string | null;
   error?: string | null;
+}
+
+/** A GPU a runner holds (fal_notebook.backends.base.LocalDetail.gpus); memory in MiB. */
+export interface IRunnerGpu {
+  runner: string;
+  index: number;
+  uuid: string;
+  name: string | null;
+  memory_mib: number | null;
+  memory_used_mib: number | null;
+}
+
+/** `r1-1: GPU 0 NVIDIA H200 · 3.1 of 140.4 GiB`, as fal_notebook.backends.base.gpu_line says it. */
+export function gpuLine(gpu: IRunnerGpu): string {
+  const name = gpu.name ? ` ${gpu.name}` : '';
+  const used = gpu.memory_used_mib;
+  const total = gpu.memory_mib;
+  const memory =
+    used !== null && total
+      ? ` · ${(used / 1024).toFixed(1)} of ${(total / 1024).toFixed(1)} GiB`
+      : '';
+  return `${gpu.runner}: GPU ${gpu.index}${name}${memory}`;
+}
+
+/** The environment picker's label of ``env`` (the server's default named). */
+export function envLabel(env: Env, serverDefault: string | undefined): string {
+  return env ? env : `default (${serverDefault ?? 'isolated'})`;
 }
 
 /** A `%%fal_app` cell of the open notebook, as `POST notebook/apps` describes it. */
@@ -99,6 +133,8 @@ export interface ISnapshot {
   apps: IAppRow[];
   gateway: IGateway;
   jobs: IJobSummary[];
+  /** Where local runners run unless a deploy says (FAL_NOTEBOOK_LOCAL_ENV, else isolated). */
+  local_env?: string;
   error?: string;
 }
 
@@ -194,6 +230,8 @@ export interface IRowView {
   queueUrl: string | null;
   runners: number | null;
   queued: number | null;
+  gpus: IRunnerGpu[];
+  waiting: string | null;
   relpath: string | null;
   path: string | null;
   cellId: string | null;
@@ -229,6 +267,8 @@ function row(
     queueUrl: app?.queue_url ?? null,
     runners: app?.runners ?? null,
     queued: app?.queued ?? null,
+    gpus: app?.gpus ?? [],
+    waiting: app?.waiting ?? null,
     relpath: app?.relpath ?? null,
     path: app?.path ?? null,
     cellId: null,

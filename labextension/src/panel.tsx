@@ -20,6 +20,10 @@ import React, { useEffect, useRef, useState } from 'react';
 import { ConfigForm } from './configForm';
 import { falIcon } from './icons';
 import {
+  Env,
+  ENVS,
+  envLabel,
+  gpuLine,
   IJobView,
   IRowView,
   optionLabels,
@@ -208,6 +212,7 @@ function AppRow(props: {
   const [target, setTarget] = useState<Target>(
     row.target ?? model.defaultTarget
   );
+  const [env, setEnv] = useState<Env>('');
   const [configOpen, setConfigOpen] = useState(false);
   const deploying = row.status === 'deploying';
   const deployed = row.target !== null;
@@ -262,6 +267,19 @@ function AppRow(props: {
               <dd>{row.queued ?? 0}</dd>
             </div>
           )}
+          {local &&
+            row.gpus.map(gpu => (
+              <div key={`${gpu.runner}-${gpu.index}`} className="fal-Row-gpu">
+                <dt>GPU</dt>
+                <dd title={gpu.uuid}>{gpuLine(gpu)}</dd>
+              </div>
+            ))}
+          {local && row.waiting && (
+            <div className="fal-Row-gpu">
+              <dt>waiting</dt>
+              <dd>{row.waiting}</dd>
+            </div>
+          )}
         </dl>
       )}
       {row.job && row.job.state !== 'ready' && (
@@ -285,6 +303,17 @@ function AppRow(props: {
           onChange={event => setTarget(event.currentTarget.value as Target)}
           options={TARGETS.map(value => ({ label: value, value }))}
         />
+        <HTMLSelect
+          aria-label="Environment"
+          title="Where local runners run: this Python environment as it is (kernel), or a virtualenv built from requirements.txt (isolated)"
+          value={env}
+          disabled={target !== 'local'}
+          onChange={event => setEnv(event.currentTarget.value as Env)}
+          options={ENVS.map(value => ({
+            label: envLabel(value, model.snapshot?.local_env),
+            value
+          }))}
+        />
         <Button
           className="jp-mod-styled jp-mod-accept"
           disabled={deploying}
@@ -293,7 +322,7 @@ function AppRow(props: {
               ? `Redeploy ${row.name} to ${target} (same name: replaces what runs)`
               : `Deploy ${row.name} to ${target}`
           }
-          onClick={() => void model.deploy(row, target)}
+          onClick={() => void model.deploy(row, target, env)}
         >
           Deploy
         </Button>

@@ -11,6 +11,7 @@ import { ApiError, requestAPI, streamAPI } from './api';
 import {
   applyEvent,
   buildSections,
+  Env,
   ICellApp,
   IJobSummary,
   IJobView,
@@ -122,8 +123,11 @@ export class PanelModel {
   }
 
   /** Deploy the row's app; a row of the open notebook is captured from its current cells first. */
-  async deploy(row: IRowView, target: Target): Promise<void> {
+  async deploy(row: IRowView, target: Target, env: Env = ''): Promise<void> {
     const body: Record<string, unknown> = { target };
+    if (env && target === 'local') {
+      body.env = env;
+    }
     if (row.section === 'notebook' && this.notebook) {
       body.notebook = {
         path: this.notebook.context.path,

@@ -1,6 +1,8 @@
 import {
   applyEvent,
   buildSections,
+  envLabel,
+  gpuLine,
   IAppRow,
   ICellApp,
   IJobSummary,
@@ -256,5 +258,55 @@ describe('small views', () => {
     expect(isAppCell('  %%fal_app')).toBe(true);
     expect(isAppCell('%%fal_apps\nx')).toBe(false);
     expect(isAppCell('x = 1\n%%fal_app')).toBe(false);
+  });
+});
+
+describe('GPUs and the runners environment', () => {
+  it('shows each runner GPU with its memory where NVML says', () => {
+    const gpu = {
+      runner: 'model-r1-1',
+      index: 0,
+      uuid: 'GPU-5b1f0c2e',
+      name: 'NVIDIA H200',
+      memory_mib: 143771,
+      memory_used_mib: 3174
+    };
+    expect(gpuLine(gpu)).toBe(
+      'model-r1-1: GPU 0 NVIDIA H200 · 3.1 of 140.4 GiB'
+    );
+    expect(
+      gpuLine({ ...gpu, name: null, memory_used_mib: null, uuid: '0' })
+    ).toBe('model-r1-1: GPU 0');
+  });
+
+  it('carries the GPUs and the reason to wait into the rows', () => {
+    const gpus = [
+      {
+        runner: 'web-r1-1',
+        index: 1,
+        uuid: '1',
+        name: null,
+        memory_mib: null,
+        memory_used_mib: null
+      }
+    ];
+    const deployed = app('web', {
+      target: 'local',
+      status: 'ready',
+      gpus,
+      waiting: 'it needs 1 GPU, 0 free'
+    });
+    const [row] = buildSections([], [deployed], new Map()).deployed;
+    expect(row.gpus).toEqual(gpus);
+    expect(row.waiting).toBe('it needs 1 GPU, 0 free');
+    const [captured] = buildSections([], [app('other')], new Map()).folders;
+    expect(captured.gpus).toEqual([]);
+    expect(captured.waiting).toBeNull();
+  });
+
+  it('names the server default in the environment picker', () => {
+    expect(envLabel('', 'kernel')).toBe('default (kernel)');
+    expect(envLabel('', undefined)).toBe('default (isolated)');
+    expect(envLabel('isolated', 'kernel')).toBe('isolated');
   });
 });

@@ -266,15 +266,22 @@ def test_config_change_reuses_the_image_code_change_builds_a_new_one(gw, server)
     wait_for(lambda: gw.images(name) == [changed.detail.image], what="the old image removed")
 
 
-def test_secrets_reach_the_container_but_not_its_command_line(gw, server, monkeypatch):
+def test_secrets_reach_the_container_but_not_its_command_line_or_config(gw, server, monkeypatch):
+    """Nor its configuration: `docker inspect` shows neither the secret nor the user's fal key (issue
+    20, item 9); they come in a file the runner removes once the container started."""
     name = server[0].name
     monkeypatch.setenv("DK_TOKEN", "s3cret-value-for-docker")
+    monkeypatch.setenv("FAL_KEY", "docker-key-id-0123:docker-key-secret-4567")
     deployment, lines = gw.deploy(SERVER_CELL, name, auth="public", secrets=["DK_TOKEN"])
     assert fal_notebook.connect(f"local/{name}").run({"text": "x"})["token"] == "s3cret-value-for-docker"
     [runner] = [r for r in gw.info(name)["runners"] if r["state"] == "ready"]
     command_line = Path(f"/proc/{runner['pid']}/cmdline").read_bytes().decode()
     assert "DK_TOKEN" in command_line and "s3cret-value-for-docker" not in command_line
     assert not any("s3cret-value-for-docker" in line for line in [*lines, *deployment.logs()])
+    inspected = json.dumps(gw.docker.api.inspect_container(gw.only_container(name).id))  # `docker inspect`
+    for value in ("s3cret-value-for-docker", "docker-key-id-0123", "docker-key-secret-4567"):
+        assert value not in inspected
+    assert list((gw.home / "gateway" / "secrets").iterdir()) == []
 
 
 def test_gpu_machine_type_without_nvidia_runtime_runs_without_gpus(gw, server):

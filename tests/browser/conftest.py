@@ -66,6 +66,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, unavailable) -> Iterator[Lab]:
         "FAL_NOTEBOOK_GATEWAY_PORT": str(free_port()),
         "FAL_NOTEBOOK_GATEWAY_TLS_PORT": str(free_port()),
         "FAL_NOTEBOOK_LOCAL_ENV": "kernel",
+        "FAL_NOTEBOOK_GPUS": "0,1",  # two GPUs to hand out (no driver here: names unknown)
     }  # runners in the kernel's environment: no virtualenv to build
     env = {
         **os.environ,

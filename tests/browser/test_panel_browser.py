@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 120_000
 NOTEBOOK = "apps.ipynb"
-ECHO_CELL = """%%fal_app echo-web --auth public --keep-alive 60
+ECHO_CELL = """%%fal_app echo-web --auth public --keep-alive 60 --machine-type GPU-H100
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -148,6 +148,9 @@ def test_the_panel_shows_the_notebooks_two_apps(page, panel, artifacts):
     assert "fal.App" in stats.inner_text() and "machine_type GPU-H100" in stats.inner_text()
     assert "auth public" in echo.inner_text()
     assert echo.get_by_role("combobox", name="Target").input_value() == "local"
+    environment = echo.get_by_role("combobox", name="Environment")
+    assert environment.is_enabled() and environment.input_value() == ""  # the server's default
+    environment.locator("option", has_text="default (kernel)").wait_for(state="attached")  # FAL_NOTEBOOK_LOCAL_ENV
     for name in ("Deploy", "Stop", "Logs", "Playground"):
         assert echo.get_by_role("button", name=name, exact=True).count() == 1
     panel.get_by_text("Nothing else is deployed").wait_for()
@@ -176,6 +179,7 @@ def test_the_panel_shows_the_notebooks_two_apps(page, panel, artifacts):
 def test_deploy_locally_and_watch_the_progress_reach_ready(page, panel, artifacts, lab):
     echo = row(panel, "echo-web")
     page.evaluate(RECORD)
+    echo.get_by_role("combobox", name="Environment").select_option("kernel")
     echo.get_by_role("button", name="Deploy", exact=True).click()
     echo.get_by_role("progressbar").wait_for(timeout=TIMEOUT_MS)
     wait_status(panel, "echo-web", "ready")
@@ -188,6 +192,7 @@ def test_deploy_locally_and_watch_the_progress_reach_ready(page, panel, artifact
     text = echo.inner_text()
     assert "local/echo-web" in text and "on local" in text
     assert re.search(r"runners\s*1", text), text
+    assert re.search(r"GPU\s*echo-web-r1-1: GPU [01]", text), text  # a GPU app's runner holds one of the two
     page.get_by_text(re.compile(r"fal: gateway running, 1/1 ready")).wait_for()
 
 

@@ -21,7 +21,7 @@ TYPED = "typed in Chromium"
 
 #: The open notebook's cells, read from JupyterLab's own model (window.jupyterapp).
 NOTEBOOK_STATE = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
+  const panel = window.jupyterapp?.shell?.currentWidget;  // jupyterapp exists once JupyterLab started
   const kernel = panel?.sessionContext?.session?.kernel;
   if (!panel?.content?.model || !kernel) return null;
   const cells = Array.from(panel.content.model.cells).filter(cell => cell.type === "code");

@@ -2,6 +2,7 @@
 write outside the notebook's folder, through links, or into a folder it did not generate."""
 
 import os
+import shutil
 
 import nbformat
 import pytest
@@ -121,3 +122,27 @@ def test_appconfig_refuses_values_that_break_generated_files(values, key):
 )
 def test_appconfig_accepts_image_references(image):
     assert AppConfig.build({"name": "web", "mode": "server", "exposed_port": 9000, "base_image": image}).base_image
+
+
+@pytest.mark.parametrize("link", ["helpers", "helpers/__init__.py"])
+def test_no_file_is_written_through_a_link_inside_the_project(workdir, link):
+    """A link below the project folder (a copied local package, or one of its files, replaced by a
+    link to elsewhere) is refused by the next export and by the panel's reconfigure: nothing is
+    written through it."""
+    (workdir / "helpers").mkdir()
+    (workdir / "helpers" / "__init__.py").write_text("GREETING = 'hi'\n")
+    notebook = write_notebook(workdir, "%%fal_app web --port 9000\nimport helpers\n" + SERVER)
+    [project] = export_notebook(notebook, out_dir=workdir / "fal_apps")
+    elsewhere = workdir.parent / f"{workdir.name}-elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "__init__.py").write_text("theirs\n")
+    linked = project.path / link
+    shutil.rmtree(linked) if linked.is_dir() else linked.unlink()
+    linked.symlink_to(elsewhere / linked.relative_to(project.path / "helpers"))
+    (workdir / "helpers" / "__init__.py").write_text("GREETING = 'changed'\n")
+    with pytest.raises(FalNotebookError, match="symbolic link"):
+        export_notebook(notebook, out_dir=workdir / "fal_apps")
+    with pytest.raises(ConfigError, match="symbolic link"):
+        reconfigure(project.path, {"keep_alive": 5})
+    assert (elsewhere / "__init__.py").read_text() == "theirs\n"
+    assert [p.name for p in elsewhere.iterdir()] == ["__init__.py"]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from fal_notebook import protocol
 from fal_notebook.backends.base import Deployment
 from fal_notebook.client import connect
 from fal_notebook.errors import ConfigError
@@ -112,3 +113,16 @@ def test_bad_input_to_connect():
         connect("echo")
     with pytest.raises(ConfigError, match="priority"):
         connect("local/echo", transport=recording()[0]).submit({}, priority="urgent")
+
+
+def test_an_endpoint_path_keeps_its_trailing_slash():
+    for target, path in [
+        ("local/items/items/", "/items/"),
+        ("local/items/items", "/items"),
+        ("alice/app/v1/run/", "/v1/run/"),
+        ("http://127.0.0.1:8765/local/items/items/", "/items/"),
+        ("https://fal.run/alice/app/items/", "/items/"),
+    ]:
+        address = protocol.resolve_address(target)
+        assert address.path == path and address.url.endswith(path) and address.endpoint_id.endswith(path)
+    assert protocol.resolve_address("local/items/").path == "/"

@@ -8,14 +8,12 @@ import shlex
 import types
 
 import nbformat
-import pytest
 from hypothesis import given, strategies as st
 
 from fal_notebook import capture, export_notebook
 from fal_notebook.capture.classify import CLASS_CONFIG_KEYS
-from fal_notebook.errors import FalNotebookError
 
-from .conftest import SECRET, fuzz_settings, no_hang, snapshot, written
+from .conftest import SECRET, check_capture, fuzz_settings
 
 NAMES = ["In", "Out", "_ih", "_", "get_ipython", "exit", "app", "fal", "X", "helper", "Input", "os", "print", "self"]
 
@@ -130,38 +128,6 @@ def magic_line(draw, outside: str) -> str:
         words += [flag, shlex.quote(value) if draw(st.booleans()) else value]
     words += draw(st.lists(st.sampled_from(["--no-run", "--force", "--bogus", "'"]), max_size=2, unique=True))
     return " ".join(words)
-
-
-@pytest.fixture
-def place(tmp_path, monkeypatch):
-    """A notebook folder ``nb`` with an ``outside`` sibling; FAL_KEY holds a secret to watch for."""
-    (tmp_path / "nb").mkdir()
-    (tmp_path / "outside").mkdir()
-    monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FAL_KEY", SECRET)
-    monkeypatch.chdir(tmp_path / "nb")
-    return tmp_path
-
-
-def check_capture(place, call) -> None:
-    """Run ``call``; it may fail only with the package's errors, and writes only inside ``nb``/``home``."""
-    before = snapshot(place)
-    with no_hang(60):
-        try:
-            result = call()
-        except FalNotebookError as exc:
-            message = str(exc)
-            assert SECRET not in message
-        else:
-            projects = result if isinstance(result, list) else [result]
-            for project in projects:
-                assert SECRET not in project.summary()
-    changed = written(before, snapshot(place))
-    allowed = (str(place / "nb"), str(place / "home"))
-    assert [p for p in changed if not p.startswith(allowed)] == [], "written outside the notebook's folder"
-    for path in changed:
-        if path.startswith(str(place / "nb")) and (place / path).is_file():
-            assert SECRET.encode() not in (place / path).read_bytes(), f"the secret is in {path}"
 
 
 @fuzz_settings(ci_examples=100)

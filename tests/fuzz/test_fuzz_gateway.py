@@ -11,7 +11,10 @@ import httpx
 import pytest
 from hypothesis import given, strategies as st
 
-from .conftest import SECRET, fuzz_settings, no_hang
+from fal_notebook.wire import parse_count
+
+from .conftest import SECRET, count_texts, fuzz_settings, no_hang
+from .test_fuzz_inputs import urls
 
 ECHO = """
 from fastapi import FastAPI, Request
@@ -135,5 +138,47 @@ def test_malformed_http_leaves_the_gateway_answering(fuzzed, raw):
         except (TimeoutError, ConnectionError):
             answer = b""
     assert not answer.startswith(b"HTTP/1.1 500")
+    with httpx.Client(base_url=gateway.base, timeout=10) as client:
+        assert client.get("/_fal_notebook/identity").status_code == 200
+
+
+webhook_values = st.one_of(
+    urls,
+    st.builds(
+        lambda host, port: f"http://{host}:{port}/hook",
+        st.sampled_from(["127.0.0.1", "[::1]", "localhost"]),
+        count_texts,
+    ),
+)
+
+
+@fuzz_settings(ci_examples=60)
+@given(
+    length=st.one_of(st.none(), count_texts),
+    webhook=st.one_of(st.none(), webhook_values),
+    logs=st.one_of(st.none(), count_texts),
+    since=count_texts,
+    wait=st.one_of(st.sampled_from(["0", "1"]), count_texts.filter(lambda t: parse_count(t) is None)),
+)
+def test_query_values_get_no_500(fuzzed, length, webhook, logs, since, wait):
+    """The queue's own parameters of a submit (without a key, to a public app) and the admin API's
+    ``since`` and ``wait``: a whole number or a URL, else a 4xx naming it (issue 20, item 8)."""
+    gateway, _ = fuzzed
+    params = {
+        k: v for k, v in {"fal_max_queue_length": length, "fal_webhook": webhook, "logs": logs}.items() if v is not None
+    }
+    with no_hang(60), httpx.Client(base_url=gateway.base, timeout=30) as client:
+        try:
+            submitted = client.post(f"/queue/local/{PUBLIC}", params=params, json={"a": 1})
+            admin = client.get(
+                f"/_fal_notebook/apps/{PUBLIC}",
+                params={"since": since, "wait": wait},
+                headers={"Authorization": f"Key {gateway.key}"},
+            )
+        except httpx.InvalidURL:
+            return  # not a URL httpx can send
+    for response in (submitted, admin):
+        assert response.status_code < 500, (params, since, wait, response.text[:300])
+        assert gateway.key not in response.text and SECRET not in response.text
     with httpx.Client(base_url=gateway.base, timeout=10) as client:
         assert client.get("/_fal_notebook/identity").status_code == 200

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from ..gateway_helpers import free_port
-from .conftest import SECRET, fuzz_settings, no_hang, snapshot, written
+from .conftest import SECRET, count_texts, fuzz_settings, no_hang, snapshot, written
 from .test_fuzz_schema import json_value
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -37,10 +37,18 @@ def served(jp_fetch, jp_root_dir, jp_asyncio_loop, tmp_path, monkeypatch):
     nb.cells = [nbformat.v4.new_code_cell(CELL)]
     nbformat.write(nb, jp_root_dir / "demo.ipynb")
 
-    def fetch(*parts, method="GET", body=None):
+    def fetch(*parts, method="GET", body=None, params=None):
         kwargs = {"body": body} if method in ("POST", "PUT", "PATCH") else {}
         return jp_asyncio_loop.run_until_complete(
-            jp_fetch("fal-notebook", *parts, method=method, raise_error=False, allow_nonstandard_methods=True, **kwargs)
+            jp_fetch(
+                "fal-notebook",
+                *parts,
+                method=method,
+                params=params,
+                raise_error=False,
+                allow_nonstandard_methods=True,
+                **kwargs,
+            )
         )
 
     assert fetch("capture", method="POST", body=json.dumps({"path": "demo.ipynb"})).code == 200
@@ -137,3 +145,17 @@ def test_routes_answer_generated_requests_without_a_500(served, jp_root_dir, tmp
     assert SECRET.encode() not in (response.body or b"")
     allowed = (str(jp_root_dir), str(tmp_path / "fal-home"))
     assert [p for p in written(before, snapshot(tmp_path)) if not p.startswith(allowed)] == []
+
+
+@fuzz_settings(ci_examples=30)
+@given(since=count_texts)
+def test_a_jobs_since_takes_any_text(served, since):
+    """``since`` of the jobs routes: a whole number, else 0; never a 500 (issue 20, item 8)."""
+    cells = [{"cell_type": "code", "source": "%%fal_app web --port 9000\nthis is not python\n"}]
+    started = served(
+        "apps", APP, "deploy", method="POST", body=json.dumps({"notebook": {"path": "nb.ipynb", "cells": cells}})
+    )
+    job = json.loads(started.body)["id"]
+    with no_hang(60):
+        response = served("jobs", job, params={"since": since})
+    assert response.code == 200, response.body[:300]

@@ -13,6 +13,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 
+def runner() -> str:  # this runner as the gateway names it (a sandboxed runner's pid is its sandbox's own)
+    return os.environ["FAL_NOTEBOOK_RUNNER"].rpartition("/")[2]
+
+
 class Words(BaseModel):
     text: str
     delay: float = 0.0
@@ -20,7 +24,7 @@ class Words(BaseModel):
 
 class Counted(BaseModel):
     words: int
-    pid: int
+    runner: str
     version: int = VERSION
 
 
@@ -35,7 +39,7 @@ class Echo(fal.App):
         print(f"counting {data.text!r}")
         time.sleep(data.delay)
         print("done counting")
-        return Counted(words=len(data.text.split()), pid=os.getpid())
+        return Counted(words=len(data.text.split()), runner=runner())
 
     @fal.endpoint("/slow")
     async def slow(self, data: Words, x_fal_request_id: str | None = Header(None)) -> Counted:
@@ -49,7 +53,7 @@ class Echo(fal.App):
             raise RequestCancelledException("cancelled by the caller")
         finally:
             self.tasks.pop(x_fal_request_id, None)
-        return Counted(words=len(data.text.split()), pid=os.getpid())
+        return Counted(words=len(data.text.split()), runner=runner())
 
     @fal.endpoint("/slow/cancel")
     async def cancel_slow(self, x_fal_request_id: str | None = Header(None)) -> dict:
@@ -91,6 +95,10 @@ from pydantic import BaseModel
 app = FastAPI()
 
 
+def runner() -> str:  # this runner as the gateway names it (a sandboxed runner's pid is its sandbox's own)
+    return os.environ["FAL_NOTEBOOK_RUNNER"].rpartition("/")[2]
+
+
 class Item(BaseModel):
     name: str
 
@@ -98,7 +106,7 @@ class Item(BaseModel):
 @app.post("/")
 def create(item: Item) -> dict:
     print(f"creating {item.name}")
-    return {"created": item.name, "pid": os.getpid()}
+    return {"created": item.name, "runner": runner()}
 """
 
 CRASHING = """
@@ -288,6 +296,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 
+def runner() -> str:  # this runner as the gateway names it (a sandboxed runner's pid is its sandbox's own)
+    return os.environ["FAL_NOTEBOOK_RUNNER"].rpartition("/")[2]
+
+
 class Reply(BaseModel):
     status: int = 200
     headers: dict[str, str] = {}
@@ -307,7 +319,7 @@ class Fidelity(fal.App):
         self.cancelled = set()
 
     def provide_hints(self) -> list[str]:
-        return [f"pid-{os.getpid()}"]
+        return [f"runner-{runner()}"]
 
     @fal.endpoint("/")
     def reply(self, data: Reply) -> dict:
@@ -316,15 +328,15 @@ class Fidelity(fal.App):
             counter = Path(data.counter)
             attempt = int(counter.read_text()) + 1 if counter.exists() else 1
             counter.write_text(str(attempt))
-        print(f"attempt {attempt} on {os.getpid()}")
+        print(f"attempt {attempt} on {runner()}")
         time.sleep(data.delay)
         if attempt <= data.failures or not data.counter and data.status != 200:
             return JSONResponse({"detail": f"failing attempt {attempt}"}, data.status, headers=data.headers)
-        return {"attempt": attempt, "pid": os.getpid()}
+        return {"attempt": attempt, "runner": runner()}
 
     @fal.endpoint("/headers")
     def headers(self, request: Request) -> dict:
-        return {"headers": dict(request.headers), "query": request.url.query, "pid": os.getpid()}
+        return {"headers": dict(request.headers), "query": request.url.query, "runner": runner()}
 
     @fal.endpoint("/hold-stream")
     def hold_stream(self, data: Hold, x_fal_request_id: str | None = Header(None)):

@@ -84,6 +84,36 @@ def test_fal_env_magic_sets_the_environment_and_never_shows_the_key(gateway, fal
     assert "FAL_KEY=<the gateway key>" in shown and f"FAL_RUN_HOST={fal_env['FAL_RUN_HOST']}" in shown
 
 
+def test_fal_env_keeps_the_users_fal_key_a_secret(gateway, fal_env, monkeypatch, tmp_path):
+    """After %fal_env points FAL_KEY at the gateway's key, the user's fal key is still the fal key
+    (deploys, runners) and still a secret, and so is the gateway's key: both, whole or in halves."""
+    from fal_notebook import capture, credentials
+    from fal_notebook.config import AppConfig
+    from fal_notebook.errors import CaptureError, ConfigError
+    from fal_notebook.gateway import apply_client_environment
+    from fal_notebook.secrets import redact
+
+    user_key = "user-id-0123456789:user-secret-abcdefghij"
+    monkeypatch.setattr(credentials, "_set_aside", None, raising=False)  # restored after the test
+    for name in fal_env:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FAL_KEY", user_key)
+    monkeypatch.chdir(tmp_path)
+    apply_client_environment()
+    assert os.environ["FAL_KEY"] == gateway.key
+    assert credentials.user_credentials().key == user_key  # what deploys to fal and runners get
+    pieces = [user_key, *user_key.split(":"), gateway.key, *gateway.key.split(":")]
+    for piece in pieces:
+        shown = redact(f"the value {piece} is wrong")
+        assert piece not in shown and "***" in shown
+        with pytest.raises(ConfigError) as raised:
+            AppConfig.build({"name": "web", "mode": "server", "exposed_port": 9000, "base_image": piece + "!"})
+        assert piece not in str(raised.value)
+        with pytest.raises(CaptureError, match="Nothing was written"):
+            capture(f"TOKEN = {piece!r}\nfrom fastapi import FastAPI\napp = FastAPI()\n", "web", port=9000)
+    assert not (tmp_path / "fal_apps").exists()
+
+
 SCRIPT = textwrap.dedent(
     """
     import json

@@ -15,7 +15,15 @@ import pytest
 
 import fal_notebook
 from fal_notebook.config import kernel_python_version
-from fal_notebook.gateway.containers import RUNNER_PROGRAM, STATE_LABEL, launch
+from fal_notebook.gateway.containers import (
+    READ_SECRETS,
+    RUNNER_PROGRAM,
+    SECRETS_TARGET,
+    STATE_LABEL,
+    gpu_options,
+    launch,
+)
+from fal_notebook.gateway.gpus import Gpu
 from fal_notebook.gateway.images import base_images, copied_sources, image_files, image_tag, repository
 from fal_notebook.gateway.runners import Launch, Runner, RunnerStartError
 from fal_notebook.gateway.supervisor import Supervisor
@@ -68,20 +76,86 @@ def test_copying_the_whole_folder_hashes_what_docker_sends(project):
     assert ".fal-notebook.json" not in files  # .dockerignore'd
 
 
-def test_runner_command_publishes_the_app_port_and_passes_secrets_by_name(project):
+def test_runner_command_publishes_the_app_port_and_passes_secrets_in_a_file(project):
+    options = gpu_options(1)
     docker_launch = launch(
-        project, "fal-notebook/tagged:abc", {"API_TOKEN": "v4lue"}, state_id="s1", startup_timeout=60, gpus=2
+        project,
+        "fal-notebook/tagged:abc",
+        {"API_TOKEN": "v4lue"},
+        state_id="s1",
+        startup_timeout=60,
+        gpu_options=options,
+        command=["python", "server.py"],
     )
     argv = docker_launch.argv
-    assert argv[argv.index("{start_fd}") + 2 : argv.index("{start_fd}") + 4] == ["run", "--detach"]
-    assert argv[-1] == "fal-notebook/tagged:abc" and docker_launch.start_notice
-    assert "--rm" not in argv  # the runner program reads the exit code, then removes the container
+    secrets_file, names = argv[argv.index("{start_fd}") + 1 : argv.index("{start_fd}") + 3]
+    assert secrets_file.endswith("/gateway/secrets/{instance}.env") and names == "API_TOKEN"
+    assert argv[argv.index("{start_fd}") + 4 : argv.index("{start_fd}") + 6] == ["run", "--detach"]
+    assert docker_launch.start_notice and "--rm" not in argv  # the runner program reads the exit code, then removes
     assert "127.0.0.1:{port}:8000" in argv and "PORT=8000" in argv
-    assert argv[argv.index("--gpus") + 1] == "2"
-    assert argv[argv.index("API_TOKEN") - 1] == "--env" and "v4lue" not in " ".join(argv)
-    assert docker_launch.env["API_TOKEN"] == "v4lue"  # the client passes it on from its environment
+    assert argv[argv.index("--gpus") + 1] == '"device={gpus}"'  # each runner's own GPUs, by UUID
+    assert f"type=bind,source={secrets_file},target={SECRETS_TARGET},readonly" in argv
+    assert argv[argv.index("fal-notebook/tagged:abc") :] == [
+        "fal-notebook/tagged:abc",
+        "-c",
+        READ_SECRETS,
+        "sh",
+        "python",
+        "server.py",
+    ]
+    assert "v4lue" not in " ".join(argv)  # and no `--env API_TOKEN`: the file has it
+    assert all(argv[i : i + 2] != ["--env", "API_TOKEN"] for i in range(len(argv)))
+    assert docker_launch.env["API_TOKEN"] == "v4lue"  # the runner program writes it to the file
     assert docker_launch.cleanup[-3:] == ["rm", "--force", "{instance}"]
     assert docker_launch.http_probe and docker_launch.fixed_port is None
+    plain = launch(project, "fal-notebook/tagged:abc", {}, state_id="s1", startup_timeout=60, gpu_options=options)
+    assert plain.argv[-1] == "fal-notebook/tagged:abc" and "--mount" not in plain.argv
+
+
+def test_gpu_options_name_the_runners_gpus_or_none():
+    assert gpu_options(2) == [
+        "--gpus",
+        '"device={gpus}"',
+        "--env",
+        "NVIDIA_VISIBLE_DEVICES={gpus}",
+        "--env",
+        "CUDA_VISIBLE_DEVICES={gpus}",
+    ]
+    assert gpu_options(0) == ["--env", "CUDA_VISIBLE_DEVICES="]  # as on fal's CPU machines
+    assert gpu_options(2, managed=False) == ["--gpus", "2"]  # the gateway found no GPU: the engine's
+
+
+@pytest.mark.docker
+def test_docker_takes_a_runners_gpus_by_uuid(docker_client, tmp_path: Path):
+    """What a runner's ``{gpus}`` becomes is what the docker CLI reads as device requests (created,
+    not started: this engine has no NVIDIA runtime)."""
+    image = f"python:{kernel_python_version()}-slim"
+    create = ["docker", "create", "--label", f"{STATE_LABEL}=test-{uuid.uuid4().hex}", "--name", "{instance}"]
+    launch = Launch(
+        [sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1"],
+        tmp_path,
+        {},
+        cleanup=[*create, *gpu_options(2), image, "true"],  # run once the runner ended, with its placeholders
+    )
+    runner = Runner("gpu-r1-1", 1, launch, lambda *_: None, gpus=(Gpu(0, "GPU-aaaa-1111"), Gpu(1, "GPU-bbbb-2222")))
+
+    async def run() -> None:
+        tasks = Supervisor()
+        async with httpx.AsyncClient() as http:
+            await runner.start(http, state_id=uuid.uuid4().hex, tasks=tasks)
+            await runner.stop(grace=5)
+        await tasks.close()
+
+    asyncio.run(run())
+    container = docker_client.containers.get(runner.instance)
+    try:
+        [request] = container.attrs["HostConfig"]["DeviceRequests"]
+        assert request["DeviceIDs"] == ["GPU-aaaa-1111", "GPU-bbbb-2222"] and request["Capabilities"] == [["gpu"]]
+        env = container.attrs["Config"]["Env"]
+        assert "NVIDIA_VISIBLE_DEVICES=GPU-aaaa-1111,GPU-bbbb-2222" in env
+        assert "CUDA_VISIBLE_DEVICES=GPU-aaaa-1111,GPU-bbbb-2222" in env
+    finally:
+        container.remove(force=True)
 
 
 def test_repository_names_are_valid_for_docker():
@@ -150,7 +224,7 @@ def container_launch(tmp_path: Path, label: str, script: str, *, port: int | Non
     image = f"python:{kernel_python_version()}-slim"
     run = ["docker", "run", "--detach", "--init", "--pull", "never", "--name", "{instance}", "--label", label]
     run += ["--publish", "127.0.0.1:{port}:8000", image, "python", "-u", "-c", script]
-    argv = [sys.executable, "-I", "-S", RUNNER_PROGRAM, "{instance}", "{start_fd}", *run]
+    argv = [sys.executable, "-I", "-S", RUNNER_PROGRAM, "{instance}", "{start_fd}", "-", "", *run]
     return Launch(argv, tmp_path, {}, fixed_port=port, http_probe=True, start_notice=True)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -48,3 +52,29 @@ def test_unsatisfiable_requirement_fails_the_build_with_the_installers_log(gatew
     with pytest.raises(DeployError, match="Building the environment failed") as info:
         gateway.deploy(ENV_PROBE, "unsatisfiable", env="isolated", requirements=["pydantic==0.0.999999"])
     assert "pydantic" in str(info.value)
+
+
+OFFLINE_BUILD = """
+import asyncio
+import sys
+
+from fal_notebook.gateway.envs import EnvBuildError, ensure_environment
+
+try:
+    asyncio.run(ensure_environment(sys.executable, ["six==1.16.0"], lambda line: None))
+except EnvBuildError as exc:
+    print(exc)
+"""
+
+
+def test_a_build_without_network_says_to_deploy_in_the_kernels_environment(tmp_path, unavailable):
+    """The network cut (a network namespace of its own): the installer cannot reach the package index."""
+    if shutil.which("unshare") is None:
+        unavailable("unshare (util-linux) is not installed")
+    env = {**os.environ, "FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    done = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", OFFLINE_BUILD], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert "The package index cannot be reached (no network?): deploy with --env kernel" in done.stdout, (
+        done.stdout + done.stderr
+    )

@@ -76,6 +76,6 @@ def test_fal_js_streaming_subscription_sees_each_log_entry_once(gateway, app, fa
     assert out["last"]["status"] == "COMPLETED" and out["last"]["request_id"] == out["requestId"]
     logged = [entry["message"] for entry in out["last"]["logs"]]
     assert [m for m in logged if m.startswith("attempt ")] == [
-        f"attempt {n} on {out['data']['pid']}" for n in (1, 2, 3)
+        f"attempt {n} on {out['data']['runner']}" for n in (1, 2, 3)
     ], logged
     assert len(logged) == len(set(logged)), logged

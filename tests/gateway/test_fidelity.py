@@ -265,7 +265,7 @@ def test_the_apps_stop_runner_header_replaces_the_runner_whatever_the_status(gat
     assert stopped.status_code == 500
     assert "answered 500 with x-fal-stop-runner: it is replaced" in app_log(gateway, "fidelity")
     after = client.post("/local/fidelity", json={"status": 200})
-    assert after.json()["pid"] != first.json()["pid"]
+    assert after.json()["runner"] != first.json()["runner"]
 
 
 @pytest.fixture(scope="module")
@@ -290,13 +290,13 @@ def hinted(gateway):
 
 
 def test_runner_hints_route_requests_to_the_runner_that_gave_them(gateway, client, hinted):
-    def call(delay: float = 0.0, hint: str | None = None) -> int:
+    def call(delay: float = 0.0, hint: str | None = None) -> str:
         headers = {"X-Fal-Runner-Hint": hint} if hint else {}
-        return client.post("/local/hinted", json={"delay": delay}, headers=headers).json()["pid"]
+        return client.post("/local/hinted", json={"delay": delay}, headers=headers).json()["runner"]
 
     wait_for(lambda: len(gateway.info("hinted")["runners"]) == 2, what="two runners")
     wait_for(lambda: all(r["state"] == "ready" for r in gateway.info("hinted")["runners"]), what="two ready runners")
-    results: list[int] = []
+    results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(call(delay=1.0))) for _ in range(2)]
     for thread in threads:
         thread.start()
@@ -304,11 +304,11 @@ def test_runner_hints_route_requests_to_the_runner_that_gave_them(gateway, clien
         thread.join(60)
     assert len(set(results)) == 2  # both runners answered once: the gateway knows their hints
     wanted = max(results)
-    assert {call(hint=f"pid-{wanted}") for _ in range(4)} == {wanted}
-    submitted = client.post("/queue/local/hinted", json={}, headers={"X-Fal-Runner-Hint": f"pid-{wanted}"}).json()
+    assert {call(hint=f"runner-{wanted}") for _ in range(4)} == {wanted}
+    submitted = client.post("/queue/local/hinted", json={}, headers={"X-Fal-Runner-Hint": f"runner-{wanted}"}).json()
     gateway.wait_completed(client, submitted["status_url"])
-    assert client.get(submitted["response_url"]).json()["pid"] == wanted
-    assert call(hint="pid-0") in set(results)  # an unknown hint: any runner
+    assert client.get(submitted["response_url"]).json()["runner"] == wanted
+    assert call(hint="runner-none") in set(results)  # an unknown hint: any runner
 
 
 RETRIES = """

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 import fal_notebook
 from fal_notebook.gateway.paths import pid_path
 from fal_notebook.state import read_json
+from tests.polling import wait_for
 
 CANARY = "FAL_NOTEBOOK_TEST_CANARY"
 FAKE_KEY = "fake-key-id-0123:fake-key-secret-4567"
@@ -184,3 +186,57 @@ def test_runners_get_a_clean_environment(private_gateway):
         assert "FAL_KEY" in env  # the user has a fal key: fal's toolkit in the runner can upload outputs
         assert ("MY_SERVICE_TOKEN" in env) == ("secrets" in options)
         assert {"PATH", "HOME", "PORT", "HOST"} <= set(env)
+
+
+def test_the_gateway_runs_without_the_kernels_secrets(private_gateway):
+    """The gateway process gets what its runners may inherit and its own settings: not the kernel's
+    other variables (a canary), its fal key or an undeclared secret (issue 20, item 7)."""
+    environ = Path(f"/proc/{read_json(pid_path(), {})['pid']}/environ").read_bytes().split(b"\0")
+    names = {entry.partition(b"=")[0].decode() for entry in environ if entry}
+    assert {"FAL_NOTEBOOK_HOME", "PATH", "HOME"} <= names
+    assert not names & {CANARY, "FAL_KEY", "MY_SERVICE_TOKEN"}
+
+
+REBINDING = """
+import http.server
+import os
+import threading
+import time
+
+
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+port = int(os.environ["PORT"])
+server = http.server.HTTPServer(("127.0.0.1", port), Answer)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+time.sleep(3)  # past the start's check
+server.shutdown()
+server.server_close()
+http.server.HTTPServer(("0.0.0.0", port), Answer).serve_forever()
+"""
+
+
+def test_a_server_that_rebinds_beyond_loopback_after_its_start_is_stopped(private_gateway, tmp_path):
+    """`python -I` skips the runners' loopback guard (sitecustomize); the server binds every interface
+    three seconds after it started: the gateway finds it within a second and stops it (issue 20, item 9)."""
+    gateway = private_gateway
+    (tmp_path / "rebinding.py").write_text(REBINDING)
+    cmd = f"{sys.executable} -I {tmp_path / 'rebinding.py'}  # reads $PORT"
+    deployment = gateway.deploy("", "rebinding", mode="server", cmd=cmd, port=8000, auth="private")
+    try:
+        found = wait_for(
+            lambda: next((e for e in gateway.info("rebinding")["events"] if "It is stopped." in e["message"]), None),
+            "the rebound runner stopped",
+            timeout=30,
+        )
+        assert "listens on 0.0.0.0:" in found["message"]
+    finally:
+        deployment.stop()
+    assert beyond_loopback(read_json(pid_path(), {})["pid"], set()) == []

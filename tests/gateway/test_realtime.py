@@ -5,6 +5,8 @@ deploys the LIVE app (tests/realtime_apps.py)."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module's fal_env fixture)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -96,3 +98,26 @@ def test_our_realtime_session_raises_fals_error_message_and_ends_at_a_normal_clo
         assert session.recv(timeout=30) == {"upper": "A"}
         session.close()
         assert session.recv(timeout=30) is None
+
+
+def handshake(gateway, path: str, **headers: str) -> bytes:
+    """The first line of the gateway's answer to a websocket handshake with the key and ``headers``."""
+    lines = [f"GET /local/live{path} HTTP/1.1", "Upgrade: websocket", "Connection: Upgrade"]
+    lines += ["Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
+    lines += [f"Authorization: Key {gateway.key}", *(f"{name}: {value}" for name, value in headers.items())]
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return sock.recv(4096).split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("path", ["/ws", "/realtime"])
+def test_websockets_pass_the_host_and_origin_checks(gateway, live, path):
+    """Before: any Host and Origin were let in (issue 20, item 5). A browser opens a websocket without
+    asking, so a page elsewhere is refused at the handshake; a page of this machine is not."""
+    assert handshake(gateway, path, Host="evil.example") == b"HTTP/1.1 403 Forbidden"
+    assert handshake(gateway, path, Host="127.0.0.1", Origin="https://evil.example") == b"HTTP/1.1 403 Forbidden"
+    assert handshake(gateway, path, Host="127.0.0.1") == b"HTTP/1.1 101 Switching Protocols"
+    assert (
+        handshake(gateway, path, Host="localhost", Origin="http://localhost:8888")
+        == b"HTTP/1.1 101 Switching Protocols"
+    )

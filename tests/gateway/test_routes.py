@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
@@ -267,10 +269,10 @@ def test_openapi_is_the_apps_own_document(client, app):
 
 
 def test_redeploy_unchanged_is_idempotent(gateway, app, client):
-    pid = client.post("/local/echo", json={"text": "a"}).json()["pid"]
+    runner = client.post("/local/echo", json={"text": "a"}).json()["runner"]
     again = gateway.deploy(echo(), "echo", max_concurrency=1)
     assert again.detail.revision == app.detail.revision
-    assert client.post("/local/echo", json={"text": "a"}).json()["pid"] == pid
+    assert client.post("/local/echo", json={"text": "a"}).json()["runner"] == runner
     assert len(gateway.info("echo")["runners"]) == 1
 
 
@@ -317,6 +319,30 @@ def test_secrets_reach_the_runners_and_stay_out_of_logs(gateway, client, monkeyp
     state = gateway.home / "gateway"
     for stored in [*state.glob("gateway.sqlite3*"), *(state / "logs").iterdir()]:
         assert value.encode() not in stored.read_bytes(), stored
+
+
+HALVES = """
+echo "key id ${FAL_KEY%%:*} and secret ${FAL_KEY#*:}"
+exec python -m http.server "$PORT" --bind 127.0.0.1
+"""
+
+
+def test_the_fal_keys_halves_stay_out_of_the_logs(gateway, monkeypatch, tmp_path):
+    """The gateway started without FAL_KEY; the app is deployed with it set (runners get the user's
+    key), and prints each half: the app's log, `fal-notebook logs` and the panel's route show ***."""
+    from fal_notebook.server.handlers import app_logs
+
+    key_id, key_secret = "halves-id-0123456789", "halves-secret-abcdefghij"
+    (tmp_path / "halves.sh").write_text(HALVES)
+    monkeypatch.setenv("FAL_KEY", f"{key_id}:{key_secret}")
+    gateway.deploy("", "halves", mode="server", auth="public", cmd=f"sh {tmp_path / 'halves.sh'}", port=8000)
+    cli = subprocess.run(
+        [sys.executable, "-m", "fal_notebook.cli", "logs", "halves"], capture_output=True, text=True, check=True
+    )
+    shown = {"app log": gateway.app_log("halves"), "cli": cli.stdout, "panel": "\n".join(app_logs("halves")["lines"])}
+    for where, text in shown.items():
+        assert "key id *** and secret ***" in text, where
+        assert key_id not in text and key_secret not in text, where
 
 
 def test_deploy_by_name_through_the_backends_api(gateway, app):

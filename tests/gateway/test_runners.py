@@ -38,8 +38,8 @@ def test_scales_up_to_max_concurrency_and_down_after_keep_alive(gateway, client)
     results = [gateway.wait_completed(client, h["status_url"]) for h in handles]
     assert all(r["status"] == "COMPLETED" and "error" not in r for r in results)
     assert len(events(gateway, "scaled", "Starting runner")) == 3  # never above max_concurrency
-    pids = {client.get(h["response_url"]).json()["pid"] for h in handles}
-    assert len(pids) == 3
+    runners = {client.get(h["response_url"]).json()["runner"] for h in handles}
+    assert len(runners) == 3
     wait_for(lambda: gateway.info("scaled")["runners"] == [], timeout=15, what="scale down to zero")
     assert any("idle for keep_alive=2 s" in e["message"] for e in gateway.info("scaled")["events"])
     # scaled to zero: the next call starts a runner again (a cold start)
@@ -74,7 +74,7 @@ def test_max_multiplexing_runs_requests_side_by_side_on_one_runner(gateway, clie
     assert len(gateway.info("multiplexed")["runners"]) == 1
     for handle in handles:
         gateway.wait_completed(client, handle["status_url"])
-    assert len({client.get(h["response_url"]).json()["pid"] for h in handles}) == 1
+    assert len({client.get(h["response_url"]).json()["runner"] for h in handles}) == 1
 
 
 def test_runner_killed_mid_request_is_replaced_and_the_request_retried(gateway, client):
@@ -86,7 +86,7 @@ def test_runner_killed_mid_request_is_replaced_and_the_request_retried(gateway, 
     status = gateway.wait_completed(client, data["status_url"], timeout=60)
     assert "error" not in status
     result = client.get(data["response_url"]).json()
-    assert result["words"] == 2 and result["pid"] != victim["pid"]
+    assert result["words"] == 2 and result["runner"] != victim["id"]
     assert any("retrying" in entry["message"] for entry in status["logs"])
 
 
@@ -106,7 +106,7 @@ def test_request_timeout_is_enforced(gateway, client):
 
 def test_redeploy_replaces_runners_without_dropping_accepted_requests(gateway, client):
     gateway.deploy(echo(version=1), "rolling", auth="public")
-    old_pid = gateway.info("rolling")["runners"][0]["pid"]
+    old_runner = gateway.info("rolling")["runners"][0]["id"]
     handles = [client.post("/queue/local/rolling", json={"text": f"r{i}", "delay": 0.5}).json() for i in range(4)]
     dep = gateway.deploy(echo(version=2), "rolling", auth="public")
     assert dep.detail.revision == 2
@@ -117,7 +117,7 @@ def test_redeploy_replaces_runners_without_dropping_accepted_requests(gateway, c
         versions.append(client.get(handle["response_url"]).json()["version"])
     assert set(versions) <= {1, 2}
     after = client.post("/local/rolling", json={"text": "after"}).json()
-    assert after["version"] == 2 and after["pid"] != old_pid
+    assert after["version"] == 2 and after["runner"] != old_runner
     wait_for(lambda: all(r["revision"] == 2 for r in gateway.info("rolling")["runners"]), what="old runner gone")
 
 

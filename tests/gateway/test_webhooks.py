@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from gateway_apps import FIDELITY
+from gateway_apps import FIDELITY, echo
 from test_conformance import fal_env, run_fal_client  # noqa: F401  (the module's fal_env fixture)
 
 from fal_notebook import wire
-from fal_notebook.gateway.webhooks import RETRY_DELAYS, verify
+from fal_notebook.gateway.webhooks import DELIVERIES, RETRY_DELAYS, verify
 from tests.polling import wait_for
 
 
@@ -86,7 +87,7 @@ def test_a_completed_request_is_delivered_signed(gateway, client, app, receiver)
         "request_id": submitted["request_id"],
         "gateway_request_id": submitted["request_id"],
         "status": "OK",
-        "payload": {"attempt": 1, "pid": json.loads(body)["payload"]["pid"]},
+        "payload": {"attempt": 1, "runner": json.loads(body)["payload"]["runner"]},
     }
     keys = client.get(wire.JWKS_PATH).json()
     assert keys["keys"][0]["kty"] == "OKP" and keys["keys"][0]["crv"] == "Ed25519"
@@ -134,9 +135,25 @@ def test_a_receiver_that_never_answers_2xx_is_given_up_after_fals_count(gateway,
     assert client.get(submitted["response_url"]).status_code == 200
 
 
-def test_a_webhook_url_must_be_an_absolute_http_url(client, app):
-    refused = client.post("/queue/local/hooked", params={"fal_webhook": "ftp://example/x"}, json={})
-    assert refused.status_code == 400 and "fal_webhook must be an absolute http(s) URL" in refused.json()["detail"]
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example/x",
+        "http://[::1",
+        "http://127.0.0.1:99999/hook",
+        "http://127.0.0.1:0/hook",
+        "http://127.0.0.1:-1/hook",
+        "http://\u2603\u2603.invalid/",
+        "http://xn--zz/",
+        "http:///hook",
+        "http://h" + "o" * 3000 + "k/",
+    ],
+)
+def test_a_webhook_url_must_be_one_the_gateway_can_send_to(client, app, url):
+    """Refused at the submit with a 400 (it was accepted, then crashed its delivery task, or a 500)."""
+    refused = client.post("/queue/local/hooked", params={"fal_webhook": url}, json={})
+    assert refused.status_code == 400, refused.text
+    assert "fal_webhook must be an absolute http(s) URL" in refused.json()["detail"]
 
 
 SUBMIT = """
@@ -155,3 +172,57 @@ def test_fal_clients_webhook_url_is_delivered(gateway, app, receiver, fal_env, t
     [(headers, body)] = receiver.wait(1)
     assert json.loads(body)["request_id"] == out["request_id"] and json.loads(body)["payload"] == out["result"]
     assert headers[wire.WEBHOOK_REQUEST_ID] == out["request_id"]
+
+
+@pytest.fixture
+def silent_receiver() -> Iterator[list[socket.socket]]:
+    """A loopback port that accepts connections and never answers (what it accepted, held open)."""
+    held: list[socket.socket] = []
+    server = socket.create_server(("127.0.0.1", 0), backlog=512)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield held, server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for connection in [*held, server]:
+        connection.close()
+
+
+def test_webhooks_at_a_receiver_that_never_answers_starve_no_probe(gateway, app, client, silent_receiver):
+    """120 deliveries to a receiver that never answers (the issue's 300, scaled; more than a shared pool
+    of 100 connections held): they take a bounded share of connections (webhooks.DELIVERIES), while a
+    deploy's readiness probes, on connections of their own, find the new runner (issue 20, item 3)."""
+    held, port = silent_receiver
+    url = f"http://127.0.0.1:{port}/never"
+    gateway.deploy(FIDELITY, "hooked-public", auth="public")
+    with gateway.http(key=False) as anonymous:  # no key needed: a public app
+        for _ in range(120):
+            assert anonymous.post("/queue/local/hooked-public", params={"fal_webhook": url}, json={}).status_code == 200
+    wait_for(lambda: len(held) >= DELIVERIES, "deliveries under way")
+    probed = gateway.deploy(echo(), "probed-meanwhile", auth="public", startup_timeout=30)
+    assert probed.status == "ready"
+    assert client.post("/local/probed-meanwhile", json={"text": "found in time"}).json()["words"] == 3
+    assert 0 < len([c for c in held if still_open(c)]) <= DELIVERIES  # the deliveries' share, and no more
+
+
+def still_open(connection: socket.socket) -> bool:
+    """Whether the gateway keeps this connection open (an attempt that timed out closes its own)."""
+    connection.setblocking(False)
+    try:
+        while connection.recv(65536):  # what the attempt sent, read and dropped
+            pass
+    except BlockingIOError:
+        return True  # nothing more to read, and no end
+    except OSError:
+        return False
+    return False  # the end: the gateway closed it

@@ -70,6 +70,7 @@ SERVER_OPTIONS = [
     {"min_concurrency": 0, "max_concurrency": 2, "max_multiplexing": 8, "health_check": {"path": "/", "method": "GET"}},
     {"image": {"dockerfile": "Dockerfile", "build_args": {"MODE": "fast"}}, "regions": ["us-west"]},
     {"cmd": "python -m http.server $PORT", "secrets": ["OPENAI_API_KEY"], "request_timeout": 30},
+    {"app_files": ["model.pkl"]},  # fal refuses app_files beside image: the Dockerfile copies them instead
 ]
 
 
@@ -84,7 +85,9 @@ def validate(project):
 @pytest.mark.parametrize("options", APP_OPTIONS)
 def test_app_mode(tmp_path, monkeypatch, options):
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
-    project = capture(APP, "demo", out_dir=tmp_path, **options)
+    for name in options.get("app_files", ()):
+        (tmp_path / name).write_text("weights")
+    project = capture(APP, "demo", out_dir=tmp_path, search_dir=tmp_path, **options)
     data = validate(project)
     assert data["ref"] == f"{project.path}/app.py::Demo" and data["name"] == "demo"
     for key in ("keep_alive", "min_concurrency", "max_concurrency", "num_gpus", "regions", "secrets"):
@@ -97,7 +100,9 @@ def test_app_mode(tmp_path, monkeypatch, options):
 @pytest.mark.parametrize("options", SERVER_OPTIONS)
 def test_server_mode(tmp_path, monkeypatch, options):
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path / "home"))
-    project = capture(SERVER if "cmd" not in options else "", "web", out_dir=tmp_path, **options)
+    for name in options.get("app_files", ()):
+        (tmp_path / name).write_text("weights")
+    project = capture(SERVER if "cmd" not in options else "", "web", out_dir=tmp_path, search_dir=tmp_path, **options)
     data = validate(project)
     assert data["ref"] is None and data["kind"] == "container"
     assert data["gateway"]["exposed_port"] == options.get("exposed_port", 8000)

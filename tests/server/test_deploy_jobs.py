@@ -82,10 +82,12 @@ async def test_deploy_from_unsaved_notebook_content_streams_progress_to_ready(
         "echo-web",
         "deploy",
         method="POST",
-        body={"target": "local", "notebook": {"path": "work/unsaved.ipynb", "cells": cells}},
+        body={"target": "local", "env": "kernel", "notebook": {"path": "work/unsaved.ipynb", "cells": cells}},
     )
     assert job["state"] == "running" and job["steps"] == ["capture", "environment", "runners", "ready"]
     events = await follow_job(jp_fetch, job["id"])
+    chosen = [e["message"] for e in events if e.get("message", "").startswith("Runners use ")]
+    assert len(chosen) == 1 and "the kernel's Python environment" in chosen[0] and chosen[0].endswith(": --env kernel.")
     end = events[-1]
     assert end["kind"] == "end" and end["state"] == "ready", end
     assert end["deployment"]["endpoint_id"] == "local/echo-web"
@@ -179,3 +181,20 @@ async def test_the_live_view_pushes_snapshots_and_rests_without_followers(jp_fet
     assert events[0][0] == "snapshot" and snapshot["gateway"]["running"] is True
     assert {"apps", "gateway", "jobs"} <= set(snapshot)
     await wait_for_async(lambda: not watch.running, what="the watch to stop when its follower left")
+
+
+async def test_endpoints_say_whether_the_app_has_a_schema_and_what_its_playground_offers(jp_fetch, gateway):
+    gateway.deploy(SERVER_CELL, "typed-web", auth="public")
+    typed = await fetch_json(jp_fetch, "apps", "typed-web", "endpoints")
+    assert typed["openapi"] is True and typed["endpoint_id"] == "local/typed-web"
+    assert [(e["path"], e["method"], e["protocol"]) for e in typed["endpoints"]] == [
+        ("/", "POST", "http"),
+        ("*", "", "request"),  # any request, always last
+    ]
+    gateway.deploy("x = 1\n", "plain-web", cmd="python -m http.server $PORT", auth="public")
+    plain = await fetch_json(jp_fetch, "apps", "plain-web", "endpoints")
+    assert plain["openapi"] is False and "no OpenAPI schema" in plain["note"]
+    assert [e["path"] for e in plain["endpoints"]] == ["*"]
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("fal-notebook", "apps", "never-deployed", "endpoints")
+    assert error.value.code == 404

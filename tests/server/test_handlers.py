@@ -182,6 +182,8 @@ async def test_bad_request_bodies_name_the_field(jp_fetch, notebook):
     assert code == 400 and "Unknown target 'moon'" in error["message"]
     code, error = await fetch_error(jp_fetch, "apps", "web", "deploy", method="POST", body={"notebook": {"path": 1}})
     assert code == 400 and error["fields"] == ["notebook"]
+    code, error = await fetch_error(jp_fetch, "apps", "web", "deploy", method="POST", body={"env": "conda"})
+    assert code == 400 and error["fields"] == ["env"] and "kernel or isolated" in error["message"]
     code, error = await fetch_error(jp_fetch, "apps", "web", "config", method="PUT", body="{not json")
     assert code == 400 and "not JSON" in error["message"]
     code, error = await fetch_error(jp_fetch, "capture", method="POST", body={})

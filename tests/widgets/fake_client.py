@@ -1,5 +1,5 @@
 """A stand-in for fal_notebook.client in widget unit tests: exactly the interface the Playground uses
-(``openapi``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``, and the
+(``openapi``, ``request``, ``submit`` → handle with ``iter_events``/``result``/``cancel``, ``stream``, and the
 ``realtime``/``websocket`` sessions), with the client's own event and error classes, answering from a
 function (each log entry yielded once, as the client's ``iter_events`` does). The integration tests
 use the real client against the local gateway."""
@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 from websockets.exceptions import ConnectionClosedOK
 from websockets.frames import Close
 
@@ -107,6 +108,15 @@ class FakeClient:
             yield session
         finally:
             session.close()
+
+    def request(self, method: str, path: str = "/", **options: Any) -> httpx.Response:
+        """A plain HTTP request: ``respond(path, (method, options))`` gives the answer (an httpx.Response,
+        or JSON for a 200)."""
+        self.calls.append((f"{method} {path}", options))
+        answer = self.respond(path, (method, options))
+        if isinstance(answer, httpx.Response):
+            return answer
+        return httpx.Response(200, json=answer, request=httpx.Request(method, f"http://app.test{path}"))
 
     def submit(self, arguments: Any, path: str = "/") -> FakeHandle:
         self.calls.append((path, arguments))

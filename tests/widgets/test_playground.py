@@ -50,7 +50,7 @@ def run(playground: Playground):
 def test_layout_picker_and_fields(client):
     pg = Playground(client)
     assert isinstance(pg.widget, W.VBox) and "fal-pg" in pg.widget._dom_classes
-    assert [value for _, value in pg._picker.options] == ["/", "/count"]
+    assert [value for _, value in pg._picker.options] == ["/", "/count", "*"]  # "*": any request
     assert list(pg.fields)[:2] == ["prompt", "image_url"] and "debug" not in pg.fields
     assert pg.fields["prompt"].value == "a cat in a hat"
     assert pg._tabs.titles == ("Result", "Code", "History")
@@ -338,3 +338,34 @@ def test_a_fal_deployment_owned_by_local_uploads_to_fal(monkeypatch, home):
     assert Playground(deployment).uploader is not data_uri
     local = Deployment("painter", "local", "local/painter", "http://127.0.0.1:4321/local/painter", "", "ready")
     assert Playground(local).uploader is data_uri
+
+
+def test_an_app_without_a_readable_schema_gets_the_form_for_any_request():
+    def answer(path, call):
+        method, options = call
+        return {"method": method, "path": path, **{k: v for k, v in options.items() if k != "files"}}
+
+    no_schema = FakeClient({}, answer)
+    no_schema.openapi = lambda: (_ for _ in ()).throw(request_error(404, "Not Found"))
+    pg = Playground(no_schema)
+    assert pg.endpoint.path == "*" and "HTTP 404" in pg.schema_note
+    pg.set_values({"method": "PUT", "path": "/things/1", "query": "a=1", "json": {"x": 1}})
+    assert pg.submit().result(timeout=10) == {"method": "PUT", "path": "/things/1", "params": "a=1", "json": {"x": 1}}
+    pg.set_values({"json": {"x": 1}, "form": {"a": "b"}})
+    with pytest.raises(InputError, match="either a JSON body or form fields"):
+        pg.submit()  # nothing is sent
+    assert "either a JSON body" in pg._message.value
+    pg.set_values(
+        {"method": "POST", "path": "/up", "form": {"a": 1}, "files": [data_uri(b"x", "text/plain")]}, reset=True
+    )
+    assert pg.submit().result(timeout=10)["data"] == {"a": "1"}
+    assert no_schema.calls[-1][1]["files"] == [("file", ("upload", b"x", "text/plain"))]
+
+    broken = FakeClient(
+        {"paths": {"/": {"post": {"requestBody": {"content": {"application/json": {"schema": 1}}}}}}}, answer
+    )
+    assert "cannot be read" in Playground(broken).schema_note
+    refused = FakeClient({}, answer)
+    refused.openapi = lambda: (_ for _ in ()).throw(request_error(401, "No key"))
+    with pytest.raises(RequestError):
+        Playground(refused)  # the key, not the app: said as it is

@@ -56,7 +56,7 @@ def run(pg: Playground):
 def test_text_call_renders_the_output_logs_and_status(text_app):
     pg = Playground(text_app)
     assert pg.endpoint_id == "local/text-tools" and pg.local
-    assert [value for _, value in pg._picker.options] == ["/", "/count", "/slow", "/slow/cancel", "/stream"]
+    assert [value for _, value in pg._picker.options] == ["/", "/count", "/slow", "/slow/cancel", "/stream", "*"]
     assert pg.fields["text"].value == "the cat sat on the mat"  # the example pre-fills the form
     pg.set_values({"text": "hello world", "repeat": 2})
     assert run(pg) == {"text": "hello world hello world", "words": 4} == pg.result
@@ -215,6 +215,7 @@ def test_a_realtime_endpoint_shows_its_outputs_errors_and_closes_with_the_widget
         "/": "http",
         "/realtime": "realtime",
         "/frames": "realtime",
+        "*": "request",
     }
     assert pg.fields["text"].value == "live"
     connect(pg)

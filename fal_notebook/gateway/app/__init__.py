@@ -5,8 +5,18 @@ from __future__ import annotations
 from .host import Host
 from .outcome import Outcome
 from .queue import Unavailable
-from .resources import Claim, NoResources, Resources
+from .resources import Claim, GpuResources, NoResources, Resources
 from .revision import Build
 from .runtime import AppRuntime
 
-__all__ = ["AppRuntime", "Build", "Claim", "Host", "NoResources", "Outcome", "Resources", "Unavailable"]
+__all__ = [
+    "AppRuntime",
+    "Build",
+    "Claim",
+    "GpuResources",
+    "Host",
+    "NoResources",
+    "Outcome",
+    "Resources",
+    "Unavailable",
+]

@@ -1,5 +1,7 @@
 """Health checks of an app's ready runners, as its revision's settings ask (settings.py): a runner
-that fails ``failure_threshold`` checks in a row, once older than the start period, is replaced."""
+that fails ``failure_threshold`` checks in a row, once older than the start period, is replaced. And,
+for every app, every :data:`LOOPBACK_EVERY` seconds: a runner found listening beyond loopback (a
+server that rebinds after its start) is stopped, as a failure."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from .host import Host
 from .pool import RunnerPool
 from .revision import Revisions
 
+#: Seconds between two looks at where an app's ready runners listen (Linux's /proc/net).
+LOOPBACK_EVERY = 1.0
+
 
 class HealthChecks:
     def __init__(self, host: Host, revisions: Revisions, pool: RunnerPool):
@@ -19,10 +24,20 @@ class HealthChecks:
         self.clock = host.clock
         self.revisions = revisions
         self.pool = pool
+        self.next_look = 0.0
 
     def check(self) -> None:
-        """Probe each ready runner whose probe is due, in the background."""
+        """Probe each ready runner whose probe is due, in the background; stop one found listening
+        beyond loopback."""
         now = self.clock.monotonic()
+        if now >= self.next_look:
+            self.next_look = now + LOOPBACK_EVERY
+            for runner in [r for r in self.pool.runners if r.state == RunnerState.READY]:
+                public = runner.beyond_loopback()
+                if public:
+                    message = runner.exposed_message(public)
+                    self.pool.retire(runner, f"{message} It is stopped.")
+                    self.pool.failure(message)
         for runner in self.pool.runners:
             rev = self.revisions.get(runner.revision)
             probe = rev.settings.health if rev is not None else None
@@ -35,7 +50,7 @@ class HealthChecks:
         """One health check; ``failure_threshold`` failures in a row, once the runner is older than the
         start period, replace it (its requests fail over as a lost runner's do)."""
         try:
-            response = await self.host.http.request(probe.method, runner.url + probe.path, timeout=probe.timeout)
+            response = await self.host.probes.request(probe.method, runner.url + probe.path, timeout=probe.timeout)
             healthy, why = response.status_code < 500, f"it answered {response.status_code}"
         except httpx.TimeoutException:
             healthy, why = False, f"no answer within timeout_seconds={probe.timeout:g}"

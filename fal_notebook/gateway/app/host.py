@@ -21,7 +21,8 @@ from .revision import Build
 
 class Host(Protocol):
     store: Store
-    http: httpx.AsyncClient  # health checks, schemas
+    probes: httpx.AsyncClient  # readiness probes and health checks: the gateway's own, on connections of their own
+    http: httpx.AsyncClient  # schemas, cancellations
     upstream: Upstream  # the proxy hop to runners
     state_id: str
     tasks: Supervisor

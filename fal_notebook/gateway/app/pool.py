@@ -20,7 +20,7 @@ from ... import wire
 from ...errors import FalNotebookError
 from ...statuses import GOING, LIVE, RunnerState
 from ..headers import prefer_hinted
-from ..runners import Runner, RunnerStartError, port_is_free
+from ..runners import Runner, RunnerStartError, port_is_free, port_taken
 from .host import Host
 from .lifecycle import Lifecycle
 from .log import AppLog
@@ -55,7 +55,7 @@ class RunnerPool:
         #: Why no runner can start now (what it needs is taken), None when nothing waits.
         self.waiting: str | None = None
         self._started = 0  # runners made so far (their ids count them)
-        self._freed = asyncio.Event()  # set (and replaced) when a runner gives its resources back
+        self._rollout_waits = False  # a rollout's first runner waits for resources: scaling leaves them to it
 
     # -- who is there --------------------------------------------------------------------------
     def of(self, number: int) -> list[Runner]:
@@ -103,12 +103,30 @@ class RunnerPool:
 
     # -- starting ------------------------------------------------------------------------------
     async def start(self, rev: Revision) -> Runner:
-        """A ready runner of ``rev`` (a rollout's first), once its resources are free; RunnerStartError
-        (or what else its start raised) when it failed to start."""
-        while (runner := self._admit(rev)) is None:
-            freed = self._freed
-            await freed.wait()
+        """A ready runner of ``rev`` (a rollout's first), once its resources are free: the app's
+        runners of other revisions that hold some make way, one at a time (they finish their
+        requests first). RunnerStartError (or what else its start raised) when it failed to start."""
+        try:
+            while (runner := self._admit(rev)) is None:
+                self._rollout_waits = True
+                released = asyncio.ensure_future(self.host.resources.released())
+                self._make_way_for(rev)
+                await released
+        finally:
+            self._rollout_waits = False
+            if self.waiting is not None and not any(r.revision == rev.number for r in self.runners):
+                self.waiting = None  # it was cancelled while it waited
         return await self._boot(runner, rev)
+
+    def _make_way_for(self, rev: Revision) -> None:
+        """One runner of another revision that holds resources drains (none while one already does)."""
+        others = [r for r in self.runners if r.revision != rev.number and self.host.resources.held(r.id)]
+        if others and not any(r.state in (RunnerState.DRAINING, *GOING) for r in others):
+            runner = min(others, key=lambda r: len(r.in_flight))
+            self.log.event(f"Runner {runner.id} finishes its requests and stops: revision {rev.number} needs its GPUs.")
+            runner.state = RunnerState.DRAINING
+            if not runner.in_flight:
+                self.stop_later(runner)
 
     def spawn(self, rev: Revision) -> None:
         """Start a runner in the background (counted as live at once, so scaling never overshoots).
@@ -136,7 +154,7 @@ class RunnerPool:
         is taken (``waiting`` says why)."""
         assert rev.launch is not None and rev.config is not None
         runner_id = f"{self.name}-r{rev.number}-{self._started + 1}"
-        claim = self.host.resources.take(runner_id, rev.config)
+        claim = self.host.resources.take(runner_id, self.name, rev.launch)
         if not isinstance(claim, Claim):
             if claim != self.waiting:
                 self.log.event(f"A runner of {self.name} waits: {claim}")
@@ -145,6 +163,7 @@ class RunnerPool:
         self.waiting, self._started = None, self._started + 1
         runner = self.host.new_runner(runner_id, rev.number, rev.launch, self.log.runner_output)
         runner.env.update(claim.env)
+        runner.gpus = claim.gpus
         runner.started = self.clock.monotonic()
         self.runners.append(runner)
         self.log.event(f"Starting runner {runner.id}.")
@@ -155,12 +174,10 @@ class RunnerPool:
         if runner in self.runners:
             self.runners.remove(runner)
             self.host.resources.release(runner.id)
-            freed, self._freed = self._freed, asyncio.Event()
-            freed.set()
 
     async def _boot(self, runner: Runner, rev: Revision) -> Runner:
         try:
-            await runner.start(self.host.http, state_id=self.host.state_id, tasks=self.host.tasks)
+            await runner.start(self.host.probes, state_id=self.host.state_id, tasks=self.host.tasks)
         except BaseException:
             runner.state = RunnerState.DEAD
             self._forget(runner)
@@ -277,10 +294,7 @@ class RunnerPool:
                 await self.clock.sleep(0.05)
             await self.stop(runner)
         if not port_is_free(port):
-            raise FalNotebookError(
-                f"Port {port} (exposed_port, --port) is in use by another process, and the app's --cmd "
-                "listens on it. Stop that process, choose another --port, or let the command read $PORT."
-            )
+            raise FalNotebookError(port_taken(port, "where the app's server listens (exposed_port, --port)"))
 
     # -- scaling -------------------------------------------------------------------------------
     def scale(self, waiting: int) -> None:
@@ -295,9 +309,13 @@ class RunnerPool:
             return
         if rolling is not None and rolling.launch is not None and rolling.launch.fixed_port:
             return  # the old runners make way for the new one on the fixed port
+        if self._rollout_waits:
+            return  # the resources runners give back go to the new revision's first runner
         live = [r for r in self.of(rev.number) if r.state in LIVE]
         desired = rev.settings.desired_runners(waiting + sum(len(r.in_flight) for r in live))
         now = self.clock.monotonic()
+        if len(live) >= desired:
+            self.waiting = None  # no runner is wanted: none waits
         if len(live) < desired and self.lifecycle.may_start():
             starting = any(r.state == RunnerState.STARTING for r in live)
             wanted = desired - len(live) if not self.lifecycle.failures else int(not starting)

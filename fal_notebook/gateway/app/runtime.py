@@ -147,8 +147,17 @@ class AppRuntime:
             notes=list(current.notes) if current else [],
             queued=self.queue.waiting(queued_only=True),
             runners=[
-                RunnerInfo(r.id, r.revision, r.state, r.port, r.process.pid if r.process else None, len(r.in_flight))
+                RunnerInfo(
+                    r.id,
+                    r.revision,
+                    r.state,
+                    r.port,
+                    r.process.pid if r.process else None,
+                    len(r.in_flight),
+                    self.host.resources.held(r.id),
+                )
                 for r in self.pool.runners
             ],
+            waiting=self.pool.waiting,
             events=self.log.after(since),
         )

@@ -76,6 +76,9 @@ class FakeRunner(Runner):
             self.exited.set()
         self.state = RunnerState.DEAD
 
+    def beyond_loopback(self) -> list[str]:
+        return self.host.listening.get(self.id, [])
+
     def die(self, code: int = -9) -> None:
         self.returncode = code
         self.exited.set()
@@ -107,10 +110,12 @@ class FakeHost:
     notified: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     resources: Resources = field(default_factory=NoResources)
+    listening: dict[str, list[str]] = field(default_factory=dict)  # runner id → where it listens beyond loopback
 
     def __post_init__(self) -> None:
         self.store = Store(self.folder / "queue.sqlite3")
         self.http = httpx.AsyncClient(transport=httpx.MockTransport(self._handle))
+        self.probes = self.http
         self.upstream = FakeUpstream(self)
         self.tasks = Supervisor()
         self.clock = FakeClock()

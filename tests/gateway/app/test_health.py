@@ -63,3 +63,20 @@ def test_health_checks_follow_the_app_settings_and_fal_defaults(tmp_path):
     )
     assert Settings.from_config(manual).health is None
     assert Settings.from_config(AppConfig(name="s", mode="server", exposed_port=8000)).health is None
+
+
+def test_a_runner_that_starts_listening_beyond_loopback_is_stopped_as_a_failure(tmp_path):
+    """A server that passes the start's check and rebinds to 0.0.0.0 later (issue 20, item 9): found
+    at the next look, stopped, and counted as a failure (restarts back off)."""
+
+    async def scenario(host: FakeHost, runtime: AppRuntime) -> None:
+        await advance(host, runtime, 1)
+        [runner] = runtime.pool.ready()
+        host.listening[runner.id] = [f"0.0.0.0:{runner.port}"]
+        await advance(host, runtime, 1)
+        assert runner.state in (RunnerState.STOPPING, RunnerState.DEAD)
+        events = [e["message"] for e in runtime.info().to_json()["events"]]
+        assert any(f"listens on 0.0.0.0:{runner.port}" in e and "It is stopped." in e for e in events), events
+        assert runtime.pool.lifecycle.failures == 1
+
+    run(tmp_path, scenario, min_concurrency=1)

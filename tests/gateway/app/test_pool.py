@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from fake_runtime import FakeHost, advance, held, run, settle
 
-from fal_notebook.config import AppConfig
 from fal_notebook.gateway.app import AppRuntime, Claim, Unavailable
+from fal_notebook.gateway.runners import Launch
 from fal_notebook.statuses import AppStatus
 from fal_notebook.wire import RequestStatus
 
@@ -93,7 +94,7 @@ class OneGpu:
         self.holder: str | None = None
         self.released: list[str] = []
 
-    def take(self, runner_id: str, config: AppConfig) -> Claim | str:
+    def take(self, runner_id: str, app: str, launch: Launch) -> Claim | str:
         if self.holder is not None:
             return f"no free GPU ({self.holder} holds it)"
         self.holder = runner_id
@@ -103,6 +104,12 @@ class OneGpu:
         self.released.append(runner_id)
         if self.holder == runner_id:
             self.holder = None
+
+    async def released(self) -> None:
+        await asyncio.Event().wait()  # the runtime's scaling asks again
+
+    def held(self, runner_id: str) -> list[dict[str, Any]]:
+        return [{"index": 0}] if self.holder == runner_id else []
 
 
 def test_a_runner_takes_its_resources_before_it_starts_waits_for_them_and_gives_them_back_on_every_way_out(tmp_path):

@@ -2,11 +2,12 @@
 drain queued requests through it (the ``queue drain`` row's load; ``--sync``: sync calls), then
 prints the time by library and the functions that hold most of it. ``--split``: no sampling, the CPU
 time each process (the clients, the gateway, the runners) spends per request, queued and sync
-calls alternating, measured by the kernel's accounting.
+calls and sync calls straight to a runner alternating, measured by the kernel's accounting
+(``--env isolated``: the runners in an isolated virtualenv, as deployed by default).
 
     .venv/bin/pip install py-spy
     .venv/bin/python -m benchmarks.profile [--requests 400] [--rounds 2] [--sync] [--raw FILE]
-    .venv/bin/python -m benchmarks.profile --split [--requests 400] [--rounds 2]
+    .venv/bin/python -m benchmarks.profile --split [--env isolated] [--requests 400] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -110,9 +111,10 @@ def cpu_seconds(pid: int) -> float:
     return sum(times.get(p, 0.0) for p in tree)
 
 
-def split(queue_url: str, url: str, requests: int, rounds: int) -> str:
+def split(queue_url: str, url: str, runner: str, requests: int, rounds: int) -> str:
     """CPU microseconds per request of the clients (this process), the gateway (less its runners) and
-    the runners, under the queue drain and under sync calls: the median of ``rounds``."""
+    the runners, under the queue drain, under sync calls and under sync calls straight to a runner
+    (``runner``; the gateway then only reads its access lines): the median of ``rounds``."""
     from fal_notebook.gateway import gateway_status
 
     gateway = gateway_status().pid
@@ -123,7 +125,11 @@ def split(queue_url: str, url: str, requests: int, rounds: int) -> str:
         own, below = os.times(), sum(map(cpu_seconds, runners))
         return own.user + own.system, cpu_seconds(gateway) - below, below
 
-    loads = {"queued": drain_throughput(queue_url, requests), "sync": sync_throughput(url, requests)}
+    loads = {
+        "queued": drain_throughput(queue_url, requests),
+        "sync": sync_throughput(url, requests),
+        "direct": sync_throughput(runner, requests),
+    }
     figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in loads}
     for _ in range(rounds):
         for name, load in loads.items():
@@ -145,13 +151,14 @@ def main() -> int:
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw (collapsed) stacks in this file")
     parser.add_argument("--sync", action="store_true", help="sync calls through the gateway instead of queued ones")
     parser.add_argument("--split", action="store_true", help="the CPU time per request of each process, no sampling")
+    parser.add_argument("--env", choices=["kernel", "isolated"], default="kernel", help="the runners' environment")
     args = parser.parse_args()
     if args.split:
         with private_gateway() as home:
-            deployment = deploy(home, WORDS, "words", max_concurrency=2, min_concurrency=2)
-            wait_runners("words", 2)
+            deployment = deploy(home, WORDS, "words", env=args.env, max_concurrency=2, min_concurrency=2)
+            runner = f"http://127.0.0.1:{wait_runners('words', 2)[0]['port']}/"
             timed(queue_call, deployment.queue_url, 20)()
-            print(split(deployment.queue_url, deployment.url, args.requests, args.rounds))
+            print(split(deployment.queue_url, deployment.url, runner, args.requests, args.rounds))
         return 0
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():

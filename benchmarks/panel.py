@@ -13,7 +13,8 @@ them (default 5) run on the local gateway, in the benchmark's own Python environ
     PYTHONPATH=. python benchmarks/panel.py [--runs 7] [--calls 20] [--deployed 5]
 
 Needs the built labextension (``.ci/provision --tests``), JupyterLab, Playwright and /usr/bin/chromium.
-Uses a temporary FAL_NOTEBOOK_HOME, Jupyter state and free ports; prints the figures, asserts nothing.
+Uses a temporary FAL_NOTEBOOK_HOME, Jupyter state and free ports (removed after, but for a JupyterLab log
+worth reading); prints the figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -192,7 +194,7 @@ def main() -> int:
     os.environ.update({k: env[k] for k in ("FAL_NOTEBOOK_HOME", "FAL_NOTEBOOK_GATEWAY_PORT")})
     from fal_notebook.gateway import stop_gateway
 
-    process = None
+    process, keep = None, False
     try:
         os.chdir(root)
         started = time.perf_counter()
@@ -221,7 +223,10 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 print(f"JupyterLab did not stop within 60 s (its log: {state / 'jupyterlab.log'}); killing it")
                 process.kill()
+                keep = True
         stop_gateway()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -35,7 +35,7 @@ _PUBLIC = {
     "Queued": "fal_notebook.client",
     "InProgress": "fal_notebook.client",
     "Completed": "fal_notebook.client",
-    "deploy": "fal_notebook.backends",
+    "deploy": "fal_notebook.jobs",
     "Deployment": "fal_notebook.backends",
     "Playground": "fal_notebook.widgets.playground",
 }
@@ -43,7 +43,7 @@ _PUBLIC = {
 __all__ = sorted([*_PUBLIC, "capture", "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .backends import Deployment as Deployment, deploy as deploy
+    from .backends import Deployment as Deployment
     from .capture.notebook import export_notebook as export_notebook
     from .client import (
         AsyncRequestHandle as AsyncRequestHandle,
@@ -68,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
         RequestTimeoutError as RequestTimeoutError,
     )
     from .generate.project import AppProject as AppProject
+    from .jobs import deploy as deploy
     from .widgets.playground import Playground as Playground
 
 

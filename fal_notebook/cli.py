@@ -23,10 +23,12 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _deploy(args: argparse.Namespace) -> None:
-    from .backends import deploy
+    from .jobs import deploy
 
     quiet = args.json
-    deployment = deploy(args.app, target=args.target, env=args.env, progress=(lambda _line: None) if quiet else print)
+    deployment = deploy(
+        args.app, target=args.target, env=args.env, progress=(lambda _line: None) if quiet else print, origin="cli"
+    )
     if args.json:
         print(json.dumps(_deployment_json(deployment)))
     else:

@@ -22,6 +22,11 @@ class ConfigError(FalNotebookError, ValueError):
         self.fields = list(fields)
 
 
+class ConfigConflictError(ConfigError):
+    """Keys (``fields``) were changed both in the cell and in the project's ``pyproject.toml`` since
+    the last capture; the message names each key, both values, and how to settle it."""
+
+
 class CaptureError(FalNotebookError):
     """A cell cannot become a deployable app; the message names the cell line or variable."""
 

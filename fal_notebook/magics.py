@@ -9,7 +9,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
-from . import backends
+from . import backends, jobs
 from .backends import Deployment
 from .capture import capture
 from .capture.kernel import running_cell
@@ -72,16 +72,23 @@ class FalMagics(Magics):
     @line_magic
     def fal_deploy(self, line: str) -> Deployment:
         """%fal_deploy NAME [--target local|docker|fal] [--env kernel|isolated] [--no-wait] — deploy a
-        captured app, with its progress shown as it happens."""
+        captured app as a job, with its steps, progress and a Cancel button shown as it happens (the fal
+        panel follows it too); interrupting the kernel cancels it."""
+        from .errors import DeployCancelled
         from .widgets.progress import DeployProgress
 
         args = parse_words(DEPLOY, line)
         if args.no_wait:
-            return backends.deploy(args.name, target=args.target, env=args.env, wait=False)
+            return jobs.deploy(args.name, target=args.target, env=args.env, wait=False, origin="magic")
         view = DeployProgress(args.name, args.target)
         display(view)
         try:
-            deployment = backends.deploy(args.name, target=args.target, env=args.env, progress=view)
+            deployment = jobs.deploy(
+                args.name, target=args.target, env=args.env, progress=view, origin="magic", on_start=view.attach
+            )
+        except DeployCancelled as exc:
+            view.finish(str(exc), cancelled=True)
+            raise
         except BaseException as exc:
             view.finish(str(exc) or type(exc).__name__)
             raise

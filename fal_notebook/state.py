@@ -98,6 +98,39 @@ def read_gateway_key() -> str | None:
         return None
 
 
+def process_start(pid: int) -> str:
+    """When process ``pid`` started (Linux: its start time from /proc; "" where unknown), recorded
+    beside a pid so that a pid the system has since given to another process is not taken for it."""
+    fields = _proc_stat(pid)
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_alive(pid: Any, started: str = "") -> bool:
+    """Whether process ``pid`` (from a pid file) runs: not a zombie, and, given when it ``started``
+    (:func:`process_start`), the same process."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's: it exists
+    fields = _proc_stat(pid)
+    if fields and fields[0] == "Z":  # our own child, exited and not yet reaped
+        return False
+    return not started or len(fields) <= 19 or fields[19] == started
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command's name (which may hold spaces), state
+    first; [] where there is none to read."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
 def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:
     """Write JSON so that readers see the old or the new file, never a half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +170,8 @@ class Manifest:
     files: dict[str, str]
     toml: dict[str, Any]
     data: dict[str, str]
+    #: What the cell set at the last capture (the next capture compares against it); None before.
+    cell: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -156,7 +191,10 @@ def read_manifest(folder: Path) -> Manifest | None:
             f"{path} is not a manifest fal-notebook wrote: {problem}. Restore it, or capture the cell again "
             "with --force to write the folder anew."
         )
-    return Manifest(data["config"], data["requirements"], data["files"], data.get("toml") or {}, data.get("data") or {})
+    cell = data.get("cell") if isinstance(data.get("cell"), dict) else None
+    return Manifest(
+        data["config"], data["requirements"], data["files"], data.get("toml") or {}, data.get("data") or {}, cell
+    )
 
 
 def _manifest_problem(data: Any) -> str | None:

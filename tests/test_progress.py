@@ -103,3 +103,15 @@ def test_the_notebook_card_shows_a_failure_and_keeps_the_last_lines():
     assert view.bar.bar_style == "danger" and "failed" in view.title.value
     assert "line 1" not in view.log.value and "line 4 &lt;b&gt;" in view.log.value
     assert "Deploying web failed: boom" in view.log.value
+
+
+def test_the_notebook_card_marks_where_a_cancelled_or_failed_deploy_stopped():
+    view = DeployProgress("web", "local")
+    view(ProgressEvent("Starting runner", "runners", "step"))
+    view.finish("The deploy of web was cancelled.", cancelled=True)
+    assert "– Runners" in view.steps.value and "● " not in view.steps.value
+    assert view.cancel.disabled and "cancelled" in view.title.value
+    failed = DeployProgress("web", "local")
+    failed(ProgressEvent("Starting runner", "runners", "step"))
+    failed.finish("Deploying web failed: boom")
+    assert "✕ Runners" in failed.steps.value

@@ -115,6 +115,7 @@ def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, 
                 gpus=local.gpus if local else [],
                 waiting=local.waiting if local else None,
                 error=local.error if local else on_fal.last_error if on_fal else None,
+                openapi=local.openapi if local else None,
             )
             if deployment.status == AppStatus.CRASH_LOOPING:
                 row["crash_loop"] = crash_loop_summary(deployment)

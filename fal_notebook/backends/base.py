@@ -55,6 +55,7 @@ class LocalDetail:
     #: memory_used_mib (MiB; None where NVML does not say).
     gpus: list[dict[str, Any]] = field(default_factory=list)
     waiting: str | None = None  # why a runner waits to start (a GPU none has free)
+    openapi: bool | None = None  # whether the serving revision serves an OpenAPI schema (the Playground's form)
 
 
 @dataclass

@@ -341,6 +341,7 @@ def _deployment(target: Target, name: str, path: str, info: AppInfo, *, env: str
             error=info.error or _failed_deploy(info),
             next_attempt=info.next_attempt,
             last_exit=info.last_exit if info.status == AppStatus.CRASH_LOOPING else None,
+            openapi=info.openapi,
             gpus=[
                 {**{k: gpu.get(k) for k in GPU_KEYS}, "runner": runner.id}
                 for runner in info.runners

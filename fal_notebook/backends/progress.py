@@ -20,11 +20,12 @@ STEPS: dict[str, tuple[str, ...]] = {
     "docker": ("image", "runners", "ready"),
     "fal": ("checks", "deploy", "ready"),
 }
+#: Each step's name as every front end shows it (the panel's copy is generated from this one).
 STEP_TITLES = {
-    "capture": "Capturing the cell",
-    "environment": "Runner environment",
-    "image": "Docker image",
-    "runners": "Starting runners",
+    "capture": "Capture",
+    "environment": "Environment",
+    "image": "Image",
+    "runners": "Runners",
     "checks": "Checks",
     "deploy": "fal deploy",
     "ready": "Ready",

@@ -12,7 +12,14 @@ from typing import Any, Literal, cast
 
 from ..config import DEFAULT_SERVER_PORT, AppConfig, flag_for, kernel_python_version, reads_port_variable, short_repr
 from ..errors import CaptureError, ConfigError
-from ..generate.project import AppProject, existing_state, project_path, render_files, write_project
+from ..generate.project import (
+    AppProject,
+    existing_state,
+    project_path,
+    render_files,
+    settle_config,
+    write_project,
+)
 from ..generate.source import function_start, module_source, requirements_block, serve_block
 from ..packages import merge, without_fal
 from ..secrets import secrets_in
@@ -26,6 +33,7 @@ from .classify import (
     parse_cell,
     port_of,
     read_class_config,
+    server_objects,
     without_main_blocks,
 )
 from .closure import KernelResolver, NotebookResolver, closure, user_code
@@ -71,7 +79,10 @@ def capture(
         values, start = _classify(tree, namespace, options, notes, where)
     if name is not None:
         values["name"] = name
-    config = AppConfig.build(values, where=where)
+    cell_config = AppConfig.build(values, where=where)
+    search = Path(search_dir or os.getcwd())
+    project_dir = project_path(cell_config.name, root=search, dir=dir, out_dir=out_dir)
+    config, from_file = settle_config(cell_config, project_dir, force=force, where=where)
 
     body = source
     if start is not None or config.mode == "app":  # the runner starts it: a script's own start never runs
@@ -86,7 +97,6 @@ def capture(
     definitions = closure(body, resolver, where=where)
     module = module_source(config, body, definitions, _start_block(config, start))
 
-    search = Path(search_dir or os.getcwd())
     found = Found(search)
     found.module(module)
     if config.cmd is not None:
@@ -104,7 +114,6 @@ def capture(
             module += f"{config.class_name}.local_python_modules = {sorted(found.local_modules)!r}\n"
     _check_module(module, config, where)
 
-    project_dir = project_path(config.name, root=search, dir=dir, out_dir=out_dir)
     existing, previous = existing_state(project_dir, force=force)
     files = render_files(
         config,
@@ -123,6 +132,11 @@ def capture(
             "`os.environ[...]`, or fal `secrets`). Nothing was written."
         )
     notes += config.warnings
+    if from_file:
+        shown = ", ".join(f"{key} = {short_repr(getattr(config, key))}" for key in from_file)
+        notes.append(
+            f"Kept from pyproject.toml (changed there since the last capture; the cell did not change them): {shown}."
+        )
     project = AppProject(
         config=config,
         path=project_dir.resolve(),
@@ -130,6 +144,7 @@ def capture(
         requirements=requirements,
         notes=notes,
         data_files=found.data_files,
+        cell=cell_config.model_dump(mode="json", exclude_none=True),
     )
     project.inferred = found.shown
     project.changed = write_project(project, force=force)
@@ -240,11 +255,14 @@ def _server_values(
         entry = values.get("entry", "app")
         interface = cast(Start, find_server_interface(tree, entry, namespace))
         if interface is None:
-            raise CaptureError(
-                f"{where} defines no fal.App subclass and no server object named `{entry}`. Define a "
-                "fal.App class, an ASGI/WSGI application (e.g. `app = FastAPI()`; pick another name "
-                "with --entry), or give the command that starts the server with --cmd."
+            others = [name for name in server_objects(tree) if name != entry]
+            hint = (
+                f" It defines the server object `{others[0]}`: add --entry {others[0]}."
+                if others
+                else " Define a fal.App class, an ASGI/WSGI application (e.g. `app = FastAPI()`; pick another "
+                "name with --entry), or give the command that starts the server with --cmd."
             )
+            raise CaptureError(f"{where} defines no fal.App subclass and no server object named `{entry}`.{hint}")
         port = port_of(main_blocks(tree))
         if port is not None and "exposed_port" not in values:
             notes.append(f"Port {port}, as the cell's own start passes it (--port changes it).")

@@ -196,6 +196,36 @@ def find_server_interface(tree: ast.Module, entry: str, namespace: dict[str, Any
     return "wsgi" if imported & WSGI_FRAMEWORKS else "asgi"
 
 
+#: Constructors of server applications, by their last name (``FastAPI()``, ``flask.Flask(__name__)``).
+SERVER_CONSTRUCTORS = {"FastAPI", "Starlette", "Flask", "Quart", "Litestar", "Sanic", "Bottle", "App", "API"}
+_NOT_A_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def server_objects(tree: ast.Module) -> dict[str, str | None]:
+    """The cell's server applications, as it makes them (``api = FastAPI(title="Hello API")``):
+    each object's name, with the ``title=`` it was given (or None)."""
+    found: dict[str, str | None] = {}
+    for node in tree.body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        if not isinstance(value, ast.Call):
+            continue
+        func = value.func
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if called not in SERVER_CONSTRUCTORS:
+            continue
+        title = next(
+            (k.value.value for k in value.keywords if k.arg == "title" and isinstance(k.value, ast.Constant)), None
+        )
+        for name in sorted(_bound_names(node)):
+            found[name] = title if isinstance(title, str) else None
+    return found
+
+
+def kebab(text: str) -> str:
+    """``text`` as an app name: lower case words joined by dashes (``Hello API`` → ``hello-api``)."""
+    return _NOT_A_NAME.sub("-", text.lower()).strip("-")[:63]
+
+
 def interface_of(obj: Any) -> str:
     """Tell an ASGI application (async ``__call__``) from a WSGI one."""
     import inspect

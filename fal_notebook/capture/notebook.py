@@ -13,7 +13,7 @@ from typing import Any
 import nbformat
 
 from ..config import is_text
-from ..errors import CaptureError, ConfigError, FalNotebookError, NotFoundError
+from ..errors import CaptureError, ConfigConflictError, ConfigError, FalNotebookError, NotFoundError
 from ..state import checked_path
 from .options import parse_magic_line, split_magic_cell
 
@@ -84,13 +84,14 @@ def export_cells(
 ) -> list:
     """``export_notebook`` over cells given as ``(cell_type, source)``; ``path`` is the notebook's
     (error messages name its cells; modules beside it count as local). ``only``: capture just the
-    app of that name (NotFoundError if no cell defines it)."""
+    app of that name (NotFoundError if no cell defines it); other cells' errors are theirs, not its."""
     from . import capture, identify
 
     path = Path(path)
     base = Path(out_dir) if out_dir is not None else Path("fal_apps")
     earlier: list[tuple[str, str]] = []
     projects, failures = [], []
+    unknown = []  # failures of cells whose app's name cannot be told (``only`` may be one of them)
     for index, (cell_type, source) in enumerate(cells, start=1):
         if cell_type != "code":
             continue
@@ -100,9 +101,14 @@ def export_cells(
             earlier.append((label, source))
             continue
         line, body = magic
+        named: str | None = None
         try:
             parsed = parse_magic_line(line)
-            if only is not None and identify(body, parsed.name, where=label, **parsed.options).name != only:
+            named = parsed.name
+            where = f"{label} (app {named})" if named else label
+            name = identify(body, named, where=where, **parsed.options).name
+            where = f"{label} (app {name})"
+            if only is not None and name != only:
                 earlier.append((label, body))
                 continue
             project = capture(
@@ -113,31 +119,52 @@ def export_cells(
                 dir=parsed.dir,
                 out_dir=base,
                 force=parsed.force,
-                where=label,
+                where=where,
                 **parsed.options,
             )
             projects.append(project)
         except FalNotebookError as exc:
-            failures.append(str(exc))
+            if only is None or named == only:
+                failures.append(str(exc))
+            elif named is None:
+                unknown.append(str(exc))
         earlier.append((label, body))
     if only is not None and not projects:
         if failures:
             raise CaptureError(" ".join(failures))
-        raise NotFoundError(f"No %%fal_app cell of {path.name} defines an app named {only!r}.")
+        found = f" Cells that could not be read: {' '.join(unknown)}" if unknown else ""
+        raise NotFoundError(f"No %%fal_app cell of {path.name} defines an app named {only!r}.{found}")
     if failures:
-        written = f" Written: {', '.join(p.name for p in projects)}." if projects else ""
-        raise CaptureError(" ".join(failures) + written)
+        raise CaptureErrors(failures, projects)
     if not projects:
         raise CaptureError(f"{path} has no %%fal_app cell to export.")
     return projects
 
 
-def describe_app_cells(sources: Iterable[str]) -> list[dict[str, Any] | None]:
-    """For each cell source: ``None`` if it is not a ``%%fal_app`` cell, else the app it defines
-    (``name``, ``mode``, the line's ``options``), or the ``error`` a capture would raise. Static:
-    nothing runs and nothing is written."""
-    from . import identify
+class CaptureErrors(CaptureError):
+    """Some app cells of a notebook could not be captured (``failures``, each naming its cell and
+    app); the others were (``captured``: their AppProjects)."""
 
+    def __init__(self, failures: list[str], captured: list):
+        self.failures, self.captured = failures, captured
+        count = f"{len(failures)} %%fal_app cell{'s' if len(failures) > 1 else ''}"
+        others = f" The other apps were captured: {', '.join(p.name for p in captured)}." if captured else ""
+        super().__init__(f"{count} could not be captured: {' '.join(failures)}{others}")
+
+
+def describe_app_cells(
+    sources: Iterable[str], notebook: str | os.PathLike | None = None
+) -> list[dict[str, Any] | None]:
+    """For each cell source: ``None`` if it is not a ``%%fal_app`` cell, else the app it defines
+    (``name``, ``mode``, the line's ``options``), or the ``error`` a capture would raise. With the
+    ``notebook``'s path, an app captured before also has ``settings``: the keys its line sets and
+    those its project's ``pyproject.toml`` changed since, with the values a capture would deploy
+    (``from_file`` names the latter; ``conflict`` says when both changed a key). Static: nothing runs
+    and nothing is written."""
+    from ..generate.project import project_path, settle_config
+    from . import OPTION_ALIASES, identify
+
+    folder = Path(notebook).parent if notebook is not None else None
     described: list[dict[str, Any] | None] = []
     for source in sources:
         magic = split_magic_cell(source)
@@ -149,12 +176,44 @@ def describe_app_cells(sources: Iterable[str]) -> list[dict[str, Any] | None]:
         try:
             parsed = parse_magic_line(line)
             row.update(name=parsed.name, options=parsed.options)
+            row.update(suggest(body, Path(notebook) if notebook is not None else None))
             config = identify(body, parsed.name, where="this cell", **parsed.options)
             row.update(name=config.name, mode=config.mode)
+            if folder is not None:
+                where = project_path(config.name, root=folder, dir=parsed.dir, out_dir=folder / "fal_apps")
+                try:
+                    settled, from_file = settle_config(config, where, where="this cell")
+                except ConfigConflictError as conflict:
+                    row["conflict"] = str(conflict)
+                else:
+                    values = settled.model_dump(mode="json", exclude_none=True)
+                    keys = dict.fromkeys([*(OPTION_ALIASES.get(k, k) for k in parsed.options), *from_file])
+                    row.update(settings={k: values.get(k) for k in keys}, from_file=from_file)
         except FalNotebookError as exc:
             row["error"] = str(exc)
         described.append(row)
     return described
+
+
+def suggest(body: str, notebook: Path | None) -> dict[str, Any]:
+    """For a cell that may become a server app: its server objects (``entries``) and a name for the
+    app (``suggested``): fal's name of its fal.App class, else the title of its server object, else
+    the notebook's name with the object's."""
+    from .classify import fal_app_name, find_app_classes, kebab, parse_cell, server_objects
+
+    try:
+        tree = parse_cell(body)
+    except FalNotebookError:
+        return {"entries": [], "suggested": None}
+    classes = find_app_classes(tree, None)
+    objects = server_objects(tree)
+    if classes:
+        return {"entries": list(objects), "suggested": fal_app_name(classes[0].name)}
+    entry = "app" if "app" in objects or not objects else next(iter(objects))
+    stem = kebab(notebook.stem) if notebook is not None else ""
+    title = objects.get(entry)
+    suggested = kebab(title) if title else "-".join(filter(None, [stem, entry if entry != "app" else ""]))
+    return {"entries": list(objects), "suggested": suggested or None}
 
 
 def path_in(root: str | os.PathLike, relative: str, *, field: str = "path") -> Path:

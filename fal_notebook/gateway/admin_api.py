@@ -134,6 +134,7 @@ class AppInfo:
     image: str | None = None
     path: str | None = None
     notes: list[str] = field(default_factory=list)
+    openapi: bool | None = None  # whether the serving revision serves an OpenAPI schema
     queued: int = 0  # requests waiting for a runner
     runners: list[RunnerInfo] = field(default_factory=list)
     waiting: str | None = None  # why a runner waits to start (a GPU none has free)

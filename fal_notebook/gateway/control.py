@@ -22,7 +22,7 @@ import httpx
 from .. import wire
 from ..credentials import set_aside_fal_key
 from ..errors import GatewayError
-from ..state import gateway_port, gateway_tls_port, home, read_json
+from ..state import gateway_port, gateway_tls_port, home, process_alive, read_json
 from ..wire import GATEWAY_HOST
 from .admin_api import APPS_PATH, GPUS_PATH, IDENTITY_PATH, SERVICE, SHUTDOWN_PATH, AppInfo
 from .environment import gateway_environment
@@ -110,7 +110,7 @@ def start_gateway(*, timeout: float = START_TIMEOUT) -> GatewayInfo:
         _ours(identity, port)
         return gateway_status()
     recorded = read_json(pid_path(), None)
-    if recorded and recorded.get("port") != port and _alive(recorded.get("pid")):
+    if recorded and recorded.get("port") != port and process_alive(recorded.get("pid")):
         raise GatewayError(
             f"The gateway of {home()} already runs on port {recorded['port']} (pid {recorded['pid']}); set "
             f"FAL_NOTEBOOK_GATEWAY_PORT={recorded['port']}, or stop it with `fal-notebook gateway stop` first."
@@ -161,10 +161,10 @@ def stop_gateway(*, timeout: float = 20.0) -> bool:
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid) and _identity(port) is None:
+        if not process_alive(pid) and _identity(port) is None:
             return True
         time.sleep(0.1)
-    if pid and _alive(pid):
+    if pid and process_alive(pid):
         os.kill(pid, signal.SIGKILL)
     return True
 
@@ -231,21 +231,6 @@ def admin() -> httpx.Client:
         timeout=30.0,
         verify=_ssl_context(),
     )
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own child, not yet reaped) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _tail(lines: int = 30) -> str:

@@ -15,8 +15,8 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from .._version import __version__
-from ..config import PROJECT_FIELDS, AppConfig, check_toml_keys, flag_for, local_notes
-from ..errors import ConfigError, FalNotebookError, ProjectConflictError
+from ..config import PROJECT_FIELDS, AppConfig, check_toml_keys, flag_for, local_notes, short_repr
+from ..errors import ConfigConflictError, ConfigError, FalNotebookError, ProjectConflictError
 from ..packages import split_fal_runtime
 from ..state import MANIFEST, Manifest, checked_path, read_manifest, register_project, write_json_atomic
 from .dockerfile import base_image, dockerfile, dockerignore
@@ -39,6 +39,9 @@ class AppProject:
     inferred: list[tuple[str, str]] = field(default_factory=list)
     #: Files the app reads (``app_files``), copied into the project as they are: name → where they are read.
     data_files: dict[str, Path] = field(default_factory=dict)
+    #: What the cell set, as captured (kept in the manifest: the next capture compares against it);
+    #: None when the project was changed without its cell (the config editor).
+    cell: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -52,8 +55,8 @@ class AppProject:
     def module_file(self) -> str:
         return "app.py" if self.mode == "app" else "server.py"
 
-    def summary(self) -> str:
-        """What was captured, where, what it needs, and what to run next."""
+    def summary(self, hint: bool = True) -> str:
+        """What was captured, where, what it needs, and (``hint``) what to run next."""
         what = f"fal.App `{self.config.class_name}`" if self.mode == "app" else "Direct Server Mode"
         if self.mode == "server":
             what += f" (`{self.config.cmd}`)" if self.config.cmd else f" (`{self.config.entry}`)"
@@ -72,8 +75,9 @@ class AppProject:
                 else []
             ),
             *(f"Note: {note}" for note in self.notes),
-            f"Next: %fal_deploy {self.name}   (or, in {_shown(self.path)}: fal deploy {self.name})",
         ]
+        if hint:
+            lines.append(f"Next: %fal_deploy {self.name}   (or, in {_shown(self.path)}: fal deploy {self.name})")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -269,6 +273,65 @@ silently.
 CELL_FIELDS = ("name", "mode", "class_name", "entry", "requirements", "cmd", "base_dockerfile")
 
 
+def settle_config(
+    cell: AppConfig, path: str | os.PathLike, *, force: bool = False, where: str = "the cell"
+) -> tuple[AppConfig, list[str]]:
+    """The configuration a capture of ``cell`` writes into the project at ``path``, and the keys
+    whose value comes from the project's file rather than the cell.
+
+    The rule: whoever changed a key last wins, and nothing the user set is dropped unasked. A key
+    the cell sets as it did at the last capture keeps the file's value (the config editor's or a
+    hand edit of ``pyproject.toml``); a key the cell changed since then takes the cell's value,
+    unless the file changed it too, to something else: then both were changed since the last
+    capture, and the capture stops naming the key and both values (``force``: the cell wins).
+    """
+    path = Path(path)
+    new = cell.model_dump(mode="json", exclude_none=True)
+    try:
+        manifest = _manifest(path, force=force)
+        if manifest is None:
+            return cell, []
+        on_disk = AppProject.load(path).config.model_dump(mode="json", exclude_none=True)
+    except (ConfigError, FalNotebookError):
+        if force:  # a folder that cannot be read is written anew, from the cell
+            return cell, []
+        raise
+    before = manifest.cell or manifest.config
+    settled = {k: v for k, v in new.items() if k in CELL_FIELDS}
+    from_file, conflicts = [], []
+    for key in AppConfig.model_fields:
+        if key in CELL_FIELDS:
+            continue
+        mine, old, theirs = new.get(key), before.get(key), on_disk.get(key)
+        if mine == old and theirs != mine:
+            value = theirs
+            from_file.append(key)
+        elif theirs in (old, mine) or force:
+            value = mine
+        else:
+            value = mine
+            conflicts.append(key)
+        if value is not None:
+            settled[key] = value
+    if conflicts:
+        each = "; ".join(
+            f"{key} ({flag_for(key)}) is {_shown_value(new.get(key))} in the cell and {_shown_value(on_disk.get(key))} "
+            f"in the file (it was {_shown_value(before.get(key))})"
+            for key in conflicts
+        )
+        raise ConfigConflictError(
+            f"{cell.name} ({where}) was changed both in the cell and in {path / PYPROJECT} since the last "
+            f"capture: {each}. Nothing was written. Make them agree (change the cell's flag, or the file: "
+            "the config editor), or capture with --force to take the cell's values.",
+            fields=conflicts,
+        )
+    return AppConfig.build(settled, where=where), from_file
+
+
+def _shown_value(value: Any) -> str:
+    return "unset" if value is None else short_repr(value)
+
+
 def reconfigure(
     path: str | os.PathLike, changes: dict[str, Any], *, force: bool = False, root: str | os.PathLike | None = None
 ) -> AppProject:
@@ -406,6 +469,7 @@ def write_project(project: AppProject, *, force: bool = False) -> list[str]:
     manifest = {
         "generator": f"fal-notebook {__version__}",
         "config": project.config.model_dump(mode="json", exclude_none=True),
+        "cell": project.cell if project.cell is not None else (recorded.cell if recorded else None),
         "requirements": project.requirements,
         "files": {n: _digest(t) for n, t in project.files.items()},
         "data": data,

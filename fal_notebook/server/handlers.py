@@ -26,7 +26,7 @@ from ..backends.local import default_env
 from ..capture.notebook import cells_of, describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
-from ..jobs import AlreadyDeploying, DeployJob, Jobs
+from ..jobs import AlreadyDeploying, DeployJob, Jobs, RecordedJob
 from ..state import resolve_project
 from ..watch import Watch
 from ..wire import EVENT_STREAM, KEEPALIVE
@@ -272,11 +272,15 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     return context.jobs.deploy(name, target, name, env=env, capture=capture).summary()
 
 
-def describe_cells(data: dict[str, Any]) -> list[dict[str, Any] | None]:
+def describe_cells(context: Context, data: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """``{"cells": [...], "path": "<notebook>.ipynb"}``: each app cell as it would deploy (``path``,
+    optional, finds the projects of cells captured before)."""
     sources = data.get("cells")
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise ConfigError('Send {"cells": ["<cell source>", ...]}.', fields=["cells"])
-    return describe_app_cells(sources)
+    relative = data.get("path")
+    notebook = path_in(context.root, relative) if relative is not None else None
+    return describe_app_cells(sources, notebook)
 
 
 # -- routes ---------------------------------------------------------------------------------------
@@ -378,7 +382,7 @@ class NotebookAppsHandler(_Handler):
     @tornado.web.authenticated
     @authorized("read")
     async def post(self) -> None:
-        await self.call(describe_cells, self.body())
+        await self.call(describe_cells, self.context, self.body())
 
 
 class JobsHandler(_Handler):
@@ -389,7 +393,7 @@ class JobsHandler(_Handler):
 
 
 class _JobHandler(_Stream):
-    def job(self, job_id: str) -> DeployJob | None:
+    def job(self, job_id: str) -> DeployJob | RecordedJob | None:
         job = self.context.jobs.get(job_id)
         if job is None:
             self.fail(NotFoundError(f"No deploy job {job_id} (jobs live as long as the Jupyter server)."))

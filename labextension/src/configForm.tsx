@@ -3,40 +3,43 @@
  * of AppConfig's schema to add, saved through `PUT apps/<name>/config`; the server's validation
  * error shows on the field it names.
  */
-import { Notification } from '@jupyterlab/apputils';
 import { Button, closeIcon, HTMLSelect } from '@jupyterlab/ui-components';
-import React, { useEffect, useState } from 'react';
+import React, { useEffect, useRef, useState } from 'react';
 
-import { ApiError, requestAPI } from './api';
-import { errorMessage } from './panelModel';
-import {
-  changes,
-  fieldSpecs,
-  IConfigSchema,
-  IFieldSpec,
-  toText
-} from './schemaForm';
+import { ApiError, IFalClient } from './api';
+import { changes, fieldSpecs, IFieldSpec, toText } from './schemaForm';
 
-let schemaPromise: Promise<IFieldSpec[]> | null = null;
+const schemas = new WeakMap<IFalClient, Promise<IFieldSpec[]>>();
 
-/** The form's fields (the schema is fetched once per page). */
-function loadSpecs(): Promise<IFieldSpec[]> {
-  if (!schemaPromise) {
-    schemaPromise = requestAPI<IConfigSchema>('config/schema').then(fieldSpecs);
-    schemaPromise.catch(() => (schemaPromise = null));
+/** The form's fields (the schema is fetched once per client). */
+function loadSpecs(client: IFalClient): Promise<IFieldSpec[]> {
+  let specs = schemas.get(client);
+  if (!specs) {
+    specs = client.configSchema().then(fieldSpecs);
+    specs.catch(() => schemas.delete(client));
+    schemas.set(client, specs);
   }
-  return schemaPromise;
+  return specs;
 }
 
-interface IAppDetail {
-  config?: Record<string, unknown>;
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * The config editor of one app. It writes `[tool.fal.apps.<name>]` in the app's pyproject.toml;
+ * what it saves is what the next Deploy deploys (a capture keeps a key the cell did not change).
+ * Escape closes it.
+ */
 export function ConfigForm(props: {
   name: string;
+  client: IFalClient;
   onClose: () => void;
+  onSaved?: (changed: string[]) => void;
 }): JSX.Element {
-  const { name } = props;
+  const { name, client } = props;
+  const form = useRef<HTMLFormElement>(null);
+  const [saved, setSaved] = useState<string | null>(null);
   const [specs, setSpecs] = useState<IFieldSpec[] | null>(null);
   const [initial, setInitial] = useState<Record<string, unknown>>({});
   const [texts, setTexts] = useState<Record<string, string>>({});
@@ -46,7 +49,7 @@ export function ConfigForm(props: {
 
   useEffect(() => {
     let live = true;
-    Promise.all([loadSpecs(), requestAPI<IAppDetail>(`apps/${name}`)])
+    Promise.all([loadSpecs(client), client.app(name)])
       .then(([loaded, detail]) => {
         if (!live) {
           return;
@@ -66,7 +69,14 @@ export function ConfigForm(props: {
     return () => {
       live = false;
     };
-  }, [name]);
+  }, [name, client]);
+
+  useEffect(() => {
+    // the form opened: the keyboard goes to its first field
+    form.current
+      ?.querySelector<HTMLElement>('input, select, button')
+      ?.focus({ preventScroll: true });
+  }, [specs !== null]);
 
   if (!specs) {
     return (
@@ -97,6 +107,7 @@ export function ConfigForm(props: {
     const result = changes(specs, initial, texts);
     setErrors(result.errors);
     setFormError(null);
+    setSaved(null);
     if (Object.keys(result.errors).length) {
       return;
     }
@@ -106,15 +117,12 @@ export function ConfigForm(props: {
     }
     setSaving(true);
     try {
-      const saved = await requestAPI<{
-        config: Record<string, unknown>;
-        changed: string[];
-      }>(`apps/${name}/config`, 'PUT', result.changes);
-      setInitial(saved.config);
-      Notification.success(
-        `Saved ${name}: ${saved.changed.join(', ') || 'no file changed'}.`,
-        { autoClose: 4000 }
+      const answer = await client.configure(name, result.changes);
+      setInitial(answer.config);
+      setSaved(
+        `Saved in ${answer.changed.join(', ') || 'pyproject.toml (unchanged)'}: the next Deploy deploys it.`
       );
+      props.onSaved?.(answer.changed);
     } catch (error) {
       const message = errorMessage(error);
       const fields = error instanceof ApiError ? error.fields : [];
@@ -130,9 +138,17 @@ export function ConfigForm(props: {
 
   return (
     <form
+      ref={form}
       className="fal-Config"
       aria-label={`Configuration of ${name}`}
       onSubmit={save}
+      onKeyDown={event => {
+        if (event.key === 'Escape') {
+          event.preventDefault();
+          event.stopPropagation();
+          props.onClose();
+        }
+      }}
     >
       <div className="fal-Config-title">
         <code>[tool.fal.apps.{name}]</code> in pyproject.toml
@@ -169,6 +185,11 @@ export function ConfigForm(props: {
       {formError && (
         <div className="fal-Error" role="alert">
           {formError}
+        </div>
+      )}
+      {saved && (
+        <div className="fal-Note" role="status">
+          {saved}
         </div>
       )}
       <div className="fal-Config-actions">

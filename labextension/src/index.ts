@@ -8,19 +8,24 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
+import { FalClient } from './api';
 import { deployCell } from './deployCell';
 import { falIcon } from './icons';
 import { createLogViewer } from './logs';
 import { IRowView, Target } from './model';
 import { cellIndex, goToCell, insertBelowAndRun } from './notebook';
+import { notifier, showText } from './notify';
 import { FalPanel, IPanelActions } from './panel';
 import { errorMessage, PanelModel } from './panelModel';
 import { FalStatus } from './statusbar';
+
+/** The class of a notebook deploy card's Cancel button that names its job (`fal-job-<id>`). */
+const JOB_CLASS = /(?:^|\s)fal-job-([0-9a-f]{16})(?:\s|$)/;
 
 const PLUGIN_ID = 'fal-notebook:plugin';
 
@@ -44,14 +49,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null
   ) => {
-    const model = new PanelModel();
+    const client = new FalClient();
+    const model = new PanelModel(client, notifier);
 
     const playground = async (row: IRowView) => {
       const notebook = tracker.currentWidget;
       if (!notebook) {
-        Notification.warning(
-          `Open a notebook to show the Playground of ${row.name} in it.`,
-          { autoClose: 5000 }
+        notifier.info(
+          `Open a notebook to show the Playground of ${row.name} in it.`
         );
         return;
       }
@@ -61,9 +66,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       try {
         await insertBelowAndRun(notebook, index, `%fal_playground ${row.name}`);
       } catch (error) {
-        Notification.error(
-          `Cannot show the Playground of ${row.name}: ${errorMessage(error)}`,
-          { autoClose: false }
+        notifier.error(
+          `Cannot show the Playground of ${row.name}: ${errorMessage(error)}`
         );
       }
     };
@@ -85,7 +89,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
           app.shell.activateById(id);
           return;
         }
-        app.shell.add(createLogViewer(name), 'main', { mode: 'split-bottom' });
+        app.shell.add(createLogViewer(name, client), 'main', {
+          mode: 'split-bottom'
+        });
+      },
+      showText,
+      copy: (label, value) => {
+        navigator.clipboard.writeText(value).then(
+          () => notifier.info(`Copied the ${label}: ${value}`),
+          () => notifier.info(`Cannot copy to the clipboard here: ${value}`)
+        );
       },
       openPlayground: row => void playground(row),
       openPath: (relpath, isFolder) => {
@@ -114,6 +127,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     // a cell may have deployed or stopped an app (%fal_deploy, %fal_stop): the status bar follows
     NotebookActions.executed.connect(() => model.refreshSoon());
+    // a notebook's deploy card: its kernel is busy with the deploy, so its Cancel goes through the server
+    document.addEventListener(
+      'click',
+      event => {
+        const button = (event.target as Element | null)?.closest?.(
+          '.fal-pg-cancel'
+        );
+        const job = button?.className.match(JOB_CLASS)?.[1];
+        if (job) {
+          void model.cancelJob(job);
+        }
+      },
+      true
+    );
 
     app.commands.addCommand(CommandIDs.openPanel, {
       label: 'Open the fal Panel',

@@ -7,7 +7,7 @@ import { MainAreaWidget } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 import { Message } from '@lumino/messaging';
 
-import { streamAPI } from './api';
+import { IFalClient } from './api';
 import { falIcon } from './icons';
 import { errorMessage } from './panelModel';
 
@@ -15,7 +15,10 @@ import { errorMessage } from './panelModel';
 export const LOG_LINES_KEPT = 5000;
 
 class LogView extends Widget {
-  constructor(readonly app: string) {
+  constructor(
+    readonly app: string,
+    private readonly _client: IFalClient
+  ) {
     super();
     this.addClass('fal-Logs');
     this._status.className = 'fal-Logs-status';
@@ -62,15 +65,10 @@ class LogView extends Widget {
     this._lines = 0;
     this._status.textContent = `Following the log of ${this.app}...`;
     try {
-      await streamAPI(
-        `apps/${this.app}/logs?follow=1`,
-        (name, data) => {
-          if (name === 'line') {
-            this._append(String(data));
-          } else if (name === 'error') {
-            this._status.textContent = data.message;
-          }
-        },
+      await this._client.followLogs(
+        this.app,
+        line => this._append(line),
+        message => (this._status.textContent = message),
         abort.signal
       );
       this._status.textContent = `The log of ${this.app} ended.`;
@@ -109,8 +107,11 @@ class LogView extends Widget {
 }
 
 /** A main-area tab with the app's log (one per app: `id` says which). */
-export function createLogViewer(app: string): MainAreaWidget<LogView> {
-  const widget = new MainAreaWidget({ content: new LogView(app) });
+export function createLogViewer(
+  app: string,
+  client: IFalClient
+): MainAreaWidget<LogView> {
+  const widget = new MainAreaWidget({ content: new LogView(app, client) });
   widget.id = `fal-notebook-logs-${app}`;
   widget.title.label = `Logs: ${app}`;
   widget.title.icon = falIcon;

@@ -3,14 +3,13 @@
  * advance with their progress events, and how the rows of the three sections are built.
  */
 
-export type Status =
-  'captured' | 'deploying' | 'ready' | 'failed' | 'crash-looping' | 'stopped';
-export type Target = 'local' | 'docker' | 'fal';
-export const TARGETS: Target[] = ['local', 'docker', 'fal'];
+import { JobState, Status, STEP_TITLES, Target, TARGETS } from './vocabulary';
+
+export { STEP_TITLES, TARGETS };
+export type { JobState, Status, Target };
 /** Where local runners run; '' leaves it to the server (FAL_NOTEBOOK_LOCAL_ENV, else isolated). */
 export type Env = '' | 'kernel' | 'isolated';
 export const ENVS: Env[] = ['', 'kernel', 'isolated'];
-export type JobState = 'running' | 'ready' | 'failed' | 'cancelled';
 export type Section = 'notebook' | 'deployed' | 'folders';
 
 /** A row of `GET apps` (fal_notebook.backends.list_apps, plus `relpath`). */
@@ -31,6 +30,8 @@ export interface IAppRow {
   /** Why a runner waits to start (a GPU none has free). */
   waiting?: string | null;
   error?: string | null;
+  /** Whether the serving revision serves an OpenAPI schema (null: not known, e.g. on fal). */
+  openapi?: boolean | null;
 }
 
 /** A GPU a runner holds (fal_notebook.backends.base.LocalDetail.gpus); memory in MiB. */
@@ -60,13 +61,40 @@ export function envLabel(env: Env, serverDefault: string | undefined): string {
   return env ? env : `default (${serverDefault ?? 'isolated'})`;
 }
 
-/** A `%%fal_app` cell of the open notebook, as `POST notebook/apps` describes it. */
-export interface ICellApp {
-  cellId: string;
+/** `GET apps/<name>`: the row, with its configuration and files. */
+export interface IAppDetail extends Partial<IAppRow> {
+  config?: Record<string, unknown>;
+  files?: string[];
+}
+
+/** `PUT apps/<name>/config`'s answer. */
+export interface IConfigSaved {
+  name: string;
+  config: Record<string, unknown>;
+  changed: string[];
+}
+
+/** A `%%fal_app` cell as `POST notebook/apps` describes it (fal_notebook.capture.notebook). */
+export interface ICellDescription {
   name: string | null;
   mode: string | null;
   options: Record<string, unknown>;
   error: string | null;
+  /** The keys that will deploy and their values: the line's, and those changed in pyproject.toml. */
+  settings?: Record<string, unknown>;
+  /** The keys of `settings` whose value comes from pyproject.toml rather than the cell. */
+  from_file?: string[];
+  /** Keys changed both in the cell and in pyproject.toml since the last capture. */
+  conflict?: string;
+  /** The cell's server objects (`api = FastAPI()`). */
+  entries?: string[];
+  /** A name for the app (fal's name of its class, or the title of its server object...). */
+  suggested?: string | null;
+}
+
+/** A `%%fal_app` cell of the open notebook. */
+export interface ICellApp extends ICellDescription {
+  cellId: string;
 }
 
 export interface IDeploymentInfo {
@@ -83,6 +111,8 @@ export interface IJobSummary {
   id: string;
   name: string;
   target: Target;
+  /** Who started it: the panel, a notebook's `%fal_deploy`, the CLI or the Python API. */
+  origin?: 'panel' | 'magic' | 'cli' | 'api';
   state: JobState;
   steps: string[];
   step: string | null;
@@ -92,6 +122,11 @@ export interface IJobSummary {
   events: number;
   deployment: IDeploymentInfo | null;
   error: string | null;
+}
+
+/** `GET jobs/<id>`: the summary and the events so far. */
+export interface IJobDetail extends IJobSummary {
+  log: IProgressEvent[];
 }
 
 /** One event of a job's stream: a step begins, a log line, or the end. */
@@ -112,6 +147,7 @@ export interface IJobView {
   id: string;
   name: string;
   target: Target;
+  origin: string;
   state: JobState;
   steps: string[];
   step: string | null;
@@ -141,21 +177,12 @@ export interface ISnapshot {
 /** How many log lines of a job the panel keeps. */
 export const JOB_LINES_KEPT = 200;
 
-export const STEP_TITLES: Record<string, string> = {
-  capture: 'Capture',
-  environment: 'Environment',
-  image: 'Image',
-  runners: 'Runners',
-  checks: 'Checks',
-  deploy: 'fal deploy',
-  ready: 'Ready'
-};
-
 export function jobFromSummary(summary: IJobSummary): IJobView {
   return {
     id: summary.id,
     name: summary.name,
     target: summary.target,
+    origin: summary.origin ?? 'panel',
     state: summary.state,
     steps: summary.steps,
     step: summary.step,
@@ -213,7 +240,8 @@ export function stepStates(
             ? 'failed'
             : 'todo';
     }
-    return { step, title: STEP_TITLES[step] ?? step, state };
+    const titles: Record<string, string> = STEP_TITLES;
+    return { step, title: titles[step] ?? step, state };
   });
 }
 
@@ -235,8 +263,17 @@ export interface IRowView {
   relpath: string | null;
   path: string | null;
   cellId: string | null;
-  options: Record<string, unknown>;
+  /** The configuration that will deploy (the cell's keys and those changed in its file). */
+  settings: Record<string, unknown>;
+  /** Keys of `settings` that come from pyproject.toml. */
+  fromFile: string[];
+  /** Keys changed both in the cell and the file: the deploy asks which (the message says how). */
+  conflict: string | null;
   error: string | null;
+  /** Why the Playground cannot work for it (null: it can). */
+  noPlayground: string | null;
+  /** What its Playground is when it has no typed forms (null: it has). */
+  playgroundNote: string | null;
   job: IJobView | null;
 }
 
@@ -248,18 +285,54 @@ export interface ISections {
   folders: IRowView[];
 }
 
+/**
+ * The row's status: `deploying` while a job runs; a job that ended failed on an app that never
+ * served is `failed` at once (not `captured` until the next snapshot); else the app's own.
+ */
+export function rowStatus(
+  app: IAppRow | undefined,
+  job: IJobView | undefined
+): Status {
+  const status = app?.status ?? 'captured';
+  if (job?.state === 'running') {
+    return 'deploying';
+  }
+  if (
+    (job?.state === 'failed' || job?.state === 'interrupted') &&
+    (status === 'captured' || status === 'deploying')
+  ) {
+    return 'failed';
+  }
+  return status;
+}
+
+/** Why the Playground of an app cannot work now, or null when it can. */
+export function playgroundProblem(status: Status): string | null {
+  return status === 'ready'
+    ? null
+    : 'The Playground opens once the app is ready.';
+}
+
+/** What the Playground of an app without an OpenAPI schema is (null: it has typed forms). */
+export function playgroundNote(app: IAppRow | undefined): string | null {
+  if (app?.openapi !== false) {
+    return null;
+  }
+  return `${app.name} serves no OpenAPI schema (GET /openapi.json), so its Playground is a form for any HTTP request (method, path, query, body, files). Serve a schema (FastAPI does) for typed forms.`;
+}
+
 function row(
   section: Section,
   name: string,
   app: IAppRow | undefined,
   job: IJobView | undefined
 ): IRowView {
-  const running = job?.state === 'running';
+  const status = rowStatus(app, job);
   return {
     key: `${section}:${name}`,
     section,
     name,
-    status: running ? 'deploying' : (app?.status ?? 'captured'),
+    status,
     mode: app?.mode ?? null,
     target: app?.target ?? null,
     endpointId: app?.endpoint_id ?? null,
@@ -272,8 +345,12 @@ function row(
     relpath: app?.relpath ?? null,
     path: app?.path ?? null,
     cellId: null,
-    options: {},
+    settings: {},
+    fromFile: [],
+    conflict: null,
     error: app?.error ?? null,
+    noPlayground: playgroundProblem(status),
+    playgroundNote: playgroundNote(app),
     job: job ?? null
   };
 }
@@ -312,7 +389,9 @@ export function buildSections(
     );
     view.mode = cell.mode ?? view.mode;
     view.cellId = cell.cellId;
-    view.options = cell.options;
+    view.settings = cell.settings ?? cell.options;
+    view.fromFile = cell.from_file ?? [];
+    view.conflict = cell.conflict ?? null;
     notebook.push(view);
   }
   const deployed: IRowView[] = [];
@@ -331,26 +410,63 @@ export function buildSections(
   return { notebook, broken, deployed, folders };
 }
 
-/** The status bar's text for a snapshot. */
+/** The status bar's and the panel header's word on the local gateway. */
 export function statusText(snapshot: ISnapshot | null): string {
   if (!snapshot) {
     return 'fal';
   }
-  if (!snapshot.gateway.running) {
-    return 'fal: gateway stopped';
-  }
   const local = snapshot.apps.filter(
     app => app.target === 'local' || app.target === 'docker'
   );
+  const starting = snapshot.jobs.filter(
+    job =>
+      job.state === 'running' &&
+      (job.target === 'local' || job.target === 'docker')
+  ).length;
+  if (!snapshot.gateway.running) {
+    return starting
+      ? `fal: starting the gateway for ${starting} deploy${starting > 1 ? 's' : ''}`
+      : 'fal: gateway stopped';
+  }
   const ready = local.filter(app => app.status === 'ready').length;
-  return `fal: gateway running, ${ready}/${local.length} ready`;
+  const more = starting ? `, ${starting} deploying` : '';
+  return `fal: gateway running, ${ready}/${local.length} ready${more}`;
 }
 
-/** Options of a `%%fal_app` line as short labels (`keep_alive 30`, `machine_type GPU-H100`). */
+/** Configuration values as short labels (`keep_alive 30`, `machine_type GPU-H100`). */
 export function optionLabels(options: Record<string, unknown>): string[] {
   return Object.entries(options).map(([key, value]) =>
     Array.isArray(value) ? `${key} ${value.join(', ')}` : `${key} ${value}`
   );
+}
+
+/** The line of an error that says what went wrong (a traceback's last `...Error: ...` line). */
+export function keyLine(error: string): string {
+  const lines = error
+    .split('\n')
+    .map(line => line.trim())
+    .filter(Boolean);
+  const raised = [...lines]
+    .reverse()
+    .find(line =>
+      /^([\w.]+(Error|Exception|Exit|Interrupt)|[\w.]*Error)\b:?/.test(line)
+    );
+  return raised ?? lines[0] ?? error;
+}
+
+/**
+ * An error as the panel shows it: its key line first, the rest after; paths into the gateway's
+ * copy of a revision (`.../gateway/apps/<name>/rev-3/server.py`) named as the project's files.
+ */
+export function readableError(
+  error: string,
+  relpath: string | null
+): { key: string; text: string } {
+  const text = error.replace(
+    /[^\s"']*\/gateway\/apps\/[^/\s]+\/rev-\d+\//g,
+    relpath ? `${relpath}/` : ''
+  );
+  return { key: keyLine(text), text };
 }
 
 /** True when the cell's source is a `%%fal_app` cell. */

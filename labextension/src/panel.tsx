@@ -3,9 +3,10 @@
  * target picker, Deploy, Stop, Logs, Playground, the project's files and its config editor; live
  * deploy progress with Cancel.
  */
-import { Notification } from '@jupyterlab/apputils';
 import {
   Button,
+  caretDownIcon,
+  caretRightIcon,
   copyIcon,
   editIcon,
   fileIcon,
@@ -14,7 +15,7 @@ import {
   LabIcon,
   ReactWidget
 } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
+import type { Message } from '@lumino/messaging';
 import React, { useEffect, useRef, useState } from 'react';
 
 import { ConfigForm } from './configForm';
@@ -27,18 +28,25 @@ import {
   IJobView,
   IRowView,
   optionLabels,
+  readableError,
+  Section,
+  statusText,
   stepStates,
   Target,
   TARGETS
 } from './model';
 import { PanelModel } from './panelModel';
 
-/** What the panel's buttons do outside the panel (commands, the notebook, the main area). */
+/** What the panel's buttons do outside the panel (commands, the notebook, the main area, dialogs). */
 export interface IPanelActions {
   goToCell(cellId: string): void;
   openLogs(name: string): void;
   openPlayground(row: IRowView): void;
   openPath(relpath: string, isFolder: boolean): void;
+  /** Show a long text (a crash's whole traceback) in a dialog. */
+  showText(title: string, text: string): void;
+  /** Put a value on the clipboard and say so. */
+  copy(label: string, value: string): void;
 }
 
 export class FalPanel extends ReactWidget {
@@ -51,6 +59,7 @@ export class FalPanel extends ReactWidget {
     this.title.icon = falIcon;
     this.title.caption = 'fal: deploy and call this notebook’s apps';
     this.addClass('fal-Panel');
+    this.node.tabIndex = -1;
     model.changed.connect(() => this.update(), this);
   }
 
@@ -72,6 +81,15 @@ export class FalPanel extends ReactWidget {
   protected onAfterHide(msg: Message): void {
     this.model.setVisible(false);
     super.onAfterHide(msg);
+  }
+
+  /** Opening the panel puts the keyboard focus in it (its first control). */
+  protected onActivateRequest(msg: Message): void {
+    super.onActivateRequest(msg);
+    const first = this.node.querySelector<HTMLElement>(
+      'button:not(:disabled), select:not(:disabled), input:not(:disabled)'
+    );
+    (first ?? this.node).focus();
   }
 
   render(): JSX.Element {
@@ -99,7 +117,9 @@ function PanelView(props: {
             ? 'Connecting...'
             : gateway.running
               ? `Local gateway: running at ${gateway.url}`
-              : `Local gateway: stopped${gateway.error ? ` (${gateway.error})` : ' (a local deploy starts it)'}`}
+              : statusText(model.snapshot).includes('starting')
+                ? 'Local gateway: starting for a deploy...'
+                : `Local gateway: stopped${gateway.error ? ` (${gateway.error})` : ' (a local deploy starts it)'}`}
         </div>
         {model.error && (
           <div className="fal-Error" role="alert">
@@ -134,7 +154,11 @@ function PanelView(props: {
             >
               {cell.name ?? '%%fal_app cell'}
             </button>
-            <div className="fal-Error">{cell.error}</div>
+            <ErrorText
+              text={cell.error ?? ''}
+              title={`Why ${cell.name ?? 'this cell'} cannot be deployed`}
+              actions={actions}
+            />
           </li>
         ))}
       </SectionView>
@@ -165,45 +189,59 @@ function PanelView(props: {
 
 function SectionView(props: {
   title: string;
-  id: string;
+  id: Section;
   rows: IRowView[];
   model: PanelModel;
   actions: IPanelActions;
   empty: React.ReactNode;
   children?: React.ReactNode;
 }): JSX.Element {
+  const { model } = props;
   const headingId = `fal-section-${props.id}`;
   const hasChildren = React.Children.count(props.children) > 0;
+  const collapsed = model.collapsed.has(props.id);
+  const Caret = collapsed ? caretRightIcon : caretDownIcon;
   return (
     <section
       className="fal-Section"
       aria-labelledby={headingId}
       data-fal-section={props.id}
     >
-      <h3 id={headingId} className="fal-Section-title">
-        {props.title}
-        <span className="fal-Section-count">{props.rows.length}</span>
+      <h3 className="fal-Section-title">
+        <button
+          id={headingId}
+          className="fal-Section-toggle"
+          aria-expanded={!collapsed}
+          aria-controls={`${headingId}-body`}
+          onClick={() => model.toggleSection(props.id)}
+        >
+          <Caret.react tag="span" className="fal-Section-caret" />
+          <span className="fal-Section-name">{props.title}</span>
+          <span className="fal-Section-count">{props.rows.length}</span>
+        </button>
       </h3>
-      {props.rows.length === 0 && !hasChildren ? (
-        <p className="fal-Empty">{props.empty}</p>
-      ) : (
-        <ul className="fal-Rows">
-          {props.rows.map(row => (
-            <AppRow
-              key={row.key}
-              row={row}
-              model={props.model}
-              actions={props.actions}
-            />
-          ))}
-          {props.children}
-        </ul>
-      )}
+      <div id={`${headingId}-body`} hidden={collapsed}>
+        {props.rows.length === 0 && !hasChildren ? (
+          <p className="fal-Empty">{props.empty}</p>
+        ) : (
+          <ul className="fal-Rows">
+            {props.rows.map(row => (
+              <AppRow
+                key={row.key}
+                row={row}
+                model={props.model}
+                actions={props.actions}
+              />
+            ))}
+            {props.children}
+          </ul>
+        )}
+      </div>
     </section>
   );
 }
 
-function AppRow(props: {
+export function AppRow(props: {
   row: IRowView;
   model: PanelModel;
   actions: IPanelActions;
@@ -214,10 +252,15 @@ function AppRow(props: {
   );
   const [env, setEnv] = useState<Env>('');
   const [configOpen, setConfigOpen] = useState(false);
+  const configure = useRef<HTMLButtonElement>(null);
   const deploying = row.status === 'deploying';
   const deployed = row.target !== null;
   const actionError = model.actionErrors.get(row.name);
   const local = row.target === 'local' || row.target === 'docker';
+  const closeConfig = () => {
+    setConfigOpen(false);
+    configure.current?.focus();
+  };
   return (
     <li
       className="fal-Row"
@@ -235,7 +278,9 @@ function AppRow(props: {
             {row.name}
           </button>
         ) : (
-          <span className="fal-Row-name">{row.name}</span>
+          <span className="fal-Row-name" title={row.name}>
+            {row.name}
+          </span>
         )}
         <span className={`fal-Status fal-Status-${row.status}`}>
           {row.status}
@@ -248,17 +293,50 @@ function AppRow(props: {
           </span>
         )}
         {deployed && <span className="fal-Chip">on {row.target}</span>}
-        {optionLabels(row.options).map(label => (
-          <span key={label} className="fal-Chip fal-Chip-option">
-            {label}
-          </span>
-        ))}
+        {Object.entries(row.settings).map(([key, value]) => {
+          const label = optionLabels({ [key]: value })[0];
+          const fromFile = row.fromFile.includes(key);
+          return (
+            <span
+              key={key}
+              className={`fal-Chip fal-Chip-option${fromFile ? ' fal-Chip-file' : ''}`}
+              title={
+                fromFile
+                  ? `${key}: set in pyproject.toml (the config editor or by hand); this is what deploys`
+                  : `${key}: set in the cell`
+              }
+            >
+              {label}
+              {fromFile && <span className="fal-Chip-source"> · file</span>}
+            </span>
+          );
+        })}
       </div>
+      {row.conflict && (
+        <div className="fal-Warning" role="note">
+          {row.conflict}
+        </div>
+      )}
       {deployed && row.endpointId && (
         <dl className="fal-Row-urls">
-          <CopyValue label="endpoint id" value={row.endpointId} />
-          {row.url && <CopyValue label="url" value={row.url} />}
-          {row.queueUrl && <CopyValue label="queue url" value={row.queueUrl} />}
+          {(
+            [
+              ['endpoint id', row.endpointId],
+              ['url', row.url],
+              ['queue url', row.queueUrl]
+            ] as const
+          ).map(
+            ([label, value]) =>
+              value && (
+                <CopyValue
+                  key={label}
+                  app={row.name}
+                  label={label}
+                  value={value}
+                  actions={actions}
+                />
+              )
+          )}
           {local && row.runners !== null && (
             <div className="fal-Row-load">
               <dt>runners</dt>
@@ -283,17 +361,31 @@ function AppRow(props: {
         </dl>
       )}
       {row.job && row.job.state !== 'ready' && (
-        <JobView job={row.job} onCancel={() => void model.cancel(row.name)} />
+        <JobView
+          job={row.job}
+          relpath={row.relpath}
+          actions={actions}
+          onCancel={() => void model.cancel(row.name)}
+        />
       )}
       {row.error &&
         (row.status === 'failed' || row.status === 'crash-looping') &&
         row.job?.state !== 'failed' && (
-          <div className="fal-Error">{row.error}</div>
+          <ErrorText
+            text={row.error}
+            relpath={row.relpath}
+            title={`Why ${row.name} is ${row.status}`}
+            actions={actions}
+          />
         )}
       {actionError && (
-        <div className="fal-Error" role="alert">
-          {actionError}
-        </div>
+        <ErrorText
+          text={actionError}
+          relpath={row.relpath}
+          title={`${row.name}: what failed`}
+          actions={actions}
+          alert
+        />
       )}
       <div className="fal-Row-actions">
         <HTMLSelect
@@ -343,14 +435,20 @@ function AppRow(props: {
           Logs
         </Button>
         <Button
-          disabled={row.status !== 'ready'}
-          title={`Insert %fal_playground ${row.name} in the notebook and run it`}
+          disabled={row.noPlayground !== null}
+          title={
+            row.noPlayground ??
+            `Insert %fal_playground ${row.name} in the notebook and run it`
+          }
           onClick={() => actions.openPlayground(row)}
           minimal
         >
           Playground
         </Button>
       </div>
+      {row.status === 'ready' && row.playgroundNote && (
+        <div className="fal-Note">{row.playgroundNote}</div>
+      )}
       {!row.relpath && (
         <div className="fal-Note">
           {row.path
@@ -368,7 +466,8 @@ function AppRow(props: {
           }
           pressed={configOpen}
           disabled={!row.relpath}
-          onClick={() => setConfigOpen(!configOpen)}
+          onClick={() => (configOpen ? closeConfig() : setConfigOpen(true))}
+          buttonRef={configure}
         />
         <IconButton
           icon={folderIcon}
@@ -394,16 +493,33 @@ function AppRow(props: {
         />
       </div>
       {configOpen && row.relpath && (
-        <ConfigForm name={row.name} onClose={() => setConfigOpen(false)} />
+        <ConfigForm
+          name={row.name}
+          client={model.client}
+          onSaved={() => model.describeAgain()}
+          onClose={closeConfig}
+        />
       )}
     </li>
   );
 }
 
-function JobView(props: { job: IJobView; onCancel: () => void }): JSX.Element {
+const ORIGINS: Record<string, string> = {
+  magic: 'started by %fal_deploy in a notebook',
+  cli: 'started by the fal-notebook command',
+  api: 'started from Python (fal_notebook.deploy)'
+};
+
+function JobView(props: {
+  job: IJobView;
+  relpath: string | null;
+  actions: IPanelActions;
+  onCancel: () => void;
+}): JSX.Element {
   const { job } = props;
   const progress = job.progress;
   const running = job.state === 'running';
+  const origin = ORIGINS[job.origin];
   return (
     <div className={`fal-Job fal-Job-${job.state}`}>
       <ol className="fal-Steps" aria-label="Deploy steps">
@@ -432,14 +548,20 @@ function JobView(props: { job: IJobView; onCancel: () => void }): JSX.Element {
           />
         </div>
       )}
+      {origin && <div className="fal-Note">Deploy {origin}.</div>}
       {job.lines.length > 0 && (
         <details className="fal-Job-log" open={running}>
           <summary>Deploy log ({job.lines.length} lines)</summary>
           <LogTail lines={job.lines} label={`Deploy log of ${job.name}`} />
         </details>
       )}
-      {job.state === 'failed' && job.error && (
-        <div className="fal-Error">{job.error}</div>
+      {(job.state === 'failed' || job.state === 'interrupted') && job.error && (
+        <ErrorText
+          text={job.error}
+          relpath={props.relpath}
+          title={`Why the deploy of ${job.name} failed`}
+          actions={props.actions}
+        />
       )}
       {job.state === 'cancelled' && (
         <div className="fal-Note">{job.error ?? 'Cancelled.'}</div>
@@ -452,6 +574,35 @@ function JobView(props: { job: IJobView; onCancel: () => void }): JSX.Element {
         >
           Cancel
         </Button>
+      )}
+    </div>
+  );
+}
+
+/**
+ * An error: its key line first, in a monospace block; the whole text (a traceback) behind
+ * "Show", in a dialog. Paths into the gateway's copy of a revision name the project's files.
+ */
+export function ErrorText(props: {
+  text: string;
+  title: string;
+  actions: IPanelActions;
+  relpath?: string | null;
+  alert?: boolean;
+}): JSX.Element {
+  const { key, text } = readableError(props.text, props.relpath ?? null);
+  const more = text.trim() !== key;
+  return (
+    <div className="fal-Error" role={props.alert ? 'alert' : undefined}>
+      <pre className="fal-Error-key">{key}</pre>
+      {more && (
+        <button
+          className="fal-LinkButton fal-Error-show"
+          aria-label={`Show the full text: ${props.title}`}
+          onClick={() => props.actions.showText(props.title, text)}
+        >
+          Show
+        </button>
       )}
     </div>
   );
@@ -472,17 +623,12 @@ function LogTail(props: { lines: string[]; label: string }): JSX.Element {
   );
 }
 
-function CopyValue(props: { label: string; value: string }): JSX.Element {
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(props.value);
-      Notification.info(`Copied ${props.label}: ${props.value}`, {
-        autoClose: 2000
-      });
-    } catch {
-      Notification.warning(`Cannot copy to the clipboard here: ${props.value}`);
-    }
-  };
+function CopyValue(props: {
+  app: string;
+  label: string;
+  value: string;
+  actions: IPanelActions;
+}): JSX.Element {
   return (
     <div className="fal-Copy">
       <dt>{props.label}</dt>
@@ -490,9 +636,9 @@ function CopyValue(props: { label: string; value: string }): JSX.Element {
         <code title={props.value}>{props.value}</code>
         <button
           className="fal-IconButton"
-          aria-label={`Copy the ${props.label} of this app`}
-          title={`Copy ${props.label}`}
-          onClick={() => void copy()}
+          aria-label={`Copy the ${props.label} of ${props.app}`}
+          title={`Copy the ${props.label} of ${props.app}`}
+          onClick={() => props.actions.copy(props.label, props.value)}
         >
           <copyIcon.react tag="span" />
         </button>
@@ -508,9 +654,11 @@ function IconButton(props: {
   pressed?: boolean;
   disabled?: boolean;
   onClick: () => void;
+  buttonRef?: React.Ref<HTMLButtonElement>;
 }): JSX.Element {
   return (
     <button
+      ref={props.buttonRef}
       className="fal-IconButton fal-ToolButton"
       aria-label={props.label}
       aria-pressed={props.pressed}

@@ -3,11 +3,10 @@
  * notebook's app cells (read from its model as the user types, no save needed), and deploy jobs
  * (each followed on its own stream until it ends, visible or not).
  */
-import { Notification } from '@jupyterlab/apputils';
-import { NotebookPanel } from '@jupyterlab/notebook';
+import type { NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ApiError, requestAPI, streamAPI } from './api';
+import { ApiError, IFalClient } from './api';
 import {
   applyEvent,
   buildSections,
@@ -15,14 +14,23 @@ import {
   ICellApp,
   IJobSummary,
   IJobView,
-  IProgressEvent,
   IRowView,
   ISections,
   ISnapshot,
   jobFromSummary,
+  readableError,
+  Section,
   Target
 } from './model';
 import { appCells, notebookCells } from './notebook';
+
+/** How the model tells the user what happened (JupyterLab's notifications, in the app). */
+export interface INotifier {
+  success(message: string): void;
+  info(message: string): void;
+  /** An error toast that closes by itself; `details` (the full text) behind its "Show" action. */
+  error(message: string, details?: string): void;
+}
 
 /** Wait this long after the last keystroke before asking the server about the app cells. */
 const DESCRIBE_DELAY_MS = 400;
@@ -37,6 +45,11 @@ export function errorMessage(error: unknown): string {
 }
 
 export class PanelModel {
+  constructor(
+    readonly client: IFalClient,
+    private readonly _notify: INotifier
+  ) {}
+
   /** Emitted whenever anything the panel shows changed. */
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -54,6 +67,15 @@ export class PanelModel {
   defaultTarget: Target = 'local';
   /** True once the live stream delivered a snapshot since the panel was shown. */
   live = false;
+  /** The sections the user collapsed. */
+  collapsed = new Set<Section>();
+
+  toggleSection(section: Section): void {
+    if (!this.collapsed.delete(section)) {
+      this.collapsed.add(section);
+    }
+    this._changed.emit();
+  }
 
   get sections(): ISections {
     return buildSections(this.cellApps, this.snapshot?.apps ?? [], this.jobs);
@@ -82,7 +104,7 @@ export class PanelModel {
   /** Fetch the state once (the status bar's view while the panel is hidden). */
   async refresh(): Promise<void> {
     try {
-      this._onSnapshot(await requestAPI<ISnapshot>('status'));
+      this._onSnapshot(await this.client.status());
     } catch (error) {
       this.error = errorMessage(error);
       this._changed.emit();
@@ -124,41 +146,55 @@ export class PanelModel {
 
   /** Deploy the row's app; a row of the open notebook is captured from its current cells first. */
   async deploy(row: IRowView, target: Target, env: Env = ''): Promise<void> {
-    const body: Record<string, unknown> = { target };
-    if (env && target === 'local') {
-      body.env = env;
-    }
-    if (row.section === 'notebook' && this.notebook) {
-      body.notebook = {
-        path: this.notebook.context.path,
-        cells: notebookCells(this.notebook)
-      };
-    }
-    await this.startJob(row.name, body);
+    await this.startJob(
+      row.name,
+      target,
+      row.section === 'notebook' && this.notebook !== null,
+      env
+    );
   }
 
-  /** POST a deploy and follow its job. */
-  async startJob(name: string, body: Record<string, unknown>): Promise<void> {
+  /** Start a deploy job (`fromNotebook`: captured from the open notebook's cells) and follow it. */
+  async startJob(
+    name: string,
+    target: Target,
+    fromNotebook = false,
+    env: Env = ''
+  ): Promise<void> {
     this._clearError(name);
+    const notebook = fromNotebook ? this.notebook : null;
     try {
-      const summary = await requestAPI<IJobSummary>(
-        `apps/${name}/deploy`,
-        'POST',
-        body
-      );
+      const summary = await this.client.deploy(name, {
+        target,
+        ...(env && target === 'local' ? { env } : {}),
+        ...(notebook
+          ? {
+              notebook: {
+                path: notebook.context.path,
+                cells: notebookCells(notebook)
+              }
+            }
+          : {})
+      });
       this._follow(jobFromSummary(summary));
     } catch (error) {
       this._fail(name, `Deploying ${name} failed`, error);
     }
   }
 
+  /** Cancel an app's running deploy, wherever it started (the panel, a kernel, the CLI). */
   async cancel(name: string): Promise<void> {
     const job = this.jobs.get(name);
     if (!job) {
       return;
     }
+    await this.cancelJob(job.id, name);
+  }
+
+  /** Cancel a job by its id (the notebook card's Cancel button, while its kernel is busy). */
+  async cancelJob(id: string, name = 'the app'): Promise<void> {
     try {
-      await requestAPI(`jobs/${job.id}/cancel`, 'POST', {});
+      await this.client.cancelJob(id);
     } catch (error) {
       this._fail(name, `Cancelling the deploy of ${name} failed`, error);
     }
@@ -167,12 +203,18 @@ export class PanelModel {
   async stop(name: string): Promise<void> {
     this._clearError(name);
     try {
-      await requestAPI(`apps/${name}/stop`, 'POST', {});
-      Notification.info(`${name} stopped.`, { autoClose: 3000 });
+      await this.client.stop(name);
+      this._notify.info(`${name} stopped.`);
       await this.refresh();
     } catch (error) {
       this._fail(name, `Stopping ${name} failed`, error);
     }
+  }
+
+  /** Read the open notebook's app cells again (after their project's configuration changed). */
+  describeAgain(): void {
+    this._described = '';
+    this._describeSoon(0);
   }
 
   dispose(): void {
@@ -191,17 +233,11 @@ export class PanelModel {
       const abort = new AbortController();
       this._live = abort;
       try {
-        await streamAPI(
-          'events',
-          (name, data) => {
-            if (name === 'snapshot') {
-              wait = RETRY_MS;
-              this.live = true;
-              this._onSnapshot(data as ISnapshot);
-            }
-          },
-          abort.signal
-        );
+        await this.client.followSnapshots(snapshot => {
+          wait = RETRY_MS;
+          this.live = true;
+          this._onSnapshot(snapshot);
+        }, abort.signal);
       } catch (error) {
         if (abort.signal.aborted) {
           return;
@@ -228,6 +264,8 @@ export class PanelModel {
           this._follow(
             known?.id === summary.id ? known : jobFromSummary(summary)
           );
+        } else if (summary.state !== 'running' && known?.id !== summary.id) {
+          this._restore(summary); // a job that ended before this page was loaded: its log too
         }
       }
     }
@@ -248,22 +286,24 @@ export class PanelModel {
     this._following.set(job.id, abort);
     this._changed.emit();
     const since = this.jobs.get(job.name)?.seq ?? 0;
-    void streamAPI(
-      `jobs/${job.id}/events?since=${since}`,
-      (name, event: IProgressEvent) => {
-        const latest = this.jobs.get(job.name);
-        if (name !== 'progress' || !latest || latest.id !== job.id) {
-          return;
-        }
-        const next = applyEvent(latest, event);
-        this.jobs.set(job.name, next);
-        if (event.kind === 'end') {
-          this._ended(next);
-        }
-        this._changed.emit();
-      },
-      abort.signal
-    )
+    void this.client
+      .followJob(
+        job.id,
+        since,
+        event => {
+          const latest = this.jobs.get(job.name);
+          if (!latest || latest.id !== job.id) {
+            return;
+          }
+          const next = applyEvent(latest, event);
+          this.jobs.set(job.name, next);
+          if (event.kind === 'end') {
+            this._ended(next);
+          }
+          this._changed.emit();
+        },
+        abort.signal
+      )
       .catch(error => {
         if (!abort.signal.aborted) {
           this._fail(
@@ -276,23 +316,39 @@ export class PanelModel {
       .finally(() => this._following.delete(job.id));
   }
 
+  /** Show an ended job with its log (read once). */
+  private _restore(summary: IJobSummary): void {
+    this.jobs.set(summary.name, jobFromSummary(summary));
+    void this.client
+      .job(summary.id)
+      .then(detail => {
+        let job = jobFromSummary(detail);
+        for (const event of detail.log) {
+          job = applyEvent(job, event);
+        }
+        if (this.jobs.get(summary.name)?.id === summary.id) {
+          this.jobs.set(summary.name, job);
+          this._changed.emit();
+        }
+      })
+      .catch(() => undefined); // the summary alone still shows how it ended
+  }
+
   private _ended(job: IJobView): void {
+    const where = job.origin === 'panel' ? '' : ` (started by ${job.origin})`;
     if (job.state === 'ready') {
-      Notification.success(
-        `${job.name} is ready on ${job.target}: ${job.deployment?.endpoint_id ?? ''}`,
-        { autoClose: 5000 }
+      this._notify.success(
+        `${job.name} is ready on ${job.target}: ${job.deployment?.endpoint_id ?? ''}${where}`
       );
     } else if (job.state === 'cancelled') {
-      Notification.info(
-        job.error ?? `The deploy of ${job.name} was cancelled.`,
-        {
-          autoClose: 5000
-        }
+      this._notify.info(
+        job.error ?? `The deploy of ${job.name} was cancelled.`
       );
     } else {
-      Notification.error(job.error ?? `Deploying ${job.name} failed.`, {
-        autoClose: false
-      });
+      const error = job.error ?? `Deploying ${job.name} failed.`;
+      const row = this.snapshot?.apps.find(app => app.name === job.name);
+      const { key, text } = readableError(error, row?.relpath ?? null);
+      this._notify.error(`Deploying ${job.name} failed: ${key}`, text);
     }
     void this.refresh();
   }
@@ -324,10 +380,9 @@ export class PanelModel {
       return;
     }
     try {
-      const described = await requestAPI<(Omit<ICellApp, 'cellId'> | null)[]>(
-        'notebook/apps',
-        'POST',
-        { cells: cells.map(cell => cell.source) }
+      const described = await this.client.describeCells(
+        cells.map(cell => cell.source),
+        panel?.context.path
       );
       if (panel !== this.notebook || key !== this._described) {
         return; // the notebook changed meanwhile
@@ -353,7 +408,7 @@ export class PanelModel {
     const message =
       error instanceof ApiError ? error.message : errorMessage(error);
     this.actionErrors.set(name, `${what}: ${message}`);
-    Notification.error(`${what}: ${message}`, { autoClose: false });
+    this._notify.error(`${what}: ${message}`);
     this._changed.emit();
   }
 

@@ -3,9 +3,7 @@ import {
   buildSections,
   envLabel,
   gpuLine,
-  IAppRow,
   ICellApp,
-  IJobSummary,
   IJobView,
   isAppCell,
   jobFromSummary,
@@ -14,19 +12,7 @@ import {
   statusText,
   stepStates
 } from '../src/model';
-
-function app(name: string, extra: Partial<IAppRow> = {}): IAppRow {
-  return {
-    name,
-    mode: 'server',
-    path: `/root/fal_apps/${name}`,
-    relpath: `fal_apps/${name}`,
-    target: null,
-    status: 'captured',
-    endpoint_id: null,
-    ...extra
-  };
-}
+import { app, summary } from './fakes';
 
 function cell(
   cellId: string,
@@ -34,23 +20,6 @@ function cell(
   extra: Partial<ICellApp> = {}
 ): ICellApp {
   return { cellId, name, mode: 'server', options: {}, error: null, ...extra };
-}
-
-function summary(extra: Partial<IJobSummary> = {}): IJobSummary {
-  return {
-    id: 'a1b2c3d4e5f60718',
-    name: 'web',
-    target: 'local',
-    state: 'running',
-    steps: ['capture', 'environment', 'runners', 'ready'],
-    step: null,
-    progress: null,
-    message: null,
-    events: 0,
-    deployment: null,
-    error: null,
-    ...extra
-  };
 }
 
 describe('buildSections', () => {

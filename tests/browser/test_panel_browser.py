@@ -46,10 +46,10 @@ class TextStats(fal.App):
 """
 FRESH_CELL = """from fastapi import FastAPI
 
-app = FastAPI()
+api = FastAPI()
 
 
-@app.get("/")
+@api.get("/")
 def hello() -> dict:
     return {"fresh": True}
 """
@@ -369,16 +369,26 @@ def test_deploy_this_cell_with_fal_on_a_fresh_cell(page, panel, artifacts):
     dialog = page.locator(".jp-Dialog")
     name = dialog.get_by_label("App name")
     name.wait_for()
-    assert name.input_value() == "server"  # what fal-notebook would name it
+    assert name.input_value() == "apps-api"  # the notebook's name and the object's: never just "server"
+    entry = dialog.get_by_label("Server object")
+    assert entry.input_value() == "api"  # the cell's ASGI object, picked by its name
+    dialog.locator(".fal-Note", has_text='"%%fal_app apps-api --entry api" is added').wait_for()
+    assert dialog.get_by_role("button", name="Deploy").is_enabled()
+    name.fill("")
+    dialog.locator(".fal-Note", has_text="Give the app a name").wait_for()
+    assert dialog.get_by_role("button", name="Deploy").is_disabled()  # predicted failure: no Deploy
     name.fill("fresh-web")
+    dialog.locator(".fal-Note", has_text='"%%fal_app fresh-web --entry api" is added').wait_for()
     assert dialog.get_by_label("Target").input_value() == "local"
-    dialog.screenshot(path=str(artifacts / "deploy-cell-dialog-light.png"))
+    for label, theme_name in (("dark", "JupyterLab Dark"), ("light", "JupyterLab Light")):
+        theme(page, theme_name)
+        dialog.screenshot(path=str(artifacts / f"deploy-cell-dialog-{label}.png"))
     dialog.get_by_role("button", name="Deploy").click()
     wait_status(panel, "fresh-web", "ready")
     source = page.evaluate(
         "() => window.jupyterapp.shell.currentWidget.content.activeCell.model.sharedModel.getSource()"
     )
-    assert source.startswith("%%fal_app fresh-web\n")
+    assert source.startswith("%%fal_app fresh-web --entry api\n")
     row(panel, "fresh-web").scroll_into_view_if_needed()
     shoot(page, panel, artifacts, "panel-deployed")
     page.screenshot(path=str(artifacts / "panel-page-light.png"))
@@ -397,9 +407,243 @@ def test_fal_deploy_in_the_notebook_shows_the_same_progress_on_its_card(page, pa
     card.locator(".fal-pg-status-completed", has_text="ready").wait_for(timeout=TIMEOUT_MS)
     bar = card.locator(".widget-hprogress .progress-bar")
     assert bar.evaluate("bar => bar.style.width") == "100%"
-    assert "Starting runners" in card.inner_text() and "is serving" in card.inner_text()
+    assert "Runners" in card.inner_text() and "is serving" in card.inner_text()  # the panel's step names
     wait_status(panel, "echo-web", "ready")  # the panel follows a deploy made in a cell
     card.scroll_into_view_if_needed()
     for label, theme_name in (("dark", "JupyterLab Dark"), ("light", "JupyterLab Light")):
         theme(page, theme_name)
         card.screenshot(path=str(artifacts / f"deploy-progress-card-{label}.png"))
+
+
+def add_cells(page, *sources: str) -> None:
+    page.evaluate(
+        """(sources) => {
+          const nb = window.jupyterapp.shell.currentWidget.content;
+          for (const source of sources)
+            nb.model.sharedModel.insertCell(nb.model.cells.length, {cell_type: 'code', source});
+          nb.activeCellIndex = nb.model.cells.length - 1;
+        }""",
+        list(sources),
+    )
+
+
+def delete_last_cells(page, count: int) -> None:
+    page.evaluate(
+        """(count) => {
+          const nb = window.jupyterapp.shell.currentWidget.content;
+          for (let i = 0; i < count; i++) nb.model.sharedModel.deleteCell(nb.model.cells.length - 1);
+        }""",
+        count,
+    )
+
+
+def run_last_cell(page) -> None:
+    page.evaluate(
+        """() => {
+          const nb = window.jupyterapp.shell.currentWidget.content;
+          nb.activeCellIndex = nb.model.cells.length - 1;
+          void window.jupyterapp.commands.execute('notebook:run-cell');  // not awaited: a deploy runs on
+        }"""
+    )
+
+
+def last_output(page) -> str:
+    return page.evaluate(
+        """() => {
+          const cells = document.querySelectorAll('.jp-Notebook .jp-Cell');
+          return cells[cells.length - 1].querySelector('.jp-OutputArea')?.innerText ?? '';
+        }"""
+    )
+
+
+#: An element's text on one line, cut at the end rather than broken (its whole value is its tooltip).
+ONE_LINE = "e => [getComputedStyle(e).whiteSpace, getComputedStyle(e).textOverflow, e.getClientRects().length]"
+#: A server whose module takes 10 minutes to import: its deploy stays in the Runners step until
+#: cancelled (captured without running it in the kernel).
+SLEEPY_CELL = """%%fal_app sleepy-web --no-run
+import time
+
+from fastapi import FastAPI
+
+app = FastAPI()
+time.sleep(600)
+"""
+HELLO_API_CELL = "%%fal_app hello-api\nfrom fastapi import FastAPI\n\napi = FastAPI()\n"
+PLAIN_CELL = """%%fal_app plain-web --auth public
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def hello(request):
+    return JSONResponse({"hello": "plain"})
+
+
+app = Starlette(routes=[Route("/", hello)])
+"""
+CRASH_CELL = """%%fal_app crash-web
+from fastapi import FastAPI
+
+app = FastAPI()
+raise RuntimeError("no GPU here")
+"""
+
+
+def test_config_saved_in_the_editor_is_what_deploys_and_stays_in_the_file(page, panel, artifacts, lab):
+    """Issue 19, 1: keep_alive and max_concurrency saved in the form survive the panel's Deploy, which
+    captures the cell again; the row shows them as what deploys (set in the file)."""
+    echo = row(panel, "echo-web")
+    echo.get_by_role("button", name="Configure echo-web").click()
+    form = echo.get_by_role("form", name="Configuration of echo-web")
+    field(form, "keep_alive").fill("300")
+    form.get_by_role("button", name="Save").click()
+    form.get_by_text("the next Deploy deploys it").wait_for()
+    echo.locator(".fal-Chip-file", has_text="keep_alive 300").wait_for()  # what deploys, marked as the file's
+    echo.locator(".fal-Chip-file", has_text="max_concurrency 2").wait_for()
+    field(form, "keep_alive").press("Escape")  # Escape closes the form, the focus goes back to its button
+    form.wait_for(state="detached")
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Configure echo-web"
+    echo.get_by_role("button", name="Deploy", exact=True).click()
+    echo.get_by_role("progressbar").wait_for(timeout=TIMEOUT_MS)
+    wait_status(panel, "echo-web", "ready")
+    text = (lab.root / "fal_apps" / "echo-web" / "pyproject.toml").read_text()
+    assert "keep_alive = 300" in text and "max_concurrency = 2" in text  # not undone by the capture
+    from fal_notebook.generate.project import AppProject
+
+    deployed = AppProject.load(lab.root / "fal_apps" / "echo-web").config
+    assert (deployed.keep_alive, deployed.max_concurrency) == (300, 2)
+    log = echo.locator(".fal-Job-log")
+    assert log.count() == 0 or "%fal_deploy" not in log.inner_text()  # no magic hint in a panel deploy
+    echo.scroll_into_view_if_needed()
+    shoot(page, panel, artifacts, "panel-config-deployed")
+
+
+def test_a_broken_cell_beside_a_good_one_does_not_block_its_deploy(page, panel, artifacts):
+    """Issue 19, 2: the broken cell's message names its app and cell, claims no success; the good app deploys."""
+    add_cells(page, HELLO_API_CELL)
+    broken = panel.locator(".fal-BrokenCell", has_text="hello-api")
+    broken.wait_for()
+    text = broken.inner_text()
+    assert "It defines the server object `api`: add --entry api." in text and "Written" not in text
+    echo = row(panel, "echo-web")
+    echo.get_by_role("button", name="Deploy", exact=True).click()
+    echo.get_by_role("progressbar").wait_for(timeout=TIMEOUT_MS)
+    wait_status(panel, "echo-web", "ready")
+    assert echo.locator(".fal-Job-failed").count() == 0
+    broken.scroll_into_view_if_needed()
+    shoot(page, panel, artifacts, "panel-broken-beside-good")
+    delete_last_cells(page, 1)
+    broken.wait_for(state="detached")
+
+
+def test_a_deploy_started_in_the_kernel_is_followed_and_cancelled_from_the_panel(page, panel, artifacts, lab):
+    """Issue 19, 3: `%fal_deploy` in a cell is a job: the panel shows its steps and its Cancel stops it;
+    the kernel's card says how it ended."""
+    add_cells(page, "%load_ext fal_notebook")
+    run_last_cell(page)
+    add_cells(page, SLEEPY_CELL)
+    run_last_cell(page)
+    row(panel, "sleepy-web").wait_for()
+    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)  # captured
+    add_cells(page, "%fal_deploy sleepy-web")
+    run_last_cell(page)
+    slow = row(panel, "sleepy-web")
+    slow.locator(".fal-Note", has_text="started by %fal_deploy in a notebook").wait_for(timeout=TIMEOUT_MS)
+    slow.locator(".fal-Step-current", has_text="Runners").wait_for(timeout=TIMEOUT_MS)
+    card = page.locator(".fal-pg-progress").last
+    card.locator(".fal-pg-cancel").wait_for()  # the card has Cancel too
+    shoot(page, panel, artifacts, "panel-kernel-deploy")
+    slow.get_by_role("button", name="Cancel").click()
+    card.locator(".fal-pg-status-cancelled").wait_for(timeout=TIMEOUT_MS)
+    wait_status(panel, "sleepy-web", "stopped")
+    output = last_output(page)
+    assert "was cancelled" in output and "Traceback" not in output, output
+    card.scroll_into_view_if_needed()
+    for label, theme_name in (("dark", "JupyterLab Dark"), ("light", "JupyterLab Light")):
+        theme(page, theme_name)
+        card.screenshot(path=str(artifacts / f"deploy-card-cancelled-{label}.png"))
+
+
+def test_an_interrupted_kernel_cancels_its_deploy_and_says_so(page, panel, artifacts):
+    """Issue 19, 3: interrupting the kernel during `%fal_deploy` asks the gateway to cancel; the card and
+    the output say what happened, with no raw traceback."""
+    run_last_cell(page)  # `%fal_deploy sleepy-web` again
+    slow = row(panel, "sleepy-web")
+    slow.locator(".fal-Step-current", has_text="Runners").wait_for(timeout=TIMEOUT_MS)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
+    card = page.locator(".fal-pg-progress").last
+    card.locator(".fal-pg-status-cancelled").wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function(KERNEL_IDLE, timeout=TIMEOUT_MS)
+    output = last_output(page)
+    assert "Interrupted: cancelling the deploy of sleepy-web" in output and "was cancelled" in output, output
+    assert "httpcore" not in output and "KeyboardInterrupt" not in output and "Traceback" not in output, output
+    wait_status(panel, "sleepy-web", "stopped")  # the true state: the gateway dropped the rollout
+    card.scroll_into_view_if_needed()
+    for label, theme_name in (("dark", "JupyterLab Dark"), ("light", "JupyterLab Light")):
+        theme(page, theme_name)
+        card.screenshot(path=str(artifacts / f"deploy-card-interrupted-{label}.png"))
+    delete_last_cells(page, 3)
+
+
+def test_a_server_without_a_schema_gets_the_request_form_as_its_playground(page, panel, artifacts):
+    """Issue 19, 4: no typed Playground where there is no schema: the row says so, and its Playground is
+    the form for any HTTP request (issue 21's), not a cell that fails."""
+    add_cells(page, PLAIN_CELL)
+    plain = row(panel, "plain-web")
+    plain.get_by_role("button", name="Deploy", exact=True).click()
+    wait_status(panel, "plain-web", "ready")
+    plain.locator(".fal-Note", has_text="a form for any HTTP request").wait_for()
+    plain.scroll_into_view_if_needed()
+    shoot(page, panel, artifacts, "panel-no-schema")
+    plain.get_by_role("button", name="Playground", exact=True).click()
+    playground = page.locator(".fal-pg-playground").last
+    playground.get_by_text("sends any HTTP request").wait_for(timeout=TIMEOUT_MS)
+    assert "Unknown app or path" not in playground.inner_text()
+
+
+def test_a_crash_shows_its_key_line_first_and_the_whole_text_on_show(page, panel, artifacts):
+    """Issue 19, 6."""
+    add_cells(page, CRASH_CELL)
+    crash = row(panel, "crash-web")
+    crash.get_by_role("button", name="Deploy", exact=True).click()
+    wait_status(panel, "crash-web", "failed")
+    key = crash.locator(".fal-Error-key").first
+    key.wait_for()
+    assert key.inner_text().strip() == "RuntimeError: no GPU here"
+    assert key.evaluate("e => e.tagName") == "PRE"  # a monospace block
+    crash.scroll_into_view_if_needed()
+    shoot(page, panel, artifacts, "panel-crash")
+    crash.get_by_role("button", name=re.compile("^Show the full text")).first.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator(".fal-TextDialog", has_text="Traceback").wait_for()
+    assert "rev-" not in dialog.inner_text()  # paths name the project's files, not the gateway's copy
+    assert "fal_apps/crash-web/server.py" in dialog.inner_text()
+    dialog.screenshot(path=str(artifacts / "panel-crash-details-light.png"))
+    dialog.get_by_role("button", name="Close").click()
+    dialog.wait_for(state="detached")
+
+
+def test_sections_collapse_and_the_narrow_sidebar_keeps_its_lines(page, panel, artifacts):
+    """Issue 19, 7: collapsible sections; at the sidebar's width nothing scrolls sideways and names and
+    URLs stay on one line; opening the panel puts the focus in it."""
+    toggle = panel.locator("#fal-section-folders")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "false"
+    assert panel.locator("#fal-section-folders-body").is_hidden()
+    echo = row(panel, "echo-web")
+    echo.get_by_role("button", name="Configure echo-web").click()
+    form = echo.get_by_role("form", name="Configuration of echo-web")
+    form.wait_for()
+    width = panel.evaluate("p => p.getBoundingClientRect().width")
+    overflow = panel.evaluate("p => p.querySelector('.fal-Panel-body').scrollWidth - p.clientWidth")
+    assert overflow <= 1, f"the panel ({width:.0f} px) scrolls sideways by {overflow} px"
+    for locator in (echo.locator(".fal-Row-name"), echo.locator(".fal-Copy code").first):
+        assert locator.evaluate(ONE_LINE) == ["nowrap", "ellipsis", 1], locator
+    shoot(page, panel, artifacts, "panel-collapsed-narrow")
+    field(form, "keep_alive").press("Escape")
+    form.wait_for(state="detached")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    page.locator(".jp-Notebook").click()
+    page.evaluate("() => window.jupyterapp.commands.execute('fal-notebook:open-panel')")
+    page.wait_for_function("() => document.getElementById('fal-notebook-panel').contains(document.activeElement)")

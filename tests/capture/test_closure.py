@@ -115,8 +115,13 @@ def test_export_reports_every_failing_cell_and_writes_the_rest(workdir):
         nbformat.v4.new_code_cell("%%fal_app fine --port 9000\nfrom fastapi import FastAPI\napp = FastAPI()\n"),
     ]
     nbformat.write(nb, workdir / "nb.ipynb")
-    with pytest.raises(CaptureError, match=r"`missing` is used in line 3 of cell 1 of nb.ipynb.*Written: fine"):
+    with pytest.raises(CaptureError) as failed:
         export_notebook(workdir / "nb.ipynb", out_dir=workdir / "out")
+    message = str(failed.value)
+    assert message.startswith("1 %%fal_app cell could not be captured: ")
+    assert "`missing` is used in line 3 of cell 1 of nb.ipynb (app broken)" in message
+    assert message.endswith("The other apps were captured: fine.") and "Written" not in message
+    assert [p.name for p in failed.value.captured] == ["fine"]
     assert (workdir / "out" / "fine" / "server.py").is_file() and not (workdir / "out" / "broken").exists()
 
 

@@ -37,7 +37,14 @@ class TextStats(fal.App):
 
 def test_app_cells_are_described_without_running_or_writing(workdir):
     described = describe_app_cells([APP, HELPER, SERVER, "%%fal_app --port nine\nx = 1", "%%fal_app\nx = 1\n"])
-    assert described[0] == {"name": "text-stats", "mode": "app", "options": {"keep_alive": 30}, "error": None}
+    assert described[0] == {
+        "name": "text-stats",
+        "mode": "app",
+        "options": {"keep_alive": 30},
+        "error": None,
+        "entries": [],
+        "suggested": "text-stats",
+    }
     assert described[1] is None
     assert (described[2]["name"], described[2]["mode"], described[2]["options"]) == (
         "web",
@@ -95,3 +102,42 @@ def test_config_errors_name_their_keys():
         with pytest.raises(ConfigError) as error:
             AppConfig.build({**base, **values})
         assert sorted(error.value.fields) == sorted(fields), (values, str(error.value))
+
+
+def test_a_broken_cell_does_not_block_the_deploy_of_another_app(workdir):
+    cells = [
+        ("code", "%%fal_app hello-api\nfrom fastapi import FastAPI\napi = FastAPI()\n"),
+        ("code", SERVER.replace("return shout", "return str")),
+    ]
+    (project,) = export_cells(cells, workdir / "nb.ipynb", workdir / "fal_apps", only="web")
+    assert project.name == "web"
+    with pytest.raises(CaptureError) as failed:  # the broken app itself: its cell and its name
+        export_cells(cells, workdir / "nb.ipynb", workdir / "fal_apps", only="hello-api")
+    assert "cell 1 of nb.ipynb (app hello-api) defines no fal.App subclass" in str(failed.value)
+    assert "Written" not in str(failed.value)
+
+
+def test_a_cells_row_shows_the_configuration_that_will_deploy(workdir):
+    from fal_notebook.generate.project import reconfigure
+
+    cells = [("code", SERVER.replace("return shout", "return str"))]
+    (project,) = export_cells(cells, workdir / "nb.ipynb", workdir / "fal_apps")
+    reconfigure(project.path, {"keep_alive": 300})
+    (row,) = describe_app_cells([cells[0][1]], workdir / "nb.ipynb")
+    assert row["settings"] == {"exposed_port": 9000, "keep_alive": 300} and row["from_file"] == ["keep_alive"]
+    changed = cells[0][1].replace("--port 9000", "--port 9000 --keep-alive 120")
+    (row,) = describe_app_cells([changed], workdir / "nb.ipynb")
+    assert "keep_alive (--keep-alive) is 120 in the cell and 300 in the file" in row["conflict"]
+    assert row["error"] is None  # still an app: it deploys once the two agree
+
+
+def test_deploy_this_cell_is_offered_the_cells_server_objects_and_a_name_of_its_own(workdir):
+    api = "%%fal_app\nfrom fastapi import FastAPI\napi = FastAPI(title='Hello API')\n"
+    (row,) = describe_app_cells([api], workdir / "demo.ipynb")
+    assert row["entries"] == ["api"] and row["suggested"] == "hello-api"
+    assert "It defines the server object `api`: add --entry api." in row["error"]
+    (row,) = describe_app_cells([api.replace("%%fal_app", "%%fal_app --entry api")], workdir / "demo.ipynb")
+    assert row["error"] is None and row["mode"] == "server"
+    plain = "%%fal_app\nfrom flask import Flask\nweb = Flask(__name__)\n"
+    (row,) = describe_app_cells([plain], workdir / "My Demo.ipynb")
+    assert row["entries"] == ["web"] and row["suggested"] == "my-demo-web"  # never just "server"

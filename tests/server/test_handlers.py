@@ -133,8 +133,14 @@ async def test_notebook_cells_are_described_without_running_them(jp_fetch):
         "%%fal_app web --port 9000\n" + SERVER_CELL,
         "%%fal_app\nx = 1\n",
     ]
-    described = await fetch_json(jp_fetch, "notebook", "apps", method="POST", body={"cells": cells})
-    assert described[0] == {"name": "text-stats", "mode": "app", "options": {"keep_alive": 30}, "error": None}
+    described = await fetch_json(jp_fetch, "notebook", "apps", method="POST", body={"cells": cells, "path": "n.ipynb"})
+    assert {k: described[0][k] for k in ("name", "mode", "options", "error", "settings")} == {
+        "name": "text-stats",
+        "mode": "app",
+        "options": {"keep_alive": 30},
+        "error": None,
+        "settings": {"keep_alive": 30},  # what will deploy: the cell's keys, none from a file yet
+    }
     assert described[1] is None
     assert described[2]["name"] == "web" and described[2]["mode"] == "server"
     assert described[3]["name"] is None and "no fal.App subclass" in described[3]["error"]

@@ -145,6 +145,7 @@ class AppRuntime:
             image=current.launch.image if current and current.launch else None,
             path=spec.path if spec else None,
             notes=list(current.notes) if current else [],
+            openapi=current.openapi is not None if current else None,
             queued=self.queue.waiting(queued_only=True),
             runners=[
                 RunnerInfo(

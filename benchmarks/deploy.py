@@ -80,7 +80,7 @@ def runner_python(home: Path, name: str) -> str:
 def first_response(sizes: Sizes) -> list[Row]:
     rows = []
     with private_gateway() as home:
-        for env in ("kernel", "isolated"):
+        for env in sizes.environments:
             name = f"first-{env}"
             deployment = deploy(home, WORDS, name, env=env)  # builds (or finds) the environment
             python = runner_python(home, name)

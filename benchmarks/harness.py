@@ -87,6 +87,8 @@ class Sizes:
     form_repeat: int = 15
     builds: int = 1  # docker first build / code-only rebuild pairs
     rebuild_fal_app: bool = True  # the rebuild row's image: a fal.App (installs fal), else a --cmd server
+    #: The runner environments of the rows measured in each (an isolated one is built from the package index).
+    environments: tuple[str, ...] = ("kernel", "isolated")
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -116,10 +118,11 @@ def private_gateway() -> Iterator[Path]:
     """A gateway of its own (temporary FAL_NOTEBOOK_HOME, free port) for the block; stopped at its end."""
     from fal_notebook.gateway import start_gateway, stop_gateway
 
-    saved = {k: os.environ.get(k) for k in ("FAL_NOTEBOOK_HOME", "FAL_NOTEBOOK_GATEWAY_PORT")}
+    ports = ("FAL_NOTEBOOK_GATEWAY_PORT", "FAL_NOTEBOOK_GATEWAY_TLS_PORT")
+    saved = {k: os.environ.get(k) for k in ("FAL_NOTEBOOK_HOME", *ports)}
     home = Path(tempfile.mkdtemp(prefix="fal-notebook-bench-"))
     os.environ["FAL_NOTEBOOK_HOME"] = str(home)
-    os.environ["FAL_NOTEBOOK_GATEWAY_PORT"] = str(free_port())
+    os.environ.update({name: str(free_port()) for name in ports})
     try:
         start_gateway()
         yield home

@@ -12,7 +12,7 @@ them (default 5) run on the local gateway, in the benchmark's own Python environ
 
     PYTHONPATH=. python benchmarks/panel.py [--runs 7] [--calls 20] [--deployed 5]
 
-Needs the built labextension (``.ci/provision``), JupyterLab, Playwright and /usr/bin/chromium.
+Needs the built labextension (``.ci/provision --tests``), JupyterLab, Playwright and /usr/bin/chromium.
 Uses a temporary FAL_NOTEBOOK_HOME, Jupyter state and free ports (removed after, but for a JupyterLab log
 worth reading); prints the figures, asserts nothing.
 """

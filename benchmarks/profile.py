@@ -1,16 +1,22 @@
-"""Where the gateway's CPU goes under the queue load: py-spy samples the gateway process while
-two clients drain queued requests through it (the ``queue drain`` row's load; ``--sync``: sync
-calls), then prints the time by library and the functions that hold most of it.
+"""Where the CPU goes under the queue load: py-spy samples the gateway process while two clients
+drain queued requests through it (the ``queue drain`` row's load; ``--sync``: sync calls), then
+prints the time by library and the functions that hold most of it. ``--split``: no sampling, the CPU
+time each process (the clients, the gateway, the runners) spends per request, queued and sync
+calls and sync calls straight to a runner alternating, measured by the kernel's accounting
+(``--env isolated``: the runners in an isolated virtualenv, as deployed by default).
 
     .venv/bin/pip install py-spy
     .venv/bin/python -m benchmarks.profile [--requests 400] [--rounds 2] [--sync] [--raw FILE]
+    .venv/bin/python -m benchmarks.profile --split [--env isolated] [--requests 400] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from .gateway import drain_throughput, queue_call, sync_throughput, timed
-from .harness import WORDS, deploy, private_gateway, wait_runners
+from .harness import WORDS, app_info, deploy, private_gateway, wait_runners
 
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^:]*)(:\d+)?\)$")
 GROUPS = [
@@ -86,13 +92,74 @@ def short(file: str) -> str:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time, now, of a process and of every process below it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split() if entry.name.isdigit() else None
+        except OSError:
+            continue
+        if fields:
+            parents[int(entry.name)] = int(fields[1])
+            times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree = {pid}
+    for _ in range(8):  # a few generations down
+        tree |= {child for child, parent in parents.items() if parent in tree}
+    return sum(times.get(p, 0.0) for p in tree)
+
+
+def split(queue_url: str, url: str, runner: str, requests: int, rounds: int) -> str:
+    """CPU microseconds per request of the clients (this process), the gateway (less its runners) and
+    the runners, under the queue drain, under sync calls and under sync calls straight to a runner
+    (``runner``; the gateway then only reads its access lines): the median of ``rounds``."""
+    from fal_notebook.gateway import gateway_status
+
+    gateway = gateway_status().pid
+    assert gateway is not None
+    runners = [r["pid"] for r in app_info("words")["runners"] if r["pid"]]
+
+    def sample() -> tuple[float, float, float]:
+        own, below = os.times(), sum(map(cpu_seconds, runners))
+        return own.user + own.system, cpu_seconds(gateway) - below, below
+
+    loads = {
+        "queued": drain_throughput(queue_url, requests),
+        "sync": sync_throughput(url, requests),
+        "direct": sync_throughput(runner, requests),
+    }
+    figures: dict[str, list[tuple[float, ...]]] = {name: [] for name in loads}
+    for _ in range(rounds):
+        for name, load in loads.items():
+            before = sample()
+            (rate,) = load()
+            spent = (b - a for a, b in zip(before, sample(), strict=True))
+            figures[name].append((*(seconds / requests * 1e6 for seconds in spent), rate))
+    lines = ["CPU time per request (µs), median of rounds:", "  load    clients  gateway  runners   req/s"]
+    for name, rows in figures.items():
+        client, own, runner, rate = (statistics.median(column) for column in zip(*rows, strict=True))
+        lines.append(f"  {name:7} {client:7.0f}  {own:7.0f}  {runner:7.0f}  {rate:6.0f}")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw (collapsed) stacks in this file")
     parser.add_argument("--sync", action="store_true", help="sync calls through the gateway instead of queued ones")
+    parser.add_argument("--split", action="store_true", help="the CPU time per request of each process, no sampling")
+    parser.add_argument("--env", choices=["kernel", "isolated"], default="kernel", help="the runners' environment")
     args = parser.parse_args()
+    if args.split:
+        with private_gateway() as home:
+            deployment = deploy(home, WORDS, "words", env=args.env, max_concurrency=2, min_concurrency=2)
+            runner = f"http://127.0.0.1:{wait_runners('words', 2)[0]['port']}/"
+            timed(queue_call, deployment.queue_url, 20)()
+            print(split(deployment.queue_url, deployment.url, runner, args.requests, args.rounds))
+        return 0
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         print("py-spy is not installed: .venv/bin/pip install py-spy", file=sys.stderr)

@@ -38,6 +38,7 @@ from .protocol import (
     request_error,
     resolve_address,
     retry_wait,
+    stream_status,
     transport_error,
 )
 from .wire import (
@@ -69,7 +70,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120.0  # seconds, for submit, status, result, cancel and openapi
 CONNECT_TIMEOUT = 30.0
-POLL_INTERVAL = 0.1  # seconds between status polls, as fal_client
+POLL_INTERVAL = 0.1  # seconds between status polls where a status stream broke, as fal_client polls
 DEFAULT_RETRY = RetryPolicy()
 Priority = Literal["normal", "low"]
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -749,27 +750,37 @@ def _json_or_text(data: bytes) -> Any:
 
 
 class _Deadline:
-    """The pauses between polls, until ``timeout`` seconds have passed (then RequestTimeoutError)."""
+    """The time a wait may take, until ``timeout`` seconds have passed (then RequestTimeoutError)."""
 
     def __init__(self, timed_out: Callable[[float | None], RequestError], timeout: float | None):
         self._timed_out, self._timeout = timed_out, timeout
         self._end = None if timeout is None else time.monotonic() + timeout
 
-    def pause(self, interval: float) -> float:
-        if self._end is None:
-            return interval
-        left = self._end - time.monotonic()
-        if left <= 0:
+    def left(self) -> float | None:
+        """Seconds left (0 once none are), None without a timeout."""
+        return None if self._end is None else max(0.0, self._end - time.monotonic())
+
+    def check(self) -> None:
+        if self.left() == 0:
             raise self._timed_out(self._timeout)
-        return min(interval, left)
+
+    def pause(self, interval: float) -> float:
+        self.check()
+        left = self.left()
+        return interval if left is None else min(interval, left)
 
 
 class _Handle:
-    """What both handle flavours share: the request's URLs, the requests to send, the answers' meaning."""
+    """What both handle flavours share: the request's URLs, the requests to send, the answers' meaning.
+
+    Waiting for a request (``iter_events``, ``result``) follows its status stream, as fal's own
+    clients can; where the stream breaks (or the server has none), the status is polled instead.
+    """
 
     def __init__(self, connection: Connection, queued: QueuedRequest):
         self._connection = connection
         self._queued = queued
+        self._completed = False  # a status said COMPLETED: the result is there to fetch
 
     @property
     def request_id(self) -> str:
@@ -793,16 +804,34 @@ class _Handle:
     def _status_request(self, logs: bool) -> httpx.Request:
         return self._connection.request("GET", self.status_url, params={wire.LOGS_PARAM: "1"} if logs else None)
 
+    def _status_stream_request(self, logs: bool, deadline: _Deadline) -> httpx.Request:
+        """The status stream, read no longer than the deadline allows (a read that times out ends it)."""
+        timeout = self._connection.timeout
+        read, left = timeout.read, deadline.left()
+        if left is not None:
+            read = left if read is None else min(read, left)
+        return self._connection.request(
+            "GET",
+            wire.join_url(self.status_url, wire.STREAM_PATH),
+            params={wire.LOGS_PARAM: "1"} if logs else None,
+            timeout=httpx.Timeout(connect=timeout.connect, read=read, write=timeout.write, pool=timeout.pool),
+            accept=wire.EVENT_STREAM,
+        )
+
     def _result_request(self) -> httpx.Request:
         return self._connection.request("GET", self.response_url)
 
     def _cancel_request(self) -> httpx.Request:
         return self._connection.request("PUT", self.cancel_url)
 
+    def _seen(self, status: Status) -> Status:
+        self._completed = self._completed or isinstance(status, Completed)
+        return status
+
     def _status(self, response: httpx.Response) -> Status:
         data = self._connection.json(response, self.request_id)
         try:
-            return decode_status(data)
+            return self._seen(decode_status(data))
         except ValueError as exc:
             raise self._connection.protocol_error(
                 f"answered the status of a request with {exc}.", response, self.request_id
@@ -829,6 +858,44 @@ class _Handle:
         )
 
 
+class _StatusStream:
+    """What a handle reads of a status stream, line by line (both flavours): ``feed`` gives each
+    event's status; ``completed`` once one said COMPLETED (the rest is read to the stream's end and
+    left); ``broken`` when the stream cannot be followed (the handle polls then)."""
+
+    def __init__(self, handle: _Handle, deadline: _Deadline):
+        self._handle, self._deadline = handle, deadline
+        self._parser = SSEParser()
+        self.completed = self.broken = False
+
+    def answered(self, answer: httpx.Response) -> bool:
+        """Whether the answer is a stream to follow."""
+        if answer.status_code != 200:
+            self._broke(f"was answered with HTTP {answer.status_code}")
+        return not self.broken
+
+    def feed(self, line: str) -> Status | None:
+        if self.completed or self.broken:
+            return None
+        self._deadline.check()
+        if (event := self._parser.feed(line)) is None:
+            return None
+        if (status := stream_status(event)) is None:
+            self._broke(f"sent an event that is no status: {event[1][:200]!r}")
+            return None
+        self.completed = isinstance(status, Completed)
+        return self._handle._seen(status)
+
+    def broke_off(self, error: httpx.TransportError) -> None:
+        if not self.completed:
+            self._broke(f"broke off: {error!r}")
+
+    def _broke(self, why: str) -> None:
+        self._deadline.check()  # a read cut short by the deadline is the timeout, not a broken stream
+        self.broken = True
+        log.debug("%r: the status stream %s; polling the status instead", self._handle, why)
+
+
 class RequestHandle(_Handle):
     """A request on the queue: ``status``, ``iter_events``, ``result``, ``cancel``."""
 
@@ -837,26 +904,50 @@ class RequestHandle(_Handle):
         return self._status(self._connection.send(self._status_request(logs)))
 
     def iter_events(self, logs: bool = True, interval: float | None = None) -> Iterator[Status]:
-        """Poll the status and yield each change until Completed; each log entry comes exactly once."""
+        """Each change of the status until Completed; each log entry comes exactly once. Follows the
+        status stream; where it breaks, polls the status every ``interval`` s."""
         events = EventFilter()
-        while True:
-            status = self.status(logs=logs)
-            if (event := events(status)) is not None:
+        for status, delta in self._statuses(logs, interval, _Deadline(self._timed_out, None)):
+            if (event := events(status, delta=delta)) is not None:
                 yield event
-            if isinstance(status, Completed):
-                return
-            time.sleep(self._interval(interval))
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for completion (at most ``timeout`` s), then the output; raises RequestError on the app's error."""
-        deadline = _Deadline(self._timed_out, timeout)
-        while not isinstance(self.status(), Completed):
-            time.sleep(deadline.pause(self._interval(None)))
+        if not self._completed:
+            for _ in self._statuses(False, None, _Deadline(self._timed_out, timeout)):
+                pass
         return self._result(self._connection.send(self._result_request()))
 
     def cancel(self) -> str:
         """Ask the queue to cancel; its answer: ``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED``..."""
         return self._cancelled(self._connection.send(self._cancel_request()))
+
+    def _statuses(self, logs: bool, interval: float | None, deadline: _Deadline) -> Iterator[tuple[Status, bool]]:
+        """The statuses until Completed, each with whether it came from the stream (its logs are news)."""
+        if deadline.left() != 0:
+            stream = _StatusStream(self, deadline)
+            try:
+                request = self._status_stream_request(logs, deadline)
+                answer = self._connection.send(request, bounded=deadline.left() is not None, stream=True)
+                try:
+                    if stream.answered(answer):
+                        for line in answer.iter_lines():  # to its end: the connection serves the next call
+                            if (status := stream.feed(line)) is not None:
+                                yield status, True
+                            elif stream.broken:
+                                break
+                finally:
+                    answer.close()
+            except httpx.TransportError as exc:
+                stream.broke_off(exc)
+            if stream.completed:
+                return
+        while True:
+            status = self.status(logs=logs)
+            yield status, False
+            if isinstance(status, Completed):
+                return
+            time.sleep(deadline.pause(self._interval(interval)))
 
 
 class AsyncRequestHandle(_Handle):
@@ -867,19 +958,43 @@ class AsyncRequestHandle(_Handle):
 
     async def iter_events(self, logs: bool = True, interval: float | None = None) -> AsyncIterator[Status]:
         events = EventFilter()
-        while True:
-            status = await self.status(logs=logs)
-            if (event := events(status)) is not None:
+        async for status, delta in self._statuses(logs, interval, _Deadline(self._timed_out, None)):
+            if (event := events(status, delta=delta)) is not None:
                 yield event
-            if isinstance(status, Completed):
-                return
-            await asyncio.sleep(self._interval(interval))
 
     async def result(self, timeout: float | None = None) -> Any:
-        deadline = _Deadline(self._timed_out, timeout)
-        while not isinstance(await self.status(), Completed):
-            await asyncio.sleep(deadline.pause(self._interval(None)))
+        if not self._completed:
+            async for _ in self._statuses(False, None, _Deadline(self._timed_out, timeout)):
+                pass
         return self._result(await self._connection.send_async(self._result_request()))
 
     async def cancel(self) -> str:
         return self._cancelled(await self._connection.send_async(self._cancel_request()))
+
+    async def _statuses(
+        self, logs: bool, interval: float | None, deadline: _Deadline
+    ) -> AsyncIterator[tuple[Status, bool]]:
+        if deadline.left() != 0:
+            stream = _StatusStream(self, deadline)
+            try:
+                request = self._status_stream_request(logs, deadline)
+                answer = await self._connection.send_async(request, bounded=deadline.left() is not None, stream=True)
+                try:
+                    if stream.answered(answer):
+                        async for line in answer.aiter_lines():  # to its end: the connection serves the next call
+                            if (status := stream.feed(line)) is not None:
+                                yield status, True
+                            elif stream.broken:
+                                break
+                finally:
+                    await answer.aclose()
+            except httpx.TransportError as exc:
+                stream.broke_off(exc)
+            if stream.completed:
+                return
+        while True:
+            status = await self.status(logs=logs)
+            yield status, False
+            if isinstance(status, Completed):
+                return
+            await asyncio.sleep(deadline.pause(self._interval(interval)))

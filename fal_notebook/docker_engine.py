@@ -11,7 +11,7 @@ from .errors import DeployError
 
 ENGINE_HINT = (
     "Start the Docker engine (Docker Desktop, `systemctl start docker` or `dockerd`; on a fal-notebook "
-    "development machine `.ci/provision` starts it), and check DOCKER_HOST."
+    "development machine `.ci/provision --tests` starts it), and check DOCKER_HOST."
 )
 
 

@@ -228,18 +228,20 @@ def certificate_refused(error: BaseException) -> bool:
 class EventFilter:
     """Turns successive status answers into events: only changes, and every log entry exactly once.
 
-    The server's log list is a moving window, so consecutive answers overlap. An entry is new when
-    the current window holds more copies of it than any earlier window did: overlaps are dropped,
-    and identical lines logged twice are both kept.
+    A polled status holds a moving window of the log, so consecutive answers overlap. An entry is
+    new when the current window holds more copies of it than came before: overlaps are dropped,
+    and identical lines logged twice are both kept. An event of a status stream holds only the
+    entries since the one before (``delta``): all of them are new, and count as seen when a broken
+    stream gives way to polling.
     """
 
     def __init__(self) -> None:
         self._seen: Counter[str] = Counter()
         self._state: object = None
 
-    def __call__(self, status: Status) -> Status | None:
+    def __call__(self, status: Status, *, delta: bool = False) -> Status | None:
         if not isinstance(status, Queued):
-            status = replace(status, logs=self._fresh(status.logs))
+            status = replace(status, logs=self._added(status.logs) if delta else self._fresh(status.logs))
         state = status if isinstance(status, Queued) else type(status)
         news = isinstance(status, Completed) or state != self._state or bool(getattr(status, "logs", None))
         self._state = state
@@ -249,12 +251,31 @@ class EventFilter:
         window: Counter[str] = Counter()
         fresh = []
         for entry in logs:
-            identity = json.dumps(entry, sort_keys=True, default=str)
+            identity = _identity(entry)
             window[identity] += 1
             if window[identity] > self._seen[identity]:
                 self._seen[identity] = window[identity]
                 fresh.append(entry)
         return fresh
+
+    def _added(self, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self._seen.update(map(_identity, logs))
+        return logs
+
+
+def _identity(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, sort_keys=True, default=str)
+
+
+def stream_status(event: tuple[str, str]) -> Status | None:
+    """The status in an event of a status stream (``data:`` one status object), None if it holds none."""
+    name, data = event
+    if name != "message":
+        return None
+    try:
+        return wire.decode_status(json.loads(data))
+    except (ValueError, TypeError):
+        return None
 
 
 # -- cancel answers -------------------------------------------------------------------------------

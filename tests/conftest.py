@@ -1,7 +1,7 @@
 """Fixtures for every test folder: a clean fal environment, a real gateway, and what the machine must provide.
 
 A missing tool skips a test on a developer's machine and fails it in CI (``CI`` set to a true
-value), where `.ci/provision` installs everything and a skip would hide a broken set-up.
+value), where `.ci/provision --tests` installs everything and a skip would hide a broken set-up.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def in_ci() -> bool:
 
 
 def _unavailable(what: str) -> NoReturn:
-    message = f"{what}. Run .ci/provision to install and start what the tests need."
+    message = f"{what}. Run .ci/provision --tests to install and start what the tests need."
     if in_ci():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)

@@ -27,9 +27,9 @@ def smoke(*names: str) -> list[str]:
     return [line for line in run.stdout.splitlines() if re.match(r"\| .* \| \d+\.\d\d× \|", line)]
 
 
-def test_the_gateway_deploy_and_form_benchmarks_run():
-    rows = smoke("gateway", "first-response", "scale-out", "form")
-    assert len(rows) == 7, rows
+def test_the_gateway_clients_deploy_and_form_benchmarks_run():
+    rows = smoke("gateway", "clients", "first-response", "scale-out", "form")
+    assert len(rows) == 10, rows
 
 
 @pytest.mark.docker

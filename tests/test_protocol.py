@@ -256,6 +256,14 @@ def test_identical_lines_logged_twice_are_both_kept():
     assert events(InProgress(logs=[tick])) is None
 
 
+def test_stream_events_add_their_entries_and_polling_after_them_repeats_none():
+    events = EventFilter()
+    tick = _log(7, "tick")
+    assert events(InProgress(logs=[tick]), delta=True).logs == [tick]
+    assert events(InProgress(logs=[tick]), delta=True).logs == [tick]  # logged again: news in a stream
+    assert events(InProgress(logs=[tick, tick, _log(8)])).logs == [_log(8)]  # a polled window after them
+
+
 def test_events_are_changes_only():
     events = EventFilter()
     assert events(Queued(position=2)) == Queued(position=2)

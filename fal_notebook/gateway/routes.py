@@ -19,8 +19,8 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
@@ -30,7 +30,7 @@ from starlette.routing import Route, WebSocketRoute
 from .. import wire
 from ..wire import CancelAnswer, ErrorType, RequestStatus
 from .app import AppRuntime, Outcome, Unavailable
-from .core import QueueFull
+from .core import Gateway, QueueFull
 from .door import BodyRefused, read_body
 from .headers import app_headers, caller_headers, caller_id, endpoint_of, kept_headers, runner_hint
 from .runners import Runner
@@ -43,7 +43,6 @@ from .webhooks import check_url, jwks
 
 #: Sync answers up to this size (with a Content-Length) are relayed in one piece; others stream.
 BUFFERED_BODY = 1024 * 1024
-T = TypeVar("T")
 
 
 def lookup(request: Request) -> AppRuntime | Response:
@@ -124,25 +123,40 @@ async def disconnected(request: Request) -> None:
         pass
 
 
-async def unless_gone(request: Request, work: Awaitable[T], abandon: Callable[[T], Any]) -> T:
-    """``work``'s result, or CallerGone (``work`` cancelled) when the caller disconnects first. When
-    this call itself is cancelled, ``work`` is too, and ``abandon`` gets a result it already had."""
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(disconnected(request))
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        if task.done() and not task.cancelled() and task.exception() is None:
-            abandon(task.result())
-        raise
-    finally:
-        gone.cancel()
-    if not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        raise CallerGone
-    return task.result()
+class CallerWatch:
+    """Whether the caller of a sync call goes away (its body already read: nothing else can arrive),
+    with one task for the whole call. Inside ``async with watch.armed():`` its going cancels the
+    block, which then raises CallerGone, as ``asyncio.timeout`` raises TimeoutError; what the block
+    awaited gives back what it took (``acquire`` its slot, ``send`` its connection)."""
+
+    def __init__(self, request: Request):
+        self.gone = False
+        self._task = asyncio.current_task()
+        self._armed = False
+        self._watcher = asyncio.ensure_future(disconnected(request))
+        self._watcher.add_done_callback(self._left)
+
+    def _left(self, watcher: asyncio.Future[None]) -> None:
+        if not watcher.cancelled() and watcher.exception() is None:
+            self.gone = True
+            if self._armed and self._task is not None:
+                self._task.cancel()
+
+    def armed(self) -> CallerWatch:
+        return self
+
+    async def __aenter__(self) -> None:
+        if self.gone:
+            raise CallerGone
+        self._armed = True
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._armed = False
+        if self.gone and kind is asyncio.CancelledError and self._task is not None and self._task.uncancel() == 0:
+            raise CallerGone
+
+    def close(self) -> None:
+        self._watcher.cancel()
 
 
 class CallerGone(Exception):
@@ -164,13 +178,26 @@ async def run_sync(request: Request) -> Response:
     refused = unforwardable(kept)
     if refused is not None:
         return refused
+    watch = CallerWatch(request)
     try:
-        hint = runner_hint(request.headers)
-        runner = await unless_gone(
-            request,
-            runtime.queue.acquire(request_id, deadline=deadline, hint=hint),
-            lambda runner: runtime.queue.release(runner, request_id, served=False),
-        )
+        return await call(request, runtime, body, request_id, deadline, kept, watch)
+    finally:
+        watch.close()
+
+
+async def call(
+    request: Request,
+    runtime: AppRuntime,
+    body: bytes,
+    request_id: str,
+    deadline: float | None,
+    kept: dict[str, str],
+    watch: CallerWatch,
+) -> Response:
+    """A sync call once its request is read: a runner's slot, the request sent to it, its answer relayed."""
+    try:
+        async with watch.armed():
+            runner = await runtime.queue.acquire(request_id, deadline=deadline, hint=runner_hint(request.headers))
     except Unavailable as exc:
         return error(503, str(exc), ErrorType.RUNNER_SCHEDULING_FAILURE, {wire.REQUEST_ID: request_id})
     except TimeoutError as exc:
@@ -180,8 +207,8 @@ async def run_sync(request: Request) -> Response:
     path = app_path(request) + app_query(request)
     headers = app_headers(kept, request_id=request_id, endpoint=endpoint_of(wire.local_app(runtime.name), path))
     try:
-        sent = runtime.attempts.send(runner, request.method, path, body, headers, stream=True)
-        upstream = await unless_gone(request, sent, lambda answer: close_later(request, answer))
+        async with watch.armed():
+            upstream = await runtime.attempts.send(runner, request.method, path, body, headers, stream=True)
     except CallerGone:
         caller_gone(request, runtime, runner, path, request_id)
         return error(499, "The caller disconnected.", ErrorType.CLIENT_DISCONNECTED)
@@ -195,12 +222,6 @@ async def run_sync(request: Request) -> Response:
             headers[wire.ERROR_TYPE] = upstream.error_type
         return Response(upstream.body, upstream.status, media_type=upstream.content_type, headers=headers)
     return await relay(request, runtime, runner, request_id, upstream, path)
-
-
-def close_later(request: Request, answer: UpstreamResponse | Outcome) -> None:
-    """Close an upstream answer nobody will read (the handler was cancelled), in the background."""
-    if isinstance(answer, UpstreamResponse):
-        gateway_of(request).tasks.spawn(answer.aclose(), name="close an abandoned answer")
 
 
 def caller_gone(request: Request, runtime: AppRuntime, runner: Runner, path: str, request_id: str) -> None:
@@ -409,41 +430,67 @@ async def status_stream(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     _, stored = found
-    gateway, request_id, logs = gateway_of(request), stored.id, wants_logs(request)
-    url = request_url(request, stored.app, request_id)
+    url = request_url(request, stored.app, stored.id)
+    events = StatusEvents(gateway_of(request), stored.id, url, wants_logs(request))
+    first = events.frame()
+    headers = {wire.REQUEST_ID: stored.id}
+    if events.ended:  # completed when asked (or gone): the whole stream in one answer
+        return Response(first, media_type=wire.EVENT_STREAM, headers=headers)
+    return StreamingResponse(events.follow(first), media_type=wire.EVENT_STREAM, headers=headers)
 
-    async def events() -> AsyncIterator[str]:
-        """One event per change, with the log entries added since the last event (fal's clients add
-        them up); a comment when nothing happened for KEEPALIVE_SECONDS."""
+
+class StatusEvents:
+    """The events of one request's status stream: one per change, with the log entries added since
+    the one before (fal's clients add them up); a comment when nothing happened for KEEPALIVE_SECONDS."""
+
+    def __init__(self, gateway: Gateway, request_id: str, url: str, logs: bool):
+        self.gateway, self.request_id, self.url, self.logs = gateway, request_id, url, logs
+        self.ended = False  # the request completed (or is gone): the stream ends
+        self._shown: dict[str, Any] | None = None  # the last event, its logs left out
+        self._after = 0  # the last log entry sent
+
+    def frame(self) -> str:
+        """The event of the request's state now, or "" when it tells nothing new."""
+        current = self.gateway.store.get(self.request_id)
+        if current is None:
+            self.ended = True
+            return ""
+        self.ended = current.status == RequestStatus.COMPLETED
+        state = self.gateway.status(current, with_logs=False)
+        entries: list[dict[str, Any]] = []
+        if self.logs and not isinstance(state, wire.Queued):
+            entries, self._after = self.gateway.store.logs_after(self.request_id, self._after)
+            state = dataclasses.replace(state, logs=entries)
+        body = wire.encode_status(state, request_id=self.request_id, response_url=self.url, with_logs=self.logs)
+        shown = {**body, "logs": None}
+        if not entries and shown == self._shown:
+            return ""
+        self._shown = shown
+        return wire.encode_event(body)
+
+    async def follow(self, first: str) -> AsyncIterator[str]:
+        """``first``, then the events as the request changes, until it completes."""
         loop = asyncio.get_running_loop()
-        last, after, sent = None, 0, loop.time()
-        with gateway.watch(request_id) as changed:
+        with self.gateway.watch(self.request_id) as changed:
+            if first:
+                yield first
+            sent = loop.time()
             while True:
                 changed.clear()
-                current = gateway.store.get(request_id)
-                if current is None:
-                    return
-                state = gateway.status(current, with_logs=False)
-                entries: list[dict[str, Any]] = []
-                if logs and not isinstance(state, wire.Queued):
-                    entries, after = gateway.store.logs_after(request_id, after)
-                    state = dataclasses.replace(state, logs=entries)
-                body = wire.encode_status(state, request_id=request_id, response_url=url, with_logs=logs)
-                shown = {**body, "logs": None}
-                if entries or shown != last:
-                    yield wire.encode_event(body)
-                    last, sent = shown, loop.time()
+                frame = self.frame()  # (a change before the watch began shows here)
+                if frame:
+                    yield frame
+                    sent = loop.time()
                 elif loop.time() - sent >= wire.KEEPALIVE_SECONDS:
                     yield wire.KEEPALIVE
                     sent = loop.time()
-                if current.status == RequestStatus.COMPLETED:
+                if self.ended:
                     return
                 try:  # woken by changes; the timeout refreshes the queue position and keeps the stream alive
-                    await asyncio.wait_for(changed.wait(), min(0.5, wire.KEEPALIVE_SECONDS))
+                    async with asyncio.timeout(min(0.5, wire.KEEPALIVE_SECONDS)):
+                        await changed.wait()
                 except TimeoutError:
                     pass
-
-    return StreamingResponse(events(), media_type=wire.EVENT_STREAM, headers={wire.REQUEST_ID: request_id})
 
 
 async def result(request: Request) -> Response:

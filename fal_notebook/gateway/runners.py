@@ -10,6 +10,7 @@ command removes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import fcntl
 import ipaddress
@@ -17,9 +18,7 @@ import os
 import re
 import signal
 import socket
-import struct
 import sys
-import termios
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,8 +35,16 @@ from .settings import DEFAULT_STARTUP_TIMEOUT
 from .supervisor import Supervisor, log
 
 RUNNER_MARKER = "FAL_NOTEBOOK_RUNNER"
-#: At most this long to drain a runner's output pipes (a runner that writes without pause).
-DRAIN_LIMIT = 0.02
+#: A ready runner's output does not wake the gateway line by line (an access line per request, and
+#: each wake-up of the gateway costs more than the line on a busy machine): it is read this often
+#: while the runner writes, less often (up to OUTPUT_READ_MAX) while it is silent, and whenever a
+#: request's logs must be complete (``read_output``).
+OUTPUT_READ = 0.1
+OUTPUT_READ_MAX = 1.0
+#: The pipes' buffer (Linux), so that a runner writing between two reads does not block.
+PIPE_SIZE = 1 << 20
+#: At most this many reads of a pipe at a time (a runner that writes without pause).
+DRAIN_READS = 16
 #: Longest output line passed on whole (a longer one comes in pieces).
 MAX_LINE = 1 << 20
 #: A starting runner that writes nothing is probed again after this many seconds.
@@ -230,6 +237,7 @@ class Runner:
     probing: bool = False
     _pipes: list[OutputPipe] = field(default_factory=list)  # its stdout and stderr, as they are read
     _spoke: asyncio.Event = field(default_factory=asyncio.Event)  # it wrote a line (since cleared)
+    _reading: asyncio.TimerHandle | None = None  # the next read of a ready runner's output
     _started: asyncio.Event = field(default_factory=asyncio.Event)  # it may be probed (its start notice)
 
     @property
@@ -274,6 +282,9 @@ class Runner:
                 raise RunnerStartError(self.exposed_message(public))
             self.state = RunnerState.READY
             self.idle_since = time.monotonic()
+            for pipe in self._pipes:
+                pipe.hush()
+            self._read_later(OUTPUT_READ)
             return
 
     def beyond_loopback(self) -> list[str]:
@@ -326,7 +337,7 @@ class Runner:
         if self.launch.shell:
             argv = ["/bin/sh", "-c", shell_command(argv[0])]
         argv = [*self.launch.wrapper, *argv]
-        # pipes of the runner's own (not asyncio's): output_read can tell what is still unread in them
+        # pipes of the runner's own (not asyncio's): read when the gateway chooses (OutputPipe), not line by line
         (out, out_end), (err, err_end) = os.pipe(), os.pipe()
         self._pipes = [OutputPipe(out, "stdout", self._line, loop), OutputPipe(err, "stderr", self._line, loop)]
         try:
@@ -355,14 +366,20 @@ class Runner:
         self.started = time.monotonic()
         tasks.spawn(self._watch(self.process, self._pipes), name=f"{self.id} exit")
 
-    async def output_read(self) -> None:
-        """Return once the output the runner wrote before now has been handed to ``on_output``: its
-        pipes hold nothing unread (what the loop reads goes to ``on_output`` at once). No timer:
-        usually at once, else a turn or two of the loop."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DRAIN_LIMIT
-        while any(pipe.unread() for pipe in self._pipes) and loop.time() < deadline:
-            await asyncio.sleep(0)  # the loop reads the pipes
+    def read_output(self) -> bool:
+        """Hand what the runner wrote until now to ``on_output``; whether it wrote anything."""
+        return any([pipe.drain() for pipe in self._pipes])
+
+    def _read_later(self, delay: float) -> None:
+        """Read the output of a ready runner after ``delay`` seconds, and so on until it ends: soon
+        again when it wrote something, later and later while it is silent."""
+
+        def read() -> None:
+            self._reading = None
+            if not self.exited.is_set():
+                self._read_later(OUTPUT_READ if self.read_output() else min(delay * 2, OUTPUT_READ_MAX))
+
+        self._reading = asyncio.get_running_loop().call_later(delay, read)
 
     def _line(self, name: str, line: str) -> None:
         line = _COLOUR.sub("", line)  # servers that colour their logs whatever NO_COLOR says
@@ -375,6 +392,11 @@ class Runner:
 
     async def _watch(self, process: asyncio.subprocess.Process, pipes: list[OutputPipe]) -> None:
         code = await process.wait()
+        if self._reading is not None:
+            self._reading.cancel()
+            self._reading = None
+        for pipe in pipes:  # read to their end
+            pipe.listen()
         await asyncio.wait([asyncio.ensure_future(pipe.ended.wait()) for pipe in pipes], timeout=1.0)
         for pipe in pipes:  # a grandchild may hold the pipe open: stop reading it with the runner
             pipe.close()
@@ -510,50 +532,64 @@ def _start_noticed(notice: int, loop: asyncio.AbstractEventLoop, started: asynci
 
 
 class OutputPipe:
-    """The read end of a runner's stdout or stderr: the event loop reads it as data comes and hands
-    each line (at most MAX_LINE bytes) to ``on_line``; it is closed at its end, once."""
+    """The read end of a runner's stdout or stderr, read as data comes while it is listened to
+    (``listen``; ``hush``: only when ``drain``-ed); each line (at most MAX_LINE bytes) goes to
+    ``on_line``. It is closed at its end, once."""
 
     def __init__(self, fd: int, name: str, on_line: Callable[[str, str], None], loop: asyncio.AbstractEventLoop):
         self.fd, self.name, self.on_line, self.loop = fd, name, on_line, loop
         self.ended = asyncio.Event()
         self._partial = b""
+        self._listening = False
         os.set_blocking(fd, False)
-        loop.add_reader(fd, self._readable)
+        with contextlib.suppress(OSError, AttributeError):  # Linux only; the default elsewhere
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        self.listen()
 
-    def unread(self) -> int:
-        """Bytes written to the pipe and not read yet (0 once it is closed)."""
-        if self.ended.is_set():
-            return 0
-        try:
-            return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-        except OSError:
-            return 0
+    def listen(self) -> None:
+        if not self._listening and not self.ended.is_set():
+            self.loop.add_reader(self.fd, self._readable)
+            self._listening = True
+
+    def hush(self) -> None:
+        if self._listening:
+            self.loop.remove_reader(self.fd)
+            self._listening = False
+
+    def drain(self) -> bool:
+        """Read what the pipe holds now; whether it held anything."""
+        reads = 0
+        while reads < DRAIN_READS and not self.ended.is_set() and self._readable():
+            reads += 1
+        return reads > 0
 
     def close(self) -> None:
         if not self.ended.is_set():
+            self.hush()
             self.ended.set()
-            self.loop.remove_reader(self.fd)
             os.close(self.fd)
             if self._partial:
                 self.on_line(self.name, self._partial.decode(errors="replace").rstrip("\r"))
                 self._partial = b""
 
-    def _readable(self) -> None:
+    def _readable(self) -> bool:
+        """Read once; whether anything came."""
         try:
             data = os.read(self.fd, 1 << 16)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             data = b""
         if not data:
             self.close()
-            return
+            return False
         *lines, self._partial = (self._partial + data).split(b"\n")
         if len(self._partial) > MAX_LINE:  # a line without end: pass on what there is
             lines.append(self._partial)
             self._partial = b""
         for line in lines:
             self.on_line(self.name, line.decode(errors="replace").rstrip("\r"))
+        return True
 
 
 def kill_orphans(state_id: str) -> int:

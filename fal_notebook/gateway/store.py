@@ -16,18 +16,26 @@ bodies; ``body`` and ``result`` read those.
 What leaves the store is typed and frozen: a ``Request`` (a request's state), an ``Answer`` (a
 completed request's result), an ``AppRecord`` (what a restarted gateway restores of an app). No
 row of SQLite's leaves this module.
+
+The gateway is the database's only writer, so the store also keeps in memory what it wrote of the
+requests that are live (queued or running) and of the last ones that completed, with their answers
+when small, and each app's queue order: the questions asked per request (its state, its place in
+the queue, its result once it completed) are answered without a query. The database stays what
+survives the process; a request not in memory is read from it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import os
 import sqlite3
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,9 @@ INLINE_BODY = 64 * 1024
 #: A body file that no queued request names is removed after this many seconds (its request was
 #: refused, or the gateway died between the file and the row).
 ORPHAN_BODY_AGE = 60.0
+#: Completed requests kept in memory (the latest), with their answers up to RECENT_ANSWER bytes.
+RECENT = 1024
+RECENT_ANSWER = 64 * 1024
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS requests (
@@ -212,6 +223,13 @@ class Store:
         self.bodies.mkdir(mode=0o700, exist_ok=True)
         self._open = False  # a transaction holds changes that acknowledge nothing yet
         self._commit_soon: asyncio.Handle | None = None
+        self._live: dict[str, Request] = {}  # requests not completed, as written (once written or read)
+        self._recent: OrderedDict[str, tuple[Request, Answer | None]] = OrderedDict()  # the last completed
+        self._queues: dict[str, list[tuple[int, int]]] = {}  # each app's queued requests: (priority, seq), in order
+        for app, priority, seq in self.db.execute(
+            f"SELECT app, priority, seq FROM requests WHERE status = '{RequestStatus.IN_QUEUE}' ORDER BY priority, seq"
+        ):
+            self._queues.setdefault(app, []).append((priority, seq))
 
     def _add_columns(self) -> None:
         """Columns added since a state directory's database was made."""
@@ -285,6 +303,7 @@ class Store:
     ) -> None:
         """Store a submitted request, with its ``body`` (at most INLINE_BODY bytes), or without one
         when ``save_body`` wrote it; committed when this returns."""
+        created = time.time()
         cursor = self._write(
             "INSERT INTO requests (id, app, path, headers, priority, status, created, start_deadline, webhook)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -295,19 +314,34 @@ class Store:
                 json.dumps(headers),
                 priority,
                 RequestStatus.IN_QUEUE,
-                time.time(),
+                created,
                 start_deadline,
                 webhook,
             ),
             durable=body is None,
         )
+        seq = cursor.lastrowid
+        assert seq is not None
         if body is not None:
-            self._write("INSERT INTO bodies (seq, body) VALUES (?, ?)", (cursor.lastrowid, body), durable=True)
+            self._write("INSERT INTO bodies (seq, body) VALUES (?, ?)", (seq, body), durable=True)
+        self._live[request_id] = Request(
+            seq, request_id, app, path, dict(headers), priority, RequestStatus.IN_QUEUE, 0, None, created, None, None,
+            start_deadline, False, None, None, None, None, None, webhook, 0, None,
+        )  # fmt: skip
+        bisect.insort(self._queues.setdefault(app, []), (priority, seq))
 
     def get(self, request_id: str) -> Request | None:
         """The request's state (no bodies: ``body`` and ``result`` read those)."""
+        known = self._live.get(request_id) or self._recent.get(request_id, (None, None))[0]
+        if known is not None:
+            return known
         row = self.db.execute(f"SELECT {_STATE} FROM requests WHERE id = ?", (request_id,)).fetchone()
-        return Request.of(row) if row is not None else None
+        if row is None:
+            return None
+        request = Request.of(row)
+        if request.status != RequestStatus.COMPLETED:
+            self._live[request_id] = request
+        return request
 
     def body(self, request_id: str) -> bytes | None:
         """The body of a request not completed yet (None once it completed: its body went with it)."""
@@ -323,6 +357,11 @@ class Store:
 
     def result(self, request_id: str) -> Answer | None:
         """A completed request's answer (None while it is not completed)."""
+        if request_id in self._live:
+            return None
+        answer = self._recent.get(request_id, (None, None))[1]
+        if answer is not None:
+            return answer
         row = self.db.execute(
             "SELECT result_status, result_body, result_type, error_type FROM requests WHERE id = ? AND status = ?",
             (request_id, RequestStatus.COMPLETED),
@@ -343,34 +382,49 @@ class Store:
         return [Request.of(row) for row in rows]
 
     def queue_length(self, app: str) -> int:
-        (queued,) = self.db.execute(
-            f"SELECT COUNT(*) FROM requests WHERE status = '{RequestStatus.IN_QUEUE}' AND app = ?", (app,)
-        ).fetchone()
-        return queued
+        return len(self._queues.get(app, ()))
 
     def queue_position(self, request: Request) -> int:
         """How many queued requests of the app go before this one."""
-        (ahead,) = self.db.execute(
-            f"SELECT COUNT(*) FROM requests WHERE status = '{RequestStatus.IN_QUEUE}' AND app = ?"
-            " AND (priority, seq) < (?, ?)",
-            (request.app, request.priority, request.seq),
-        ).fetchone()
-        return ahead
+        return bisect.bisect_left(self._queues.get(request.app, []), (request.priority, request.seq))
 
     def start(self, request_id: str, attempts: int, runner: str) -> None:
+        before, started = self.get(request_id), time.time()
         self._write(
             "UPDATE requests SET status = ?, attempts = ?, runner = ?, started = ? WHERE id = ?",
-            (RequestStatus.IN_PROGRESS, attempts, runner, time.time(), request_id),
+            (RequestStatus.IN_PROGRESS, attempts, runner, started, request_id),
             durable=False,
         )
+        self._changed(before, status=RequestStatus.IN_PROGRESS, attempts=attempts, runner=runner, started=started)
 
     def requeue(self, request_id: str) -> None:
         """Back in the queue (its attempts so far are kept)."""
+        before = self.get(request_id)
         self._write(
             "UPDATE requests SET status = ?, runner = NULL WHERE id = ?",
             (RequestStatus.IN_QUEUE, request_id),
             durable=False,
         )
+        self._changed(before, status=RequestStatus.IN_QUEUE, runner=None)
+
+    def _changed(self, before: Request | None, **changes: Any) -> None:
+        """What is in memory of a request (``before``: as it was before its change was written) made
+        what the database now has, its place in its app's queue too."""
+        if before is None:
+            return
+        after = replace(before, **changes)
+        place = (before.priority, before.seq)
+        if before.status == RequestStatus.IN_QUEUE and after.status != RequestStatus.IN_QUEUE:
+            queue = self._queues.get(before.app, [])
+            index = bisect.bisect_left(queue, place)
+            if index < len(queue) and queue[index] == place:
+                del queue[index]
+        elif after.status == RequestStatus.IN_QUEUE and before.status != RequestStatus.IN_QUEUE:
+            bisect.insort(self._queues.setdefault(before.app, []), place)
+        if before.id in self._live:
+            self._live[before.id] = after
+        elif before.id in self._recent:
+            self._recent[before.id] = (after, self._recent[before.id][1])
 
     def cancel_requested(self, request_id: str) -> bool:
         request = self.get(request_id)
@@ -382,7 +436,9 @@ class Store:
         return self.queue_position(request) if request is not None and request.status == RequestStatus.IN_QUEUE else 0
 
     def request_cancel(self, request_id: str) -> None:
+        before = self.get(request_id)
         self._write("UPDATE requests SET cancel_requested = 1 WHERE id = ?", (request_id,), durable=True)
+        self._changed(before, cancel_requested=True)
 
     def complete(
         self,
@@ -396,6 +452,7 @@ class Store:
         inference_time: float | None = None,
     ) -> None:
         """Record the request's answer (its body goes); committed when this returns."""
+        before, completed = self.get(request_id), time.time()
         self._write(
             "DELETE FROM bodies WHERE seq = (SELECT seq FROM requests WHERE id = ?)", (request_id,), durable=False
         )
@@ -404,7 +461,7 @@ class Store:
             " result_type = ?, error = ?, error_type = ?, inference_time = ?, runner = NULL WHERE id = ?",
             (
                 RequestStatus.COMPLETED,
-                time.time(),
+                completed,
                 status_code,
                 body,
                 content_type,
@@ -416,6 +473,23 @@ class Store:
             durable=True,
         )
         (self.bodies / request_id).unlink(missing_ok=True)
+        self._changed(
+            before,
+            status=RequestStatus.COMPLETED,
+            completed=completed,
+            result_status=status_code,
+            result_type=content_type,
+            error=error,
+            error_type=error_type,
+            inference_time=inference_time,
+            runner=None,
+        )
+        request = self._live.pop(request_id, None)
+        if request is not None:
+            answer = Answer(status_code, body, content_type, error_type) if len(body) <= RECENT_ANSWER else None
+            self._recent[request_id] = (request, answer)
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
 
     def purge(self, older_than: float = RESULT_TTL) -> int:
         """Forget completed requests (and their logs) older than ``older_than`` seconds."""
@@ -424,6 +498,9 @@ class Store:
             "SELECT seq, id FROM requests WHERE completed < ? AND (webhook IS NULL OR webhook_outcome IS NOT NULL)",
             (cutoff,),
         ).fetchall()
+        for row in rows:
+            self._recent.pop(row["id"], None)
+            self._live.pop(row["id"], None)
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -442,11 +519,15 @@ class Store:
     # -- webhooks ----------------------------------------------------------------------------
     def webhook_attempt(self, request_id: str, attempt: int) -> None:
         """Attempt ``attempt`` of the request's webhook is about to be made (counted, durably, before it is)."""
+        before = self.get(request_id)
         self._write("UPDATE requests SET webhook_attempts = ? WHERE id = ?", (attempt, request_id), durable=True)
+        self._changed(before, webhook_attempts=attempt)
 
     def webhook_ended(self, request_id: str, outcome: str) -> None:
         """The request's webhook was delivered or given up (``outcome`` says which, and why)."""
+        before = self.get(request_id)
         self._write("UPDATE requests SET webhook_outcome = ? WHERE id = ?", (outcome, request_id), durable=True)
+        self._changed(before, webhook_outcome=outcome)
 
     def pending_webhooks(self) -> list[Request]:
         """Completed requests whose webhook has not ended (the gateway stopped before it did)."""

@@ -45,6 +45,9 @@ SCRIPT = [
     {"status": "IN_PROGRESS", "logs": [log_entry(2, "tick"), log_entry(2, "tick"), log_entry(3)]},
     {"status": "COMPLETED", "logs": [log_entry(3), log_entry(4)], "metrics": {"inference_time": 0.25}},
 ]
+#: The log entries each status of SCRIPT adds, as a status stream sends them (each event holds only
+#: the entries since the one before).
+ADDED = [[], [], [], [log_entry(1)], [], [log_entry(2, "tick"), log_entry(2, "tick")], [log_entry(3)], [log_entry(4)]]
 EXPECTED_EVENTS = [
     Queued(position=1),
     Queued(position=0),
@@ -68,15 +71,20 @@ def guarded(handler):
 
 
 class FakeFal:
-    """One app, ``local/echo``, served with fal's protocol shapes; requests advance one step per poll."""
+    """One app, ``local/echo``, served with fal's protocol shapes; requests advance one step per poll,
+    or per event of their status stream. ``status_stream=False``: a server without status streams;
+    ``stream_breaks_after=N``: a status stream ends after N events, COMPLETED or not."""
 
-    def __init__(self, key: str | None = None):
+    def __init__(self, key: str | None = None, *, status_stream: bool = True, stream_breaks_after: int | None = None):
         self.key = key
         self.requests: dict[str, dict] = {}
         self.seen: list[Request] = []
+        self.stream_breaks_after = stream_breaks_after
         prefix = "/queue/local/echo/requests/{request_id}"
+        streams = [Route(prefix + "/status/stream", self.status_stream, methods=["GET"])] if status_stream else []
         self.app = Starlette(
-            routes=[
+            routes=streams
+            + [
                 Route("/local/echo/openapi.json", self.openapi, methods=["GET"]),
                 Route("/local/echo/stream", self.stream, methods=["POST"]),
                 Route("/local/echo/{path:path}/stream", self.stream, methods=["POST"]),
@@ -155,6 +163,8 @@ class FakeFal:
         )
 
     def current(self, entry: dict) -> dict:
+        if entry["input"].get("stuck"):
+            return {"status": "IN_QUEUE", "queue_position": 1}
         if entry["cancelled"]:
             return {
                 "status": "COMPLETED",
@@ -178,6 +188,29 @@ class FakeFal:
         if request.query_params.get("logs") != "1":
             answer.pop("logs", None)
         return JSONResponse(answer, 200 if answer["status"] == "COMPLETED" else 202)
+
+    @guarded
+    async def status_stream(self, request: Request):
+        """The statuses from the request's current step on, one event each, with the log entries each
+        adds; a stuck request sends its status, then keep-alive comments until the client goes."""
+        entry = self.requests.get(request.path_params["request_id"])
+        if entry is None:
+            return JSONResponse({"detail": "Request not found"}, 404)
+        logs = request.query_params.get("logs") == "1"
+
+        async def events():
+            for _ in range(self.stream_breaks_after or len(SCRIPT)):
+                step, answer = entry["polls"], self.current(entry)
+                entry["polls"] += 1
+                answer["logs"] = ADDED[min(step, len(SCRIPT) - 1)] if logs and "logs" in answer else None
+                yield f"data: {json.dumps(answer)}\n\n"
+                if answer["status"] == "COMPLETED":
+                    return
+                while entry["input"].get("stuck"):
+                    await asyncio.sleep(0.05)
+                    yield ": keep-alive\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     @guarded
     async def result(self, request: Request):

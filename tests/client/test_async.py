@@ -9,7 +9,7 @@ import pytest
 
 from fal_notebook.client import AsyncRequestHandle, Queued, RequestError, RequestTimeoutError, connect
 
-from .fakes import EXPECTED_EVENTS, KEY, NO_WAIT, FakeFal, fake_client, recording
+from .fakes import EXPECTED_EVENTS, KEY, NO_WAIT, SCRIPT, FakeFal, fake_client, recording
 
 pytestmark = pytest.mark.usefixtures("fal_env")
 
@@ -32,6 +32,21 @@ async def test_async_submit_iter_events_result_cancel():
         await other.result()
     with pytest.raises(RequestTimeoutError):
         await (await client.submit_async({"prompt": "hi"})).result(timeout=0)
+    await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_async_handles_follow_the_status_stream_then_poll_where_it_ends():
+    fake = FakeFal(stream_breaks_after=4)
+    client = fake_client(fake)
+    handle = await client.submit_async({"prompt": "hi"})
+    assert [event async for event in handle.iter_events()] == EXPECTED_EVENTS
+    assert await handle.result() == {"echo": "hi", "path": "/"}
+    fake.stream_breaks_after = None
+    assert await (await client.submit_async({"prompt": "again"})).result() == {"echo": "again", "path": "/"}
+    streams = [r for r in fake.seen if r.url.path.endswith("/status/stream")]
+    polls = [r for r in fake.seen if r.url.path.endswith("/status")]
+    assert len(streams) == 2 and len(polls) == len(SCRIPT) - 4
     await client.aclose()
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from fal_notebook.client import Completed, connect
+from fal_notebook.client import Completed, RequestTimeoutError, connect
 
 from .fakes import KEY, NO_WAIT, FakeFal, scripted, write_gateway_key
 
@@ -86,3 +87,46 @@ def test_retries_log_without_the_key(caplog):
     connect("http://127.0.0.1:8000", key=KEY, transport=transport, retry=NO_WAIT).run({})
     assert "HTTP 503; try 2 of 8" in caplog.text
     assert "key-secret" not in caplog.text and "key-id-1234" not in caplog.text
+
+
+def polls(fake: FakeFal) -> list:
+    return [r for r in fake.seen if r.url.path.endswith("/status")]
+
+
+def test_a_wait_on_the_status_stream_keeps_its_timeout(served, tmp_path):
+    base, fake, _ = served
+    write_gateway_key(tmp_path)
+    client = connect(f"{base}/local/echo", poll_interval=0)
+    handle = client.submit({"prompt": "net", "stuck": True})  # the stream sends keep-alive comments only
+    started = time.monotonic()
+    with pytest.raises(RequestTimeoutError, match="no result within 0.5 s"):
+        handle.result(timeout=0.5)
+    assert 0.5 <= time.monotonic() - started < 5
+    assert polls(fake) == []
+    client.close()
+
+
+@pytest.mark.anyio
+async def test_an_async_wait_on_the_status_stream_keeps_its_timeout(served, tmp_path):
+    base, fake, _ = served
+    write_gateway_key(tmp_path)
+    client = connect(f"{base}/local/echo", poll_interval=0)
+    handle = await client.submit_async({"prompt": "net", "stuck": True})
+    started = time.monotonic()
+    with pytest.raises(RequestTimeoutError):
+        await handle.result(timeout=0.5)
+    assert 0.5 <= time.monotonic() - started < 5
+    assert polls(fake) == []
+    await client.aclose()
+
+
+def test_queued_calls_one_after_the_other_share_one_connection(served, tmp_path):
+    base, fake, _ = served
+    write_gateway_key(tmp_path)
+    client = connect(f"{base}/local/echo", poll_interval=0)
+    for prompt in ("one", "two"):
+        handle = client.submit({"prompt": prompt})
+        assert [type(e) for e in handle.iter_events()][-1] is Completed
+        assert handle.result() == {"echo": prompt, "path": "/"}
+    assert {r.client.port for r in fake.seen} == {fake.seen[0].client.port}  # the streams were read to their end
+    client.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from fal_notebook import wire
 from fal_notebook.client import Completed, InProgress, Queued, RequestError, RequestHandle, RequestTimeoutError, connect
+from fal_notebook.wire import QueuedRequest
 
-from .fakes import EXPECTED_EVENTS, KEY, SCRIPT, FakeFal, fake_client
+from .fakes import EXPECTED_EVENTS, KEY, NO_WAIT, SCRIPT, FakeFal, SyncASGITransport, fake_client, log_entry
 
 pytestmark = pytest.mark.usefixtures("fal_env")
 
@@ -31,12 +34,86 @@ def test_submit_iter_events_result():
     assert all(r.headers.get("authorization") == f"Key {KEY}" for r in fake.seen)
 
 
-def test_result_waits_without_logs():
+def requests_to(fake: FakeFal, suffix: str) -> list:
+    return [r for r in fake.seen if r.url.path.endswith(suffix)]
+
+
+def test_result_follows_the_status_stream_without_logs():
     fake = FakeFal()
     handle = fake_client(fake).submit({"prompt": "hi"})
     assert handle.result(timeout=30) == {"echo": "hi", "path": "/"}
-    polls = [r for r in fake.seen if r.url.path.endswith("/status")]
+    (stream,) = requests_to(fake, "/status/stream")
+    assert "logs" not in stream.query_params and stream.headers["accept"] == "text/event-stream"
+    assert requests_to(fake, "/status") == []
+
+
+def test_iter_events_follows_the_status_stream():
+    fake = FakeFal()
+    handle = fake_client(fake).submit({"prompt": "hi"})
+    assert list(handle.iter_events()) == EXPECTED_EVENTS
+    assert [r.query_params["logs"] for r in requests_to(fake, "/status/stream")] == ["1"]
+    assert handle.result() == {"echo": "hi", "path": "/"}  # completion was seen: no status asked again
+    assert requests_to(fake, "/status") == [] and len(requests_to(fake, "/status/stream")) == 1
+
+
+def test_an_entry_logged_again_later_in_the_stream_is_kept():
+    tick = log_entry(2, "tick")
+    events = [
+        {"status": "IN_PROGRESS", "logs": [tick]},
+        {"status": "IN_PROGRESS", "logs": [tick]},
+        {"status": "COMPLETED", "logs": [], "metrics": {}},
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = "".join(f"data: {json.dumps(event)}\n\n" for event in events)
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    client = connect("local/echo", transport=httpx.MockTransport(handler), poll_interval=0)
+    handle = RequestHandle(client.connection, QueuedRequest("r", "http://x/status", "http://x", "http://x/cancel"))
+    assert list(handle.iter_events()) == [InProgress([tick]), InProgress([tick]), Completed([], {})]
+
+
+def test_a_stream_that_ends_early_gives_way_to_polling():
+    fake = FakeFal(stream_breaks_after=4)
+    handle = fake_client(fake).submit({"prompt": "hi"})
+    assert list(handle.iter_events()) == EXPECTED_EVENTS  # no log entry twice, none lost
+    assert len(requests_to(fake, "/status/stream")) == 1
+    assert len(requests_to(fake, "/status")) == len(SCRIPT) - 4
+
+
+def test_a_stream_that_breaks_off_gives_way_to_polling(caplog):
+    caplog.set_level("DEBUG")
+    fake = FakeFal(stream_breaks_after=4)
+    inner = SyncASGITransport(fake.app)
+
+    class Broken(httpx.SyncByteStream):
+        def __init__(self, body: bytes):
+            self.body = body
+
+        def __iter__(self):
+            yield self.body
+            raise httpx.RemoteProtocolError("peer closed connection")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = inner.handle_request(request)
+        if request.url.path.endswith("/status/stream"):
+            return httpx.Response(200, stream=Broken(response.content), headers=response.headers)
+        return response
+
+    client = connect("local/echo", transport=httpx.MockTransport(handler), retry=NO_WAIT, poll_interval=0)
+    handle = client.submit({"prompt": "hi"})
+    assert list(handle.iter_events()) == EXPECTED_EVENTS
+    assert handle.result() == {"echo": "hi", "path": "/"}
+    assert "the status stream broke off" in caplog.text and "polling the status instead" in caplog.text
+
+
+def test_without_status_streams_the_status_is_polled():
+    fake = FakeFal(status_stream=False)
+    handle = fake_client(fake).submit({"prompt": "hi"})
+    assert handle.result(timeout=30) == {"echo": "hi", "path": "/"}
+    polls = requests_to(fake, "/status")
     assert len(polls) == len(SCRIPT) and all("logs" not in r.query_params for r in polls)
+    assert list(fake_client(fake).submit({"prompt": "hi"}).iter_events()) == EXPECTED_EVENTS
 
 
 def test_iter_events_without_logs_reports_changes_only():

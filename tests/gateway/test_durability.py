@@ -177,6 +177,35 @@ def test_submissions_and_results_are_committed_before_the_store_returns(tmp_path
     store.close()
 
 
+def test_what_the_store_answers_from_memory_is_what_its_database_holds(tmp_path):
+    """A request's state, its place in the queue and its result come from the store's memory: the
+    same as what a store that reads the database finds (another process, or the gateway restarted)."""
+    path = tmp_path / "queue.sqlite3"
+    store = Store(path)
+    ids = [f"r{i}" for i in range(7)]
+    for n, request_id in enumerate(ids):
+        webhook = "http://127.0.0.1:9/hook" if request_id == "r5" else None
+        store.add_request(request_id, "app", "/", {"x-n": str(n)}, body=b"{}", priority=n % 2, webhook=webhook)
+    store.start("r0", 1, "runner-1")
+    store.requeue("r0")  # back in the queue: its place is by its priority and its arrival
+    store.start("r2", 1, "runner-1")
+    store.request_cancel("r3")
+    store.complete("r4", 200, b'{"ok": 1}', "application/json")
+    store.complete("r5", 500, b"{}", "application/json", error="failed", error_type="internal_error")
+    store.webhook_attempt("r5", 2)
+    store.commit()
+    fresh = Store(path)
+    for request_id in [*ids, "unknown"]:
+        assert store.get(request_id) == fresh.get(request_id)
+        assert store.result(request_id) == fresh.result(request_id)
+    queued = fresh.queued("app")  # in the database's order
+    assert [r.id for r in queued] == ["r0", "r6", "r1", "r3"]
+    assert [store.queue_position(r) for r in queued] == [fresh.queue_position(r) for r in queued] == [0, 1, 2, 3]
+    assert store.queue_length("app") == fresh.queue_length("app") == 4
+    store.close()
+    fresh.close()
+
+
 def test_a_body_is_written_once_in_the_database_or_beside_it_and_goes_when_its_request_completes(tmp_path):
     store = Store(tmp_path / "queue.sqlite3")
     large = b"x" * (INLINE_BODY + 1)

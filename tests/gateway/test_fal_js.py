@@ -1,4 +1,4 @@
-"""fal's own JavaScript client (``@fal-ai/client``, installed by .ci/provision) against the gateway's
+"""fal's own JavaScript client (``@fal-ai/client``, installed by .ci/provision --tests) against the gateway's
 HTTPS listener: its queue subscription in streaming mode adds up the log entries of the status
 events, so each entry must come once (docs/fal-conformance.md, "Status and results").
 

@@ -154,6 +154,24 @@ def test_a_sync_caller_that_disconnects_cancels_its_request(gateway, slow):
         assert time.monotonic() - started < 20
 
 
+def test_a_sync_caller_that_leaves_while_waiting_for_a_runner_takes_no_slot(gateway, slow):
+    busy = threading.Thread(
+        target=lambda: httpx.post(f"{gateway.base}/local/echo-gone/slow", json={"text": "x", "delay": 3}, timeout=30)
+    )
+    cancelled = app_log(gateway, "echo-gone").count("disconnected: cancelling it")
+    busy.start()  # holds the app's only runner for 3 s
+    wait_for(lambda: gateway.info("echo-gone")["runners"][0]["in_flight"] == 1, what="the runner to be busy")
+    impatient = httpx.Timeout(30, read=0.5)
+    with pytest.raises(httpx.ReadTimeout):  # gives up while it waits for the runner, and closes its connection
+        httpx.post(f"{gateway.base}/local/echo-gone", json={"text": "left waiting"}, timeout=impatient)
+    busy.join(30)
+    with gateway.http() as client:
+        assert client.post("/local/echo-gone", json={"text": "a b"}).json()["words"] == 2
+    assert gateway.info("echo-gone")["runners"][0]["in_flight"] == 0
+    log = app_log(gateway, "echo-gone")  # it never took the runner: nothing sent, nothing to cancel
+    assert "counting 'left waiting'" not in log and log.count("disconnected: cancelling it") == cancelled
+
+
 def test_a_stream_caller_that_disconnects_cancels_its_request(gateway, client, app, tmp_path):
     gate = tmp_path / "never"
     with client.stream("POST", "/local/fidelity/hold-stream", json={"path": str(gate)}) as response:

@@ -3,6 +3,7 @@ output lines, back to back on one runner; a deploy's follower hears of the app's
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,3 +31,17 @@ def test_following_an_app_is_a_long_poll_answered_by_its_next_event(gateway):
             client.delete("/_fal_notebook/apps/echo-follow")
             events = waiting.result(timeout=30).json()["events"]
     assert events and all(event["seq"] > last for event in events)  # answered by what the stop did
+
+
+def test_the_status_stream_of_a_completed_request_is_one_answer(gateway):
+    gateway.deploy(echo(), "echo-done", auth="public")
+    with gateway.http() as client:
+        handle = client.post("/queue/local/echo-done", json={"text": "a b c"}).json()
+        gateway.wait_completed(client, handle["status_url"])
+        answer = client.get(handle["status_url"] + "/stream", params={"logs": 1})
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert int(answer.headers["content-length"]) == len(answer.content)  # not a chunked stream
+        events = [json.loads(line[5:]) for line in answer.text.splitlines() if line.startswith("data:")]
+        assert [event["status"] for event in events] == ["COMPLETED"]
+        assert [entry["message"] for entry in events[0]["logs"]] == ["counting 'a b c'", "done counting"]
+        assert client.get(handle["response_url"]).json()["words"] == 3

@@ -125,12 +125,12 @@ class Attempts:
 
     async def _output_settled(self, runner: Runner, outcome: Outcome) -> None:
         """Wait until the runner's output about this attempt is in the request's logs. A runner
-        writes it before answering, so draining its pipes is enough; but a server logs an error's
+        writes it before answering, so reading its pipes is enough; but a server logs an error's
         traceback after its 500, and docker's client relays a container's output on its own
         schedule: those get LATE_OUTPUT first."""
         if outcome.status >= 500 or runner.launch.image is not None:
             await self.clock.sleep(LATE_OUTPUT)
-        await runner.output_read()
+        runner.read_output()
 
     def _retry_decision(
         self, request: Request, outcome: Outcome, attempts: int, failures: dict[str, int]

@@ -48,7 +48,9 @@ class AppLog:
         self._seq = itertools.count(1)
         self._news = asyncio.Event()  # set (and replaced) by each event
         self._path = app_log_path(name)
-        self._file = self._path.open("a", buffering=1)
+        self._file = self._path.open("a")
+        self._size = self._file.tell()
+        self._flush_soon: asyncio.Handle | None = None  # lines reach the file at the end of their loop turn
 
     def event(self, message: str) -> None:
         """A deploy/runtime event: shown by the deploying front end and written to the app's log."""
@@ -94,11 +96,27 @@ class AppLog:
         )
 
     def close(self) -> None:
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
         self._file.close()
 
     def _write(self, line: str) -> None:
-        self._file.write(f"{now_iso()} {line}\n")
-        if self._file.tell() > LOG_ROTATE_BYTES:
+        """One line to the log file; the lines of one turn of the event loop are written at its end,
+        together (a runner writes a line per request: one write, not one per line)."""
+        text = f"{now_iso()} {line}\n"
+        self._file.write(text)
+        self._size += len(text)
+        if self._size > LOG_ROTATE_BYTES:
             self._file.close()
             self._path.replace(self._path.with_name(self._path.name + ".1"))
-            self._file = self._path.open("a", buffering=1)
+            self._file, self._size = self._path.open("a"), 0
+        elif self._flush_soon is None:
+            try:
+                self._flush_soon = asyncio.get_running_loop().call_soon(self._flush)
+            except RuntimeError:  # no event loop (tools, tests)
+                self._file.flush()
+
+    def _flush(self) -> None:
+        self._flush_soon = None
+        if not self._file.closed:
+            self._file.flush()

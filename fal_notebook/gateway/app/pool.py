@@ -81,13 +81,19 @@ class RunnerPool:
 
     # -- slots ---------------------------------------------------------------------------------
     def take_slot(self, runner: Runner, request_id: str, *, keep_logs: bool) -> None:
-        """``runner`` works on the request (``keep_logs``: its output goes to the request's logs)."""
+        """``runner`` works on the request (``keep_logs``: its output goes to the request's logs,
+        from now on: what it wrote before is read first)."""
+        if keep_logs:
+            runner.read_output()
         runner.in_flight[request_id] = keep_logs
 
     def give_back(self, runner: Runner, request_id: str, *, served: bool) -> bool:
-        """The request's slot on ``runner`` is free again; False if it held none."""
-        if runner.in_flight.pop(request_id, None) is None:
+        """The request's slot on ``runner`` is free again (what the runner wrote for it is read
+        first: a call's output is in the app's log once its answer is through); False if it held none."""
+        if request_id not in runner.in_flight:
             return False
+        runner.read_output()
+        del runner.in_flight[request_id]
         runner.served += int(served)
         if not runner.in_flight:
             runner.idle_since = self.clock.monotonic()

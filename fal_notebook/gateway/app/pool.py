@@ -27,6 +27,8 @@ from .log import AppLog
 from .resources import Claim
 from .revision import Revision, Revisions
 
+PORT_RELEASE_S = 5.0  # how long a fixed port may stay held after its runners stopped
+
 
 class Listener(Protocol):
     """What is told about the pool's changes (the work queue)."""
@@ -293,8 +295,12 @@ class RunnerPool:
             while runner.in_flight and runner.alive:
                 await self.clock.sleep(0.05)
             await self.stop(runner)
-        if not port_is_free(port):
-            raise FalNotebookError(port_taken(port, "where the app's server listens (exposed_port, --port)"))
+        # a stopped runner's last processes (a sandbox's, past its own exit) close their sockets a moment later
+        deadline = self.clock.monotonic() + PORT_RELEASE_S
+        while not port_is_free(port):
+            if self.clock.monotonic() >= deadline:
+                raise FalNotebookError(port_taken(port, "where the app's server listens (exposed_port, --port)"))
+            await self.clock.sleep(0.05)
 
     # -- scaling -------------------------------------------------------------------------------
     def scale(self, waiting: int) -> None:

@@ -287,10 +287,17 @@ class Runner:
             self._read_later(OUTPUT_READ)
             return
 
-    def beyond_loopback(self) -> list[str]:
+    @property
+    def ports(self) -> set[int]:
+        return {port for port in (self.port, self.metrics_port) if port is not None}
+
+    def beyond_loopback(self, public: list[str] | None = None) -> list[str]:
         """Where the runner listens beyond loopback (``address:port``, its ports only): checked when it
-        starts and, while it runs, by its app's health checks (a server may rebind later)."""
-        return exposed({port for port in (self.port, self.metrics_port) if port is not None})
+        starts and, while it runs, by its app's health checks (a server may rebind later), which
+        read the tables once for all their runners (``public``: what ``exposed`` found on theirs)."""
+        if public is None:
+            return exposed(self.ports)
+        return [where for where in public if int(where.rpartition(":")[2]) in self.ports]
 
     def exposed_message(self, public: list[str]) -> str:
         return (

@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 
 from ...statuses import RunnerState
-from ..runners import Runner
+from ..runners import Runner, exposed
 from ..settings import HealthProbe
 from .host import Host
 from .pool import RunnerPool
@@ -32,8 +32,10 @@ class HealthChecks:
         now = self.clock.monotonic()
         if now >= self.next_look:
             self.next_look = now + LOOPBACK_EVERY
-            for runner in [r for r in self.pool.runners if r.state == RunnerState.READY]:
-                public = runner.beyond_loopback()
+            ready = [r for r in self.pool.runners if r.state == RunnerState.READY]
+            found = exposed(set().union(*(r.ports for r in ready))) if ready else []  # (a read costs ms)
+            for runner in ready:
+                public = runner.beyond_loopback(found)
                 if public:
                     message = runner.exposed_message(public)
                     self.pool.retire(runner, f"{message} It is stopped.")

@@ -76,7 +76,11 @@ class FakeRunner(Runner):
             self.exited.set()
         self.state = RunnerState.DEAD
 
-    def beyond_loopback(self) -> list[str]:
+    @property
+    def ports(self) -> set[int]:
+        return {self.port} if self.port is not None else set()
+
+    def beyond_loopback(self, public: list[str] | None = None) -> list[str]:  # (the host says where, not /proc)
         return self.host.listening.get(self.id, [])
 
     def die(self, code: int = -9) -> None:

@@ -453,9 +453,9 @@ class Store:
     ) -> None:
         """Record the request's answer (its body goes); committed when this returns."""
         before, completed = self.get(request_id), time.time()
-        self._write(
+        inline = self._write(
             "DELETE FROM bodies WHERE seq = (SELECT seq FROM requests WHERE id = ?)", (request_id,), durable=False
-        )
+        ).rowcount
         self._write(
             "UPDATE requests SET status = ?, completed = ?, result_status = ?, result_body = ?,"
             " result_type = ?, error = ?, error_type = ?, inference_time = ?, runner = NULL WHERE id = ?",
@@ -472,7 +472,8 @@ class Store:
             ),
             durable=True,
         )
-        (self.bodies / request_id).unlink(missing_ok=True)
+        if not inline:  # its body was in a file
+            (self.bodies / request_id).unlink(missing_ok=True)
         self._changed(
             before,
             status=RequestStatus.COMPLETED,

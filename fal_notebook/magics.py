@@ -11,6 +11,7 @@ from IPython.display import display
 
 from . import backends, jobs
 from .backends import Deployment
+from .backends.local import LOCAL_ENVS
 from .capture import capture
 from .capture.kernel import running_cell
 from .capture.options import ArgumentParser, parse_magic_line, parse_words
@@ -31,7 +32,7 @@ DEPLOY = _parser(
     "%fal_deploy",
     NAME,
     (("--target",), {"default": "local"}),
-    (("--env",), {"choices": ["kernel", "isolated"]}),
+    (("--env",), {"choices": LOCAL_ENVS}),
     (("--no-wait",), {"action": "store_true"}),
 )
 PLAYGROUND = _parser("%fal_playground", NAME, (("--endpoint",), {"default": None}))

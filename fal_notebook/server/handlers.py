@@ -22,7 +22,7 @@ from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from .. import backends, wire
-from ..backends.local import default_env
+from ..backends.local import LOCAL_ENVS, default_env
 from ..capture.notebook import cells_of, describe_app_cells, export_cells, export_notebook, notebook_in, path_in
 from ..errors import ConfigError, FalNotebookError, GatewayError, NotFoundError
 from ..generate.project import AppProject, config_schema, reconfigure
@@ -257,7 +257,7 @@ def start_deploy(context: Context, name: str, data: dict[str, Any]) -> dict[str,
     if not isinstance(target, str):
         raise ConfigError("target must be one of local, docker, fal.", fields=["target"])
     env = data.get("env")
-    if env not in (None, "kernel", "isolated"):
+    if env is not None and env not in LOCAL_ENVS:
         raise ConfigError("env must be kernel or isolated (local runners), or absent.", fields=["env"])
     if data.get("notebook") is None:
         return context.jobs.deploy(name, target, context.project(name), env=env).summary()

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 
 from starlette.requests import ClientDisconnect, Request
@@ -67,6 +68,7 @@ class BodyBudget:
         self.unkeyed -= scope.pop(_UNKEYED, 0)
 
 
+@functools.lru_cache(maxsize=256)
 def loopback_host(host: str) -> bool:
     """Whether a ``Host`` header names this machine's loopback (any port)."""
     name = host.strip().lower()

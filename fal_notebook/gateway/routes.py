@@ -539,15 +539,15 @@ async def openapi(request: Request) -> Response:
 
 _APP, _QUEUED_APP = wire.app_urls("", wire.local_app("{name}"))  # /local/{name}, /queue/local/{name}
 _REQUEST = wire.request_url(_QUEUED_APP, "{request_id}")
-ROUTES = [
-    Route(wire.JWKS_PATH, webhook_keys, methods=["GET"]),
-    Route(wire.status_url(_REQUEST), status, methods=["GET"]),
-    Route(wire.status_stream_url(_REQUEST), status_stream, methods=["GET"]),
-    Route(_REQUEST, result, methods=["GET"]),
-    Route(wire.response_url(_REQUEST), result, methods=["GET"]),
-    Route(wire.cancel_url(_REQUEST), cancel, methods=["PUT"]),
-    Route(_QUEUED_APP + "{path:path}", submit, methods=["POST"]),
+ROUTES = [  # the calls first: a request walks the list until a route matches
     Route(wire.join_url(_APP, wire.OPENAPI_PATH), openapi, methods=["GET"]),
     Route(_APP + "{path:path}", run_sync, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     WebSocketRoute(_APP + "{path:path}", proxy),
+    Route(wire.status_stream_url(_REQUEST), status_stream, methods=["GET"]),
+    Route(wire.response_url(_REQUEST), result, methods=["GET"]),
+    Route(wire.status_url(_REQUEST), status, methods=["GET"]),
+    Route(_REQUEST, result, methods=["GET"]),
+    Route(wire.cancel_url(_REQUEST), cancel, methods=["PUT"]),
+    Route(_QUEUED_APP + "{path:path}", submit, methods=["POST"]),
+    Route(wire.JWKS_PATH, webhook_keys, methods=["GET"]),
 ]

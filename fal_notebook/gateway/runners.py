@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
-import ipaddress
 import os
 import re
 import signal
@@ -129,33 +128,9 @@ def free_port() -> int:
 
 
 def exposed(ports: set[int]) -> list[str]:
-    """Listening TCP sockets on ``ports`` bound beyond loopback, as ``address:port`` (Linux's
-    /proc/net; elsewhere nothing is found)."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN
-                continue
-            address_hex, port_hex = fields[1].split(":")
-            address = _proc_address(address_hex)
-            if int(port_hex, 16) in ports and not _is_loopback(address):
-                found.append(f"{address}:{int(port_hex, 16)}")
-    return found
-
-
-def _proc_address(hex_text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    raw = bytes.fromhex(hex_text)  # 32-bit words in host (little-endian) order
-    return ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
-
-
-def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+    """Listening TCP sockets on ``ports`` bound beyond loopback, as ``address:port``."""
+    found = listeners.listeners()
+    return [f"{where.address}:{where.port}" for where in found if where.port in ports and not where.on_loopback]
 
 
 def port_is_free(port: int) -> bool:

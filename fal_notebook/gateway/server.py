@@ -65,7 +65,7 @@ def build_app(
     bodies = BodyBudget(limits.max_bodies)
     files = FileStore(files_dir(), max_bytes=limits.store_max, ttl=limits.store_ttl)
     app = Starlette(
-        routes=[*admin.ROUTES, *uploads.ROUTES, *routes.ROUTES],
+        routes=[*routes.ROUTES, *uploads.ROUTES, *admin.ROUTES],
         middleware=[Middleware(Door, budget=bodies)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},

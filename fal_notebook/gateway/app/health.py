@@ -14,7 +14,7 @@ from .host import Host
 from .pool import RunnerPool
 from .revision import Revisions
 
-#: Seconds between two looks at where an app's ready runners listen (Linux's /proc/net).
+#: Seconds between two looks at where an app's ready runners listen (listeners.py).
 LOOPBACK_EVERY = 1.0
 
 
@@ -33,7 +33,7 @@ class HealthChecks:
         if now >= self.next_look:
             self.next_look = now + LOOPBACK_EVERY
             ready = [r for r in self.pool.runners if r.state == RunnerState.READY]
-            found = exposed(set().union(*(r.ports for r in ready))) if ready else []  # (a read costs ms)
+            found = exposed(set().union(*(r.ports for r in ready))) if ready else []
             for runner in ready:
                 public = runner.beyond_loopback(found)
                 if public:

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import ipaddress
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import wire
@@ -140,30 +140,30 @@ async def read_body(request: Request) -> bytes:
     if declared is not None and declared > limits.max_body:
         raise _too_large(limits)
     loop = asyncio.get_running_loop()
-    chunks, size, started = [], 0, loop.time()
-    stream = request.stream()
-    while True:
-        try:
-            async with asyncio.timeout(limits.body_timeout):  # (no task per chunk, as wait_for makes)
-                chunk = await anext(stream)
-        except StopAsyncIteration:
-            break
-        except TimeoutError:
-            raise BodyRefused(408, f"The request body stopped arriving for {limits.body_timeout:g} s.") from None
-        except ClientDisconnect:
-            raise BodyRefused(400, "The client went away before its body arrived.") from None
-        size += len(chunk)
-        if size > limits.max_body:
-            raise _too_large(limits)
-        took = loop.time() - started
-        if took > limits.body_timeout and size < limits.min_body_rate * took:
-            raise BodyRefused(
-                408,
-                f"The request body arrives too slowly: {size} bytes in {took:.0f} s, under "
-                f"{limits.min_body_rate} bytes a second ({variable('min_body_rate')}).",
-            )
-        budget.take(request.scope, len(chunk), keyed=keyed)
-        chunks.append(chunk)
+    chunks, size, started, more = [], 0, loop.time(), True
+    try:
+        async with asyncio.timeout(limits.body_timeout) as silence:  # one timer, moved on by each chunk
+            while more:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise BodyRefused(400, "The client went away before its body arrived.")
+                chunk, more = message.get("body", b""), message.get("more_body", False)
+                size += len(chunk)
+                if size > limits.max_body:
+                    raise _too_large(limits)
+                took = loop.time() - started
+                if took > limits.body_timeout and size < limits.min_body_rate * took:
+                    raise BodyRefused(
+                        408,
+                        f"The request body arrives too slowly: {size} bytes in {took:.0f} s, under "
+                        f"{limits.min_body_rate} bytes a second ({variable('min_body_rate')}).",
+                    )
+                budget.take(request.scope, len(chunk), keyed=keyed)
+                chunks.append(chunk)
+                if more:
+                    silence.reschedule(loop.time() + limits.body_timeout)
+    except TimeoutError:
+        raise BodyRefused(408, f"The request body stopped arriving for {limits.body_timeout:g} s.") from None
     return b"".join(chunks)
 
 

@@ -44,7 +44,7 @@ def _deployment_json(deployment: Deployment) -> dict[str, Any]:
 
 
 def _apps(args: argparse.Namespace) -> None:
-    from .backends import gpu_summary, list_apps
+    from .backends import list_apps
 
     rows = list_apps()
     if args.json:
@@ -57,8 +57,8 @@ def _apps(args: argparse.Namespace) -> None:
         line = f"{row['name']:<24} {where} {row['status']:<10} {row['endpoint_id'] or '-'}"
         note = row.get("crash_loop") or row.get("error")
         print(line + (f"  ({' '.join(str(note).split())[:160]})" if note else ""))
-        for held in gpu_summary(row.get("gpus") or []):
-            print(f"    {held}")
+        for gpu in row.get("gpus") or []:
+            print(f"    {gpu['line']}")
         if row.get("waiting"):
             print(f"    waiting: {row['waiting']}")
 

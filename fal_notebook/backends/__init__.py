@@ -16,7 +16,7 @@ from .base import (
     Progress,
     crash_loop_summary,
     get_backend,
-    gpu_summary,
+    held_gpu_line,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,7 +29,7 @@ __all__ = [
     "deploy",
     "get_backend",
     "get_deployment",
-    "gpu_summary",
+    "held_gpu_line",
     "list_apps",
 ]
 
@@ -73,8 +73,8 @@ def get_deployment(name: str) -> Deployment:
 
 def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, Any]]:
     """Every captured or deployed app: name, mode, path, target, status, endpoint_id; deployed
-    apps also have url, queue_url, runners, queued, gpus (each runner's) and waiting (local targets)
-    and error. ``folders``
+    apps also have url, queue_url, runners, queued, gpus (each runner's, with its ``line`` to show:
+    held_gpu_line) and waiting (local targets) and error. ``folders``
     (e.g. a server root's ``fal_apps/``) are searched for project folders no capture registered."""
     from ..errors import ConfigError
     from ..state import project_folders, read_manifest, registered_projects
@@ -112,7 +112,7 @@ def list_apps(folders: Iterable[str | os.PathLike[str]] = ()) -> list[dict[str, 
                 queue_url=deployment.queue_url,
                 runners=local.runners if local else None,
                 queued=local.queued if local else None,
-                gpus=local.gpus if local else [],
+                gpus=[{**gpu, "line": held_gpu_line(gpu)} for gpu in local.gpus] if local else [],
                 waiting=local.waiting if local else None,
                 error=local.error if local else on_fal.last_error if on_fal else None,
                 openapi=local.openapi if local else None,

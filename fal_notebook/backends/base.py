@@ -99,9 +99,9 @@ def gpu_line(gpu: dict[str, Any]) -> str:
     return f"GPU {gpu.get('index')}{name}{uuid}{memory}"
 
 
-def gpu_summary(gpus: list[dict[str, Any]]) -> list[str]:
-    """One line per GPU a runner holds: ``app-r1-1: GPU 0 NVIDIA H200 (GPU-5b1f0c2e), 3.1 of 140.4 GiB used``."""
-    return [f"{gpu.get('runner')}: {gpu_line(gpu)}" for gpu in gpus]
+def held_gpu_line(gpu: dict[str, Any]) -> str:
+    """A GPU and the runner holding it: ``app-r1-1: GPU 0 NVIDIA H200 (GPU-5b1f0c2e), 3.1 of 140.4 GiB used``."""
+    return f"{gpu.get('runner')}: {gpu_line(gpu)}"
 
 
 def detail_type(target: str) -> type[LocalDetail] | type[FalDetail]:

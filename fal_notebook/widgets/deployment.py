@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..backends import Deployment, crash_loop_summary, gpu_summary
+from ..backends import Deployment, crash_loop_summary, held_gpu_line
 from ..backends.base import LocalDetail
 from ..statuses import AppStatus
 from .style import stylesheet
@@ -30,7 +30,7 @@ def deployment_view(deployment: Deployment) -> W.VBox:
         rows.append(("crash loop", crash_loop_summary(deployment)))
     detail = deployment.detail
     if isinstance(detail, LocalDetail):
-        rows += [("GPU", line) for line in gpu_summary(detail.gpus)]
+        rows += [("GPU", held_gpu_line(gpu)) for gpu in detail.gpus]
         rows += [("waiting", detail.waiting)] if detail.waiting else []
     table = "".join(
         f"<tr><td class='fal-pg-help'>{label}</td><td><code>{html.escape(value)}</code></td></tr>"

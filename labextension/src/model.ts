@@ -34,7 +34,10 @@ export interface IAppRow {
   openapi?: boolean | null;
 }
 
-/** A GPU a runner holds (fal_notebook.backends.base.LocalDetail.gpus); memory in MiB. */
+/**
+ * A GPU a runner holds (fal_notebook.backends.base.LocalDetail.gpus); memory in MiB. `line` is how
+ * to show it, written by fal_notebook.backends.list_apps (base.held_gpu_line), as the CLI shows it.
+ */
 export interface IRunnerGpu {
   runner: string;
   index: number;
@@ -42,18 +45,7 @@ export interface IRunnerGpu {
   name: string | null;
   memory_mib: number | null;
   memory_used_mib: number | null;
-}
-
-/** `r1-1: GPU 0 NVIDIA H200 · 3.1 of 140.4 GiB`, as fal_notebook.backends.base.gpu_line says it. */
-export function gpuLine(gpu: IRunnerGpu): string {
-  const name = gpu.name ? ` ${gpu.name}` : '';
-  const used = gpu.memory_used_mib;
-  const total = gpu.memory_mib;
-  const memory =
-    used !== null && total
-      ? ` · ${(used / 1024).toFixed(1)} of ${(total / 1024).toFixed(1)} GiB`
-      : '';
-  return `${gpu.runner}: GPU ${gpu.index}${name}${memory}`;
+  line: string;
 }
 
 /** The environment picker's label of ``env`` (the server's default named). */

@@ -24,7 +24,6 @@ import {
   Env,
   ENVS,
   envLabel,
-  gpuLine,
   IJobView,
   IRowView,
   optionLabels,
@@ -349,7 +348,7 @@ export function AppRow(props: {
             row.gpus.map(gpu => (
               <div key={`${gpu.runner}-${gpu.index}`} className="fal-Row-gpu">
                 <dt>GPU</dt>
-                <dd title={gpu.uuid}>{gpuLine(gpu)}</dd>
+                <dd title={gpu.uuid}>{gpu.line}</dd>
               </div>
             ))}
           {local && row.waiting && (

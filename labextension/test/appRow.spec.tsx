@@ -121,6 +121,31 @@ describe('AppRow', () => {
     ).toBeTruthy();
   });
 
+  it('shows each GPU a runner holds as the server wrote it, its uuid on hover', () => {
+    const line =
+      'web-r1-1: GPU 0 NVIDIA H200 (GPU-5b1f0c2e), 3.1 of 140.4 GiB used';
+    const gpu = {
+      runner: 'web-r1-1',
+      index: 0,
+      uuid: 'GPU-5b1f0c2e-0d1e-4c6a-9f2b-7a8e3d4c5b6a',
+      name: 'NVIDIA H200',
+      memory_mib: 143771,
+      memory_used_mib: 3174,
+      line
+    };
+    const model = new PanelModel(fakeClient(), fakeNotifier());
+    render(
+      <AppRow
+        row={rowOf({ ...ready, gpus: [gpu] })}
+        model={model}
+        actions={actions()}
+      />
+    );
+    const shown = screen.getByText(line);
+    expect(shown.getAttribute('title')).toBe(gpu.uuid);
+    expect(shown.previousElementSibling?.textContent).toBe('GPU');
+  });
+
   it('shows a crash’s key line first, and the whole text on Show', () => {
     const act = actions();
     const model = new PanelModel(fakeClient(), fakeNotifier());

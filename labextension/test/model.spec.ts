@@ -2,7 +2,6 @@ import {
   applyEvent,
   buildSections,
   envLabel,
-  gpuLine,
   ICellApp,
   IJobView,
   isAppCell,
@@ -231,23 +230,6 @@ describe('small views', () => {
 });
 
 describe('GPUs and the runners environment', () => {
-  it('shows each runner GPU with its memory where NVML says', () => {
-    const gpu = {
-      runner: 'model-r1-1',
-      index: 0,
-      uuid: 'GPU-5b1f0c2e',
-      name: 'NVIDIA H200',
-      memory_mib: 143771,
-      memory_used_mib: 3174
-    };
-    expect(gpuLine(gpu)).toBe(
-      'model-r1-1: GPU 0 NVIDIA H200 · 3.1 of 140.4 GiB'
-    );
-    expect(
-      gpuLine({ ...gpu, name: null, memory_used_mib: null, uuid: '0' })
-    ).toBe('model-r1-1: GPU 0');
-  });
-
   it('carries the GPUs and the reason to wait into the rows', () => {
     const gpus = [
       {
@@ -256,7 +238,8 @@ describe('GPUs and the runners environment', () => {
         uuid: '1',
         name: null,
         memory_mib: null,
-        memory_used_mib: null
+        memory_used_mib: null,
+        line: 'web-r1-1: GPU 1'
       }
     ];
     const deployed = app('web', {

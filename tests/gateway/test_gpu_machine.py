@@ -89,6 +89,8 @@ def test_a_gpu_runner_gets_a_gpu_of_its_own_and_a_cpu_runner_none(gateway):
     assert f"held by {runner['id']}" in status and seen["name"] in status
     [row] = [r for r in json.loads(cli(gateway, "apps", "--json")) if r["name"] == "cuda-app"]
     assert [(g["runner"], g["uuid"]) for g in row["gpus"]] == [(runner["id"], seen["visible"])]
+    line = row["gpus"][0]["line"]  # what the panel and `fal-notebook apps` show: name and memory in use
+    assert line.startswith(f"{runner['id']}: GPU {held['index']} {seen['name']} (") and line.endswith(" GiB used"), line
 
     cpu = deploy(gateway, "cpu-app")
     seen_cpu = fal_notebook.connect(cpu.endpoint_id).run({})

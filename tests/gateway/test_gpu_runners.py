@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import fal_notebook
+from fal_notebook import cli
 from fal_notebook.backends import list_apps
 from fal_notebook.backends.local import LocalBackend
 from fal_notebook.errors import DeployError
@@ -135,7 +136,7 @@ def holders(gateway) -> dict[int, str | None]:
         return {gpu["index"]: gpu["runner"] for gpu in client.get("/_fal_notebook/gpus").json()["gpus"]}
 
 
-def test_gpus_are_handed_out_whole_waited_for_and_given_back(gpu_gateway):
+def test_gpus_are_handed_out_whole_waited_for_and_given_back(gpu_gateway, capsys):
     gateway = gpu_gateway
     gpu = {"machine_type": ["GPU-H100"], "max_concurrency": 1}
     deploy(gateway, "gpu-a", **gpu)
@@ -148,7 +149,11 @@ def test_gpus_are_handed_out_whole_waited_for_and_given_back(gpu_gateway):
     [runner] = gateway.info("gpu-a")["runners"]
     assert [(g["index"], g["uuid"], g["name"]) for g in runner["gpus"]] == [(int(a), a, None)]  # names unknown
     rows = {row["name"]: row for row in list_apps()}  # what `fal-notebook apps --json` prints
-    assert [(g["runner"], g["index"]) for g in rows["gpu-a"]["gpus"]] == [("gpu-a-r1-1", int(a))]
+    assert [(g["runner"], g["index"], g["line"]) for g in rows["gpu-a"]["gpus"]] == [
+        ("gpu-a-r1-1", int(a), f"gpu-a-r1-1: GPU {a}")  # the line the panel and the CLI show
+    ]
+    assert cli.main(["apps"]) == 0
+    assert f"\n    gpu-a-r1-1: GPU {a}\n" in capsys.readouterr().out
     assert rows["cpu-app"]["gpus"] == [] and rows["cpu-app"]["waiting"] is None
 
     deploy(gateway, "gpu-c", wait=False, **gpu)  # a third runner: none is free

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fal_notebook.backends import held_gpu_line
 from fal_notebook.errors import GatewayError
 from fal_notebook.gateway import gpus, start_gateway
 from fal_notebook.gateway.gpus import Gpu, GpuPool, Holder
@@ -136,6 +137,14 @@ def test_the_inventory_as_json_has_names_and_memory_where_known():
         "runner": "model-r1-1",
     }
     assert info["gpus"][1]["runner"] is None
+
+
+def test_a_held_gpu_reads_as_one_line_with_what_is_known():
+    """The line the CLI's `apps`, the deployment card and the panel show (list_apps writes it)."""
+    held = {**GpuPool(FOUND).describe()[0], "runner": "model-r1-1", "memory_used_mib": 3174}
+    assert held_gpu_line(held) == "model-r1-1: GPU 0 NVIDIA H200 (GPU-5b1f0c2e), 3.1 of 140.4 GiB used"
+    bare = {**held, "uuid": "0", "name": None, "memory_used_mib": None}  # FAL_NOTEBOOK_GPUS=0, no driver
+    assert held_gpu_line(bare) == "model-r1-1: GPU 0"
 
 
 def test_a_gateway_told_a_malformed_gpu_list_does_not_start_and_says_why(fal_env, monkeypatch):

@@ -24,7 +24,8 @@ INHERITED = (
 INHERITED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "NCCL_", "TRITON_", "HF_")
 INHERITED_NEVER = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|(^|_)(API_?)?KEY(_|$)", re.IGNORECASE)
 #: Variables the gateway takes beyond those its runners inherit (see ``gateway_environment``).
-GATEWAY_SETTINGS = ("FAL_NOTEBOOK_HOME", "FAL_NOTEBOOK_GPUS", "FAL_NOTEBOOK_DOCKER_NETWORK")
+#: (``FAL_HOME_DIR``: where fal keeps the user's login, hidden from runners.)
+GATEWAY_SETTINGS = ("FAL_NOTEBOOK_HOME", "FAL_NOTEBOOK_GPUS", "FAL_NOTEBOOK_DOCKER_NETWORK", "FAL_HOME_DIR")
 GATEWAY_PREFIXES = ("FAL_NOTEBOOK_GATEWAY_", "UV_", "PIP_", "JUPYTER_", "XDG_")
 
 

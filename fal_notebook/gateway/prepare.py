@@ -169,8 +169,11 @@ def _process_launch(project: AppProject, python: str, env: dict[str, str], timeo
 
 def hidden_folders() -> list[Path]:
     """What local runners must not read: ``FAL_NOTEBOOK_HOME`` (the gateway's key, queue, logs, the
-    other apps) and Jupyter's runtime folder (each kernel's connection key)."""
-    return [home(), Path(jupyter_runtime_dir())]
+    other apps), Jupyter's runtime folder (each kernel's connection key) and fal's own folder (the
+    user's fal login and config: ``~/.fal``, or ``FAL_HOME_DIR``; a local runner has the gateway's
+    store key instead)."""
+    fal_home = Path(os.environ.get("FAL_HOME_DIR") or "~/.fal").expanduser()
+    return [home(), Path(jupyter_runtime_dir()), fal_home]
 
 
 def needed_inside(python: str, env: dict[str, str]) -> list[Path]:

@@ -2,12 +2,13 @@
 
 A runner runs the app's own code as the user. In the sandbox it sees the machine's files as the user
 does, except the folders it must not read (``FAL_NOTEBOOK_HOME``: the gateway's key, queue, logs and
-other apps' snapshots; the Jupyter runtime folder: the kernels' connection keys), which are empty
-there; the parts of them a runner needs (its revision's snapshot, its virtualenv) are bound back. It
-sees only its own processes (a PID namespace with its own ``/proc``), so not the gateway's or the
-kernel's environment or memory. GPU device nodes pass through; ``binds`` add folders of the
-caller's choice (e.g. a private ``/data``). The network is the machine's: the gateway reaches the
-runner on loopback, and the runner reaches what the user's processes reach.
+other apps' snapshots; the Jupyter runtime folder: the kernels' connection keys; fal's own folder:
+the user's fal login), which are empty there; the parts of them a runner needs (its revision's
+snapshot, its virtualenv) are bound back. It sees only its own processes (a PID namespace with its
+own ``/proc``), so not the gateway's or the kernel's environment or memory. GPU device nodes pass
+through; ``binds`` add folders of the caller's choice (e.g. a private ``/data``). The network is the
+machine's: the gateway reaches the runner on loopback, and the runner reaches what the user's
+processes reach.
 
 Without bubblewrap, or where it cannot make a sandbox (no user namespaces), runners run as before
 and each deploy says so (``Sandbox.note``).

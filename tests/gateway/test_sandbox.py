@@ -17,6 +17,7 @@ import pytest
 from fal_notebook.backends.local import LocalBackend
 from fal_notebook.gateway import start_gateway, stop_gateway
 from fal_notebook.gateway.paths import pid_path
+from fal_notebook.gateway.prepare import hidden_folders
 from fal_notebook.gateway.sandbox import Bind, Sandbox, detect
 from fal_notebook.state import read_json
 from tests.gateway_helpers import LocalGateway, free_port
@@ -89,6 +90,22 @@ def test_the_sandbox_hides_the_state_folder_and_binds_back_what_a_runner_needs(s
     assert (data / "out.txt").read_text() == "x"
     assert os.getpid() not in seen["pids"] and len(seen["pids"]) <= 3  # its own processes only
     assert not Path("/data/out.txt").exists()  # the machine's / is not written to
+
+
+@pytest.mark.parametrize("where", ["~/.fal", "FAL_HOME_DIR"])
+def test_a_runner_cannot_read_the_users_fal_login(sandbox, tmp_path, monkeypatch, where):
+    """fal's own folder (the user's login and config) is empty in a runner's sandbox: by default
+    ``~/.fal``, or where ``FAL_HOME_DIR`` puts it."""
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    fal_home = tmp_path / "user" / ".fal"
+    if where == "FAL_HOME_DIR":
+        fal_home = tmp_path / "elsewhere"
+        monkeypatch.setenv("FAL_HOME_DIR", str(fal_home))
+    fal_home.mkdir(parents=True)
+    (fal_home / "auth0_token").write_text("the user's fal login")
+    script = f"import json, os; print(json.dumps(os.listdir({str(fal_home)!r})))"
+    assert run_inside(sandbox, script, hidden=hidden_folders()) == []
+    assert (fal_home / "auth0_token").read_text() == "the user's fal login"  # untouched outside
 
 
 def test_device_nodes_pass_through_when_asked_for(sandbox):

@@ -186,7 +186,6 @@ def main() -> int:
         "timeout_keep_alive": math.ceil(limits.keep_alive),  # uvicorn counts whole seconds
         "log_level": "warning",
         "access_log": False,
-        "proxy_headers": False,  # no proxy stands before the gateway: X-Forwarded-* from a caller is not trusted
         "timeout_graceful_shutdown": 10,
     }
     server = Gateway(uvicorn.Config(app, host=GATEWAY_HOST, port=port, **common))

@@ -19,14 +19,13 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
 
 from .. import wire
 from ..wire import CancelAnswer, ErrorType, RequestStatus
@@ -225,21 +224,6 @@ async def call(
     return await relay(request, runtime, runner, request_id, upstream, path)
 
 
-class SyncAnswer(Response):
-    """A sync call's answer, whole; ``then`` runs once it is sent, or failed to be (the runner's slot
-    goes back with the answer on its way: the caller does not wait for the gateway's bookkeeping)."""
-
-    def __init__(self, content: bytes, status_code: int, *, headers: dict[str, str], then: Callable[[], None]):
-        super().__init__(content, status_code, headers=headers)
-        self.then = then
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.then()
-
-
 def caller_gone(request: Request, runtime: AppRuntime, runner: Runner, path: str, request_id: str) -> None:
     """A sync caller went away mid-call: cancel its request on the app (``<path>/cancel``), as fal does."""
     runtime.queue.release(runner, request_id, served=False)
@@ -272,18 +256,14 @@ async def relay(
             return error(504, "Request timed out.", ErrorType.REQUEST_TIMEOUT)
         except UpstreamError:
             return error(503, f"Runner {runner.id} disconnected during the response.", ErrorType.RUNNER_DISCONNECTED)
-        except BaseException:
-            runtime.queue.release(runner, request_id)
-            raise
         finally:
             await upstream.aclose()
+            runtime.queue.release(runner, request_id)
         sent_type = next((v for k, v in headers.items() if k.lower() == wire.ERROR_TYPE.lower()), None)
         content, error_type = wire.runner_error(upstream.status_code, content, sent_type)
         if error_type and not sent_type:
             headers[wire.ERROR_TYPE] = error_type
-        return SyncAnswer(
-            content, upstream.status_code, headers=headers, then=lambda: runtime.queue.release(runner, request_id)
-        )
+        return Response(content, upstream.status_code, headers=headers)
 
     async def chunks() -> AsyncIterator[bytes]:
         raw = upstream.aiter_raw()

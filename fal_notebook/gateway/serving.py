@@ -3,9 +3,8 @@ slow clients dropped.
 
 - uvicorn writes an answer's head and its body with two system calls, and each wakes the caller; on
   a loaded machine a wake-up costs more than the work. Here an answer's writes within one turn of
-  the event loop leave together, at once when the answer is complete (what the handler does after
-  its answer, it does with the answer on its way), else at the end of the turn (a streamed answer
-  still leaves chunk by chunk: each chunk comes in a turn of its own).
+  the event loop leave together (a streamed answer still leaves chunk by chunk: each chunk comes in
+  a turn of its own).
 - A connection that does not send its request line and headers within ``header_timeout`` seconds
   (from the connection, or from the end of the previous answer) is closed: slowloris clients hold
   no connection (the limit is ``Limits.header_timeout``).
@@ -30,7 +29,7 @@ class _Corked:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._pending:
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self._flush)
         self._pending.append(bytes(data))
 
     def writelines(self, lines: Any) -> None:
@@ -41,14 +40,14 @@ class _Corked:
         return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
 
     def close(self) -> None:
-        self.flush()
+        self._flush()
         self._transport.close()
 
     def write_eof(self) -> None:
-        self.flush()
+        self._flush()
         self._transport.write_eof()
 
-    def flush(self) -> None:
+    def _flush(self) -> None:
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()
@@ -70,8 +69,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.corked = _Corked(transport)  # type: ignore[arg-type]
-        super().connection_made(self.corked)  # type: ignore[arg-type]
+        super().connection_made(_Corked(transport))  # type: ignore[arg-type]
         self._await_headers()
 
     def on_headers_complete(self) -> None:
@@ -79,7 +77,6 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
-        self.corked.flush()
         super().on_response_complete()
         if not self.transport.is_closing():
             self._await_headers()

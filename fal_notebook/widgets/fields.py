@@ -98,9 +98,18 @@ class Control:
         pass
 
 
+#: Typed text reaches the kernel once, when the field is left (a click on Send leaves it), not per key:
+#: ipywidgets holds a widget's further updates while one is in flight, and a button's click is not held,
+#: so a click right after typing would otherwise reach the kernel before the last keys.
+TYPED = {"continuous_update": False}
+
+
 class TextControl(Control):
     def __init__(self, shape: Shape, uploader: Uploader):
-        self.input = W.Textarea(rows=3, layout=_full()) if shape.multiline else W.Text(layout=_full())
+        if shape.multiline:
+            self.input = W.Textarea(rows=3, layout=_full(), **TYPED)
+        else:
+            self.input = W.Text(layout=_full(), **TYPED)
         self.input.add_class("fal-pg-input")
         self.widget = self.input
 
@@ -225,7 +234,7 @@ class JsonControl(Control):
 
     def __init__(self, shape: Shape, uploader: Uploader):
         hint = f"JSON ({shape.recursive})" if shape.recursive else "JSON"
-        self.input = W.Textarea(rows=4, placeholder=hint, layout=_full())
+        self.input = W.Textarea(rows=4, placeholder=hint, **TYPED, layout=_full())
         self.input.add_class("fal-pg-code")
         self.widget = self.input
 
